@@ -1,0 +1,63 @@
+# Two commands on a fresh Debian 12 machine (as root): `make demo` or `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputils-ping \
+                net-tools procps psmisc python3-venv python3-pip
+# Building Ryu 4.34 needs an old setuptools (see README, "Why these pins").
+BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
+DEMO_ARGS ?=
+
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean
+
+setup: apt ovs venv
+
+apt:
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup installs packages: run it as root" >&2; exit 1; fi
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+ovs:
+	@ovs-vsctl --timeout=3 show >/dev/null 2>&1 || /usr/share/openvswitch/scripts/ovs-ctl start
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg setup.py
+	test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(BUILD_PINS)
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+	# Mininet's Python package comes from Debian (with mnexec); link it into the venv.
+	ln -sfn /usr/lib/python3/dist-packages/mininet "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mininet"
+	# Ryu needs its compatibility fix before ryu-manager imports anything: see controller/ryu_compat.py.
+	printf '%s\nimport controller.ryu_compat as _c; _c.install()\n' "$(CURDIR)" \
+	    > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sdn_ryu_compat.pth"
+	$(VENV)/bin/ryu-manager --version
+	touch $@
+
+lint: venv
+	$(VENV)/bin/lint-imports --config setup.cfg
+
+unit: venv
+	$(PY) -m pytest -q -m "not integration"
+
+integration: setup
+	$(PY) -m pytest -q -m integration
+
+# The whole suite: import contracts, unit tests, integration tests on real OVS.
+test: setup lint
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m mininet_topos.demo $(DEMO_ARGS)
+
+bench: setup
+	$(PY) -m bench.l2_throughput
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Thin Ryu applications: events in, flows/ out, REST routes. Each runs alone or combined."""

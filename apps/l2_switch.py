@@ -1,0 +1,187 @@
+"""MAC-learning switch (OpenFlow 1.3), reactive or datapath learning.
+
+    ryu-manager apps/l2_switch.py            # REST on 127.0.0.1:8080
+    SDN_CONFIG=sdn.yaml ryu-manager apps/l2_switch.py
+
+Config section `l2_switch`: mode (reactive|datapath), idle_timeout, max_macs,
+packet_in_bytes (see flows/l2.py). REST:
+    GET    /v1/switches                  connected switches
+    GET    /v1/switches/{dpid}/macs      learned MACs: mac, port, vlan, age_s
+    DELETE /v1/switches/{dpid}/macs      flush them
+"""
+import struct
+import time
+
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+
+from controller import config, ofcompile, pipeline, rest, southbound
+from flows import l2
+from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
+from flows.spec import is_multicast_mac, Output
+
+_ETH_8021Q = 0x8100
+
+
+def parse_ethernet(data: bytes):
+    """(dst, src, vlan or None) from the first bytes of a frame; None if too short."""
+    if len(data) < 14:
+        return None
+    dst, src = data[0:6].hex(":"), data[6:12].hex(":")
+    vlan = None
+    if struct.unpack_from("!H", data, 12)[0] == _ETH_8021Q and len(data) >= 16:
+        vlan = struct.unpack_from("!H", data, 14)[0] & 0x0FFF
+    return dst, src, vlan
+
+
+class SwitchState:
+    def __init__(self, datapath, max_macs):
+        self.datapath = datapath
+        self.macs = MacTable(max_macs)
+        self.packet_ins = 0
+        self.not_learned = 0  # sources seen while the MAC table was full
+
+
+class L2Switch(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(l2.L2Settings, "l2_switch")
+        except config.ConfigError as err:
+            raise SystemExit(f"l2_switch: {err}") from None
+        self.switches = {}
+        rest.register(kwargs["wsgi"], L2Rest, self)
+        self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
+                         self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
+
+    # --- switch lifecycle -----------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        datapath = ev.msg.datapath
+        self.switches[datapath.id] = SwitchState(datapath, self.settings.max_macs)
+        southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
+                                                                self.settings.packet_in_bytes))
+        southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
+                        + l2.switch_defaults(self.settings))
+        self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        if ev.datapath.id is not None and self.switches.pop(ev.datapath.id, None):
+            self.logger.info("switch %016x disconnected", ev.datapath.id)
+
+    # --- learning (reactive mode) -------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        switch = self.switches.get(msg.datapath.id)
+        if switch is None:
+            return
+        switch.packet_ins += 1
+        if self.settings.mode != "reactive" or msg.table_id != pipeline.table_id("l2_src"):
+            return
+        headers = parse_ethernet(msg.data)
+        if headers is None:
+            return
+        _, src, vlan = headers
+        if is_multicast_mac(src):
+            return
+        port = msg.match["in_port"]
+        verdict, previous = switch.macs.observe(src, port, vlan, time.monotonic())
+        if verdict == TABLE_FULL:
+            switch.not_learned += 1
+            return
+        if verdict == KNOWN:
+            return
+        changes = []
+        if verdict == MOVED:
+            changes += l2.forget_host(src, previous.port, vlan)
+            self.logger.debug("%016x: %s moved %s -> %s", msg.datapath.id, src,
+                              previous.port, port)
+        changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout)
+        southbound.push(msg.datapath, changes, barrier=False)
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def _flow_removed(self, ev):
+        msg = ev.msg
+        switch = self.switches.get(msg.datapath.id)
+        if switch is None or pipeline.owner_of(msg.cookie) != l2.HOSTS:
+            return
+        if msg.table_id != pipeline.table_id("l2_src"):
+            return
+        match = ofcompile.decode_match(msg.match)
+        mac, port, vlan = match.get("eth_src"), match.get("in_port"), match.get("vlan_vid")
+        if switch.macs.remove(mac, port, vlan):
+            southbound.push(msg.datapath, l2.forget_host(mac, port, vlan), barrier=False)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        """A port that went down or away takes its MACs with it (re-learned at once
+        when the host speaks elsewhere)."""
+        msg = ev.msg
+        switch = self.switches.get(msg.datapath.id)
+        ofp = msg.datapath.ofproto
+        down = msg.reason == ofp.OFPPR_DELETE or msg.desc.state & ofp.OFPPS_LINK_DOWN
+        if switch is None or not down:
+            return
+        changes = []
+        for entry in switch.macs.entries():
+            if entry.port == msg.desc.port_no and switch.macs.remove(entry.mac, entry.port,
+                                                                     entry.vlan):
+                changes += l2.forget_host(entry.mac, entry.port, entry.vlan)
+        if changes:
+            southbound.push(msg.datapath, changes)
+
+    # --- what REST asks -----------------------------------------------------------
+
+    def switch(self, dpid):
+        switch = self.switches.get(dpid)
+        if switch is None:
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
+        return switch
+
+    def learned_macs(self, dpid):
+        switch = self.switch(dpid)
+        if self.settings.mode == "reactive":
+            now = time.monotonic()
+            return [{"mac": e.mac, "port": e.port, "vlan": e.vlan,
+                     "age_s": round(now - e.learned_at, 1)} for e in switch.macs.entries()]
+        macs = []
+        for spec, stat in southbound.request_flows(self, switch.datapath, l2.LEARNED, "l2_dst"):
+            ports = [a.port for a in spec.actions if isinstance(a, Output)]
+            vlan = spec.match.get("vlan_vid")
+            macs.append({"mac": spec.match.get("eth_dst"), "port": ports[0] if ports else None,
+                         "vlan": vlan, "age_s": stat.duration_sec})
+        return sorted(macs, key=lambda m: (m["vlan"] or 0, m["mac"]))
+
+    def flush_macs(self, dpid):
+        switch = self.switch(dpid)
+        count = len(switch.macs)
+        switch.macs.clear()
+        southbound.push(switch.datapath, l2.forget_all_hosts())
+        return count
+
+
+class L2Rest(rest.ControllerBase):
+    def __init__(self, req, link, data, **config):
+        super().__init__(req, link, data, **config)
+        self.app = data
+
+    @rest.api("l2_switches", "/v1/switches", methods=["GET"])
+    def list_switches(self, req, **_):
+        return [{"dpid": rest.format_dpid(dpid), "mode": self.app.settings.mode,
+                 "macs": len(self.app.learned_macs(dpid)), "packet_ins": s.packet_ins, "not_learned": s.not_learned}
+                for dpid, s in sorted(self.app.switches.items())]
+
+    @rest.api("l2_macs", "/v1/switches/{dpid}/macs", methods=["GET"])
+    def list_macs(self, req, dpid, **_):
+        return self.app.learned_macs(rest.parse_dpid(dpid))
+
+    @rest.api("l2_flush", "/v1/switches/{dpid}/macs", methods=["DELETE"])
+    def flush(self, req, dpid, **_):
+        return {"flushed": self.app.flush_macs(rest.parse_dpid(dpid))}

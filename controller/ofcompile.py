@@ -1,0 +1,184 @@
+"""Compile flow specs (flows.spec values) into Ryu OpenFlow 1.3 messages, and
+decode flow-stats entries back into specs.
+
+The only module that builds OpenFlow parser objects. Domain values become wire
+values here and nowhere else: table names -> numbers, Owner -> cookie, a VLAN
+id -> vid | OFPVID_PRESENT, "flood" -> OFPP_FLOOD.
+"""
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from controller import pipeline
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
+                        FlowSpec, Group, Learn, Match, Output, Owner, PopVlan, PushVlan,
+                        SetField, SetQueue)
+
+_RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
+             CONTROLLER: ofp.OFPP_CONTROLLER}
+_RESERVED_BACK = {v: k for k, v in _RESERVED.items()}
+
+# learn() copies fields by their NXM names; (nxm field, bits copied).
+_LEARN_FIELDS = {
+    "eth_src": ("eth_src_nxm", 48),
+    "eth_dst": ("eth_dst_nxm", 48),
+    "vlan_vid": ("vlan_tci", 12),     # the VID bits of the TCI, as the overlay lab does
+    "in_port": ("in_port_nxm", 16),
+    "tunnel_id": ("tunnel_id_nxm", 64),
+}
+
+
+def _vlan_vid(value):
+    if value == UNTAGGED:
+        return ofp.OFPVID_NONE
+    if value == TAGGED:
+        return (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
+    return value | ofp.OFPVID_PRESENT
+
+
+def compile_match(match: Match):
+    kwargs = {}
+    for name, value, mask in match.fields:
+        if name == "vlan_vid":
+            kwargs[name] = _vlan_vid(value)
+        else:
+            kwargs[name] = value if mask is None else (value, mask)
+    return parser.OFPMatch(**kwargs)
+
+
+def _port(port):
+    return _RESERVED[port] if isinstance(port, str) else port
+
+
+def _learn(action: Learn):
+    specs = []
+    for dst, src in action.matches:
+        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
+        specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
+    specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
+    return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,
+                                idle_timeout=action.idle_timeout,
+                                hard_timeout=action.hard_timeout,
+                                priority=action.priority,
+                                cookie=pipeline.cookie(action.owner))
+
+
+def compile_action(action):
+    if isinstance(action, Output):
+        max_len = action.max_len if action.port == CONTROLLER else 0
+        return parser.OFPActionOutput(_port(action.port), max_len)
+    if isinstance(action, SetField):
+        value = _vlan_vid(action.value) if action.field == "vlan_vid" else action.value
+        return parser.OFPActionSetField(**{action.field: value})
+    if isinstance(action, PushVlan):
+        return parser.OFPActionPushVlan(action.ethertype)
+    if isinstance(action, PopVlan):
+        return parser.OFPActionPopVlan()
+    if isinstance(action, Group):
+        return parser.OFPActionGroup(action.group_id)
+    if isinstance(action, SetQueue):
+        return parser.OFPActionSetQueue(action.queue_id)
+    if isinstance(action, Learn):
+        return _learn(action)
+    raise TypeError(f"cannot compile action {action!r}")
+
+
+def flow_mod(datapath, spec: FlowSpec):
+    """An OFPFC_ADD for `spec` (an add of an identical match+priority replaces it)."""
+    pipeline.validate(spec)
+    instructions = []
+    if spec.actions:
+        instructions.append(parser.OFPInstructionActions(
+            ofp.OFPIT_APPLY_ACTIONS, [compile_action(a) for a in spec.actions]))
+    if spec.goto is not None:
+        instructions.append(parser.OFPInstructionGotoTable(pipeline.table_id(spec.goto)))
+    return parser.OFPFlowMod(
+        datapath, cookie=pipeline.cookie(spec.owner), table_id=pipeline.table_id(spec.table),
+        command=ofp.OFPFC_ADD, idle_timeout=spec.idle_timeout, hard_timeout=spec.hard_timeout,
+        priority=spec.priority, buffer_id=ofp.OFP_NO_BUFFER,
+        flags=ofp.OFPFF_SEND_FLOW_REM if spec.notify_removed else 0,
+        match=compile_match(spec.match), instructions=instructions)
+
+
+def flow_delete(datapath, delete: FlowDelete):
+    pipeline.validate(delete)
+    strict = delete.priority is not None
+    return parser.OFPFlowMod(
+        datapath, cookie=pipeline.cookie(delete.owner),
+        cookie_mask=pipeline.cookie_mask(delete.owner),
+        table_id=ofp.OFPTT_ALL if delete.table is None else pipeline.table_id(delete.table),
+        command=ofp.OFPFC_DELETE_STRICT if strict else ofp.OFPFC_DELETE,
+        priority=delete.priority or 0, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=compile_match(delete.match))
+
+
+def compile_all(datapath, items):
+    """Specs and deletes, in order, as messages."""
+    return [flow_delete(datapath, i) if isinstance(i, FlowDelete) else flow_mod(datapath, i)
+            for i in items]
+
+
+def flow_stats_request(datapath, owner: Owner, table=None):
+    return parser.OFPFlowStatsRequest(
+        datapath, 0, ofp.OFPTT_ALL if table is None else pipeline.table_id(table),
+        ofp.OFPP_ANY, ofp.OFPG_ANY, pipeline.cookie(owner), pipeline.cookie_mask(owner),
+        parser.OFPMatch())
+
+
+def set_packet_in_bytes(datapath, nbytes: int):
+    """Switch config: truncate table-miss packet-ins to `nbytes`."""
+    return parser.OFPSetConfig(datapath, ofp.OFPC_FRAG_NORMAL, nbytes)
+
+
+def barrier(datapath):
+    return parser.OFPBarrierRequest(datapath)
+
+
+# --- decoding what a switch reports ----------------------------------------------
+
+def decode_match(ofmatch) -> Match:
+    fields = {}
+    for name, value in ofmatch.items():
+        if name == "vlan_vid":
+            if isinstance(value, tuple):
+                value = TAGGED
+            elif value == ofp.OFPVID_NONE:
+                value = UNTAGGED
+            else:
+                value &= ~ofp.OFPVID_PRESENT
+        fields[name] = value
+    return Match.of(**fields)
+
+
+def _decode_action(action):
+    if isinstance(action, parser.OFPActionOutput):
+        return Output(_RESERVED_BACK.get(action.port, action.port),
+                      action.max_len if action.port == ofp.OFPP_CONTROLLER else 0)
+    if isinstance(action, parser.OFPActionPopVlan):
+        return PopVlan()
+    if isinstance(action, parser.OFPActionPushVlan):
+        return PushVlan(action.ethertype)
+    if isinstance(action, parser.OFPActionGroup):
+        return Group(action.group_id)
+    if isinstance(action, parser.OFPActionSetQueue):
+        return SetQueue(action.queue_id)
+    if isinstance(action, parser.OFPActionSetField):
+        value = action.value
+        if action.key == "vlan_vid":
+            value &= ~ofp.OFPVID_PRESENT
+        return SetField(action.key, value)
+    return action  # kept as Ryu's object (e.g. learn), still comparable by repr
+
+
+def decode_flow(stat) -> FlowSpec:
+    """A flow-stats entry as a FlowSpec (owner None when the cookie is not ours)."""
+    actions, goto = [], None
+    for inst in stat.instructions:
+        if isinstance(inst, parser.OFPInstructionActions):
+            actions.extend(_decode_action(a) for a in inst.actions)
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            goto = pipeline.table_name(inst.table_id)
+    return FlowSpec(pipeline.table_name(stat.table_id), stat.priority, decode_match(stat.match),
+                    pipeline.owner_of(stat.cookie), tuple(actions), goto,
+                    stat.idle_timeout, stat.hard_timeout,
+                    bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM))

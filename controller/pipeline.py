@@ -1,0 +1,147 @@
+"""The one shared pipeline every app programs, and the cookie scheme.
+
+Apps compose on one switch because they agree on this table layout. Each table
+ends in a priority-0 miss owned by "pipeline" that passes the frame on, so a
+table whose app is not loaded is transparent; apps put their own defaults at
+priority >= 1.
+
+    0 ingress   port/VLAN classification (access tag, trunk admit), port security
+    1 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
+    2 qos       classification into queues (set_queue) or meters
+    3 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
+    4 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
+    5 flood     broadcast/unknown unicast: per-VLAN member ports
+
+Cookie (64 bits): bits 63..56 the owning app, 55..48 the purpose, 47..0 free
+for the app (e.g. a rule id). Every entry the controller installs carries
+one, so an app deletes and reconciles exactly its own entries
+(`cookie`/`cookie_mask` in a flow-mod or stats request).
+"""
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+from flows.spec import FlowDelete, FlowSpec, Learn, Match, Owner
+
+
+class PipelineError(ValueError):
+    """A spec that the pipeline does not allow (unknown table, illegal goto, field)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    table_id: int
+    purpose: str
+    matches: FrozenSet[str]
+    next_tables: Tuple[str, ...]
+
+
+_L2_FIELDS = frozenset({"in_port", "vlan_vid", "eth_src", "eth_dst", "eth_type"})
+_L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst",
+                           "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
+
+PIPELINE: Tuple[Table, ...] = (
+    Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("vip",)),
+    Table("vip", 1, "virtual IPs (load balancer)", _L3_FIELDS, ("qos",)),
+    Table("qos", 2, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
+    Table("l2_src", 3, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
+    Table("l2_dst", 4, "destination MAC forwarding", _L2_FIELDS, ("flood",)),
+    Table("flood", 5, "flooding per VLAN", _L2_FIELDS, ()),
+)
+TABLES: Dict[str, Table] = {t.name: t for t in PIPELINE}
+
+APP_IDS: Dict[str, int] = {
+    "pipeline": 0x01,
+    "l2_switch": 0x10,
+    "vlan": 0x20,
+    "qos": 0x30,
+    "lb": 0x40,
+    "overlay": 0x50,
+}
+PURPOSE_IDS: Dict[str, int] = {
+    "miss": 0x01,
+    "default": 0x02,
+    "host": 0x03,
+    "learned": 0x04,
+}
+_APP_MASK = 0xFF << 56
+_PURPOSE_MASK = 0xFF << 48
+
+
+def table_id(name: str) -> int:
+    try:
+        return TABLES[name].table_id
+    except KeyError:
+        raise PipelineError(f"unknown table {name!r}; the pipeline has {', '.join(TABLES)}") from None
+
+
+def table_name(number: int) -> str:
+    for table in PIPELINE:
+        if table.table_id == number:
+            return table.name
+    raise PipelineError(f"no table {number} in the pipeline")
+
+
+def cookie(owner: Owner) -> int:
+    if owner.app not in APP_IDS:
+        raise PipelineError(f"unknown app {owner.app!r} in cookie")
+    value = APP_IDS[owner.app] << 56
+    if owner.purpose is not None:
+        if owner.purpose not in PURPOSE_IDS:
+            raise PipelineError(f"unknown purpose {owner.purpose!r} in cookie")
+        value |= PURPOSE_IDS[owner.purpose] << 48
+    return value
+
+
+def cookie_mask(owner: Owner) -> int:
+    """The mask that selects exactly `owner`'s entries (all purposes if purpose is None)."""
+    return _APP_MASK if owner.purpose is None else _APP_MASK | _PURPOSE_MASK
+
+
+def owner_of(value: int) -> Optional[Owner]:
+    """Decode a cookie read back from a switch; None for cookies that are not ours."""
+    apps = {v: k for k, v in APP_IDS.items()}
+    purposes = {v: k for k, v in PURPOSE_IDS.items()}
+    app = apps.get((value & _APP_MASK) >> 56)
+    if app is None:
+        return None
+    return Owner(app, purposes.get((value & _PURPOSE_MASK) >> 48))
+
+
+def validate(spec) -> None:
+    """Raise PipelineError unless `spec` fits the declared pipeline."""
+    if isinstance(spec, FlowDelete):
+        if spec.table is not None:
+            table_id(spec.table)
+        cookie(spec.owner)
+        return
+    if not isinstance(spec, FlowSpec):
+        raise PipelineError(f"not a flow spec: {spec!r}")
+    table = TABLES.get(spec.table)
+    if table is None:
+        table_id(spec.table)  # raises with the list of tables
+    illegal = spec.match.names() - table.matches
+    if illegal:
+        raise PipelineError(f"table {spec.table!r} cannot match on {', '.join(sorted(illegal))}")
+    if spec.goto is not None and spec.goto not in table.next_tables:
+        raise PipelineError(f"table {spec.table!r} may not go to {spec.goto!r} "
+                            f"(allowed: {', '.join(table.next_tables) or 'none'})")
+    if not 0 <= spec.priority <= 0xFFFF:
+        raise PipelineError(f"priority {spec.priority} out of range")
+    cookie(spec.owner)
+    for action in spec.actions:
+        if isinstance(action, Learn):
+            learned = TABLES.get(action.table)
+            if learned is None or learned.table_id <= table.table_id:
+                raise PipelineError(f"learn() from {spec.table!r} must write a later table, "
+                                    f"not {action.table!r}")
+            cookie(action.owner)
+
+
+def table_misses() -> List[FlowSpec]:
+    """Priority-0 pass-through for every table (the last one drops)."""
+    misses = []
+    for table in PIPELINE:
+        goto = table.next_tables[0] if table.next_tables else None
+        misses.append(FlowSpec(table.name, 0, Match(), Owner("pipeline", "miss"), goto=goto))
+    return misses

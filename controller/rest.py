@@ -1,0 +1,120 @@
+"""REST base on Ryu's WSGI layer: JSON in and out, errors as JSON with the right
+status, dpid parsing, 405 for a known path with the wrong method and a JSON 404
+for unknown paths.
+
+The API binds to 127.0.0.1 unless `--wsapi-host` says otherwise (Ryu's own
+default is every address).
+"""
+import functools
+import inspect
+import json
+
+from controller import ryu_compat
+
+ryu_compat.install()  # no-op when the venv's .pth hook already did it
+
+import webob  # noqa: E402
+from ryu import cfg  # noqa: E402
+from ryu.app.wsgi import ControllerBase, WSGIApplication, route  # noqa: E402,F401
+
+cfg.CONF.set_default("wsapi_host", "127.0.0.1")
+
+_NOT_FOUND_ROUTE = "json-not-found"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(body, status=200, headers=None):
+    return webob.Response(status=status, content_type="application/json", charset="utf-8",
+                          headerlist=list((headers or {}).items()),
+                          body=(json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+
+
+def error_response(status, message, headers=None):
+    return json_response({"error": message, "status": status}, status, headers)
+
+
+def api(name, path, methods):
+    """Like Ryu's `route`, plus: the handler returns plain data (sent as JSON) and
+    raises ApiError for a JSON error reply."""
+    def wrap(handler):
+        @route(name, path, methods=methods)
+        @functools.wraps(handler)
+        def handle(self, req, **kwargs):
+            try:
+                result = handler(self, req, **kwargs)
+            except ApiError as err:
+                return error_response(err.status, err.message)
+            if isinstance(result, webob.Response):
+                return result
+            return json_response(result)
+        return handle
+    return wrap
+
+
+def format_dpid(dpid: int) -> str:
+    return "%016x" % dpid
+
+
+def parse_dpid(text: str) -> int:
+    """16 hex digits (Ryu's and ovs-ofctl's form) or a decimal number."""
+    try:
+        if len(text) == 16:
+            return int(text, 16)
+        if text.isdigit():
+            return int(text)
+    except ValueError:
+        pass
+    raise ApiError(400, f"bad datapath id {text!r}: give 16 hex digits or a decimal number")
+
+
+def parse_json_body(req):
+    if not req.body:
+        raise ApiError(400, "request body is empty; expected a JSON object")
+    try:
+        body = json.loads(req.body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"malformed JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object")
+    return body
+
+
+class _Fallback(ControllerBase):
+    def method_not_allowed(self, req, allow, **_):
+        return error_response(405, f"{req.method} not allowed on {req.path}; use {allow}",
+                              headers={"Allow": allow})
+
+    def not_found(self, req, **_):
+        return error_response(404, f"no such resource: {req.path}")
+
+
+def register(wsgi: WSGIApplication, controller_cls, data):
+    """Register a ControllerBase with JSON 405/404 fallbacks.
+
+    Each path gets a method-less route after its real ones (answering 405), and
+    the catch-all 404 is moved to the end so it never shadows another app's
+    routes registered later.
+    """
+    wsgi.register(controller_cls, data)
+    allowed = {}
+    for _, method in inspect.getmembers(controller_cls, inspect.isfunction):
+        info = getattr(method, "routing_info", None)
+        if info and info.get("methods"):
+            allowed.setdefault((info["path"], str(info.get("requirements"))), set()).update(
+                info["methods"])
+    for (path, _), methods in sorted(allowed.items()):
+        wsgi.mapper.connect(f"405:{path}", path, controller=_Fallback,
+                            action="method_not_allowed", allow=", ".join(sorted(methods)))
+    catch_all = [r for r in wsgi.mapper.matchlist if r.name == _NOT_FOUND_ROUTE]
+    if not catch_all:
+        wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:.*}", controller=_Fallback,
+                            action="not_found")
+    else:
+        wsgi.mapper.matchlist.remove(catch_all[0])
+        wsgi.mapper.matchlist.append(catch_all[0])

@@ -1,0 +1,1 @@
+"""Pure flow logic: intent in, flow specs (plain values) out. Standard library only."""

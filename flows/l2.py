@@ -1,0 +1,107 @@
+"""MAC learning as flows, in two modes.
+
+Both modes use two tables, the classic split (FAUCET's eth_src/eth_dst):
+- `l2_src` decides whether a source is already known: known (port, VLAN, MAC)
+  go on to `l2_dst`; the rest are learned.
+- `l2_dst` forwards known destinations; a miss goes to the `flood` table.
+
+reactive: an unknown source is *copied* to the controller (truncated to
+`packet_in_bytes`) and still continues to `l2_dst`, so the switch forwards or
+floods it itself: no packet-out, no buffering, no first packet lost. The
+controller then installs a source entry and a destination entry.
+
+datapath: the switch learns by itself with learn(): every frame refreshes an
+`l2_dst` entry "eth_dst = this frame's eth_src -> output to its in_port", so
+steady-state traffic never involves the controller.
+"""
+from dataclasses import dataclass
+from typing import List, Optional
+
+from flows.spec import (CONTROLLER, FLOOD, FlowDelete, FlowSpec, Learn, Match,
+                        Output, Owner)
+
+APP = "l2_switch"
+MODES = ("reactive", "datapath")
+
+# Entries at priority 1 sit above the pipeline's own table-miss (priority 0).
+DEFAULT_PRIORITY = 1
+HOST_PRIORITY = 100
+
+DEFAULTS = Owner(APP, "default")
+HOSTS = Owner(APP, "host")        # reactive entries the controller installs
+LEARNED = Owner(APP, "learned")   # datapath entries written by learn()
+
+
+@dataclass(frozen=True)
+class L2Settings:
+    mode: str = "reactive"
+    idle_timeout: int = 300     # seconds a silent MAC stays learned
+    max_macs: int = 4096        # per switch; when full, new MACs are flooded, not learned
+    packet_in_bytes: int = 128  # truncation of packet-ins (headers only)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        for name in ("idle_timeout", "max_macs", "packet_in_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.idle_timeout > 65535:
+            raise ValueError("idle_timeout must be at most 65535 seconds (OpenFlow limit)")
+        if self.packet_in_bytes < 18:
+            raise ValueError("packet_in_bytes must be at least 18 (an Ethernet + 802.1Q header)")
+
+
+def switch_defaults(settings: L2Settings) -> List[FlowSpec]:
+    """The entries a switch needs before any host has spoken."""
+    everything = Match()
+    if settings.mode == "reactive":
+        learn_unknown_source = (Output(CONTROLLER, max_len=settings.packet_in_bytes),)
+    else:
+        learn_unknown_source = (Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
+                                     idle_timeout=settings.idle_timeout,
+                                     matches=(("eth_dst", "eth_src"),),
+                                     output_from="in_port"),)
+    return [
+        FlowSpec("l2_src", DEFAULT_PRIORITY, everything, DEFAULTS,
+                 actions=learn_unknown_source, goto="l2_dst"),
+        FlowSpec("l2_dst", DEFAULT_PRIORITY, everything, DEFAULTS, goto="flood"),
+        FlowSpec("flood", DEFAULT_PRIORITY, everything, DEFAULTS, actions=(Output(FLOOD),)),
+    ]
+
+
+def _src_match(mac: str, port: int, vlan: Optional[int]) -> Match:
+    return Match.of(in_port=port, vlan_vid=vlan, eth_src=mac)
+
+
+def _dst_match(mac: str, vlan: Optional[int]) -> Match:
+    return Match.of(vlan_vid=vlan, eth_dst=mac)
+
+
+def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int) -> List[FlowSpec]:
+    """Reactive mode: `mac` lives behind `port`. The source entry expires when the
+    host falls silent and tells the controller (which then forgets the host)."""
+    return [
+        FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto="l2_dst",
+                 idle_timeout=idle_timeout, notify_removed=True),
+        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=(Output(port),),
+                 idle_timeout=idle_timeout),
+    ]
+
+
+def forget_host(mac: str, port: int, vlan: Optional[int]) -> List[FlowDelete]:
+    """The inverse of learn_host (strict deletes: exactly those two entries)."""
+    return [
+        FlowDelete(HOSTS, "l2_src", _src_match(mac, port, vlan), HOST_PRIORITY),
+        FlowDelete(HOSTS, "l2_dst", _dst_match(mac, vlan), HOST_PRIORITY),
+    ]
+
+
+def forget_all_hosts() -> List[FlowDelete]:
+    """Flush every learned MAC of either mode; the defaults stay."""
+    return [FlowDelete(HOSTS), FlowDelete(LEARNED)]
+
+
+def forget_everything() -> List[FlowDelete]:
+    """Every entry this app owns, in every table (used before re-pushing on connect)."""
+    return [FlowDelete(Owner(APP))]

@@ -1,0 +1,158 @@
+"""Flow specs as plain immutable values.
+
+Builders in `flows/` return these; `controller.ofcompile` turns them into Ryu
+OpenFlow 1.3 messages. Tables are referred to by name (the pipeline declared in
+`controller.pipeline` maps names to numbers) and ownership by an `Owner`
+(encoded into the cookie by `controller.pipeline`). Value equality gives
+dedupe and diffing for free.
+"""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple, Union
+
+# Reserved output ports, compiled to OFPP_* at the edge.
+FLOOD = "flood"          # every port but the ingress port
+ALL = "all"
+IN_PORT = "in_port"
+CONTROLLER = "controller"
+RESERVED_PORTS = frozenset({FLOOD, ALL, IN_PORT, CONTROLLER})
+
+# Special values of the `vlan_vid` match field (a plain int means "tagged with that VID").
+UNTAGGED = "untagged"
+TAGGED = "tagged"
+
+BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+
+
+def normalize_mac(mac: str) -> str:
+    """'AA-BB-..' / 'aa:bb:..' -> 'aa:bb:cc:dd:ee:ff'; raises ValueError when malformed."""
+    parts = mac.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        raise ValueError(f"malformed MAC address {mac!r}")
+    int("".join(parts), 16)  # raises ValueError on non-hex
+    return ":".join(parts).lower()
+
+
+def is_multicast_mac(mac: str) -> bool:
+    return bool(int(mac[:2], 16) & 1)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who installed an entry and why; `purpose=None` in a delete means every purpose."""
+    app: str
+    purpose: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """OXM-style match: sorted (field, value, mask) triples; mask None = exact."""
+    fields: Tuple[Tuple[str, object, object], ...] = ()
+
+    @classmethod
+    def of(cls, **fields) -> "Match":
+        triples = []
+        for name, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value, mask = value
+            else:
+                mask = None
+            if name in ("eth_src", "eth_dst"):
+                value = normalize_mac(value)
+                mask = normalize_mac(mask) if mask is not None else None
+            triples.append((name, value, mask))
+        return cls(tuple(sorted(triples, key=lambda t: t[0])))
+
+    def get(self, name, default=None):
+        for fname, value, mask in self.fields:
+            if fname == name:
+                return value if mask is None else (value, mask)
+        return default
+
+    def names(self):
+        return {name for name, _, _ in self.fields}
+
+    def as_dict(self):
+        return {name: (value if mask is None else [value, mask]) for name, value, mask in self.fields}
+
+
+# --- actions -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Output:
+    port: Union[int, str]
+    max_len: int = 0  # bytes of the packet sent when port is CONTROLLER
+
+
+@dataclass(frozen=True)
+class SetField:
+    field: str
+    value: object
+
+
+@dataclass(frozen=True)
+class PushVlan:
+    ethertype: int = 0x8100
+
+
+@dataclass(frozen=True)
+class PopVlan:
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+
+
+@dataclass(frozen=True)
+class SetQueue:
+    queue_id: int
+
+
+@dataclass(frozen=True)
+class Learn:
+    """Nicira learn(): add/refresh an entry in `table` built from the packet.
+
+    `matches` are (field in the new entry, field of this packet it is copied
+    from), e.g. ("eth_dst", "eth_src"); `output_from` names the packet field
+    whose value becomes the new entry's output port (usually "in_port").
+    """
+    table: str
+    owner: Owner
+    matches: Tuple[Tuple[str, str], ...]
+    output_from: str = "in_port"
+    priority: int = 100
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+
+
+Action = Union[Output, SetField, PushVlan, PopVlan, Group, SetQueue, Learn]
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    table: str
+    priority: int
+    match: Match
+    owner: Owner
+    actions: Tuple[Action, ...] = ()
+    goto: Optional[str] = None
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    notify_removed: bool = False  # ask for a flow-removed message when it expires
+
+
+@dataclass(frozen=True)
+class FlowDelete:
+    """Delete entries owned by `owner` (all of the app's when purpose is None).
+
+    With `priority` set the delete is strict (exactly that match + priority);
+    otherwise every entry whose match is at least as specific as `match` goes.
+    `table=None` means every table.
+    """
+    owner: Owner
+    table: Optional[str] = None
+    match: Match = field(default_factory=Match)
+    priority: Optional[int] = None

@@ -1,0 +1,227 @@
+"""Run a controller and a Mininet network we own, measure traffic, clean up.
+
+Used by the integration tests, the demo and the benchmarks. Everything started
+here is stopped by the owner's `stop()` (or the context managers) even when
+the caller fails: the ryu-manager process group we spawned, the Mininet hosts,
+the bridges and veths of our topology. Nothing else on the machine is touched
+(no global `mn -c`).
+"""
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import OVSSwitch, RemoteController
+
+REPO = Path(__file__).resolve().parents[1]
+OFP_ERROR_MARK = "OpenFlow error from switch"  # logged by controller.southbound.SdnApp
+_PROBLEM = re.compile(r"Traceback \(most recent call last\)|" + re.escape(OFP_ERROR_MARK))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ovs_running() -> bool:
+    return subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode == 0
+
+
+def ensure_ovs():
+    if not ovs_running():
+        subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "start"], check=True,
+                       capture_output=True)
+    if not ovs_running():
+        raise RuntimeError("Open vSwitch is not running and ovs-ctl could not start it")
+
+
+class Controller:
+    """A ryu-manager subprocess on free ports, logging to a file we read back."""
+
+    def __init__(self, apps=("apps/l2_switch.py",), config=None, log_dir=None):
+        self.apps = [str(REPO / a) if a.endswith(".py") else a for a in apps]
+        self.of_port, self.rest_port = free_port(), free_port()
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="sdn-ctl-"))
+        self.log_path = self.log_dir / "ryu-manager.log"
+        self.config_path = None
+        if config is not None:
+            self.config_path = self.log_dir / "sdn.yaml"
+            self.config_path.write_text(json.dumps(config))  # JSON is YAML
+        self.process = None
+
+    def start(self, timeout=30):
+        ryu_manager = Path(sys.executable).parent / "ryu-manager"
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        if self.config_path:
+            env["SDN_CONFIG"] = str(self.config_path)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port),
+             "--wsapi-host", "127.0.0.1", "--wsapi-port", str(self.rest_port), *self.apps],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cwd=REPO, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ryu-manager exited with {self.process.returncode}:\n"
+                                   + self.log_tail())
+            with contextlib.suppress(OSError):
+                self.rest("GET", "/v1/switches")
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("ryu-manager did not answer REST in time:\n" + self.log_tail())
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def kill(self):
+        """kill -9, as a crash would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def rest(self, method, path, body=None, timeout=10):
+        """(status, decoded JSON) for a REST call; HTTP errors are returned, not raised."""
+        data = None if body is None else (body if isinstance(body, bytes)
+                                          else json.dumps(body).encode())
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", data=data,
+                                         method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                return reply.status, json.loads(reply.read() or b"null")
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            try:
+                return err.code, json.loads(raw)
+            except ValueError:
+                return err.code, raw.decode(errors="replace")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines=40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def problems(self):
+        """Log lines showing a traceback or an OpenFlow error from a switch."""
+        return [line for line in self.log_text().splitlines() if _PROBLEM.search(line)]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Network:
+    """A Mininet network of `topo` attached to `controller`; `stop()` removes it all."""
+
+    def __init__(self, topo, controller: Controller):
+        setLogLevel(os.environ.get("SDN_MININET_LOG", "warning"))
+        self.topo = topo
+        self.net = Mininet(topo=topo, switch=OVSSwitch, controller=None, autoSetMacs=True,
+                           build=False)
+        self.net.addController("c0", controller=RemoteController, ip="127.0.0.1",
+                               port=controller.of_port)
+
+    def start(self, timeout=30):
+        ensure_ovs()
+        try:
+            self.net.build()
+            self.net.start()
+            if not self.net.waitConnected(timeout=timeout):
+                raise RuntimeError("switches did not connect to the controller in time")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        with contextlib.suppress(Exception):  # cleanup must go on whatever broke
+            self.net.stop()
+        for name in self.topo.switches():  # bridges a half-built net may have left
+            subprocess.run(["ovs-vsctl", "--if-exists", "del-br", name], capture_output=True)
+
+    def __getitem__(self, name):
+        return self.net[name]
+
+    @property
+    def hosts(self):
+        return self.net.hosts
+
+    @property
+    def switches(self):
+        return self.net.switches
+
+    def pingall(self, timeout="1"):
+        """Loss in percent over all host pairs."""
+        return self.net.pingAll(timeout=timeout)
+
+    def dump_flows(self, switch, table=None):
+        args = ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch]
+        if table is not None:
+            args.append(f"table={table}")
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        return [line.strip() for line in out.splitlines()[1:] if line.strip()]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def ping(src, dst, count=1, timeout=1) -> bool:
+    out = src.cmd(f"ping -c {count} -W {timeout} {dst.IP()}")
+    return bool(re.search(rf"\b{count} received", out))
+
+
+def iperf3(client, server, seconds=2, port=5201) -> float:
+    """TCP throughput client -> server in bit/s (receiver side)."""
+    server.cmd(f"iperf3 -s -1 -D -p {port}")
+    deadline = time.monotonic() + 5
+    while f":{port}" not in server.cmd("ss -ltn") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = client.cmd(f"iperf3 -c {server.IP()} -p {port} -t {seconds} -J")
+    try:
+        result = json.loads(out)
+        return float(result["end"]["sum_received"]["bits_per_second"])
+    except (ValueError, KeyError) as err:
+        raise RuntimeError(f"iperf3 failed: {out[-500:]}") from err
+
+
+@contextlib.contextmanager
+def running(topo, apps=("apps/l2_switch.py",), config=None):
+    """A controller and a network, both stopped on exit whatever happened."""
+    controller = Controller(apps, config)
+    try:
+        controller.start()
+        network = Network(topo, controller)
+        try:
+            network.start()
+            yield controller, network
+        finally:
+            network.stop()
+    finally:
+        controller.stop()
