@@ -161,7 +161,7 @@ class L2Switch(southbound.SdnApp):
 
     def flush_macs(self, dpid):
         switch = self.switch(dpid)
-        count = len(switch.macs)
+        count = len(self.learned_macs(dpid))
         switch.macs.clear()
         southbound.push(switch.datapath, l2.forget_all_hosts())
         return count

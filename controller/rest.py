@@ -30,9 +30,10 @@ class ApiError(Exception):
 
 
 def json_response(body, status=200, headers=None):
-    return webob.Response(status=status, content_type="application/json", charset="utf-8",
-                          headerlist=list((headers or {}).items()),
-                          body=(json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+    response = webob.Response(status=status, content_type="application/json", charset="utf-8",
+                              body=(json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+    response.headers.update(headers or {})
+    return response
 
 
 def error_response(status, message, headers=None):

@@ -5,6 +5,7 @@ does request/reply through Ryu's own ofctl service (`ryu.app.ofctl.api`), which
 matches replies to requests by xid.
 """
 import logging
+import sys
 
 from ryu.app.ofctl import api as ofctl_api
 from ryu.base import app_manager
@@ -17,6 +18,7 @@ from controller import ofcompile
 
 LOG = logging.getLogger(__name__)
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
+_OFCTL_SERVICE = "ryu.app.ofctl.service"
 
 
 def push(datapath, items, barrier=True):
@@ -41,6 +43,15 @@ def request_flows(app, datapath, owner, table=None):
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, and switch errors are never silent."""
     OFP_VERSIONS = [ofp.OFP_VERSION]
+
+    def __init_subclass__(cls, **kwargs):
+        # request_flows() relies on Ryu's ofctl service. ryu-manager loads the services
+        # listed in `_REQUIRED_APP` of the module defining each app class (require_app()
+        # would mark this module instead), so declare it there.
+        super().__init_subclass__(**kwargs)
+        required = vars(sys.modules[cls.__module__]).setdefault("_REQUIRED_APP", [])
+        if _OFCTL_SERVICE not in required:
+            required.append(_OFCTL_SERVICE)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _log_switch_error(self, ev):

@@ -58,8 +58,10 @@ def switch_defaults(settings: L2Settings) -> List[FlowSpec]:
     if settings.mode == "reactive":
         learn_unknown_source = (Output(CONTROLLER, max_len=settings.packet_in_bytes),)
     else:
+        # hard_timeout, not idle: OVS restarts it whenever learn() refreshes the entry, so
+        # it ages a MAC from the last frame it *sent* (traffic towards it does not count).
         learn_unknown_source = (Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
-                                     idle_timeout=settings.idle_timeout,
+                                     hard_timeout=settings.idle_timeout,
                                      matches=(("eth_dst", "eth_src"),),
                                      output_from="in_port"),)
     return [
@@ -79,13 +81,18 @@ def _dst_match(mac: str, vlan: Optional[int]) -> Match:
 
 
 def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int) -> List[FlowSpec]:
-    """Reactive mode: `mac` lives behind `port`. The source entry expires when the
-    host falls silent and tells the controller (which then forgets the host)."""
+    """Reactive mode: `mac` lives behind `port`.
+
+    Only the source entry ages (idle: refreshed by frames the host sends) and it
+    reports its expiry; the controller then removes the destination entry with
+    forget_host. Giving the destination entry its own idle timeout would age it
+    by traffic *towards* the host: it could expire while the source entry lives
+    on, and with no new packet-in the host would be flooded to for good.
+    """
     return [
         FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto="l2_dst",
                  idle_timeout=idle_timeout, notify_removed=True),
-        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=(Output(port),),
-                 idle_timeout=idle_timeout),
+        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=(Output(port),)),
     ]
 
 

@@ -1,0 +1,140 @@
+"""The learning app on real Open vSwitch in Mininet, both learning modes."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.topos import Linear, Single, Tree
+
+pytestmark = pytest.mark.integration
+MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
+LEARNED_COOKIE = {"reactive": "0x1003", "datapath": "0x1004"}  # app 0x10, purpose host/learned
+
+
+def learned_flows(network, switch, mode):
+    return [f for f in network.dump_flows(switch, table=4)
+            if f.startswith(f"cookie={LEARNED_COOKIE[mode]}")]
+
+
+def wait_for(predicate, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@MODES
+@pytest.mark.parametrize("topo", [lambda: Single(3), lambda: Linear(4), lambda: Tree(2, 2)],
+                         ids=["single3", "linear4", "tree2x2"])
+def test_pingall_has_no_loss(lab, mode, topo):
+    controller, network = lab(topo(), {"l2_switch": {"mode": mode}})
+    assert network.pingall() == 0
+    assert network.pingall() == 0  # and again, now from learned entries
+
+
+@MODES
+def test_learned_flows_appear_stay_while_talking_and_expire_when_silent(lab, mode):
+    controller, network = lab(Single(2), {"l2_switch": {"mode": mode, "idle_timeout": 3}})
+    h1, h2 = network["h1"], network["h2"]
+    assert harness.ping(h1, h2)  # answered by flooding at first; the entries follow
+    assert wait_for(lambda: {(h.MAC(), f"output:{port}") for h, port in ((h1, 1), (h2, 2))
+                             for f in learned_flows(network, "s1", mode)
+                             if h.MAC() in f and f"output:{port}" in f}
+                    == {(h1.MAC(), "output:1"), (h2.MAC(), "output:2")}, timeout=2), \
+        learned_flows(network, "s1", mode)
+    # 5 s of steady traffic: longer than the timeout, yet nothing is forgotten
+    h1.cmd(f"ping -c 25 -i 0.2 {h2.IP()}")
+    flows = learned_flows(network, "s1", mode)
+    assert any(h1.MAC() in f for f in flows) and any(h2.MAC() in f for f in flows), flows
+    # then silence: both expire (the switch checks timeouts about once a second)
+    assert wait_for(lambda: not any(h.MAC() in f for f in learned_flows(network, "s1", mode)
+                                    for h in (h1, h2)), timeout=10)
+    if mode == "reactive":  # the controller heard the flow-removed and forgot them too
+        assert wait_for(lambda: not any(m["mac"] in (h1.MAC(), h2.MAC()) for m in
+                                        controller.rest("GET", "/v1/switches/1/macs")[1]), 5)
+    assert harness.ping(h1, h2)  # and they are learned again
+
+
+@MODES
+def test_a_host_that_moves_is_relearned_at_once(lab, mode):
+    controller, network = lab(Single(3), {"l2_switch": {"mode": mode}})
+    h1, h2, h3 = network["h1"], network["h2"], network["h3"]
+    mac, ip = h1.MAC(), h1.IP()
+    assert harness.ping(h2, h1)
+    # h1 "moves" to port 3: its MAC and IP now live on h3's interface
+    h1.cmd("ip link set h1-eth0 down")
+    h3.cmd(f"ip link set h3-eth0 address {mac}; ip addr flush dev h3-eth0; "
+           f"ip addr add {ip}/8 dev h3-eth0")
+    moved_at = time.monotonic()
+    h3.cmd(f"ping -c 1 -W 1 {h2.IP()}")  # the moved host speaks once
+    assert h2.cmd(f"ping -c 1 -W 1 {ip}").count(" 0% packet loss") == 1
+    relearn_s = time.monotonic() - moved_at
+    assert relearn_s < 2.0
+    status, macs = controller.rest("GET", "/v1/switches/1/macs")
+    assert status == 200 and {"mac": mac, "port": 3} in [
+        {"mac": m["mac"], "port": m["port"]} for m in macs]
+
+
+@MODES
+def test_rest_api_on_a_live_network(lab, mode):
+    controller, network = lab(Linear(2), {"l2_switch": {"mode": mode}})
+    assert network.pingall() == 0
+    status, switches = controller.rest("GET", "/v1/switches")
+    assert status == 200
+    assert sorted(s["dpid"] for s in switches) == ["0000000000000001", "0000000000000002"]
+    status, macs = controller.rest("GET", "/v1/switches/0000000000000001/macs")
+    hosts = {h.MAC() for h in network.hosts}
+    assert status == 200 and hosts <= {m["mac"] for m in macs}
+    time.sleep(2)  # so that every entry learned so far is at least 2 s old
+    status, body = controller.rest("DELETE", "/v1/switches/1/macs")
+    assert status == 200 and body["flushed"] >= len(hosts)
+    after = controller.rest("GET", "/v1/switches/1/macs")[1]
+    if mode == "reactive":
+        assert not hosts & {m["mac"] for m in after}
+    else:  # the switch re-learns on the next frame (ND, ARP): only fresh entries may be there
+        assert all(m["age_s"] < 2 for m in after), after
+    assert network.pingall() == 0  # flushing only costs a re-learn
+    assert controller.rest("GET", "/v1/switches/42/macs")[0] == 404
+    assert controller.rest("GET", "/v1/switches/xyz/macs")[0] == 400
+    assert controller.rest("PUT", "/v1/switches")[0] == 405
+
+
+def test_datapath_mode_needs_no_packet_ins_in_steady_state(lab):
+    controller, network = lab(Tree(2, 2), {"l2_switch": {"mode": "datapath"}})
+    assert network.pingall() == 0
+    before = sum(s["packet_ins"] for s in controller.rest("GET", "/v1/switches")[1])
+    assert network.pingall() == 0
+    after = sum(s["packet_ins"] for s in controller.rest("GET", "/v1/switches")[1])
+    assert before == after == 0
+
+
+def test_tcp_flows_through_the_pipeline(lab):
+    controller, network = lab(Linear(2), {"l2_switch": {"mode": "reactive"}})
+    bits = harness.iperf3(network["h1"], network["h2"], seconds=1)
+    assert bits > 50e6, f"{bits / 1e6:.1f} Mbit/s"
+
+
+def test_harness_cleans_up_even_when_the_test_fails():
+    topo = Single(2)
+    with pytest.raises(RuntimeError, match="boom"):
+        with harness.running(topo) as (controller, network):
+            pids = [h.pid for h in network.hosts]
+            raise RuntimeError("boom")
+    bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    assert "s1" not in bridges.split()
+    assert controller.process.poll() is not None
+    for pid in pids:
+        assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not re.search(r"\bs1-eth\d", links)
+
+
+def test_bad_config_stops_the_controller_with_a_clear_message(tmp_path):
+    controller = harness.Controller(config={"l2_switch": {"mode": "turbo"}}, log_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="exited"):
+        controller.start(timeout=20)
+    assert "l2_switch: config section 'l2_switch': mode must be one of" in controller.log_text()

@@ -1,0 +1,242 @@
+"""A small OpenFlow 1.3 table simulator that runs flows.spec values.
+
+Enough of OpenFlow to answer "where does this frame go and how does it look
+there": tables in pipeline order, priorities, exact and masked matches,
+add-replaces-same-match, strict/non-strict deletes by cookie and mask,
+apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
+truncation), set_field, push/pop VLAN, set_queue, groups (all, select,
+indirect), learn() writing entries, and idle/hard timeouts with
+flow-removed notifications. Time is passed in (`now`), never read.
+"""
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional
+
+from controller import pipeline
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
+                        FlowSpec, Group, Learn, Match, Output, PopVlan, PushVlan, SetField,
+                        SetQueue)
+
+
+def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
+    """A packet as a dict of header fields; vlan None = untagged."""
+    pkt = {"in_port": in_port, "eth_src": eth_src, "eth_dst": eth_dst, "eth_type": eth_type,
+           "vlan_vid": vlan}
+    pkt.update(fields)
+    return pkt
+
+
+def _mac_int(mac):
+    return int(mac.replace(":", ""), 16)
+
+
+def _field_matches(name, want, mask, pkt) -> bool:
+    have = pkt.get(name)
+    if name == "vlan_vid":
+        if want == UNTAGGED:
+            return have is None
+        if want == TAGGED:
+            return have is not None
+        return have == want
+    if have is None:
+        return False
+    if mask is None:
+        return have == want
+    if name in ("eth_src", "eth_dst"):
+        return _mac_int(have) & _mac_int(mask) == _mac_int(want) & _mac_int(mask)
+    return have & mask == want & mask
+
+
+def matches(match: Match, pkt) -> bool:
+    return all(_field_matches(name, value, mask, pkt) for name, value, mask in match.fields)
+
+
+@dataclass
+class Entry:
+    spec: FlowSpec
+    installed_at: float
+    last_used: float
+    packets: int = 0
+
+
+@dataclass
+class GroupSpec:
+    """Groups as the simulator needs them: type and buckets (lists of actions)."""
+    group_id: int
+    type: str                      # "all" | "select" | "indirect"
+    buckets: List[tuple] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    outputs: Dict[int, List[dict]]
+    packet_ins: List[dict]
+    tables_visited: List[str]
+
+
+class Switch:
+    def __init__(self, ports, now=0.0):
+        self.ports = sorted(ports)
+        self.now = now
+        self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINE}
+        self.groups: Dict[int, GroupSpec] = {}
+        self.removed: List[FlowSpec] = []     # flow-removed notifications sent
+        self.packet_ins: List[dict] = []
+
+    # --- programming --------------------------------------------------------------
+
+    def apply(self, items):
+        for item in items:
+            if isinstance(item, FlowDelete):
+                self.delete(item)
+            elif isinstance(item, GroupSpec):
+                self.groups[item.group_id] = item
+            else:
+                self.add(item)
+        return self
+
+    def add(self, spec: FlowSpec):
+        pipeline.validate(spec)
+        table = self.tables[spec.table]
+        table[:] = [e for e in table
+                    if not (e.spec.match == spec.match and e.spec.priority == spec.priority)]
+        table.append(Entry(spec, self.now, self.now))
+        table.sort(key=lambda e: -e.spec.priority)
+
+    def delete(self, delete: FlowDelete):
+        pipeline.validate(delete)
+        want = pipeline.cookie(delete.owner)
+        mask = pipeline.cookie_mask(delete.owner)
+        names = [delete.table] if delete.table else list(self.tables)
+        for name in names:
+            self.tables[name][:] = [e for e in self.tables[name]
+                                    if not self._deleted_by(e.spec, delete, want, mask)]
+
+    @staticmethod
+    def _deleted_by(spec, delete, want, mask):
+        if pipeline.cookie(spec.owner) & mask != want & mask:
+            return False
+        if delete.priority is not None:  # strict
+            return spec.priority == delete.priority and spec.match == delete.match
+        mine = {name: (value, m) for name, value, m in spec.match.fields}
+        return all(mine.get(name) == (value, m) for name, value, m in delete.match.fields)
+
+    def flows(self, table=None, owner=None):
+        specs = [e.spec for name, entries in self.tables.items() if table in (None, name)
+                 for e in entries]
+        if owner is not None:
+            specs = [s for s in specs if s.owner == owner]
+        return specs
+
+    def snapshot(self):
+        """The whole flow state as a comparable value (order-independent)."""
+        return frozenset(e.spec for entries in self.tables.values() for e in entries)
+
+    # --- time ---------------------------------------------------------------------
+
+    def advance(self, now):
+        """Move the clock; expire idle/hard timeouts (notifying when asked)."""
+        self.now = now
+        for entries in self.tables.values():
+            for entry in list(entries):
+                spec = entry.spec
+                idle = spec.idle_timeout and now - entry.last_used >= spec.idle_timeout
+                hard = spec.hard_timeout and now - entry.installed_at >= spec.hard_timeout
+                if idle or hard:
+                    entries.remove(entry)
+                    if spec.notify_removed:
+                        self.removed.append(spec)
+
+    # --- forwarding -----------------------------------------------------------------
+
+    def process(self, pkt) -> Result:
+        result = Result({}, [], [])
+        pkt = dict(pkt)
+        table = pipeline.PIPELINE[0].name
+        while table is not None:
+            result.tables_visited.append(table)
+            entry = next((e for e in self.tables[table] if matches(e.spec.match, pkt)), None)
+            if entry is None:
+                break  # OpenFlow 1.3 without a table-miss entry: drop
+            entry.packets += 1
+            entry.last_used = self.now
+            pkt = self._run(entry.spec.actions, pkt, result)
+            table = entry.spec.goto
+        return result
+
+    def _run(self, actions, pkt, result):
+        for action in actions:
+            if isinstance(action, Output):
+                self._output(action, pkt, result)
+            elif isinstance(action, SetField):
+                pkt[action.field] = action.value
+            elif isinstance(action, PushVlan):
+                pkt["vlan_vid"] = pkt["vlan_vid"] if pkt["vlan_vid"] is not None else 0
+            elif isinstance(action, PopVlan):
+                pkt["vlan_vid"] = None
+            elif isinstance(action, SetQueue):
+                pkt["queue"] = action.queue_id
+            elif isinstance(action, Group):
+                self._group(self.groups[action.group_id], pkt, result)
+            elif isinstance(action, Learn):
+                self._learn(action, pkt)
+            else:
+                raise TypeError(f"simulator cannot run {action!r}")
+        return pkt
+
+    def _output(self, action, pkt, result):
+        port = action.port
+        if port == CONTROLLER:
+            copy = dict(pkt, truncated_to=action.max_len)
+            result.packet_ins.append(copy)
+            self.packet_ins.append(copy)
+            return
+        if port == FLOOD:
+            targets = [p for p in self.ports if p != pkt["in_port"]]
+        elif port == ALL:
+            targets = list(self.ports)
+        elif port == IN_PORT:
+            targets = [pkt["in_port"]]
+        elif port == pkt["in_port"]:
+            targets = []  # OpenFlow never sends back out of the ingress port implicitly
+        else:
+            targets = [port]
+        for target in targets:
+            result.outputs.setdefault(target, []).append(dict(pkt))
+
+    def _group(self, group, pkt, result):
+        if group.type == "select":
+            key = f"{pkt.get('eth_src')}{pkt.get('ipv4_src')}{pkt.get('tcp_src')}"
+            buckets = [group.buckets[zlib.crc32(key.encode()) % len(group.buckets)]]
+        elif group.type == "indirect":
+            buckets = group.buckets[:1]
+        else:
+            buckets = group.buckets
+        for bucket in buckets:
+            self._run(bucket, dict(pkt), result)
+
+    def _learn(self, learn: Learn, pkt):
+        fields = {dst: pkt[src] for dst, src in learn.matches}
+        learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
+                           actions=(Output(pkt[learn.output_from]),),
+                           idle_timeout=learn.idle_timeout, hard_timeout=learn.hard_timeout)
+        existing = next((e for e in self.tables[learn.table]
+                         if e.spec.match == learned.match and e.spec.priority == learned.priority),
+                        None)
+        if existing is not None and existing.spec == learned:
+            # OVS refreshes an identical entry: its "modified" time, from which
+            # hard_timeout counts, moves to now.
+            existing.installed_at = self.now
+        else:
+            self.add(learned)
+
+
+def outputs(switch: Switch, pkt) -> Dict[int, List[dict]]:
+    return switch.process(pkt).outputs
+
+
+def ports_reached(switch: Switch, pkt) -> Optional[set]:
+    return set(outputs(switch, pkt))
+
+
+__all__ = ["Switch", "GroupSpec", "frame", "outputs", "ports_reached", "replace"]

@@ -1,0 +1,154 @@
+"""apps/l2_switch.py driven by synthetic events, and its REST API at the WSGI level."""
+import json
+
+import pytest
+import webob
+from ryu.controller import ofp_event
+from ryu.ofproto import ofproto_protocol, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from apps import l2_switch
+from controller import pipeline, rest
+from flows import l2
+
+H1, H2 = "00:00:00:00:00:01", "00:00:00:00:00:02"
+
+
+class FakeDatapath(ofproto_protocol.ProtocolDesc):
+    def __init__(self, dpid):
+        super().__init__(ofp.OFP_VERSION)
+        self.id = dpid
+        self.sent = []
+
+    def send_msg(self, msg):
+        msg.serialize()  # what Ryu would do: it must encode
+        self.sent.append(msg)
+
+
+class Features:
+    def __init__(self, datapath):
+        self.datapath = datapath
+
+
+def eth(dst, src, vlan=None):
+    tag = b"" if vlan is None else b"\x81\x00" + vlan.to_bytes(2, "big")
+    return bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + tag + \
+        b"\x08\x00" + bytes(100)
+
+
+def packet_in(datapath, in_port, data, table="l2_src"):
+    msg = parser.OFPPacketIn(datapath, buffer_id=ofp.OFP_NO_BUFFER, total_len=len(data),
+                             reason=ofp.OFPR_ACTION, table_id=pipeline.table_id(table),
+                             cookie=0, match=parser.OFPMatch(in_port=in_port), data=data[:128])
+    return ofp_event.EventOFPPacketIn(msg)
+
+
+@pytest.fixture
+def app():
+    wsgi = rest.WSGIApplication()
+    app = l2_switch.L2Switch(wsgi=wsgi)
+    app.wsgi = wsgi
+    return app
+
+
+def connect(app, dpid=1):
+    datapath = FakeDatapath(dpid)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    return datapath
+
+
+def call(app, method, path, body=None):
+    req = webob.Request.blank(path, method=method)
+    if body is not None:
+        req.body = body
+    resp = req.get_response(app.wsgi)
+    assert resp.content_type == "application/json", resp.body
+    return resp.status_int, json.loads(resp.body), resp
+
+
+def flow_mods(datapath):
+    return [m for m in datapath.sent if isinstance(m, parser.OFPFlowMod)]
+
+
+def test_connect_clears_own_flows_then_installs_misses_and_defaults(app):
+    datapath = connect(app)
+    mods = flow_mods(datapath)
+    assert mods[0].command == ofp.OFPFC_DELETE and mods[0].cookie_mask == 0xFF << 56
+    assert mods[0].cookie == pipeline.cookie(l2.forget_everything()[0].owner)
+    adds = [m for m in mods if m.command == ofp.OFPFC_ADD]
+    assert len(adds) == len(pipeline.PIPELINE) + 3
+    assert isinstance(datapath.sent[0], parser.OFPSetConfig) and datapath.sent[0].miss_send_len == 128
+    assert isinstance(datapath.sent[-1], parser.OFPBarrierRequest)
+
+
+def test_packet_in_learns_source_with_two_entries(app):
+    datapath = connect(app)
+    datapath.sent.clear()
+    app._packet_in(packet_in(datapath, 3, eth(H1, H2)))
+    mods = flow_mods(datapath)
+    assert [(m.table_id, m.match.get("eth_src"), m.match.get("eth_dst")) for m in mods] == [
+        (3, H2, None), (4, None, H2)]
+    app._packet_in(packet_in(datapath, 3, eth(H1, H2)))  # raced duplicate: nothing new
+    assert len(flow_mods(datapath)) == 2
+
+
+def test_moved_host_gets_old_entries_deleted_first(app):
+    datapath = connect(app)
+    app._packet_in(packet_in(datapath, 3, eth(H1, H2)))
+    datapath.sent.clear()
+    app._packet_in(packet_in(datapath, 4, eth(H1, H2)))
+    commands = [(m.command, m.table_id) for m in flow_mods(datapath)]
+    assert commands == [(ofp.OFPFC_DELETE_STRICT, 3), (ofp.OFPFC_DELETE_STRICT, 4),
+                        (ofp.OFPFC_ADD, 3), (ofp.OFPFC_ADD, 4)]
+
+
+def test_rest_lists_switches_and_macs_with_dpid_in_hex_or_decimal(app):
+    datapath = connect(app, dpid=0x1A)
+    app._packet_in(packet_in(datapath, 2, eth(H1, H2, vlan=7)))
+    status, switches, _ = call(app, "GET", "/v1/switches")
+    assert status == 200 and switches[0]["dpid"] == "000000000000001a"
+    assert switches[0]["macs"] == 1 and switches[0]["packet_ins"] == 1
+    for dpid in ("000000000000001a", "26"):
+        status, macs, _ = call(app, "GET", f"/v1/switches/{dpid}/macs")
+        assert status == 200
+        assert [(m["mac"], m["port"], m["vlan"]) for m in macs] == [(H2, 2, 7)]
+
+
+def test_rest_flush(app):
+    datapath = connect(app)
+    app._packet_in(packet_in(datapath, 2, eth(H1, H2)))
+    status, body, _ = call(app, "DELETE", "/v1/switches/1/macs")
+    assert status == 200 and body == {"flushed": 1}
+    assert call(app, "GET", "/v1/switches/1/macs")[1] == []
+    deletes = [m for m in flow_mods(datapath) if m.command == ofp.OFPFC_DELETE][-2:]
+    assert {m.cookie for m in deletes} == {pipeline.cookie(l2.HOSTS), pipeline.cookie(l2.LEARNED)}
+
+
+def test_rest_errors_are_json_with_the_right_status(app):
+    connect(app)
+    status, body, _ = call(app, "GET", "/v1/switches/99/macs")
+    assert status == 404 and "no switch 0000000000000063" in body["error"]
+    status, body, _ = call(app, "GET", "/v1/switches/zz/macs")
+    assert status == 400 and "bad datapath id" in body["error"]
+    status, body, resp = call(app, "POST", "/v1/switches/1/macs")
+    assert status == 405 and resp.headers["Allow"] == "DELETE, GET"
+    status, body, _ = call(app, "GET", "/v2/nothing")
+    assert status == 404 and body["error"] == "no such resource: /v2/nothing"
+
+
+def test_flow_removed_of_an_expired_source_forgets_the_host(app):
+    datapath = connect(app)
+    app._packet_in(packet_in(datapath, 2, eth(H1, H2)))
+    datapath.sent.clear()
+    removed = parser.OFPFlowRemoved(datapath, cookie=pipeline.cookie(l2.HOSTS), priority=100,
+                                    reason=ofp.OFPRR_IDLE_TIMEOUT, table_id=3,
+                                    match=parser.OFPMatch(in_port=2, eth_src=H2))
+    app._flow_removed(ofp_event.EventOFPFlowRemoved(removed))
+    assert len(app.switches[1].macs) == 0
+    assert [m.table_id for m in flow_mods(datapath)] == [3, 4]
+
+
+def test_datapath_is_parsed_only_at_the_boundary():
+    assert rest.parse_dpid("00000000000000ff") == 255
+    assert rest.parse_dpid("255") == 255
+    with pytest.raises(rest.ApiError):
+        rest.parse_dpid("-1")
