@@ -61,28 +61,32 @@ class Controller:
             self.config_path.write_text(json.dumps(config))  # JSON is YAML
         self.process = None
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, probe_rest=True):
+        """Start ryu-manager; wait until our REST API answers (probe_rest=False, for
+        peers without it: until the OpenFlow port listens)."""
         ryu_manager = Path(sys.executable).parent / "ryu-manager"
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         if self.config_path:
             env["SDN_CONFIG"] = str(self.config_path)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port),
-             "--wsapi-host", "127.0.0.1", "--wsapi-port", str(self.rest_port), *self.apps],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=REPO, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port),
+                 "--wsapi-host", "127.0.0.1", "--wsapi-port", str(self.rest_port), *self.apps],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                cwd=REPO, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ryu-manager exited with {self.process.returncode}:\n"
                                    + self.log_tail())
             with contextlib.suppress(OSError):
-                self.rest("GET", "/v1/switches")
+                if probe_rest:
+                    self.rest("GET", "/v1/switches")
+                else:
+                    socket.create_connection(("127.0.0.1", self.of_port), timeout=1).close()
                 return self
             time.sleep(0.2)
-        raise RuntimeError("ryu-manager did not answer REST in time:\n" + self.log_tail())
+        raise RuntimeError("ryu-manager did not come up in time:\n" + self.log_tail())
 
     def stop(self):
         if self.process is None or self.process.poll() is not None:
@@ -134,23 +138,35 @@ class Controller:
         self.stop()
 
 
-class Network:
-    """A Mininet network of `topo` attached to `controller`; `stop()` removes it all."""
+class StandaloneOVSSwitch(OVSSwitch):
+    """No controller: OVS falls back to its own NORMAL learning switch (the baseline)."""
 
-    def __init__(self, topo, controller: Controller):
+    def __init__(self, name, **params):
+        params["failMode"] = "standalone"
+        super().__init__(name, **params)
+
+
+class Network:
+    """A Mininet network of `topo` attached to `controller` (None: OVS NORMAL, no
+    controller); `stop()` removes it all."""
+
+    def __init__(self, topo, controller=None):
         setLogLevel(os.environ.get("SDN_MININET_LOG", "warning"))
         self.topo = topo
-        self.net = Mininet(topo=topo, switch=OVSSwitch, controller=None, autoSetMacs=True,
+        self.controlled = controller is not None
+        switch = OVSSwitch if self.controlled else StandaloneOVSSwitch
+        self.net = Mininet(topo=topo, switch=switch, controller=None, autoSetMacs=True,
                            build=False)
-        self.net.addController("c0", controller=RemoteController, ip="127.0.0.1",
-                               port=controller.of_port)
+        if self.controlled:
+            self.net.addController("c0", controller=RemoteController, ip="127.0.0.1",
+                                   port=controller.of_port)
 
     def start(self, timeout=30):
         ensure_ovs()
         try:
             self.net.build()
             self.net.start()
-            if not self.net.waitConnected(timeout=timeout):
+            if self.controlled and not self.net.waitConnected(timeout=timeout):
                 raise RuntimeError("switches did not connect to the controller in time")
         except BaseException:
             self.stop()

@@ -1,0 +1,89 @@
+"""`make bench`: the learning app against OVS NORMAL and Ryu's simple_switch_13.
+
+For each forwarding setup on the same topology, in the same run:
+  - iperf3 TCP throughput between the two hosts farthest apart (median of runs),
+  - time of a first pingall (cold: everything learned from scratch),
+  - packet-ins during a second pingall (warm: should need no controller).
+Ratios are against OVS NORMAL (the switch learning by itself, no controller).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from mininet_topos import harness
+from mininet_topos.topos import topos
+
+# (label, ryu-manager apps or None for no controller, config, serves our REST API)
+SETUPS = [
+    ("OVS NORMAL (no controller)", None, None, False),
+    ("l2_switch reactive", ("apps/l2_switch.py",), {"l2_switch": {"mode": "reactive"}}, True),
+    ("l2_switch datapath", ("apps/l2_switch.py",), {"l2_switch": {"mode": "datapath"}}, True),
+    ("ryu simple_switch_13", ("ryu.app.simple_switch_13",), None, False),
+]
+
+
+def packet_ins(controller, ours):
+    if not ours:
+        return None
+    return sum(s["packet_ins"] for s in controller.rest("GET", "/v1/switches")[1])
+
+
+def measure(topo_factory, apps, config, ours, seconds, runs):
+    controller = harness.Controller(apps, config) if apps else None
+    try:
+        if controller:
+            controller.start(probe_rest=ours)
+        network = harness.Network(topo_factory(), controller)
+        with network:
+            start = time.monotonic()
+            loss_cold = network.pingall()
+            cold_s = time.monotonic() - start
+            before = packet_ins(controller, ours)
+            loss_warm = network.pingall()
+            after = packet_ins(controller, ours)
+            first, last = network.hosts[0], network.hosts[-1]
+            rates = [harness.iperf3(first, last, seconds=seconds) for _ in range(runs)]
+        return {"loss": max(loss_cold, loss_warm), "pingall_s": cold_s,
+                "warm_packet_ins": None if before is None else after - before,
+                "mbps": statistics.median(rates) / 1e6,
+                "problems": controller.problems() if controller else []}
+    finally:
+        if controller:
+            controller.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topo", default="tree,2,2")
+    parser.add_argument("--seconds", type=int, default=5, help="per iperf3 run")
+    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs (median)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (Mininet)")
+    harness.ensure_ovs()
+    name, *params = args.topo.split(",")
+    topo_factory = lambda: topos[name](*map(int, params))  # noqa: E731
+    print(f"bench: topology {args.topo} on the {topo_factory().datapath} datapath, "
+          f"iperf3 {args.runs} x {args.seconds} s h1 -> last host (median)")
+    rows = []
+    for label, apps, config, ours in SETUPS:
+        result = measure(topo_factory, apps, config, ours, args.seconds, args.runs)
+        rows.append((label, result))
+        print(f"  measured: {label}", flush=True)
+    baseline = rows[0][1]["mbps"]
+    print(f"\n{'setup':<28}{'Mbit/s':>9}{'x NORMAL':>10}{'pingall s':>11}"
+          f"{'loss %':>8}{'warm packet-ins':>17}")
+    for label, r in rows:
+        warm = "n/a" if r["warm_packet_ins"] is None else r["warm_packet_ins"]
+        print(f"{label:<28}{r['mbps']:>9.0f}{r['mbps'] / baseline:>10.2f}{r['pingall_s']:>11.2f}"
+              f"{r['loss']:>8.0f}{warm:>17}")
+    problems = [p for _, r in rows for p in r["problems"]]
+    for line in problems:
+        print("controller problem:", line)
+    return 1 if problems or any(r["loss"] for _, r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
