@@ -25,6 +25,9 @@ apt:
 
 ovs:
 	@ovs-vsctl --timeout=3 show >/dev/null 2>&1 || /usr/share/openvswitch/scripts/ovs-ctl start
+	@# OVSDB for the controller, on localhost only (controller/ovsdb.py)
+	@ovs-vsctl get-manager | grep -qx 'ptcp:6640:127.0.0.1' || ovs-vsctl -- --id=@m create Manager \
+	    target='"ptcp:6640:127.0.0.1"' -- add Open_vSwitch . manager_options @m >/dev/null
 
 venv: $(STAMP)
 

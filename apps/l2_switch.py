@@ -15,8 +15,9 @@ import time
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
+from ryu.lib import hub
 
-from controller import config, ofcompile, pipeline, rest, southbound
+from controller import config, ofcompile, ovsdb, pipeline, rest, southbound
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
 from flows.spec import is_multicast_mac, Output
@@ -41,6 +42,7 @@ class SwitchState:
         self.macs = MacTable(max_macs)
         self.packet_ins = 0
         self.not_learned = 0  # sources seen while the MAC table was full
+        self.mac_cap = "pending"  # how max_macs is enforced on this switch
 
 
 class L2Switch(southbound.SdnApp):
@@ -53,6 +55,7 @@ class L2Switch(southbound.SdnApp):
         except config.ConfigError as err:
             raise SystemExit(f"l2_switch: {err}") from None
         self.switches = {}
+        self.ovsdb = ovsdb.Ovsdb()
         rest.register(kwargs["wsgi"], L2Rest, self)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
@@ -68,6 +71,29 @@ class L2Switch(southbound.SdnApp):
         southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
                         + l2.switch_defaults(self.settings))
         self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
+        hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
+
+    def _enforce_mac_cap(self, switch):
+        """reactive: the controller refuses to learn past max_macs. datapath: the switch
+        learns by itself, so OVS caps the l2_dst table (Flow_Table flow_limit, refuse)."""
+        dpid, table = switch.datapath.id, pipeline.table_id("l2_dst")
+        try:
+            if self.settings.mode == "reactive":
+                self.ovsdb.clear_flow_limit(dpid, table, owner=l2.APP)
+                switch.mac_cap = "controller"
+                return
+            fixed = sum(1 for s in pipeline.table_misses() + l2.switch_defaults(self.settings)
+                        if s.table == "l2_dst")
+            limit = self.settings.max_macs + fixed
+            self.ovsdb.set_flow_limit(dpid, table, limit, owner=l2.APP, name="l2_dst")
+            switch.mac_cap = f"switch (OVSDB Flow_Table flow_limit={limit})"
+        except ovsdb.OvsdbError as err:
+            if self.settings.mode == "reactive":
+                switch.mac_cap = "controller"
+                self.logger.debug("switch %016x: no OVSDB to clear an old cap: %s", dpid, err)
+            else:
+                switch.mac_cap = f"not enforced: {err}"
+                self.logger.warning("switch %016x: max_macs not enforced: %s", dpid, err)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
@@ -175,7 +201,8 @@ class L2Rest(rest.ControllerBase):
     @rest.api("l2_switches", "/v1/switches", methods=["GET"])
     def list_switches(self, req, **_):
         return [{"dpid": rest.format_dpid(dpid), "mode": self.app.settings.mode,
-                 "macs": len(self.app.learned_macs(dpid)), "packet_ins": s.packet_ins, "not_learned": s.not_learned}
+                 "macs": len(self.app.learned_macs(dpid)), "max_macs": self.app.settings.max_macs,
+                 "mac_cap": s.mac_cap, "packet_ins": s.packet_ins, "not_learned": s.not_learned}
                 for dpid, s in sorted(self.app.switches.items())]
 
     @rest.api("l2_macs", "/v1/switches/{dpid}/macs", methods=["GET"])

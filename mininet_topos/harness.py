@@ -50,7 +50,8 @@ def ensure_ovs():
 class Controller:
     """A ryu-manager subprocess on free ports, logging to a file we read back."""
 
-    def __init__(self, apps=("apps/l2_switch.py",), config=None, log_dir=None):
+    def __init__(self, apps=("apps/l2_switch.py",), config=None, log_dir=None,
+                 rest_host="127.0.0.1"):
         self.apps = [str(REPO / a) if a.endswith(".py") else a for a in apps]
         self.of_port, self.rest_port = free_port(), free_port()
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="sdn-ctl-"))
@@ -59,6 +60,7 @@ class Controller:
         if config is not None:
             self.config_path = self.log_dir / "sdn.yaml"
             self.config_path.write_text(json.dumps(config))  # JSON is YAML
+        self.rest_host = rest_host  # None: leave ryu-manager's --wsapi-host at its default
         self.process = None
 
     def start(self, timeout=30, probe_rest=True):
@@ -68,10 +70,11 @@ class Controller:
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         if self.config_path:
             env["SDN_CONFIG"] = str(self.config_path)
+        host = ["--wsapi-host", self.rest_host] if self.rest_host else []
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port),
-                 "--wsapi-host", "127.0.0.1", "--wsapi-port", str(self.rest_port), *self.apps],
+                [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port), *host,
+                 "--wsapi-port", str(self.rest_port), *self.apps],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=REPO, start_new_session=True)
         deadline = time.monotonic() + timeout

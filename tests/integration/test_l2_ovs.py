@@ -138,3 +138,24 @@ def test_bad_config_stops_the_controller_with_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError, match="exited"):
         controller.start(timeout=20)
     assert "l2_switch: config section 'l2_switch': mode must be one of" in controller.log_text()
+
+
+def test_datapath_mode_mac_cap_is_enforced_by_the_switch(lab):
+    controller, network = lab(Single(4), {"l2_switch": {"mode": "datapath", "max_macs": 2}})
+    assert wait_for(lambda: controller.rest("GET", "/v1/switches")[1][0]["mac_cap"] != "pending",
+                    timeout=10)
+    switch = controller.rest("GET", "/v1/switches")[1][0]
+    assert switch["mac_cap"] == "switch (OVSDB Flow_Table flow_limit=4)", switch
+    rows = subprocess.run(["ovs-vsctl", "--format=csv", "--columns=flow_limit,external_ids",
+                           "list", "Flow_Table"], capture_output=True, text=True).stdout
+    assert '4,{sdn-owner=l2_switch}' in rows, rows
+    assert network.pingall() == 0  # hosts beyond the cap are flooded to, not cut off
+    learned = learned_flows(network, "s1", "datapath")
+    assert len(learned) == 2, learned
+
+
+def test_rest_api_binds_to_localhost_by_default(tmp_path):
+    with harness.Controller(log_dir=tmp_path, rest_host=None) as controller:
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        ours = [line for line in listening.splitlines() if f":{controller.rest_port} " in line]
+        assert ours and all(f"127.0.0.1:{controller.rest_port}" in line for line in ours), ours

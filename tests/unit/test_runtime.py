@@ -1,5 +1,6 @@
 """controller/ runtime pieces: config, datapath choice, the Ryu fix, layout rules."""
 import ast
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -102,3 +103,12 @@ def test_apps_do_not_build_openflow_messages_themselves():
                 names = [node.module or ""]
             offending = [n for n in names if n.startswith("ryu.ofproto")]
             assert not offending, f"{path.name} imports {offending}: use controller.ofcompile"
+
+
+def test_unreachable_ovsdb_is_a_clear_error():
+    from controller import ovsdb
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # a port nobody listens on
+        port = sock.getsockname()[1]
+    with pytest.raises(ovsdb.OvsdbError, match="cannot reach OVSDB at tcp:127.0.0.1:.*set-manager"):
+        ovsdb.Ovsdb(f"tcp:127.0.0.1:{port}", timeout=1).api()
