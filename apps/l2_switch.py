@@ -180,7 +180,7 @@ class L2Switch(southbound.SdnApp):
         macs = []
         for spec, stat in southbound.request_flows(self, switch.datapath, l2.LEARNED, "l2_dst"):
             ports = [a.port for a in spec.actions if isinstance(a, Output)]
-            vlan = spec.match.get("vlan_vid")
+            vlan = spec.match.get("vlan_vid") or None  # learn() records untagged as VID 0
             macs.append({"mac": spec.match.get("eth_dst"), "port": ports[0] if ports else None,
                          "vlan": vlan, "age_s": stat.duration_sec})
         return sorted(macs, key=lambda m: (m["vlan"] or 0, m["mac"]))

@@ -140,8 +140,10 @@ def decode_match(ofmatch) -> Match:
     fields = {}
     for name, value in ofmatch.items():
         if name == "vlan_vid":
-            if isinstance(value, tuple):
-                value = TAGGED
+            if isinstance(value, tuple):  # (value, mask)
+                value, mask = value
+                # present-bit only: "any tagged"; VID bits (what learn() copies): that VID
+                value = TAGGED if mask == ofp.OFPVID_PRESENT else value & mask & 0x0FFF
             elif value == ofp.OFPVID_NONE:
                 value = UNTAGGED
             else:

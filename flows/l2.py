@@ -62,7 +62,8 @@ def switch_defaults(settings: L2Settings) -> List[FlowSpec]:
         # it ages a MAC from the last frame it *sent* (traffic towards it does not count).
         learn_unknown_source = (Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
                                      hard_timeout=settings.idle_timeout,
-                                     matches=(("eth_dst", "eth_src"),),
+                                     matches=(("vlan_vid", "vlan_vid"),
+                                              ("eth_dst", "eth_src")),
                                      output_from="in_port"),)
     return [
         FlowSpec("l2_src", DEFAULT_PRIORITY, everything, DEFAULTS,

@@ -216,6 +216,27 @@ def ping(src, dst, count=1, timeout=1) -> bool:
     return bool(re.search(rf"\b{count} received", out))
 
 
+_SEND_RAW = ("import socket, sys; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+             "s.bind((sys.argv[1], 0)); "
+             "[s.send(bytes.fromhex(f)) for f in sys.argv[2:]]")
+
+
+def send_frames(host, frames, intf=None):
+    """Send raw Ethernet frames (bytes) from `host`'s interface: tagged frames
+    without the kernel's 802.1Q support, which some kernels lack."""
+    intf = intf or host.defaultIntf().name
+    out, err, code = host.pexec("python3", "-c", _SEND_RAW, intf, *[f.hex() for f in frames])
+    if code != 0:
+        raise RuntimeError(f"sending raw frames from {host.name} failed: {err or out}")
+
+
+def ethernet_frame(src, dst, vlan=None, ethertype=0x88B5, payload=bytes(46)):
+    """A frame as bytes; ethertype 0x88b5 is the IEEE local-experimental type."""
+    tag = b"" if vlan is None else (0x8100).to_bytes(2, "big") + vlan.to_bytes(2, "big")
+    return (bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + tag
+            + ethertype.to_bytes(2, "big") + payload)
+
+
 def iperf3(client, server, seconds=2, port=5201) -> float:
     """TCP throughput client -> server in bit/s (receiver side)."""
     server.cmd(f"iperf3 -s -1 -D -p {port}")

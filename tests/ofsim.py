@@ -217,6 +217,10 @@ class Switch:
 
     def _learn(self, learn: Learn, pkt):
         fields = {dst: pkt[src] for dst, src in learn.matches}
+        if fields.get("vlan_vid", 0) is None:
+            # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
+            # matches untagged frames only.
+            fields["vlan_vid"] = UNTAGGED
         learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
                            actions=(Output(pkt[learn.output_from]),),
                            idle_timeout=learn.idle_timeout, hard_timeout=learn.hard_timeout)

@@ -159,3 +159,18 @@ def test_rest_api_binds_to_localhost_by_default(tmp_path):
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         ours = [line for line in listening.splitlines() if f":{controller.rest_port} " in line]
         assert ours and all(f"127.0.0.1:{controller.rest_port}" in line for line in ours), ours
+
+
+@MODES
+def test_tagged_traffic_is_learned_per_vlan(lab, mode):
+    """The same MAC in VLANs 10 and 20 on different ports: learned twice, kept apart."""
+    controller, network = lab(Single(3), {"l2_switch": {"mode": mode}})
+    h1, h2 = network["h1"], network["h2"]
+    mac = "02:00:00:00:0a:0a"
+    harness.send_frames(h1, [harness.ethernet_frame(mac, "ff:ff:ff:ff:ff:ff", vlan=10)] * 3)
+    harness.send_frames(h2, [harness.ethernet_frame(mac, "ff:ff:ff:ff:ff:ff", vlan=20)] * 3)
+
+    def learned():
+        return {(m["vlan"], m["port"]) for m in controller.rest("GET", "/v1/switches/1/macs")[1]
+                if m["mac"] == mac}
+    assert wait_for(lambda: learned() == {(10, 1), (20, 2)}, timeout=3), learned()

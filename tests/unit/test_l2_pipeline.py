@@ -209,3 +209,14 @@ def test_reactive_destination_entry_lives_as_long_as_the_host_speaks():
         net.expire(now)
         net.send(frame(2, H2, BCAST))
     assert set(net.send(frame(1, H1, H2)).outputs) == {2}
+
+
+@MODES
+def test_learning_is_per_vlan(mode):
+    """The same MAC in two VLANs on two ports: each VLAN forwards to its own port."""
+    net = network(mode)
+    net.send(frame(2, H2, BCAST, vlan=10))
+    net.send(frame(3, H2, BCAST, vlan=20))
+    assert set(net.send(frame(1, H1, H2, vlan=10)).outputs) == {2}
+    assert set(net.send(frame(1, H1, H2, vlan=20)).outputs) == {3}
+    assert set(net.send(frame(1, H1, H2)).outputs) == {2, 3, 4}  # untagged: not learned yet

@@ -113,3 +113,14 @@ def test_a_compiled_flow_decodes_back_to_the_same_spec():
                                 cookie=msg.cookie, match=msg.match,
                                 instructions=msg.instructions)
     assert ofcompile.decode_flow(stats) == original
+
+
+@pytest.mark.parametrize("wire, domain", [
+    ((0x0000, 0x0FFF), 0),            # what learn() writes for an untagged frame
+    ((0x0065, 0x0FFF), 101),          # learned in VLAN 101
+    ((0x1000, 0x1000), TAGGED),
+    (0x1000 | 7, 7),
+    (0x0000, UNTAGGED),
+])
+def test_vlan_matches_read_back_from_a_switch(wire, domain):
+    assert ofcompile.decode_match(parser.OFPMatch(vlan_vid=wire)).get("vlan_vid") == domain
