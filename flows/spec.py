@@ -14,13 +14,10 @@ FLOOD = "flood"          # every port but the ingress port
 ALL = "all"
 IN_PORT = "in_port"
 CONTROLLER = "controller"
-RESERVED_PORTS = frozenset({FLOOD, ALL, IN_PORT, CONTROLLER})
 
 # Special values of the `vlan_vid` match field (a plain int means "tagged with that VID").
 UNTAGGED = "untagged"
 TAGGED = "tagged"
-
-BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 
 def normalize_mac(mac: str) -> str:
@@ -72,9 +69,6 @@ class Match:
 
     def names(self):
         return {name for name, _, _ in self.fields}
-
-    def as_dict(self):
-        return {name: (value if mask is None else [value, mask]) for name, value, mask in self.fields}
 
 
 # --- actions -----------------------------------------------------------------

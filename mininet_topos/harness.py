@@ -102,11 +102,6 @@ class Controller:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def kill(self):
-        """kill -9, as a crash would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
     def rest(self, method, path, body=None, timeout=10):
         """(status, decoded JSON) for a REST call; HTTP errors are returned, not raised."""
         data = None if body is None else (body if isinstance(body, bytes)

@@ -9,8 +9,8 @@ indirect), learn() writing entries, and idle/hard timeouts with
 flow-removed notifications. Time is passed in (`now`), never read.
 """
 import zlib
-from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
@@ -234,13 +234,3 @@ class Switch:
         else:
             self.add(learned)
 
-
-def outputs(switch: Switch, pkt) -> Dict[int, List[dict]]:
-    return switch.process(pkt).outputs
-
-
-def ports_reached(switch: Switch, pkt) -> Optional[set]:
-    return set(outputs(switch, pkt))
-
-
-__all__ = ["Switch", "GroupSpec", "frame", "outputs", "ports_reached", "replace"]

@@ -7,7 +7,7 @@ from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_protocol, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import l2_switch
-from controller import pipeline, rest
+from controller import config, ovsdb, pipeline, rest
 from flows import l2
 
 H1, H2 = "00:00:00:00:00:01", "00:00:00:00:00:02"
@@ -42,12 +42,35 @@ def packet_in(datapath, in_port, data, table="l2_src"):
     return ofp_event.EventOFPPacketIn(msg)
 
 
-@pytest.fixture
-def app():
+class FakeOvsdb:
+    """Records what the app asks of OVSDB; unit tests never touch a real one."""
+
+    def __init__(self, error=None):
+        self.calls, self.error = [], error
+
+    def set_flow_limit(self, dpid, table_id, limit, owner, name):
+        self._call("set", dpid, table_id, limit, owner)
+
+    def clear_flow_limit(self, dpid, table_id, owner):
+        self._call("clear", dpid, table_id, owner)
+
+    def _call(self, *args):
+        if self.error:
+            raise ovsdb.OvsdbError(self.error)
+        self.calls.append(args)
+
+
+def make_app(monkeypatch, **settings):
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"l2_switch": settings})
     wsgi = rest.WSGIApplication()
     app = l2_switch.L2Switch(wsgi=wsgi)
-    app.wsgi = wsgi
+    app.wsgi, app.ovsdb = wsgi, FakeOvsdb()
     return app
+
+
+@pytest.fixture
+def app(monkeypatch):
+    return make_app(monkeypatch)
 
 
 def connect(app, dpid=1):
@@ -152,3 +175,26 @@ def test_datapath_is_parsed_only_at_the_boundary():
     assert rest.parse_dpid("255") == 255
     with pytest.raises(rest.ApiError):
         rest.parse_dpid("-1")
+
+
+def test_datapath_mode_caps_l2_dst_at_max_macs_plus_its_fixed_entries(monkeypatch):
+    app = make_app(monkeypatch, mode="datapath", max_macs=50)
+    connect(app)
+    app._enforce_mac_cap(app.switches[1])
+    assert app.ovsdb.calls == [("set", 1, pipeline.table_id("l2_dst"), 52, "l2_switch")]
+    assert app.switches[1].mac_cap == "switch (OVSDB Flow_Table flow_limit=52)"
+
+
+def test_reactive_mode_removes_an_old_switch_cap_and_enforces_its_own(app):
+    connect(app)
+    app._enforce_mac_cap(app.switches[1])
+    assert app.ovsdb.calls == [("clear", 1, pipeline.table_id("l2_dst"), "l2_switch")]
+    assert app.switches[1].mac_cap == "controller"
+
+
+def test_unreachable_ovsdb_is_reported_not_fatal(monkeypatch):
+    app = make_app(monkeypatch, mode="datapath")
+    app.ovsdb = FakeOvsdb(error="cannot reach OVSDB at tcp:127.0.0.1:6640")
+    connect(app)
+    app._enforce_mac_cap(app.switches[1])
+    assert app.switches[1].mac_cap == "not enforced: cannot reach OVSDB at tcp:127.0.0.1:6640"
