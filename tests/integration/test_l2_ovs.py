@@ -112,8 +112,9 @@ def test_datapath_mode_needs_no_packet_ins_in_steady_state(lab):
     assert before == after == 0
 
 
-def test_tcp_flows_through_the_pipeline(lab):
-    controller, network = lab(Linear(2), {"l2_switch": {"mode": "reactive"}})
+@MODES
+def test_tcp_flows_through_the_pipeline(lab, mode):
+    controller, network = lab(Linear(2), {"l2_switch": {"mode": mode}})
     bits = harness.iperf3(network["h1"], network["h2"], seconds=1)
     assert bits > 50e6, f"{bits / 1e6:.1f} Mbit/s"
 
