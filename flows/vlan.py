@@ -1,0 +1,121 @@
+"""Port VLAN configuration with Open vSwitch's semantics, as flows.
+
+A port is configured the way `ovs-vsctl` users think (vswitch.xml, Port vlan_mode):
+- access (`tag=101`): untagged frames in join VLAN 101; tagged frames in are dropped;
+  frames leave untagged, and only those of VLAN 101.
+- trunk (`trunks=[101,102]`, or `[]`/absent = every VLAN): tagged frames of those VLANs in;
+  an untagged frame belongs to VLAN 0, accepted only if the port trunks VLAN 0 (an empty
+  list trunks everything); frames leave tagged, except VLAN 0 which leaves untagged.
+- native-tagged / native-untagged (`tag=10` plus trunks): like a trunk, but untagged frames
+  in join the native VLAN; on the way out the native VLAN is tagged / untagged.
+
+Inside the pipeline every frame carries its VLAN: `ingress` pushes it for untagged
+frames. On the way out, `untagged_egress` says where it must be popped.
+"""
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+from flows.spec import (TAGGED, UNTAGGED, FlowSpec, Match, Output, Owner, PopVlan, PushVlan,
+                        SetField)
+
+APP = "vlan"
+CLASSIFY = Owner(APP, "default")
+FLOOD_OWNER = Owner(APP, "host")
+NATIVE_MODES = ("native-tagged", "native-untagged")
+MAX_VID = 4094
+
+_ADMIT, _DENY = 20, 10   # ingress priorities: admit rules above the port's catch-all drop
+
+
+def _check_vid(vid, what, allow_zero=False):
+    low = 0 if allow_zero else 1
+    if isinstance(vid, bool) or not isinstance(vid, int) or not low <= vid <= MAX_VID:
+        raise ValueError(f"{what} must be an integer VLAN id {low}..{MAX_VID}, not {vid!r}")
+
+
+@dataclass(frozen=True)
+class PortVlan:
+    port: int
+    tag: Optional[int] = None
+    trunks: Tuple[int, ...] = ()
+    native_mode: Optional[str] = None
+
+    def __post_init__(self):
+        if self.tag is not None:
+            _check_vid(self.tag, "tag")
+        for vid in self.trunks:
+            _check_vid(vid, "every trunk", allow_zero=True)
+        if len(set(self.trunks)) != len(self.trunks):
+            raise ValueError(f"trunks lists a VLAN twice: {list(self.trunks)}")
+        if self.native_mode is not None:
+            if self.native_mode not in NATIVE_MODES:
+                raise ValueError(f"native_mode must be one of {', '.join(NATIVE_MODES)}")
+            if self.tag is None:
+                raise ValueError(f"{self.native_mode} needs a tag (the native VLAN)")
+        elif self.tag is not None and self.trunks:
+            raise ValueError("give either tag (access port) or trunks, not both "
+                             "(or set native_mode for a native VLAN on a trunk)")
+
+    @property
+    def mode(self) -> str:
+        if self.native_mode:
+            return self.native_mode
+        return "access" if self.tag is not None else "trunk"
+
+    def carries(self, vid: int) -> bool:
+        if self.mode == "access":
+            return vid == self.tag
+        if self.native_mode and vid == self.tag:
+            return True
+        return not self.trunks or vid in self.trunks
+
+    def untagged_egress(self, vid: int) -> bool:
+        """Does a frame of VLAN `vid` leave this port without a tag?"""
+        if self.mode == "access" or self.mode == "native-untagged":
+            return vid == self.tag
+        return vid == 0 and self.mode == "trunk"
+
+
+def trunk_all(port: int) -> PortVlan:
+    """What OVS does with a port that has neither tag nor trunks."""
+    return PortVlan(port)
+
+
+def _push(vid):
+    return (PushVlan(), SetField("vlan_vid", vid))
+
+
+def classify_port(cfg: PortVlan) -> List[FlowSpec]:
+    """ingress entries for one port: admit what it carries (tagging untagged frames),
+    drop the rest of what arrives on it."""
+    entries = []
+
+    def admit(vlan_match, actions=()):
+        entries.append(FlowSpec("ingress", _ADMIT, Match.of(in_port=cfg.port, vlan_vid=vlan_match),
+                                CLASSIFY, actions=actions, goto="vip"))
+
+    if cfg.mode == "access":
+        admit(UNTAGGED, _push(cfg.tag))
+    else:
+        untagged_vid = cfg.tag if cfg.native_mode else 0
+        if cfg.carries(untagged_vid):
+            admit(UNTAGGED, _push(untagged_vid))
+        if not cfg.trunks:
+            admit(TAGGED)
+        else:
+            tagged = set(cfg.trunks) | ({cfg.tag} if cfg.native_mode else set())
+            for vid in sorted(tagged):
+                admit(vid)
+    entries.append(FlowSpec("ingress", _DENY, Match.of(in_port=cfg.port), CLASSIFY))
+    return entries
+
+
+def flood_vlan(vid: int, ports: Iterable[PortVlan]) -> FlowSpec:
+    """Broadcast / unknown unicast of VLAN `vid` to its member ports: tagged members
+    first, then pop the tag for the untagged ones (the order matters in one action list).
+    OpenFlow never sends a frame back out of its ingress port."""
+    members = sorted((p for p in ports if p.carries(vid)), key=lambda p: p.port)
+    tagged = [Output(p.port) for p in members if not p.untagged_egress(vid)]
+    untagged = [Output(p.port) for p in members if p.untagged_egress(vid)]
+    actions = tuple(tagged) + ((PopVlan(),) + tuple(untagged) if untagged else ())
+    return FlowSpec("flood", 10, Match.of(vlan_vid=vid), FLOOD_OWNER, actions=actions)

@@ -1,0 +1,108 @@
+"""Port VLAN semantics (OVS's access / trunk / native modes) on the table simulator.
+
+Only ingress classification and per-VLAN flooding so far: the app, REST and the lab
+come with the rest of the VLAN issue.
+"""
+import pytest
+
+from controller import pipeline
+from flows import vlan
+from flows.spec import Match
+from flows.vlan import PortVlan
+from tests.ofsim import Switch, frame
+
+A, B = "00:00:00:00:00:0a", "00:00:00:00:00:0b"
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def switch_with(ports, flood_vlans=()):
+    items = pipeline.table_misses()
+    for cfg in ports:
+        items += vlan.classify_port(cfg)
+    items += [vlan.flood_vlan(vid, ports) for vid in flood_vlans]
+    return Switch([p.port for p in ports]).apply(items)
+
+
+def seen(switch, pkt):
+    """{port: [vlan as it leaves, ...]}"""
+    return {port: [p["vlan_vid"] for p in pkts]
+            for port, pkts in switch.process(pkt).outputs.items()}
+
+
+# The VLAN lab's br0: three access "VMs", first_br access 103, second_br trunk of all,
+# third_br trunks 101,102.
+LAB = [PortVlan(1, tag=101), PortVlan(2, tag=102), PortVlan(3, tag=103),
+       PortVlan(4, tag=103), PortVlan(5), PortVlan(6, trunks=(101, 102))]
+LAB_VLANS = (101, 102, 103)
+
+
+def test_vlan_lab_broadcast_from_103_reaches_first_untagged_second_tagged_third_nothing():
+    sw = switch_with(LAB, LAB_VLANS)
+    assert seen(sw, frame(3, A, BCAST)) == {4: [None], 5: [103]}
+
+
+def test_vlan_lab_broadcast_from_101_reaches_both_trunks_tagged():
+    sw = switch_with(LAB, LAB_VLANS)
+    assert seen(sw, frame(1, A, BCAST)) == {5: [101], 6: [101]}
+
+
+def test_vlan_lab_broadcast_from_102_reaches_both_trunks_tagged_and_not_first():
+    sw = switch_with(LAB, LAB_VLANS)
+    assert seen(sw, frame(2, A, BCAST)) == {5: [102], 6: [102]}
+
+
+def test_tagged_frame_on_an_access_port_is_dropped():
+    sw = switch_with(LAB, LAB_VLANS)
+    assert seen(sw, frame(1, A, BCAST, vlan=101)) == {}
+
+
+def test_trunk_admits_only_its_vlans_and_untagged_is_vlan_0():
+    sw = switch_with(LAB, LAB_VLANS)
+    assert seen(sw, frame(6, A, BCAST, vlan=101)) == {1: [None], 5: [101]}
+    assert seen(sw, frame(6, A, BCAST, vlan=103)) == {}      # not trunked
+    assert seen(sw, frame(6, A, BCAST)) == {}                # VLAN 0 not in [101, 102]
+    assert sw.process(frame(5, A, BCAST)).tables_visited[:2] == ["ingress", "vip"]
+
+
+def test_vlan_0_leaves_a_trunk_untagged():
+    ports = [PortVlan(1), PortVlan(2)]
+    sw = switch_with(ports, flood_vlans=(0,))
+    assert seen(sw, frame(1, A, BCAST)) == {2: [None]}
+
+
+@pytest.mark.parametrize("mode, egress", [("native-untagged", None), ("native-tagged", 10)])
+def test_native_vlan_takes_untagged_frames_and_egresses_by_mode(mode, egress):
+    ports = [PortVlan(1, tag=10, trunks=(20,), native_mode=mode), PortVlan(2, tag=10),
+             PortVlan(3, trunks=(10, 20))]
+    sw = switch_with(ports, flood_vlans=(10, 20))
+    assert seen(sw, frame(1, A, BCAST)) == {2: [None], 3: [10]}        # untagged in -> VLAN 10
+    assert seen(sw, frame(2, A, BCAST)) == {1: [egress], 3: [10]}      # VLAN 10 out of port 1
+    assert seen(sw, frame(3, A, BCAST, vlan=20)) == {1: [20]}
+
+
+def test_flood_action_order_puts_tagged_outputs_before_the_pop():
+    spec = vlan.flood_vlan(101, LAB)
+    kinds = [type(a).__name__ for a in spec.actions]
+    assert kinds == ["Output", "Output", "PopVlan", "Output"]
+    assert spec.match == Match.of(vlan_vid=101)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(tag=0), "tag must be an integer VLAN id 1..4094"),
+    (dict(tag=4095), "tag must be an integer VLAN id 1..4094"),
+    (dict(trunks=(5000,)), "every trunk must be"),
+    (dict(trunks=(10, 10)), "lists a VLAN twice"),
+    (dict(tag=10, trunks=(20,)), "either tag .* or trunks, not both"),
+    (dict(trunks=(20,), native_mode="native-untagged"), "needs a tag"),
+    (dict(tag=10, native_mode="native"), "native_mode must be one of"),
+])
+def test_bad_port_configs_get_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PortVlan(1, **kwargs)
+
+
+def test_every_vlan_spec_fits_the_pipeline():
+    for cfg in LAB:
+        for spec in vlan.classify_port(cfg):
+            pipeline.validate(spec)
+    pipeline.validate(vlan.flood_vlan(101, LAB))
