@@ -54,6 +54,8 @@ def _learn(action: Learn):
     for dst, src in action.matches:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
+        specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
     out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
     specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
     return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,

@@ -15,10 +15,10 @@ datapath: the switch learns by itself with learn(): every frame refreshes an
 steady-state traffic never involves the controller.
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import FrozenSet, Iterable, List, Optional, Tuple
 
 from flows.spec import (CONTROLLER, FLOOD, FlowDelete, FlowSpec, Learn, Match,
-                        Output, Owner)
+                        Output, Owner, PopVlan)
 
 APP = "l2_switch"
 MODES = ("reactive", "datapath")
@@ -52,25 +52,45 @@ class L2Settings:
             raise ValueError("packet_in_bytes must be at least 18 (an Ethernet + 802.1Q header)")
 
 
-def switch_defaults(settings: L2Settings) -> List[FlowSpec]:
-    """The entries a switch needs before any host has spoken."""
+# (port, VLAN) pairs whose frames leave the port untagged (access ports, a native-untagged
+# VLAN, VLAN 0 on trunks), as the VLAN app declares them. Empty for a plain learning switch:
+# frames then leave exactly as they came in.
+UntaggedEgress = FrozenSet[Tuple[int, int]]
+STRIP_PRIORITY = 2
+
+
+def _learn(settings: L2Settings, strip_vlan: bool) -> Learn:
+    # hard_timeout, not idle: OVS restarts it whenever learn() refreshes the entry, so
+    # it ages a MAC from the last frame it *sent* (traffic towards it does not count).
+    return Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
+                 hard_timeout=settings.idle_timeout,
+                 matches=(("vlan_vid", "vlan_vid"), ("eth_dst", "eth_src")),
+                 output_from="in_port", strip_vlan=strip_vlan)
+
+
+def switch_defaults(settings: L2Settings, untagged: Iterable[Tuple[int, int]] = ()
+                    ) -> List[FlowSpec]:
+    """The entries a switch needs before any host has spoken.
+
+    In datapath mode a frame learned from an untagged-egress (port, VLAN) pair gets a
+    learn() that strips the tag, since learned entries cannot carry pop_vlan."""
     everything = Match()
     if settings.mode == "reactive":
         learn_unknown_source = (Output(CONTROLLER, max_len=settings.packet_in_bytes),)
     else:
-        # hard_timeout, not idle: OVS restarts it whenever learn() refreshes the entry, so
-        # it ages a MAC from the last frame it *sent* (traffic towards it does not count).
-        learn_unknown_source = (Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
-                                     hard_timeout=settings.idle_timeout,
-                                     matches=(("vlan_vid", "vlan_vid"),
-                                              ("eth_dst", "eth_src")),
-                                     output_from="in_port"),)
-    return [
+        learn_unknown_source = (_learn(settings, strip_vlan=False),)
+    specs = [
         FlowSpec("l2_src", DEFAULT_PRIORITY, everything, DEFAULTS,
                  actions=learn_unknown_source, goto="l2_dst"),
         FlowSpec("l2_dst", DEFAULT_PRIORITY, everything, DEFAULTS, goto="flood"),
         FlowSpec("flood", DEFAULT_PRIORITY, everything, DEFAULTS, actions=(Output(FLOOD),)),
     ]
+    if settings.mode == "datapath":
+        specs += [FlowSpec("l2_src", STRIP_PRIORITY, Match.of(in_port=port, vlan_vid=vid),
+                           DEFAULTS, actions=(_learn(settings, strip_vlan=True),),
+                           goto="l2_dst")
+                  for port, vid in sorted(untagged)]
+    return specs
 
 
 def _src_match(mac: str, port: int, vlan: Optional[int]) -> Match:
@@ -81,7 +101,8 @@ def _dst_match(mac: str, vlan: Optional[int]) -> Match:
     return Match.of(vlan_vid=vlan, eth_dst=mac)
 
 
-def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int) -> List[FlowSpec]:
+def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,
+               untagged_egress: bool = False) -> List[FlowSpec]:
     """Reactive mode: `mac` lives behind `port`.
 
     Only the source entry ages (idle: refreshed by frames the host sends) and it
@@ -89,11 +110,13 @@ def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int) -> L
     forget_host. Giving the destination entry its own idle timeout would age it
     by traffic *towards* the host: it could expire while the source entry lives
     on, and with no new packet-in the host would be flooded to for good.
+    `untagged_egress`: frames to this host leave without their VLAN tag.
     """
+    out = (PopVlan(), Output(port)) if untagged_egress else (Output(port),)
     return [
         FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto="l2_dst",
                  idle_timeout=idle_timeout, notify_removed=True),
-        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=(Output(port),)),
+        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=out),
     ]
 
 

@@ -117,6 +117,7 @@ class Learn:
     owner: Owner
     matches: Tuple[Tuple[str, str], ...]
     output_from: str = "in_port"
+    strip_vlan: bool = False  # the new entry removes the tag before output (load 0 -> TCI)
     priority: int = 100
     idle_timeout: int = 0
     hard_timeout: int = 0

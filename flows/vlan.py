@@ -13,7 +13,7 @@ Inside the pipeline every frame carries its VLAN: `ingress` pushes it for untagg
 frames. On the way out, `untagged_egress` says where it must be popped.
 """
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import FrozenSet, Iterable, List, Optional, Tuple
 
 from flows.spec import (TAGGED, UNTAGGED, FlowSpec, Match, Output, Owner, PopVlan, PushVlan,
                         SetField)
@@ -119,3 +119,14 @@ def flood_vlan(vid: int, ports: Iterable[PortVlan]) -> FlowSpec:
     untagged = [Output(p.port) for p in members if p.untagged_egress(vid)]
     actions = tuple(tagged) + ((PopVlan(),) + tuple(untagged) if untagged else ())
     return FlowSpec("flood", 10, Match.of(vlan_vid=vid), FLOOD_OWNER, actions=actions)
+
+
+def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int]]:
+    """(port, VLAN) pairs whose frames leave untagged: what the learning app needs to
+    pop the tag (or learn a stripping entry) for."""
+    pairs = set()
+    for cfg in ports:
+        candidate = cfg.tag if cfg.mode in ("access", "native-untagged") else 0
+        if candidate is not None and cfg.carries(candidate) and cfg.untagged_egress(candidate):
+            pairs.add((cfg.port, candidate))
+    return frozenset(pairs)

@@ -221,8 +221,9 @@ class Switch:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.
             fields["vlan_vid"] = UNTAGGED
+        out = (Output(pkt[learn.output_from]),)
         learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
-                           actions=(Output(pkt[learn.output_from]),),
+                           actions=((PopVlan(),) + out) if learn.strip_vlan else out,
                            idle_timeout=learn.idle_timeout, hard_timeout=learn.hard_timeout)
         existing = next((e for e in self.tables[learn.table]
                          if e.spec.match == learned.match and e.spec.priority == learned.priority),

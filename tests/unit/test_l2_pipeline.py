@@ -20,8 +20,8 @@ def new_switch(mode, **settings):
 class ReactiveController:
     """What apps/l2_switch.py does with a packet-in, minus Ryu: the same pure calls."""
 
-    def __init__(self, switch, settings):
-        self.switch, self.settings = switch, settings
+    def __init__(self, switch, settings, untagged=frozenset()):
+        self.switch, self.settings, self.untagged = switch, settings, untagged
         self.macs = MacTable(settings.max_macs)
 
     def send(self, pkt):
@@ -35,7 +35,8 @@ class ReactiveController:
             if verdict == MOVED:
                 changes += l2.forget_host(src, previous.port, vlan)
             if verdict in (NEW, MOVED):
-                changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout)
+                changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
+                                         untagged_egress=(port, vlan) in self.untagged)
             self.switch.apply(changes)
         return result
 

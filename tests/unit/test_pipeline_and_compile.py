@@ -124,3 +124,15 @@ def test_a_compiled_flow_decodes_back_to_the_same_spec():
 ])
 def test_vlan_matches_read_back_from_a_switch(wire, domain):
     assert ofcompile.decode_match(parser.OFPMatch(vlan_vid=wire)).get("vlan_vid") == domain
+
+
+def test_stripping_learn_compiles_with_a_load_of_zero_into_the_tci():
+    settings = l2.L2Settings(mode="datapath")
+    strip = next(s for s in l2.switch_defaults(settings, {(3, 103)})
+                 if s.priority == l2.STRIP_PRIORITY)
+    msg = ofcompile.flow_mod(DP, strip)
+    serialize(msg)
+    learn = msg.instructions[0].actions[0]
+    loads = [s for s in learn.specs if isinstance(s, parser.NXFlowSpecLoad)]
+    assert [(s.src, s.dst, s.n_bits) for s in loads] == [(0, ("vlan_tci", 0), 16)]
+    assert msg.match["in_port"] == 3 and msg.match["vlan_vid"] == 103 | ofp.OFPVID_PRESENT

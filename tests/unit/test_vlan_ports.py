@@ -106,3 +106,46 @@ def test_every_vlan_spec_fits_the_pipeline():
         for spec in vlan.classify_port(cfg):
             pipeline.validate(spec)
     pipeline.validate(vlan.flood_vlan(101, LAB))
+
+
+# --- together with the learning switch ----------------------------------------------
+
+from flows import l2  # noqa: E402
+from tests.unit.test_l2_pipeline import DatapathOnly, ReactiveController  # noqa: E402
+
+
+def vlan_learning_switch(mode, ports=LAB, vlans=LAB_VLANS):
+    settings = l2.L2Settings(mode=mode)
+    untagged = vlan.untagged_egress_pairs(ports)
+    sw = switch_with(ports, vlans).apply(l2.switch_defaults(settings, untagged))
+    return ReactiveController(sw, settings, untagged) if mode == "reactive" else DatapathOnly(sw)
+
+
+def test_untagged_egress_pairs_of_the_lab():
+    assert vlan.untagged_egress_pairs(LAB) == {(1, 101), (2, 102), (3, 103), (4, 103), (5, 0)}
+
+
+@pytest.mark.parametrize("mode", l2.MODES)
+def test_vlan_lab_unicast_103_after_learning_goes_only_to_first_br_untagged(mode):
+    net = vlan_learning_switch(mode)
+    net.send(frame(4, B, BCAST))                       # first_if speaks (untagged, VLAN 103)
+    out = net.send(frame(3, A, B)).outputs              # the VM on tag 103 answers it
+    assert {port: [p["vlan_vid"] for p in pkts] for port, pkts in out.items()} == {4: [None]}
+    back = net.send(frame(4, B, A)).outputs             # and back to the VM, untagged too
+    assert {port: [p["vlan_vid"] for p in pkts] for port, pkts in back.items()} == {3: [None]}
+
+
+@pytest.mark.parametrize("mode", l2.MODES)
+def test_unicast_towards_a_trunk_keeps_its_tag(mode):
+    net = vlan_learning_switch(mode)
+    net.send(frame(5, B, BCAST, vlan=101))              # a host behind the all-VLAN trunk
+    out = net.send(frame(1, A, B)).outputs              # from the VM on access 101
+    assert {port: [p["vlan_vid"] for p in pkts] for port, pkts in out.items()} == {5: [101]}
+
+
+@pytest.mark.parametrize("mode", l2.MODES)
+def test_learned_mac_in_one_vlan_is_never_reached_from_another(mode):
+    net = vlan_learning_switch(mode)
+    net.send(frame(4, B, BCAST))                        # B learned in VLAN 103
+    out = net.send(frame(1, A, B)).outputs              # A in VLAN 101 sends to B
+    assert 4 not in out and 3 not in out and set(out) == {5, 6}  # flooded within 101 only
