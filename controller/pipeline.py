@@ -63,6 +63,8 @@ PURPOSE_IDS: Dict[str, int] = {
     "default": 0x02,
     "host": 0x03,
     "learned": 0x04,
+    "flood": 0x05,      # per-VLAN flood lists
+    "no_learn": 0x06,   # VLANs whose MACs are not learned (flood-vlans)
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48

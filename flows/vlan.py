@@ -20,7 +20,7 @@ from flows.spec import (TAGGED, UNTAGGED, FlowSpec, Match, Output, Owner, PopVla
 
 APP = "vlan"
 CLASSIFY = Owner(APP, "default")
-FLOOD_OWNER = Owner(APP, "host")
+FLOOD_OWNER = Owner(APP, "flood")
 NATIVE_MODES = ("native-tagged", "native-untagged")
 MAX_VID = 4094
 
@@ -130,3 +130,65 @@ def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int
         if candidate is not None and cfg.carries(candidate) and cfg.untagged_egress(candidate):
             pairs.add((cfg.port, candidate))
     return frozenset(pairs)
+
+
+FLOOD_ONLY = Owner(APP, "no_learn")  # l2_src entries that skip learning for a VLAN
+_FIELDS = ("tag", "trunks", "native_mode")
+
+
+def port_vlan_from_dict(port: int, body: dict) -> PortVlan:
+    """{"tag": 101} / {"trunks": [101, 102]} / plus "native_mode", strictly checked."""
+    if not isinstance(body, dict):
+        raise ValueError("VLAN settings must be an object with tag, trunks or native_mode")
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown VLAN setting(s) {', '.join(unknown)}; use {', '.join(_FIELDS)}")
+    trunks = body.get("trunks", [])
+    if not isinstance(trunks, list):
+        raise ValueError(f"trunks must be a list of VLAN ids, not {trunks!r}")
+    native = body.get("native_mode")
+    if native is not None and not isinstance(native, str):
+        raise ValueError("native_mode must be a string")
+    return PortVlan(port, tag=body.get("tag"), trunks=tuple(trunks), native_mode=native)
+
+
+def port_vlan_to_dict(cfg: PortVlan) -> dict:
+    return {"mode": cfg.mode, "tag": cfg.tag, "trunks": list(cfg.trunks),
+            "native_mode": cfg.native_mode}
+
+
+def vlans_named(ports: Iterable[PortVlan]) -> FrozenSet[int]:
+    """Every VLAN some port names (VLAN 0, the untagged VLAN of trunks, always)."""
+    named = {0}
+    for cfg in ports:
+        named.update(cfg.trunks)
+        if cfg.tag is not None:
+            named.add(cfg.tag)
+    return frozenset(named)
+
+
+def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
+                flood_only: Iterable[int] = ()) -> List[FlowSpec]:
+    """Everything the VLAN app installs on one switch.
+
+    `ports`: every known port (unconfigured ones as trunk_all); `configured`: the port
+    numbers with explicit settings. A port the controller does not know yet is treated
+    as OVS treats a port without settings: a trunk of every VLAN.
+    """
+    ports = sorted(ports, key=lambda p: p.port)
+    specs = [
+        FlowSpec("ingress", 1, Match.of(vlan_vid=UNTAGGED), CLASSIFY, actions=_push(0),
+                 goto="vip"),
+        FlowSpec("ingress", 1, Match.of(vlan_vid=TAGGED), CLASSIFY, goto="vip"),
+    ]
+    configured = set(configured)
+    for cfg in ports:
+        if cfg.port in configured:
+            specs += classify_port(cfg)
+    specs += [flood_vlan(vid, ports) for vid in sorted(vlans_named(ports))]
+    carry_all = [Output(p.port) for p in ports if p.mode != "access" and not p.trunks]
+    specs.append(FlowSpec("flood", 5, Match.of(vlan_vid=TAGGED), FLOOD_OWNER,
+                          actions=tuple(carry_all)))
+    specs += [FlowSpec("l2_src", 50, Match.of(vlan_vid=vid), FLOOD_ONLY, goto="l2_dst")
+              for vid in sorted(set(flood_only))]
+    return specs

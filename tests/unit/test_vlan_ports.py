@@ -149,3 +149,49 @@ def test_learned_mac_in_one_vlan_is_never_reached_from_another(mode):
     net.send(frame(4, B, BCAST))                        # B learned in VLAN 103
     out = net.send(frame(1, A, B)).outputs              # A in VLAN 101 sends to B
     assert 4 not in out and 3 not in out and set(out) == {5, 6}  # flooded within 101 only
+
+
+def plan_switch(ports, configured, flood_only=(), mode="datapath"):
+    settings = l2.L2Settings(mode=mode)
+    sw = Switch([p.port for p in ports]).apply(
+        pipeline.table_misses() + vlan.switch_plan(ports, configured, flood_only)
+        + l2.switch_defaults(settings, vlan.untagged_egress_pairs(ports)))
+    return sw
+
+
+def test_switch_plan_unconfigured_ports_are_trunks_of_everything():
+    ports = [PortVlan(1, tag=10), vlan.trunk_all(2), vlan.trunk_all(3)]
+    sw = plan_switch(ports, configured={1})
+    assert seen(sw, frame(2, A, BCAST, vlan=77)) == {3: [77]}      # a VLAN nobody named
+    assert seen(sw, frame(2, A, BCAST)) == {3: [None]}             # VLAN 0
+    assert seen(sw, frame(2, A, BCAST, vlan=10)) == {1: [None], 3: [10]}
+
+
+def test_flood_only_vlan_is_never_learned():
+    ports = [PortVlan(1, tag=10), PortVlan(2, tag=10), PortVlan(3, tag=20), PortVlan(4, tag=20)]
+    sw = plan_switch(ports, configured={1, 2, 3, 4}, flood_only={10})
+    for _ in range(2):
+        sw.process(frame(1, A, BCAST))
+        sw.process(frame(3, A, BCAST))
+    learned = {(s.match.get("vlan_vid"), s.match.get("eth_dst")) for s in sw.flows("l2_dst")
+               if s.owner == l2.LEARNED}
+    assert learned == {(20, A)}
+    assert seen(sw, frame(2, B, A)) == {1: [None]}   # VLAN 10: flooded (to its only other port)
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"tag": 101, "vlan": 3}, "unknown VLAN setting"),
+    ({"trunks": "101"}, "trunks must be a list"),
+    ({"tag": "101"}, "tag must be an integer"),
+    ({"tag": True}, "tag must be an integer"),
+    ([101], "must be an object"),
+])
+def test_port_settings_from_json_are_checked(body, message):
+    with pytest.raises(ValueError, match=message):
+        vlan.port_vlan_from_dict(1, body)
+
+
+def test_port_settings_round_trip():
+    cfg = vlan.port_vlan_from_dict(7, {"tag": 10, "trunks": [20, 30], "native_mode": "native-tagged"})
+    assert vlan.port_vlan_from_dict(7, {k: v for k, v in vlan.port_vlan_to_dict(cfg).items()
+                                        if k != "mode" and v not in (None, [])}) == cfg
