@@ -17,7 +17,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, rest, southbound
+from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
 from flows.spec import is_multicast_mac, Output
@@ -43,6 +43,7 @@ class SwitchState:
         self.packet_ins = 0
         self.not_learned = 0  # sources seen while the MAC table was full
         self.mac_cap = "pending"  # how max_macs is enforced on this switch
+        self.untagged = frozenset()  # (port, VLAN) pairs leaving untagged (from the VLAN app)
 
 
 class L2Switch(southbound.SdnApp):
@@ -95,6 +96,18 @@ class L2Switch(southbound.SdnApp):
                 switch.mac_cap = f"not enforced: {err}"
                 self.logger.warning("switch %016x: max_macs not enforced: %s", dpid, err)
 
+    @set_ev_cls(events.EventPortVlans)
+    def _port_vlans(self, ev):
+        """The VLAN app changed which (port, VLAN) pairs leave untagged: re-push the
+        defaults (datapath: tag-stripping learns) and re-learn everything under them."""
+        switch = self.switches.get(ev.dpid)
+        if switch is None or switch.untagged == ev.untagged:
+            return
+        switch.untagged = ev.untagged
+        switch.macs.clear()
+        southbound.push(switch.datapath, l2.forget_defaults() + l2.forget_all_hosts()
+                        + l2.switch_defaults(self.settings, switch.untagged))
+
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
         if ev.datapath.id is not None and self.switches.pop(ev.datapath.id, None):
@@ -129,7 +142,8 @@ class L2Switch(southbound.SdnApp):
             changes += l2.forget_host(src, previous.port, vlan)
             self.logger.debug("%016x: %s moved %s -> %s", msg.datapath.id, src,
                               previous.port, port)
-        changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout)
+        changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
+                                 untagged_egress=(port, vlan) in switch.untagged)
         southbound.push(msg.datapath, changes, barrier=False)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
@@ -193,11 +207,7 @@ class L2Switch(southbound.SdnApp):
         return count
 
 
-class L2Rest(rest.ControllerBase):
-    def __init__(self, req, link, data, **config):
-        super().__init__(req, link, data, **config)
-        self.app = data
-
+class L2Rest(rest.AppController):
     @rest.api("l2_switches", "/v1/switches", methods=["GET"])
     def list_switches(self, req, **_):
         return [{"dpid": rest.format_dpid(dpid), "mode": self.app.settings.mode,

@@ -6,11 +6,9 @@ class EventPortVlans(event.EventBase):
     """The VLAN app's view of one switch, for the learning app.
 
     untagged: (port, VLAN) pairs whose frames leave untagged (pop before output).
-    flood_only: VLANs whose MACs are not learned (OVS's flood-vlans).
     """
 
-    def __init__(self, dpid, untagged, flood_only):
+    def __init__(self, dpid, untagged):
         super().__init__()
         self.dpid = dpid
         self.untagged = frozenset(untagged)
-        self.flood_only = frozenset(flood_only)

@@ -136,6 +136,28 @@ def barrier(datapath):
     return parser.OFPBarrierRequest(datapath)
 
 
+LOCAL_PORT = ofp.OFPP_LOCAL        # its name is the bridge's name in OVS
+REPLY_MORE = ofp.OFPMPF_REPLY_MORE
+
+
+def port_desc_request(datapath):
+    return parser.OFPPortDescStatsRequest(datapath, 0)
+
+
+def decode_port_desc(reply):
+    """(number, name) of every port in a port-description reply."""
+    return [(p.port_no, _name(p.name)) for p in reply.body]
+
+
+def decode_port_status(msg):
+    """(number, name, deleted) of a port-status message."""
+    return msg.desc.port_no, _name(msg.desc.name), msg.reason == ofp.OFPPR_DELETE
+
+
+def _name(raw):
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
 # --- decoding what a switch reports ----------------------------------------------
 
 def decode_match(ofmatch) -> Match:

@@ -86,6 +86,14 @@ def parse_json_body(req):
     return body
 
 
+class AppController(ControllerBase):
+    """A REST controller whose registered `data` is the Ryu app it serves."""
+
+    def __init__(self, req, link, data, **config):
+        super().__init__(req, link, data, **config)
+        self.app = data
+
+
 class _Fallback(ControllerBase):
     def method_not_allowed(self, req, allow, **_):
         return error_response(405, f"{req.method} not allowed on {req.path}; use {allow}",

@@ -133,6 +133,10 @@ def forget_all_hosts() -> List[FlowDelete]:
     return [FlowDelete(HOSTS), FlowDelete(LEARNED)]
 
 
+def forget_defaults() -> List[FlowDelete]:
+    return [FlowDelete(DEFAULTS)]
+
+
 def forget_everything() -> List[FlowDelete]:
     """Every entry this app owns, in every table (used before re-pushing on connect)."""
     return [FlowDelete(Owner(APP))]

@@ -12,11 +12,11 @@ A port is configured the way `ovs-vsctl` users think (vswitch.xml, Port vlan_mod
 Inside the pipeline every frame carries its VLAN: `ingress` pushes it for untagged
 frames. On the way out, `untagged_egress` says where it must be popped.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import FrozenSet, Iterable, List, Optional, Tuple
 
-from flows.spec import (TAGGED, UNTAGGED, FlowSpec, Match, Output, Owner, PopVlan, PushVlan,
-                        SetField)
+from flows.spec import (TAGGED, UNTAGGED, FlowDelete, FlowSpec, Match, Output, Owner, PopVlan,
+                        PushVlan, SetField)
 
 APP = "vlan"
 CLASSIFY = Owner(APP, "default")
@@ -192,3 +192,33 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     specs += [FlowSpec("l2_src", 50, Match.of(vlan_vid=vid), FLOOD_ONLY, goto="l2_dst")
               for vid in sorted(set(flood_only))]
     return specs
+
+
+def forget_everything() -> List[FlowDelete]:
+    """Every entry this app owns, in every table (before re-pushing a switch's plan)."""
+    return [FlowDelete(Owner(APP))]
+
+
+@dataclass(frozen=True)
+class VlanSettings:
+    """The `vlan` config section. Port references (switch name or dpid, port name or
+    number) stay unresolved until a switch says which names and numbers it has."""
+    ports: tuple = ()
+    flood_vlans: tuple = field(default=())
+
+    def __post_init__(self):
+        checked = []
+        for index, entry in enumerate(self.ports or ()):
+            if not isinstance(entry, dict) or "switch" not in entry or "port" not in entry:
+                raise ValueError(f"ports[{index}] needs switch and port")
+            body = {k: v for k, v in entry.items() if k not in ("switch", "port")}
+            try:
+                port_vlan_from_dict(0, body)
+            except ValueError as err:
+                raise ValueError(f"ports[{index}] ({entry['switch']} {entry['port']}): {err}")
+            checked.append((entry["switch"], entry["port"], body))
+        object.__setattr__(self, "ports", tuple(checked))
+        for vid in self.flood_vlans or ():
+            if isinstance(vid, bool) or not isinstance(vid, int) or not 0 <= vid <= MAX_VID:
+                raise ValueError(f"flood_vlans must list VLAN ids 0..{MAX_VID}, not {vid!r}")
+        object.__setattr__(self, "flood_vlans", frozenset(self.flood_vlans or ()))

@@ -61,13 +61,14 @@ class Controller:
             self.config_path = self.log_dir / "sdn.yaml"
             self.config_path.write_text(json.dumps(config))  # JSON is YAML
         self.rest_host = rest_host  # None: leave ryu-manager's --wsapi-host at its default
+        self.state_dir = self.log_dir / "state"  # REST changes persist here across restarts
         self.process = None
 
     def start(self, timeout=30, probe_rest=True):
         """Start ryu-manager; wait until our REST API answers (probe_rest=False, for
         peers without it: until the OpenFlow port listens)."""
         ryu_manager = Path(sys.executable).parent / "ryu-manager"
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env = dict(os.environ, PYTHONWARNINGS="ignore", SDN_STATE_DIR=str(self.state_dir))
         if self.config_path:
             env["SDN_CONFIG"] = str(self.config_path)
         host = ["--wsapi-host", self.rest_host] if self.rest_host else []
@@ -204,6 +205,45 @@ class Network:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Capture:
+    """tcpdump on host interfaces while a block runs; `vlans(intf, text)` lists the VLAN
+    id (None: untagged) of every captured frame whose line mentions `text`."""
+
+    FILTER = "arp or ip or (vlan and (arp or ip))"
+
+    def __init__(self, hosts_and_intfs):
+        self.targets = hosts_and_intfs  # [(host, interface name)]
+        self.procs, self.lines = {}, {}
+
+    def __enter__(self):
+        for host, intf in self.targets:
+            self.procs[intf] = host.popen(["tcpdump", "-i", intf, "-e", "-nn", "-l", "-U",
+                                           self.FILTER], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
+        for intf, proc in self.procs.items():  # tcpdump says so once it is capturing
+            said = []
+            while not said or ("listening on" not in said[-1] and said[-1]):
+                said.append(proc.stderr.readline())
+            if "listening on" not in said[-1]:
+                raise RuntimeError(f"tcpdump on {intf} did not start: {''.join(said)}")
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.3)  # frames in flight
+        for intf, proc in self.procs.items():
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=10)
+            self.lines[intf] = out.splitlines()
+
+    def vlans(self, intf, text):
+        found = []
+        for line in self.lines[intf]:
+            if text in line:
+                tag = re.search(r"\bvlan (\d+)", line)
+                found.append(int(tag.group(1)) if tag else None)
+        return found
 
 
 def ping(src, dst, count=1, timeout=1) -> bool:

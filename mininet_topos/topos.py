@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mininet.node import Host
-from mininet.topo import LinearTopo, SingleSwitchTopo
+from mininet.topo import LinearTopo, SingleSwitchTopo, Topo
 from mininet.topolib import TreeTopo
 
 try:
@@ -70,4 +70,52 @@ class Tree(DatapathAware, TreeTopo):
     """A tree of switches of the given depth and fanout, hosts at the leaves."""
 
 
-topos = {"single": Single, "linear": Linear, "tree": Tree}
+class VlanLab(DatapathAware, Topo):
+    """The VLAN lab: one bridge br0; "VMs" 192.168.100.100/.101/.102 on ports that
+    will be access VLANs 101/102/103; first_br, second_br, third_br whose far ends
+    first_if (.103), second_if (.104), third_if (.105) live in their own namespaces.
+    VLAN_LAB_CONFIG below makes first_br access 103, second_br a trunk of every
+    VLAN and third_br a trunk of 101,102."""
+
+    HOSTS = (("vm100", "vm100_if", "vm100_br", "192.168.100.100"),
+             ("vm101", "vm101_if", "vm101_br", "192.168.100.101"),
+             ("vm102", "vm102_if", "vm102_br", "192.168.100.102"),
+             ("first", "first_if", "first_br", "192.168.100.103"),
+             ("second", "second_if", "second_br", "192.168.100.104"),
+             ("third", "third_if", "third_br", "192.168.100.105"))
+
+    def build(self):
+        br0 = self.addSwitch("br0", dpid="%016x" % 1)
+        for number, (host, host_intf, switch_intf, ip) in enumerate(self.HOSTS, start=1):
+            self.addHost(host, ip=f"{ip}/24")
+            self.addLink(host, br0, port2=number, intfName1=host_intf, intfName2=switch_intf)
+
+
+# The lab's port settings for apps/vlan.py, by switch and port *name*.
+VLAN_LAB_CONFIG = {"vlan": {"ports": [
+    {"switch": "br0", "port": "vm100_br", "tag": 101},
+    {"switch": "br0", "port": "vm101_br", "tag": 102},
+    {"switch": "br0", "port": "vm102_br", "tag": 103},
+    {"switch": "br0", "port": "first_br", "tag": 103},
+    {"switch": "br0", "port": "third_br", "trunks": [101, 102]},
+]}}
+
+class VlanTrunkPair(DatapathAware, Topo):
+    """Two switches joined by a trunk (port 3 on both); on each, port 1 is in VLAN 10
+    and port 2 in VLAN 20: h1, h2 on s1 and h3, h4 on s2 (h1/h3 VLAN 10, h2/h4 VLAN 20).
+    All hosts share one IP subnet, so only the VLANs keep them apart."""
+
+    def build(self):
+        s1, s2 = self.addSwitch("s1"), self.addSwitch("s2")
+        for index, switch in ((1, s1), (2, s1), (3, s2), (4, s2)):
+            self.addLink(self.addHost(f"h{index}"), switch, port2=1 if index % 2 else 2)
+        self.addLink(s1, s2, port1=3, port2=3)
+
+
+VLAN_TRUNK_PAIR_CONFIG = {"vlan": {"ports": [
+    {"switch": dpid, "port": port, "tag": tag}
+    for dpid in (1, 2) for port, tag in ((1, 10), (2, 20))
+] + [{"switch": dpid, "port": 3, "trunks": [10, 20]} for dpid in (1, 2)]}}
+
+topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
+         "vlantrunk": VlanTrunkPair}

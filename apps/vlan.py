@@ -1,0 +1,202 @@
+"""VLAN access and trunk ports with Open vSwitch's semantics (OpenFlow 1.3).
+
+    ryu-manager apps/l2_switch.py apps/vlan.py     # VLAN-aware learning switch
+    ryu-manager apps/vlan.py                       # alone: VLAN isolation, flooding only
+
+Config section `vlan` (ports by switch name or dpid, port name or number):
+
+    vlan:
+      ports:
+        - {switch: br0, port: vm1, tag: 101}
+        - {switch: br0, port: second_br}                    # trunk of every VLAN
+        - {switch: 1, port: 6, trunks: [101, 102]}
+      flood_vlans: [999]                                    # flood, never learn
+
+REST (a PUT or DELETE takes effect at once and survives a restart):
+    GET/PUT/DELETE /v1/switches/{dpid}/ports/{port}/vlan
+    GET            /v1/vlans                                 members per VLAN
+"""
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+
+from controller import config, events, ofcompile, rest, southbound, state
+from flows import vlan
+
+
+class SwitchPorts:
+    """One connected switch: its name (the LOCAL port's) and ports."""
+
+    def __init__(self, datapath):
+        self.datapath = datapath
+        self.name = None
+        self.ports = {}  # number -> name
+
+    def resolve(self, ref):
+        """A port number for a reference by number or name, or None."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return int(ref) if int(ref) in self.ports else None
+        return next((no for no, name in self.ports.items() if name == ref), None)
+
+    def is_named(self, ref):
+        return ref == self.datapath.id or (self.name is not None and ref == self.name) or (
+            isinstance(ref, str) and len(ref) == 16 and ref == "%016x" % self.datapath.id)
+
+
+class Vlan(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+    _EVENTS = [events.EventPortVlans]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(vlan.VlanSettings, "vlan")
+            self.store = state.StateStore("vlan")
+            self.overrides = self.store.load()  # {"%016x": {"port": settings or None}}
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"vlan: {err}") from None
+        self.switches = {}
+        rest.register(kwargs["wsgi"], VlanRest, self)
+
+    # --- desired state ------------------------------------------------------------
+
+    def port_configs(self, switch):
+        """{port number: PortVlan} of explicitly configured ports: file, then REST."""
+        configured = {}
+        for switch_ref, port_ref, body in self.settings.ports:
+            if not switch.is_named(switch_ref):
+                continue
+            number = switch.resolve(port_ref)
+            if number is None:
+                self.logger.warning("vlan: %s has no port %r (config file)", switch.name, port_ref)
+                continue
+            configured[number] = vlan.port_vlan_from_dict(number, body)
+        for port, body in self.overrides.get("%016x" % switch.datapath.id, {}).items():
+            if body is None:
+                configured.pop(int(port), None)
+            else:
+                configured[int(port)] = vlan.port_vlan_from_dict(int(port), body)
+        return configured
+
+    def effective(self, switch):
+        configured = self.port_configs(switch)
+        return [configured.get(no, vlan.trunk_all(no)) for no in sorted(switch.ports)], configured
+
+    def program(self, switch):
+        ports, configured = self.effective(switch)
+        plan = vlan.switch_plan(ports, configured, self.settings.flood_vlans)
+        southbound.push(switch.datapath, vlan.forget_everything() + plan)
+        self.send_event_to_observers(events.EventPortVlans(
+            switch.datapath.id, vlan.untagged_egress_pairs(ports)))
+
+    # --- switch events -------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        datapath = ev.msg.datapath
+        self.switches[datapath.id] = SwitchPorts(datapath)
+        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_desc(self, ev):
+        switch = self.switches.get(ev.msg.datapath.id)
+        if switch is None:
+            return
+        for number, name in ofcompile.decode_port_desc(ev.msg):
+            if number == ofcompile.LOCAL_PORT:
+                switch.name = name
+            else:
+                switch.ports[number] = name
+        if not ev.msg.flags & ofcompile.REPLY_MORE:
+            self.program(switch)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        switch = self.switches.get(ev.msg.datapath.id)
+        if switch is None:
+            return
+        number, name, deleted = ofcompile.decode_port_status(ev.msg)
+        if number == ofcompile.LOCAL_PORT:
+            return
+        known = number in switch.ports
+        if deleted:
+            switch.ports.pop(number, None)
+        else:
+            switch.ports[number] = name
+        if known == deleted:  # a port came or went: flood lists change
+            self.program(switch)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        if ev.datapath.id is not None:
+            self.switches.pop(ev.datapath.id, None)
+
+    # --- what REST asks ------------------------------------------------------------
+
+    def switch_port(self, dpid, port_ref):
+        switch = self.switches.get(dpid)
+        if switch is None:
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
+        number = switch.resolve(port_ref)
+        if number is None:
+            raise rest.ApiError(400, f"switch {rest.format_dpid(dpid)} has no port {port_ref!r}")
+        return switch, number
+
+    def describe(self, switch, number):
+        configured = self.port_configs(switch)
+        cfg = configured.get(number, vlan.trunk_all(number))
+        return dict(vlan.port_vlan_to_dict(cfg), dpid=rest.format_dpid(switch.datapath.id),
+                    port=number, name=switch.ports[number], configured=number in configured)
+
+    def change(self, switch, number, body):
+        """Store and apply one port's settings (None: back to a trunk of every VLAN).
+        Validation happens before anything changes."""
+        if body is not None:
+            try:
+                vlan.port_vlan_from_dict(number, body)
+            except ValueError as err:
+                raise rest.ApiError(400, str(err)) from None
+        overrides = {k: dict(v) for k, v in self.overrides.items()}
+        overrides.setdefault("%016x" % switch.datapath.id, {})[str(number)] = body
+        try:
+            self.store.save(overrides)
+        except state.StateError as err:
+            raise rest.ApiError(500, str(err)) from None
+        self.overrides = overrides
+        self.program(switch)
+
+    def members(self):
+        result = {}
+        for dpid, switch in sorted(self.switches.items()):
+            ports, configured = self.effective(switch)
+            for vid in sorted(vlan.vlans_named(ports)):
+                for cfg in ports:
+                    if cfg.carries(vid):
+                        result.setdefault(str(vid), []).append({
+                            "dpid": rest.format_dpid(dpid), "port": cfg.port,
+                            "name": switch.ports[cfg.port],
+                            "tagged": not cfg.untagged_egress(vid)})
+        return result
+
+
+class VlanRest(rest.AppController):
+    @rest.api("vlan_get", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["GET"])
+    def get_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        return self.app.describe(switch, number)
+
+    @rest.api("vlan_put", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["PUT"])
+    def put_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        self.app.change(switch, number, rest.parse_json_body(req))
+        return self.app.describe(switch, number)
+
+    @rest.api("vlan_delete", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["DELETE"])
+    def delete_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        self.app.change(switch, number, None)
+        return self.app.describe(switch, number)
+
+    @rest.api("vlan_members", "/v1/vlans", methods=["GET"])
+    def list_vlans(self, req, **_):
+        return self.app.members()
