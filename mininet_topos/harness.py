@@ -208,19 +208,23 @@ class Network:
 
 
 class Capture:
-    """tcpdump on host interfaces while a block runs; `vlans(intf, text)` lists the VLAN
-    id (None: untagged) of every captured frame whose line mentions `text`."""
+    """tcpdump on host interfaces while a block runs, frames *received* only (a host's own
+    transmissions are not what it sees). `vlans(intf, text)` lists the VLAN id (None:
+    untagged) of every frame whose line mentions `text`; `frames(intf)` gives
+    (src, dst, vlan) of each."""
 
     FILTER = "arp or ip or (vlan and (arp or ip))"
 
-    def __init__(self, hosts_and_intfs):
+    def __init__(self, hosts_and_intfs, bpf=FILTER):
         self.targets = hosts_and_intfs  # [(host, interface name)]
+        self.bpf = bpf
         self.procs, self.lines = {}, {}
 
     def __enter__(self):
         for host, intf in self.targets:
-            self.procs[intf] = host.popen(["tcpdump", "-i", intf, "-e", "-nn", "-l", "-U",
-                                           self.FILTER], stdout=subprocess.PIPE,
+            self.procs[intf] = host.popen(["tcpdump", "-i", intf, "-Q", "in", "-e", "-nn", "-l",
+                                           "-U",
+                                           self.bpf], stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True)
         for intf, proc in self.procs.items():  # tcpdump says so once it is capturing
             said = []
@@ -238,12 +242,20 @@ class Capture:
             self.lines[intf] = out.splitlines()
 
     def vlans(self, intf, text):
+        return [_vlan_of(line) for line in self.lines[intf] if text in line]
+
+    def frames(self, intf):
         found = []
         for line in self.lines[intf]:
-            if text in line:
-                tag = re.search(r"\bvlan (\d+)", line)
-                found.append(int(tag.group(1)) if tag else None)
+            macs = re.match(r"\S+ ([0-9a-f:]{17}) > ([0-9a-f:]{17}),", line)
+            if macs:
+                found.append((macs.group(1), macs.group(2), _vlan_of(line)))
         return found
+
+
+def _vlan_of(line):
+    tag = re.search(r"\bvlan (\d+)", line)
+    return int(tag.group(1)) if tag else None
 
 
 def ping(src, dst, count=1, timeout=1) -> bool:

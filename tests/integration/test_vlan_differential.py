@@ -1,0 +1,93 @@
+"""Differential test: the VLAN lab driven by our apps must deliver exactly what OVS's own
+port VLANs (`tag`/`trunks` + NORMAL, no controller) deliver, frame for frame.
+
+Each probe is a frame with its own source MAC, injected on one host interface (untagged or
+tagged); tcpdump on all six interfaces records which interface saw it with which VLAN tag.
+Broadcasts come first (they also teach both switches the probe MACs), then unicasts to
+MACs learned in VLANs 101 and 103.
+"""
+import subprocess
+import time
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.topos import VLAN_LAB_CONFIG, VlanLab
+from tests.integration.test_vlan_ovs import wait_programmed
+
+pytestmark = pytest.mark.integration
+BCAST = "ff:ff:ff:ff:ff:ff"
+TAGS = (None, 101, 102, 103, 999)
+
+
+def probe_mac(index):
+    return "02:00:00:00:%02x:%02x" % (index // 256, index % 256)
+
+
+def probes():
+    """[(host, vlan, src, dst)]: broadcasts from every host with every tag, then unicasts."""
+    hosts = [h[0] for h in VlanLab.HOSTS]
+    plan = [(host, tag, BCAST) for host in hosts for tag in TAGS]
+    learned_in_101 = probe_mac(hosts.index("vm100") * len(TAGS))   # vm100, untagged
+    learned_in_103 = probe_mac(hosts.index("first") * len(TAGS))   # first, untagged
+    plan += [(host, tag, dst) for host in hosts for tag in (None, 101, 103)
+             for dst in (learned_in_101, learned_in_103)]
+    return [(host, tag, probe_mac(i), dst) for i, (host, tag, dst) in enumerate(plan)]
+
+
+def observe(network):
+    """{(probe src MAC, interface): sorted VLAN tags seen} for the whole probe plan."""
+    intfs = [(network[host], intf) for host, intf, _, _ in VlanLab.HOSTS]
+    plan = probes()
+    with harness.Capture(intfs, bpf="ether proto 0x88b5 or (vlan and ether proto 0x88b5)") as cap:
+        for phase in ([p for p in plan if p[3] == BCAST], [p for p in plan if p[3] != BCAST]):
+            for host in dict.fromkeys(p[0] for p in phase):  # one send per host, in order
+                harness.send_frames(network[host], [harness.ethernet_frame(src, dst, vlan=tag)
+                                                    for h, tag, src, dst in phase if h == host])
+            time.sleep(0.5)  # the broadcasts are learned (reactive: by the controller) first
+    seen = {}
+    for _, intf in intfs:
+        for src, _, vlan in cap.frames(intf):
+            seen.setdefault((src, intf), []).append(vlan)
+    return {key: sorted(tags, key=lambda t: -1 if t is None else t)
+            for key, tags in seen.items()}
+
+
+def ovs_port_settings(config):
+    """The lab's settings as ovs-vsctl arguments for OVS's own VLAN handling."""
+    for entry in config["vlan"]["ports"]:
+        args = ["set", "port", entry["port"]]
+        if "tag" in entry:
+            args.append(f"tag={entry['tag']}")
+        if "trunks" in entry:
+            args.append("trunks=" + ",".join(map(str, entry["trunks"])))
+        yield args
+
+
+def ovs_reference():
+    network = harness.Network(VlanLab(), controller=None)
+    with network:
+        for args in ovs_port_settings(VLAN_LAB_CONFIG):
+            subprocess.run(["ovs-vsctl", *args], check=True)
+        time.sleep(0.5)
+        return observe(network)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return ovs_reference()
+
+
+@pytest.mark.parametrize("mode", ["reactive", "datapath"])
+def test_same_frames_as_ovs_port_vlans(lab, reference, mode):
+    controller, network = lab(VlanLab(), dict(VLAN_LAB_CONFIG, l2_switch={"mode": mode}),
+                              apps=("apps/l2_switch.py", "apps/vlan.py"))
+    wait_programmed(controller, network)
+    ours = observe(network)
+    # the probes really went somewhere: every interface saw some, tagged and untagged
+    assert {intf for _, intf in reference} == {h[1] for h in VlanLab.HOSTS}
+    assert {None, 101, 102, 103} <= {tag for tags in reference.values() for tag in tags}
+    differences = {key: (reference.get(key), ours.get(key))
+                   for key in set(reference) | set(ours) if reference.get(key) != ours.get(key)}
+    assert not differences, "(OVS NORMAL, ours) per (probe, interface):\n" + "\n".join(
+        f"{k}: {v}" for k, v in sorted(differences.items()))
