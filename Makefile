@@ -61,6 +61,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.l2_throughput
+	$(PY) -m bench.vlan_throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -258,6 +258,25 @@ def _vlan_of(line):
     return int(tag.group(1)) if tag else None
 
 
+def wait_until(predicate, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def wait_vlans_programmed(controller, network, timeout=20):
+    """Until the VLAN app has programmed every switch (GET /v1/vlans lists their ports)."""
+    def programmed():
+        members = controller.rest("GET", "/v1/vlans")[1]
+        return isinstance(members, dict) and {m["dpid"] for ms in members.values()
+                                              for m in ms} == {s.dpid for s in network.switches}
+    if not wait_until(programmed, timeout):
+        raise RuntimeError("the VLAN app did not program every switch in time")
+
+
 def ping(src, dst, count=1, timeout=1) -> bool:
     out = src.cmd(f"ping -c {count} -W {timeout} {dst.IP()}")
     return bool(re.search(rf"\b{count} received", out))

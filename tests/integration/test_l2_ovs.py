@@ -18,13 +18,7 @@ def learned_flows(network, switch, mode):
             if f.startswith(f"cookie={LEARNED_COOKIE[mode]}")]
 
 
-def wait_for(predicate, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+wait_for = harness.wait_until
 
 
 @MODES

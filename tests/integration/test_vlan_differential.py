@@ -13,7 +13,6 @@ import pytest
 
 from mininet_topos import harness
 from mininet_topos.topos import VLAN_LAB_CONFIG, VlanLab
-from tests.integration.test_vlan_ovs import wait_programmed
 
 pytestmark = pytest.mark.integration
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -82,7 +81,7 @@ def reference():
 def test_same_frames_as_ovs_port_vlans(lab, reference, mode):
     controller, network = lab(VlanLab(), dict(VLAN_LAB_CONFIG, l2_switch={"mode": mode}),
                               apps=("apps/l2_switch.py", "apps/vlan.py"))
-    wait_programmed(controller, network)
+    harness.wait_vlans_programmed(controller, network)
     ours = observe(network)
     # the probes really went somewhere: every interface saw some, tagged and untagged
     assert {intf for _, intf in reference} == {h[1] for h in VlanLab.HOSTS}

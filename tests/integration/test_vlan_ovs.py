@@ -6,7 +6,6 @@ import pytest
 from mininet_topos import harness
 from mininet_topos.topos import (VLAN_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, VlanLab,
                                  VlanTrunkPair)
-from tests.integration.test_l2_ovs import wait_for
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
@@ -17,17 +16,8 @@ FAR_ENDS = ("first_if", "second_if", "third_if")
 def start_lab(lab, mode, topo=None, config=VLAN_LAB_CONFIG):
     controller, network = lab(topo or VlanLab(), dict(config, l2_switch={"mode": mode}),
                               apps=APPS)
-    wait_programmed(controller, network)
+    harness.wait_vlans_programmed(controller, network)
     return controller, network
-
-
-def wait_programmed(controller, network, timeout=20):
-    """Until the VLAN app has programmed every switch (it lists their ports)."""
-    def programmed():
-        members = controller.rest("GET", "/v1/vlans")[1]
-        return {m["dpid"] for ms in members.values() for m in ms} == \
-            {s.dpid for s in network.switches}
-    assert wait_for(programmed, timeout=timeout)
 
 
 def far_ends(network):
@@ -86,7 +76,7 @@ def test_rest_changes_apply_at_once_survive_a_restart_and_bad_input_changes_noth
 
     controller.stop()
     controller.start()
-    wait_programmed(controller, network)
+    harness.wait_vlans_programmed(controller, network)
     assert controller.rest("GET", path)[1]["trunks"] == [103]
     with harness.Capture(far_ends(network)) as cap:
         assert harness.ping(network["vm102"], network["first"])

@@ -1,0 +1,55 @@
+"""`make bench` (VLAN line): iperf3 within VLAN 10 across the trunk of two switches.
+
+Same topology, same run: OVS's own port VLANs (tag/trunks + NORMAL, no controller)
+against apps/l2_switch.py + apps/vlan.py in both learning modes.
+"""
+import statistics
+import subprocess
+import sys
+import time
+
+from mininet_topos import harness
+from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, VlanTrunkPair
+
+
+def ovs_vlan_settings(network):
+    """VLAN_TRUNK_PAIR_CONFIG as OVS port settings (ports by dpid + number)."""
+    for entry in VLAN_TRUNK_PAIR_CONFIG["vlan"]["ports"]:
+        switch = next(s for s in network.switches if int(s.dpid, 16) == entry["switch"])
+        port = next(i.name for i in switch.intfList() if switch.ports[i] == entry["port"])
+        value = f"tag={entry['tag']}" if "tag" in entry else \
+            "trunks=" + ",".join(map(str, entry["trunks"]))
+        subprocess.run(["ovs-vsctl", "set", "port", port, value], check=True)
+
+
+def rate(network, seconds, runs):
+    h1, h3 = network["h1"], network["h3"]
+    assert harness.ping(h1, h3, count=2), "h1 cannot reach h3 in VLAN 10"
+    return statistics.median(harness.iperf3(h1, h3, seconds=seconds) for _ in range(runs)) / 1e6
+
+
+def main(seconds=5, runs=3):
+    harness.ensure_ovs()
+    rows = []
+    with harness.Network(VlanTrunkPair(), controller=None) as network:
+        ovs_vlan_settings(network)
+        time.sleep(0.5)
+        rows.append(("OVS NORMAL + port tags", rate(network, seconds, runs)))
+    for mode in ("reactive", "datapath"):
+        config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": mode})
+        with harness.running(VlanTrunkPair(), apps=("apps/l2_switch.py", "apps/vlan.py"),
+                             config=config) as (controller, network):
+            harness.wait_vlans_programmed(controller, network)
+            rows.append((f"l2_switch {mode} + vlan", rate(network, seconds, runs)))
+            problems = controller.problems()
+            if problems:
+                sys.exit("controller problems:\n" + "\n".join(problems))
+    print(f"\nVLAN 10 across a trunk (two switches), iperf3 {runs} x {seconds} s, median")
+    print(f"{'setup':<28}{'Mbit/s':>9}{'x OVS tags':>12}")
+    for label, mbps in rows:
+        print(f"{label:<28}{mbps:>9.0f}{mbps / rows[0][1]:>12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
