@@ -52,40 +52,57 @@ def observe(network):
             for key, tags in seen.items()}
 
 
+# The lab as given, and a variant with native VLANs on the two trunks.
+NATIVE_CONFIG = {"vlan": {"ports": VLAN_LAB_CONFIG["vlan"]["ports"][:4] + [
+    {"switch": "br0", "port": "second_br", "tag": 103, "trunks": [101],
+     "native_mode": "native-untagged"},
+    {"switch": "br0", "port": "third_br", "tag": 102, "trunks": [101],
+     "native_mode": "native-tagged"},
+]}}
+CONFIGS = {"lab": VLAN_LAB_CONFIG, "native": NATIVE_CONFIG}
+# tags some interface must see, so a probe run that delivered nothing cannot pass
+# (in the variant, 103 is native-untagged on the only trunk that carries it)
+TAGS_SEEN = {"lab": {None, 101, 102, 103}, "native": {None, 101, 102}}
+
+
 def ovs_port_settings(config):
-    """The lab's settings as ovs-vsctl arguments for OVS's own VLAN handling."""
+    """Our settings as ovs-vsctl arguments for OVS's own VLAN handling."""
     for entry in config["vlan"]["ports"]:
         args = ["set", "port", entry["port"]]
         if "tag" in entry:
             args.append(f"tag={entry['tag']}")
         if "trunks" in entry:
             args.append("trunks=" + ",".join(map(str, entry["trunks"])))
+        if "native_mode" in entry:
+            args.append(f"vlan_mode={entry['native_mode']}")
         yield args
 
 
-def ovs_reference():
-    network = harness.Network(VlanLab(), controller=None)
-    with network:
-        for args in ovs_port_settings(VLAN_LAB_CONFIG):
-            subprocess.run(["ovs-vsctl", *args], check=True)
-        time.sleep(0.5)
-        return observe(network)
+_references = {}
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return ovs_reference()
+def ovs_reference(name):
+    """What OVS itself delivers for config `name` (measured once per test run)."""
+    if name not in _references:
+        with harness.Network(VlanLab(), controller=None) as network:
+            for args in ovs_port_settings(CONFIGS[name]):
+                subprocess.run(["ovs-vsctl", *args], check=True)
+            time.sleep(0.5)
+            _references[name] = observe(network)
+    return _references[name]
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("mode", ["reactive", "datapath"])
-def test_same_frames_as_ovs_port_vlans(lab, reference, mode):
-    controller, network = lab(VlanLab(), dict(VLAN_LAB_CONFIG, l2_switch={"mode": mode}),
+def test_same_frames_as_ovs_port_vlans(lab, config, mode):
+    reference = ovs_reference(config)
+    controller, network = lab(VlanLab(), dict(CONFIGS[config], l2_switch={"mode": mode}),
                               apps=("apps/l2_switch.py", "apps/vlan.py"))
     harness.wait_vlans_programmed(controller, network)
     ours = observe(network)
     # the probes really went somewhere: every interface saw some, tagged and untagged
     assert {intf for _, intf in reference} == {h[1] for h in VlanLab.HOSTS}
-    assert {None, 101, 102, 103} <= {tag for tags in reference.values() for tag in tags}
+    assert {tag for tags in reference.values() for tag in tags} == TAGS_SEEN[config]
     differences = {key: (reference.get(key), ours.get(key))
                    for key in set(reference) | set(ours) if reference.get(key) != ours.get(key)}
     assert not differences, "(OVS NORMAL, ours) per (probe, interface):\n" + "\n".join(

@@ -4,7 +4,7 @@ two switches."""
 import pytest
 
 from mininet_topos import harness
-from mininet_topos.topos import (VLAN_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, VlanLab,
+from mininet_topos.topos import (VLAN_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, Single, VlanLab,
                                  VlanTrunkPair)
 
 pytestmark = pytest.mark.integration
@@ -102,3 +102,18 @@ def test_vlans_span_two_switches_over_a_trunk_and_stay_isolated(lab, mode):
         assert not harness.ping(h2, h3)         # across VLANs: never
         assert not harness.ping(h4, h1)
     assert cap.vlans("h3-eth0", h2.IP()) == []
+
+
+@MODES
+def test_flood_only_vlan_delivers_but_never_learns(lab, mode):
+    config = {"vlan": {"ports": [{"switch": 1, "port": p, "tag": 10 if p < 3 else 20}
+                                 for p in (1, 2, 3, 4)], "flood_vlans": [10]},
+              "l2_switch": {"mode": mode}}
+    controller, network = lab(Single(4), config, apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
+    assert harness.ping(h1, h2, count=3) and harness.ping(h3, h4, count=3)
+    assert not harness.ping(h1, h3)
+    learned = [f for f in network.dump_flows("s1", table=4) if "priority=100" in f]
+    assert not [f for f in learned if "dl_vlan=10" in f or "0x000a/0x0fff" in f], learned
+    assert any(h3.MAC() in f for f in learned), learned  # VLAN 20 still learns
