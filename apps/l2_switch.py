@@ -20,7 +20,7 @@ from ryu.lib import hub
 from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
-from flows.spec import is_multicast_mac, Output
+from flows.spec import UNTAGGED, Output, is_multicast_mac
 
 _ETH_8021Q = 0x8100
 
@@ -156,6 +156,7 @@ class L2Switch(southbound.SdnApp):
             return
         match = ofcompile.decode_match(msg.match)
         mac, port, vlan = match.get("eth_src"), match.get("in_port"), match.get("vlan_vid")
+        vlan = None if vlan == UNTAGGED else vlan
         if switch.macs.remove(mac, port, vlan):
             southbound.push(msg.datapath, l2.forget_host(mac, port, vlan), barrier=False)
 

@@ -17,7 +17,7 @@ steady-state traffic never involves the controller.
 from dataclasses import dataclass
 from typing import FrozenSet, Iterable, List, Optional, Tuple
 
-from flows.spec import (CONTROLLER, FLOOD, FlowDelete, FlowSpec, Learn, Match,
+from flows.spec import (CONTROLLER, FLOOD, UNTAGGED, FlowDelete, FlowSpec, Learn, Match,
                         Output, Owner, PopVlan)
 
 APP = "l2_switch"
@@ -93,12 +93,19 @@ def switch_defaults(settings: L2Settings, untagged: Iterable[Tuple[int, int]] = 
     return specs
 
 
+def _vlan(vlan: Optional[int]):
+    # A MAC learned from an untagged frame matches untagged frames only (learn() does the
+    # same): an entry learned before the VLAN app tagged this port can never capture the
+    # tagged traffic that follows.
+    return UNTAGGED if vlan is None else vlan
+
+
 def _src_match(mac: str, port: int, vlan: Optional[int]) -> Match:
-    return Match.of(in_port=port, vlan_vid=vlan, eth_src=mac)
+    return Match.of(in_port=port, vlan_vid=_vlan(vlan), eth_src=mac)
 
 
 def _dst_match(mac: str, vlan: Optional[int]) -> Match:
-    return Match.of(vlan_vid=vlan, eth_dst=mac)
+    return Match.of(vlan_vid=_vlan(vlan), eth_dst=mac)
 
 
 def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,

@@ -4,7 +4,7 @@ import pytest
 from controller import pipeline
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, NEW, TABLE_FULL, MacTable
-from flows.spec import is_multicast_mac
+from flows.spec import UNTAGGED, is_multicast_mac
 from tests.ofsim import Switch, frame
 
 H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
@@ -44,8 +44,9 @@ class ReactiveController:
         self.switch.advance(now)
         for spec in self.switch.removed:
             mac, port = spec.match.get("eth_src"), spec.match.get("in_port")
-            if self.macs.remove(mac, port, spec.match.get("vlan_vid")):
-                self.switch.apply(l2.forget_host(mac, port, spec.match.get("vlan_vid")))
+            vlan = None if spec.match.get("vlan_vid") == UNTAGGED else spec.match.get("vlan_vid")
+            if self.macs.remove(mac, port, vlan):
+                self.switch.apply(l2.forget_host(mac, port, vlan))
         self.switch.removed.clear()
 
 
@@ -221,3 +222,14 @@ def test_learning_is_per_vlan(mode):
     assert set(net.send(frame(1, H1, H2, vlan=10)).outputs) == {2}
     assert set(net.send(frame(1, H1, H2, vlan=20)).outputs) == {3}
     assert set(net.send(frame(1, H1, H2)).outputs) == {2, 3, 4}  # untagged: not learned yet
+
+
+def test_a_mac_learned_untagged_does_not_capture_its_tagged_frames():
+    """Stale entries from before the VLAN app tagged the port must not forward tagged
+    traffic: the tagged frame is learned afresh (packet-in) and flooded meanwhile."""
+    net = network("reactive")
+    net.send(frame(2, H2, BCAST))                       # learned untagged
+    result = net.send(frame(2, H2, BCAST, vlan=10))     # now the port is tagged 10
+    assert len(result.packet_ins) == 1
+    assert set(net.send(frame(1, H1, H2, vlan=10)).outputs) == {2}
+    assert set(net.send(frame(1, H1, H2)).outputs) == {2}

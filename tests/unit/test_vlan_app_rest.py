@@ -1,0 +1,124 @@
+"""apps/vlan.py driven by synthetic OpenFlow events, its REST API at the WSGI level, and
+the learning app's reaction to the VLAN app's event (no switch, no root)."""
+import json
+
+import pytest
+from ryu.controller import ofp_event
+from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from apps import vlan as vlan_app
+from controller import config, events, pipeline, rest
+from flows import l2
+from tests.unit.test_l2_app_rest import FakeDatapath, Features, call, connect, flow_mods, make_app
+
+PORTS = {1: "vm1", 2: "vm2", 3: "uplink"}
+
+
+def port_desc(datapath, names=PORTS, bridge="br0"):
+    body = [parser.OFPPort(port_no=no, hw_addr="00:00:00:00:00:%02x" % no, name=name.encode(),
+                           config=0, state=0, curr=0, advertised=0, supported=0, peer=0,
+                           curr_speed=0, max_speed=0)
+            for no, name in list(names.items()) + [(ofp.OFPP_LOCAL, bridge)]]
+    reply = parser.OFPPortDescStatsReply(datapath, body=body)
+    reply.flags = 0
+    return ofp_event.EventOFPPortDescStatsReply(reply)
+
+
+def make_vlan_app(monkeypatch, tmp_path, section=None):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"vlan": section or {}})
+    wsgi = rest.WSGIApplication()
+    app = vlan_app.Vlan(wsgi=wsgi)
+    app.wsgi = wsgi
+    app.sent_events = []
+    monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
+    return app
+
+
+def bring_up(app, dpid=1):
+    datapath = FakeDatapath(dpid)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    app._port_desc(port_desc(datapath))
+    return datapath
+
+
+SECTION = {"ports": [{"switch": "br0", "port": "vm1", "tag": 10},
+                     {"switch": 1, "port": 2, "tag": 20},
+                     {"switch": "br0", "port": "uplink", "trunks": [10, 20]}]}
+
+
+def test_ports_by_name_or_number_are_programmed_and_announced(monkeypatch, tmp_path):
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    datapath = bring_up(app)
+    adds = [m for m in flow_mods(datapath) if m.command == ofp.OFPFC_ADD]
+    ingress = {(m.match.get("in_port"), m.priority) for m in adds if m.table_id == 0}
+    assert {(1, 20), (2, 20), (3, 20), (1, 10), (2, 10), (3, 10)} <= ingress
+    floods = {m.match.get("vlan_vid") for m in adds if m.table_id == pipeline.table_id("flood")}
+    assert {10 | 0x1000, 20 | 0x1000, 0x1000} <= floods
+    assert [(e.dpid, e.untagged) for e in app.sent_events] == [(1, {(1, 10), (2, 20)})]
+
+
+def test_rest_put_validates_then_applies_and_persists(monkeypatch, tmp_path):
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app)
+    path = "/v1/switches/1/ports/uplink/vlan"
+    for body in (b'{"tag": 0}', b'{"tag": 4095}', b'{"tag": 1, "trunks": [2]}', b"[1]", b"{",
+                 b'{"trunks": [1, 1]}'):
+        status, reply, _ = call(app, "PUT", path, body)
+        assert status == 400 and reply["error"], body
+    assert not (tmp_path / "vlan.json").exists()  # nothing was stored
+    status, reply, _ = call(app, "PUT", path, b'{"trunks": [30]}')
+    assert status == 200 and reply["trunks"] == [30] and reply["port"] == 3
+    assert json.loads((tmp_path / "vlan.json").read_text()) == {
+        "0000000000000001": {"3": {"trunks": [30]}}}
+    # a new controller process reads it back
+    again = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(again)
+    assert call(again, "GET", path)[1]["trunks"] == [30]
+
+
+def test_rest_errors(monkeypatch, tmp_path):
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app)
+    assert call(app, "GET", "/v1/switches/1/ports/eth9/vlan")[0] == 400
+    assert call(app, "GET", "/v1/switches/2/ports/1/vlan")[0] == 404
+    status, _, resp = call(app, "POST", "/v1/switches/1/ports/1/vlan")
+    assert status == 405 and resp.headers["Allow"] == "DELETE, GET, PUT"
+
+
+def test_delete_returns_a_port_to_trunk_all_and_members_follow(monkeypatch, tmp_path):
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app)
+    status, reply, _ = call(app, "DELETE", "/v1/switches/1/ports/vm1/vlan")
+    assert status == 200 and reply["mode"] == "trunk" and not reply["configured"]
+    members = call(app, "GET", "/v1/vlans")[1]
+    assert {m["name"] for m in members["10"]} == {"vm1", "uplink"}   # vm1 trunks everything
+    assert {m["name"] for m in members["20"]} == {"vm1", "vm2", "uplink"}
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"ports": [{"switch": "br0", "tag": 5}]}, "needs switch and port"),
+    ({"ports": [{"switch": "br0", "port": 1, "tag": 5000}]}, "tag must be"),
+    ({"flood_vlans": [5000]}, "flood_vlans must list"),
+    ({"colour": 1}, "unknown key"),
+])
+def test_bad_vlan_config_stops_the_app_with_a_clear_message(monkeypatch, tmp_path, section,
+                                                             message):
+    with pytest.raises(SystemExit, match=message):
+        make_vlan_app(monkeypatch, tmp_path, section)
+
+
+def test_learning_app_relearns_with_pops_when_told_about_untagged_ports(monkeypatch):
+    app = make_app(monkeypatch, mode="datapath")
+    datapath = connect(app)
+    datapath.sent.clear()
+    app._port_vlans(events.EventPortVlans(1, {(1, 10)}))
+    mods = flow_mods(datapath)
+    deletes = {m.cookie for m in mods if m.command == ofp.OFPFC_DELETE}
+    assert deletes == {pipeline.cookie(l2.DEFAULTS), pipeline.cookie(l2.HOSTS),
+                       pipeline.cookie(l2.LEARNED)}
+    strip = [m for m in mods if m.priority == l2.STRIP_PRIORITY]
+    assert len(strip) == 1 and strip[0].match["in_port"] == 1
+    datapath.sent.clear()
+    app._port_vlans(events.EventPortVlans(1, {(1, 10)}))  # the same again: nothing to do
+    assert datapath.sent == []
