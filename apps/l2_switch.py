@@ -192,8 +192,12 @@ class L2Switch(southbound.SdnApp):
             now = time.monotonic()
             return [{"mac": e.mac, "port": e.port, "vlan": e.vlan,
                      "age_s": round(now - e.learned_at, 1)} for e in switch.macs.entries()]
+        try:
+            learned = southbound.request_flows(self, switch.datapath, l2.LEARNED, "l2_dst")
+        except southbound.SwitchTimeout as err:
+            raise rest.ApiError(504, str(err)) from None
         macs = []
-        for spec, stat in southbound.request_flows(self, switch.datapath, l2.LEARNED, "l2_dst"):
+        for spec, stat in learned:
             ports = [a.port for a in spec.actions if isinstance(a, Output)]
             vlan = spec.match.get("vlan_vid") or None  # learn() records untagged as VID 0
             macs.append({"mac": spec.match.get("eth_dst"), "port": ports[0] if ports else None,

@@ -1,30 +1,38 @@
 """The one place that sends messages to switches.
 
-Apps hand over specs; this compiles and sends them, confirms with a barrier, and
-does request/reply through Ryu's own ofctl service (`ryu.app.ofctl.api`), which
-matches replies to requests by xid.
+Apps hand over specs; this compiles and sends them in order, with a barrier between
+deletes and the adds that follow (OpenFlow lets a switch reorder messages that no
+barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
+in `SdnApp.request`.
 """
 import logging
-import sys
 
-from ryu.app.ofctl import api as ofctl_api
 from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
-from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofcompile
+from flows.spec import FlowDelete
 
 LOG = logging.getLogger(__name__)
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
-_OFCTL_SERVICE = "ryu.app.ofctl.service"
+
+
+class SwitchTimeout(RuntimeError):
+    pass
 
 
 def push(datapath, items, barrier=True):
-    """Send specs/deletes in order; a barrier makes the switch finish them first."""
-    for message in ofcompile.compile_all(datapath, items):
+    """Send specs/deletes in order; deletes are finished before later adds start."""
+    previous_was_delete = False
+    for item, message in zip(items, ofcompile.compile_all(datapath, items)):
+        is_delete = isinstance(item, FlowDelete)
+        if previous_was_delete and not is_delete:
+            datapath.send_msg(ofcompile.barrier(datapath))
         datapath.send_msg(message)
+        previous_was_delete = is_delete
     if barrier:
         datapath.send_msg(ofcompile.barrier(datapath))
 
@@ -34,24 +42,43 @@ def send(datapath, message):
 
 
 def request_flows(app, datapath, owner, table=None):
-    """Flow-stats entries owned by `owner`, as FlowSpecs paired with their stats."""
-    replies = ofctl_api.send_msg(app, ofcompile.flow_stats_request(datapath, owner, table),
-                                 reply_cls=parser.OFPFlowStatsReply, reply_multi=True)
-    return [(ofcompile.decode_flow(stat), stat) for reply in replies or () for stat in reply.body]
+    """Flow-stats entries owned by `owner`, as (FlowSpec, stats entry) pairs."""
+    stats = app.request(datapath, ofcompile.flow_stats_request(datapath, owner, table))
+    return [(ofcompile.decode_flow(stat), stat) for stat in stats]
 
 
 class SdnApp(app_manager.RyuApp):
-    """Base of our apps: OpenFlow 1.3 only, and switch errors are never silent."""
+    """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
+    multipart requests get their replies."""
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
-    def __init_subclass__(cls, **kwargs):
-        # request_flows() relies on Ryu's ofctl service. ryu-manager loads the services
-        # listed in `_REQUIRED_APP` of the module defining each app class (require_app()
-        # would mark this module instead), so declare it there.
-        super().__init_subclass__(**kwargs)
-        required = vars(sys.modules[cls.__module__]).setdefault("_REQUIRED_APP", [])
-        if _OFCTL_SERVICE not in required:
-            required.append(_OFCTL_SERVICE)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
+
+    def request(self, datapath, message, timeout=5.0):
+        """Send a multipart request and return the bodies of all its reply parts."""
+        datapath.set_xid(message)
+        done, bodies = hub.Event(), []
+        self._waiting[message.xid] = (done, bodies)
+        try:
+            datapath.send_msg(message)
+            if not done.wait(timeout=timeout):
+                raise SwitchTimeout(f"switch {datapath.id:016x} did not answer "
+                                    f"{type(message).__name__} within {timeout} s")
+            return bodies
+        finally:
+            self._waiting.pop(message.xid, None)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _multipart_reply(self, ev):
+        waiting = self._waiting.get(ev.msg.xid)
+        if waiting is None:
+            return
+        done, bodies = waiting
+        bodies.extend(ev.msg.body)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            done.set()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _log_switch_error(self, ev):

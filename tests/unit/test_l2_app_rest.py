@@ -14,14 +14,22 @@ H1, H2 = "00:00:00:00:00:01", "00:00:00:00:00:02"
 
 
 class FakeDatapath(ofproto_protocol.ProtocolDesc):
-    def __init__(self, dpid):
+    def __init__(self, dpid, answer=None):
         super().__init__(ofp.OFP_VERSION)
         self.id = dpid
         self.sent = []
+        self.xid = 0
+        self.answer = answer  # called with each message, like a switch replying
+
+    def set_xid(self, msg):
+        self.xid += 1
+        msg.set_xid(self.xid)
 
     def send_msg(self, msg):
         msg.serialize()  # what Ryu would do: it must encode
         self.sent.append(msg)
+        if self.answer:
+            self.answer(msg)
 
 
 class Features:
@@ -99,6 +107,8 @@ def test_connect_clears_own_flows_then_installs_misses_and_defaults(app):
     assert mods[0].cookie == pipeline.cookie(l2.forget_everything()[0].owner)
     adds = [m for m in mods if m.command == ofp.OFPFC_ADD]
     assert len(adds) == len(pipeline.PIPELINE) + 3
+    kinds = [type(m).__name__ for m in datapath.sent[1:4]]
+    assert kinds == ["OFPFlowMod", "OFPBarrierRequest", "OFPFlowMod"]  # delete, barrier, adds
     assert isinstance(datapath.sent[0], parser.OFPSetConfig) and datapath.sent[0].miss_send_len == 128
     assert isinstance(datapath.sent[-1], parser.OFPBarrierRequest)
 
@@ -198,3 +208,42 @@ def test_unreachable_ovsdb_is_reported_not_fatal(monkeypatch):
     connect(app)
     app._enforce_mac_cap(app.switches[1])
     assert app.switches[1].mac_cap == "not enforced: cannot reach OVSDB at tcp:127.0.0.1:6640"
+
+
+def learned_entry(mac, port, age):
+    return parser.OFPFlowStats(
+        table_id=4, duration_sec=age, priority=100, idle_timeout=0, hard_timeout=300, flags=0,
+        cookie=pipeline.cookie(l2.LEARNED), packet_count=1, byte_count=60,
+        match=parser.OFPMatch(vlan_vid=(0, 0x0FFF), eth_dst=mac),
+        instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                   [parser.OFPActionOutput(port)])])
+
+
+def test_datapath_mode_lists_macs_from_a_two_part_flow_stats_reply(monkeypatch):
+    from ryu.lib import hub
+    app = make_app(monkeypatch, mode="datapath")
+
+    def switch_answers(msg):
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            for body, more in (([learned_entry(H1, 1, 7)], ofp.OFPMPF_REPLY_MORE),
+                               ([learned_entry(H2, 2, 3)], 0)):
+                reply = parser.OFPFlowStatsReply(msg.datapath, body=body)
+                reply.xid, reply.flags = msg.xid, more
+                hub.spawn(app._multipart_reply, ofp_event.EventOFPFlowStatsReply(reply))
+
+    datapath = FakeDatapath(1, answer=switch_answers)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    status, macs, _ = call(app, "GET", "/v1/switches/1/macs")
+    assert status == 200
+    assert macs == [{"mac": H1, "port": 1, "vlan": None, "age_s": 7},
+                    {"mac": H2, "port": 2, "vlan": None, "age_s": 3}]
+
+
+def test_a_switch_that_does_not_answer_is_a_timeout_not_a_hang(monkeypatch):
+    from controller import southbound
+    app = make_app(monkeypatch, mode="datapath")
+    datapath = connect(app)
+    request = parser.OFPFlowStatsRequest(datapath)
+    with pytest.raises(southbound.SwitchTimeout, match="did not answer OFPFlowStatsRequest"):
+        app.request(datapath, request, timeout=0.1)
+    assert app._waiting == {}
