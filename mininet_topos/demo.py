@@ -28,9 +28,9 @@ def report(controller, network, loss, ping_s, bits):
     print("\n=== demo report ===")
     print(f"datapath           : {network.topo.datapath}")
     print(f"hosts / switches   : {len(network.hosts)} / {len(network.switches)}")
-    print(f"pingall            : {100 - loss:.0f}% reachable ({loss:.0f}% loss) in {ping_s:.1f} s")
+    print(f"pingall            : {100 - loss:.0f}% reachable ({loss:.0f}% loss) in {ping_s:.2f} s")
     first, last = network.hosts[0], network.hosts[-1]
-    print(f"iperf3 {first.name}->{last.name}   : {bits / 1e6:.0f} Mbit/s")
+    print(f"{'iperf3 ' + first.name + '->' + last.name:<19}: {bits / 1e6:.0f} Mbit/s")
     _, switches = controller.rest("GET", "/v1/switches")
     print(f"{'switch':<8}{'dpid':<18}{'flows':>6}{'macs':>6}{'packet-ins':>12}")
     for switch in network.switches:
