@@ -168,14 +168,10 @@ class Vlan(southbound.SdnApp):
     def members(self):
         result = {}
         for dpid, switch in sorted(self.switches.items()):
-            ports, configured = self.effective(switch)
-            for vid in sorted(vlan.vlans_named(ports)):
-                for cfg in ports:
-                    if cfg.carries(vid):
-                        result.setdefault(str(vid), []).append({
-                            "dpid": rest.format_dpid(dpid), "port": cfg.port,
-                            "name": switch.ports[cfg.port],
-                            "tagged": not cfg.untagged_egress(vid)})
+            for vid, ports in vlan.members(self.effective(switch)[0]).items():
+                result.setdefault(str(vid), []).extend(
+                    {"dpid": rest.format_dpid(dpid), "port": port, "name": switch.ports[port],
+                     "tagged": tagged} for port, tagged in ports)
         return result
 
 

@@ -167,6 +167,13 @@ def vlans_named(ports: Iterable[PortVlan]) -> FrozenSet[int]:
     return frozenset(named)
 
 
+def members(ports: Iterable[PortVlan]):
+    """{VLAN: [(port, leaves tagged?)]} for every VLAN some port names."""
+    ports = sorted(ports, key=lambda p: p.port)
+    return {vid: [(p.port, not p.untagged_egress(vid)) for p in ports if p.carries(vid)]
+            for vid in sorted(vlans_named(ports))}
+
+
 def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
                 flood_only: Iterable[int] = ()) -> List[FlowSpec]:
     """Everything the VLAN app installs on one switch.

@@ -195,3 +195,12 @@ def test_port_settings_round_trip():
     cfg = vlan.port_vlan_from_dict(7, {"tag": 10, "trunks": [20, 30], "native_mode": "native-tagged"})
     assert vlan.port_vlan_from_dict(7, {k: v for k, v in vlan.port_vlan_to_dict(cfg).items()
                                         if k != "mode" and v not in (None, [])}) == cfg
+
+
+def test_members_per_vlan_with_egress_tagging():
+    assert vlan.members(LAB) == {
+        0: [(5, False)],
+        101: [(1, False), (5, True), (6, True)],
+        102: [(2, False), (5, True), (6, True)],
+        103: [(3, False), (4, False), (5, True)],
+    }
