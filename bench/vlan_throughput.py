@@ -4,22 +4,11 @@ Same topology, same run: OVS's own port VLANs (tag/trunks + NORMAL, no controlle
 against apps/l2_switch.py + apps/vlan.py in both learning modes.
 """
 import statistics
-import subprocess
 import sys
 import time
 
 from mininet_topos import harness
 from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, VlanTrunkPair
-
-
-def ovs_vlan_settings(network):
-    """VLAN_TRUNK_PAIR_CONFIG as OVS port settings (ports by dpid + number)."""
-    for entry in VLAN_TRUNK_PAIR_CONFIG["vlan"]["ports"]:
-        switch = next(s for s in network.switches if int(s.dpid, 16) == entry["switch"])
-        port = next(i.name for i in switch.intfList() if switch.ports[i] == entry["port"])
-        value = f"tag={entry['tag']}" if "tag" in entry else \
-            "trunks=" + ",".join(map(str, entry["trunks"]))
-        subprocess.run(["ovs-vsctl", "set", "port", port, value], check=True)
 
 
 def rate(network, seconds, runs):
@@ -32,7 +21,7 @@ def main(seconds=5, runs=3):
     harness.ensure_ovs()
     rows = []
     with harness.Network(VlanTrunkPair(), controller=None) as network:
-        ovs_vlan_settings(network)
+        harness.apply_ovs_port_vlans(network, VLAN_TRUNK_PAIR_CONFIG)
         time.sleep(0.5)
         rows.append(("OVS NORMAL + port tags", rate(network, seconds, runs)))
     for mode in ("reactive", "datapath"):

@@ -1,7 +1,7 @@
 """The one place that talks to OVSDB: ovsdbapp over `tcp:127.0.0.1:6640`.
 
-`make setup` opens that manager on localhost only
-(`ovs-vsctl set-manager ptcp:6640:127.0.0.1`). Ryu 4.34's own OVSDB client breaks
+`make setup` adds a `ptcp:6640:127.0.0.1` Manager row (localhost only, next to any
+managers already configured). Ryu 4.34's own OVSDB client breaks
 with current `ovs` libraries (see README), ovsdbapp is OpenStack's maintained one.
 Rows we create carry `external_ids:sdn-owner=<app>`; we only ever change or
 remove rows that carry our owner.
@@ -65,14 +65,6 @@ class Ovsdb:
         api, bridge = self.api(), self.bridge_of(dpid)
         if self._table_owner(bridge, table_id) == owner:
             api.db_remove("Bridge", bridge, "flow_tables", table_id).execute(check_error=True)
-
-    def flow_limit(self, dpid: int, table_id: int):
-        """(limit, owner) of a table's Flow_Table row, or None."""
-        row = self._table_row(self.bridge_of(dpid), table_id)
-        if row is None:
-            return None
-        limit = row.flow_limit[0] if row.flow_limit else None
-        return limit, row.external_ids.get(OWNER_KEY)
 
     def _table_row(self, bridge, table_id):
         rows = self.api().db_find("Bridge", ("name", "=", bridge),

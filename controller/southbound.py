@@ -5,8 +5,6 @@ deletes and the adds that follow (OpenFlow lets a switch reorder messages that n
 barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
 in `SdnApp.request`.
 """
-import logging
-
 from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
@@ -16,7 +14,6 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from controller import ofcompile
 from flows.spec import FlowDelete
 
-LOG = logging.getLogger(__name__)
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
 
 

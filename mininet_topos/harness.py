@@ -258,6 +258,25 @@ def _vlan_of(line):
     return int(tag.group(1)) if tag else None
 
 
+def apply_ovs_port_vlans(network, config):
+    """Configure the `vlan` section of our config as OVS's *own* port VLANs (tag, trunks,
+    vlan_mode) on a controller-less network: the reference our apps are compared with.
+    Switches by bridge name or dpid, ports by interface name or OpenFlow number."""
+    for entry in config["vlan"]["ports"]:
+        switch = next(s for s in network.switches
+                      if entry["switch"] in (s.name, int(s.dpid, 16)))
+        port = next(i.name for i in switch.intfList()
+                    if entry["port"] in (i.name, switch.ports.get(i)))
+        args = ["ovs-vsctl", "set", "port", port]
+        if "tag" in entry:
+            args.append(f"tag={entry['tag']}")
+        if "trunks" in entry:
+            args.append("trunks=" + ",".join(map(str, entry["trunks"])))
+        if "native_mode" in entry:
+            args.append(f"vlan_mode={entry['native_mode']}")
+        subprocess.run(args, check=True, capture_output=True)
+
+
 def wait_until(predicate, timeout, step=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

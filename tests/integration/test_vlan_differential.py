@@ -6,7 +6,6 @@ tagged); tcpdump on all six interfaces records which interface saw it with which
 Broadcasts come first (they also teach both switches the probe MACs), then unicasts to
 MACs learned in VLANs 101 and 103.
 """
-import subprocess
 import time
 
 import pytest
@@ -65,19 +64,6 @@ CONFIGS = {"lab": VLAN_LAB_CONFIG, "native": NATIVE_CONFIG}
 TAGS_SEEN = {"lab": {None, 101, 102, 103}, "native": {None, 101, 102}}
 
 
-def ovs_port_settings(config):
-    """Our settings as ovs-vsctl arguments for OVS's own VLAN handling."""
-    for entry in config["vlan"]["ports"]:
-        args = ["set", "port", entry["port"]]
-        if "tag" in entry:
-            args.append(f"tag={entry['tag']}")
-        if "trunks" in entry:
-            args.append("trunks=" + ",".join(map(str, entry["trunks"])))
-        if "native_mode" in entry:
-            args.append(f"vlan_mode={entry['native_mode']}")
-        yield args
-
-
 _references = {}
 
 
@@ -85,8 +71,7 @@ def ovs_reference(name):
     """What OVS itself delivers for config `name` (measured once per test run)."""
     if name not in _references:
         with harness.Network(VlanLab(), controller=None) as network:
-            for args in ovs_port_settings(CONFIGS[name]):
-                subprocess.run(["ovs-vsctl", *args], check=True)
+            harness.apply_ovs_port_vlans(network, CONFIGS[name])
             time.sleep(0.5)
             _references[name] = observe(network)
     return _references[name]
