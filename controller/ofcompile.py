@@ -10,8 +10,8 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, Output, Owner, PopVlan, PushVlan,
-                        SetField, SetQueue)
+                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Output, Owner,
+                        PopVlan, PushVlan, SetField, SetQueue)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -89,6 +89,8 @@ def flow_mod(datapath, spec: FlowSpec):
     """An OFPFC_ADD for `spec` (an add of an identical match+priority replaces it)."""
     pipeline.validate(spec)
     instructions = []
+    if spec.meter is not None:
+        instructions.append(parser.OFPInstructionMeter(pipeline.meter_id(spec.meter)))
     if spec.actions:
         instructions.append(parser.OFPInstructionActions(
             ofp.OFPIT_APPLY_ACTIONS, [compile_action(a) for a in spec.actions]))
@@ -114,10 +116,36 @@ def flow_delete(datapath, delete: FlowDelete):
         match=compile_match(delete.match))
 
 
+def meter_mod(datapath, meter: MeterSpec):
+    """Add a meter with one drop band; rates in kbit/s on the wire (rounded up, so a
+    tiny rate never becomes 0 = unlimited)."""
+    kbits = -(-meter.rate // 1000)
+    burst = -(-meter.burst // 1000)
+    return parser.OFPMeterMod(datapath, command=ofp.OFPMC_ADD,
+                              flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+                              meter_id=pipeline.meter_id(meter.ref),
+                              bands=[parser.OFPMeterBandDrop(rate=kbits, burst_size=burst)])
+
+
+def meter_delete(datapath, delete: MeterDelete):
+    return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0,
+                              meter_id=pipeline.meter_id(delete.ref), bands=[])
+
+
+_COMPILERS = {FlowSpec: flow_mod, FlowDelete: flow_delete, MeterSpec: meter_mod,
+              MeterDelete: meter_delete}
+DELETES = (FlowDelete, MeterDelete)
+
+
 def compile_all(datapath, items):
     """Specs and deletes, in order, as messages."""
-    return [flow_delete(datapath, i) if isinstance(i, FlowDelete) else flow_mod(datapath, i)
-            for i in items]
+    messages = []
+    for item in items:
+        compiler = _COMPILERS.get(type(item))
+        if compiler is None:
+            raise TypeError(f"cannot compile {item!r}")
+        messages.append(compiler(datapath, item))
+    return messages
 
 
 def flow_stats_request(datapath, owner: Owner, table=None):
@@ -198,13 +226,15 @@ def _decode_action(action):
 
 def decode_flow(stat) -> FlowSpec:
     """A flow-stats entry as a FlowSpec (owner None when the cookie is not ours)."""
-    actions, goto = [], None
+    actions, goto, meter = [], None, None
     for inst in stat.instructions:
         if isinstance(inst, parser.OFPInstructionActions):
             actions.extend(_decode_action(a) for a in inst.actions)
         elif isinstance(inst, parser.OFPInstructionGotoTable):
             goto = pipeline.table_name(inst.table_id)
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            meter = pipeline.meter_owner(inst.meter_id)
     return FlowSpec(pipeline.table_name(stat.table_id), stat.priority, decode_match(stat.match),
                     pipeline.owner_of(stat.cookie), tuple(actions), goto,
                     stat.idle_timeout, stat.hard_timeout,
-                    bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM))
+                    bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM), meter)

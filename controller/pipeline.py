@@ -6,21 +6,25 @@ table whose app is not loaded is transparent; apps put their own defaults at
 priority >= 1.
 
     0 ingress   port/VLAN classification (access tag, trunk admit), port security
-    1 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
-    2 qos       classification into queues (set_queue) or meters
-    3 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
-    4 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
-    5 flood     broadcast/unknown unicast: per-VLAN member ports
+    1 police    per-port ingress rate limits (a meter per policed port)
+    2 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
+    3 qos       classification into queues (set_queue) or meters
+    4 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
+    5 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
+    6 flood     broadcast/unknown unicast: per-VLAN member ports
 
 Cookie (64 bits): bits 63..56 the owning app, 55..48 the purpose, 47..0 free
 for the app (e.g. a rule id). Every entry the controller installs carries
 one, so an app deletes and reconciles exactly its own entries
 (`cookie`/`cookie_mask` in a flow-mod or stats request).
+
+Meters have no cookie, so their ids carry the same information: bits 31..24 the
+app, 23..16 the purpose, 15..0 the owner's number (a rule id, a port number).
 """
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from flows.spec import FlowDelete, FlowSpec, Learn, Match, Owner
+from flows.spec import FlowDelete, FlowSpec, Learn, Match, MeterRef, Owner
 
 
 class PipelineError(ValueError):
@@ -41,12 +45,13 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 
 PIPELINE: Tuple[Table, ...] = (
-    Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("vip",)),
-    Table("vip", 1, "virtual IPs (load balancer)", _L3_FIELDS, ("qos",)),
-    Table("qos", 2, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
-    Table("l2_src", 3, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
-    Table("l2_dst", 4, "destination MAC forwarding", _L2_FIELDS, ("flood",)),
-    Table("flood", 5, "flooding per VLAN", _L2_FIELDS, ()),
+    Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
+    Table("police", 1, "ingress rate limits per port", frozenset({"in_port"}), ("vip",)),
+    Table("vip", 2, "virtual IPs (load balancer)", _L3_FIELDS, ("qos",)),
+    Table("qos", 3, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
+    Table("l2_src", 4, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
+    Table("l2_dst", 5, "destination MAC forwarding", _L2_FIELDS, ("flood",)),
+    Table("flood", 6, "flooding per VLAN", _L2_FIELDS, ()),
 )
 TABLES: Dict[str, Table] = {t.name: t for t in PIPELINE}
 
@@ -65,6 +70,8 @@ PURPOSE_IDS: Dict[str, int] = {
     "learned": 0x04,
     "flood": 0x05,      # per-VLAN flood lists
     "no_learn": 0x06,   # VLANs whose MACs are not learned (flood-vlans)
+    "rule": 0x07,       # user rules (QoS classification); the free bits hold the rule id
+    "police": 0x08,     # ingress policing of a port
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48
@@ -110,6 +117,20 @@ def owner_of(value: int) -> Optional[Owner]:
     return Owner(app, purposes.get((value & _PURPOSE_MASK) >> 48))
 
 
+def meter_id(ref: MeterRef) -> int:
+    if ref.owner.purpose is None:
+        raise PipelineError(f"meter {ref!r} needs an owner purpose")
+    if not 0 <= ref.number <= 0xFFFF:
+        raise PipelineError(f"meter number {ref.number} out of range 0..65535")
+    return cookie(ref.owner) >> 32 | ref.number
+
+
+def meter_owner(value: int) -> Optional[MeterRef]:
+    """Decode a meter id read back from a switch; None when it is not ours."""
+    owner = owner_of(value << 32)
+    return None if owner is None else MeterRef(owner, value & 0xFFFF)
+
+
 def validate(spec) -> None:
     """Raise PipelineError unless `spec` fits the declared pipeline."""
     if isinstance(spec, FlowDelete):
@@ -131,6 +152,8 @@ def validate(spec) -> None:
     if not 0 <= spec.priority <= 0xFFFF:
         raise PipelineError(f"priority {spec.priority} out of range")
     cookie(spec.owner)
+    if spec.meter is not None:
+        meter_id(spec.meter)
     for action in spec.actions:
         if isinstance(action, Learn):
             learned = TABLES.get(action.table)

@@ -12,7 +12,6 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from controller import ofcompile
-from flows.spec import FlowDelete
 
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
 
@@ -25,7 +24,7 @@ def push(datapath, items, barrier=True):
     """Send specs/deletes in order; deletes are finished before later adds start."""
     previous_was_delete = False
     for item, message in zip(items, ofcompile.compile_all(datapath, items)):
-        is_delete = isinstance(item, FlowDelete)
+        is_delete = isinstance(item, ofcompile.DELETES)
         if previous_was_delete and not is_delete:
             datapath.send_msg(ofcompile.barrier(datapath))
         datapath.send_msg(message)
@@ -67,7 +66,8 @@ class SdnApp(app_manager.RyuApp):
         finally:
             self._waiting.pop(message.xid, None)
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
+                 ofp_event.EventOFPMeterStatsReply], MAIN_DISPATCHER)
     def _multipart_reply(self, ev):
         waiting = self._waiting.get(ev.msg.xid)
         if waiting is None:

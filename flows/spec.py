@@ -126,6 +126,31 @@ class Learn:
 Action = Union[Output, SetField, PushVlan, PopVlan, Group, SetQueue, Learn]
 
 
+# --- meters (OpenFlow 1.3 rate limiters a flow can go through) -------------------
+
+@dataclass(frozen=True)
+class MeterRef:
+    """A meter named by its owner and a number unique within that owner (a rule id,
+    a port number); `controller.pipeline.meter_id` turns it into the switch's id."""
+    owner: Owner
+    number: int
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """A meter with one drop band: traffic above `rate` bit/s (after a `burst` of
+    bits) is dropped."""
+    ref: MeterRef
+    rate: int
+    burst: int
+
+
+@dataclass(frozen=True)
+class MeterDelete:
+    """Remove a meter; the switch also removes every flow that uses it."""
+    ref: MeterRef
+
+
 @dataclass(frozen=True)
 class FlowSpec:
     table: str
@@ -137,6 +162,7 @@ class FlowSpec:
     idle_timeout: int = 0
     hard_timeout: int = 0
     notify_removed: bool = False  # ask for a flow-removed message when it expires
+    meter: Optional[MeterRef] = None  # go through this meter before the actions
 
 
 @dataclass(frozen=True)

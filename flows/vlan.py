@@ -92,7 +92,7 @@ def classify_port(cfg: PortVlan) -> List[FlowSpec]:
 
     def admit(vlan_match, actions=()):
         entries.append(FlowSpec("ingress", _ADMIT, Match.of(in_port=cfg.port, vlan_vid=vlan_match),
-                                CLASSIFY, actions=actions, goto="vip"))
+                                CLASSIFY, actions=actions, goto="police"))
 
     if cfg.mode == "access":
         admit(UNTAGGED, _push(cfg.tag))
@@ -185,8 +185,8 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     ports = sorted(ports, key=lambda p: p.port)
     specs = [
         FlowSpec("ingress", 1, Match.of(vlan_vid=UNTAGGED), CLASSIFY, actions=_push(0),
-                 goto="vip"),
-        FlowSpec("ingress", 1, Match.of(vlan_vid=TAGGED), CLASSIFY, goto="vip"),
+                 goto="police"),
+        FlowSpec("ingress", 1, Match.of(vlan_vid=TAGGED), CLASSIFY, goto="police"),
     ]
     configured = set(configured)
     for cfg in ports:

@@ -4,18 +4,20 @@ Enough of OpenFlow to answer "where does this frame go and how does it look
 there": tables in pipeline order, priorities, exact and masked matches,
 add-replaces-same-match, strict/non-strict deletes by cookie and mask,
 apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
-truncation), set_field, push/pop VLAN, set_queue, groups (all, select,
+truncation), set_field, push/pop VLAN, set_queue, meters (recorded on the
+packet; deleting a meter deletes its flows, as in OVS), groups (all, select,
 indirect), learn() writing entries, and idle/hard timeouts with
 flow-removed notifications. Time is passed in (`now`), never read.
 """
+import ipaddress
 import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, Output, PopVlan, PushVlan, SetField,
-                        SetQueue)
+                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Output, PopVlan,
+                        PushVlan, SetField, SetQueue)
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
@@ -40,6 +42,9 @@ def _field_matches(name, want, mask, pkt) -> bool:
         return have == want
     if have is None:
         return False
+    if name in ("ipv4_src", "ipv4_dst"):
+        mask = int(ipaddress.IPv4Address(mask or "255.255.255.255"))
+        return int(ipaddress.IPv4Address(have)) & mask == int(ipaddress.IPv4Address(want)) & mask
     if mask is None:
         return have == want
     if name in ("eth_src", "eth_dst"):
@@ -80,6 +85,7 @@ class Switch:
         self.now = now
         self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINE}
         self.groups: Dict[int, GroupSpec] = {}
+        self.meters: Dict[object, MeterSpec] = {}  # MeterRef -> spec
         self.removed: List[FlowSpec] = []     # flow-removed notifications sent
         self.packet_ins: List[dict] = []
 
@@ -91,12 +97,22 @@ class Switch:
                 self.delete(item)
             elif isinstance(item, GroupSpec):
                 self.groups[item.group_id] = item
+            elif isinstance(item, MeterSpec):
+                if item.ref in self.meters:
+                    raise ValueError(f"meter {item.ref} exists (OFPMMFC_METER_EXISTS)")
+                self.meters[item.ref] = item
+            elif isinstance(item, MeterDelete):
+                self.meters.pop(item.ref, None)
+                for entries in self.tables.values():
+                    entries[:] = [e for e in entries if e.spec.meter != item.ref]
             else:
                 self.add(item)
         return self
 
     def add(self, spec: FlowSpec):
         pipeline.validate(spec)
+        if spec.meter is not None and spec.meter not in self.meters:
+            raise ValueError(f"flow uses unknown meter {spec.meter} (OFPMMFC_UNKNOWN_METER)")
         table = self.tables[spec.table]
         table[:] = [e for e in table
                     if not (e.spec.match == spec.match and e.spec.priority == spec.priority)]
@@ -130,7 +146,8 @@ class Switch:
 
     def snapshot(self):
         """The whole flow state as a comparable value (order-independent)."""
-        return frozenset(e.spec for entries in self.tables.values() for e in entries)
+        return frozenset([e.spec for entries in self.tables.values() for e in entries]
+                         + list(self.meters.values()))
 
     # --- time ---------------------------------------------------------------------
 
@@ -160,6 +177,8 @@ class Switch:
                 break  # OpenFlow 1.3 without a table-miss entry: drop
             entry.packets += 1
             entry.last_used = self.now
+            if entry.spec.meter is not None:
+                pkt.setdefault("meters", []).append(self.meters[entry.spec.meter])
             pkt = self._run(entry.spec.actions, pkt, result)
             table = entry.spec.goto
         return result

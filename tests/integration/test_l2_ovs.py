@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from controller import pipeline
 from mininet_topos import harness
 from mininet_topos.topos import Linear, Single, Tree
 
@@ -14,7 +15,7 @@ LEARNED_COOKIE = {"reactive": "0x1003", "datapath": "0x1004"}  # app 0x10, purpo
 
 
 def learned_flows(network, switch, mode):
-    return [f for f in network.dump_flows(switch, table=4)
+    return [f for f in network.dump_flows(switch, table=pipeline.table_id("l2_dst"))
             if f.startswith(f"cookie={LEARNED_COOKIE[mode]}")]
 
 

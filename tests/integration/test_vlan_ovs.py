@@ -3,6 +3,7 @@ capturing frames on the trunk and access far ends, REST, restart, and a trunk be
 two switches."""
 import pytest
 
+from controller import pipeline
 from mininet_topos import harness
 from mininet_topos.topos import (VLAN_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, Single, VlanLab,
                                  VlanTrunkPair)
@@ -114,6 +115,6 @@ def test_flood_only_vlan_delivers_but_never_learns(lab, mode):
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     assert harness.ping(h1, h2, count=3) and harness.ping(h3, h4, count=3)
     assert not harness.ping(h1, h3)
-    learned = [f for f in network.dump_flows("s1", table=4) if "priority=100" in f]
+    learned = [f for f in network.dump_flows("s1", table=pipeline.table_id("l2_dst")) if "priority=100" in f]
     assert not [f for f in learned if "dl_vlan=10" in f or "0x000a/0x0fff" in f], learned
     assert any(h3.MAC() in f for f in learned), learned  # VLAN 20 still learns

@@ -119,7 +119,7 @@ def test_packet_in_learns_source_with_two_entries(app):
     app._packet_in(packet_in(datapath, 3, eth(H1, H2)))
     mods = flow_mods(datapath)
     assert [(m.table_id, m.match.get("eth_src"), m.match.get("eth_dst")) for m in mods] == [
-        (3, H2, None), (4, None, H2)]
+        (pipeline.table_id("l2_src"), H2, None), (pipeline.table_id("l2_dst"), None, H2)]
     app._packet_in(packet_in(datapath, 3, eth(H1, H2)))  # raced duplicate: nothing new
     assert len(flow_mods(datapath)) == 2
 
@@ -130,8 +130,9 @@ def test_moved_host_gets_old_entries_deleted_first(app):
     datapath.sent.clear()
     app._packet_in(packet_in(datapath, 4, eth(H1, H2)))
     commands = [(m.command, m.table_id) for m in flow_mods(datapath)]
-    assert commands == [(ofp.OFPFC_DELETE_STRICT, 3), (ofp.OFPFC_DELETE_STRICT, 4),
-                        (ofp.OFPFC_ADD, 3), (ofp.OFPFC_ADD, 4)]
+    src, dst = pipeline.table_id("l2_src"), pipeline.table_id("l2_dst")
+    assert commands == [(ofp.OFPFC_DELETE_STRICT, src), (ofp.OFPFC_DELETE_STRICT, dst),
+                        (ofp.OFPFC_ADD, src), (ofp.OFPFC_ADD, dst)]
 
 
 def test_rest_lists_switches_and_macs_with_dpid_in_hex_or_decimal(app):
@@ -173,11 +174,13 @@ def test_flow_removed_of_an_expired_source_forgets_the_host(app):
     app._packet_in(packet_in(datapath, 2, eth(H1, H2)))
     datapath.sent.clear()
     removed = parser.OFPFlowRemoved(datapath, cookie=pipeline.cookie(l2.HOSTS), priority=100,
-                                    reason=ofp.OFPRR_IDLE_TIMEOUT, table_id=3,
+                                    reason=ofp.OFPRR_IDLE_TIMEOUT,
+                                    table_id=pipeline.table_id("l2_src"),
                                     match=parser.OFPMatch(in_port=2, eth_src=H2))
     app._flow_removed(ofp_event.EventOFPFlowRemoved(removed))
     assert len(app.switches[1].macs) == 0
-    assert [m.table_id for m in flow_mods(datapath)] == [3, 4]
+    assert [m.table_id for m in flow_mods(datapath)] == [pipeline.table_id("l2_src"),
+                                                         pipeline.table_id("l2_dst")]
 
 
 def test_datapath_is_parsed_only_at_the_boundary():

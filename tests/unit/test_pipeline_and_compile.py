@@ -91,7 +91,7 @@ def test_vlan_values_get_the_present_bit_only_on_the_wire():
 
 def test_flow_mod_carries_table_number_cookie_timeouts_and_removal_flag():
     msg = ofcompile.flow_mod(DP, spec(idle_timeout=30, notify_removed=True))
-    assert msg.table_id == 4 and msg.cookie == pipeline.cookie(OWNER)
+    assert msg.table_id == pipeline.table_id("l2_dst") and msg.cookie == pipeline.cookie(OWNER)
     assert msg.idle_timeout == 30 and msg.flags & ofp.OFPFF_SEND_FLOW_REM
 
 

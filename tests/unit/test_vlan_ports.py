@@ -61,7 +61,7 @@ def test_trunk_admits_only_its_vlans_and_untagged_is_vlan_0():
     assert seen(sw, frame(6, A, BCAST, vlan=101)) == {1: [None], 5: [101]}
     assert seen(sw, frame(6, A, BCAST, vlan=103)) == {}      # not trunked
     assert seen(sw, frame(6, A, BCAST)) == {}                # VLAN 0 not in [101, 102]
-    assert sw.process(frame(5, A, BCAST)).tables_visited[:2] == ["ingress", "vip"]
+    assert sw.process(frame(5, A, BCAST)).tables_visited[:2] == ["ingress", "police"]
 
 
 def test_vlan_0_leaves_a_trunk_untagged():
