@@ -21,26 +21,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 
 from controller import config, events, ofcompile, rest, southbound, state
+from controller.ports import SwitchPorts
 from flows import vlan
-
-
-class SwitchPorts:
-    """One connected switch: its name (the LOCAL port's) and ports."""
-
-    def __init__(self, datapath):
-        self.datapath = datapath
-        self.name = None
-        self.ports = {}  # number -> name
-
-    def resolve(self, ref):
-        """A port number for a reference by number or name, or None."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            return int(ref) if int(ref) in self.ports else None
-        return next((no for no, name in self.ports.items() if name == ref), None)
-
-    def is_named(self, ref):
-        return ref == self.datapath.id or (self.name is not None and ref == self.name) or (
-            isinstance(ref, str) and len(ref) == 16 and ref == "%016x" % self.datapath.id)
 
 
 class Vlan(southbound.SdnApp):
@@ -100,31 +82,14 @@ class Vlan(southbound.SdnApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
         switch = self.switches.get(ev.msg.datapath.id)
-        if switch is None:
-            return
-        for number, name in ofcompile.decode_port_desc(ev.msg):
-            if number == ofcompile.LOCAL_PORT:
-                switch.name = name
-            else:
-                switch.ports[number] = name
-        if not ev.msg.flags & ofcompile.REPLY_MORE:
+        if switch is not None and switch.update_from_desc(ev.msg):
             self.program(switch)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
         switch = self.switches.get(ev.msg.datapath.id)
-        if switch is None:
-            return
-        number, name, deleted = ofcompile.decode_port_status(ev.msg)
-        if number == ofcompile.LOCAL_PORT:
-            return
-        known = number in switch.ports
-        if deleted:
-            switch.ports.pop(number, None)
-        else:
-            switch.ports[number] = name
-        if known == deleted:  # a port came or went: flood lists change
-            self.program(switch)
+        if switch is not None and switch.update_from_status(ev.msg):
+            self.program(switch)  # a port came or went: flood lists change
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):

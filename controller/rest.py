@@ -40,11 +40,11 @@ def error_response(status, message, headers=None):
     return json_response({"error": message, "status": status}, status, headers)
 
 
-def api(name, path, methods):
+def api(name, path, methods, requirements=None):
     """Like Ryu's `route`, plus: the handler returns plain data (sent as JSON) and
     raises ApiError for a JSON error reply."""
     def wrap(handler):
-        @route(name, path, methods=methods)
+        @route(name, path, methods=methods, requirements=requirements)
         @functools.wraps(handler)
         def handle(self, req, **kwargs):
             try:
@@ -115,11 +115,12 @@ def register(wsgi: WSGIApplication, controller_cls, data):
     for _, method in inspect.getmembers(controller_cls, inspect.isfunction):
         info = getattr(method, "routing_info", None)
         if info and info.get("methods"):
-            allowed.setdefault((info["path"], str(info.get("requirements"))), set()).update(
-                info["methods"])
-    for (path, _), methods in sorted(allowed.items()):
+            key = (info["path"], tuple(sorted((info.get("requirements") or {}).items())))
+            allowed.setdefault(key, set()).update(info["methods"])
+    for (path, requirements), methods in sorted(allowed.items()):
         wsgi.mapper.connect(f"405:{path}", path, controller=_Fallback,
-                            action="method_not_allowed", allow=", ".join(sorted(methods)))
+                            action="method_not_allowed", allow=", ".join(sorted(methods)),
+                            requirements=dict(requirements))
     catch_all = [r for r in wsgi.mapper.matchlist if r.name == _NOT_FOUND_ROUTE]
     if not catch_all:
         wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:.*}", controller=_Fallback,

@@ -1,0 +1,44 @@
+"""What the apps know about a connected switch's ports: numbers and names, from
+port-description replies and port-status messages, and how a reference by name
+or number (config files, REST paths) resolves."""
+from controller import ofcompile
+
+
+class SwitchPorts:
+    """One connected switch: its name (the LOCAL port's) and ports."""
+
+    def __init__(self, datapath):
+        self.datapath = datapath
+        self.name = None
+        self.ports = {}  # number -> name
+
+    def resolve(self, ref):
+        """A port number for a reference by number or name, or None."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return int(ref) if int(ref) in self.ports else None
+        return next((no for no, name in self.ports.items() if name == ref), None)
+
+    def is_named(self, ref):
+        return ref == self.datapath.id or (self.name is not None and ref == self.name) or (
+            isinstance(ref, str) and len(ref) == 16 and ref == "%016x" % self.datapath.id)
+
+    def update_from_desc(self, msg):
+        """Take a port-description reply part; True once the last part arrived."""
+        for number, name in ofcompile.decode_port_desc(msg):
+            if number == ofcompile.LOCAL_PORT:
+                self.name = name
+            else:
+                self.ports[number] = name
+        return not msg.flags & ofcompile.REPLY_MORE
+
+    def update_from_status(self, msg):
+        """Take a port-status message; True when a port came or went."""
+        number, name, deleted = ofcompile.decode_port_status(msg)
+        if number == ofcompile.LOCAL_PORT:
+            return False
+        known = number in self.ports
+        if deleted:
+            self.ports.pop(number, None)
+        else:
+            self.ports[number] = name
+        return known == deleted
