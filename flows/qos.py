@@ -1,0 +1,537 @@
+"""QoS intent -> flows, OVSDB rows and tc filters: HTB queues per port, rules that
+classify traffic into a queue or through a meter, and ingress policing.
+
+Rates are bit/s and bursts bits everywhere in here ("10M", "500k" are parsed at the
+door); OVSDB's and OpenFlow's kbit/s appear only at the edges.
+
+How a packet reaches its queue depends on the datapath (see docs/qos-design-notes.md):
+- `system` (kernel): the rule's `set_queue` sets the packet's priority, the port's
+  HTB tree (created by OVS from the QoS/Queue rows) puts it in that queue's class.
+- `netdev` (userspace): OVS sends through an AF_PACKET socket without the priority, so
+  `set_queue` is lost. The same rules are rendered as tc u32 filters on the egress
+  device (`tc_plan`), each leaf class gets a short pfifo so drops happen per class
+  and not in OVS's shared socket buffer, and ingress policing becomes a meter.
+"""
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, Output, \
+    Owner, SetQueue
+
+APP = "qos"
+RULES = Owner(APP, "rule")
+POLICE = Owner(APP, "police")
+MAX_QUEUE_ID = 1023        # keeps the tc leaf handles (0x1000 + id) distinct from 1:
+MAX_RULE_ID = 0xFFFF       # rule ids double as meter numbers
+DEFAULT_RULE_PRIORITY = 100
+POLICE_PRIORITY = 10
+HTB_PRIORITIES = range(0, 8)   # HTB class prio: 0 is served first
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:bit|bps|b)?(?:/s)?\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9}
+
+
+def parse_rate(value, what: str, allow_zero=False) -> int:
+    """A rate (bit/s) or burst (bits): an int/float or a string like "10M", "1.5G", "500k"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} must be a number of bits (e.g. 10000000 or \"10M\"), "
+                         f"not {value!r}")
+    if isinstance(value, str):
+        found = _RATE.match(value)
+        if not found:
+            raise ValueError(f"{what} must be a number of bits (e.g. 10000000 or \"10M\"), "
+                             f"not {value!r}")
+        value = float(found.group(1)) * _SCALE[found.group(2).lower()]
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    if value == 0 and not allow_zero:
+        raise ValueError(f"{what} must be above 0")
+    return int(round(value))
+
+
+# --- the HTB tree of a port -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Queue:
+    queue_id: int
+    min_rate: int
+    max_rate: int
+    burst: Optional[int] = None
+    priority: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Policing:
+    """A rate limit: ingress policing of a port, or a rule's meter."""
+    rate: int
+    burst: int
+
+
+@dataclass(frozen=True)
+class PortQos:
+    max_rate: Optional[int] = None           # None: no HTB tree on this port
+    queues: Tuple[Queue, ...] = ()
+    policing: Optional[Policing] = None
+
+    def queue(self, queue_id) -> Optional[Queue]:
+        return next((q for q in self.queues if q.queue_id == queue_id), None)
+
+    @property
+    def queue_ids(self):
+        return [q.queue_id for q in self.queues]
+
+
+def as_int(value, what, low, high):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer {low}..{high}, not {value!r}")
+    return value
+
+
+def _only(body, allowed, where):
+    if not isinstance(body, dict):
+        raise ValueError(f"{where} must be a JSON object, not {type(body).__name__}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(allowed))}")
+
+
+def policing_from_dict(body, what) -> Policing:
+    _only(body, ("rate", "burst"), what)
+    if "rate" not in body:
+        raise ValueError(f"{what} needs a rate")
+    rate = parse_rate(body["rate"], f"{what} rate")
+    # Default burst: 10 % of a second's worth, at least ten full-size frames.
+    burst = parse_rate(body.get("burst", max(rate // 10, 10 * 1500 * 8)), f"{what} burst")
+    return Policing(rate, burst)
+
+
+def _queue_from_dict(queue_id, body, port_max) -> Queue:
+    where = f"queue {queue_id}"
+    _only(body, ("min_rate", "max_rate", "burst", "priority"), where)
+    if "min_rate" not in body:
+        raise ValueError(f"{where} needs a min_rate (the rate it is guaranteed)")
+    min_rate = parse_rate(body["min_rate"], f"{where} min_rate", allow_zero=True)
+    max_rate = parse_rate(body.get("max_rate", port_max), f"{where} max_rate")
+    if min_rate > max_rate:
+        raise ValueError(f"{where}: min_rate {min_rate} is above its max_rate {max_rate}")
+    if max_rate > port_max:
+        raise ValueError(f"{where}: max_rate {max_rate} is above the port's max_rate {port_max}")
+    burst = parse_rate(body["burst"], f"{where} burst") if "burst" in body else None
+    priority = None
+    if "priority" in body:
+        priority = as_int(body["priority"], f"{where} priority", HTB_PRIORITIES.start,
+                        HTB_PRIORITIES.stop - 1)
+    return Queue(queue_id, min_rate, max_rate, burst, priority)
+
+
+def port_qos_from_dict(body) -> PortQos:
+    """Validate a port's QoS as the REST API and config file give it:
+    {"max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"}, ...},
+     "ingress_policing": {"rate": "5M", "burst": "500k"}}"""
+    _only(body, ("max_rate", "queues", "ingress_policing"), "port QoS")
+    if not any(k in body for k in ("max_rate", "queues", "ingress_policing")):
+        raise ValueError("port QoS needs max_rate and queues (an HTB tree), "
+                         "ingress_policing, or both")
+    max_rate, queues = None, ()
+    if "max_rate" in body or "queues" in body:
+        if "max_rate" not in body:
+            raise ValueError("queues need the port's max_rate")
+        max_rate = parse_rate(body["max_rate"], "max_rate")
+        raw = body.get("queues")
+        if not isinstance(raw, dict) or not raw:
+            raise ValueError('queues must be a non-empty object of queue id -> settings, '
+                             'e.g. {"0": {"min_rate": "3M"}}')
+        ids = [as_int(k, "a queue id", 0, MAX_QUEUE_ID) for k in raw]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"queue ids repeat: {sorted(raw)}")
+        queues = tuple(sorted((_queue_from_dict(i, v, max_rate) for i, v in zip(ids, raw.values())),
+                              key=lambda q: q.queue_id))
+        total = sum(q.min_rate for q in queues)
+        if total > max_rate:
+            raise ValueError(f"the queues' min_rates add up to {total}, above the port's "
+                             f"max_rate {max_rate}")
+    policing = None
+    if body.get("ingress_policing") is not None:
+        policing = policing_from_dict(body["ingress_policing"], "ingress_policing")
+    return PortQos(max_rate, queues, policing)
+
+
+def port_qos_to_dict(qos: PortQos) -> dict:
+    out = {}
+    if qos.max_rate is not None:
+        out["max_rate"] = qos.max_rate
+        out["queues"] = {str(q.queue_id): {k: v for k, v in (
+            ("min_rate", q.min_rate), ("max_rate", q.max_rate), ("burst", q.burst),
+            ("priority", q.priority)) if v is not None} for q in qos.queues}
+    if qos.policing is not None:
+        out["ingress_policing"] = {"rate": qos.policing.rate, "burst": qos.policing.burst}
+    return out
+
+
+def ovsdb_queue_configs(qos: PortQos) -> Dict[int, Dict[str, str]]:
+    """Queue id -> the Queue row's other_config, as `ovs-vsctl create queue` takes it."""
+    configs = {}
+    for q in qos.queues:
+        config = {"min-rate": str(q.min_rate), "max-rate": str(q.max_rate)}
+        if q.burst is not None:
+            config["burst"] = str(q.burst)
+        if q.priority is not None:
+            config["priority"] = str(q.priority)
+        configs[q.queue_id] = config
+    return configs
+
+
+def ovsdb_policing(policing: Optional[Policing]) -> Tuple[int, int]:
+    """Interface ingress_policing_rate/_burst (kbit/s, kbit); (0, 0) switches it off."""
+    if policing is None:
+        return 0, 0
+    return -(-policing.rate // 1000), -(-policing.burst // 1000)
+
+
+# --- classification rules -------------------------------------------------------------
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
+IPV4 = 0x0800
+_L4 = {"tcp_src": 6, "tcp_dst": 6, "udp_src": 17, "udp_dst": 17}
+MATCH_FIELDS = ("in_port", "eth_src", "eth_dst", "eth_type", "vlan_vid", "ipv4_src",
+                "ipv4_dst", "ip_proto", *_L4)
+# What a tc filter on the egress device cannot see.
+NOT_VISIBLE_TO_TC = ("in_port", "vlan_vid")
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: int
+    match: Tuple[Tuple[str, object], ...]   # normalised (field, value), sorted
+    priority: int = DEFAULT_RULE_PRIORITY
+    queue: Optional[int] = None
+    port: Optional[int] = None               # with a queue: enqueue (set_queue + output)
+    meter: Optional[Policing] = None
+
+    def field(self, name, default=None):
+        return dict(self.match).get(name, default)
+
+
+def _ipv4(value, what):
+    try:
+        net = ipaddress.IPv4Network(value, strict=False)
+    except (ValueError, TypeError):
+        raise ValueError(f"{what} must be an IPv4 address or prefix, not {value!r}") from None
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+def match_from_dict(raw, resolve_port: Callable) -> Tuple[Tuple[str, object], ...]:
+    """Validate and normalise a rule's match; adds the prerequisites OpenFlow needs
+    (eth_type for IP fields, ip_proto for L4 ports) and rejects conflicting ones."""
+    _only(raw, MATCH_FIELDS, "match")
+    fields = {}
+    for name, value in raw.items():
+        if name == "in_port":
+            fields[name] = resolve_port(value)
+        elif name in ("eth_src", "eth_dst"):
+            fields[name] = Match.of(**{name: value}).get(name)
+        elif name == "eth_type":
+            if isinstance(value, str) and value.lower().startswith("0x"):
+                try:
+                    value = int(value, 16)
+                except ValueError:
+                    pass
+            fields[name] = as_int(value, "eth_type", 0x600, 0xFFFF)
+        elif name == "vlan_vid":
+            fields[name] = as_int(value, "vlan_vid", 1, 4094)
+        elif name in ("ipv4_src", "ipv4_dst"):
+            fields[name] = _ipv4(value, name)
+        elif name == "ip_proto":
+            if isinstance(value, str) and value.lower() in PROTOCOLS:
+                value = PROTOCOLS[value.lower()]
+            fields[name] = as_int(value, "ip_proto (a number or tcp, udp, icmp)", 0, 255)
+        else:
+            fields[name] = as_int(value, name, 0, 0xFFFF)
+    for name, proto in _L4.items():
+        if name in fields:
+            if fields.setdefault("ip_proto", proto) != proto:
+                raise ValueError(f"{name} needs ip_proto {proto}, not {fields['ip_proto']}")
+    if any(n in fields for n in ("ipv4_src", "ipv4_dst", "ip_proto")):
+        if fields.setdefault("eth_type", IPV4) != IPV4:
+            raise ValueError(f"IPv4 fields need eth_type 0x0800, not {fields['eth_type']:#06x}")
+    return tuple(sorted(fields.items()))
+
+
+def rule_from_dict(rule_id: int, body, resolve_port: Callable, ports: Dict[int, PortQos],
+                   tc_classified: bool) -> Rule:
+    """A rule from {"match": {...}, "queue": 1, "port": 4, "meter": {"rate": "2M"},
+    "priority": 100}. `ports` is the switch's port QoS (queues must exist there);
+    `tc_classified` says queues are picked by tc filters (netdev datapath)."""
+    _only(body, ("match", "queue", "port", "meter", "priority"), "rule")
+    if body.get("queue") is None and body.get("meter") is None:
+        raise ValueError("a rule needs a queue, a meter, or both")
+    match = match_from_dict(body.get("match") or {}, resolve_port)
+    priority = as_int(body.get("priority", DEFAULT_RULE_PRIORITY), "priority", 1, 0xFFFF)
+    port = resolve_port(body["port"]) if body.get("port") is not None else None
+    queue = None
+    if body.get("queue") is not None:
+        queue = as_int(body["queue"], "queue", 0, MAX_QUEUE_ID)
+        if port is not None:
+            qos = ports.get(port)
+            if qos is None or not qos.queues:
+                raise ValueError(f"port {port} has no queues: configure its QoS first")
+            if qos.queue(queue) is None:
+                raise ValueError(f"port {port} has no queue {queue}; its queues are "
+                                 f"{', '.join(map(str, qos.queue_ids))}")
+        elif not any(q.queue(queue) for q in ports.values()):
+            raise ValueError(f"no port of this switch has a queue {queue}")
+        hidden = [name for name, _ in match if name in NOT_VISIBLE_TO_TC]
+        if tc_classified and hidden:
+            raise ValueError(
+                f"this switch runs OVS's userspace datapath, where queues are chosen by tc "
+                f"filters on the egress device, which cannot see {', '.join(hidden)}; match "
+                f"on eth_src or ipv4_src instead (meters may use {', '.join(hidden)})")
+    elif port is not None:
+        raise ValueError("port names where a queue is; a meter-only rule has no port")
+    meter = policing_from_dict(body["meter"], "meter") if body.get("meter") is not None else None
+    return Rule(as_int(rule_id, "rule id", 1, MAX_RULE_ID), match, priority, queue, port, meter)
+
+
+def rule_to_dict(rule: Rule) -> dict:
+    out = {"id": rule.rule_id, "match": dict(rule.match), "priority": rule.priority}
+    if rule.queue is not None:
+        out["queue"] = rule.queue
+    if rule.port is not None:
+        out["port"] = rule.port
+    if rule.meter is not None:
+        out["meter"] = {"rate": rule.meter.rate, "burst": rule.meter.burst}
+    return out
+
+
+def same_slot(a: Rule, b: Rule) -> bool:
+    """Two rules with one match and priority would be one OpenFlow entry."""
+    return a.match == b.match and a.priority == b.priority
+
+
+def _of_match(rule: Rule) -> Match:
+    fields = {}
+    for name, value in rule.match:
+        if name.startswith("ipv4_") and "/" in str(value):
+            net = ipaddress.IPv4Network(value)
+            value = (str(net.network_address), str(net.netmask))
+        fields[name] = value
+    return Match.of(**fields)
+
+
+def rule_meter(rule: Rule) -> Optional[MeterSpec]:
+    if rule.meter is None:
+        return None
+    return MeterSpec(MeterRef(RULES, rule.rule_id), rule.meter.rate, rule.meter.burst)
+
+
+def rule_flows(rule: Rule) -> List:
+    """The meter (if any), then the qos-table entry: set_queue and go on to the
+    learning tables, or set_queue + output when the rule names the port (enqueue)."""
+    meter = rule_meter(rule)
+    actions, goto = (), "l2_src"
+    if rule.queue is not None:
+        actions = (SetQueue(rule.queue),)
+        if rule.port is not None:
+            actions, goto = actions + (Output(rule.port),), None
+    flow = FlowSpec("qos", rule.priority, _of_match(rule), RULES, actions=actions, goto=goto,
+                    meter=None if meter is None else meter.ref)
+    return ([meter] if meter else []) + [flow]
+
+
+def remove_rule(rule: Rule) -> List:
+    items = [FlowDelete(RULES, "qos", _of_match(rule), rule.priority)]
+    if rule.meter is not None:
+        items.append(MeterDelete(MeterRef(RULES, rule.rule_id)))
+    return items
+
+
+def police_flows(port: int, policing: Policing) -> List:
+    ref = MeterRef(POLICE, port)
+    return [MeterSpec(ref, policing.rate, policing.burst),
+            FlowSpec("police", POLICE_PRIORITY, Match.of(in_port=port), POLICE, meter=ref,
+                     goto="vip")]
+
+
+def remove_police(port: int) -> List:
+    return [FlowDelete(POLICE, "police", Match.of(in_port=port), POLICE_PRIORITY),
+            MeterDelete(MeterRef(POLICE, port))]
+
+
+def switch_plan(ports: Dict[int, PortQos], rules: Iterable[Rule], meter_policing: bool) -> List:
+    """Everything this app installs on a switch (after forgetting what it had):
+    policing meters (when policing is done by meters) and rules in id order."""
+    items = []
+    if meter_policing:
+        for port, qos in sorted(ports.items()):
+            if qos.policing is not None:
+                items += police_flows(port, qos.policing)
+    for rule in sorted(rules, key=lambda r: r.rule_id):
+        items += rule_flows(rule)
+    return items
+
+
+def forget(ports: Iterable[int], rules: Iterable[Rule]) -> List:
+    """Deletes for every entry and meter this app may have on a switch. Meters are
+    deleted by id (they have no cookie); deleting a meter deletes its flows."""
+    items = [FlowDelete(Owner(APP))]
+    items += [MeterDelete(MeterRef(POLICE, port)) for port in sorted(ports)]
+    items += [MeterDelete(MeterRef(RULES, r.rule_id)) for r in sorted(rules,
+                                                                      key=lambda r: r.rule_id)]
+    return items
+
+
+@dataclass(frozen=True)
+class QosSettings:
+    """The `qos` config section; switch and port references stay names or numbers
+    until a switch says what it has.
+
+        qos:
+          ports:
+            - {switch: s1, port: s1-eth4, max_rate: 10M,
+               queues: {0: {min_rate: 3M}, 1: {min_rate: 1M}, 2: {min_rate: 6M}}}
+          rules:
+            - {switch: s1, match: {ipv4_src: 192.168.100.100}, queue: 0, port: s1-eth4}
+          check_interval: 2     # seconds between tc tree checks and queue-stats samples
+    """
+    ports: tuple = ()
+    rules: tuple = ()
+    check_interval: float = 2.0
+
+    def __post_init__(self):
+        ports = []
+        for index, entry in enumerate(self.ports or ()):
+            if not isinstance(entry, dict) or "switch" not in entry or "port" not in entry:
+                raise ValueError(f"ports[{index}] needs switch and port")
+            body = {k: v for k, v in entry.items() if k not in ("switch", "port")}
+            try:
+                port_qos_from_dict(body)
+            except ValueError as err:
+                raise ValueError(f"ports[{index}] ({entry['switch']} {entry['port']}): {err}")
+            ports.append((entry["switch"], entry["port"], body))
+        rules, ids = [], set()
+        for index, entry in enumerate(self.rules or ()):
+            if not isinstance(entry, dict) or "switch" not in entry:
+                raise ValueError(f"rules[{index}] needs a switch")
+            rule_id = as_int(entry.get("id", index + 1), f"rules[{index}] id", 1, MAX_RULE_ID)
+            if (entry["switch"], rule_id) in ids:
+                raise ValueError(f"rules[{index}]: id {rule_id} repeats; give each rule an id")
+            ids.add((entry["switch"], rule_id))
+            body = {k: v for k, v in entry.items() if k not in ("switch", "id")}
+            _only(body, ("match", "queue", "port", "meter", "priority"), f"rules[{index}]")
+            rules.append((entry["switch"], rule_id, body))
+        object.__setattr__(self, "ports", tuple(ports))
+        object.__setattr__(self, "rules", tuple(rules))
+        if isinstance(self.check_interval, bool) or not isinstance(self.check_interval,
+                                                                  (int, float)) \
+                or not 0.2 <= self.check_interval <= 3600:
+            raise ValueError(f"check_interval must be 0.2..3600 seconds, "
+                             f"not {self.check_interval!r}")
+
+
+# --- tc: the classifier for the userspace datapath ------------------------------------
+
+SKB_TRUESIZE = 2304        # kernel accounting of one full-size frame in a socket buffer
+
+
+@dataclass(frozen=True)
+class TcFilter:
+    pref: int
+    protocol: str
+    selectors: Tuple[str, ...]
+    classid: str
+
+
+@dataclass(frozen=True)
+class TcPlan:
+    leaves: Tuple[Tuple[str, str, int], ...]   # (classid, leaf qdisc handle, pfifo limit)
+    filters: Tuple[TcFilter, ...]
+
+
+def htb_classid(queue_id: int) -> str:
+    """OVS gives queue N the HTB class 1:(N+1) (tc writes minors in hex); 1:fffe is the root."""
+    return "1:%x" % (queue_id + 1)
+
+
+def leaf_limit(socket_buffer_bytes: int, queues: int) -> int:
+    """Packets each leaf may hold so that all leaves together fit, with room to spare,
+    in OVS's AF_PACKET socket buffer (net.core.wmem_default): then a full class
+    drops its own packets instead of the socket refusing everyone's."""
+    budget = socket_buffer_bytes // SKB_TRUESIZE * 2 // 3
+    return max(4, budget // max(1, queues))
+
+
+def _selectors(rule: Rule) -> Tuple[str, ...]:
+    out = []
+    for name, value in rule.match:
+        if name in ("ipv4_src", "ipv4_dst"):
+            prefix = value if "/" in str(value) else f"{value}/32"
+            out.append(f"match ip {name[5:]} {prefix}")
+        elif name == "ip_proto":
+            out.append(f"match ip protocol {value} 0xff")
+        elif name in _L4:   # fixed offsets: IPv4 without options, as tc's `ip sport` assumes
+            out.append(f"match ip {'sport' if name.endswith('src') else 'dport'} {value} 0xffff")
+        elif name in ("eth_src", "eth_dst"):
+            out.append(f"match ether {name[4:]} {value}")
+    return tuple(out) or ("match u32 0 0",)
+
+
+def _protocol(rule: Rule) -> str:
+    eth_type = rule.field("eth_type")
+    if eth_type is None:
+        return "all"
+    return "ip" if eth_type == IPV4 else "0x%04x" % eth_type
+
+
+def tc_plan(port: int, qos: PortQos, rules: Iterable[Rule], socket_buffer_bytes: int) -> TcPlan:
+    """The leaf qdiscs and u32 filters that make `port`'s HTB classes see the rules
+    that send traffic to its queues. Filter preference follows rule priority
+    (then id): tc tries lower prefs first, OpenFlow higher priorities."""
+    limit = leaf_limit(socket_buffer_bytes, len(qos.queues))
+    leaves = tuple((htb_classid(q.queue_id), "%x:" % (0x1000 + q.queue_id), limit)
+                   for q in qos.queues)
+    mine = [r for r in rules if r.queue is not None and qos.queue(r.queue) is not None
+            and r.port in (None, port)]
+    mine.sort(key=lambda r: (-r.priority, r.rule_id))
+    filters = tuple(TcFilter(100 + i, _protocol(r), _selectors(r), htb_classid(r.queue))
+                    for i, r in enumerate(mine))
+    return TcPlan(leaves, filters)
+
+
+def tc_batch(device: str, plan: TcPlan) -> List[str]:
+    """`tc -batch` lines that replace our filters and leaves on `device`."""
+    lines = [f"filter del dev {device} parent 1:"]
+    lines += [f"qdisc replace dev {device} parent {classid} handle {handle} pfifo limit {limit}"
+              for classid, handle, limit in plan.leaves]
+    lines += [f"filter add dev {device} parent 1: protocol {f.protocol} prio {f.pref} u32 "
+              f"{' '.join(f.selectors)} flowid {f.classid}" for f in plan.filters]
+    return lines
+
+
+def tc_tree_problems(qos: PortQos, root_qdisc: Optional[Tuple[str, str]],
+                     classes: Dict[str, Tuple[int, int]]) -> List[str]:
+    """How the HTB tree read from a device (root qdisc (kind, handle); classid ->
+    (rate, ceil) in bit/s) differs from what OVSDB describes; [] when it matches.
+    Something else replacing OVS's tree (Mininet's TCLink(bw=...) does) shows here."""
+    if root_qdisc != ("htb", "1:"):
+        found = "no root qdisc" if root_qdisc is None else "root qdisc %s %s" % root_qdisc
+        return [f"expected OVS's htb 1: tree, found {found}: something else (e.g. Mininet's "
+                f"TCLink bw=...) replaced it"]
+    want = {"1:fffe": (qos.max_rate, qos.max_rate)}
+    want.update({htb_classid(q.queue_id): (q.min_rate, q.max_rate) for q in qos.queues})
+    problems = []
+    for classid, (rate, ceil) in sorted(want.items()):
+        if classid not in classes:
+            problems.append(f"class {classid} is missing")
+            continue
+        have_rate, have_ceil = classes[classid]
+        for what, wanted, have in (("rate", rate, have_rate), ("ceil", ceil, have_ceil)):
+            # tc rounds rates; OVS raises tiny min-rates to one frame's worth
+            if abs(have - wanted) > max(0.02 * wanted, 16000):
+                problems.append(f"class {classid} {what} is {have} bit/s, OVSDB says {wanted}")
+    return problems

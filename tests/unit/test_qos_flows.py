@@ -1,0 +1,307 @@
+"""flows/qos.py: HTB config validation, rules on the table simulator, the tc classifier
+for the userspace datapath, and controller/tc.py's readers on real `tc` output."""
+import pytest
+from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from controller import ofcompile, pipeline, tc
+from flows import qos
+from flows.spec import FlowSpec, Match, MeterRef, Output, Owner
+from tests.ofsim import Switch, frame
+from tests.unit.test_l2_app_rest import FakeDatapath
+
+LAB_PORT = {"max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"},
+                                          "1": {"min_rate": "1M", "max_rate": "10M"},
+                                          "2": {"min_rate": "6M", "max_rate": "10M"}}}
+SENDERS = ("192.168.100.100", "192.168.100.101", "192.168.100.102")
+RECEIVER = "192.168.100.200"
+NAMES = {1: "s1-eth1", 2: "s1-eth2", 3: "s1-eth3", 4: "s1-eth4"}
+
+
+def resolve(ref):
+    for number, name in NAMES.items():
+        if ref in (number, str(number), name):
+            return number
+    raise ValueError(f"no port {ref!r}")
+
+
+def lab_ports():
+    return {4: qos.port_qos_from_dict(LAB_PORT)}
+
+
+def lab_rules(ports=None, tc_classified=True):
+    ports = lab_ports() if ports is None else ports
+    return [qos.rule_from_dict(q + 1, {"match": {"ipv4_src": ip, "ipv4_dst": RECEIVER},
+                                       "queue": q, "port": "s1-eth4"}, resolve, ports,
+                               tc_classified) for q, ip in enumerate(SENDERS)]
+
+
+@pytest.mark.parametrize("text, bits", [("10M", 10_000_000), ("1.5G", 1_500_000_000),
+                                        ("500k", 500_000), (3000, 3000), ("10Mbit", 10_000_000),
+                                        ("2 mbps", 2_000_000), (2.5e6, 2_500_000)])
+def test_rates_parse(text, bits):
+    assert qos.parse_rate(text, "rate") == bits
+
+
+@pytest.mark.parametrize("value", ["-1", -5, "abc", "10X", True, None, [1], 0, float("nan")])
+def test_bad_rates_are_refused(value):
+    with pytest.raises(ValueError, match="rate"):
+        qos.parse_rate(value, "rate")
+
+
+def _port(**changes):
+    body = {"max_rate": "10M", "queues": {"0": {"min_rate": "3M"}, "1": {"min_rate": "1M"}}}
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize("body, message", [
+    (_port(queues={"0": {"min_rate": "5M", "max_rate": "4M"}}), "min_rate 5000000 is above"),
+    (_port(queues={"0": {"min_rate": "1M", "max_rate": "20M"}}), "above the port's max_rate"),
+    (_port(queues={"0": {"min_rate": "6M"}, "1": {"min_rate": "6M"}}), "add up to 12000000"),
+    (_port(queues={"0": {"min_rate": "-3M"}}), "must be a number|negative"),
+    (_port(queues={"0": {"min_rate": "fast"}}), "must be a number"),
+    (_port(max_rate=-10), "negative"),
+    (_port(max_rate="ten"), "must be a number"),
+    (_port(queues={"1024": {"min_rate": "1M"}}), "queue id must be an integer 0..1023"),
+    (_port(queues={"x": {"min_rate": "1M"}}), "queue id"),
+    (_port(queues={"0": {"min_rate": "1M", "priority": 8}}), "priority must be an integer 0..7"),
+    (_port(queues={"0": {"max_rate": "1M"}}), "needs a min_rate"),
+    (_port(queues={"0": {"min_rate": "1M", "speed": 3}}), "unknown key"),
+    (_port(queues={}), "non-empty"),
+    ({"queues": {"0": {"min_rate": "1M"}}}, "queues need the port's max_rate"),
+    ({}, "needs max_rate and queues"),
+    ({"ingress_policing": {"burst": "1M"}}, "needs a rate"),
+    ({"ingress_policing": {"rate": "0"}}, "above 0"),
+    ([1], "JSON object"),
+])
+def test_port_qos_validation(body, message):
+    with pytest.raises(ValueError, match=message):
+        qos.port_qos_from_dict(body)
+
+
+def test_port_qos_round_trip_and_ovsdb_forms():
+    body = dict(LAB_PORT, ingress_policing={"rate": "5M", "burst": "500k"})
+    parsed = qos.port_qos_from_dict(body)
+    assert qos.port_qos_from_dict(qos.port_qos_to_dict(parsed)) == parsed
+    assert qos.ovsdb_queue_configs(parsed) == {
+        q: {"min-rate": str(m), "max-rate": "10000000"}
+        for q, m in ((0, 3_000_000), (1, 1_000_000), (2, 6_000_000))}
+    assert qos.ovsdb_policing(parsed.policing) == (5000, 500)
+    assert qos.ovsdb_policing(None) == (0, 0)
+    # a policer without a burst gets a tenth of a second's worth
+    assert qos.port_qos_from_dict({"ingress_policing": {"rate": "5M"}}).policing.burst == 500_000
+
+
+def test_queue_burst_and_priority_reach_ovsdb():
+    parsed = qos.port_qos_from_dict({"max_rate": "1G", "queues": {
+        "7": {"min_rate": "100M", "burst": "1M", "priority": 2}}})
+    assert qos.ovsdb_queue_configs(parsed) == {7: {"min-rate": "100000000",
+                                                   "max-rate": "1000000000",
+                                                   "burst": "1000000", "priority": "2"}}
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"match": {"ipv4_src": "10.0.0.1"}, "queue": 5, "port": 4}, "port 4 has no queue 5"),
+    ({"match": {"ipv4_src": "10.0.0.1"}, "queue": 0, "port": 2}, "port 2 has no queues"),
+    ({"match": {"ipv4_src": "10.0.0.1"}, "queue": 9}, "no port of this switch has a queue 9"),
+    ({"match": {"ipv4_src": "10.0.0.1"}, "queue": 0, "port": "s1-eth9"}, "no port 's1-eth9'"),
+    ({"match": {"in_port": 1}, "queue": 0}, "userspace datapath.*cannot see in_port"),
+    ({"match": {"ipv4_src": "10.0.0.300"}, "queue": 0}, "IPv4 address or prefix"),
+    ({"match": {"tcp_dst": 80, "ip_proto": 17}, "queue": 0}, "tcp_dst needs ip_proto 6"),
+    ({"match": {"ipv4_src": "10.0.0.1", "eth_type": "0x86dd"}, "queue": 0}, "need eth_type"),
+    ({"match": {"udp_dst": 70000}, "queue": 0}, "udp_dst must be an integer 0..65535"),
+    ({"match": {"color": "red"}, "queue": 0}, "unknown key"),
+    ({"match": {"ipv4_src": "10.0.0.1"}}, "needs a queue, a meter, or both"),
+    ({"match": {}, "meter": {"rate": "2M"}, "port": 4}, "meter-only rule has no port"),
+    ({"match": {}, "meter": {"rate": "-2M"}}, "meter rate"),
+    ({"match": {}, "queue": 0, "priority": 0}, "priority must be an integer 1..65535"),
+])
+def test_rule_validation(body, message):
+    with pytest.raises(ValueError, match=message):
+        qos.rule_from_dict(1, body, resolve, lab_ports(), tc_classified=True)
+
+
+def test_rule_match_gets_its_prerequisites():
+    rule = qos.rule_from_dict(4, {"match": {"tcp_dst": "80", "ipv4_dst": "10.1.2.3/24"},
+                                  "queue": 1}, resolve, lab_ports(), tc_classified=True)
+    assert dict(rule.match) == {"tcp_dst": 80, "ip_proto": 6, "eth_type": 0x0800,
+                                "ipv4_dst": "10.1.2.0/24"}
+    # in_port is fine where set_queue itself works (kernel datapath) and for meters
+    assert qos.rule_from_dict(5, {"match": {"in_port": "s1-eth1"}, "queue": 1}, resolve,
+                              lab_ports(), tc_classified=False).field("in_port") == 1
+    assert qos.rule_from_dict(6, {"match": {"in_port": 1}, "meter": {"rate": "1M"}}, resolve,
+                              lab_ports(), tc_classified=True).meter.rate == 1_000_000
+
+
+def lab_switch(rules, ports=None, meter_policing=True):
+    switch = Switch(NAMES)
+    switch.apply(pipeline.table_misses())
+    ports = lab_ports() if ports is None else ports
+    return switch.apply(qos.forget(NAMES, rules) + qos.switch_plan(ports, rules, meter_policing))
+
+
+def test_lab_rules_enqueue_each_sender_to_its_queue_on_the_receiver_port():
+    switch = lab_switch(lab_rules())
+    for queue, ip in enumerate(SENDERS):
+        pkt = frame(queue + 1, "00:00:00:00:00:0%d" % (queue + 1), "00:00:00:00:00:04",
+                    ipv4_src=ip, ipv4_dst=RECEIVER, ip_proto=17)
+        result = switch.process(pkt)
+        assert list(result.outputs) == [4]
+        assert result.outputs[4][0]["queue"] == queue
+    # the same sender to someone else is not enqueued: it goes on to MAC learning
+    other = switch.process(frame(1, "00:00:00:00:00:01", "00:00:00:00:00:02",
+                                 ipv4_src=SENDERS[0], ipv4_dst=SENDERS[1], ip_proto=17))
+    assert "l2_src" in other.tables_visited and not other.outputs
+    arp = switch.process(frame(1, "00:00:00:00:00:01", "ff:ff:ff:ff:ff:ff", eth_type=0x0806))
+    assert "l2_src" in arp.tables_visited
+
+
+def test_queue_rule_without_a_port_sets_the_queue_and_goes_on():
+    rule = qos.rule_from_dict(1, {"match": {"udp_dst": 5001}, "queue": 2}, resolve, lab_ports(),
+                              tc_classified=True)
+    switch = lab_switch([rule])
+    switch.apply([FlowSpec("l2_dst", 5, Match(), Owner("l2_switch", "default"),
+                               actions=(Output(4),))])
+    result = switch.process(frame(1, "00:00:00:00:00:01", "00:00:00:00:00:04",
+                                  ipv4_src=SENDERS[0], ipv4_dst=RECEIVER, ip_proto=17,
+                                  udp_dst=5001))
+    assert result.outputs[4][0]["queue"] == 2
+
+
+def test_meter_rule_and_ingress_policing_meter_their_packets():
+    ports = {**lab_ports(), 1: qos.port_qos_from_dict({"ingress_policing": {"rate": "5M"}})}
+    meter_rule = qos.rule_from_dict(9, {"match": {"ipv4_src": SENDERS[1]}, "priority": 200,
+                                        "meter": {"rate": "2M", "burst": "200k"}}, resolve, ports,
+                                    tc_classified=True)
+    switch = lab_switch(lab_rules(ports) + [meter_rule], ports)
+    switch.apply([FlowSpec("l2_dst", 5, Match(), Owner("l2_switch", "default"),
+                               actions=(Output(4),))])
+    # the meter rule outranks h2's enqueue rule: metered, then normal forwarding
+    from_h2 = switch.process(frame(2, "00:00:00:00:00:02", "00:00:00:00:00:04",
+                                   ipv4_src=SENDERS[1], ipv4_dst=RECEIVER))
+    out = from_h2.outputs[4][0]
+    assert [(m.rate, m.burst) for m in out["meters"]] == [(2_000_000, 200_000)]
+    assert "queue" not in out and "l2_dst" in from_h2.tables_visited
+    from_h1 = switch.process(frame(1, "00:00:00:00:00:01", "00:00:00:00:00:04",
+                                   ipv4_src=SENDERS[0], ipv4_dst=RECEIVER))
+    assert [m.rate for m in from_h1.outputs[4][0]["meters"]] == [5_000_000]
+    # on the kernel datapath the policer is OVS's own (OVSDB), not a meter
+    kernel = lab_switch(lab_rules(ports), ports, meter_policing=False)
+    assert not kernel.flows("police", qos.POLICE) and MeterRef(qos.POLICE, 1) not in kernel.meters
+
+
+def test_reprogramming_is_idempotent_and_removal_leaves_nothing():
+    ports = {**lab_ports(), 1: qos.port_qos_from_dict({"ingress_policing": {"rate": "5M"}})}
+    rules = lab_rules(ports) + [qos.rule_from_dict(9, {"match": {}, "meter": {"rate": "1M"}},
+                                                   resolve, ports, True)]
+    switch = lab_switch(rules, ports)
+    before = switch.snapshot()
+    switch.apply(qos.forget(NAMES, rules) + qos.switch_plan(ports, rules, True))  # no EXISTS
+    assert switch.snapshot() == before
+    for rule in rules:
+        switch.apply(qos.remove_rule(rule))
+    switch.apply(qos.remove_police(1))
+    assert not switch.flows(owner=qos.RULES) and not switch.flows(owner=qos.POLICE)
+    assert not switch.meters
+
+
+def test_rule_compiles_to_a_meter_mod_and_a_flow_with_meter_then_actions():
+    rule = qos.rule_from_dict(3, {"match": {"ipv4_src": "10.0.0.0/8"}, "queue": 1, "port": 4,
+                                  "meter": {"rate": "2.0005M", "burst": "100k"}}, resolve,
+                              lab_ports(), tc_classified=True)
+    meter_mod, flow_mod = ofcompile.compile_all(FakeDatapath(1), qos.rule_flows(rule))
+    assert meter_mod.meter_id == pipeline.meter_id(MeterRef(qos.RULES, 3))
+    assert meter_mod.flags == ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
+    assert [(b.rate, b.burst_size) for b in meter_mod.bands] == [(2001, 100)]  # kbit, up
+    meter, actions = flow_mod.instructions
+    assert isinstance(meter, parser.OFPInstructionMeter) and meter.meter_id == meter_mod.meter_id
+    assert [type(a).__name__ for a in actions.actions] == ["OFPActionSetQueue", "OFPActionOutput"]
+    assert flow_mod.match["ipv4_src"] == ("10.0.0.0", "255.0.0.0")
+
+
+# --- the tc classifier ----------------------------------------------------------------
+
+def test_lab_tc_plan_and_batch():
+    plan = qos.tc_plan(4, lab_ports()[4], lab_rules(), socket_buffer_bytes=212992)
+    assert plan.leaves == (("1:1", "1000:", 20), ("1:2", "1001:", 20), ("1:3", "1002:", 20))
+    assert qos.tc_batch("s1-eth4", plan) == [
+        "filter del dev s1-eth4 parent 1:",
+        "qdisc replace dev s1-eth4 parent 1:1 handle 1000: pfifo limit 20",
+        "qdisc replace dev s1-eth4 parent 1:2 handle 1001: pfifo limit 20",
+        "qdisc replace dev s1-eth4 parent 1:3 handle 1002: pfifo limit 20",
+        "filter add dev s1-eth4 parent 1: protocol ip prio 100 u32 match ip dst "
+        "192.168.100.200/32 match ip src 192.168.100.100/32 flowid 1:1",
+        "filter add dev s1-eth4 parent 1: protocol ip prio 101 u32 match ip dst "
+        "192.168.100.200/32 match ip src 192.168.100.101/32 flowid 1:2",
+        "filter add dev s1-eth4 parent 1: protocol ip prio 102 u32 match ip dst "
+        "192.168.100.200/32 match ip src 192.168.100.102/32 flowid 1:3",
+    ]
+
+
+def test_tc_filters_follow_rule_priority_and_cover_every_field():
+    ports = lab_ports()
+    rules = [qos.rule_from_dict(1, {"match": {"eth_src": "00:00:00:00:00:01"}, "queue": 0},
+                                resolve, ports, True),
+             qos.rule_from_dict(2, {"match": {"udp_dst": 5001, "ipv4_src": "10.0.0.0/8"},
+                                    "queue": 2, "priority": 300}, resolve, ports, True),
+             qos.rule_from_dict(3, {"match": {}, "queue": 1, "priority": 1}, resolve, ports,
+                                True),
+             qos.rule_from_dict(4, {"match": {"eth_type": "0x88b5"}, "queue": 1}, resolve,
+                                ports, True),
+             qos.rule_from_dict(5, {"match": {}, "meter": {"rate": "1M"}}, resolve, ports, True)]
+    filters = qos.tc_plan(4, ports[4], rules, 212992).filters
+    assert [(f.pref, f.protocol, f.selectors, f.classid) for f in filters] == [
+        (100, "ip", ("match ip protocol 17 0xff", "match ip src 10.0.0.0/8",
+                     "match ip dport 5001 0xffff"), "1:3"),
+        (101, "all", ("match ether src 00:00:00:00:00:01",), "1:1"),
+        (102, "0x88b5", ("match u32 0 0",), "1:2"),
+        (103, "all", ("match u32 0 0",), "1:2"),
+    ]
+    # a rule enqueueing to another port has no filter here
+    assert qos.tc_plan(3, qos.port_qos_from_dict(LAB_PORT), lab_rules(), 212992).filters == ()
+
+
+def test_leaf_limits_share_the_socket_buffer():
+    assert qos.leaf_limit(212992, 3) == 20
+    assert qos.leaf_limit(212992, 100) == 4           # never below a few packets
+    assert qos.leaf_limit(4 * 1024 * 1024, 1) == 1213
+
+
+def test_tc_tree_problems():
+    want = lab_ports()[4]
+    good = {"1:fffe": (10_000_000, 10_000_000), "1:1": (3_000_000, 10_000_000),
+            "1:2": (1_000_000, 10_000_000), "1:3": (6_000_000, 10_000_000)}
+    assert qos.tc_tree_problems(want, ("htb", "1:"), good) == []
+    assert "TCLink" in qos.tc_tree_problems(want, ("htb", "5:"), {})[0]
+    assert "no root qdisc" in qos.tc_tree_problems(want, None, {})[0]
+    bad = dict(good, **{"1:2": (5_000_000, 10_000_000)})
+    del bad["1:3"]
+    assert qos.tc_tree_problems(want, ("htb", "1:"), bad) == [
+        "class 1:2 rate is 5000000 bit/s, OVSDB says 1000000", "class 1:3 is missing"]
+
+
+# real `tc` output (iproute2 6.1) for a lab-like tree
+CLASSES = """class htb 1:1 parent 1:fffe leaf 1000: prio 0 rate 3Mbit ceil 10Mbit burst 1599b cburst 1600b
+class htb 1:fffe root rate 10Mbit ceil 10Mbit burst 1600b cburst 1600b
+class htb 1:2 parent 1:fffe prio 0 rate 1Mbit ceil 10Mbit burst 1600b cburst 1600b
+"""
+QDISCS = [{"kind": "htb", "handle": "1:", "root": True, "refcnt": 3, "options": {"r2q": 10}},
+          {"kind": "pfifo", "handle": "1000:", "parent": "1:1", "options": {"limit": 20}}]
+FILTERS = ('[{"protocol":"ip","pref":100,"kind":"u32","chain":0},{"protocol":"ip","pref":100,'
+           '"kind":"u32","chain":0,"options":{"fh":"800:","ht_divisor":1}},{"protocol":"ip",'
+           '"pref":100,"kind":"u32","chain":0,"options":{"fh":"800::800","order":2048,'
+           '"key_ht":"800","bkt":"0","flowid":"1:1","not_in_hw":true,"match":{"value":'
+           '"c0a86464","mask":"ffffffff","offmask":"","off":12},"match":{"value":"c0a864c8",'
+           '"mask":"ffffffff","offmask":"","off":16}}},{"protocol":"ip","pref":101,"kind":"u32",'
+           '"chain":0,"options":{"fh":"801::800","flowid":"1:2"}}]')
+
+
+def test_tc_readers():
+    assert tc.parse_classes(CLASSES) == {"1:1": (3_000_000, 10_000_000),
+                                         "1:fffe": (10_000_000, 10_000_000),
+                                         "1:2": (1_000_000, 10_000_000)}
+    assert tc.parse_qdiscs(QDISCS) == (("htb", "1:"), {"1:1": ("pfifo", 20)})
+    assert tc.parse_filters(FILTERS) == {(100, "1:1"), (101, "1:2")}
+    assert tc.parse_rate("1500Kbit") == 1_500_000 and tc.parse_rate("96bit") == 96
+    with pytest.raises(tc.TcError):
+        tc.parse_rate("fast")
