@@ -155,6 +155,15 @@ def flow_stats_request(datapath, owner: Owner, table=None):
         parser.OFPMatch())
 
 
+def queue_stats_request(datapath, port: int):
+    return parser.OFPQueueStatsRequest(datapath, 0, port, ofp.OFPQ_ALL)
+
+
+def decode_queue_stats(bodies):
+    """{queue id: (tx_bytes, tx_packets, tx_errors)} from queue-stats reply bodies."""
+    return {s.queue_id: (s.tx_bytes, s.tx_packets, s.tx_errors) for s in bodies}
+
+
 def set_packet_in_bytes(datapath, nbytes: int):
     """Switch config: truncate table-miss packet-ins to `nbytes`."""
     return parser.OFPSetConfig(datapath, ofp.OFPC_FRAG_NORMAL, nbytes)

@@ -14,10 +14,15 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 DEFAULT_REMOTE = "tcp:127.0.0.1:6640"
 ENV_VAR = "SDN_OVSDB"
 OWNER_KEY = "sdn-owner"
+POLICING_KEY = "sdn-policing"
 
 
 class OvsdbError(RuntimeError):
     pass
+
+
+class OvsdbConflict(OvsdbError):
+    """A row we would change belongs to someone else."""
 
 
 class Ovsdb:
@@ -47,6 +52,157 @@ class Ovsdb:
         if not rows:
             raise OvsdbError(f"no bridge with datapath id {dpid:016x} in OVSDB at {self.remote}")
         return rows[0]["name"]
+
+    def datapath_type(self, dpid: int) -> str:
+        """"netdev" (userspace) or "system" (kernel; OVSDB's empty default)."""
+        rows = self.api().db_find("Bridge", ("datapath_id", "=", "%016x" % dpid),
+                                  columns=["datapath_type"]).execute(check_error=True)
+        if not rows:
+            raise OvsdbError(f"no bridge with datapath id {dpid:016x} in OVSDB at {self.remote}")
+        return rows[0]["datapath_type"] or "system"
+
+    # --- QoS: HTB trees (QoS + Queue rows) and ingress policing ----------------------
+
+    def set_port_qos(self, port: str, max_rate: int, queues, owner: str):
+        """Give `port` a linux-htb QoS with `queues` ({id: Queue other_config}), in one
+        transaction that also destroys the QoS and Queue rows we had there (QoS and
+        Queue are root tables: OVSDB never garbage-collects them)."""
+        api = self.api()
+        old = self._owned_qos(port, owner)
+        with api.transaction(check_error=True) as txn:
+            rows = {qid: txn.add(api.db_create("Queue", other_config=config,
+                                               external_ids={OWNER_KEY: owner}))
+                    for qid, config in queues.items()}
+            qos = txn.add(api.db_create("QoS", type="linux-htb",
+                                        other_config={"max-rate": str(max_rate)},
+                                        queues=rows, external_ids={OWNER_KEY: owner}))
+            txn.add(api.db_set("Port", port, ("qos", qos)))
+            self._destroy(txn, old)
+
+    def clear_port_qos(self, port: str, owner: str):
+        """Detach our QoS from `port` and destroy its QoS and Queue rows."""
+        api = self.api()
+        old = self._owned_qos(port, owner)
+        if old is None:
+            return
+        with api.transaction(check_error=True) as txn:
+            txn.add(api.db_clear("Port", port, "qos"))
+            self._destroy(txn, old)
+
+    def port_qos_uuid(self, port: str):
+        rows = self.api().db_find("Port", ("name", "=", port),
+                                  columns=["qos"]).execute(check_error=True)
+        if not rows:
+            raise OvsdbError(f"no port {port!r} in OVSDB at {self.remote}")
+        return rows[0]["qos"] or None
+
+    def read_port_qos(self, port: str):
+        """What OVSDB holds for `port`: None, or (owner, QoS other_config, {queue id:
+        Queue other_config}) so an app can skip rewriting rows that are already right
+        (rewriting makes OVS rebuild the tc tree)."""
+        uuid = self.port_qos_uuid(port)
+        if uuid is None:
+            return None
+        rows = self.api().db_find("QoS", ("_uuid", "=", uuid),
+                                  columns=["queues", "other_config", "external_ids"]
+                                  ).execute(check_error=True)
+        if not rows:
+            return None
+        row = rows[0]
+        return (row["external_ids"].get(OWNER_KEY), dict(row["other_config"]),
+                {qid: dict(queue.other_config) for qid, queue in row["queues"].items()})
+
+    # ovsdbapp matches a map condition with "=" when the row holds those keys (not exact)
+    def owned_rows(self, owner: str):
+        """{table: [uuid]} of the QoS and Queue rows `owner` created (to find orphans)."""
+        api = self.api()
+        return {table: [row["_uuid"] for row in api.db_find(
+                    table, ("external_ids", "=", {OWNER_KEY: owner}),
+                    columns=["_uuid"]).execute(check_error=True)]
+                for table in ("QoS", "Queue")}
+
+    def ports_with_qos(self, owner: str):
+        """Names of the ports whose QoS `owner` created."""
+        api = self.api()
+        ours = {row["_uuid"] for row in api.db_find(
+            "QoS", ("external_ids", "=", {OWNER_KEY: owner}),
+            columns=["_uuid"]).execute(check_error=True)}
+        return sorted(row["name"] for row in api.db_list(
+            "Port", columns=["name", "qos"]).execute(check_error=True)
+            if row["qos"] and row["qos"] in ours) if ours else []
+
+    def destroy_orphans(self, owner: str):
+        """Destroy `owner`'s QoS rows no port uses and Queue rows no QoS uses (a
+        deleted bridge leaves its ports' QoS behind: root tables are never
+        garbage-collected). Returns how many rows went."""
+        api = self.api()
+        owned = self.owned_rows(owner)
+        used_qos = {row["qos"] for row in api.db_list("Port", columns=["qos"]).execute(
+            check_error=True) if row["qos"]}
+        qos_rows = api.db_list("QoS", columns=["_uuid", "queues"]).execute(check_error=True)
+        used_queues = {queue.uuid for row in qos_rows if row["_uuid"] in used_qos
+                       for queue in row["queues"].values()}
+        orphans = [("QoS", u) for u in owned["QoS"] if u not in used_qos]
+        orphans += [("Queue", u) for u in owned["Queue"] if u not in used_queues]
+        if orphans:
+            with api.transaction(check_error=True) as txn:
+                for table, uuid in orphans:
+                    txn.add(api.db_destroy(table, uuid))
+        return len(orphans)
+
+    def set_ingress_policing(self, interface: str, rate_kbps: int, burst_kb: int, owner: str):
+        """OVS's per-interface policer; rate 0 switches it off. The Interface row is
+        marked `sdn-policing=<owner>` while the policer is ours."""
+        api = self.api()
+        with api.transaction(check_error=True) as txn:
+            txn.add(api.db_set("Interface", interface, ("ingress_policing_rate", rate_kbps),
+                               ("ingress_policing_burst", burst_kb)))
+            if rate_kbps:
+                txn.add(api.db_set("Interface", interface,
+                                   ("external_ids", {POLICING_KEY: owner})))
+            else:
+                txn.add(api.db_remove("Interface", interface, "external_ids", POLICING_KEY,
+                                      if_exists=True))
+
+    def read_ingress_policing(self, interface: str):
+        """(rate kbit/s, burst kbit) of an interface's policer."""
+        rows = self.api().db_find("Interface", ("name", "=", interface),
+                                  columns=["ingress_policing_rate", "ingress_policing_burst"]
+                                  ).execute(check_error=True)
+        if not rows:
+            raise OvsdbError(f"no interface {interface!r} in OVSDB at {self.remote}")
+        return rows[0]["ingress_policing_rate"], rows[0]["ingress_policing_burst"]
+
+    def policed_interfaces(self, owner: str):
+        """Names of the interfaces whose policer `owner` set."""
+        return sorted(row["name"] for row in self.api().db_find(
+            "Interface", ("external_ids", "=", {POLICING_KEY: owner}),
+            columns=["name"]).execute(check_error=True))
+
+    def _owned_qos(self, port, owner):
+        """(QoS uuid, [Queue uuids]) of our QoS on `port`, None when there is none;
+        refuses to touch a QoS someone else created."""
+        uuid = self.port_qos_uuid(port)
+        if uuid is None:
+            return None
+        rows = self.api().db_find("QoS", ("_uuid", "=", uuid),
+                                  columns=["queues", "external_ids"]).execute(check_error=True)
+        if not rows:
+            return None
+        by = rows[0]["external_ids"].get(OWNER_KEY)
+        if by != owner:
+            raise OvsdbConflict(f"port {port} has a QoS set by {by or 'someone else (no sdn-owner)'};"
+                             f" not replacing it (remove it with: ovs-vsctl clear port {port} qos)")
+        return uuid, [row.uuid for row in rows[0]["queues"].values()]
+
+    def _destroy(self, txn, owned):
+        if owned is None:
+            return
+        api = self.api()
+        qos, queues = owned
+        txn.add(api.db_destroy("QoS", qos))
+        for queue in queues:
+            txn.add(api.db_destroy("Queue", queue))
 
     def set_flow_limit(self, dpid: int, table_id: int, limit: int, owner: str, name: str):
         """Cap OpenFlow table `table_id` of the bridge at `limit` entries; adds beyond it
@@ -79,5 +235,5 @@ class Ovsdb:
         row = self._table_row(bridge, table_id)
         if row is not None and row.external_ids.get(OWNER_KEY) != owner:
             by = row.external_ids.get(OWNER_KEY) or "someone else (no sdn-owner)"
-            raise OvsdbError(f"table {table_id} of {bridge} already has a Flow_Table row set by "
+            raise OvsdbConflict(f"table {table_id} of {bridge} already has a Flow_Table row set by "
                              f"{by}; not replacing it")

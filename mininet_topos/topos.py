@@ -117,5 +117,31 @@ VLAN_TRUNK_PAIR_CONFIG = {"vlan": {"ports": [
     for dpid in (1, 2) for port, tag in ((1, 10), (2, 20))
 ] + [{"switch": dpid, "port": 3, "trunks": [10, 20]} for dpid in (1, 2)]}}
 
+class QosLab(DatapathAware, Topo):
+    """The HTB lab: senders h1, h2, h3 (192.168.100.100/.101/.102) on ports 1-3 of s1,
+    the receiver h4 (192.168.100.200) on port 4, whose egress gets the HTB tree.
+    Plain links: a TCLink(bw=...) would put its own tc tree where OVS's HTB goes."""
+
+    SENDERS = ("192.168.100.100", "192.168.100.101", "192.168.100.102")
+    RECEIVER = "192.168.100.200"
+
+    def build(self):
+        s1 = self.addSwitch("s1", dpid="%016x" % 1)
+        for number, ip in enumerate(self.SENDERS + (self.RECEIVER,), start=1):
+            self.addLink(self.addHost(f"h{number}", ip=f"{ip}/24"), s1, port2=number)
+
+
+# The lab's HTB tree on s1-eth4 (towards h4) and its enqueue rules by source IP (to h4
+# only: other traffic from the senders keeps its normal path).
+QOS_LAB_CONFIG = {"qos": {
+    "ports": [{"switch": "s1", "port": "s1-eth4", "max_rate": "10M",
+               "queues": {"0": {"min_rate": "3M", "max_rate": "10M"},
+                          "1": {"min_rate": "1M", "max_rate": "10M"},
+                          "2": {"min_rate": "6M", "max_rate": "10M"}}}],
+    "rules": [{"switch": "s1", "id": queue + 1, "queue": queue,
+               "match": {"ipv4_src": ip, "ipv4_dst": QosLab.RECEIVER},
+               "port": "s1-eth4"} for queue, ip in enumerate(QosLab.SENDERS)],
+}}
+
 topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
-         "vlantrunk": VlanTrunkPair}
+         "vlantrunk": VlanTrunkPair, "qoslab": QosLab}

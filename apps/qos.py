@@ -1,0 +1,498 @@
+"""HTB queues, classification rules, ingress policing and meters (OpenFlow 1.3 + OVSDB).
+
+    ryu-manager apps/l2_switch.py apps/qos.py
+
+Where each piece goes (docs/qos-design-notes.md says why):
+- a port's HTB tree: OVSDB QoS/Queue rows, from which OVS builds the tc tree;
+- rules: entries in the `qos` table, set_queue (+ output: the lab's enqueue) and/or
+  a meter with a drop band;
+- on the userspace datapath (`netdev`) set_queue is lost on the way out, so the same
+  rules also become tc u32 filters on the egress device, and ingress policing is an
+  OpenFlow meter in the `police` table (OVS's tc policer there sees packets only
+  after the userspace datapath has taken them).
+A watcher samples queue stats and checks every QoS port's tc tree against OVSDB
+(something like Mininet's TCLink(bw=...) replacing it is reported, lost filters
+are put back).
+
+Config section `qos`: see flows/qos.py QosSettings. REST (changes persist):
+    GET             /v1/qos                          every switch: mechanisms, ports, rules
+    GET/PUT/DELETE  /v1/qos/{dpid}/{port}            a port's HTB tree and ingress policing
+    GET             /v1/qos/{dpid}/{port}/stats      per-queue tx bytes/packets and rate
+    GET/POST/DELETE /v1/qos/{dpid}/rules             classification rules
+    GET/DELETE      /v1/qos/{dpid}/rules/{id}
+"""
+import collections
+import time
+
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+from ryu.lib import hub
+
+from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, rest, \
+    southbound, state, tc
+from controller.ports import SwitchPorts
+from flows import qos
+
+QUEUE_MECHANISM = {
+    datapaths.SYSTEM: "set_queue: OVS gives the packet the queue's priority, HTB classifies by it",
+    datapaths.NETDEV: "tc u32 filters on the egress device: the userspace datapath drops "
+                      "set_queue's priority when it sends",
+}
+POLICING_MECHANISM = {
+    datapaths.SYSTEM: "OVSDB ingress_policing (tc policer)",
+    datapaths.NETDEV: "OpenFlow meter in the police table (OVSDB ingress_policing is set too, "
+                      "but its tc policer runs after the userspace datapath has the packet)",
+}
+TREE_WAIT = 5.0     # seconds OVS may take to rebuild a port's HTB tree after an OVSDB change
+PORT_PATH = r"(?!rules(?:/|$))[^/]+"
+
+
+class QosSwitch(SwitchPorts):
+    def __init__(self, datapath):
+        super().__init__(datapath)
+        self.kind = None             # datapaths.SYSTEM or NETDEV, once OVSDB said
+        self.ready = False           # ports known and programmed once
+        self.problems = []           # config entries that could not be applied
+        self.tree_problems = {}      # port -> how its tc tree differs from OVSDB
+        self.samples = {}            # port -> last two (time, {queue: (bytes, packets, errors)})
+        self.tc_applied = 0          # tc filter/leaf (re)installs
+
+    @property
+    def tc_classified(self):
+        return self.kind == datapaths.NETDEV
+
+    def dpid(self):
+        return "%016x" % self.datapath.id
+
+    def port_resolver(self):
+        def resolve(ref):
+            number = self.resolve(ref)
+            if number is None:
+                raise ValueError(f"switch {self.dpid()} has no port {ref!r}")
+            return number
+        return resolve
+
+
+class Qos(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(qos.QosSettings, "qos")
+            self.store = state.StateStore("qos")
+            # {"%016x": {"ports": {"4": body or None}, "rules": {"3": body or None}}}
+            self.overrides = self.store.load()
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"qos: {err}") from None
+        self.switches = {}
+        self.ovsdb = ovsdb.Ovsdb()
+        self.tc = tc
+        self.spawn = hub.spawn       # unit tests run it inline
+        self.clock = time.monotonic
+        self.lock = hub.Semaphore(1)     # one change to a switch's QoS at a time
+        self.watcher = None
+        rest.register(kwargs["wsgi"], QosRest, self)
+
+    # --- desired state: config file, then REST ------------------------------------
+
+    def bodies(self, switch, overrides):
+        """({port: body}, {rule id: body}) for `switch`, file first, REST over it."""
+        ports, rules = {}, {}
+        for switch_ref, port_ref, body in self.settings.ports:
+            if switch.is_named(switch_ref):
+                number = switch.resolve(port_ref)
+                if number is None:
+                    switch.problems.append(f"config: no port {port_ref!r} on this switch")
+                else:
+                    ports[number] = body
+        for switch_ref, rule_id, body in self.settings.rules:
+            if switch.is_named(switch_ref):
+                rules[rule_id] = body
+        mine = overrides.get(switch.dpid(), {})
+        for key, target in (("ports", ports), ("rules", rules)):
+            for ref, body in mine.get(key, {}).items():
+                if body is None:
+                    target.pop(int(ref), None)
+                else:
+                    target[int(ref)] = body
+        return ports, rules
+
+    def desired(self, switch, overrides=None):
+        """({port: PortQos}, {rule id: Rule}, [problems]): what should be on `switch`;
+        rules that do not fit (a queue that is not there) are left out and reported."""
+        port_bodies, rule_bodies = self.bodies(switch, self.overrides if overrides is None
+                                               else overrides)
+        ports = {number: qos.port_qos_from_dict(body) for number, body in port_bodies.items()
+                 if number in switch.ports}
+        rules, problems = {}, []
+        for rule_id, body in sorted(rule_bodies.items()):
+            try:
+                rule = qos.rule_from_dict(rule_id, body, switch.port_resolver(), ports,
+                                          switch.tc_classified)
+            except ValueError as err:
+                problems.append(f"rule {rule_id}: {err}")
+                continue
+            clash = next((r for r in rules.values() if qos.same_slot(r, rule)), None)
+            if clash is not None:
+                problems.append(f"rule {rule_id}: same match and priority as rule {clash.rule_id}")
+                continue
+            rules[rule_id] = rule
+        return ports, rules, problems
+
+    # --- programming a switch ---------------------------------------------------------
+
+    def program(self, switch, sync_ovsdb=True):
+        """Bring OVSDB, the switch's flows and meters, and tc in line with the desired
+        state (OVSDB rows are rewritten only where they differ: a rewrite makes OVS
+        rebuild the port's tc tree)."""
+        with self.lock:
+            ports, rules, problems = self.desired(switch)
+            switch.problems = problems
+            for problem in problems:
+                self.logger.warning("qos %s: %s", switch.dpid(), problem)
+            if sync_ovsdb:
+                try:
+                    self.sync_ovsdb(switch, ports)
+                except ovsdb.OvsdbError as err:
+                    switch.problems.append(f"OVSDB: {err}")
+                    self.logger.error("qos %s: %s", switch.dpid(), err)
+            southbound.push(switch.datapath, qos.forget(switch.ports, rules.values())
+                            + pipeline.table_misses()
+                            + qos.switch_plan(ports, rules.values(), switch.tc_classified))
+        self.spawn(self.sync_tc, switch, TREE_WAIT, True)
+
+    def sync_ovsdb(self, switch, ports, only=None):
+        """OVSDB QoS rows and policing for the switch's ports (or port `only`)."""
+        if only is None:
+            self.ovsdb.destroy_orphans(qos.APP)  # QoS of bridges deleted meanwhile
+        ours = set(self.ovsdb.ports_with_qos(qos.APP))
+        policed = set(self.ovsdb.policed_interfaces(qos.APP))
+        for number, name in sorted(switch.ports.items()):
+            if only is not None and number != only:
+                continue
+            want = ports.get(number)
+            if want is not None and want.max_rate is not None:
+                queues = qos.ovsdb_queue_configs(want)
+                wanted = (qos.APP, {"max-rate": str(want.max_rate)}, queues)
+                if self.ovsdb.read_port_qos(name) != wanted:
+                    self.ovsdb.set_port_qos(name, want.max_rate, queues, qos.APP)
+            elif name in ours:
+                self.ovsdb.clear_port_qos(name, qos.APP)
+            rate, burst = qos.ovsdb_policing(want.policing if want else None)
+            if (rate or name in policed) and \
+                    self.ovsdb.read_ingress_policing(name) != (rate, burst):
+                self.ovsdb.set_ingress_policing(name, rate, burst, qos.APP)
+
+    def sync_tc(self, switch, wait=0.0, force=False):
+        """Check each QoS port's tc tree against OVSDB and, on the userspace datapath,
+        put our leaves and filters on it (`force`: even when they look right)."""
+        ports, rules, _ = self.desired(switch)
+        for number, want in sorted(ports.items()):
+            if not want.queues or number not in switch.ports:
+                continue
+            try:
+                self.sync_port_tc(switch, number, want, rules.values(), wait, force)
+            except tc.TcError as err:
+                switch.tree_problems[number] = [str(err)]
+                self.logger.error("qos %s port %s: %s", switch.dpid(), number, err)
+        for number in set(switch.tree_problems) - {n for n, q in ports.items() if q.queues}:
+            del switch.tree_problems[number]
+
+    def sync_port_tc(self, switch, number, want, rules, wait, force):
+        device = switch.ports[number]
+        if not self.tc.is_local(device):
+            switch.tree_problems[number] = []
+            return  # a switch on another host: its tc is not ours to see
+        deadline = time.monotonic() + wait
+        tree = self.tc.read_tree(device)
+        problems = qos.tc_tree_problems(want, tree.root, tree.classes)
+        while problems and time.monotonic() < deadline:
+            hub.sleep(0.1)
+            tree = self.tc.read_tree(device)
+            problems = qos.tc_tree_problems(want, tree.root, tree.classes)
+        if problems != switch.tree_problems.get(number, []):
+            for problem in problems:
+                self.logger.warning("qos %s port %s (%s): %s", switch.dpid(), number, device,
+                                    problem)
+        switch.tree_problems[number] = problems
+        if problems or not switch.tc_classified:
+            return
+        plan = qos.tc_plan(number, want, rules, self.tc.socket_buffer_bytes())
+        in_place = tree.filters == {(f.pref, f.classid) for f in plan.filters} and all(
+            tree.leaves.get(classid) == ("pfifo", limit) for classid, _, limit in plan.leaves)
+        if force or not in_place:
+            self.tc.apply(qos.tc_batch(device, plan))
+            switch.tc_applied += 1
+
+    # --- switch events ---------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        datapath = ev.msg.datapath
+        self.switches[datapath.id] = QosSwitch(datapath)
+        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        if self.watcher is None:
+            self.watcher = self.spawn(self._watch)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_desc(self, ev):
+        switch = self.switches.get(ev.msg.datapath.id)
+        if switch is not None and switch.update_from_desc(ev.msg):
+            self.spawn(self._bring_up, switch)  # OVSDB calls: off the event loop
+
+    def _bring_up(self, switch):
+        try:
+            switch.kind = self.ovsdb.datapath_type(switch.datapath.id)
+        except ovsdb.OvsdbError as err:
+            switch.kind = datapaths.choose_datapath()
+            self.logger.error("qos %s: %s; assuming the %s datapath", switch.dpid(), err,
+                              switch.kind)
+        self.program(switch)
+        switch.ready = True
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        switch = self.switches.get(ev.msg.datapath.id)
+        if switch is not None and switch.update_from_status(ev.msg) and switch.ready:
+            self.spawn(self.program, switch)  # a port came or went: its QoS with it
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        if ev.datapath.id is not None:
+            self.switches.pop(ev.datapath.id, None)
+
+    def _watch(self):
+        while True:
+            hub.sleep(self.settings.check_interval)
+            for switch in list(self.switches.values()):
+                if switch.ready:
+                    self.watch(switch)
+
+    def watch(self, switch):
+        """One round: queue-stats samples and a tc tree check of every QoS port."""
+        ports, _, _ = self.desired(switch)
+        for number, want in sorted(ports.items()):
+            if want.queues and number in switch.ports:
+                try:
+                    self.sample(switch, number)
+                except southbound.SwitchTimeout as err:
+                    self.logger.warning("qos %s: %s", switch.dpid(), err)
+        self.sync_tc(switch)
+
+    def sample(self, switch, number):
+        counters = ofcompile.decode_queue_stats(self.request(
+            switch.datapath, ofcompile.queue_stats_request(switch.datapath, number)))
+        samples = switch.samples.setdefault(number, collections.deque(maxlen=2))
+        samples.append((self.clock(), counters))
+        return counters
+
+    # --- what REST asks ----------------------------------------------------------------
+
+    def switch(self, dpid):
+        switch = self.switches.get(dpid)
+        if switch is None or not switch.ready:
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
+        return switch
+
+    def switch_port(self, dpid, port_ref):
+        switch = self.switch(dpid)
+        number = switch.resolve(port_ref)
+        if number is None:
+            raise rest.ApiError(400, f"switch {switch.dpid()} has no port {port_ref!r}")
+        return switch, number
+
+    def describe_port(self, switch, number, ports=None):
+        ports = self.desired(switch)[0] if ports is None else ports
+        want = ports.get(number)
+        out = dict(qos.port_qos_to_dict(want) if want else {}, dpid=switch.dpid(), port=number,
+                   name=switch.ports[number], configured=want is not None)
+        if want is not None and want.queues:
+            out["queue_mechanism"] = QUEUE_MECHANISM[switch.kind]
+            out["tc_problems"] = switch.tree_problems.get(number, [])
+        if want is not None and want.policing:
+            out["policing_mechanism"] = POLICING_MECHANISM[switch.kind]
+        return out
+
+    def describe_switch(self, switch):
+        ports, rules, problems = self.desired(switch)
+        return {"dpid": switch.dpid(), "name": switch.name, "datapath": switch.kind,
+                "queue_mechanism": QUEUE_MECHANISM[switch.kind],
+                "policing_mechanism": POLICING_MECHANISM[switch.kind],
+                "ports": [self.describe_port(switch, n, ports) for n in sorted(ports)],
+                "rules": [qos.rule_to_dict(r) for _, r in sorted(rules.items())],
+                "problems": switch.problems or problems, "tc_applied": switch.tc_applied}
+
+    def overrides_with(self, switch, key, changes):
+        """A copy of the REST overrides with `changes` ({port or rule id: body or None})."""
+        trial = {dpid: {k: dict(v) for k, v in mine.items()}
+                 for dpid, mine in self.overrides.items()}
+        mine = trial.setdefault(switch.dpid(), {}).setdefault(key, {})
+        mine.update({str(ref): body for ref, body in changes.items()})
+        return trial
+
+    def check_rules_survive(self, switch, trial):
+        """409 unless every rule in force now is still valid under `trial`."""
+        _, before, _ = self.desired(switch)
+        _, after, problems = self.desired(switch, trial)
+        lost = sorted(set(before) - set(after))
+        if lost:
+            why = [p for p in problems if any(p.startswith(f"rule {i}:") for i in lost)]
+            raise rest.ApiError(409, f"rule(s) {', '.join(map(str, lost))} would no longer "
+                                     f"fit: {'; '.join(why)}; delete or change them first")
+
+    def save(self, trial):
+        try:
+            self.store.save(trial)
+        except state.StateError as err:
+            raise rest.ApiError(500, str(err)) from None
+        self.overrides = trial
+
+    def change_port(self, switch, number, body):
+        """Set (body) or remove (None) a port's QoS: validate, OVSDB, save, program.
+        A failure at any step leaves the previous state in force."""
+        if body is not None:
+            try:
+                qos.port_qos_from_dict(body)
+            except ValueError as err:
+                raise rest.ApiError(400, str(err)) from None
+        trial = self.overrides_with(switch, "ports", {number: body})
+        self.check_rules_survive(switch, trial)
+        with self.lock:
+            try:
+                self.sync_ovsdb(switch, self.desired(switch, trial)[0], only=number)
+            except ovsdb.OvsdbError as err:
+                status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
+                with_old = self.desired(switch)[0]
+                try:
+                    self.sync_ovsdb(switch, with_old, only=number)
+                except ovsdb.OvsdbError:
+                    pass  # already reported: OVSDB is not taking changes
+                raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
+            self.save(trial)
+        self.program(switch, sync_ovsdb=False)
+
+    def add_rule(self, switch, body):
+        body = dict(body)
+        _, rules, _ = self.desired(switch)
+        taken = set(self.bodies(switch, self.overrides)[1])
+        rule_id = body.pop("id", None)
+        try:
+            rule_id = max(taken, default=0) + 1 if rule_id is None else \
+                qos.as_int(rule_id, "id", 1, qos.MAX_RULE_ID)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        if rule_id in taken:
+            raise rest.ApiError(409, f"rule {rule_id} exists; delete it first or leave out id")
+        ports, _, _ = self.desired(switch)
+        try:
+            rule = qos.rule_from_dict(rule_id, body, switch.port_resolver(), ports,
+                                      switch.tc_classified)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        clash = next((r for r in rules.values() if qos.same_slot(r, rule)), None)
+        if clash is not None:
+            raise rest.ApiError(409, f"rule {clash.rule_id} has the same match and priority")
+        with self.lock:
+            self.save(self.overrides_with(switch, "rules", {rule_id: body}))
+        self.program(switch, sync_ovsdb=False)
+        return qos.rule_to_dict(rule)
+
+    def rule(self, switch, rule_id):
+        try:
+            rule_id = int(rule_id)
+        except ValueError:
+            raise rest.ApiError(400, f"bad rule id {rule_id!r}: a number") from None
+        rule = self.desired(switch)[1].get(rule_id)
+        if rule is None:
+            raise rest.ApiError(404, f"switch {switch.dpid()} has no rule {rule_id}")
+        return rule
+
+    def delete_rules(self, switch, rule_ids):
+        with self.lock:
+            self.save(self.overrides_with(switch, "rules", dict.fromkeys(rule_ids)))
+        self.program(switch, sync_ovsdb=False)
+
+    def queue_stats(self, switch, number):
+        ports, _, _ = self.desired(switch)
+        want = ports.get(number)
+        if want is None or not want.queues:
+            raise rest.ApiError(404, f"port {number} of {switch.dpid()} has no queues")
+        try:
+            counters = self.sample(switch, number)
+        except southbound.SwitchTimeout as err:
+            raise rest.ApiError(504, str(err)) from None
+        (t0, before), (t1, after) = (switch.samples[number][0], switch.samples[number][-1])
+        queues = {}
+        for queue_id, (tx_bytes, tx_packets, tx_errors) in sorted(counters.items()):
+            rate = None
+            if t1 > t0 and queue_id in before:
+                rate = round((after[queue_id][0] - before[queue_id][0]) * 8 / (t1 - t0))
+            configured = want.queue(queue_id)
+            queues[str(queue_id)] = {
+                "tx_bytes": tx_bytes, "tx_packets": tx_packets, "tx_errors": tx_errors,
+                "rate_bps": rate, "min_rate": configured and configured.min_rate,
+                "max_rate": configured and configured.max_rate}
+        return {"dpid": switch.dpid(), "port": number, "name": switch.ports[number],
+                "queues": queues, "rate_interval_s": round(t1 - t0, 2)}
+
+
+class QosRest(rest.AppController):
+    @rest.api("qos_list", "/v1/qos", methods=["GET"])
+    def list_all(self, req, **_):
+        return [self.app.describe_switch(s) for _, s in sorted(self.app.switches.items())
+                if s.ready]
+
+    @rest.api("qos_port_get", "/v1/qos/{dpid}/{port}", methods=["GET"],
+              requirements={"port": PORT_PATH})
+    def get_port(self, req, dpid, port, **_):
+        return self.app.describe_port(*self.app.switch_port(rest.parse_dpid(dpid), port))
+
+    @rest.api("qos_port_put", "/v1/qos/{dpid}/{port}", methods=["PUT"],
+              requirements={"port": PORT_PATH})
+    def put_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        self.app.change_port(switch, number, rest.parse_json_body(req))
+        return self.app.describe_port(switch, number)
+
+    @rest.api("qos_port_delete", "/v1/qos/{dpid}/{port}", methods=["DELETE"],
+              requirements={"port": PORT_PATH})
+    def delete_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        self.app.change_port(switch, number, None)
+        return self.app.describe_port(switch, number)
+
+    @rest.api("qos_port_stats", "/v1/qos/{dpid}/{port}/stats", methods=["GET"],
+              requirements={"port": PORT_PATH})
+    def port_stats(self, req, dpid, port, **_):
+        return self.app.queue_stats(*self.app.switch_port(rest.parse_dpid(dpid), port))
+
+    @rest.api("qos_rules_get", "/v1/qos/{dpid}/rules", methods=["GET"])
+    def list_rules(self, req, dpid, **_):
+        _, rules, _ = self.app.desired(self.app.switch(rest.parse_dpid(dpid)))
+        return [qos.rule_to_dict(r) for _, r in sorted(rules.items())]
+
+    @rest.api("qos_rules_post", "/v1/qos/{dpid}/rules", methods=["POST"])
+    def add_rule(self, req, dpid, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        return rest.json_response(self.app.add_rule(switch, rest.parse_json_body(req)), 201)
+
+    @rest.api("qos_rules_delete", "/v1/qos/{dpid}/rules", methods=["DELETE"])
+    def delete_rules(self, req, dpid, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        ids = sorted(self.app.bodies(switch, self.app.overrides)[1])
+        self.app.delete_rules(switch, ids)
+        return {"deleted": ids}
+
+    @rest.api("qos_rule_get", "/v1/qos/{dpid}/rules/{rule_id}", methods=["GET"])
+    def get_rule(self, req, dpid, rule_id, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        return qos.rule_to_dict(self.app.rule(switch, rule_id))
+
+    @rest.api("qos_rule_delete", "/v1/qos/{dpid}/rules/{rule_id}", methods=["DELETE"])
+    def delete_rule(self, req, dpid, rule_id, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        rule = self.app.rule(switch, rule_id)
+        self.app.delete_rules(switch, [rule.rule_id])
+        return qos.rule_to_dict(rule)
