@@ -9,7 +9,7 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos
 
 setup: apt ovs venv
 
@@ -34,7 +34,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
 	test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(BUILD_PINS)
-	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,lab]"
 	# Mininet's Python package comes from Debian (with mnexec); link it into the venv.
 	ln -sfn /usr/lib/python3/dist-packages/mininet "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mininet"
 	# Ryu needs its compatibility fix before ryu-manager imports anything: see controller/ryu_compat.py.
@@ -58,6 +58,10 @@ test: setup lint
 
 demo: setup
 	$(PY) -m mininet_topos.demo $(DEMO_ARGS)
+
+# The HTB lab measured: table and plot under reports/ (about a minute and a half).
+lab-qos: setup
+	$(PY) -m mininet_topos.qos_lab
 
 bench: setup
 	$(PY) -m bench.l2_throughput

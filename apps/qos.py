@@ -163,8 +163,9 @@ class Qos(southbound.SdnApp):
                             + qos.switch_plan(ports, rules.values(), switch.tc_classified))
         self.spawn(self.sync_tc, switch, TREE_WAIT, True)
 
-    def sync_ovsdb(self, switch, ports, only=None):
-        """OVSDB QoS rows and policing for the switch's ports (or port `only`)."""
+    def sync_ovsdb(self, switch, ports, only=None, rebuild=()):
+        """OVSDB QoS rows and policing for the switch's ports (or port `only`); ports in
+        `rebuild` get their QoS removed and created again, so OVS builds a fresh tc tree."""
         if only is None:
             self.ovsdb.destroy_orphans(qos.APP)  # QoS of bridges deleted meanwhile
         ours = set(self.ovsdb.ports_with_qos(qos.APP))
@@ -176,7 +177,9 @@ class Qos(southbound.SdnApp):
             if want is not None and want.max_rate is not None:
                 queues = qos.ovsdb_queue_configs(want)
                 wanted = (qos.APP, {"max-rate": str(want.max_rate)}, queues)
-                if self.ovsdb.read_port_qos(name) != wanted:
+                if number in rebuild and name in ours:
+                    self.ovsdb.clear_port_qos(name, qos.APP)  # OVS deletes whatever tree is there
+                if number in rebuild or self.ovsdb.read_port_qos(name) != wanted:
                     self.ovsdb.set_port_qos(name, want.max_rate, queues, qos.APP)
             elif name in ours:
                 self.ovsdb.clear_port_qos(name, qos.APP)
@@ -361,7 +364,9 @@ class Qos(southbound.SdnApp):
         self.check_rules_survive(switch, trial)
         with self.lock:
             try:
-                self.sync_ovsdb(switch, self.desired(switch, trial)[0], only=number)
+                broken = [number] if switch.tree_problems.get(number) else []
+                self.sync_ovsdb(switch, self.desired(switch, trial)[0], only=number,
+                                rebuild=broken)
             except ovsdb.OvsdbError as err:
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
                 with_old = self.desired(switch)[0]

@@ -519,9 +519,9 @@ def tc_tree_problems(qos: PortQos, root_qdisc: Optional[Tuple[str, str]],
     (rate, ceil) in bit/s) differs from what OVSDB describes; [] when it matches.
     Something else replacing OVS's tree (Mininet's TCLink(bw=...) does) shows here."""
     if root_qdisc != ("htb", "1:"):
-        found = "no root qdisc" if root_qdisc is None else "root qdisc %s %s" % root_qdisc
-        return [f"expected OVS's htb 1: tree, found {found}: something else (e.g. Mininet's "
-                f"TCLink bw=...) replaced it"]
+        found = "no root qdisc" if root_qdisc is None else 'root qdisc "%s %s"' % root_qdisc
+        return [f"expected OVS's htb 1: tree, found {found}; something else (e.g. Mininet's "
+                f"TCLink bw=...) replaced it: PUT the port's QoS again to rebuild it"]
     want = {"1:fffe": (qos.max_rate, qos.max_rate)}
     want.update({htb_classid(q.queue_id): (q.min_rate, q.max_rate) for q in qos.queues})
     problems = []

@@ -296,6 +296,19 @@ def wait_vlans_programmed(controller, network, timeout=20):
         raise RuntimeError("the VLAN app did not program every switch in time")
 
 
+def wait_qos_ready(controller, timeout=20):
+    """Until the QoS app reports its first switch's HTB trees as OVSDB describes them
+    with its classifier on; returns that switch's GET /v1/qos entry."""
+    def ready():
+        status, body = controller.rest("GET", "/v1/qos")
+        return status == 200 and body and body[0]["tc_applied"] >= 1 and \
+            all(p.get("tc_problems") == [] for p in body[0]["ports"] if "queues" in p)
+    if not wait_until(ready, timeout):
+        raise RuntimeError(f"the QoS app did not build its trees in time: "
+                           f"{controller.rest('GET', '/v1/qos')}")
+    return controller.rest("GET", "/v1/qos")[1][0]
+
+
 def ping(src, dst, count=1, timeout=1) -> bool:
     out = src.cmd(f"ping -c {count} -W {timeout} {dst.IP()}")
     return bool(re.search(rf"\b{count} received", out))
@@ -334,6 +347,50 @@ def iperf3(client, server, seconds=2, port=5201) -> float:
         return float(result["end"]["sum_received"]["bits_per_second"])
     except (ValueError, KeyError) as err:
         raise RuntimeError(f"iperf3 failed: {out[-500:]}") from err
+
+
+def udp_streams(receiver, streams, rate="20M", interval=0.5, length=1400, base_port=5301):
+    """iperf3 UDP streams into `receiver`, measured where they arrive. `streams` is
+    [(sender, start_s, seconds)]; returns per stream [(t, bit/s)] for each interval,
+    t being its end in seconds since the first stream started. Rates are UDP payload."""
+    ports = [base_port + i for i in range(len(streams))]
+    servers = [receiver.popen(["iperf3", "-s", "-1", "-p", str(port), "-J", "-i", str(interval)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for port in ports]
+    try:
+        listening = lambda: all(f":{p} " in receiver.cmd("ss -ltn") for p in ports)  # noqa: E731
+        if not wait_until(listening, 5, step=0.1):
+            raise RuntimeError("iperf3 servers did not start")
+        clients = [sender.popen(["sh", "-c", f"sleep {start}; exec iperf3 -u -b {rate} "
+                                 f"-l {length} -t {seconds} -c {receiver.IP()} -p {port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for (sender, start, seconds), port in zip(streams, ports)]
+        for client, (_, start, seconds) in zip(clients, streams):
+            out, _ = client.communicate(timeout=start + seconds + 20)
+            if client.returncode != 0:
+                raise RuntimeError(f"iperf3 client failed: {out[-500:]}")
+        results = []
+        for server, (_, start, _) in zip(servers, streams):
+            out, _ = server.communicate(timeout=20)
+            try:
+                intervals = json.loads(out)["intervals"]
+            except (ValueError, KeyError) as err:
+                raise RuntimeError(f"iperf3 server output unreadable: {out[-500:]}") from err
+            results.append([(round(start + i["sum"]["end"], 2), i["sum"]["bits_per_second"])
+                            for i in intervals if i["sum"]["seconds"] >= interval / 2])
+        return results
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
+
+
+def mean_rate(samples, skip=1.0):
+    """Mean bit/s of (t, bit/s) samples after the first `skip` seconds of the stream
+    (the start is a burst: HTB and meters hand out their buckets' tokens first)."""
+    first = samples[0][0] - (samples[1][0] - samples[0][0] if len(samples) > 1 else 0)
+    steady = [rate for t, rate in samples if t > first + skip + 1e-6] or [r for _, r in samples]
+    return sum(steady) / len(steady)
 
 
 @contextlib.contextmanager

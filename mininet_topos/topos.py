@@ -12,6 +12,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from mininet.link import TCLink
 from mininet.node import Host
 from mininet.topo import LinearTopo, SingleSwitchTopo, Topo
 from mininet.topolib import TreeTopo
@@ -120,15 +121,17 @@ VLAN_TRUNK_PAIR_CONFIG = {"vlan": {"ports": [
 class QosLab(DatapathAware, Topo):
     """The HTB lab: senders h1, h2, h3 (192.168.100.100/.101/.102) on ports 1-3 of s1,
     the receiver h4 (192.168.100.200) on port 4, whose egress gets the HTB tree.
-    Plain links: a TCLink(bw=...) would put its own tc tree where OVS's HTB goes."""
+    Plain links: a TCLink(bw=...) puts its own tc tree where OVS's HTB goes, which
+    `receiver_bw` (Mbit/s) does on purpose to show that the QoS app notices."""
 
     SENDERS = ("192.168.100.100", "192.168.100.101", "192.168.100.102")
     RECEIVER = "192.168.100.200"
 
-    def build(self):
+    def build(self, receiver_bw=None):
         s1 = self.addSwitch("s1", dpid="%016x" % 1)
         for number, ip in enumerate(self.SENDERS + (self.RECEIVER,), start=1):
-            self.addLink(self.addHost(f"h{number}", ip=f"{ip}/24"), s1, port2=number)
+            shaped = {"cls": TCLink, "bw": receiver_bw} if receiver_bw and number == 4 else {}
+            self.addLink(self.addHost(f"h{number}", ip=f"{ip}/24"), s1, port2=number, **shaped)
 
 
 # The lab's HTB tree on s1-eth4 (towards h4) and its enqueue rules by source IP (to h4

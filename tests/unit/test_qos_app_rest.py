@@ -236,13 +236,20 @@ def test_ovsdb_refusals_are_reported_and_change_nothing(lab_app, tmp_path):
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth3")[1]["configured"] is False
 
 
-def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app):
+def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app, monkeypatch):
     bring_up(lab_app, answer=queue_stats_answer(lab_app, {"bytes": 0}))
     lab_app.tc.root, lab_app.tc.classes = ("htb", "5:"), {}   # what TCLink(bw=...) leaves
     lab_app.watch(lab_app.switches[1])
     problems = call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"]
     assert len(problems) == 1 and "TCLink" in problems[0]
     assert len(lab_app.tc.applied) == 1     # nothing is put on a tree that is not OVS's
+    body = {k: v for k, v in QOS_LAB_CONFIG["qos"]["ports"][0].items()
+            if k not in ("switch", "port")}
+    lab_app.ovsdb.calls.clear()
+    monkeypatch.setattr(qos_app, "TREE_WAIT", 0.0)  # the fake tree stays broken
+    assert call(lab_app, "PUT", "/v1/qos/1/s1-eth4", json.dumps(body).encode())[0] == 200
+    assert [c[0] for c in lab_app.ovsdb.calls if "port_qos" in c[0]] == [
+        "clear_port_qos", "set_port_qos"]  # the same body again: OVS rebuilds its tree
     lab_app.tc.root, lab_app.tc.classes = ("htb", "1:"), dict(LAB_CLASSES)
     lab_app.watch(lab_app.switches[1])      # OVS rebuilt it, our filters are gone: back
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"] == []

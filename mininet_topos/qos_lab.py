@@ -1,0 +1,147 @@
+"""`make lab-qos`: the HTB lab, run by the controller and measured.
+
+s1-eth4 (towards the receiver h4) gets max-rate 10 Mbit/s and queues 0/1/2 with
+min-rates 3/1/6 Mbit/s; h1/h2/h3 are classified into them by source IP. Every
+sender offers 20 Mbit/s of UDP; iperf3 measures what arrives at h4. Prints
+configured vs measured with PASS/FAIL and writes reports/qos-lab.md and a plot
+of each sender's rate over time (reports/qos-lab.png).
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mininet_topos import harness
+from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
+
+MBIT = 1e6
+CONFIG = dict(QOS_LAB_CONFIG, l2_switch={"mode": "datapath"})
+
+
+class Lab:
+    def __init__(self, controller, network, seconds):
+        self.controller, self.network, self.seconds = controller, network, seconds
+        self.rows, self.timelines = [], {}
+        self.h4 = network["h4"]
+        self.senders = [network[f"h{i}"] for i in (1, 2, 3)]
+
+    def step(self, text):
+        print(f"--- {text}", flush=True)
+
+    def check(self, what, expected, tolerance, measured):
+        ok = abs(measured - expected) <= tolerance * expected
+        self.rows.append((what, f"{expected / MBIT:.1f} ±{tolerance:.0%}",
+                          f"{measured / MBIT:.2f}", "PASS" if ok else "FAIL"))
+        print(f"    {what:<44} expected {expected / MBIT:5.1f} Mbit/s ±{tolerance:.0%}  "
+              f"measured {measured / MBIT:5.2f}  {'PASS' if ok else 'FAIL'}", flush=True)
+
+    def at_least(self, what, floor, measured):
+        ok = measured >= floor
+        self.rows.append((what, f">= {floor / MBIT:.1f}", f"{measured / MBIT:.2f}",
+                          "PASS" if ok else "FAIL"))
+        print(f"    {what:<44} expected >= {floor / MBIT:4.1f} Mbit/s       "
+              f"measured {measured / MBIT:5.2f}  {'PASS' if ok else 'FAIL'}", flush=True)
+
+    def run(self):
+        n = self.seconds
+        self.step(f"each sender alone for {n} s (borrows up to the port's 10 Mbit/s)")
+        for queue, sender in enumerate(self.senders):
+            (alone,) = harness.udp_streams(self.h4, [(sender, 0, n)])
+            self.check(f"{sender.name} alone (queue {queue})", 10 * MBIT, 0.10,
+                       harness.mean_rate(alone))
+        self.step(f"staircase: h1 from 0 s, h2 from {n} s, h3 from {2 * n} s (all to {3 * n} s)")
+        stairs = harness.udp_streams(self.h4, [(s, i * n, (3 - i) * n)
+                                               for i, s in enumerate(self.senders)])
+        self.timelines = {s.name: samples for s, samples in zip(self.senders, stairs)}
+        together = [[x for x in samples if x[0] > 2 * n] for samples in stairs]
+        rates = [harness.mean_rate(samples) for samples in together]
+        for sender, minimum, rate in zip(self.senders, (3, 1, 6), rates):
+            self.check(f"{sender.name} with all three (min-rate)", minimum * MBIT, 0.15, rate)
+        self.check("sum of all three (port max-rate)", 10 * MBIT, 0.10, sum(rates))
+        joined = [rate for t, rate in stairs[2] if t <= 2 * n + 3]
+        self.at_least("h3 within 3 s of joining (reclaim)", 5 * MBIT, max(joined, default=0))
+        self.step("ingress policing of h1's port at 5 Mbit/s (PUT /v1/qos/1/s1-eth1)")
+        self.rest("PUT", "/v1/qos/1/s1-eth1", {"ingress_policing": {"rate": "5M"}})
+        (policed,) = harness.udp_streams(self.h4, [(self.senders[0], 0, n)])
+        self.check("h1 policed", 5 * MBIT, 0.15, harness.mean_rate(policed))
+        self.rest("DELETE", "/v1/qos/1/s1-eth1")
+        self.step("a meter rule at 2 Mbit/s on h2's traffic (POST /v1/qos/1/rules)")
+        _, rule = self.rest("POST", "/v1/qos/1/rules", {
+            "match": {"ipv4_src": QosLab.SENDERS[1]}, "priority": 200,
+            "meter": {"rate": "2M"}})
+        (metered,) = harness.udp_streams(self.h4, [(self.senders[1], 0, n)])
+        self.check("h2 metered", 2 * MBIT, 0.15, harness.mean_rate(metered))
+        self.rest("DELETE", f"/v1/qos/1/rules/{rule['id']}")
+        return all(row[-1] == "PASS" for row in self.rows)
+
+    def rest(self, method, path, body=None):
+        status, reply = self.controller.rest(method, path, body)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {reply}")
+        return status, reply
+
+
+def plot(timelines, seconds, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for (name, samples), queue, minimum in zip(sorted(timelines.items()), (0, 1, 2), (3, 1, 6)):
+        line, = ax.plot([t for t, _ in samples], [r / MBIT for _, r in samples],
+                        label=f"{name}: queue {queue}, min {minimum} Mbit/s")
+        ax.axhline(minimum, color=line.get_color(), linestyle=":", linewidth=1)
+    ax.axhline(10, color="grey", linestyle="--", linewidth=1, label="port max-rate 10 Mbit/s")
+    for t in (seconds, 2 * seconds):
+        ax.axvline(t, color="lightgrey", linewidth=1)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("Mbit/s at the receiver")
+    ax.set_ylim(0, 11)
+    ax.set_title("HTB lab: borrowing, then each queue's min-rate as senders join")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(lab, info, reports, elapsed):
+    lines = ["# HTB QoS lab", "",
+             f"Datapath `{info['datapath']}`; queues chosen by: {info['queue_mechanism']}.",
+             f"Policing by: {info['policing_mechanism']}.", "",
+             "| check | expected (Mbit/s) | measured (Mbit/s) | result |", "|---|---|---|---|"]
+    lines += [f"| {what} | {expected} | {measured} | {result} |"
+              for what, expected, measured, result in lab.rows]
+    lines += ["", "![each sender's rate over time](qos-lab.png)", "",
+              f"Rates are UDP payload measured by iperf3 at the receiver; run took {elapsed:.0f} s."]
+    (reports / "qos-lab.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="length of each step")
+    parser.add_argument("--reports", default="reports", help="where the report goes")
+    args = parser.parse_args(argv)
+    reports = Path(args.reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print("=== HTB QoS lab: starting the controller (l2_switch + qos) and Mininet ===", flush=True)
+    with harness.running(QosLab(), apps=("apps/l2_switch.py", "apps/qos.py"),
+                         config=CONFIG) as (controller, network):
+        info = harness.wait_qos_ready(controller)
+        print(f"datapath {info['datapath']}: {info['queue_mechanism']}", flush=True)
+        lab = Lab(controller, network, args.seconds)
+        passed = lab.run()
+        problems = controller.problems()
+    plot(lab.timelines, args.seconds, reports / "qos-lab.png")
+    write_report(lab, info, reports, time.monotonic() - started)
+    print(f"\n{'check':<44}{'expected':>14}{'measured':>10}  result")
+    for what, expected, measured, result in lab.rows:
+        print(f"{what:<44}{expected:>14}{measured:>10}  {result}")
+    print(f"\nreport: {reports / 'qos-lab.md'}, plot: {reports / 'qos-lab.png'}")
+    if problems:
+        print("controller problems:\n" + "\n".join(problems))
+    print("PASS" if passed and not problems else "FAIL")
+    return 0 if passed and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
