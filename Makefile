@@ -59,7 +59,7 @@ test: setup lint
 demo: setup
 	$(PY) -m mininet_topos.demo $(DEMO_ARGS)
 
-# The HTB lab measured: table and plot under reports/ (about a minute and a half).
+# The HTB lab measured: table and plot under reports/ (about 75 s).
 lab-qos: setup
 	$(PY) -m mininet_topos.qos_lab
 
