@@ -56,6 +56,9 @@ def _learn(action: Learn):
         specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
     if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
         specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
+    for dst, src in action.loads:
+        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
+        specs.append(parser.NXFlowSpecLoad(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
     out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
     specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
     return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,
@@ -233,17 +236,18 @@ def _decode_action(action):
     return action  # kept as Ryu's object (e.g. learn), still comparable by repr
 
 
-def decode_flow(stat) -> FlowSpec:
-    """A flow-stats entry as a FlowSpec (owner None when the cookie is not ours)."""
+def decode_flow(stat, kind="main") -> FlowSpec:
+    """A flow-stats entry as a FlowSpec (owner None when the cookie is not ours);
+    `kind` is the bridge's pipeline ("main" or "tunnel")."""
     actions, goto, meter = [], None, None
     for inst in stat.instructions:
         if isinstance(inst, parser.OFPInstructionActions):
             actions.extend(_decode_action(a) for a in inst.actions)
         elif isinstance(inst, parser.OFPInstructionGotoTable):
-            goto = pipeline.table_name(inst.table_id)
+            goto = pipeline.table_name(inst.table_id, kind)
         elif isinstance(inst, parser.OFPInstructionMeter):
             meter = pipeline.meter_owner(inst.meter_id)
-    return FlowSpec(pipeline.table_name(stat.table_id), stat.priority, decode_match(stat.match),
+    return FlowSpec(pipeline.table_name(stat.table_id, kind), stat.priority, decode_match(stat.match),
                     pipeline.owner_of(stat.cookie), tuple(actions), goto,
                     stat.idle_timeout, stat.hard_timeout,
                     bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM), meter)

@@ -13,6 +13,11 @@ priority >= 1.
     5 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
     6 flood     broadcast/unknown unicast: per-VLAN member ports
 
+The overlay's tunnel bridges are bridges of their own and run TUNNEL_PIPELINE,
+with the overlay lab's table numbers (0 tun_in, 1 tun_from_int, 2 tun_drop, 3
+tun_vni, 10 tun_learn, 20 tun_ucast, 21 tun_flood; see flows/overlay.py). Table
+names are unique across both, so a spec's table name says which bridge it is for.
+
 Cookie (64 bits): bits 63..56 the owning app, 55..48 the purpose, 47..0 free
 for the app (e.g. a rule id). Every entry the controller installs carries
 one, so an app deletes and reconciles exactly its own entries
@@ -53,7 +58,24 @@ PIPELINE: Tuple[Table, ...] = (
     Table("l2_dst", 5, "destination MAC forwarding", _L2_FIELDS, ("flood",)),
     Table("flood", 6, "flooding per VLAN", _L2_FIELDS, ()),
 )
-TABLES: Dict[str, Table] = {t.name: t for t in PIPELINE}
+
+# The overlay lab's tunnel bridge: a bridge of its own (patched to an integration
+# bridge that runs PIPELINE), with the lab's table numbers.
+_TUN_FIELDS = frozenset({"in_port", "vlan_vid", "eth_src", "eth_dst", "eth_type", "tunnel_id",
+                         "arp_op", "arp_tpa"})
+TUNNEL_PIPELINE: Tuple[Table, ...] = (
+    Table("tun_in", 0, "from the patch port or a tunnel", frozenset({"in_port"}),
+          ("tun_from_int", "tun_vni")),
+    Table("tun_from_int", 1, "unicast or flood", _TUN_FIELDS, ("tun_ucast", "tun_flood")),
+    Table("tun_drop", 2, "drop", frozenset(), ()),
+    Table("tun_vni", 3, "VNI -> local VLAN", _TUN_FIELDS, ("tun_learn",)),
+    Table("tun_learn", 10, "learn the sender's tunnel, to the patch port", _TUN_FIELDS, ()),
+    Table("tun_ucast", 20, "known MACs -> their tunnel", _TUN_FIELDS, ("tun_flood",)),
+    Table("tun_flood", 21, "per VLAN: strip, VNI, to the tunnels", _TUN_FIELDS, ()),
+)
+PIPELINES: Dict[str, Tuple[Table, ...]] = {"main": PIPELINE, "tunnel": TUNNEL_PIPELINE}
+TABLES: Dict[str, Table] = {t.name: t for tables in PIPELINES.values() for t in tables}
+_PIPELINE_OF = {t.name: kind for kind, tables in PIPELINES.items() for t in tables}
 
 APP_IDS: Dict[str, int] = {
     "pipeline": 0x01,
@@ -72,6 +94,9 @@ PURPOSE_IDS: Dict[str, int] = {
     "no_learn": 0x06,   # VLANs whose MACs are not learned (flood-vlans)
     "rule": 0x07,       # user rules (QoS classification); the free bits hold the rule id
     "police": 0x08,     # ingress policing of a port
+    "tunnel": 0x09,     # the overlay's tunnel bridge pipeline
+    "tenant": 0x0A,     # per-network entries (VNI <-> local VLAN, flood lists)
+    "l2pop": 0x0B,      # controller-known MACs and ARP answers (L2 population)
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48
@@ -84,11 +109,18 @@ def table_id(name: str) -> int:
         raise PipelineError(f"unknown table {name!r}; the pipeline has {', '.join(TABLES)}") from None
 
 
-def table_name(number: int) -> str:
-    for table in PIPELINE:
+def table_name(number: int, kind: str = "main") -> str:
+    """The name of table `number` in pipeline `kind` ("main" or "tunnel")."""
+    for table in PIPELINES[kind]:
         if table.table_id == number:
             return table.name
-    raise PipelineError(f"no table {number} in the pipeline")
+    raise PipelineError(f"no table {number} in the {kind} pipeline")
+
+
+def pipeline_of(table: str) -> str:
+    """"main" or "tunnel": which bridge kind a table belongs to."""
+    table_id(table)
+    return _PIPELINE_OF[table]
 
 
 def cookie(owner: Owner) -> int:
@@ -157,14 +189,15 @@ def validate(spec) -> None:
     for action in spec.actions:
         if isinstance(action, Learn):
             learned = TABLES.get(action.table)
-            if learned is None or learned.table_id <= table.table_id:
+            if learned is None or learned.table_id <= table.table_id or \
+                    _PIPELINE_OF[learned.name] != _PIPELINE_OF[table.name]:
                 raise PipelineError(f"learn() from {spec.table!r} must write a later table, "
                                     f"not {action.table!r}")
             cookie(action.owner)
 
 
 def table_misses() -> List[FlowSpec]:
-    """Priority-0 pass-through for every table (the last one drops)."""
+    """Priority-0 pass-through for every table of the main pipeline (the last one drops)."""
     misses = []
     for table in PIPELINE:
         goto = table.next_tables[0] if table.next_tables else None

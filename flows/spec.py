@@ -111,13 +111,16 @@ class Learn:
 
     `matches` are (field in the new entry, field of this packet it is copied
     from), e.g. ("eth_dst", "eth_src"); `output_from` names the packet field
-    whose value becomes the new entry's output port (usually "in_port").
+    whose value becomes the new entry's output port (usually "in_port"); `loads`
+    are (field the new entry sets, field of this packet it is copied from), e.g.
+    ("tunnel_id", "tunnel_id") so the entry sends into the tunnel it learned from.
     """
     table: str
     owner: Owner
     matches: Tuple[Tuple[str, str], ...]
     output_from: str = "in_port"
     strip_vlan: bool = False  # the new entry removes the tag before output (load 0 -> TCI)
+    loads: Tuple[Tuple[str, str], ...] = ()
     priority: int = 100
     idle_timeout: int = 0
     hard_timeout: int = 0

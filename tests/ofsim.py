@@ -80,10 +80,12 @@ class Result:
 
 
 class Switch:
-    def __init__(self, ports, now=0.0):
+    def __init__(self, ports, now=0.0, kind="main"):
+        """`kind`: the bridge's pipeline, "main" or "tunnel" (the overlay's tunnel bridge)."""
         self.ports = sorted(ports)
         self.now = now
-        self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINE}
+        self.start = pipeline.PIPELINES[kind][0].name
+        self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINES[kind]}
         self.groups: Dict[int, GroupSpec] = {}
         self.meters: Dict[object, MeterSpec] = {}  # MeterRef -> spec
         self.removed: List[FlowSpec] = []     # flow-removed notifications sent
@@ -169,7 +171,7 @@ class Switch:
     def process(self, pkt) -> Result:
         result = Result({}, [], [])
         pkt = dict(pkt)
-        table = pipeline.PIPELINE[0].name
+        table = self.start
         while table is not None:
             result.tables_visited.append(table)
             entry = next((e for e in self.tables[table] if matches(e.spec.match, pkt)), None)
@@ -240,7 +242,8 @@ class Switch:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.
             fields["vlan_vid"] = UNTAGGED
-        out = (Output(pkt[learn.output_from]),)
+        out = tuple(SetField(dst, pkt[src]) for dst, src in learn.loads) + \
+            (Output(pkt[learn.output_from]),)
         learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
                            actions=((PopVlan(),) + out) if learn.strip_vlan else out,
                            idle_timeout=learn.idle_timeout, hard_timeout=learn.hard_timeout)
