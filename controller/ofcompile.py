@@ -10,8 +10,8 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Output, Owner,
-                        PopVlan, PushVlan, SetField, SetQueue)
+                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Move, Output,
+                        Owner, PopVlan, PushVlan, SetField, SetQueue)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -25,6 +25,10 @@ _LEARN_FIELDS = {
     "in_port": ("in_port_nxm", 16),
     "tunnel_id": ("tunnel_id_nxm", 64),
 }
+
+
+_MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
+              "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
 
 
 def _vlan_vid(value):
@@ -85,6 +89,9 @@ def compile_action(action):
         return parser.OFPActionSetQueue(action.queue_id)
     if isinstance(action, Learn):
         return _learn(action)
+    if isinstance(action, Move):
+        return parser.NXActionRegMove(src_field=action.src, dst_field=action.dst,
+                                      n_bits=_MOVE_BITS[action.src])
     raise TypeError(f"cannot compile action {action!r}")
 
 

@@ -17,6 +17,19 @@ OWNER_KEY = "sdn-owner"
 POLICING_KEY = "sdn-policing"
 
 
+_API_CLASSES = {}
+
+
+def _api_class(remote):
+    """ovsdbapp keeps one connection per Backend *class* (the first one made wins);
+    a subclass per remote lets one process talk to several OVSDB servers (the
+    overlay's hypervisors), while apps using the same remote share a connection."""
+    if remote not in _API_CLASSES:
+        _API_CLASSES[remote] = type("OvsdbIdl", (impl_idl.OvsdbIdl,),
+                                    {"_ovsdb_connection": None})
+    return _API_CLASSES[remote]
+
+
 class OvsdbError(RuntimeError):
     pass
 
@@ -36,7 +49,7 @@ class Ovsdb:
             try:
                 idl = connection.OvsdbIdl.from_server(self.remote, "Open_vSwitch")
                 conn = connection.Connection(idl=idl, timeout=self.timeout)
-                api = impl_idl.OvsdbIdl(conn)
+                api = _api_class(self.remote)(conn)
             # ovsdbapp reports an unreachable server as a bare Exception ("Could not
             # retrieve schema"); this is the boundary where it becomes our error.
             except Exception as err:  # noqa: BLE001 (see above)
@@ -178,6 +191,36 @@ class Ovsdb:
         return sorted(row["name"] for row in self.api().db_find(
             "Interface", ("external_ids", "=", {POLICING_KEY: owner}),
             columns=["name"]).execute(check_error=True))
+
+    # --- tunnel ports (the overlay's full mesh) -----------------------------------------
+
+    def set_tunnel_ports(self, bridge: str, wanted, owner: str):
+        """Make `owner`'s tunnel ports on `bridge` exactly `wanted` ({port name: (type,
+        remote_ip)}, key=flow: the VNI comes from the flows) in one transaction; ports
+        already right are left alone. Returns the names added or changed."""
+        api = self.api()
+        have = {row["name"]: (row["type"], row["options"].get("remote_ip"))
+                for row in api.db_find("Interface", ("external_ids", "=", {OWNER_KEY: owner}),
+                                       columns=["name", "type", "options"]
+                                       ).execute(check_error=True)}
+        mine = set(api.list_ports(bridge).execute(check_error=True))
+        changed = []
+        with api.transaction(check_error=True) as txn:
+            for name in sorted((set(have) & mine) - set(wanted)):
+                txn.add(api.del_port(name, bridge=bridge, if_exists=True))
+            for name, (kind, remote_ip) in sorted(wanted.items()):
+                if name in mine and have.get(name) == (kind, remote_ip):
+                    continue
+                if name in mine and name not in have:
+                    raise OvsdbConflict(f"{bridge} has a port {name} we did not create")
+                options = {"remote_ip": remote_ip, "key": "flow"}
+                if name in mine:
+                    txn.add(api.db_set("Interface", name, ("type", kind), ("options", options)))
+                else:
+                    txn.add(api.add_port(bridge, name, type=kind, options=options,
+                                         external_ids={OWNER_KEY: owner}))
+                changed.append(name)
+        return changed
 
     def _owned_qos(self, port, owner):
         """(QoS uuid, [Queue uuids]) of our QoS on `port`, None when there is none;

@@ -17,12 +17,12 @@ a VNI keeps its VLAN while it stays on the hypervisor.
 """
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from flows import l2, vlan
-from flows.spec import (FlowDelete, FlowSpec, Learn, Match, Output, Owner, PopVlan, PushVlan,
-                        SetField)
+from flows.spec import (IN_PORT, FlowDelete, FlowSpec, Learn, Match, Move, Output, Owner, PopVlan,
+                        PushVlan, SetField)
 
 APP = "overlay"
 TUNNEL = Owner(APP, "tunnel")      # the fixed structure of a tunnel bridge
@@ -34,6 +34,9 @@ TUNNEL_TYPES = ("vxlan", "gre")
 LEARN_HARD_TIMEOUT = 300
 UNICAST = ("00:00:00:00:00:00", "01:00:00:00:00:00")
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
+INT_PATCH_PORT, TUN_PATCH_PORT = "patch-tun", "patch-int"   # the lab's patch port names
+ARP = 0x0806
+ARP_PRIORITY = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,9}$")
 
 
@@ -60,7 +63,8 @@ class VmPort:
     hypervisor: str
     port: str                        # on the integration bridge, by name or number
     vni: int
-    mac: Optional[str] = None        # known MAC: L2 population
+    mac: Optional[str] = None        # known MAC and IP: L2 population (table 20 entries,
+    ip: Optional[str] = None         # ARP answers in the tunnel bridge)
 
 
 def _only(body, allowed, where):
@@ -135,7 +139,7 @@ def network_from_dict(body) -> Network:
 
 
 def vm_port_from_dict(body) -> VmPort:
-    _only(body, ("hypervisor", "port", "vni", "mac"), "port")
+    _only(body, ("hypervisor", "port", "vni", "mac", "ip"), "port")
     missing = [k for k in ("hypervisor", "port", "vni") if k not in body]
     if missing:
         raise ValueError(f"port needs {', '.join(missing)}")
@@ -145,7 +149,177 @@ def vm_port_from_dict(body) -> VmPort:
     mac = body.get("mac")
     if mac is not None:
         mac = Match.of(eth_src=mac).get("eth_src")   # normalises, raises when malformed
-    return VmPort(str(body["hypervisor"]), str(port), vni_of(body["vni"]), mac)
+    ip = body.get("ip")
+    if ip is not None:
+        try:
+            ip = str(ipaddress.IPv4Address(ip))
+        except (ValueError, TypeError):
+            raise ValueError(f"ip must be an IPv4 address, not {ip!r}") from None
+        if mac is None:
+            raise ValueError("ip needs the port's mac (ARP answers carry it)")
+    return VmPort(str(body["hypervisor"]), str(port), vni_of(body["vni"]), mac, ip)
+
+
+def vm_port_to_dict(port: VmPort) -> dict:
+    return {k: v for k, v in (("hypervisor", port.hypervisor), ("port", port.port),
+                              ("vni", port.vni), ("mac", port.mac), ("ip", port.ip))
+            if v is not None}
+
+
+def hypervisor_to_dict(hv: Hypervisor) -> dict:
+    out = {"name": hv.name, "int_dpid": "%016x" % hv.int_dpid, "tun_dpid": "%016x" % hv.tun_dpid,
+           "underlay_ip": hv.underlay_ip}
+    if hv.ovsdb:
+        out["ovsdb"] = hv.ovsdb
+    return out
+
+
+def network_to_dict(network: Network) -> dict:
+    out = {"vni": network.vni, "name": network.name}
+    if network.tunnel_type:
+        out["tunnel_type"] = network.tunnel_type
+    return out
+
+
+class Conflict(ValueError):
+    """The request is well formed but clashes with what exists (REST 409)."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """The whole overlay: every hypervisor, network and VM port. Changes return a new
+    model or raise ValueError (bad input) / Conflict (clashes)."""
+    hypervisors: Tuple[Hypervisor, ...] = ()
+    networks: Tuple[Network, ...] = ()
+    ports: Tuple[VmPort, ...] = ()
+    tunnel_type: str = "vxlan"
+    l2_population: bool = False
+
+    def hypervisor(self, name) -> Optional[Hypervisor]:
+        return next((h for h in self.hypervisors if h.name == name), None)
+
+    def network(self, vni) -> Optional[Network]:
+        return next((n for n in self.networks if n.vni == vni), None)
+
+    def type_of(self, vni) -> str:
+        network = self.network(vni)
+        return (network and network.tunnel_type) or self.tunnel_type
+
+    def vnis_on(self, hv: str):
+        return sorted({p.vni for p in self.ports if p.hypervisor == hv})
+
+    def hosts_of(self, vni):
+        return sorted({p.hypervisor for p in self.ports if p.vni == vni})
+
+    def with_hypervisor(self, hv: Hypervisor) -> "Model":
+        for other in self.hypervisors:
+            for what, mine, theirs in (("name", hv.name, other.name),
+                                       ("underlay_ip", hv.underlay_ip, other.underlay_ip)):
+                if mine == theirs:
+                    raise Conflict(f"hypervisor {other.name} already has {what} {mine}")
+            taken = {other.int_dpid, other.tun_dpid} & {hv.int_dpid, hv.tun_dpid}
+            if taken:
+                raise Conflict(f"datapath {min(taken):016x} is already hypervisor "
+                               f"{other.name}'s")
+        return replace(self, hypervisors=self.hypervisors + (hv,))
+
+    def without_hypervisor(self, name) -> "Model":
+        if self.hypervisor(name) is None:
+            raise LookupError(f"no hypervisor {name!r}")
+        attached = [p.port for p in self.ports if p.hypervisor == name]
+        if attached:
+            raise Conflict(f"hypervisor {name} still has VM ports ({', '.join(attached)}); "
+                           f"detach them first")
+        return replace(self, hypervisors=tuple(h for h in self.hypervisors if h.name != name))
+
+    def with_network(self, network: Network) -> "Model":
+        if self.network(network.vni) is not None:
+            raise Conflict(f"VNI {network.vni} exists (network {self.network(network.vni).name})")
+        return replace(self, networks=self.networks + (network,))
+
+    def without_network(self, vni) -> "Model":
+        if self.network(vni) is None:
+            raise LookupError(f"no network with VNI {vni}")
+        if self.hosts_of(vni):
+            raise Conflict(f"VNI {vni} still has VM ports on {', '.join(self.hosts_of(vni))}; "
+                           f"detach them first")
+        return replace(self, networks=tuple(n for n in self.networks if n.vni != vni))
+
+    def with_port(self, port: VmPort, resolve=None) -> "Model":
+        """`resolve(hypervisor, port)` -> canonical port name or None (unknown port)."""
+        if self.hypervisor(port.hypervisor) is None:
+            raise ValueError(f"unknown hypervisor {port.hypervisor!r}")
+        if self.network(port.vni) is None:
+            raise ValueError(f"unknown network VNI {port.vni}; create it first")
+        if resolve is not None:
+            name = resolve(port.hypervisor, port.port)
+            if name is None:
+                raise ValueError(f"hypervisor {port.hypervisor}'s integration bridge has no "
+                                 f"port {port.port!r}")
+            port = replace(port, port=name)
+        clash = next((p for p in self.ports
+                      if (p.hypervisor, p.port) == (port.hypervisor, port.port)), None)
+        if clash is not None:
+            raise Conflict(f"port {port.port} of {port.hypervisor} is already attached to "
+                           f"VNI {clash.vni}")
+        if port.mac is not None:
+            same = next((p for p in self.ports if p.vni == port.vni and p.mac == port.mac), None)
+            if same is not None:
+                raise Conflict(f"MAC {port.mac} is already in VNI {port.vni} "
+                               f"({same.hypervisor} {same.port})")
+        return replace(self, ports=self.ports + (port,))
+
+    def without_port(self, hypervisor, port) -> "Model":
+        kept = tuple(p for p in self.ports if (p.hypervisor, p.port) != (hypervisor, port))
+        if len(kept) == len(self.ports):
+            raise LookupError(f"no VM port {port} on {hypervisor}")
+        return replace(self, ports=kept)
+
+    def tunnel_ports(self, hv: str):
+        """{port name: (type, remote underlay IP)} on `hv`'s tunnel bridge: a full mesh,
+        one port per other hypervisor and tunnel type in use."""
+        kinds = sorted({self.tunnel_type} | {n.tunnel_type for n in self.networks
+                                             if n.tunnel_type})
+        return {tunnel_port_name(kind, other.name): (kind, other.underlay_ip)
+                for other in self.hypervisors if other.name != hv for kind in kinds}
+
+    def tunnel_bridge(self, hv: str, local_vlans, resolve_tun) -> Optional["TunnelBridge"]:
+        """The tunnel bridge of `hv`; `resolve_tun(name)` gives a port's ofport on it
+        (None while unknown). None until the patch port is known."""
+        patch = resolve_tun(TUN_PATCH_PORT)
+        if patch is None:
+            return None
+        tunnels = {}
+        for other in self.hypervisors:
+            for kind in TUNNEL_TYPES:
+                ofport = resolve_tun(tunnel_port_name(kind, other.name))
+                if other.name != hv and ofport is not None:
+                    tunnels[(other.name, kind)] = ofport
+        vnis = self.vnis_on(hv)
+        remote_macs, arp = (), ()
+        if self.l2_population:
+            remote = [p for p in self.ports if p.hypervisor != hv and p.vni in vnis and p.mac]
+            remote_macs = tuple((p.vni, p.mac, p.hypervisor) for p in remote)
+            arp = tuple((p.vni, p.ip, p.mac) for p in remote if p.ip)
+        return TunnelBridge(
+            patch, tunnels, {vni: local_vlans[vni] for vni in vnis},
+            {vni: self.type_of(vni) for vni in vnis},
+            {vni: tuple(h for h in self.hosts_of(vni) if h != hv) for vni in vnis},
+            remote_macs, arp)
+
+    def integration_ports(self, hv: str, local_vlans, resolve_int):
+        """flows.vlan port settings of `hv`'s integration bridge (None until its patch
+        port is known); VM ports not seen on the bridge yet are left out."""
+        patch = resolve_int(INT_PATCH_PORT)
+        if patch is None:
+            return None
+        vm_ports = {}
+        for port in self.ports:
+            number = resolve_int(port.port) if port.hypervisor == hv else None
+            if number is not None:
+                vm_ports[number] = port.vni
+        return integration_ports(vm_ports, patch, {vni: local_vlans[vni]
+                                                   for vni in self.vnis_on(hv)})
 
 
 def tunnel_port_name(kind: str, remote: str) -> str:
@@ -180,6 +354,7 @@ class TunnelBridge:
     vni_types: Mapping[int, str]                  # vni -> tunnel type
     remote_members: Mapping[int, Tuple[str, ...]]  # vni -> other hypervisors hosting it
     remote_macs: Tuple[Tuple[int, str, str], ...] = ()  # L2 pop: (vni, mac, hypervisor)
+    arp_answers: Tuple[Tuple[int, str, str], ...] = ()  # L2 pop: (vni, ip, mac)
 
 
 def tunnel_structure(patch_port: int, tunnel_ports: Iterable[int]) -> List[FlowSpec]:
@@ -233,11 +408,29 @@ def l2pop_flows(bridge: TunnelBridge) -> List[FlowSpec]:
     return specs
 
 
+def arp_responder_flows(bridge: TunnelBridge) -> List[FlowSpec]:
+    """ARP requests from local VMs for IPs the controller knows are answered in table 1,
+    built in place and sent back through the patch port: no broadcast crosses the
+    underlay for them."""
+    specs = []
+    for vni, ip, mac in sorted(bridge.arp_answers):
+        if vni not in bridge.local_vlans:
+            continue
+        specs.append(FlowSpec(
+            "tun_from_int", ARP_PRIORITY,
+            Match.of(vlan_vid=bridge.local_vlans[vni], eth_type=ARP, arp_op=1, arp_tpa=ip),
+            L2POP, actions=(
+                Move("eth_src", "eth_dst"), SetField("eth_src", mac), SetField("arp_op", 2),
+                Move("arp_sha", "arp_tha"), Move("arp_spa", "arp_tpa"),
+                SetField("arp_sha", mac), SetField("arp_spa", ip), Output(IN_PORT))))
+    return specs
+
+
 def tunnel_plan(bridge: TunnelBridge) -> List[FlowSpec]:
     specs = tunnel_structure(bridge.patch_port, bridge.tunnels.values())
     for vni in sorted(bridge.local_vlans):
         specs += network_flows(bridge, vni)
-    return specs + l2pop_flows(bridge)
+    return specs + l2pop_flows(bridge) + arp_responder_flows(bridge)
 
 
 def forget_tunnel_bridge(keep_learned=True) -> List[FlowDelete]:
@@ -268,3 +461,40 @@ def integration_plan(ports: List[vlan.PortVlan], table_misses: List[FlowSpec]) -
     return (vlan.forget_everything() + l2.forget_everything() + table_misses
             + vlan.switch_plan(ports, configured, ())
             + l2.switch_defaults(settings, vlan.untagged_egress_pairs(ports)))
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """The `overlay` config section:
+
+        overlay:
+          tunnel_type: vxlan          # or gre; a network may choose its own
+          l2_population: false
+          hypervisors: [{name: hv1, int_dpid: 4097, tun_dpid: 8193,
+                         underlay_ip: 192.168.50.1, ovsdb: "unix:/tmp/sdn-overlay/hv1/db.sock"}]
+          networks: [{vni: 100, name: tenant-a}]
+          ports: [{hypervisor: hv1, port: hv1-eth2, vni: 100}]
+    """
+    tunnel_type: str = "vxlan"
+    l2_population: bool = False
+    hypervisors: tuple = ()
+    networks: tuple = ()
+    ports: tuple = field(default=())
+
+    def __post_init__(self):
+        tunnel_type_of(self.tunnel_type)
+        if not isinstance(self.l2_population, bool):
+            raise ValueError(f"l2_population must be true or false, not {self.l2_population!r}")
+        self.model()   # every entry valid and consistent
+
+    def model(self) -> Model:
+        model = Model(tunnel_type=self.tunnel_type, l2_population=self.l2_population)
+        for what, parse, add in (("hypervisors", hypervisor_from_dict, "with_hypervisor"),
+                                 ("networks", network_from_dict, "with_network"),
+                                 ("ports", vm_port_from_dict, "with_port")):
+            for index, body in enumerate(getattr(self, what) or ()):
+                try:
+                    model = getattr(model, add)(parse(body))
+                except ValueError as err:
+                    raise ValueError(f"{what}[{index}]: {err}") from None
+        return model

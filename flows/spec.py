@@ -86,6 +86,14 @@ class SetField:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Copy one header field into another (Nicira reg_move), e.g. an ARP reply built
+    in place: eth_src -> eth_dst, arp_sha -> arp_tha, arp_spa -> arp_tpa."""
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
 class PushVlan:
     ethertype: int = 0x8100
 
@@ -126,7 +134,7 @@ class Learn:
     hard_timeout: int = 0
 
 
-Action = Union[Output, SetField, PushVlan, PopVlan, Group, SetQueue, Learn]
+Action = Union[Output, SetField, Move, PushVlan, PopVlan, Group, SetQueue, Learn]
 
 
 # --- meters (OpenFlow 1.3 rate limiters a flow can go through) -------------------

@@ -58,11 +58,15 @@ class Controller:
         self.log_path = self.log_dir / "ryu-manager.log"
         self.config_path = None
         if config is not None:
-            self.config_path = self.log_dir / "sdn.yaml"
-            self.config_path.write_text(json.dumps(config))  # JSON is YAML
+            self.set_config(config)
         self.rest_host = rest_host  # None: leave ryu-manager's --wsapi-host at its default
         self.state_dir = self.log_dir / "state"  # REST changes persist here across restarts
         self.process = None
+
+    def set_config(self, config):
+        """The config file the next start() uses."""
+        self.config_path = self.log_dir / "sdn.yaml"
+        self.config_path.write_text(json.dumps(config))  # JSON is YAML
 
     def start(self, timeout=30, probe_rest=True):
         """Start ryu-manager; wait until our REST API answers (probe_rest=False, for
@@ -395,8 +399,14 @@ def mean_rate(samples, skip=1.0):
 
 @contextlib.contextmanager
 def running(topo, apps=("apps/l2_switch.py",), config=None):
-    """A controller and a network, both stopped on exit whatever happened."""
-    controller = Controller(apps, config)
+    """A controller and a network, both stopped on exit whatever happened. `topo` may
+    be a function of the controller (a topology that must know its OpenFlow port),
+    `config` a function of the topology."""
+    controller = Controller(apps, None if callable(config) else config)
+    if callable(topo):
+        topo = topo(controller)
+    if callable(config):
+        controller.set_config(config(topo))
     try:
         controller.start()
         network = Network(topo, controller)

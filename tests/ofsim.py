@@ -4,7 +4,7 @@ Enough of OpenFlow to answer "where does this frame go and how does it look
 there": tables in pipeline order, priorities, exact and masked matches,
 add-replaces-same-match, strict/non-strict deletes by cookie and mask,
 apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
-truncation), set_field, push/pop VLAN, set_queue, meters (recorded on the
+truncation), set_field, reg_move, push/pop VLAN, set_queue, meters (recorded on the
 packet; deleting a meter deletes its flows, as in OVS), groups (all, select,
 indirect), learn() writing entries, and idle/hard timeouts with
 flow-removed notifications. Time is passed in (`now`), never read.
@@ -16,8 +16,8 @@ from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Output, PopVlan,
-                        PushVlan, SetField, SetQueue)
+                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Move, Output,
+                        PopVlan, PushVlan, SetField, SetQueue)
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
@@ -191,6 +191,8 @@ class Switch:
                 self._output(action, pkt, result)
             elif isinstance(action, SetField):
                 pkt[action.field] = action.value
+            elif isinstance(action, Move):
+                pkt[action.dst] = pkt.get(action.src)
             elif isinstance(action, PushVlan):
                 pkt["vlan_vid"] = pkt["vlan_vid"] if pkt["vlan_vid"] is not None else 0
             elif isinstance(action, PopVlan):
