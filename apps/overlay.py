@@ -266,6 +266,17 @@ class Overlay(southbound.SdnApp):
         hypervisor, _, port = key.partition("/")
         return self.model.without_port(hypervisor, port)
 
+    def up_to_date(self, hv):
+        """Both bridges connected, every tunnel port in place, and what they hold is
+        what the model says now."""
+        tun = self.switches.get(hv.tun_dpid)
+        if tun is None or hv.int_dpid not in self.switches:
+            return False
+        if any(tun.resolve(name) is None for name in self.model.tunnel_ports(hv.name)):
+            return False
+        return all(self.pushed.get(d) is not None and self.pushed[d] == self.plan_for(d)
+                   for d in (hv.int_dpid, hv.tun_dpid))
+
     def describe(self):
         model = self.model
         hypervisors = []
@@ -276,7 +287,7 @@ class Overlay(southbound.SdnApp):
                        local_vlans={str(v): vid for v, vid in
                                     sorted(self.local_vlans.get(hv.name, {}).items())},
                        tunnel_ports=sorted(model.tunnel_ports(hv.name)),
-                       programmed=all(d in self.pushed for d in (hv.int_dpid, hv.tun_dpid)))
+                       programmed=self.up_to_date(hv))
             if hv.name in self.hv_problems:
                 out["problem"] = self.hv_problems[hv.name]
             hypervisors.append(out)

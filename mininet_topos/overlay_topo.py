@@ -33,11 +33,11 @@ from mininet.node import Host, OVSSwitch
 from mininet.topo import Topo
 
 try:
-    from mininet_topos.topos import DatapathAware
+    from mininet_topos.topos import DatapathAware, OffloadOffHost
 except ImportError:  # `mn --custom` execs this file under the system Python
     _here = Path(inspect.currentframe().f_code.co_filename).resolve()
     sys.path.insert(0, str(_here.parents[1]))
-    from mininet_topos.topos import DatapathAware
+    from mininet_topos.topos import DatapathAware, OffloadOffHost
 
 MGMT_NET = "10.254.0"
 CONTROLLER_IP = f"{MGMT_NET}.254"
@@ -165,6 +165,17 @@ class Hypervisor(Host):
             shutil.rmtree(self.rundir, ignore_errors=True)
 
 
+class QuietVm(OffloadOffHost):
+    """A VM without IPv6, so the only traffic in the lab is what the tests send
+    (IPv6 neighbour discovery and MLD would cross the tunnels on their own)."""
+
+    def config(self, **params):
+        result = super().config(**params)
+        for key in ("all", "default"):
+            self.cmd(f"sysctl -qw net.ipv6.conf.{key}.disable_ipv6=1")
+        return result
+
+
 class OverlayLab(DatapathAware, Topo):
     """`hypervisors` hypervisors (hv1..), and on each one VM per tenant: vm<N><tenant
     letter>, e.g. vm1a (tenant a, VNI 100) and vm1b (tenant b, VNI 200). A VM's IP
@@ -184,7 +195,7 @@ class OverlayLab(DatapathAware, Topo):
             self.addLink(hv, mgmt, port1=0)
             self.addLink(hv, underlay, port1=1)
             for index, (letter, _) in enumerate(self.TENANTS):
-                vm = self.addHost(f"vm{number}{letter}", ip=f"10.0.0.{number}/24",
+                vm = self.addHost(f"vm{number}{letter}", cls=QuietVm, ip=f"10.0.0.{number}/24",
                                   mac=self.vm_mac(number, index))
                 self.addLink(vm, hv, port2=2 + index)
 

@@ -1,0 +1,166 @@
+"""The overlay lab on real Open vSwitch: three hypervisors (each its own OVS in a
+namespace) joined by an IP underlay, two tenants with the same IP addresses, the
+controller creating the tunnel mesh and programming both bridges of each."""
+import re
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.overlay_topo import OverlayLab
+
+pytestmark = pytest.mark.integration
+APPS = ("apps/overlay.py",)
+PAIRS = ((1, 2), (1, 3), (2, 3))
+
+
+def start(lab, tmp_path, hypervisors=3, l2_population=False, config=True):
+    def topo(controller):
+        return OverlayLab(hypervisors=hypervisors, rundir=str(tmp_path / "hv"),
+                          controller_port=controller.of_port)
+
+    def app_config(topology):
+        if not config:
+            return {"overlay": {"l2_population": l2_population}}
+        return topology.app_config(l2_population=l2_population)
+
+    controller, network = lab(topo, app_config, apps=APPS)
+    if config:
+        wait_programmed(controller)
+    return controller, network
+
+
+def wait_programmed(controller, timeout=30):
+    def programmed():
+        body = controller.rest("GET", "/v1/overlay")[1]
+        return body["hypervisors"] and all(h["programmed"] and "problem" not in h
+                                           for h in body["hypervisors"])
+    assert harness.wait_until(programmed, timeout), controller.rest("GET", "/v1/overlay")
+
+
+def vm(network, number, tenant):
+    return network[f"vm{number}{tenant}"]
+
+
+def flood_packets(hv, vlan):
+    """n_packets of the tunnel bridge's table-21 flood entry for a local VLAN."""
+    for line in hv.dump_flows("br-tun", table=21):
+        if f"dl_vlan={vlan} " in line:
+            return int(re.search(r"n_packets=(\d+)", line).group(1))
+    return None
+
+
+def test_two_tenants_with_the_same_addresses_stay_apart(lab, tmp_path):
+    controller, network = start(lab, tmp_path)
+    tenant_a_macs = {vm(network, n, "a").MAC() for n in (1, 2, 3)}
+    others = [(vm(network, n, "b"), f"vm{n}b-eth0") for n in (1, 2, 3)]
+    underlay = [(network["hv1"], "hv1-eth1")]
+    with harness.Capture(others, bpf="arp or ip or ip6") as tenant_b, \
+            harness.Capture(underlay, bpf="udp port 4789") as wire:
+        for a, b in PAIRS:
+            assert harness.ping(vm(network, a, "a"), vm(network, b, "a"), count=2, timeout=2)
+    leaked = [f for intf in tenant_b.lines for f in tenant_b.frames(intf)
+              if f[0] in tenant_a_macs]
+    assert leaked == []                        # broadcasts (ARP) included
+    # on the wire, every frame of a tenant-a VM travels in VNI 100 (tcpdump prints the
+    # VXLAN header, then the inner frame on the next line)
+    lines = wire.lines["hv1-eth1"]
+    inner = [(re.search(r"vni (\d+)", outer).group(1), re.findall(r"[0-9a-f:]{17}", frame)[:1])
+             for outer, frame in zip(lines, lines[1:]) if "vni" in outer]
+    from_a = [vni for vni, src in inner if src and src[0] in tenant_a_macs]
+    assert from_a and set(from_a) == {"100"}, inner
+    for a, b in PAIRS:                         # and tenant b works on the same addresses
+        assert harness.ping(vm(network, a, "b"), vm(network, b, "b"), count=2, timeout=2)
+
+
+def test_learned_entries_take_unicast_off_the_flood_table(lab, tmp_path):
+    controller, network = start(lab, tmp_path)
+    hv1, hv2 = network["hv1"], network["hv2"]
+    assert harness.ping(vm(network, 1, "a"), vm(network, 2, "a"), count=1, timeout=2)
+    vlans = {hv: controller.rest("GET", f"/v1/overlay/hypervisors/{hv}")[1]["local_vlans"]["100"]
+             for hv in ("hv1", "hv2")}
+    learned = [line for line in hv1.dump_flows("br-tun", table=20) if "0x5004" in line
+               and "02:00:00:00:01:02" in line]
+    assert learned and "load:0x64->NXM_NX_TUN_ID[]" in learned[0]
+    tunnel_port = re.search(r"output:(\d+)", learned[0]).group(1)
+    assert hv1.vsctl("get", "interface", "vx-hv2", "ofport").strip() == tunnel_port
+    before = (flood_packets(hv1, vlans["hv1"]), flood_packets(hv2, vlans["hv2"]))
+    assert harness.ping(vm(network, 1, "a"), vm(network, 2, "a"), count=5, timeout=2)
+    assert (flood_packets(hv1, vlans["hv1"]), flood_packets(hv2, vlans["hv2"])) == before
+
+
+def test_l2_population_answers_arp_inside_the_tunnel_bridge(lab, tmp_path):
+    controller, network = start(lab, tmp_path, l2_population=True)
+    vm1a = vm(network, 1, "a")
+    vm1a.cmd("ip neigh flush all")
+    with harness.Capture([(network["hv1"], "hv1-eth1")], bpf="udp port 4789") as wire:
+        assert harness.ping(vm1a, vm(network, 2, "a"), count=1, timeout=2)
+    assert "02:00:00:00:01:02" in vm1a.cmd("ip neigh show 10.0.0.2")
+    assert not any("ARP" in line for line in wire.lines["hv1-eth1"]), wire.lines
+    assert any("ICMP echo" in line for line in wire.lines["hv1-eth1"])
+
+
+def flow_ages(hv, bridge):
+    """{flow without its counters: age in seconds} of what the controller installed on
+    a bridge (learn()ed entries left out)."""
+    ages = {}
+    for line in hv.dump_flows(bridge):
+        if "cookie=0x1004" in line:
+            continue
+        age = float(re.search(r"duration=([\d.]+)s", line).group(1))
+        ages[re.sub(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?", "", line)] = age
+    return ages
+
+
+def test_rest_declarations_bad_input_growth_and_a_restart(lab, tmp_path):
+    controller, network = start(lab, tmp_path, config=False)
+    full = network.topo.app_config()["overlay"]
+    first_two = [p for p in full["ports"] if p["hypervisor"] != "hv3"]
+    for hv in full["hypervisors"][:2]:
+        status, body = controller.rest("POST", "/v1/overlay/hypervisors", hv)
+        assert status == 201, body
+    for net in full["networks"]:
+        assert controller.rest("POST", "/v1/overlay/networks", net)[0] == 201
+    wait_programmed(controller)
+    bad = [("networks", {"vni": 100}, 409), ("networks", {"vni": 0}, 400),
+           ("networks", {"vni": 16777216}, 400), ("networks", {"vni": 5, "x": 1}, 400),
+           ("hypervisors", dict(full["hypervisors"][0], name="hv9"), 409),
+           ("hypervisors", dict(full["hypervisors"][2], underlay_ip="300.1.1.1"), 400),
+           ("ports", {"hypervisor": "hv7", "port": "hv1-eth2", "vni": 100}, 400),
+           ("ports", {"hypervisor": "hv1", "port": "nope", "vni": 100}, 400),
+           ("ports", {"hypervisor": "hv1", "port": "hv1-eth2", "vni": 300}, 400)]
+    before = controller.rest("GET", "/v1/overlay")[1]
+    for kind, body, status in bad:
+        code, reply = controller.rest("POST", f"/v1/overlay/{kind}", body)
+        assert code == status and reply["error"], (kind, body, reply)
+    assert controller.rest("GET", "/v1/overlay")[1] == before   # nothing changed
+    for port in first_two:
+        assert controller.rest("POST", "/v1/overlay/ports", port)[0] == 201
+    code, reply = controller.rest("POST", "/v1/overlay/ports", dict(first_two[0], vni=200))
+    assert code == 409 and "already attached" in reply["error"]
+    assert controller.rest("DELETE", "/v1/overlay/networks/100")[0] == 409
+    wait_programmed(controller)
+    assert harness.wait_until(lambda: harness.ping(vm(network, 1, "a"), vm(network, 2, "a"),
+                                                   timeout=2), 10)
+    # a third hypervisor at run time: tunnels appear, hv1's integration bridge is untouched
+    hv1 = network["hv1"]
+    int_before = flow_ages(hv1, "br-int")
+    assert controller.rest("POST", "/v1/overlay/hypervisors", full["hypervisors"][2])[0] == 201
+    for port in full["ports"]:
+        if port["hypervisor"] == "hv3":
+            assert controller.rest("POST", "/v1/overlay/ports", port)[0] == 201
+    wait_programmed(controller)
+    assert harness.wait_until(lambda: harness.ping(vm(network, 1, "a"), vm(network, 3, "a"),
+                                                   timeout=2), 10)
+    int_after = flow_ages(hv1, "br-int")
+    assert set(int_after) == set(int_before)
+    assert all(int_after[flow] >= age for flow, age in int_before.items())
+    assert "vx-hv3" in hv1.vsctl("list-ports", "br-tun")
+    # a restart: everything declared over REST is back and works
+    controller.stop()
+    controller.start()
+    wait_programmed(controller)
+    body = controller.rest("GET", "/v1/overlay")[1]
+    assert len(body["ports"]) == 6 and [n["vni"] for n in body["networks"]] == [100, 200]
+    for tenant in "ab":
+        assert harness.wait_until(lambda: harness.ping(vm(network, 1, tenant),
+                                                       vm(network, 3, tenant), timeout=2), 10)

@@ -1,0 +1,133 @@
+"""apps/overlay.py driven by synthetic OpenFlow events and a fake OVSDB: the tunnel mesh
+it asks for, what it pushes (and when it pushes nothing), and its REST API."""
+import json
+
+import pytest
+from ryu.controller import ofp_event
+from ryu.ofproto import ofproto_v1_3 as ofp
+
+from apps import overlay as overlay_app
+from controller import config, rest
+from tests.unit.test_l2_app_rest import FakeDatapath, Features, call, flow_mods
+from tests.unit.test_vlan_app_rest import port_desc
+
+HVS = [{"name": f"hv{n}", "int_dpid": 0x1000 + n, "tun_dpid": 0x2000 + n,
+        "underlay_ip": f"192.168.50.{n}", "ovsdb": f"unix:/run/hv{n}/db.sock"} for n in (1, 2)]
+SECTION = {"hypervisors": HVS, "networks": [{"vni": 100, "name": "a"}, {"vni": 200}],
+           "ports": [{"hypervisor": "hv1", "port": "hv1-eth2", "vni": 100},
+                     {"hypervisor": "hv2", "port": "hv2-eth2", "vni": 100}]}
+
+
+class FakeOvsdb:
+    def __init__(self):
+        self.meshes = []
+
+    def bridge_of(self, dpid):
+        return "br-tun"
+
+    def set_tunnel_ports(self, bridge, wanted, owner):
+        self.meshes.append((bridge, dict(wanted), owner))
+        return sorted(wanted)
+
+
+def make_app(monkeypatch, tmp_path, section=None):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"overlay": section or {}})
+    wsgi = rest.WSGIApplication()
+    app = overlay_app.Overlay(wsgi=wsgi)
+    app.wsgi, app.spawn, app.fake_ovsdb = wsgi, lambda f, *a: f(*a), FakeOvsdb()
+    app.ovsdb_of = lambda hv: app.fake_ovsdb
+    return app
+
+
+def connect(app, dpid, names):
+    datapath = FakeDatapath(dpid)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    app._port_desc(port_desc(datapath, names, "br"))
+    return datapath
+
+
+def bring_up(app, number):
+    tun = connect(app, 0x2000 + number, {1: "patch-int", 2: f"vx-hv{3 - number}"})
+    int_ = connect(app, 0x1000 + number, {100: "patch-tun", 2: f"hv{number}-eth2",
+                                          3: f"hv{number}-eth3"})
+    return int_, tun
+
+
+def test_connect_builds_the_mesh_and_both_bridges(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    int1, tun1 = bring_up(app, 1)
+    assert ("br-tun", {"vx-hv2": ("vxlan", "192.168.50.2")}, "overlay") in app.fake_ovsdb.meshes
+    tables = {m.table_id for m in flow_mods(tun1) if m.command == ofp.OFPFC_ADD}
+    assert tables == {0, 1, 2, 3, 10, 20, 21}
+    vni = [m for m in flow_mods(tun1) if m.table_id == 3 and "tunnel_id" in m.match]
+    assert [m.match["tunnel_id"] for m in vni] == [100]       # hv1 hosts VNI 100 only
+    ingress = {m.match.get("in_port") for m in flow_mods(int1) if m.table_id == 0}
+    assert {2, 100} <= ingress
+    status, body, _ = call(app, "GET", "/v1/overlay/hypervisors/hv1")
+    assert status == 200 and body["local_vlans"] == {"100": 1} and body["programmed"]
+
+
+def test_unchanged_plans_are_not_pushed_again(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    int1, tun1 = bring_up(app, 1)
+    int1.sent.clear(), tun1.sent.clear()
+    app.program()
+    assert int1.sent == [] and tun1.sent == []
+    status, _, _ = call(app, "POST", "/v1/overlay/networks", b'{"vni": 300}')
+    assert status == 201 and int1.sent == [] and tun1.sent == []   # nothing uses it yet
+    status, _, _ = call(app, "POST", "/v1/overlay/ports",
+                        b'{"hypervisor": "hv1", "port": 3, "vni": 300}')
+    assert status == 201 and flow_mods(int1) and flow_mods(tun1)
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    ("networks", {"vni": 100}, 409, "VNI 100 exists"),
+    ("networks", {"vni": 0}, 400, "vni must be"),
+    ("networks", {"vni": 5, "tunnel_type": "geneve"}, 400, "tunnel_type"),
+    ("hypervisors", dict(HVS[0], name="hv9"), 409, "already has underlay_ip"),
+    ("hypervisors", dict(HVS[0], name="hv9", underlay_ip="10.9.9.9"), 409, "datapath"),
+    ("hypervisors", {"name": "hv9"}, 400, "needs int_dpid"),
+    ("ports", {"hypervisor": "hv7", "port": "x", "vni": 100}, 400, "unknown hypervisor"),
+    ("ports", {"hypervisor": "hv1", "port": "nope", "vni": 100}, 400, "has no port 'nope'"),
+    ("ports", {"hypervisor": "hv1", "port": 2, "vni": 200}, 409, "already attached"),
+    ("ports", {"hypervisor": "hv1", "port": 3, "vni": 999}, 400, "unknown network"),
+])
+def test_bad_input_is_refused_and_changes_nothing(monkeypatch, tmp_path, path, body, status,
+                                                  message):
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app, 1)
+    before = call(app, "GET", "/v1/overlay")[1]
+    code, reply, _ = call(app, "POST", f"/v1/overlay/{path}", json.dumps(body).encode())
+    assert code == status and message in reply["error"], reply
+    assert call(app, "GET", "/v1/overlay")[1] == before
+    assert not (tmp_path / "overlay.json").exists()
+
+
+def test_deletes_in_use_404s_and_persistence(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app, 1)
+    assert call(app, "DELETE", "/v1/overlay/networks/100")[0] == 409
+    assert call(app, "DELETE", "/v1/overlay/hypervisors/hv1")[0] == 409
+    assert call(app, "DELETE", "/v1/overlay/networks/555")[0] == 404
+    assert call(app, "GET", "/v1/overlay/hypervisors/hv9")[0] == 404
+    assert call(app, "DELETE", "/v1/overlay/ports/hv1/2")[0] == 200     # by number
+    assert call(app, "DELETE", "/v1/overlay/ports/hv1/hv1-eth2")[0] == 404
+    assert call(app, "POST", "/v1/overlay/networks", b'{"vni": 7, "tunnel_type": "gre"}')[0] == 201
+    again = make_app(monkeypatch, tmp_path, SECTION)
+    body = call(again, "GET", "/v1/overlay")[1]
+    assert [n["vni"] for n in body["networks"]] == [100, 200, 7]
+    assert [p["port"] for p in body["ports"]] == ["hv2-eth2"]
+    assert again.model.tunnel_ports("hv1") == {"vx-hv2": ("vxlan", "192.168.50.2"),
+                                               "gre-hv2": ("gre", "192.168.50.2")}
+
+
+def test_a_foreign_switch_is_left_alone(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    stranger = connect(app, 0x99, {1: "eth1"})
+    assert flow_mods(stranger) == []
+
+
+def test_bad_config_stops_the_app(monkeypatch, tmp_path):
+    with pytest.raises(SystemExit, match="networks\\[1\\]: VNI 100 exists"):
+        make_app(monkeypatch, tmp_path, dict(SECTION, networks=[{"vni": 100}, {"vni": 100}]))
