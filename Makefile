@@ -66,6 +66,7 @@ lab-qos: setup
 bench: setup
 	$(PY) -m bench.l2_throughput
 	$(PY) -m bench.vlan_throughput
+	$(PY) -m bench.overlay
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

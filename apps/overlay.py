@@ -10,7 +10,8 @@ chooses local VLANs per hypervisor, and pushes a bridge's flows only when they c
 
 Config section `overlay` (flows/overlay.py OverlaySettings). REST (changes persist):
     GET             /v1/overlay                              everything, with status
-    POST            /v1/overlay/hypervisors                  {name, int_dpid, tun_dpid, underlay_ip, ovsdb}
+    POST            /v1/overlay/hypervisors                  {name, int_dpid, tun_dpid,
+                                                              underlay_ip, ovsdb}
     GET/DELETE      /v1/overlay/hypervisors/{name}
     POST            /v1/overlay/networks                     {vni, name, tunnel_type}
     GET/DELETE      /v1/overlay/networks/{vni}

@@ -254,7 +254,8 @@ def decode_flow(stat, kind="main") -> FlowSpec:
             goto = pipeline.table_name(inst.table_id, kind)
         elif isinstance(inst, parser.OFPInstructionMeter):
             meter = pipeline.meter_owner(inst.meter_id)
-    return FlowSpec(pipeline.table_name(stat.table_id, kind), stat.priority, decode_match(stat.match),
+    return FlowSpec(pipeline.table_name(stat.table_id, kind), stat.priority,
+                    decode_match(stat.match),
                     pipeline.owner_of(stat.cookie), tuple(actions), goto,
                     stat.idle_timeout, stat.hard_timeout,
                     bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM), meter)

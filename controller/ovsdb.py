@@ -234,8 +234,9 @@ class Ovsdb:
             return None
         by = rows[0]["external_ids"].get(OWNER_KEY)
         if by != owner:
-            raise OvsdbConflict(f"port {port} has a QoS set by {by or 'someone else (no sdn-owner)'};"
-                             f" not replacing it (remove it with: ovs-vsctl clear port {port} qos)")
+            by = by or "someone else (no sdn-owner)"
+            raise OvsdbConflict(f"port {port} has a QoS set by {by}; not replacing it "
+                                f"(remove it with: ovs-vsctl clear port {port} qos)")
         return uuid, [row.uuid for row in rows[0]["queues"].values()]
 
     def _destroy(self, txn, owned):

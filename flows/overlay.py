@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from flows import l2, vlan
+from flows.body import only_keys
 from flows.spec import (IN_PORT, FlowDelete, FlowSpec, Learn, Match, Move, Output, Owner, PopVlan,
                         PushVlan, SetField)
 
@@ -67,15 +68,6 @@ class VmPort:
     ip: Optional[str] = None         # ARP answers in the tunnel bridge)
 
 
-def _only(body, allowed, where):
-    if not isinstance(body, dict):
-        raise ValueError(f"{where} must be a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(allowed))}")
-
-
 def _dpid(value, what):
     if isinstance(value, str):
         try:
@@ -103,7 +95,7 @@ def tunnel_type_of(value) -> str:
 
 
 def hypervisor_from_dict(body) -> Hypervisor:
-    _only(body, ("name", "int_dpid", "tun_dpid", "underlay_ip", "ovsdb"), "hypervisor")
+    only_keys(body, ("name", "int_dpid", "tun_dpid", "underlay_ip", "ovsdb"), "hypervisor")
     missing = [k for k in ("name", "int_dpid", "tun_dpid", "underlay_ip") if k not in body]
     if missing:
         raise ValueError(f"hypervisor needs {', '.join(missing)}")
@@ -128,7 +120,7 @@ def hypervisor_from_dict(body) -> Hypervisor:
 
 
 def network_from_dict(body) -> Network:
-    _only(body, ("vni", "name", "tunnel_type"), "network")
+    only_keys(body, ("vni", "name", "tunnel_type"), "network")
     if "vni" not in body:
         raise ValueError("network needs a vni")
     name = body.get("name", f"vni{body['vni']}")
@@ -139,7 +131,7 @@ def network_from_dict(body) -> Network:
 
 
 def vm_port_from_dict(body) -> VmPort:
-    _only(body, ("hypervisor", "port", "vni", "mac", "ip"), "port")
+    only_keys(body, ("hypervisor", "port", "vni", "mac", "ip"), "port")
     missing = [k for k in ("hypervisor", "port", "vni") if k not in body]
     if missing:
         raise ValueError(f"port needs {', '.join(missing)}")

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from flows.body import only_keys
 from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, Output, \
     Owner, SetQueue
 
@@ -92,17 +93,8 @@ def as_int(value, what, low, high):
     return value
 
 
-def _only(body, allowed, where):
-    if not isinstance(body, dict):
-        raise ValueError(f"{where} must be a JSON object, not {type(body).__name__}")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(allowed))}")
-
-
 def policing_from_dict(body, what) -> Policing:
-    _only(body, ("rate", "burst"), what)
+    only_keys(body, ("rate", "burst"), what)
     if "rate" not in body:
         raise ValueError(f"{what} needs a rate")
     rate = parse_rate(body["rate"], f"{what} rate")
@@ -113,7 +105,7 @@ def policing_from_dict(body, what) -> Policing:
 
 def _queue_from_dict(queue_id, body, port_max) -> Queue:
     where = f"queue {queue_id}"
-    _only(body, ("min_rate", "max_rate", "burst", "priority"), where)
+    only_keys(body, ("min_rate", "max_rate", "burst", "priority"), where)
     if "min_rate" not in body:
         raise ValueError(f"{where} needs a min_rate (the rate it is guaranteed)")
     min_rate = parse_rate(body["min_rate"], f"{where} min_rate", allow_zero=True)
@@ -134,7 +126,7 @@ def port_qos_from_dict(body) -> PortQos:
     """Validate a port's QoS as the REST API and config file give it:
     {"max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"}, ...},
      "ingress_policing": {"rate": "5M", "burst": "500k"}}"""
-    _only(body, ("max_rate", "queues", "ingress_policing"), "port QoS")
+    only_keys(body, ("max_rate", "queues", "ingress_policing"), "port QoS")
     if not any(k in body for k in ("max_rate", "queues", "ingress_policing")):
         raise ValueError("port QoS needs max_rate and queues (an HTB tree), "
                          "ingress_policing, or both")
@@ -229,7 +221,7 @@ def _ipv4(value, what):
 def match_from_dict(raw, resolve_port: Callable) -> Tuple[Tuple[str, object], ...]:
     """Validate and normalise a rule's match; adds the prerequisites OpenFlow needs
     (eth_type for IP fields, ip_proto for L4 ports) and rejects conflicting ones."""
-    _only(raw, MATCH_FIELDS, "match")
+    only_keys(raw, MATCH_FIELDS, "match")
     fields = {}
     for name, value in raw.items():
         if name == "in_port":
@@ -268,7 +260,7 @@ def rule_from_dict(rule_id: int, body, resolve_port: Callable, ports: Dict[int, 
     """A rule from {"match": {...}, "queue": 1, "port": 4, "meter": {"rate": "2M"},
     "priority": 100}. `ports` is the switch's port QoS (queues must exist there);
     `tc_classified` says queues are picked by tc filters (netdev datapath)."""
-    _only(body, ("match", "queue", "port", "meter", "priority"), "rule")
+    only_keys(body, ("match", "queue", "port", "meter", "priority"), "rule")
     if body.get("queue") is None and body.get("meter") is None:
         raise ValueError("a rule needs a queue, a meter, or both")
     match = match_from_dict(body.get("match") or {}, resolve_port)
@@ -423,7 +415,7 @@ class QosSettings:
                 raise ValueError(f"rules[{index}]: id {rule_id} repeats; give each rule an id")
             ids.add((entry["switch"], rule_id))
             body = {k: v for k, v in entry.items() if k not in ("switch", "id")}
-            _only(body, ("match", "queue", "port", "meter", "priority"), f"rules[{index}]")
+            only_keys(body, ("match", "queue", "port", "meter", "priority"), f"rules[{index}]")
             rules.append((entry["switch"], rule_id, body))
         object.__setattr__(self, "ports", tuple(ports))
         object.__setattr__(self, "rules", tuple(rules))

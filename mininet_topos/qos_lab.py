@@ -111,7 +111,8 @@ def write_report(lab, info, reports, elapsed):
     lines += [f"| {what} | {expected} | {measured} | {result} |"
               for what, expected, measured, result in lab.rows]
     lines += ["", "![each sender's rate over time](qos-lab.png)", "",
-              f"Rates are UDP payload measured by iperf3 at the receiver; run took {elapsed:.0f} s."]
+              f"Rates are UDP payload measured by iperf3 at the receiver; "
+              f"run took {elapsed:.0f} s."]
     (reports / "qos-lab.md").write_text("\n".join(lines) + "\n")
 
 

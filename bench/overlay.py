@@ -1,0 +1,87 @@
+"""`make bench` (overlay line): iperf3 VM -> VM across two hypervisors through the
+controller's VXLAN (and GRE) overlay, against the same two hosts on one OVS bridge
+with NORMAL, in the same run; and how many flows a tunnel bridge holds for N
+hypervisors and M networks (from flows/overlay.py, checked against a real bridge).
+"""
+import statistics
+import sys
+import tempfile
+
+from flows import overlay
+from mininet_topos import harness
+from mininet_topos.overlay_topo import OverlayLab
+from mininet_topos.topos import Single
+
+
+def rate(src, dst, seconds, runs):
+    assert harness.ping(src, dst, count=2, timeout=2), f"{src.name} cannot reach {dst.name}"
+    return statistics.median(harness.iperf3(src, dst, seconds=seconds) for _ in range(runs)) / 1e6
+
+
+def overlay_rate(tunnel_type, seconds, runs):
+    def topo(controller):
+        return OverlayLab(hypervisors=2, rundir=tempfile.mkdtemp(prefix="sdn-bench-"),
+                          controller_port=controller.of_port)
+
+    def config(topology):
+        section = topology.app_config()
+        section["overlay"]["tunnel_type"] = tunnel_type
+        return section
+
+    with harness.running(topo, apps=("apps/overlay.py",), config=config) as (controller,
+                                                                                  network):
+        ready = harness.wait_until(lambda: all(
+            h["programmed"] for h in controller.rest("GET", "/v1/overlay")[1]["hypervisors"]), 30)
+        if not ready:
+            sys.exit(f"overlay not programmed: {controller.rest('GET', '/v1/overlay')}")
+        mbps = rate(network["vm1a"], network["vm2a"], seconds, runs)
+        hv1 = network["hv1"]
+        installed = [f for f in hv1.dump_flows("br-tun") if not f.startswith("cookie=0x5004")]
+        problems = controller.problems()
+        if problems:
+            sys.exit("controller problems:\n" + "\n".join(problems))
+    return mbps, len(installed)
+
+
+def modelled_flows(hypervisors, networks):
+    """Flows the controller installs on one tunnel bridge when every network has a VM
+    on every hypervisor (learned entries not counted)."""
+    model = overlay.Model()
+    for n in range(1, hypervisors + 1):
+        model = model.with_hypervisor(overlay.Hypervisor(f"hv{n}", 0x1000 + n, 0x2000 + n,
+                                                         f"10.0.{n // 256}.{n % 256}"))
+    for vni in range(1, networks + 1):
+        model = model.with_network(overlay.Network(vni, f"net{vni}"))
+        for n in range(1, hypervisors + 1):
+            model = model.with_port(overlay.VmPort(f"hv{n}", f"vm{vni}", vni))
+    ofports = {name: number for number, name in enumerate(
+        ["patch-int", *model.tunnel_ports("hv1")], start=1)}
+    vlans = overlay.allocate_vlans({}, model.vnis_on("hv1"))
+    return len(overlay.tunnel_plan(model.tunnel_bridge("hv1", vlans, ofports.get)))
+
+
+def main(seconds=5, runs=3):
+    harness.ensure_ovs()
+    rows = []
+    with harness.Network(Single(2), controller=None) as network:
+        rows.append(("one bridge, OVS NORMAL", rate(network["h1"], network["h2"], seconds, runs)))
+    installed = {}
+    for kind in ("vxlan", "gre"):
+        mbps, installed[kind] = overlay_rate(kind, seconds, runs)
+        rows.append((f"overlay, {kind} between 2 hypervisors", mbps))
+    print(f"\nVM -> VM, iperf3 {runs} x {seconds} s, median")
+    print(f"{'setup':<38}{'Mbit/s':>9}{'x NORMAL':>10}")
+    for label, mbps in rows:
+        print(f"{label:<38}{mbps:>9.0f}{mbps / rows[0][1]:>10.2f}")
+    print("\nflows on one tunnel bridge (every network on every hypervisor, learned not counted)")
+    print(f"{'hypervisors':>12}{'networks':>10}{'flows':>8}")
+    for hypervisors in (3, 10, 50):
+        for networks in (2, 10, 100):
+            print(f"{hypervisors:>12}{networks:>10}{modelled_flows(hypervisors, networks):>8}")
+    print(f"real bridge, 2 hypervisors x 2 networks: {installed['vxlan']} flows "
+          f"(model: {modelled_flows(2, 2)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
