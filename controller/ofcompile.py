@@ -5,13 +5,15 @@ The only module that builds OpenFlow parser objects. Domain values become wire
 values here and nowhere else: table names -> numbers, Owner -> cookie, a VLAN
 id -> vid | OFPVID_PRESENT, "flood" -> OFPP_FLOOD.
 """
+import ipaddress
+
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Move, Output,
-                        Owner, PopVlan, PushVlan, SetField, SetQueue)
+                        FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
+                        MeterSpec, Move, Output, Owner, PopVlan, PushVlan, SetField, SetQueue)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -24,7 +26,25 @@ _LEARN_FIELDS = {
     "vlan_vid": ("vlan_tci", 12),     # the VID bits of the TCI, as the overlay lab does
     "in_port": ("in_port_nxm", 16),
     "tunnel_id": ("tunnel_id_nxm", 64),
+    "eth_type": ("eth_type_nxm", 16),
+    "ip_proto": ("ip_proto_nxm", 8),
+    "ipv4_src": ("ipv4_src_nxm", 32),
+    "ipv4_dst": ("ipv4_dst_nxm", 32),
+    "tcp_src": ("tcp_src_nxm", 16),
+    "tcp_dst": ("tcp_dst_nxm", 16),
+    "udp_src": ("udp_src_nxm", 16),
+    "udp_dst": ("udp_dst_nxm", 16),
+    "reg0": ("reg0", 32),
 }
+
+
+def _immediate(field, value):
+    """A learn() spec constant as the integer Ryu wants (MACs and IPv4 addresses too)."""
+    if field in ("eth_src", "eth_dst"):
+        return int(value.replace(":", ""), 16)
+    if field in ("ipv4_src", "ipv4_dst"):
+        return int(ipaddress.IPv4Address(value))
+    return int(value)
 
 
 _MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
@@ -58,11 +78,19 @@ def _learn(action: Learn):
     for dst, src in action.matches:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    for field, value in action.match_values:
+        nxm, bits = _LEARN_FIELDS[field]
+        specs.append(parser.NXFlowSpecMatch(src=_immediate(field, value), dst=(nxm, 0),
+                                            n_bits=bits))
     if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
         specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
     for dst, src in action.loads:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecLoad(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    for field, value in action.set_values:
+        nxm, bits = _LEARN_FIELDS[field]
+        specs.append(parser.NXFlowSpecLoad(src=_immediate(field, value), dst=(nxm, 0),
+                                           n_bits=bits))
     out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
     specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
     return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,
@@ -84,7 +112,7 @@ def compile_action(action):
     if isinstance(action, PopVlan):
         return parser.OFPActionPopVlan()
     if isinstance(action, Group):
-        return parser.OFPActionGroup(action.group_id)
+        return parser.OFPActionGroup(pipeline.group_id(action.ref))
     if isinstance(action, SetQueue):
         return parser.OFPActionSetQueue(action.queue_id)
     if isinstance(action, Learn):
@@ -142,9 +170,27 @@ def meter_delete(datapath, delete: MeterDelete):
                               meter_id=pipeline.meter_id(delete.ref), bands=[])
 
 
+_GROUP_TYPES = {"all": ofp.OFPGT_ALL, "select": ofp.OFPGT_SELECT,
+                "indirect": ofp.OFPGT_INDIRECT}
+
+
+def group_mod(datapath, group: GroupSpec):
+    buckets = [parser.OFPBucket(weight=b.weight if group.type == "select" else 0,
+                                watch_port=ofp.OFPP_ANY, watch_group=ofp.OFPG_ANY,
+                                actions=[compile_action(a) for a in b.actions])
+               for b in group.buckets]
+    return parser.OFPGroupMod(datapath, ofp.OFPGC_MODIFY if group.modify else ofp.OFPGC_ADD,
+                              _GROUP_TYPES[group.type], pipeline.group_id(group.ref), buckets)
+
+
+def group_delete(datapath, delete: GroupDelete):
+    return parser.OFPGroupMod(datapath, ofp.OFPGC_DELETE, ofp.OFPGT_ALL,
+                              pipeline.group_id(delete.ref), [])
+
+
 _COMPILERS = {FlowSpec: flow_mod, FlowDelete: flow_delete, MeterSpec: meter_mod,
-              MeterDelete: meter_delete}
-DELETES = (FlowDelete, MeterDelete)
+              MeterDelete: meter_delete, GroupSpec: group_mod, GroupDelete: group_delete}
+DELETES = (FlowDelete, MeterDelete, GroupDelete)
 
 
 def compile_all(datapath, items):
@@ -232,7 +278,7 @@ def _decode_action(action):
     if isinstance(action, parser.OFPActionPushVlan):
         return PushVlan(action.ethertype)
     if isinstance(action, parser.OFPActionGroup):
-        return Group(action.group_id)
+        return Group(pipeline.group_owner(action.group_id))
     if isinstance(action, parser.OFPActionSetQueue):
         return SetQueue(action.queue_id)
     if isinstance(action, parser.OFPActionSetField):

@@ -29,7 +29,7 @@ app, 23..16 the purpose, 15..0 the owner's number (a rule id, a port number).
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from flows.spec import FlowDelete, FlowSpec, Learn, Match, MeterRef, Owner
+from flows.spec import FlowDelete, FlowSpec, GroupRef, Learn, Match, MeterRef, Owner
 
 
 class PipelineError(ValueError):
@@ -97,9 +97,13 @@ PURPOSE_IDS: Dict[str, int] = {
     "tunnel": 0x09,     # the overlay's tunnel bridge pipeline
     "tenant": 0x0A,     # per-network entries (VNI <-> local VLAN, flood lists)
     "l2pop": 0x0B,      # controller-known MACs and ARP answers (L2 population)
+    "vip": 0x0C,        # a virtual IP: ARP answer, its select group, reply rewrite
+    "pin": 0x0D,        # a connection pinned to its backend (learn())
+    "probe": 0x0E,      # health-check replies to the controller
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48
+_INSTANCE_MASK = (1 << 48) - 1
 
 
 def table_id(name: str) -> int:
@@ -131,11 +135,19 @@ def cookie(owner: Owner) -> int:
         if owner.purpose not in PURPOSE_IDS:
             raise PipelineError(f"unknown purpose {owner.purpose!r} in cookie")
         value |= PURPOSE_IDS[owner.purpose] << 48
+    if owner.instance is not None:
+        if owner.purpose is None or not 0 < owner.instance <= _INSTANCE_MASK:
+            raise PipelineError(f"owner instance {owner.instance!r} needs a purpose and must "
+                                f"be 1..{_INSTANCE_MASK}")
+        value |= owner.instance
     return value
 
 
 def cookie_mask(owner: Owner) -> int:
-    """The mask that selects exactly `owner`'s entries (all purposes if purpose is None)."""
+    """The mask that selects exactly `owner`'s entries (all purposes if purpose is None,
+    every instance if instance is None)."""
+    if owner.instance is not None:
+        return _APP_MASK | _PURPOSE_MASK | _INSTANCE_MASK
     return _APP_MASK if owner.purpose is None else _APP_MASK | _PURPOSE_MASK
 
 
@@ -146,7 +158,8 @@ def owner_of(value: int) -> Optional[Owner]:
     app = apps.get((value & _APP_MASK) >> 56)
     if app is None:
         return None
-    return Owner(app, purposes.get((value & _PURPOSE_MASK) >> 48))
+    return Owner(app, purposes.get((value & _PURPOSE_MASK) >> 48),
+                 (value & _INSTANCE_MASK) or None)
 
 
 def meter_id(ref: MeterRef) -> int:
@@ -154,7 +167,17 @@ def meter_id(ref: MeterRef) -> int:
         raise PipelineError(f"meter {ref!r} needs an owner purpose")
     if not 0 <= ref.number <= 0xFFFF:
         raise PipelineError(f"meter number {ref.number} out of range 0..65535")
-    return cookie(ref.owner) >> 32 | ref.number
+    return cookie(Owner(ref.owner.app, ref.owner.purpose)) >> 32 | ref.number
+
+
+def group_id(ref: GroupRef) -> int:
+    """Group ids carry owner and purpose like meter ids (groups have no cookie)."""
+    return meter_id(MeterRef(ref.owner, ref.number))
+
+
+def group_owner(value: int) -> Optional[GroupRef]:
+    ref = meter_owner(value)
+    return None if ref is None else GroupRef(ref.owner, ref.number)
 
 
 def meter_owner(value: int) -> Optional[MeterRef]:
@@ -189,10 +212,10 @@ def validate(spec) -> None:
     for action in spec.actions:
         if isinstance(action, Learn):
             learned = TABLES.get(action.table)
-            if learned is None or learned.table_id <= table.table_id or \
+            if learned is None or learned.table_id < table.table_id or \
                     _PIPELINE_OF[learned.name] != _PIPELINE_OF[table.name]:
-                raise PipelineError(f"learn() from {spec.table!r} must write a later table, "
-                                    f"not {action.table!r}")
+                raise PipelineError(f"learn() from {spec.table!r} must write that table or a "
+                                    f"later one, not {action.table!r}")
             cookie(action.owner)
 
 

@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from flows import l2, vlan
+from flows import arp, l2, vlan
 from flows.body import only_keys
-from flows.spec import (IN_PORT, FlowDelete, FlowSpec, Learn, Match, Move, Output, Owner, PopVlan,
-                        PushVlan, SetField)
+from flows.spec import (FlowDelete, FlowSpec, Learn, Match, Output, Owner, PopVlan, PushVlan,
+                        SetField)
 
 APP = "overlay"
 TUNNEL = Owner(APP, "tunnel")      # the fixed structure of a tunnel bridge
@@ -36,7 +36,6 @@ LEARN_HARD_TIMEOUT = 300
 UNICAST = ("00:00:00:00:00:00", "01:00:00:00:00:00")
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 INT_PATCH_PORT, TUN_PATCH_PORT = "patch-tun", "patch-int"   # the lab's patch port names
-ARP = 0x0806
 ARP_PRIORITY = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,9}$")
 
@@ -408,13 +407,9 @@ def arp_responder_flows(bridge: TunnelBridge) -> List[FlowSpec]:
     for vni, ip, mac in sorted(bridge.arp_answers):
         if vni not in bridge.local_vlans:
             continue
-        specs.append(FlowSpec(
-            "tun_from_int", ARP_PRIORITY,
-            Match.of(vlan_vid=bridge.local_vlans[vni], eth_type=ARP, arp_op=1, arp_tpa=ip),
-            L2POP, actions=(
-                Move("eth_src", "eth_dst"), SetField("eth_src", mac), SetField("arp_op", 2),
-                Move("arp_sha", "arp_tha"), Move("arp_spa", "arp_tpa"),
-                SetField("arp_sha", mac), SetField("arp_spa", ip), Output(IN_PORT))))
+        specs.append(FlowSpec("tun_from_int", ARP_PRIORITY,
+                              arp.request_for(ip, vlan_vid=bridge.local_vlans[vni]), L2POP,
+                              actions=arp.reply_actions(ip, mac)))
     return specs
 
 

@@ -35,9 +35,12 @@ def is_multicast_mac(mac: str) -> bool:
 
 @dataclass(frozen=True)
 class Owner:
-    """Who installed an entry and why; `purpose=None` in a delete means every purpose."""
+    """Who installed an entry and why; `purpose=None` in a delete means every purpose.
+    `instance` names one thing within the purpose (a VIP id), so its entries can be
+    deleted or read back alone."""
     app: str
     purpose: Optional[str] = None
+    instance: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,17 @@ class PopVlan:
 
 
 @dataclass(frozen=True)
+class GroupRef:
+    """A group named by its owner and a number unique within that owner (a VIP id);
+    `controller.pipeline.group_id` turns it into the switch's id."""
+    owner: "Owner"
+    number: int
+
+
+@dataclass(frozen=True)
 class Group:
-    group_id: int
+    """Send the packet through a group."""
+    ref: GroupRef
 
 
 @dataclass(frozen=True)
@@ -129,12 +141,39 @@ class Learn:
     output_from: str = "in_port"
     strip_vlan: bool = False  # the new entry removes the tag before output (load 0 -> TCI)
     loads: Tuple[Tuple[str, str], ...] = ()
+    match_values: Tuple[Tuple[str, object], ...] = ()  # the new entry also matches these
+    set_values: Tuple[Tuple[str, object], ...] = ()    # ... and sets these before output
     priority: int = 100
     idle_timeout: int = 0
     hard_timeout: int = 0
 
 
 Action = Union[Output, SetField, Move, PushVlan, PopVlan, Group, SetQueue, Learn]
+
+
+# --- groups -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bucket:
+    actions: Tuple[Action, ...]
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """An OpenFlow group: "select" (one bucket per flow, by hash and weight), "all" or
+    "indirect". `modify` replaces the buckets of an existing group in place (deleting
+    a group would delete every flow that uses it)."""
+    ref: GroupRef
+    type: str
+    buckets: Tuple[Bucket, ...]
+    modify: bool = False
+
+
+@dataclass(frozen=True)
+class GroupDelete:
+    """Remove a group; the switch also removes every flow that sends to it."""
+    ref: GroupRef
 
 
 # --- meters (OpenFlow 1.3 rate limiters a flow can go through) -------------------

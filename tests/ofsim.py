@@ -11,13 +11,13 @@ flow-removed notifications. Time is passed in (`now`), never read.
 """
 import ipaddress
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, Learn, Match, MeterDelete, MeterSpec, Move, Output,
-                        PopVlan, PushVlan, SetField, SetQueue)
+                        FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
+                        MeterSpec, Move, Output, PopVlan, PushVlan, SetField, SetQueue)
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
@@ -65,14 +65,6 @@ class Entry:
 
 
 @dataclass
-class GroupSpec:
-    """Groups as the simulator needs them: type and buckets (lists of actions)."""
-    group_id: int
-    type: str                      # "all" | "select" | "indirect"
-    buckets: List[tuple] = field(default_factory=list)
-
-
-@dataclass
 class Result:
     outputs: Dict[int, List[dict]]
     packet_ins: List[dict]
@@ -86,7 +78,7 @@ class Switch:
         self.now = now
         self.start = pipeline.PIPELINES[kind][0].name
         self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINES[kind]}
-        self.groups: Dict[int, GroupSpec] = {}
+        self.groups: Dict[object, GroupSpec] = {}  # GroupRef -> spec
         self.meters: Dict[object, MeterSpec] = {}  # MeterRef -> spec
         self.removed: List[FlowSpec] = []     # flow-removed notifications sent
         self.packet_ins: List[dict] = []
@@ -98,7 +90,16 @@ class Switch:
             if isinstance(item, FlowDelete):
                 self.delete(item)
             elif isinstance(item, GroupSpec):
-                self.groups[item.group_id] = item
+                if item.modify != (item.ref in self.groups):
+                    raise ValueError(f"group {item.ref} " + (
+                        "does not exist (OFPGMFC_UNKNOWN_GROUP)" if item.modify
+                        else "exists (OFPGMFC_GROUP_EXISTS)"))
+                self.groups[item.ref] = item
+            elif isinstance(item, GroupDelete):
+                self.groups.pop(item.ref, None)
+                for entries in self.tables.values():
+                    entries[:] = [e for e in entries
+                                  if Group(item.ref) not in e.spec.actions]
             elif isinstance(item, MeterSpec):
                 if item.ref in self.meters:
                     raise ValueError(f"meter {item.ref} exists (OFPMMFC_METER_EXISTS)")
@@ -200,7 +201,7 @@ class Switch:
             elif isinstance(action, SetQueue):
                 pkt["queue"] = action.queue_id
             elif isinstance(action, Group):
-                self._group(self.groups[action.group_id], pkt, result)
+                self._group(self.groups[action.ref], pkt, result)
             elif isinstance(action, Learn):
                 self._learn(action, pkt)
             else:
@@ -229,22 +230,29 @@ class Switch:
 
     def _group(self, group, pkt, result):
         if group.type == "select":
-            key = f"{pkt.get('eth_src')}{pkt.get('ipv4_src')}{pkt.get('tcp_src')}"
-            buckets = [group.buckets[zlib.crc32(key.encode()) % len(group.buckets)]]
+            if not group.buckets:
+                return  # an empty select group drops
+            key = "".join(str(pkt.get(f)) for f in ("eth_src", "eth_dst", "ipv4_src",
+                                                      "ipv4_dst", "ip_proto", "tcp_src",
+                                                      "tcp_dst"))
+            slots = [b for b in group.buckets for _ in range(b.weight)]
+            buckets = [slots[zlib.crc32(key.encode()) % len(slots)]]
         elif group.type == "indirect":
             buckets = group.buckets[:1]
         else:
             buckets = group.buckets
         for bucket in buckets:
-            self._run(bucket, dict(pkt), result)
+            self._run(bucket.actions, dict(pkt), result)
 
     def _learn(self, learn: Learn, pkt):
         fields = {dst: pkt[src] for dst, src in learn.matches}
+        fields.update(dict(learn.match_values))
         if fields.get("vlan_vid", 0) is None:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.
             fields["vlan_vid"] = UNTAGGED
         out = tuple(SetField(dst, pkt[src]) for dst, src in learn.loads) + \
+            tuple(SetField(f, v) for f, v in learn.set_values) + \
             (Output(pkt[learn.output_from]),)
         learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
                            actions=((PopVlan(),) + out) if learn.strip_vlan else out,

@@ -5,8 +5,9 @@ from ryu.ofproto import ofproto_protocol, ofproto_v1_3 as ofp, ofproto_v1_3_pars
 from controller import ofcompile, pipeline
 from controller.pipeline import PipelineError
 from flows import l2
-from flows.spec import (CONTROLLER, FLOOD, TAGGED, UNTAGGED, FlowDelete, FlowSpec, Group, Learn,
-                        Match, Output, Owner, PopVlan, PushVlan, SetField, SetQueue)
+from flows.spec import (CONTROLLER, FLOOD, TAGGED, UNTAGGED, FlowDelete, FlowSpec, Group,
+                        GroupRef, Learn, Match, Output, Owner, PopVlan, PushVlan, SetField,
+                        SetQueue)
 
 DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
 OWNER = Owner("l2_switch", "host")
@@ -34,7 +35,7 @@ def test_tables_are_numbered_in_order_and_each_goes_forward():
     (dict(priority=70000), "priority 70000 out of range"),
     (dict(owner=Owner("nobody", "host")), "unknown app 'nobody'"),
     (dict(table="l2_dst", actions=(Learn("l2_src", OWNER, (("eth_dst", "eth_src"),)),)),
-     "must write a later table"),
+     "must write that table or a later one"),
 ])
 def test_validation_rejects_specs_the_pipeline_does_not_allow(bad, message):
     with pytest.raises(PipelineError, match=message):
@@ -65,7 +66,8 @@ def serialize(msg):
 @pytest.mark.parametrize("actions", [
     (Output(1),), (Output(FLOOD),), (Output(CONTROLLER, max_len=128),),
     (PushVlan(), SetField("vlan_vid", 101), Output(2)), (PopVlan(), Output(3)),
-    (SetField("eth_dst", "00:00:00:00:00:09"), Output(1)), (SetQueue(1), Output(1)), (Group(7),),
+    (SetField("eth_dst", "00:00:00:00:00:09"), Output(1)), (SetQueue(1), Output(1)),
+    (Group(GroupRef(Owner("lb", "vip"), 7)),),
 ])
 def test_every_action_kind_compiles_to_a_message_that_serializes(actions):
     msg = ofcompile.flow_mod(DP, spec(actions=actions))

@@ -1,0 +1,241 @@
+"""Load balancing behind a virtual IP: intent -> the `vip` table and a select group.
+
+For each VIP (all in the `vip` table, before QoS and MAC learning):
+- ARP requests for the VIP are answered by the switch with the VIP's own MAC;
+- a connection already pinned to a backend (a 5-tuple entry written by learn(),
+  idle-expiring) goes straight to it: adding or removing backends, which reshuffles
+  the select group's hashing, never moves an established connection;
+- a new connection goes through the VIP's select group: OVS hashes the flow's
+  addresses and ports onto one bucket (weighted), the bucket pins the connection and
+  rewrites it to its backend:
+    nat: destination MAC, IP and port become the backend's; the backend's replies
+         get the VIP's IP and port back as their source, so clients see the VIP only;
+    dsr: only the destination MAC changes (backends own the VIP on their loopback)
+         and replies go straight back;
+- health-check replies (to the controller's probe MAC) go to the controller, and ARP
+  for the probe IP is answered so backends can reply to it.
+"""
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+from flows import arp
+from flows.body import only_keys
+from flows.spec import (CONTROLLER, Bucket, FlowDelete, FlowSpec, Group, GroupDelete, GroupRef,
+                        GroupSpec, Learn, Match, Output, Owner, SetField)
+
+APP = "lb"
+MODES = ("nat", "dsr")
+PROTOCOLS = {"tcp": 6, "udp": 17}
+IPV4 = 0x0800
+PRIO_PROBE, PRIO_ARP, PRIO_PIN, PRIO_REPLY, PRIO_VIP = 400, 300, 200, 150, 100
+PROBE_MAC = "02:1b:00:00:00:fe"
+DEFAULT_PIN_IDLE_S = 60
+MAX_VIPS = 0xFFFF
+
+
+def vip_owner(vip_id: int) -> Owner:
+    return Owner(APP, "vip", vip_id)
+
+
+def pin_owner(vip_id: int) -> Owner:
+    return Owner(APP, "pin", vip_id)
+
+
+PROBES = Owner(APP, "probe")
+
+
+def vip_mac(vip_id: int) -> str:
+    """Each VIP answers ARP with a MAC of its own (locally administered)."""
+    return "02:1b:00:00:%02x:%02x" % (vip_id >> 8, vip_id & 0xFF)
+
+
+@dataclass(frozen=True)
+class Backend:
+    ip: str
+    port: int
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Health:
+    interval_s: float = 1.0
+    timeout_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Vip:
+    vip_id: int
+    ip: str
+    protocol: str
+    port: int
+    mode: str
+    backends: Tuple[Backend, ...]
+    health: Health = Health()
+    pin_idle_s: int = DEFAULT_PIN_IDLE_S
+
+    def backend(self, ip):
+        return next((b for b in self.backends if b.ip == ip), None)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A backend the controller has found (its MAC and switch port) and finds healthy."""
+    backend: Backend
+    mac: str
+    switch_port: int
+
+
+# --- validation ---------------------------------------------------------------------
+
+def _ip(value, what):
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"{what} must be an IPv4 address, not {value!r}") from None
+
+
+def _int(value, what, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer {low}..{high}, not {value!r}")
+    return value
+
+
+def _seconds(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 60:
+        raise ValueError(f"{what} must be 0.1..60 seconds, not {value!r}")
+    return float(value)
+
+
+def _subnet_of(ip, subnets):
+    return next((net for net in subnets if ipaddress.IPv4Address(ip) in net), None)
+
+
+def backend_from_dict(body, default_port) -> Backend:
+    only_keys(body, ("ip", "port", "weight"), "backend")
+    if "ip" not in body:
+        raise ValueError("a backend needs an ip")
+    return Backend(_ip(body["ip"], "backend ip"),
+                   _int(body.get("port", default_port), "backend port", 1, 65535),
+                   _int(body.get("weight", 1), "weight", 1, 255))
+
+
+def vip_from_dict(vip_id: int, body, subnets: Sequence[ipaddress.IPv4Network]) -> Vip:
+    """A VIP from {"vip", "protocol", "port", "mode", "backends", "health", "pin_idle_s"};
+    the VIP and its backends must be inside one of the `subnets` the switch serves."""
+    only_keys(body, ("vip", "protocol", "port", "mode", "backends", "health", "pin_idle_s"),
+              "VIP")
+    missing = [k for k in ("vip", "port", "backends") if k not in body]
+    if missing:
+        raise ValueError(f"a VIP needs {', '.join(missing)}")
+    ip = _ip(body["vip"], "vip")
+    subnet = _subnet_of(ip, subnets)
+    if subnet is None:
+        known = ", ".join(map(str, subnets)) or "none configured"
+        raise ValueError(f"VIP {ip} is inside no known subnet (known: {known})")
+    protocol = body.get("protocol", "tcp")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be tcp or udp, not {protocol!r}")
+    mode = body.get("mode", "nat")
+    if mode not in MODES:
+        raise ValueError(f"mode must be nat or dsr, not {mode!r}")
+    port = _int(body["port"], "port", 1, 65535)
+    raw = body["backends"]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("backends must be a non-empty list of {ip, port, weight}")
+    backends = tuple(backend_from_dict(b, port) for b in raw)
+    ips = [b.ip for b in backends]
+    if len(set(ips)) != len(ips):
+        raise ValueError(f"a backend is listed twice: {ips}")
+    for backend in backends:
+        if _subnet_of(backend.ip, [subnet]) is None or backend.ip == ip:
+            raise ValueError(f"backend {backend.ip} must be a host of the VIP's subnet "
+                             f"{subnet}, other than the VIP")
+        if mode == "dsr" and backend.port != port:
+            raise ValueError(f"dsr does not rewrite ports: backend {backend.ip} must use "
+                             f"port {port}")
+    health = body.get("health") or {}
+    only_keys(health, ("interval_s", "timeout_s"), "health")
+    health = Health(_seconds(health.get("interval_s", 1.0), "interval_s"),
+                    _seconds(health.get("timeout_s", 1.0), "timeout_s"))
+    pin_idle_s = _int(body.get("pin_idle_s", DEFAULT_PIN_IDLE_S), "pin_idle_s", 1, 3600)
+    return Vip(_int(vip_id, "VIP id", 1, MAX_VIPS), ip, protocol, port, mode, backends,
+               health, pin_idle_s)
+
+
+def vip_to_dict(vip: Vip) -> dict:
+    return {"id": vip.vip_id, "vip": vip.ip, "protocol": vip.protocol, "port": vip.port,
+            "mode": vip.mode, "pin_idle_s": vip.pin_idle_s,
+            "backends": [{"ip": b.ip, "port": b.port, "weight": b.weight}
+                         for b in vip.backends],
+            "health": {"interval_s": vip.health.interval_s, "timeout_s": vip.health.timeout_s}}
+
+
+# --- flows --------------------------------------------------------------------------
+
+def _l4(vip: Vip):
+    return vip.protocol, PROTOCOLS[vip.protocol]
+
+
+def bucket(vip: Vip, located: Located) -> Bucket:
+    """Pin the connection (learn the 5-tuple -> this backend), then rewrite and send."""
+    l4, proto = _l4(vip)
+    backend = located.backend
+    rewrite = (("eth_dst", located.mac),)
+    if vip.mode == "nat":
+        rewrite += (("ipv4_dst", backend.ip), (f"{l4}_dst", backend.port))
+    pin = Learn("vip", pin_owner(vip.vip_id),
+                matches=(("ipv4_src", "ipv4_src"), (f"{l4}_src", f"{l4}_src")),
+                match_values=(("eth_type", IPV4), ("ip_proto", proto), ("ipv4_dst", vip.ip),
+                              (f"{l4}_dst", vip.port)),
+                set_values=rewrite, output_from="reg0", priority=PRIO_PIN,
+                idle_timeout=vip.pin_idle_s)
+    return Bucket((SetField("reg0", located.switch_port), pin)
+                  + tuple(SetField(f, v) for f, v in rewrite)
+                  + (Output(located.switch_port),), weight=backend.weight)
+
+
+def vip_match(vip: Vip) -> Match:
+    l4, proto = _l4(vip)
+    return Match.of(eth_type=IPV4, ip_proto=proto, ipv4_dst=vip.ip, **{f"{l4}_dst": vip.port})
+
+
+def vip_flows(vip: Vip, live: Iterable[Located], group_exists: bool,
+              located: Iterable[Located] = ()) -> List:
+    """The VIP's group (replaced in place when it exists), its ARP answer, the entry that
+    sends new connections to the group and, in nat mode, the rewrite of replies from
+    every backend the controller has located (`located`, live or not: connections a
+    dead backend still answers keep their VIP)."""
+    owner = vip_owner(vip.vip_id)
+    ref = GroupRef(owner, vip.vip_id)
+    items = [GroupSpec(ref, "select", tuple(bucket(vip, b) for b in live),
+                       modify=group_exists),
+             FlowSpec("vip", PRIO_ARP, arp.request_for(vip.ip), owner,
+                      actions=arp.reply_actions(vip.ip, vip_mac(vip.vip_id))),
+             FlowSpec("vip", PRIO_VIP, vip_match(vip), owner, actions=(Group(ref),))]
+    if vip.mode == "nat":
+        l4, proto = _l4(vip)
+        for backend in sorted({b.backend for b in located}, key=lambda b: b.ip):
+            items.append(FlowSpec(
+                "vip", PRIO_REPLY, Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=backend.ip,
+                                            **{f"{l4}_src": backend.port}),
+                owner, actions=(SetField("ipv4_src", vip.ip), SetField(f"{l4}_src", vip.port)),
+                goto="qos"))
+    return items
+
+
+def forget_vip(vip_id: int, keep_pins=False) -> List:
+    """Everything of one VIP: its entries, its group, and (unless kept) its pins."""
+    items = [FlowDelete(vip_owner(vip_id))]
+    if not keep_pins:
+        items.append(FlowDelete(pin_owner(vip_id)))
+    return items + [GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]
+
+
+def probe_flows(probe_ip: str) -> List[FlowSpec]:
+    """Replies to the controller's health probes go to it; ARP for the probe IP is
+    answered so a backend can reply to a probe."""
+    return [FlowSpec("vip", PRIO_PROBE, Match.of(eth_dst=PROBE_MAC), PROBES,
+                     actions=(Output(CONTROLLER, max_len=0xFFFF),)),
+            FlowSpec("vip", PRIO_ARP, arp.request_for(probe_ip), PROBES,
+                     actions=arp.reply_actions(probe_ip, PROBE_MAC))]
