@@ -12,8 +12,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
-                        MeterSpec, Move, Output, Owner, PopVlan, PushVlan, SetField, SetQueue)
+                        Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
+                        MeterSpec, Move, Output, Owner, PopVlan, PushVlan, Resubmit, SetField,
+                        SetQueue)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -59,11 +60,18 @@ def _vlan_vid(value):
     return value | ofp.OFPVID_PRESENT
 
 
+_CT_TRACKED = 0x20   # the +trk bit of ct_state
+_NO_RECIRC = 0xFF
+_NX_IN_PORT = 0xFFF8   # Nicira actions use 16-bit ports: "the packet's own in_port"
+
+
 def compile_match(match: Match):
     kwargs = {}
     for name, value, mask in match.fields:
         if name == "vlan_vid":
             kwargs[name] = _vlan_vid(value)
+        elif name == "ct_state":
+            kwargs[name] = (_CT_TRACKED if value == "+trk" else 0, _CT_TRACKED)
         else:
             kwargs[name] = value if mask is None else (value, mask)
     return parser.OFPMatch(**kwargs)
@@ -117,6 +125,16 @@ def compile_action(action):
         return parser.OFPActionSetQueue(action.queue_id)
     if isinstance(action, Learn):
         return _learn(action)
+    if isinstance(action, Ct):
+        inner = [] if action.mark_from is None else [parser.NXActionRegMove(
+            src_field=action.mark_from, dst_field="ct_mark", n_bits=32)]
+        return parser.NXActionCT(
+            flags=1 if action.commit else 0, zone_src="", zone_ofs_nbits=action.zone,
+            recirc_table=_NO_RECIRC if action.table is None else pipeline.table_id(action.table),
+            alg=0, actions=inner)
+    if isinstance(action, Resubmit):
+        return parser.NXActionResubmitTable(in_port=_NX_IN_PORT,
+                                            table_id=pipeline.table_id(action.table))
     if isinstance(action, Move):
         return parser.NXActionRegMove(src_field=action.src, dst_field=action.dst,
                                       n_bits=_MOVE_BITS[action.src])
@@ -223,6 +241,24 @@ def decode_queue_stats(bodies):
 def set_packet_in_bytes(datapath, nbytes: int):
     """Switch config: truncate table-miss packet-ins to `nbytes`."""
     return parser.OFPSetConfig(datapath, ofp.OFPC_FRAG_NORMAL, nbytes)
+
+
+def packet_out(datapath, port, data: bytes):
+    """Send a frame the controller built out of `port` ("flood" or a number)."""
+    return parser.OFPPacketOut(datapath, buffer_id=ofp.OFP_NO_BUFFER,
+                               in_port=ofp.OFPP_CONTROLLER,
+                               actions=[parser.OFPActionOutput(_port(port))], data=data)
+
+
+def group_stats_request(datapath, ref):
+    return parser.OFPGroupStatsRequest(datapath, 0, pipeline.group_id(ref))
+
+
+def decode_group_stats(bodies):
+    """[(packets, bytes)] per bucket, in bucket order, of the one group asked for."""
+    for stat in bodies:
+        return [(b.packet_count, b.byte_count) for b in stat.bucket_stats]
+    return []
 
 
 def barrier(datapath):

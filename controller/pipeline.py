@@ -52,7 +52,8 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
     Table("police", 1, "ingress rate limits per port", frozenset({"in_port"}), ("vip",)),
-    Table("vip", 2, "virtual IPs (load balancer)", _L3_FIELDS, ("qos",)),
+    Table("vip", 2, "virtual IPs (load balancer)", _L3_FIELDS | {"ct_state", "ct_mark", "reg0"},
+          ("qos",)),
     Table("qos", 3, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
     Table("l2_src", 4, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
     Table("l2_dst", 5, "destination MAC forwarding", _L2_FIELDS, ("flood",)),

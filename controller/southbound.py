@@ -67,7 +67,8 @@ class SdnApp(app_manager.RyuApp):
             self._waiting.pop(message.xid, None)
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
-                 ofp_event.EventOFPMeterStatsReply], MAIN_DISPATCHER)
+                 ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply],
+                MAIN_DISPATCHER)
     def _multipart_reply(self, ev):
         waiting = self._waiting.get(ev.msg.xid)
         if waiting is None:

@@ -2,11 +2,14 @@
 
 For each VIP (all in the `vip` table, before QoS and MAC learning):
 - ARP requests for the VIP are answered by the switch with the VIP's own MAC;
-- a connection already pinned to a backend (a 5-tuple entry written by learn(),
-  idle-expiring) goes straight to it: adding or removing backends, which reshuffles
-  the select group's hashing, never moves an established connection;
+- every packet to the VIP goes through OVS's connection tracker (zone = VIP id); a
+  connection already pinned to a backend (its ct_mark is the backend's address) goes
+  straight to it, so adding or removing backends, which reshuffles the select
+  group's hashing, never moves an established connection; conntrack forgets
+  connections that close or go idle (its TCP timeouts);
 - a new connection goes through the VIP's select group: OVS hashes the flow's
-  addresses and ports onto one bucket (weighted), the bucket pins the connection and
+  addresses and ports onto one bucket (weighted); the bucket names the backend in
+  reg0 and resubmits, and the vip table commits the connection with that mark and
   rewrites it to its backend:
     nat: destination MAC, IP and port become the backend's; the backend's replies
          get the VIP's IP and port back as their source, so clients see the VIP only;
@@ -21,25 +24,21 @@ from typing import Iterable, List, Sequence, Tuple
 
 from flows import arp
 from flows.body import only_keys
-from flows.spec import (CONTROLLER, Bucket, FlowDelete, FlowSpec, Group, GroupDelete, GroupRef,
-                        GroupSpec, Learn, Match, Output, Owner, SetField)
+from flows.spec import (CONTROLLER, Bucket, Ct, FlowDelete, FlowSpec, Group, GroupDelete,
+                        GroupRef, GroupSpec, Match, Output, Owner, Resubmit, SetField)
 
 APP = "lb"
 MODES = ("nat", "dsr")
 PROTOCOLS = {"tcp": 6, "udp": 17}
 IPV4 = 0x0800
-PRIO_PROBE, PRIO_ARP, PRIO_PIN, PRIO_REPLY, PRIO_VIP = 400, 300, 200, 150, 100
+PRIO_PROBE, PRIO_ARP, PRIO_COMMIT, PRIO_PINNED, PRIO_TRACK, PRIO_NEW, PRIO_REPLY = (
+    400, 300, 220, 210, 200, 190, 150)
 PROBE_MAC = "02:1b:00:00:00:fe"
-DEFAULT_PIN_IDLE_S = 60
 MAX_VIPS = 0xFFFF
 
 
 def vip_owner(vip_id: int) -> Owner:
     return Owner(APP, "vip", vip_id)
-
-
-def pin_owner(vip_id: int) -> Owner:
-    return Owner(APP, "pin", vip_id)
 
 
 PROBES = Owner(APP, "probe")
@@ -72,7 +71,6 @@ class Vip:
     mode: str
     backends: Tuple[Backend, ...]
     health: Health = Health()
-    pin_idle_s: int = DEFAULT_PIN_IDLE_S
 
     def backend(self, ip):
         return next((b for b in self.backends if b.ip == ip), None)
@@ -121,10 +119,9 @@ def backend_from_dict(body, default_port) -> Backend:
 
 
 def vip_from_dict(vip_id: int, body, subnets: Sequence[ipaddress.IPv4Network]) -> Vip:
-    """A VIP from {"vip", "protocol", "port", "mode", "backends", "health", "pin_idle_s"};
+    """A VIP from {"vip", "protocol", "port", "mode", "backends", "health"};
     the VIP and its backends must be inside one of the `subnets` the switch serves."""
-    only_keys(body, ("vip", "protocol", "port", "mode", "backends", "health", "pin_idle_s"),
-              "VIP")
+    only_keys(body, ("vip", "protocol", "port", "mode", "backends", "health"), "VIP")
     missing = [k for k in ("vip", "port", "backends") if k not in body]
     if missing:
         raise ValueError(f"a VIP needs {', '.join(missing)}")
@@ -158,14 +155,12 @@ def vip_from_dict(vip_id: int, body, subnets: Sequence[ipaddress.IPv4Network]) -
     only_keys(health, ("interval_s", "timeout_s"), "health")
     health = Health(_seconds(health.get("interval_s", 1.0), "interval_s"),
                     _seconds(health.get("timeout_s", 1.0), "timeout_s"))
-    pin_idle_s = _int(body.get("pin_idle_s", DEFAULT_PIN_IDLE_S), "pin_idle_s", 1, 3600)
-    return Vip(_int(vip_id, "VIP id", 1, MAX_VIPS), ip, protocol, port, mode, backends,
-               health, pin_idle_s)
+    return Vip(_int(vip_id, "VIP id", 1, MAX_VIPS), ip, protocol, port, mode, backends, health)
 
 
 def vip_to_dict(vip: Vip) -> dict:
     return {"id": vip.vip_id, "vip": vip.ip, "protocol": vip.protocol, "port": vip.port,
-            "mode": vip.mode, "pin_idle_s": vip.pin_idle_s,
+            "mode": vip.mode,
             "backends": [{"ip": b.ip, "port": b.port, "weight": b.weight}
                          for b in vip.backends],
             "health": {"interval_s": vip.health.interval_s, "timeout_s": vip.health.timeout_s}}
@@ -177,59 +172,74 @@ def _l4(vip: Vip):
     return vip.protocol, PROTOCOLS[vip.protocol]
 
 
-def bucket(vip: Vip, located: Located) -> Bucket:
-    """Pin the connection (learn the 5-tuple -> this backend), then rewrite and send."""
-    l4, proto = _l4(vip)
-    backend = located.backend
-    rewrite = (("eth_dst", located.mac),)
+def mark_of(ip: str) -> int:
+    """A backend's connection mark (ct_mark, and reg0 on the way there): its address."""
+    return int(ipaddress.IPv4Address(ip))
+
+
+def _to_backend(vip: Vip, located: Located):
+    l4, _ = _l4(vip)
+    rewrite = (SetField("eth_dst", located.mac),)
     if vip.mode == "nat":
-        rewrite += (("ipv4_dst", backend.ip), (f"{l4}_dst", backend.port))
-    pin = Learn("vip", pin_owner(vip.vip_id),
-                matches=(("ipv4_src", "ipv4_src"), (f"{l4}_src", f"{l4}_src")),
-                match_values=(("eth_type", IPV4), ("ip_proto", proto), ("ipv4_dst", vip.ip),
-                              (f"{l4}_dst", vip.port)),
-                set_values=rewrite, output_from="reg0", priority=PRIO_PIN,
-                idle_timeout=vip.pin_idle_s)
-    return Bucket((SetField("reg0", located.switch_port), pin)
-                  + tuple(SetField(f, v) for f, v in rewrite)
-                  + (Output(located.switch_port),), weight=backend.weight)
+        rewrite += (SetField("ipv4_dst", located.backend.ip),
+                    SetField(f"{l4}_dst", located.backend.port))
+    return rewrite + (Output(located.switch_port),)
 
 
-def vip_match(vip: Vip) -> Match:
+def bucket(vip: Vip, located: Located) -> Bucket:
+    """Name the backend in reg0 and go back to the vip table, which commits the
+    connection with that mark and sends it on (a bucket can neither goto nor commit)."""
+    return Bucket((SetField("reg0", mark_of(located.backend.ip)), Resubmit("vip")),
+                  weight=located.backend.weight)
+
+
+def vip_match(vip: Vip, **more) -> Match:
     l4, proto = _l4(vip)
-    return Match.of(eth_type=IPV4, ip_proto=proto, ipv4_dst=vip.ip, **{f"{l4}_dst": vip.port})
+    return Match.of(eth_type=IPV4, ip_proto=proto, ipv4_dst=vip.ip, **{f"{l4}_dst": vip.port},
+                    **more)
 
 
 def vip_flows(vip: Vip, live: Iterable[Located], group_exists: bool,
               located: Iterable[Located] = ()) -> List:
-    """The VIP's group (replaced in place when it exists), its ARP answer, the entry that
-    sends new connections to the group and, in nat mode, the rewrite of replies from
-    every backend the controller has located (`located`, live or not: connections a
-    dead backend still answers keep their VIP)."""
+    """The VIP's group (replaced in place when it exists) with a bucket per live backend,
+    its ARP answer, and its entries: untracked packets go through conntrack (zone = VIP
+    id); a tracked packet whose connection carries a backend's mark goes to it; a new
+    one goes to the group, whose bucket comes back with the backend in reg0 to be
+    committed. Every located backend (`located`, live or not: its connections stay
+    pinned) has its pinned and commit entries and, in nat mode, the rewrite of its
+    replies."""
     owner = vip_owner(vip.vip_id)
     ref = GroupRef(owner, vip.vip_id)
     items = [GroupSpec(ref, "select", tuple(bucket(vip, b) for b in live),
                        modify=group_exists),
              FlowSpec("vip", PRIO_ARP, arp.request_for(vip.ip), owner,
                       actions=arp.reply_actions(vip.ip, vip_mac(vip.vip_id))),
-             FlowSpec("vip", PRIO_VIP, vip_match(vip), owner, actions=(Group(ref),))]
-    if vip.mode == "nat":
-        l4, proto = _l4(vip)
-        for backend in sorted({b.backend for b in located}, key=lambda b: b.ip):
+             FlowSpec("vip", PRIO_TRACK, vip_match(vip, ct_state="-trk"), owner,
+                      actions=(Ct(zone=vip.vip_id, table="vip"),)),
+             FlowSpec("vip", PRIO_NEW, vip_match(vip, ct_state="+trk"), owner,
+                      actions=(Group(ref),))]
+    l4, proto = _l4(vip)
+    for backend in sorted(located, key=lambda b: b.backend.ip):
+        mark = mark_of(backend.backend.ip)
+        items += [
+            FlowSpec("vip", PRIO_COMMIT, vip_match(vip, ct_state="+trk", reg0=mark), owner,
+                     actions=(Ct(zone=vip.vip_id, commit=True, mark_from="reg0"),)
+                     + _to_backend(vip, backend)),
+            FlowSpec("vip", PRIO_PINNED, vip_match(vip, ct_state="+trk", ct_mark=mark), owner,
+                     actions=_to_backend(vip, backend))]
+        if vip.mode == "nat":
             items.append(FlowSpec(
-                "vip", PRIO_REPLY, Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=backend.ip,
-                                            **{f"{l4}_src": backend.port}),
+                "vip", PRIO_REPLY,
+                Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=backend.backend.ip,
+                         **{f"{l4}_src": backend.backend.port}),
                 owner, actions=(SetField("ipv4_src", vip.ip), SetField(f"{l4}_src", vip.port)),
                 goto="qos"))
     return items
 
 
-def forget_vip(vip_id: int, keep_pins=False) -> List:
-    """Everything of one VIP: its entries, its group, and (unless kept) its pins."""
-    items = [FlowDelete(vip_owner(vip_id))]
-    if not keep_pins:
-        items.append(FlowDelete(pin_owner(vip_id)))
-    return items + [GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]
+def forget_vip(vip_id: int) -> List:
+    """Everything of one VIP: its entries, then its group."""
+    return [FlowDelete(vip_owner(vip_id)), GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]
 
 
 def probe_flows(probe_ip: str) -> List[FlowSpec]:
@@ -239,3 +249,41 @@ def probe_flows(probe_ip: str) -> List[FlowSpec]:
                      actions=(Output(CONTROLLER, max_len=0xFFFF),)),
             FlowSpec("vip", PRIO_ARP, arp.request_for(probe_ip), PROBES,
                      actions=arp.reply_actions(probe_ip, PROBE_MAC))]
+
+
+@dataclass(frozen=True)
+class LbSettings:
+    """The `lb` config section:
+
+        lb:
+          subnets: [10.0.0.0/24]     # where VIPs and their backends live
+          probe_ip: 10.0.0.254       # health probes' source (default: last host of subnet 1)
+          vips:
+            - {vip: 10.0.0.100, protocol: tcp, port: 80, mode: nat,
+               backends: [{ip: 10.0.0.11, port: 8080, weight: 1}],
+               health: {interval_s: 1, timeout_s: 1}}
+    """
+    subnets: tuple = ()
+    probe_ip: str = None
+    vips: tuple = ()
+
+    def __post_init__(self):
+        try:
+            nets = tuple(ipaddress.IPv4Network(s) for s in self.subnets or ())
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"subnets must be IPv4 prefixes like 10.0.0.0/24: {err}") from None
+        object.__setattr__(self, "subnets", nets)
+        probe = self.probe_ip
+        if probe is None and nets:
+            probe = str(nets[0].broadcast_address - 1)
+        if probe is not None:
+            probe = _ip(probe, "probe_ip")
+            if _subnet_of(probe, nets) is None:
+                raise ValueError(f"probe_ip {probe} must be inside one of the subnets")
+        object.__setattr__(self, "probe_ip", probe)
+        for index, body in enumerate(self.vips or ()):
+            try:
+                vip_from_dict(index + 1, body, nets)
+            except ValueError as err:
+                raise ValueError(f"vips[{index}]: {err}") from None
+        object.__setattr__(self, "vips", tuple(self.vips or ()))

@@ -97,6 +97,25 @@ class Move:
 
 
 @dataclass(frozen=True)
+class Ct:
+    """Send the packet through connection tracking in `zone`. Without `commit`: look it
+    up, then continue in `table` with ct_state/ct_mark set (match "ct_state" with
+    "+trk"/"-trk", "ct_mark"). With `commit`: record the connection, storing the
+    packet's `mark_from` field (e.g. "reg0") as its ct_mark."""
+    zone: int
+    table: Optional[str] = None
+    commit: bool = False
+    mark_from: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Resubmit:
+    """Run the packet through `table` again from here (Nicira resubmit), e.g. from a
+    group bucket, which cannot goto."""
+    table: str
+
+
+@dataclass(frozen=True)
 class PushVlan:
     ethertype: int = 0x8100
 
@@ -148,7 +167,7 @@ class Learn:
     hard_timeout: int = 0
 
 
-Action = Union[Output, SetField, Move, PushVlan, PopVlan, Group, SetQueue, Learn]
+Action = Union[Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn]
 
 
 # --- groups -----------------------------------------------------------------------

@@ -389,6 +389,29 @@ def udp_streams(receiver, streams, rate="20M", interval=0.5, length=1400, base_p
                 server.kill()
 
 
+HTTPLOAD = REPO / "mininet_topos" / "httpload.py"
+
+
+def start_http(host, name, port=8080):
+    """A tiny HTTP server on `host` answering every GET with `name`; stop with .kill()."""
+    proc = host.popen(["python3", str(HTTPLOAD), "serve", name, str(port)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_until(lambda: f":{port} " in host.cmd("ss -ltn"), 5, step=0.1):
+        proc.kill()
+        raise RuntimeError(f"HTTP server on {host.name}:{port} did not start")
+    return proc
+
+
+def http_requests(client, ip, port, count, pause=0.0):
+    """`count` GETs from `client`, each on a new connection: {"served": {name: n},
+    "failed": n}."""
+    out = client.cmd(f"python3 {HTTPLOAD} get {ip} {port} {count} {pause}")
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError) as err:
+        raise RuntimeError(f"HTTP client on {client.name} failed: {out[-500:]}") from err
+
+
 def mean_rate(samples, skip=1.0):
     """Mean bit/s of (t, bit/s) samples after the first `skip` seconds of the stream
     (the start is a burst: HTB and meters hand out their buckets' tokens first)."""

@@ -146,5 +146,22 @@ QOS_LAB_CONFIG = {"qos": {
                "port": "s1-eth4"} for queue, ip in enumerate(QosLab.SENDERS)],
 }}
 
+class LbLab(DatapathAware, Topo):
+    """The load-balancer lab: one switch s1, clients c1, c2 (10.0.0.1, .2) on ports 1-2,
+    backends b1..b<backends> (10.0.0.11..) on ports 11.. ; the VIPs are 10.0.0.100+."""
+
+    CLIENTS = ("10.0.0.1", "10.0.0.2")
+
+    def build(self, backends=5):
+        s1 = self.addSwitch("s1", dpid="%016x" % 1)
+        for number, ip in enumerate(self.CLIENTS, start=1):
+            self.addLink(self.addHost(f"c{number}", ip=f"{ip}/24"), s1, port2=number)
+        for number in range(1, backends + 1):
+            self.addLink(self.addHost(f"b{number}", ip=f"10.0.0.{10 + number}/24"), s1,
+                         port2=10 + number)
+
+
+LB_LAB_SUBNETS = ["10.0.0.0/24"]
+
 topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
-         "vlantrunk": VlanTrunkPair, "qoslab": QosLab}
+         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab}

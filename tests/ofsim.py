@@ -4,7 +4,8 @@ Enough of OpenFlow to answer "where does this frame go and how does it look
 there": tables in pipeline order, priorities, exact and masked matches,
 add-replaces-same-match, strict/non-strict deletes by cookie and mask,
 apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
-truncation), set_field, reg_move, push/pop VLAN, set_queue, meters (recorded on the
+truncation), set_field, reg_move, resubmit, conntrack (ct with zone, commit and
+mark), push/pop VLAN, set_queue, meters (recorded on the
 packet; deleting a meter deletes its flows, as in OVS), groups (all, select,
 indirect), learn() writing entries, and idle/hard timeouts with
 flow-removed notifications. Time is passed in (`now`), never read.
@@ -16,8 +17,9 @@ from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
-                        MeterSpec, Move, Output, PopVlan, PushVlan, SetField, SetQueue)
+                        Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
+                        MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit, SetField,
+                        SetQueue)
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
@@ -33,7 +35,9 @@ def _mac_int(mac):
 
 
 def _field_matches(name, want, mask, pkt) -> bool:
-    have = pkt.get(name)
+    if name == "ct_state":
+        return (pkt.get("ct_state") == "+trk") == (want == "+trk")
+    have = pkt.get(name, 0 if name in ("ct_mark", "reg0") else None)
     if name == "vlan_vid":
         if want == UNTAGGED:
             return have is None
@@ -80,6 +84,7 @@ class Switch:
         self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINES[kind]}
         self.groups: Dict[object, GroupSpec] = {}  # GroupRef -> spec
         self.meters: Dict[object, MeterSpec] = {}  # MeterRef -> spec
+        self.conntrack: Dict[tuple, int] = {}      # (zone, 5-tuple) -> ct_mark
         self.removed: List[FlowSpec] = []     # flow-removed notifications sent
         self.packet_ins: List[dict] = []
 
@@ -171,8 +176,10 @@ class Switch:
 
     def process(self, pkt) -> Result:
         result = Result({}, [], [])
-        pkt = dict(pkt)
-        table = self.start
+        self._walk(dict(pkt), result, self.start)
+        return result
+
+    def _walk(self, pkt, result, table):
         while table is not None:
             result.tables_visited.append(table)
             entry = next((e for e in self.tables[table] if matches(e.spec.match, pkt)), None)
@@ -184,7 +191,7 @@ class Switch:
                 pkt.setdefault("meters", []).append(self.meters[entry.spec.meter])
             pkt = self._run(entry.spec.actions, pkt, result)
             table = entry.spec.goto
-        return result
+        return pkt
 
     def _run(self, actions, pkt, result):
         for action in actions:
@@ -204,6 +211,10 @@ class Switch:
                 self._group(self.groups[action.ref], pkt, result)
             elif isinstance(action, Learn):
                 self._learn(action, pkt)
+            elif isinstance(action, Resubmit):
+                pkt = self._walk(pkt, result, action.table)
+            elif isinstance(action, Ct):
+                self._ct(action, pkt, result)
             else:
                 raise TypeError(f"simulator cannot run {action!r}")
         return pkt
@@ -227,6 +238,18 @@ class Switch:
             targets = [port]
         for target in targets:
             result.outputs.setdefault(target, []).append(dict(pkt))
+
+    def _ct(self, ct, pkt, result):
+        """Connection tracking keyed by zone and 5-tuple: a lookup marks the packet
+        tracked with the connection's mark (0: not committed) and recirculates it."""
+        key = (ct.zone, pkt.get("ipv4_src"), pkt.get("ipv4_dst"), pkt.get("ip_proto"),
+               pkt.get("tcp_src", pkt.get("udp_src")), pkt.get("tcp_dst", pkt.get("udp_dst")))
+        if ct.commit:
+            self.conntrack[key] = pkt.get(ct.mark_from, 0) if ct.mark_from else \
+                self.conntrack.get(key, 0)
+        if ct.table is not None:
+            self._walk(dict(pkt, ct_state="+trk", ct_mark=self.conntrack.get(key, 0)), result,
+                       ct.table)
 
     def _group(self, group, pkt, result):
         if group.type == "select":

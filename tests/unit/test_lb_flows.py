@@ -1,6 +1,6 @@
 """flows/lb.py on the table simulator: the VIP's ARP answer, the select group and its
-NAT/DSR buckets, connection pinning with learn(), reply rewriting, health-probe
-entries, and VIP validation."""
+NAT/DSR backends, connection pinning through conntrack marks, reply rewriting,
+health-probe entries, and VIP validation."""
 import ipaddress
 
 import pytest
@@ -60,16 +60,16 @@ def test_the_switch_answers_arp_for_the_vip():
 
 def test_nat_sends_a_new_connection_to_one_backend_rewritten_and_pins_it():
     switch = lb_switch(make_vip())
-    port, pkt = only_output(switch.process(syn(40000)))
+    first = switch.process(syn(40000))
+    port, pkt = only_output(first)
     ip, mac, switch_port = next(b for b in BACKENDS if b[2] == port)
     assert (pkt["eth_dst"], pkt["ipv4_dst"], pkt["tcp_dst"]) == (mac, ip, 8080)
-    (pin,) = switch.flows("vip", lb.pin_owner(1))
-    assert dict((n, v) for n, v, _ in pin.match.fields) == {
-        "eth_type": 0x0800, "ip_proto": 6, "ipv4_dst": "10.0.0.100", "tcp_dst": 80,
-        "ipv4_src": CLIENT_IP, "tcp_src": 40000}
-    assert pin.idle_timeout == 60 and pin.priority == lb.PRIO_PIN
+    key = (1, CLIENT_IP, "10.0.0.100", 6, 40000, 80)
+    assert switch.conntrack == {key: lb.mark_of(ip)}      # committed with its backend
     again = switch.process(syn(40000))
-    assert only_output(again)[0] == port and again.tables_visited == ["ingress", "police", "vip"]
+    assert only_output(again)[0] == port
+    pinned = [e for e in switch.tables["vip"] if e.spec.priority == lb.PRIO_PINNED and e.packets]
+    assert [e.spec.match.get("ct_mark") for e in pinned] == [lb.mark_of(ip)]
 
 
 def test_pinned_connections_survive_a_new_backend():
@@ -129,7 +129,7 @@ def test_forgetting_a_vip_leaves_nothing_of_it():
     other = lb.vip_from_dict(2, dict(VIP_BODY, vip="10.0.0.101"), SUBNETS)
     switch.apply(lb.vip_flows(other, located(other), False))
     switch.apply(lb.forget_vip(1))
-    assert not switch.flows(owner=lb.vip_owner(1)) and not switch.flows(owner=lb.pin_owner(1))
+    assert not switch.flows(owner=lb.vip_owner(1))
     assert GroupRef(lb.vip_owner(1), 1) not in switch.groups
     assert switch.flows(owner=lb.vip_owner(2))
 
@@ -154,10 +154,14 @@ def test_vip_flows_compile_to_a_weighted_select_group_with_learn():
     assert isinstance(group, parser.OFPGroupMod) and group.type == ofp.OFPGT_SELECT
     assert group.command == ofp.OFPGC_ADD and [b.weight for b in group.buckets] == [3]
     kinds = [type(a).__name__ for a in group.buckets[0].actions]
-    assert kinds == ["OFPActionSetField", "NXActionLearn", "OFPActionSetField",
-                     "OFPActionSetField", "OFPActionSetField", "OFPActionOutput"]
-    learn = group.buckets[0].actions[1]
-    assert learn.table_id == pipeline.table_id("vip") and learn.idle_timeout == 60
+    assert kinds == ["OFPActionSetField", "NXActionResubmitTable"]
+    assert group.buckets[0].actions[1].table_id == pipeline.table_id("vip")
+    commits = [m for m in messages[1:] if m.priority == lb.PRIO_COMMIT]
+    (ct,) = [a for a in commits[0].instructions[0].actions if type(a).__name__ == "NXActionCT"]
+    assert ct.flags == 1 and ct.zone_ofs_nbits == 1 and ct.recirc_table == 0xFF
+    (track,) = [m for m in messages[1:] if m.priority == lb.PRIO_TRACK]
+    assert track.instructions[0].actions[0].recirc_table == pipeline.table_id("vip")
+    assert track.match["ct_state"] == (0, 0x20)
     for message in messages:
         message.serialize()
     modify = ofcompile.compile_all(FakeDatapath(1), lb.vip_flows(vip, [], True))[0]

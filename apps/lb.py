@@ -1,0 +1,371 @@
+"""Load balancing behind virtual IPs: an OpenFlow select group per VIP, health checks
+by the controller, REST.
+
+    ryu-manager apps/l2_switch.py apps/lb.py
+
+What goes on the switch is in flows/lb.py. The controller finds each backend's MAC
+and switch port itself (ARP from a probe address), then checks it every interval with
+a TCP SYN to its service port (UDP VIPs: ARP): a backend that does not accept in
+`timeout_s` leaves its VIP's group (buckets are replaced in place, pinned connections
+stay) and comes back after its next good answer. Clients and backends of a VIP sit on
+the same switch.
+
+Config section `lb` (flows/lb.py LbSettings). REST (changes persist):
+    GET/POST         /v1/lb/vips
+    GET/PATCH/DELETE /v1/lb/vips/{id}
+    POST/DELETE      /v1/lb/vips/{id}/backends/{ip}        POST body: {port, weight}
+    GET              /v1/lb/vips/{id}/stats                packets/bytes per backend, health
+"""
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+from ryu.lib import hub
+
+from controller import config, ofcompile, pipeline, rest, southbound, state
+from flows import lb, probes
+from flows.spec import FLOOD, FlowDelete, FlowSpec, GroupRef, GroupSpec
+
+TICK_S = 0.1
+
+
+@dataclass
+class BackendState:
+    """What the controller knows of one backend of one VIP."""
+    mac: Optional[str] = None
+    dpid: Optional[int] = None
+    port: Optional[int] = None
+    healthy: bool = False
+    last_probe: float = 0.0
+    last_change: float = field(default_factory=time.monotonic)
+
+
+class LbSwitch:
+    def __init__(self, datapath):
+        self.datapath = datapath
+        self.groups = set()     # VIP ids whose group exists here
+        self.buckets = {}       # VIP id -> backend IPs, in bucket order
+        self.plans = {}         # VIP id -> the flows and group last installed
+
+
+class Lb(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(lb.LbSettings, "lb")
+            self.store = state.StateStore("lb")
+            self.overrides = self.store.load()   # {"vips": {"id": body or None}}
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"lb: {err}") from None
+        self.vips = self.build_vips(self.overrides)
+        self.switches = {}
+        self.backends = {}      # (VIP id, backend ip) -> BackendState
+        self.pending = {}       # (dpid, probe port) -> (VIP id, backend ip, sent at)
+        self.ports = itertools.cycle(range(33000, 61000))
+        self.clock = time.monotonic
+        self.spawn = hub.spawn
+        self.prober = None
+        rest.register(kwargs["wsgi"], LbRest, self)
+
+    # --- desired state ----------------------------------------------------------------
+
+    def build_vips(self, overrides):
+        bodies = {index + 1: body for index, body in enumerate(self.settings.vips)}
+        for key, body in overrides.get("vips", {}).items():
+            if body is None:
+                bodies.pop(int(key), None)
+            else:
+                bodies[int(key)] = body
+        vips = {}
+        for vip_id, body in sorted(bodies.items()):
+            try:
+                vips[vip_id] = lb.vip_from_dict(vip_id, body, self.settings.subnets)
+            except ValueError as err:
+                self.logger.error("lb: VIP %s left out: %s", vip_id, err)
+        return vips
+
+    def state_of(self, vip_id, ip):
+        return self.backends.setdefault((vip_id, ip), BackendState())
+
+    def located(self, vip, switch, healthy_only):
+        out = []
+        for backend in vip.backends:
+            st = self.backends.get((vip.vip_id, backend.ip))
+            if st and st.mac and st.dpid == switch.datapath.id and \
+                    (st.healthy or not healthy_only):
+                out.append(lb.Located(backend, st.mac, st.port))
+        return out
+
+    # --- programming -------------------------------------------------------------------
+
+    def program_vip(self, vip_id, switches=None):
+        """(Re)install one VIP (or remove it, when gone) on the switches. Only what
+        changed is sent: entries that stay are never deleted and re-added (a reply
+        rewrite missing for a moment makes clients reset live connections), and the
+        group's buckets are replaced in place."""
+        vip = self.vips.get(vip_id)
+        for switch in list(switches or self.switches.values()):
+            if vip is None:
+                if vip_id in switch.groups:
+                    southbound.push(switch.datapath, lb.forget_vip(vip_id))
+                    switch.groups.discard(vip_id)
+                    switch.buckets.pop(vip_id, None)
+                    switch.plans.pop(vip_id, None)
+                continue
+            live = self.located(vip, switch, healthy_only=True)
+            plan = lb.vip_flows(vip, live, vip_id in switch.groups,
+                                self.located(vip, switch, False))
+            old = switch.plans.get(vip_id, [])
+            slots = {(i.match, i.priority) for i in plan if isinstance(i, FlowSpec)}
+            stale = [FlowDelete(i.owner, i.table, i.match, i.priority) for i in old
+                     if isinstance(i, FlowSpec) and (i.match, i.priority) not in slots]
+            changed = [i for i in plan if i not in old or isinstance(i, GroupSpec)
+                       and not any(isinstance(o, GroupSpec) and o.buckets == i.buckets
+                                   for o in old)]
+            if stale or changed:
+                southbound.push(switch.datapath, stale + changed)
+            switch.groups.add(vip_id)
+            switch.buckets[vip_id] = [b.backend.ip for b in live]
+            switch.plans[vip_id] = plan
+
+    def program_switch(self, switch):
+        southbound.push(switch.datapath, [FlowDelete(lb.PROBES)]
+                        + [i for vip_id in self.vips for i in lb.forget_vip(vip_id)]
+                        + pipeline.table_misses()
+                        + (lb.probe_flows(self.settings.probe_ip)
+                           if self.settings.probe_ip else []))
+        switch.groups.clear()
+        switch.plans.clear()
+        for vip_id in sorted(self.vips):
+            self.program_vip(vip_id, [switch])
+
+    # --- switch events -------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        switch = LbSwitch(ev.msg.datapath)
+        self.switches[switch.datapath.id] = switch
+        self.program_switch(switch)
+        if self.prober is None:
+            self.prober = self.spawn(self._probe_loop)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        if ev.datapath.id is not None:
+            self.switches.pop(ev.datapath.id, None)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        if msg.table_id != pipeline.table_id("vip") or msg.datapath.id not in self.switches:
+            return
+        reply = probes.parse_reply(msg.data)
+        if isinstance(reply, probes.ArpReply):
+            self.on_arp_reply(msg.datapath.id, msg.match["in_port"], reply)
+        elif isinstance(reply, probes.TcpReply):
+            self.on_tcp_reply(msg.datapath.id, reply)
+
+    # --- health checks ---------------------------------------------------------------------
+
+    def on_arp_reply(self, dpid, port, reply):
+        for vip in list(self.vips.values()):
+            if vip.backend(reply.ip) is None:
+                continue
+            st = self.state_of(vip.vip_id, reply.ip)
+            moved = (st.mac, st.dpid, st.port) != (reply.mac, dpid, port)
+            st.mac, st.dpid, st.port = reply.mac, dpid, port
+            if vip.protocol == "udp":   # no service check for UDP: reachable is healthy
+                moved |= self.set_health(vip.vip_id, reply.ip, True)
+            if moved:
+                self.program_vip(vip.vip_id)
+
+    def on_tcp_reply(self, dpid, reply):
+        waiting = self.pending.pop((dpid, reply.probe_port), None)
+        if waiting is None:
+            return
+        vip_id, ip, _ = waiting
+        st = self.backends.get((vip_id, ip))
+        if reply.accepted and st is not None and st.mac:
+            southbound.send(self.switches[dpid].datapath, ofcompile.packet_out(
+                self.switches[dpid].datapath, st.port,
+                probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip)))
+        if self.set_health(vip_id, ip, reply.accepted):
+            self.program_vip(vip_id)
+
+    def set_health(self, vip_id, ip, healthy):
+        """True when the backend's health changed."""
+        st = self.state_of(vip_id, ip)
+        if st.healthy == healthy:
+            return False
+        st.healthy, st.last_change = healthy, self.clock()
+        self.logger.info("lb: VIP %s backend %s is %s", vip_id, ip,
+                         "healthy" if healthy else "down")
+        return True
+
+    def _probe_loop(self):
+        while True:
+            hub.sleep(TICK_S)
+            self.probe_round()
+
+    def probe_round(self):
+        now = self.clock()
+        for key, (vip_id, ip, sent) in list(self.pending.items()):
+            vip = self.vips.get(vip_id)
+            if vip is None or now - sent >= vip.health.timeout_s:
+                del self.pending[key]
+                if vip is not None and self.set_health(vip_id, ip, False):
+                    self.program_vip(vip_id)
+        if not self.settings.probe_ip:
+            return
+        for vip in list(self.vips.values()):
+            for backend in vip.backends:
+                st = self.state_of(vip.vip_id, backend.ip)
+                if now - st.last_probe < vip.health.interval_s:
+                    continue
+                st.last_probe = now
+                self.probe(vip, backend, st)
+
+    def probe(self, vip, backend, st):
+        probe_ip = self.settings.probe_ip
+        if st.mac is None or vip.protocol == "udp" or st.dpid not in self.switches:
+            frame = probes.arp_request(lb.PROBE_MAC, probe_ip, backend.ip)
+            for switch in list(self.switches.values()):
+                southbound.send(switch.datapath,
+                                ofcompile.packet_out(switch.datapath, FLOOD, frame))
+            return
+        switch = self.switches[st.dpid]
+        port = next(self.ports)
+        self.pending[(st.dpid, port)] = (vip.vip_id, backend.ip, self.clock())
+        southbound.send(switch.datapath, ofcompile.packet_out(
+            switch.datapath, st.port, probes.tcp_segment(
+                lb.PROBE_MAC, st.mac, probe_ip, backend.ip, port, backend.port, probes.SYN,
+                seq=port * 7919)))
+
+    # --- what REST asks ---------------------------------------------------------------------
+
+    def vip(self, vip_id):
+        try:
+            vip = self.vips.get(int(vip_id))
+        except ValueError:
+            raise rest.ApiError(400, f"bad VIP id {vip_id!r}: a number") from None
+        if vip is None:
+            raise rest.ApiError(404, f"no VIP {vip_id}")
+        return vip
+
+    def describe(self, vip):
+        out = lb.vip_to_dict(vip)
+        now = self.clock()
+        for entry in out["backends"]:
+            st = self.backends.get((vip.vip_id, entry["ip"]), BackendState())
+            entry.update(healthy=st.healthy, mac=st.mac, switch_port=st.port,
+                         state_for_s=round(now - st.last_change, 1))
+        out["mac"] = lb.vip_mac(vip.vip_id)
+        return out
+
+    def change(self, vip_id, body):
+        """Set (body) or remove (None) one VIP: validated, saved, then programmed."""
+        if body is not None:
+            try:
+                vip = lb.vip_from_dict(vip_id, body, self.settings.subnets)
+            except ValueError as err:
+                raise rest.ApiError(400, str(err)) from None
+            for other in self.vips.values():
+                if other.vip_id != vip_id and (other.ip, other.protocol, other.port) == \
+                        (vip.ip, vip.protocol, vip.port):
+                    raise rest.ApiError(409, f"VIP {vip.ip} {vip.protocol}/{vip.port} exists "
+                                             f"(id {other.vip_id})")
+        overrides = {"vips": dict(self.overrides.get("vips", {}))}
+        overrides["vips"][str(vip_id)] = body
+        try:
+            self.store.save(overrides)
+        except state.StateError as err:
+            raise rest.ApiError(500, str(err)) from None
+        self.overrides = overrides
+        self.vips = self.build_vips(overrides)
+        for key in [k for k in self.backends if k[0] == vip_id and
+                    (vip_id not in self.vips or self.vips[vip_id].backend(k[1]) is None)]:
+            del self.backends[key]
+        self.program_vip(vip_id)
+        return self.vips.get(vip_id)
+
+    def body_of(self, vip):
+        return {k: v for k, v in lb.vip_to_dict(vip).items() if k != "id"}
+
+    def stats(self, vip):
+        out = self.describe(vip)
+        counters = {b["ip"]: {"packets": 0, "bytes": 0} for b in out["backends"]}
+        for switch in list(self.switches.values()):
+            if vip.vip_id not in switch.groups:
+                continue
+            try:
+                buckets = ofcompile.decode_group_stats(self.request(
+                    switch.datapath, ofcompile.group_stats_request(
+                        switch.datapath, GroupRef(lb.vip_owner(vip.vip_id), vip.vip_id))))
+            except southbound.SwitchTimeout as err:
+                raise rest.ApiError(504, str(err)) from None
+            for ip, (packets, nbytes) in zip(switch.buckets.get(vip.vip_id, []), buckets):
+                counters[ip]["packets"] += packets
+                counters[ip]["bytes"] += nbytes
+        for entry in out["backends"]:
+            entry.update(counters[entry["ip"]])
+        return out
+
+
+class LbRest(rest.AppController):
+    @rest.api("lb_list", "/v1/lb/vips", methods=["GET"])
+    def list_vips(self, req, **_):
+        return [self.app.describe(v) for _, v in sorted(self.app.vips.items())]
+
+    @rest.api("lb_add", "/v1/lb/vips", methods=["POST"])
+    def add_vip(self, req, **_):
+        body = rest.parse_json_body(req)
+        vip_id = max(self.app.vips, default=0) + 1
+        return rest.json_response(self.app.describe(self.app.change(vip_id, body)), 201)
+
+    @rest.api("lb_get", "/v1/lb/vips/{vip_id}", methods=["GET"])
+    def get_vip(self, req, vip_id, **_):
+        return self.app.describe(self.app.vip(vip_id))
+
+    @rest.api("lb_patch", "/v1/lb/vips/{vip_id}", methods=["PATCH"])
+    def patch_vip(self, req, vip_id, **_):
+        vip = self.app.vip(vip_id)
+        body = dict(self.app.body_of(vip), **rest.parse_json_body(req))
+        return self.app.describe(self.app.change(vip.vip_id, body))
+
+    @rest.api("lb_delete", "/v1/lb/vips/{vip_id}", methods=["DELETE"])
+    def delete_vip(self, req, vip_id, **_):
+        vip = self.app.vip(vip_id)
+        self.app.change(vip.vip_id, None)
+        return {"deleted": vip.vip_id}
+
+    @rest.api("lb_backend_add", "/v1/lb/vips/{vip_id}/backends/{ip}", methods=["POST"])
+    def add_backend(self, req, vip_id, ip, **_):
+        vip = self.app.vip(vip_id)
+        if vip.backend(ip) is not None:
+            raise rest.ApiError(409, f"{ip} is already a backend of VIP {vip.vip_id}")
+        extra = rest.parse_json_body(req) if req.body else {}
+        body = self.app.body_of(vip)
+        body["backends"] = body["backends"] + [dict(extra, ip=ip)]
+        return rest.json_response(self.app.describe(self.app.change(vip.vip_id, body)), 201)
+
+    @rest.api("lb_backend_delete", "/v1/lb/vips/{vip_id}/backends/{ip}", methods=["DELETE"])
+    def delete_backend(self, req, vip_id, ip, **_):
+        vip = self.app.vip(vip_id)
+        if vip.backend(ip) is None:
+            raise rest.ApiError(404, f"{ip} is not a backend of VIP {vip.vip_id}")
+        if len(vip.backends) == 1:
+            raise rest.ApiError(409, f"{ip} is VIP {vip.vip_id}'s last backend; delete the "
+                                     f"VIP instead")
+        body = self.app.body_of(vip)
+        body["backends"] = [b for b in body["backends"] if b["ip"] != ip]
+        return self.app.describe(self.app.change(vip.vip_id, body))
+
+    @rest.api("lb_stats", "/v1/lb/vips/{vip_id}/stats", methods=["GET"])
+    def vip_stats(self, req, vip_id, **_):
+        return self.app.stats(self.app.vip(vip_id))
