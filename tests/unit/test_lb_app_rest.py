@@ -1,0 +1,148 @@
+"""flows/probes.py frames, and apps/lb.py driven by synthetic events: how health checks
+locate backends and move them in and out of the group, and the REST API."""
+import ipaddress
+import json
+import struct
+
+import pytest
+from ryu.controller import ofp_event
+from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from apps import lb as lb_app
+from controller import config, pipeline, rest
+from flows import lb, probes
+from tests.unit.test_l2_app_rest import FakeDatapath, Features, call
+
+BACKENDS = ["10.0.0.11", "10.0.0.12"]
+VIP_BODY = {"vip": "10.0.0.100", "port": 80,
+            "backends": [{"ip": ip, "port": 8080} for ip in BACKENDS]}
+SECTION = {"subnets": ["10.0.0.0/24"], "vips": [VIP_BODY]}
+
+
+def test_probe_frames_have_valid_checksums_and_parse_back():
+    syn = probes.tcp_segment("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.254",
+                             "10.0.0.11", 33000, 8080, probes.SYN, seq=7)
+    ip_header, tcp = syn[14:34], syn[34:]
+    assert probes._checksum(ip_header) == 0
+    pseudo = (ipaddress.IPv4Address("10.0.0.254").packed + ipaddress.IPv4Address("10.0.0.11").packed
+              + struct.pack("!BBH", 0, 6, len(tcp)))
+    assert probes._checksum(pseudo + tcp) == 0
+    reply = probes.parse_reply(probes.tcp_segment("02:00:00:00:00:02", "02:00:00:00:00:01",
+                                                  "10.0.0.11", "10.0.0.254", 8080, 33000,
+                                                  probes.SYN | probes.ACK, seq=99, ack=8))
+    assert reply == probes.TcpReply("10.0.0.11", 8080, 33000, probes.SYN | probes.ACK, 99, 8)
+    assert reply.accepted
+    rst = probes.parse_reply(probes.reset_for(reply, "02:00:00:00:00:01", "02:00:00:00:00:02",
+                                              "10.0.0.254"))
+    assert rst.flags == probes.RST and rst.seq == 8
+    request = probes.arp_request("02:00:00:00:00:01", "10.0.0.254", "10.0.0.11")
+    assert len(request) == 42 and request[:6] == b"\xff" * 6
+    answer = bytearray(request)
+    answer[20:22] = b"\x00\x02"
+    answer[22:28] = bytes.fromhex("020000000002")
+    answer[28:32] = ipaddress.IPv4Address("10.0.0.11").packed
+    assert probes.parse_reply(bytes(answer)) == probes.ArpReply("10.0.0.11", "02:00:00:00:00:02")
+    for junk in (b"", b"\x00" * 13, request[:30], syn[:40], bytes(60)):
+        assert probes.parse_reply(junk) is None
+
+
+def make_app(monkeypatch, tmp_path, section=SECTION):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"lb": section})
+    wsgi = rest.WSGIApplication()
+    app = lb_app.Lb(wsgi=wsgi)
+    app.wsgi, app.spawn = wsgi, lambda f, *a: None
+    return app
+
+
+def connect(app):
+    datapath = FakeDatapath(1)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    return datapath
+
+
+def packet_in(datapath, port, data):
+    msg = parser.OFPPacketIn(datapath, buffer_id=ofp.OFP_NO_BUFFER, total_len=len(data),
+                             reason=ofp.OFPR_ACTION, table_id=pipeline.table_id("vip"),
+                             cookie=0, match=parser.OFPMatch(in_port=port), data=data)
+    return ofp_event.EventOFPPacketIn(msg)
+
+
+def arp_reply(ip, mac):
+    frame = bytearray(probes.arp_request(lb.PROBE_MAC, "10.0.0.254", ip))
+    frame[0:6] = bytes.fromhex(lb.PROBE_MAC.replace(":", ""))
+    frame[20:22] = b"\x00\x02"
+    frame[22:28] = bytes.fromhex(mac.replace(":", ""))
+    frame[28:32] = ipaddress.IPv4Address(ip).packed
+    return bytes(frame)
+
+
+def buckets(datapath):
+    mods = [m for m in datapath.sent if isinstance(m, parser.OFPGroupMod)
+            and m.command != ofp.OFPGC_DELETE]
+    return len(mods[-1].buckets)
+
+
+def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    now = [100.0]
+    app.clock = lambda: now[0]
+    datapath = connect(app)
+    assert buckets(datapath) == 0                      # nothing checked yet
+    app.probe_round()                                  # unknown MACs: ARP, flooded
+    outs = [m for m in datapath.sent if isinstance(m, parser.OFPPacketOut)]
+    assert len(outs) == 2 and outs[0].actions[0].port == ofp.OFPP_FLOOD
+    for n, ip in enumerate(BACKENDS, start=1):
+        app._packet_in(packet_in(datapath, 10 + n, arp_reply(ip, f"02:00:00:00:00:0{n}")))
+    now[0] += 1.0
+    app.probe_round()                                  # located: TCP SYNs on their ports
+    syns = [m for m in datapath.sent if isinstance(m, parser.OFPPacketOut)][2:]
+    assert sorted(m.actions[0].port for m in syns) == [11, 12]
+    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
+        mac = "02:00:00:00:00:0%s" % ip[-1]
+        answer = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
+                                    probes.SYN | probes.ACK, seq=1, ack=2)
+        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
+    assert buckets(datapath) == 2
+    assert all(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
+    now[0] += 1.0
+    app.probe_round()                                  # probes sent, no answers this time
+    now[0] += 1.01
+    app.probe_round()                                  # past the timeout: both down
+    assert buckets(datapath) == 0
+    assert not any(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"vip": "192.168.0.1", "port": 80, "backends": [{"ip": "10.0.0.11"}]}, 400,
+     "inside no known subnet"),
+    (dict(VIP_BODY, backends=[]), 400, "non-empty"),
+    (dict(VIP_BODY, backends=[{"ip": "10.0.0.11", "weight": 0}]), 400, "weight"),
+    (VIP_BODY, 409, "exists (id 1)"),
+    ({"port": 80}, 400, "needs vip"),
+])
+def test_bad_vips_are_refused_and_change_nothing(monkeypatch, tmp_path, body, status, message):
+    app = make_app(monkeypatch, tmp_path)
+    connect(app)
+    code, reply, _ = call(app, "POST", "/v1/lb/vips", json.dumps(body).encode())
+    assert code == status and message in reply["error"], reply
+    assert [v["id"] for v in call(app, "GET", "/v1/lb/vips")[1]] == [1]
+    assert not (tmp_path / "lb.json").exists()
+
+
+def test_backend_and_vip_changes_persist(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    connect(app)
+    assert call(app, "GET", "/v1/lb/vips/9")[0] == 404
+    assert call(app, "GET", "/v1/lb/vips/x")[0] == 400
+    assert call(app, "POST", "/v1/lb/vips/1/backends/10.0.0.11")[0] == 409
+    assert call(app, "POST", "/v1/lb/vips/1/backends/10.0.0.13",
+                b'{"port": 8080, "weight": 3}')[0] == 201
+    assert call(app, "DELETE", "/v1/lb/vips/1/backends/10.0.0.99")[0] == 404
+    status, body, _ = call(app, "PATCH", "/v1/lb/vips/1", b'{"mode": "dsr", "port": 8080}')
+    assert status == 200 and body["mode"] == "dsr"
+    again = make_app(monkeypatch, tmp_path)
+    (vip,) = call(again, "GET", "/v1/lb/vips")[1]
+    assert vip["mode"] == "dsr" and [b["weight"] for b in vip["backends"]] == [1, 1, 3]
+    assert call(again, "DELETE", "/v1/lb/vips/1")[0] == 200
+    assert call(again, "GET", "/v1/lb/vips")[1] == []
