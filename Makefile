@@ -67,6 +67,7 @@ bench: setup
 	$(PY) -m bench.l2_throughput
 	$(PY) -m bench.vlan_throughput
 	$(PY) -m bench.overlay
+	$(PY) -m bench.lb
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -5,8 +5,6 @@ The only module that builds OpenFlow parser objects. Domain values become wire
 values here and nowhere else: table names -> numbers, Owner -> cookie, a VLAN
 id -> vid | OFPVID_PRESENT, "flood" -> OFPP_FLOOD.
 """
-import ipaddress
-
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
@@ -27,25 +25,7 @@ _LEARN_FIELDS = {
     "vlan_vid": ("vlan_tci", 12),     # the VID bits of the TCI, as the overlay lab does
     "in_port": ("in_port_nxm", 16),
     "tunnel_id": ("tunnel_id_nxm", 64),
-    "eth_type": ("eth_type_nxm", 16),
-    "ip_proto": ("ip_proto_nxm", 8),
-    "ipv4_src": ("ipv4_src_nxm", 32),
-    "ipv4_dst": ("ipv4_dst_nxm", 32),
-    "tcp_src": ("tcp_src_nxm", 16),
-    "tcp_dst": ("tcp_dst_nxm", 16),
-    "udp_src": ("udp_src_nxm", 16),
-    "udp_dst": ("udp_dst_nxm", 16),
-    "reg0": ("reg0", 32),
 }
-
-
-def _immediate(field, value):
-    """A learn() spec constant as the integer Ryu wants (MACs and IPv4 addresses too)."""
-    if field in ("eth_src", "eth_dst"):
-        return int(value.replace(":", ""), 16)
-    if field in ("ipv4_src", "ipv4_dst"):
-        return int(ipaddress.IPv4Address(value))
-    return int(value)
 
 
 _MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
@@ -86,19 +66,11 @@ def _learn(action: Learn):
     for dst, src in action.matches:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
-    for field, value in action.match_values:
-        nxm, bits = _LEARN_FIELDS[field]
-        specs.append(parser.NXFlowSpecMatch(src=_immediate(field, value), dst=(nxm, 0),
-                                            n_bits=bits))
     if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
         specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
     for dst, src in action.loads:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecLoad(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
-    for field, value in action.set_values:
-        nxm, bits = _LEARN_FIELDS[field]
-        specs.append(parser.NXFlowSpecLoad(src=_immediate(field, value), dst=(nxm, 0),
-                                           n_bits=bits))
     out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
     specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
     return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,

@@ -99,7 +99,6 @@ PURPOSE_IDS: Dict[str, int] = {
     "tenant": 0x0A,     # per-network entries (VNI <-> local VLAN, flood lists)
     "l2pop": 0x0B,      # controller-known MACs and ARP answers (L2 population)
     "vip": 0x0C,        # a virtual IP: ARP answer, its select group, reply rewrite
-    "pin": 0x0D,        # a connection pinned to its backend (learn())
     "probe": 0x0E,      # health-check replies to the controller
 }
 _APP_MASK = 0xFF << 56

@@ -160,8 +160,6 @@ class Learn:
     output_from: str = "in_port"
     strip_vlan: bool = False  # the new entry removes the tag before output (load 0 -> TCI)
     loads: Tuple[Tuple[str, str], ...] = ()
-    match_values: Tuple[Tuple[str, object], ...] = ()  # the new entry also matches these
-    set_values: Tuple[Tuple[str, object], ...] = ()    # ... and sets these before output
     priority: int = 100
     idle_timeout: int = 0
     hard_timeout: int = 0

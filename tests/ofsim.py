@@ -269,13 +269,11 @@ class Switch:
 
     def _learn(self, learn: Learn, pkt):
         fields = {dst: pkt[src] for dst, src in learn.matches}
-        fields.update(dict(learn.match_values))
         if fields.get("vlan_vid", 0) is None:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.
             fields["vlan_vid"] = UNTAGGED
         out = tuple(SetField(dst, pkt[src]) for dst, src in learn.loads) + \
-            tuple(SetField(f, v) for f, v in learn.set_values) + \
             (Output(pkt[learn.output_from]),)
         learned = FlowSpec(learn.table, learn.priority, Match.of(**fields), learn.owner,
                            actions=((PopVlan(),) + out) if learn.strip_vlan else out,
