@@ -47,8 +47,9 @@ def main(count=300, runs=3):
     with harness.running(LbLab(), apps=("apps/l2_switch.py", "apps/lb.py"),
                          config=config) as (controller, network):
         servers = [harness.start_http(network[f"b{n}"], f"b{n}") for n in (1, 2, 3, 4, 5)]
-        # the direct path uses another port: in nat mode a backend's service port
-        # answers as the VIP (see README, "Not done yet")
+        # the direct path uses another port of the same server host: with the same port,
+        # a client port reused for a VIP connection that lands on b1 meets b1's
+        # TIME_WAIT of the direct one (as with any NAT load balancer)
         servers.append(harness.start_http(network["b1"], "b1", 8081))
         try:
             if not harness.wait_until(lambda: all(

@@ -12,7 +12,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
                         MeterSpec, Move, Output, Owner, PopVlan, PushVlan, Resubmit, SetField,
-                        SetQueue)
+                        SetQueue, ct_state_bits)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -40,7 +40,6 @@ def _vlan_vid(value):
     return value | ofp.OFPVID_PRESENT
 
 
-_CT_TRACKED = 0x20   # the +trk bit of ct_state
 _NO_RECIRC = 0xFF
 _NX_IN_PORT = 0xFFF8   # Nicira actions use 16-bit ports: "the packet's own in_port"
 
@@ -51,7 +50,7 @@ def compile_match(match: Match):
         if name == "vlan_vid":
             kwargs[name] = _vlan_vid(value)
         elif name == "ct_state":
-            kwargs[name] = (_CT_TRACKED if value == "+trk" else 0, _CT_TRACKED)
+            kwargs[name] = ct_state_bits(value)
         else:
             kwargs[name] = value if mask is None else (value, mask)
     return parser.OFPMatch(**kwargs)

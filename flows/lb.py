@@ -31,8 +31,9 @@ APP = "lb"
 MODES = ("nat", "dsr")
 PROTOCOLS = {"tcp": 6, "udp": 17}
 IPV4 = 0x0800
-PRIO_PROBE, PRIO_ARP, PRIO_COMMIT, PRIO_PINNED, PRIO_TRACK, PRIO_NEW, PRIO_REPLY = (
-    400, 300, 220, 210, 200, 190, 150)
+PRIO_PROBE, PRIO_ARP, PRIO_COMMIT, PRIO_PINNED, PRIO_TRACK, PRIO_NEW = (
+    400, 300, 220, 210, 200, 190)
+PRIO_REPLY_OF_VIP, PRIO_NOT_A_REPLY, PRIO_REPLY = 160, 155, 150
 PROBE_MAC = "02:1b:00:00:00:fe"
 MAX_VIPS = 0xFFFF
 
@@ -228,13 +229,35 @@ def vip_flows(vip: Vip, live: Iterable[Located], group_exists: bool,
             FlowSpec("vip", PRIO_PINNED, vip_match(vip, ct_state="+trk", ct_mark=mark), owner,
                      actions=_to_backend(vip, backend))]
         if vip.mode == "nat":
-            items.append(FlowSpec(
-                "vip", PRIO_REPLY,
-                Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=backend.backend.ip,
-                         **{f"{l4}_src": backend.backend.port}),
-                owner, actions=(SetField("ipv4_src", vip.ip), SetField(f"{l4}_src", vip.port)),
-                goto="qos"))
+            items += reply_flows(vip, backend.backend)
+    if vip.mode == "nat":
+        items.append(FlowSpec("vip", PRIO_REPLY_OF_VIP,
+                              _from(vip, vip.ip, vip.port, ct_state="+trk+rpl"), owner,
+                              goto="qos"))
     return items
+
+
+def _from(vip, ip, port, **more):
+    l4, proto = _l4(vip)
+    return Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=ip, **{f"{l4}_src": port}, **more)
+
+
+def reply_flows(vip: Vip, backend: Backend) -> List[FlowSpec]:
+    """nat: a packet from the backend's service gets the VIP as its source and is
+    looked up in the VIP's conntrack zone; a reply of a VIP connection goes on like
+    that, anything else (a client talking to the backend directly) gets its own
+    source back."""
+    owner, mark = vip_owner(vip.vip_id), mark_of(backend.ip)
+    l4, _ = _l4(vip)
+    return [
+        FlowSpec("vip", PRIO_REPLY, _from(vip, backend.ip, backend.port, ct_state="-trk"),
+                 owner, actions=(SetField("reg0", mark), SetField("ipv4_src", vip.ip),
+                                 SetField(f"{l4}_src", vip.port),
+                                 Ct(zone=vip.vip_id, table="vip"))),
+        FlowSpec("vip", PRIO_NOT_A_REPLY,
+                 _from(vip, vip.ip, vip.port, ct_state="+trk-rpl", reg0=mark), owner,
+                 actions=(SetField("ipv4_src", backend.ip), SetField(f"{l4}_src", backend.port)),
+                 goto="qos")]
 
 
 def forget_vip(vip_id: int) -> List:

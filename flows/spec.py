@@ -6,6 +6,7 @@ OpenFlow 1.3 messages. Tables are referred to by name (the pipeline declared in
 (encoded into the cookie by `controller.pipeline`). Value equality gives
 dedupe and diffing for free.
 """
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
@@ -106,6 +107,22 @@ class Ct:
     table: Optional[str] = None
     commit: bool = False
     mark_from: Optional[str] = None
+
+
+CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
+
+
+def ct_state_bits(text: str):
+    """"+trk-rpl" -> (value, mask) of OVS's ct_state bits; raises ValueError."""
+    value = mask = 0
+    for sign, flag in re.findall(r"([+-])([a-z]+)", text):
+        if flag not in CT_FLAGS:
+            raise ValueError(f"unknown ct_state flag {flag!r} in {text!r}")
+        mask |= CT_FLAGS[flag]
+        value |= CT_FLAGS[flag] if sign == "+" else 0
+    if not mask:
+        raise ValueError(f"ct_state needs flags like +trk-rpl, not {text!r}")
+    return value, mask
 
 
 @dataclass(frozen=True)

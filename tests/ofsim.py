@@ -19,7 +19,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
                         MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit, SetField,
-                        SetQueue)
+                        SetQueue, CT_FLAGS, ct_state_bits)
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
@@ -35,8 +35,9 @@ def _mac_int(mac):
 
 
 def _field_matches(name, want, mask, pkt) -> bool:
-    if name == "ct_state":
-        return (pkt.get("ct_state") == "+trk") == (want == "+trk")
+    if name == "ct_state":   # the packet carries its bits (0 while untracked)
+        value, mask = ct_state_bits(want)
+        return pkt.get("ct_state", 0) & mask == value
     have = pkt.get(name, 0 if name in ("ct_mark", "reg0") else None)
     if name == "vlan_vid":
         if want == UNTAGGED:
@@ -248,8 +249,11 @@ class Switch:
             self.conntrack[key] = pkt.get(ct.mark_from, 0) if ct.mark_from else \
                 self.conntrack.get(key, 0)
         if ct.table is not None:
-            self._walk(dict(pkt, ct_state="+trk", ct_mark=self.conntrack.get(key, 0)), result,
-                       ct.table)
+            reverse = (ct.zone, key[2], key[1], key[3], key[5], key[4])
+            state, mark = CT_FLAGS["trk"], self.conntrack.get(key, 0)
+            if key not in self.conntrack and reverse in self.conntrack:
+                state, mark = state | CT_FLAGS["rpl"], self.conntrack[reverse]
+            self._walk(dict(pkt, ct_state=state, ct_mark=mark), result, ct.table)
 
     def _group(self, group, pkt, result):
         if group.type == "select":

@@ -8,7 +8,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import ofcompile, pipeline
 from flows import lb
-from flows.spec import GroupRef
+from flows.spec import FlowSpec, GroupRef, Match, Output, Owner
 from tests.ofsim import Switch, frame
 from tests.unit.test_l2_app_rest import FakeDatapath
 
@@ -92,14 +92,23 @@ def test_pinned_connections_survive_a_new_backend():
         11, 12, 13, 14, 15}
 
 
-def test_replies_from_a_backend_get_the_vip_back():
+def test_replies_of_vip_connections_get_the_vip_back_and_direct_ones_do_not():
     switch = lb_switch(make_vip())
-    reply = frame(12, "00:00:00:00:00:0c", CLIENT_MAC, ipv4_src="10.0.0.12",
-                  ipv4_dst=CLIENT_IP, ip_proto=6, tcp_src=8080, tcp_dst=40000)
-    result = switch.process(reply)
-    assert "qos" in result.tables_visited      # then on to normal forwarding
-    (entry,) = [e for e in switch.tables["vip"] if e.packets]
-    assert entry.spec.actions[0].value == "10.0.0.100" and entry.spec.actions[1].value == 80
+    port, _ = only_output(switch.process(syn(40000)))
+    ip, mac, _ = next(b for b in BACKENDS if b[2] == port)
+    seen = []
+    switch.apply([FlowSpec("qos", 5, Match(), Owner("qos", "rule"), actions=(Output(2),))])
+
+    def reply(src_ip, sport, dport):
+        result = switch.process(frame(port, mac, CLIENT_MAC, ipv4_src=src_ip,
+                                      ipv4_dst=CLIENT_IP, ip_proto=6, tcp_src=sport,
+                                      tcp_dst=dport))
+        (out,) = result.outputs[2]
+        seen.append((out["ipv4_src"], out["tcp_src"]))
+
+    reply(ip, 8080, 40000)            # the VIP connection's reply: from the VIP
+    reply(ip, 8080, 50000)            # the client talking to the backend directly
+    assert seen == [("10.0.0.100", 80), (ip, 8080)]
 
 
 def test_dsr_rewrites_the_mac_only_and_leaves_replies_alone():
@@ -108,7 +117,8 @@ def test_dsr_rewrites_the_mac_only_and_leaves_replies_alone():
     port, pkt = only_output(switch.process(syn(40001)))
     assert pkt["ipv4_dst"] == "10.0.0.100" and pkt["tcp_dst"] == 80
     assert pkt["eth_dst"] == next(mac for _, mac, p in BACKENDS if p == port)
-    assert not [f for f in switch.flows("vip") if f.priority == lb.PRIO_REPLY]
+    assert not [f for f in switch.flows("vip") if f.priority in (
+        lb.PRIO_REPLY, lb.PRIO_NOT_A_REPLY, lb.PRIO_REPLY_OF_VIP)]
 
 
 def test_weights_and_dead_backends_shape_the_group():
