@@ -145,6 +145,12 @@ def test_datapath_mode_mac_cap_is_enforced_by_the_switch(lab):
     rows = subprocess.run(["ovs-vsctl", "--format=csv", "--columns=flow_limit,external_ids",
                            "list", "Flow_Table"], capture_output=True, text=True).stdout
     assert '4,{sdn-owner=l2_switch}' in rows, rows
+
+    def cap_in_force():   # ovs-vswitchd applies the OVSDB row a moment after it is written
+        features = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-table-features",
+                                   "s1"], capture_output=True, text=True).stdout
+        return re.search(r'table 5 \("l2_dst"\):\s+.*?max_entries=4', features, re.S)
+    assert wait_for(cap_in_force, timeout=5)
     assert network.pingall() == 0  # hosts beyond the cap are flooded to, not cut off
     learned = learned_flows(network, "s1", "datapath")
     assert len(learned) == 2, learned
