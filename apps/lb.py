@@ -18,7 +18,7 @@ Config section `lb` (flows/lb.py LbSettings). REST (changes persist):
 """
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ryu.controller import ofp_event
@@ -28,7 +28,7 @@ from ryu.lib import hub
 
 from controller import config, ofcompile, pipeline, rest, southbound, state
 from flows import lb, probes
-from flows.spec import FLOOD, FlowDelete, FlowSpec, GroupRef, GroupSpec
+from flows.spec import FLOOD, FlowDelete, GroupRef
 
 TICK_S = 0.1
 
@@ -41,7 +41,7 @@ class BackendState:
     port: Optional[int] = None
     healthy: bool = False
     last_probe: float = 0.0
-    last_change: float = field(default_factory=time.monotonic)
+    last_change: float = 0.0
 
 
 class LbSwitch:
@@ -91,7 +91,9 @@ class Lb(southbound.SdnApp):
         return vips
 
     def state_of(self, vip_id, ip):
-        return self.backends.setdefault((vip_id, ip), BackendState())
+        if (vip_id, ip) not in self.backends:
+            self.backends[(vip_id, ip)] = BackendState(last_change=self.clock())
+        return self.backends[(vip_id, ip)]
 
     def located(self, vip, switch, healthy_only):
         out = []
@@ -105,10 +107,8 @@ class Lb(southbound.SdnApp):
     # --- programming -------------------------------------------------------------------
 
     def program_vip(self, vip_id, switches=None):
-        """(Re)install one VIP (or remove it, when gone) on the switches. Only what
-        changed is sent: entries that stay are never deleted and re-added (a reply
-        rewrite missing for a moment makes clients reset live connections), and the
-        group's buckets are replaced in place."""
+        """(Re)install one VIP (or remove it, when gone) on the switches, sending only
+        what changed (flows/lb.py plan_changes); the group is replaced in place."""
         vip = self.vips.get(vip_id)
         for switch in list(switches or self.switches.values()):
             if vip is None:
@@ -121,15 +121,9 @@ class Lb(southbound.SdnApp):
             live = self.located(vip, switch, healthy_only=True)
             plan = lb.vip_flows(vip, live, vip_id in switch.groups,
                                 self.located(vip, switch, False))
-            old = switch.plans.get(vip_id, [])
-            slots = {(i.match, i.priority) for i in plan if isinstance(i, FlowSpec)}
-            stale = [FlowDelete(i.owner, i.table, i.match, i.priority) for i in old
-                     if isinstance(i, FlowSpec) and (i.match, i.priority) not in slots]
-            changed = [i for i in plan if i not in old or isinstance(i, GroupSpec)
-                       and not any(isinstance(o, GroupSpec) and o.buckets == i.buckets
-                                   for o in old)]
-            if stale or changed:
-                southbound.push(switch.datapath, stale + changed)
+            changes = lb.plan_changes(switch.plans.get(vip_id, []), plan)
+            if changes:
+                southbound.push(switch.datapath, changes)
             switch.groups.add(vip_id)
             switch.buckets[vip_id] = [b.backend.ip for b in live]
             switch.plans[vip_id] = plan
@@ -262,7 +256,7 @@ class Lb(southbound.SdnApp):
         out = lb.vip_to_dict(vip)
         now = self.clock()
         for entry in out["backends"]:
-            st = self.backends.get((vip.vip_id, entry["ip"]), BackendState())
+            st = self.backends.get((vip.vip_id, entry["ip"])) or BackendState(last_change=now)
             entry.update(healthy=st.healthy, mac=st.mac, switch_port=st.port,
                          state_for_s=round(now - st.last_change, 1))
         out["mac"] = lb.vip_mac(vip.vip_id)

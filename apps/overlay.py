@@ -59,7 +59,6 @@ class Overlay(southbound.SdnApp):
                             for hv, vlans in saved.get("local_vlans", {}).items()}
         self.switches = {}       # dpid -> SwitchPorts, for every connected switch
         self.pushed = {}         # dpid -> the plan last pushed (pushed again only if changed)
-        self.problems = []       # config/state entries that could not be applied
         self.hv_problems = {}    # hypervisor -> what went wrong with its OVSDB
         self.ovsdbs = {}         # OVSDB remote -> Ovsdb
         self.spawn = hub.spawn   # unit tests run it inline
@@ -70,7 +69,7 @@ class Overlay(southbound.SdnApp):
 
     # --- the model: config file, then REST -------------------------------------------
 
-    def build_model(self, overrides, problems=None):
+    def build_model(self, overrides):
         bodies = {kind: {} for kind in KINDS}
         for kind in KINDS:
             for body in getattr(self.settings, kind) or ():
@@ -82,29 +81,21 @@ class Overlay(southbound.SdnApp):
                     bodies[kind][key] = body
         model = overlay.Model(tunnel_type=self.settings.tunnel_type,
                               l2_population=self.settings.l2_population)
-        problems = self.problems if problems is None else problems
-        problems.clear()
+        self.problems = []
         for kind in KINDS:
             for key, body in bodies[kind].items():
                 try:
                     model = getattr(model, _ADD[kind])(_PARSE[kind](body))
                 except ValueError as err:
-                    problems.append(f"{kind} {key}: {err}")
+                    self.problems.append(f"{kind} {key}: {err}")
                     self.logger.warning("overlay: %s %s left out: %s", kind, key, err)
         return model
 
     def allocate_vlans(self):
-        """Local VLANs for every hypervisor's VNIs; True when something changed."""
-        changed = False
-        for hv in self.model.hypervisors:
-            current = self.local_vlans.get(hv.name, {})
-            wanted = overlay.allocate_vlans(current, self.model.vnis_on(hv.name))
-            if wanted != current:
-                self.local_vlans[hv.name], changed = wanted, True
-        for name in set(self.local_vlans) - {h.name for h in self.model.hypervisors}:
-            del self.local_vlans[name]
-            changed = True
-        return changed
+        """Local VLANs for every hypervisor's VNIs (kept where they are)."""
+        self.local_vlans = {hv.name: overlay.allocate_vlans(self.local_vlans.get(hv.name, {}),
+                                                            self.model.vnis_on(hv.name))
+                            for hv in self.model.hypervisors}
 
     def save(self, overrides):
         data = dict(overrides, local_vlans={hv: {str(vni): vid for vni, vid in vlans.items()}
@@ -151,7 +142,8 @@ class Overlay(southbound.SdnApp):
                 plan = self.plan_for(dpid)
                 if plan is None or self.pushed.get(dpid) == plan:
                     continue
-                forget = overlay.forget_tunnel_bridge() if self.role_of(dpid)[1] == "tun" else []
+                forget = overlay.forget_tunnel_bridge() if self.role_of(dpid)[1] == "tun" \
+                    else overlay.forget_integration_bridge()
                 southbound.push(self.switches[dpid].datapath, forget + plan)
                 self.pushed[dpid] = plan
 

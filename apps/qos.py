@@ -97,14 +97,16 @@ class Qos(southbound.SdnApp):
 
     # --- desired state: config file, then REST ------------------------------------
 
-    def bodies(self, switch, overrides):
-        """({port: body}, {rule id: body}) for `switch`, file first, REST over it."""
+    def bodies(self, switch, overrides, problems=None):
+        """({port: body}, {rule id: body}) for `switch`, file first, REST over it;
+        config ports the switch does not have are added to `problems`."""
         ports, rules = {}, {}
         for switch_ref, port_ref, body in self.settings.ports:
             if switch.is_named(switch_ref):
                 number = switch.resolve(port_ref)
                 if number is None:
-                    switch.problems.append(f"config: no port {port_ref!r} on this switch")
+                    if problems is not None:
+                        problems.append(f"config: no port {port_ref!r} on this switch")
                 else:
                     ports[number] = body
         for switch_ref, rule_id, body in self.settings.rules:
@@ -122,11 +124,11 @@ class Qos(southbound.SdnApp):
     def desired(self, switch, overrides=None):
         """({port: PortQos}, {rule id: Rule}, [problems]): what should be on `switch`;
         rules that do not fit (a queue that is not there) are left out and reported."""
+        rules, problems = {}, []
         port_bodies, rule_bodies = self.bodies(switch, self.overrides if overrides is None
-                                               else overrides)
+                                               else overrides, problems)
         ports = {number: qos.port_qos_from_dict(body) for number, body in port_bodies.items()
                  if number in switch.ports}
-        rules, problems = {}, []
         for rule_id, body in sorted(rule_bodies.items()):
             try:
                 rule = qos.rule_from_dict(rule_id, body, switch.port_resolver(), ports,
@@ -380,7 +382,7 @@ class Qos(southbound.SdnApp):
 
     def add_rule(self, switch, body):
         body = dict(body)
-        _, rules, _ = self.desired(switch)
+        ports, rules, _ = self.desired(switch)
         taken = set(self.bodies(switch, self.overrides)[1])
         rule_id = body.pop("id", None)
         try:
@@ -390,7 +392,6 @@ class Qos(southbound.SdnApp):
             raise rest.ApiError(400, str(err)) from None
         if rule_id in taken:
             raise rest.ApiError(409, f"rule {rule_id} exists; delete it first or leave out id")
-        ports, _, _ = self.desired(switch)
         try:
             rule = qos.rule_from_dict(rule_id, body, switch.port_resolver(), ports,
                                       switch.tc_classified)

@@ -121,12 +121,6 @@ def table_name(number: int, kind: str = "main") -> str:
     raise PipelineError(f"no table {number} in the {kind} pipeline")
 
 
-def pipeline_of(table: str) -> str:
-    """"main" or "tunnel": which bridge kind a table belongs to."""
-    table_id(table)
-    return _PIPELINE_OF[table]
-
-
 def cookie(owner: Owner) -> int:
     if owner.app not in APP_IDS:
         raise PipelineError(f"unknown app {owner.app!r} in cookie")

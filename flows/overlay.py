@@ -420,10 +420,10 @@ def tunnel_plan(bridge: TunnelBridge) -> List[FlowSpec]:
     return specs + l2pop_flows(bridge) + arp_responder_flows(bridge)
 
 
-def forget_tunnel_bridge(keep_learned=True) -> List[FlowDelete]:
-    """Deletes for this app's entries on a tunnel bridge (learned ones only if asked)."""
-    owners = (TUNNEL, TENANT, L2POP) + (() if keep_learned else (LEARNED,))
-    return [FlowDelete(owner) for owner in owners]
+def forget_tunnel_bridge() -> List[FlowDelete]:
+    """Deletes for what the controller installs on a tunnel bridge; entries learn()
+    wrote stay (they are still right)."""
+    return [FlowDelete(owner) for owner in (TUNNEL, TENANT, L2POP)]
 
 
 # --- the integration bridge --------------------------------------------------------
@@ -440,13 +440,17 @@ def integration_ports(vm_ports: Mapping[int, int], patch_port: int,
     return ports
 
 
+def forget_integration_bridge() -> List[FlowDelete]:
+    """Deletes for everything an integration bridge's plan installs."""
+    return vlan.forget_everything() + l2.forget_everything()
+
+
 def integration_plan(ports: List[vlan.PortVlan], table_misses: List[FlowSpec]) -> List:
     """VLAN classification and per-VLAN flooding (flows/vlan.py) with datapath MAC
     learning (flows/l2.py) on the main pipeline; ports of no network drop everything."""
     configured = [p.port for p in ports]
     settings = l2.L2Settings(mode="datapath")
-    return (vlan.forget_everything() + l2.forget_everything() + table_misses
-            + vlan.switch_plan(ports, configured, ())
+    return (table_misses + vlan.switch_plan(ports, configured, ())
             + l2.switch_defaults(settings, vlan.untagged_egress_pairs(ports)))
 
 

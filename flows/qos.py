@@ -336,23 +336,11 @@ def rule_flows(rule: Rule) -> List:
     return ([meter] if meter else []) + [flow]
 
 
-def remove_rule(rule: Rule) -> List:
-    items = [FlowDelete(RULES, "qos", _of_match(rule), rule.priority)]
-    if rule.meter is not None:
-        items.append(MeterDelete(MeterRef(RULES, rule.rule_id)))
-    return items
-
-
 def police_flows(port: int, policing: Policing) -> List:
     ref = MeterRef(POLICE, port)
     return [MeterSpec(ref, policing.rate, policing.burst),
             FlowSpec("police", POLICE_PRIORITY, Match.of(in_port=port), POLICE, meter=ref,
                      goto="vip")]
-
-
-def remove_police(port: int) -> List:
-    return [FlowDelete(POLICE, "police", Match.of(in_port=port), POLICE_PRIORITY),
-            MeterDelete(MeterRef(POLICE, port))]
 
 
 def switch_plan(ports: Dict[int, PortQos], rules: Iterable[Rule], meter_policing: bool) -> List:

@@ -202,3 +202,20 @@ def test_vip_round_trip():
     vip = make_vip(health={"interval_s": 0.5, "timeout_s": 2})
     assert lb.vip_from_dict(1, {k: v for k, v in lb.vip_to_dict(vip).items() if k != "id"},
                             SUBNETS) == vip
+
+
+def test_plan_changes_send_only_what_differs():
+    vip = make_vip()
+    first = lb.vip_flows(vip, located(vip), False, located(vip))
+    assert lb.plan_changes([], first) == first
+    same = lb.vip_flows(vip, located(vip), True, located(vip))
+    assert lb.plan_changes(first, same) == []          # group exists now: nothing to send
+    fewer = lb.vip_flows(vip, located(vip)[1:], True, located(vip)[1:])
+    changes = lb.plan_changes(same, fewer)
+    groups = [i for i in changes if isinstance(i, lb.GroupSpec)]
+    assert len(groups) == 1 and groups[0].modify and len(groups[0].buckets) == 3
+    deletes = [i for i in changes if isinstance(i, lb.FlowDelete)]
+    assert deletes and all(d.priority is not None for d in deletes)   # strict, gone slots
+    assert {d.match.get("reg0") or d.match.get("ct_mark") or d.match.get("ipv4_src")
+            for d in deletes} <= {lb.mark_of("10.0.0.11"), "10.0.0.11"}
+    assert not [i for i in changes if isinstance(i, FlowSpec)]   # the rest stays as it is

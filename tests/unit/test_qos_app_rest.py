@@ -320,3 +320,14 @@ def test_bad_config_is_refused_at_start(monkeypatch, tmp_path):
              "queues": {"0": {"min_rate": "1M"}, "1": {"min_rate": "1M"}}}]})
     with pytest.raises(SystemExit, match="check_interval"):
         make_app(monkeypatch, tmp_path, {"check_interval": 0})
+
+
+def test_a_config_port_the_switch_lacks_is_reported_once(monkeypatch, tmp_path):
+    section = dict(QOS_LAB_CONFIG["qos"], ports=QOS_LAB_CONFIG["qos"]["ports"] + [
+        {"switch": "s1", "port": "s1-eth9", "ingress_policing": {"rate": "1M"}}])
+    app = make_app(monkeypatch, tmp_path, section)
+    bring_up(app, answer=queue_stats_answer(app, {"bytes": 0}))
+    for _ in range(3):
+        app.watch(app.switches[1])
+    (switch,) = call(app, "GET", "/v1/qos")[1]
+    assert switch["problems"] == ["config: no port 's1-eth9' on this switch"]

@@ -190,7 +190,7 @@ def test_meter_rule_and_ingress_policing_meter_their_packets():
     assert not kernel.flows("police", qos.POLICE) and MeterRef(qos.POLICE, 1) not in kernel.meters
 
 
-def test_reprogramming_is_idempotent_and_removal_leaves_nothing():
+def test_reprogramming_is_idempotent_and_forgetting_leaves_nothing():
     ports = {**lab_ports(), 1: qos.port_qos_from_dict({"ingress_policing": {"rate": "5M"}})}
     rules = lab_rules(ports) + [qos.rule_from_dict(9, {"match": {}, "meter": {"rate": "1M"}},
                                                    resolve, ports, True)]
@@ -198,9 +198,7 @@ def test_reprogramming_is_idempotent_and_removal_leaves_nothing():
     before = switch.snapshot()
     switch.apply(qos.forget(NAMES, rules) + qos.switch_plan(ports, rules, True))  # no EXISTS
     assert switch.snapshot() == before
-    for rule in rules:
-        switch.apply(qos.remove_rule(rule))
-    switch.apply(qos.remove_police(1))
+    switch.apply(qos.forget(NAMES, rules))
     assert not switch.flows(owner=qos.RULES) and not switch.flows(owner=qos.POLICE)
     assert not switch.meters
 
