@@ -183,7 +183,11 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     as OVS treats a port without settings: a trunk of every VLAN.
     """
     ports = sorted(ports, key=lambda p: p.port)
-    specs = [
+    # flood-only VLANs first: a frame classified into one must never reach the
+    # learning table before its no-learn entry is there (the switch applies in order)
+    specs = [FlowSpec("l2_src", 50, Match.of(vlan_vid=vid), FLOOD_ONLY, goto="l2_dst")
+             for vid in sorted(set(flood_only))]
+    specs += [
         FlowSpec("ingress", 1, Match.of(vlan_vid=UNTAGGED), CLASSIFY, actions=_push(0),
                  goto="police"),
         FlowSpec("ingress", 1, Match.of(vlan_vid=TAGGED), CLASSIFY, goto="police"),
@@ -196,8 +200,6 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     carry_all = [Output(p.port) for p in ports if p.mode != "access" and not p.trunks]
     specs.append(FlowSpec("flood", 5, Match.of(vlan_vid=TAGGED), FLOOD_OWNER,
                           actions=tuple(carry_all)))
-    specs += [FlowSpec("l2_src", 50, Match.of(vlan_vid=vid), FLOOD_ONLY, goto="l2_dst")
-              for vid in sorted(set(flood_only))]
     return specs
 
 
