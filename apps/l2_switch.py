@@ -18,7 +18,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 from ryu.lib import hub
 
 from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
-from flows import l2
+from flows import diff, l2
 from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, Output, is_multicast_mac
 
@@ -44,10 +44,13 @@ class SwitchState:
         self.not_learned = 0  # sources seen while the MAC table was full
         self.mac_cap = "pending"  # how max_macs is enforced on this switch
         self.untagged = frozenset()  # (port, VLAN) pairs leaving untagged (from the VLAN app)
+        self.routes = {}    # fabric: (vlan, mac) -> entry towards a host on another switch
+        self.no_learn = []  # fabric: the no-learning entries last pushed
 
 
 class L2Switch(southbound.SdnApp):
     _CONTEXTS = {"wsgi": rest.WSGIApplication}
+    _EVENTS = [events.EventHostLocation]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,6 +59,7 @@ class L2Switch(southbound.SdnApp):
         except config.ConfigError as err:
             raise SystemExit(f"l2_switch: {err}") from None
         self.switches = {}
+        self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
         rest.register(kwargs["wsgi"], L2Rest, self)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
@@ -73,6 +77,8 @@ class L2Switch(southbound.SdnApp):
                         + l2.switch_defaults(self.settings))
         self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
         hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
+        if self.fabric is not None:  # back before the fabric noticed it was gone
+            self._apply_fabric(self.fabric, self.fabric)
 
     def _enforce_mac_cap(self, switch):
         """reactive: the controller refuses to learn past max_macs. datapath: the switch
@@ -104,7 +110,7 @@ class L2Switch(southbound.SdnApp):
         if switch is None or switch.untagged == ev.untagged:
             return
         switch.untagged = ev.untagged
-        switch.macs.clear()
+        self._clear_macs(switch)
         southbound.push(switch.datapath, l2.forget_defaults() + l2.forget_all_hosts()
                         + l2.switch_defaults(self.settings, switch.untagged))
 
@@ -121,8 +127,10 @@ class L2Switch(southbound.SdnApp):
         switch = self.switches.get(msg.datapath.id)
         if switch is None:
             return
+        if msg.table_id != pipeline.table_id("l2_src"):
+            return  # another app's (LLDP, health probes)
         switch.packet_ins += 1
-        if self.settings.mode != "reactive" or msg.table_id != pipeline.table_id("l2_src"):
+        if self.settings.mode != "reactive":
             return
         headers = parse_ethernet(msg.data)
         if headers is None:
@@ -130,7 +138,11 @@ class L2Switch(southbound.SdnApp):
         _, src, vlan = headers
         if is_multicast_mac(src):
             return
-        port = msg.match["in_port"]
+        port, dpid = msg.match["in_port"], msg.datapath.id
+        if self.fabric is not None:
+            if not self.fabric.is_edge(dpid, port):
+                return  # a host attached elsewhere, or a port not classified yet
+            self._forget_elsewhere(src, vlan, dpid)
         verdict, previous = switch.macs.observe(src, port, vlan, time.monotonic())
         if verdict == TABLE_FULL:
             switch.not_learned += 1
@@ -140,11 +152,93 @@ class L2Switch(southbound.SdnApp):
         changes = []
         if verdict == MOVED:
             changes += l2.forget_host(src, previous.port, vlan)
-            self.logger.debug("%016x: %s moved %s -> %s", msg.datapath.id, src,
-                              previous.port, port)
-        changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
-                                 untagged_egress=(port, vlan) in switch.untagged)
-        southbound.push(msg.datapath, changes, barrier=False)
+            self.logger.debug("%016x: %s moved %s -> %s", dpid, src, previous.port, port)
+        if self.fabric is None:
+            changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
+                                     untagged_egress=(port, vlan) in switch.untagged)
+            southbound.push(msg.datapath, changes, barrier=False)
+        else:
+            if changes:
+                southbound.push(msg.datapath, changes)
+            self._route(src, vlan, dpid, port, include_home=True)
+        self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
+
+    # --- a fabric of switches (with the topology app) ----------------------------
+
+    def _route(self, mac, vlan, home, port, include_home):
+        """Point every switch at `mac`'s home (dpid, port), sending only what changed."""
+        routes = l2.route_host(self.fabric, mac, vlan, (home, port), self.settings.idle_timeout,
+                               {dpid: s.untagged for dpid, s in self.switches.items()})
+        key = (vlan, mac)
+        for dpid, switch in self.switches.items():
+            if dpid == home:
+                switch.routes.pop(key, None)
+                if include_home:
+                    southbound.push(switch.datapath, routes[dpid], barrier=False)
+                continue
+            wanted = routes.get(dpid, [None])[0]
+            if switch.routes.get(key) == wanted:
+                continue
+            if wanted is None:
+                del switch.routes[key]
+                southbound.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
+            else:
+                switch.routes[key] = wanted
+                southbound.push(switch.datapath, [wanted], barrier=False)
+
+    def _unroute(self, mac, vlan):
+        for switch in self.switches.values():
+            if switch.routes.pop((vlan, mac), None) is not None:
+                southbound.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
+
+    def _forget_elsewhere(self, mac, vlan, here):
+        """A host heard at an edge port of `here` no longer lives on another switch."""
+        for dpid, switch in self.switches.items():
+            entry = switch.macs.get(mac, vlan) if dpid != here else None
+            if entry is not None and switch.macs.remove(mac, entry.port, vlan):
+                southbound.push(switch.datapath, l2.forget_host(mac, entry.port, vlan))
+
+    def _forget(self, switch, entry):
+        """`entry` left switch's port: forget it there and everywhere it was routed."""
+        if not switch.macs.remove(entry.mac, entry.port, entry.vlan):
+            return []
+        if self.fabric is not None:
+            self._unroute(entry.mac, entry.vlan)
+        self.send_event_to_observers(events.EventHostLocation(
+            entry.mac, entry.vlan, switch.datapath.id, None))
+        return l2.forget_host(entry.mac, entry.port, entry.vlan)
+
+    def _clear_macs(self, switch):
+        """Forget the switch's hosts in the controller, and their routes elsewhere (the
+        caller deletes the switch's own entries)."""
+        if self.fabric is not None:
+            for entry in switch.macs.entries():
+                self._unroute(entry.mac, entry.vlan)
+        switch.macs.clear()
+
+    @set_ev_cls(events.EventTopology)
+    def _topology(self, ev):
+        old, self.fabric = self.fabric, ev.fabric
+        self._apply_fabric(old, ev.fabric)
+
+    def _apply_fabric(self, old, fabric):
+        for dpid, switch in self.switches.items():
+            plan = l2.fabric_ports(self.settings, fabric, dpid)
+            changes = diff.plan_changes(switch.no_learn, plan)
+            switch.no_learn = plan
+            if changes:
+                southbound.push(switch.datapath, changes)
+        if self.settings.mode == "datapath":
+            if old is None or old.tree != fabric.tree:  # learned entries follow the old tree
+                for switch in self.switches.values():
+                    southbound.push(switch.datapath, [l2.forget_learned()])
+            return
+        for dpid, switch in self.switches.items():
+            for entry in switch.macs.entries():
+                if fabric.is_edge(dpid, entry.port):
+                    self._route(entry.mac, entry.vlan, dpid, entry.port, include_home=False)
+                else:
+                    southbound.push(switch.datapath, self._forget(switch, entry))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev):
@@ -157,8 +251,9 @@ class L2Switch(southbound.SdnApp):
         match = ofcompile.decode_match(msg.match)
         mac, port, vlan = match.get("eth_src"), match.get("in_port"), match.get("vlan_vid")
         vlan = None if vlan == UNTAGGED else vlan
-        if switch.macs.remove(mac, port, vlan):
-            southbound.push(msg.datapath, l2.forget_host(mac, port, vlan), barrier=False)
+        entry = switch.macs.get(mac, vlan)
+        if entry is not None and entry.port == port:
+            southbound.push(msg.datapath, self._forget(switch, entry), barrier=False)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
@@ -172,9 +267,8 @@ class L2Switch(southbound.SdnApp):
             return
         changes = []
         for entry in switch.macs.entries():
-            if entry.port == msg.desc.port_no and switch.macs.remove(entry.mac, entry.port,
-                                                                     entry.vlan):
-                changes += l2.forget_host(entry.mac, entry.port, entry.vlan)
+            if entry.port == msg.desc.port_no:
+                changes += self._forget(switch, entry)
         if changes:
             southbound.push(msg.datapath, changes)
 
@@ -207,7 +301,7 @@ class L2Switch(southbound.SdnApp):
     def flush_macs(self, dpid):
         switch = self.switch(dpid)
         count = len(self.learned_macs(dpid))
-        switch.macs.clear()
+        self._clear_macs(switch)
         southbound.push(switch.datapath, l2.forget_all_hosts())
         return count
 

@@ -27,7 +27,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 from ryu.lib import hub
 
 from controller import config, ofcompile, pipeline, rest, southbound, state
-from flows import lb, probes
+from flows import diff, lb, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef
 
 TICK_S = 0.1
@@ -108,7 +108,7 @@ class Lb(southbound.SdnApp):
 
     def program_vip(self, vip_id, switches=None):
         """(Re)install one VIP (or remove it, when gone) on the switches, sending only
-        what changed (flows/lb.py plan_changes); the group is replaced in place."""
+        what changed (flows/diff.py); the group is replaced in place."""
         vip = self.vips.get(vip_id)
         for switch in list(switches or self.switches.values()):
             if vip is None:
@@ -121,7 +121,7 @@ class Lb(southbound.SdnApp):
             live = self.located(vip, switch, healthy_only=True)
             plan = lb.vip_flows(vip, live, vip_id in switch.groups,
                                 self.located(vip, switch, False))
-            changes = lb.plan_changes(switch.plans.get(vip_id, []), plan)
+            changes = diff.plan_changes(switch.plans.get(vip_id, []), plan)
             if changes:
                 southbound.push(switch.datapath, changes)
             switch.groups.add(vip_id)

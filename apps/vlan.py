@@ -22,7 +22,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 
 from controller import config, events, ofcompile, rest, southbound, state
 from controller.ports import SwitchPorts
-from flows import vlan
+from flows import diff, vlan
 
 
 class Vlan(southbound.SdnApp):
@@ -38,6 +38,8 @@ class Vlan(southbound.SdnApp):
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"vlan: {err}") from None
         self.switches = {}
+        self.plans = {}     # dpid -> the plan last pushed
+        self.fabric = None  # set when the topology app runs: flood along its tree only
         rest.register(kwargs["wsgi"], VlanRest, self)
 
     # --- desired state ------------------------------------------------------------
@@ -65,9 +67,18 @@ class Vlan(southbound.SdnApp):
         return [configured.get(no, vlan.trunk_all(no)) for no in sorted(switch.ports)], configured
 
     def program(self, switch):
+        """Push the switch's plan: everything the first time, then only what changed
+        (entries that stay are not touched, so their traffic sees no gap)."""
+        dpid = switch.datapath.id
         ports, configured = self.effective(switch)
-        plan = vlan.switch_plan(ports, configured, self.settings.flood_vlans)
-        southbound.push(switch.datapath, vlan.forget_everything() + plan)
+        flood_ports = None if self.fabric is None else self.fabric.flood_ports(dpid)
+        plan = vlan.switch_plan(ports, configured, self.settings.flood_vlans, flood_ports)
+        previous = self.plans.get(dpid)
+        changes = vlan.forget_everything() + plan if previous is None \
+            else diff.plan_changes(previous, plan)
+        self.plans[dpid] = plan
+        if changes:
+            southbound.push(switch.datapath, changes)
         self.send_event_to_observers(events.EventPortVlans(
             switch.datapath.id, vlan.untagged_egress_pairs(ports)))
 
@@ -77,6 +88,7 @@ class Vlan(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
+        self.plans.pop(datapath.id, None)  # reconnected: start from a clean slate
         southbound.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -91,10 +103,19 @@ class Vlan(southbound.SdnApp):
         if switch is not None and switch.update_from_status(ev.msg):
             self.program(switch)  # a port came or went: flood lists change
 
+    @set_ev_cls(events.EventTopology)
+    def _topology(self, ev):
+        old, self.fabric = self.fabric, ev.fabric
+        for dpid, switch in self.switches.items():
+            if dpid in self.plans and (old is None or
+                                       old.flood_ports(dpid) != ev.fabric.flood_ports(dpid)):
+                self.program(switch)
+
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
         if ev.datapath.id is not None:
             self.switches.pop(ev.datapath.id, None)
+            self.plans.pop(ev.datapath.id, None)
 
     # --- what REST asks ------------------------------------------------------------
 

@@ -254,6 +254,21 @@ def decode_port_status(msg):
     return msg.desc.port_no, _name(msg.desc.name), msg.reason == ofp.OFPPR_DELETE
 
 
+def _live(port) -> bool:
+    return not port.state & ofp.OFPPS_LINK_DOWN and not port.config & ofp.OFPPC_PORT_DOWN
+
+
+def decode_port_liveness(reply):
+    """(number, carrier up and not administratively down) of every port in a
+    port-description reply (the LOCAL port left out)."""
+    return [(p.port_no, _live(p)) for p in reply.body if p.port_no != LOCAL_PORT]
+
+
+def decode_port_status_liveness(msg):
+    """(number, live) of a port-status message; a deleted port is not live."""
+    return msg.desc.port_no, msg.reason != ofp.OFPPR_DELETE and _live(msg.desc)
+
+
 def _name(raw):
     return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 

@@ -85,6 +85,7 @@ APP_IDS: Dict[str, int] = {
     "qos": 0x30,
     "lb": 0x40,
     "overlay": 0x50,
+    "topology": 0x60,
 }
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,
@@ -99,6 +100,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "tenant": 0x0A,     # per-network entries (VNI <-> local VLAN, flood lists)
     "l2pop": 0x0B,      # controller-known MACs and ARP answers (L2 population)
     "vip": 0x0C,        # a virtual IP: ARP answer, its select group, reply rewrite
+    "lldp": 0x0D,       # link discovery frames to the controller
     "probe": 0x0E,      # health-check replies to the controller
 }
 _APP_MASK = 0xFF << 56

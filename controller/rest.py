@@ -36,6 +36,10 @@ def json_response(body, status=200, headers=None):
     return response
 
 
+def text_response(text: str, content_type: str):
+    return webob.Response(content_type=content_type, charset="utf-8", body=text.encode())
+
+
 def error_response(status, message, headers=None):
     return json_response({"error": message, "status": status}, status, headers)
 

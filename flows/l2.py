@@ -15,7 +15,7 @@ datapath: the switch learns by itself with learn(): every frame refreshes an
 steady-state traffic never involves the controller.
 """
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from flows.spec import (CONTROLLER, FLOOD, UNTAGGED, FlowDelete, FlowSpec, Learn, Match,
                         Output, Owner, PopVlan)
@@ -135,9 +135,19 @@ def forget_host(mac: str, port: int, vlan: Optional[int]) -> List[FlowDelete]:
     ]
 
 
+def forget_route(mac: str, vlan: Optional[int]) -> List[FlowDelete]:
+    """The inverse of a route_host entry on a switch that is not the host's home."""
+    return [FlowDelete(HOSTS, "l2_dst", _dst_match(mac, vlan), HOST_PRIORITY)]
+
+
 def forget_all_hosts() -> List[FlowDelete]:
     """Flush every learned MAC of either mode; the defaults stay."""
     return [FlowDelete(HOSTS), FlowDelete(LEARNED)]
+
+
+def forget_learned() -> FlowDelete:
+    """Every entry learn() wrote (datapath mode), e.g. when the flood tree changed."""
+    return FlowDelete(LEARNED)
 
 
 def forget_defaults() -> List[FlowDelete]:
@@ -147,3 +157,39 @@ def forget_defaults() -> List[FlowDelete]:
 def forget_everything() -> List[FlowDelete]:
     """Every entry this app owns, in every table (used before re-pushing on connect)."""
     return [FlowDelete(Owner(APP))]
+
+
+# --- on a fabric of switches with loops (flows/topology.py) ------------------------
+
+NO_LEARN = Owner(APP, "no_learn")  # switch-to-switch ports: hosts are learned where they attach
+NO_LEARN_PRIORITY = 3
+
+
+def fabric_ports(settings: L2Settings, fabric, dpid: int) -> List[FlowSpec]:
+    """Where a switch of a fabric must not learn. reactive: no switch-to-switch port
+    (the controller locates a host at its edge port and routes to it from every other
+    switch). datapath: no core port off the flood tree (learned entries then follow the
+    tree, as 802.1D bridges' do)."""
+    ports = fabric.core_ports(dpid)
+    if settings.mode == "datapath":
+        ports -= fabric.tree_ports(dpid)
+    return [FlowSpec("l2_src", NO_LEARN_PRIORITY, Match.of(in_port=port), NO_LEARN,
+                     goto="l2_dst") for port in sorted(ports)]
+
+
+def route_host(fabric, mac: str, vlan: Optional[int], home: Tuple[int, int],
+               idle_timeout: int, untagged: Mapping[int, UntaggedEgress]
+               ) -> Dict[int, List[FlowSpec]]:
+    """Reactive mode on a fabric: `mac` attaches at `home` (dpid, port). Its own switch
+    gets learn_host; every switch that can reach it a destination entry towards the
+    next hop of a shortest path. `untagged`: per dpid, the (port, VLAN) pairs that
+    leave untagged (VLAN 0 on trunks)."""
+    dpid, port = home
+    routes = {dpid: learn_host(mac, port, vlan, idle_timeout,
+                               untagged_egress=(port, vlan) in untagged.get(dpid, ()))}
+    for other, out in fabric.next_hops(dpid, mac).items():
+        actions = (PopVlan(), Output(out)) if (out, vlan) in untagged.get(other, ()) \
+            else (Output(out),)
+        routes[other] = [FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS,
+                                  actions=actions)]
+    return routes

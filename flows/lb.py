@@ -260,21 +260,6 @@ def reply_flows(vip: Vip, backend: Backend) -> List[FlowSpec]:
                  goto="qos")]
 
 
-def plan_changes(old: Sequence, new: Sequence) -> List:
-    """What to send to turn plan `old` (as last installed) into `new`: strict deletes
-    for entries whose slot (match, priority) is gone, then the entries that are new or
-    differ, and the group only when its buckets changed. Entries that stay are never
-    deleted and re-added: a reply rewrite missing for a moment makes clients reset
-    live connections."""
-    slots = {(i.match, i.priority) for i in new if isinstance(i, FlowSpec)}
-    stale = [FlowDelete(i.owner, i.table, i.match, i.priority) for i in old
-             if isinstance(i, FlowSpec) and (i.match, i.priority) not in slots]
-    old_buckets = [i.buckets for i in old if isinstance(i, GroupSpec)]
-    changed = [i for i in new if (i.buckets not in old_buckets if isinstance(i, GroupSpec)
-                                  else i not in old)]
-    return stale + changed
-
-
 def forget_vip(vip_id: int) -> List:
     """Everything of one VIP: its entries, then its group."""
     return [FlowDelete(vip_owner(vip_id)), GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]

@@ -41,6 +41,9 @@ class MacTable:
         self._entries[key] = MacEntry(mac, port, vlan, now)
         return (MOVED if previous is not None else NEW), previous
 
+    def get(self, mac: str, vlan: Optional[int]) -> Optional[MacEntry]:
+        return self._entries.get((vlan, mac))
+
     def remove(self, mac: str, port: int, vlan: Optional[int]) -> bool:
         """Forget `mac` if it is still on `port` (an expiry of an old location
         must not erase the new one)."""

@@ -110,11 +110,14 @@ def classify_port(cfg: PortVlan) -> List[FlowSpec]:
     return entries
 
 
-def flood_vlan(vid: int, ports: Iterable[PortVlan]) -> FlowSpec:
+def flood_vlan(vid: int, ports: Iterable[PortVlan],
+               flood_ports: Optional[FrozenSet[int]] = None) -> FlowSpec:
     """Broadcast / unknown unicast of VLAN `vid` to its member ports: tagged members
     first, then pop the tag for the untagged ones (the order matters in one action list).
-    OpenFlow never sends a frame back out of its ingress port."""
-    members = sorted((p for p in ports if p.carries(vid)), key=lambda p: p.port)
+    OpenFlow never sends a frame back out of its ingress port. `flood_ports`: on a
+    fabric with loops, the ports on the flood tree (flows/topology.py); None: all."""
+    members = sorted((p for p in ports if p.carries(vid) and
+                      (flood_ports is None or p.port in flood_ports)), key=lambda p: p.port)
     tagged = [Output(p.port) for p in members if not p.untagged_egress(vid)]
     untagged = [Output(p.port) for p in members if p.untagged_egress(vid)]
     actions = tuple(tagged) + ((PopVlan(),) + tuple(untagged) if untagged else ())
@@ -175,12 +178,14 @@ def members(ports: Iterable[PortVlan]):
 
 
 def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
-                flood_only: Iterable[int] = ()) -> List[FlowSpec]:
+                flood_only: Iterable[int] = (),
+                flood_ports: Optional[FrozenSet[int]] = None) -> List[FlowSpec]:
     """Everything the VLAN app installs on one switch.
 
     `ports`: every known port (unconfigured ones as trunk_all); `configured`: the port
-    numbers with explicit settings. A port the controller does not know yet is treated
-    as OVS treats a port without settings: a trunk of every VLAN.
+    numbers with explicit settings; `flood_ports`: see flood_vlan. A port the controller
+    does not know yet is treated as OVS treats a port without settings: a trunk of
+    every VLAN.
     """
     ports = sorted(ports, key=lambda p: p.port)
     # flood-only VLANs first: a frame classified into one must never reach the
@@ -196,8 +201,9 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     for cfg in ports:
         if cfg.port in configured:
             specs += classify_port(cfg)
-    specs += [flood_vlan(vid, ports) for vid in sorted(vlans_named(ports))]
-    carry_all = [Output(p.port) for p in ports if p.mode != "access" and not p.trunks]
+    specs += [flood_vlan(vid, ports, flood_ports) for vid in sorted(vlans_named(ports))]
+    carry_all = [Output(p.port) for p in ports if p.mode != "access" and not p.trunks and
+                 (flood_ports is None or p.port in flood_ports)]
     specs.append(FlowSpec("flood", 5, Match.of(vlan_vid=TAGGED), FLOOD_OWNER,
                           actions=tuple(carry_all)))
     return specs

@@ -108,7 +108,8 @@ class Controller:
             self.process.wait(timeout=10)
 
     def rest(self, method, path, body=None, timeout=10):
-        """(status, decoded JSON) for a REST call; HTTP errors are returned, not raised."""
+        """(status, decoded JSON) for a REST call (text for a reply that is not JSON);
+        HTTP errors are returned, not raised."""
         data = None if body is None else (body if isinstance(body, bytes)
                                           else json.dumps(body).encode())
         request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", data=data,
@@ -116,7 +117,10 @@ class Controller:
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as reply:
-                return reply.status, json.loads(reply.read() or b"null")
+                raw = reply.read()
+                if not reply.headers.get_content_type().endswith("json"):
+                    return reply.status, raw.decode(errors="replace")
+                return reply.status, json.loads(raw or b"null")
         except urllib.error.HTTPError as err:
             raw = err.read()
             try:

@@ -163,5 +163,50 @@ class LbLab(DatapathAware, Topo):
 
 LB_LAB_SUBNETS = ["10.0.0.0/24"]
 
+
+class Ring(DatapathAware, Topo):
+    """n switches in a ring (a loop: plain flooding storms here). On s<i>, port 1 goes
+    to the next switch's port 2 and hosts h<i>... sit on ports 3 and up."""
+
+    def build(self, n=4, hosts_per_switch=1):
+        if n < 3:
+            raise ValueError("a ring needs at least 3 switches")
+        switches = [self.addSwitch(f"s{i}", dpid="%016x" % i) for i in range(1, n + 1)]
+        for index, switch in enumerate(switches):
+            self.addLink(switch, switches[(index + 1) % n], port1=1, port2=2)
+            for h in range(hosts_per_switch):
+                name = f"h{index + 1}" if hosts_per_switch == 1 else f"h{index + 1}_{h + 1}"
+                self.addLink(self.addHost(name), switch, port2=3 + h)
+
+
+class FatTree(DatapathAware, Topo):
+    """The k-ary fat-tree (Al-Fares et al.): (k/2)^2 core switches c<i>, k pods of k/2
+    aggregation a<pod><i> and k/2 edge switches e<pod><i>, k/2 hosts h<pod><e><i> per
+    edge switch; k=4: 20 switches, 16 hosts, 48 links, many equal-cost paths.
+    dpids: cores 1.., aggregation 0x100 + .., edge 0x200 + ..; every host in
+    10.0.0.0/24."""
+
+    def build(self, k=4):
+        if k < 2 or k % 2:
+            raise ValueError("k must be an even number >= 2")
+        half = k // 2
+        cores = [self.addSwitch(f"c{i + 1}", dpid="%016x" % (1 + i)) for i in range(half * half)]
+        number = 0
+        for pod in range(k):
+            aggs = [self.addSwitch(f"a{pod}{i}", dpid="%016x" % (0x100 + pod * half + i))
+                    for i in range(half)]
+            edges = [self.addSwitch(f"e{pod}{i}", dpid="%016x" % (0x200 + pod * half + i))
+                     for i in range(half)]
+            for a, agg in enumerate(aggs):
+                for e, edge in enumerate(edges):
+                    self.addLink(agg, edge, port1=1 + e, port2=1 + a)
+                for c in range(half):
+                    self.addLink(agg, cores[a * half + c], port1=1 + half + c, port2=1 + pod)
+            for e, edge in enumerate(edges):
+                for h in range(half):
+                    number += 1
+                    self.addLink(self.addHost(f"h{pod}{e}{h}", ip=f"10.0.0.{number}/24"),
+                                 edge, port2=1 + half + h)
+
 topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
-         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab}
+         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab, "ring": Ring, "fattree": FatTree}

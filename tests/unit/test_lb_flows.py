@@ -7,7 +7,7 @@ import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import ofcompile, pipeline
-from flows import lb
+from flows import diff, lb
 from flows.spec import FlowSpec, GroupRef, Match, Output, Owner
 from tests.ofsim import Switch, frame
 from tests.unit.test_l2_app_rest import FakeDatapath
@@ -207,11 +207,11 @@ def test_vip_round_trip():
 def test_plan_changes_send_only_what_differs():
     vip = make_vip()
     first = lb.vip_flows(vip, located(vip), False, located(vip))
-    assert lb.plan_changes([], first) == first
+    assert diff.plan_changes([], first) == first
     same = lb.vip_flows(vip, located(vip), True, located(vip))
-    assert lb.plan_changes(first, same) == []          # group exists now: nothing to send
+    assert diff.plan_changes(first, same) == []          # group exists now: nothing to send
     fewer = lb.vip_flows(vip, located(vip)[1:], True, located(vip)[1:])
-    changes = lb.plan_changes(same, fewer)
+    changes = diff.plan_changes(same, fewer)
     groups = [i for i in changes if isinstance(i, lb.GroupSpec)]
     assert len(groups) == 1 and groups[0].modify and len(groups[0].buckets) == 3
     deletes = [i for i in changes if isinstance(i, lb.FlowDelete)]

@@ -1,0 +1,203 @@
+"""Link discovery and loop-free forwarding on networks with loops (OpenFlow 1.3).
+
+    ryu-manager apps/topology.py apps/l2_switch.py [apps/vlan.py]
+
+Every `lldp_interval_s` the controller sends an LLDP frame out of every live port of
+every switch; one coming back from another switch is a link. A live port that hears
+no LLDP for `edge_after_s` faces hosts; a link not heard of for `link_timeout_s`, or
+whose port goes down, is gone at once. From that the app builds the fabric (a
+networkx graph, flows/topology.py), installs the flood tree on every switch and tells
+the learning and VLAN apps (EventTopology), which learn hosts at edge ports, route
+known unicast on shortest paths and keep VLAN flooding on the tree.
+
+Config section `topology`: lldp_interval_s (1), link_timeout_s (3.5), edge_after_s (3).
+REST:
+    GET /v1/topology        switches and their ports' roles, links (in_tree), hosts
+    GET /v1/topology.svg    the same as a picture
+"""
+import time
+
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+from ryu.lib import hub
+
+from controller import config, drawing, events, ofcompile, pipeline, rest, southbound
+from controller.ports import SwitchPorts
+from flows import diff, lldp, topology
+from flows.spec import FlowDelete, Owner
+
+
+class Topology(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+    _EVENTS = [events.EventTopology]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(topology.TopologySettings, "topology")
+        except config.ConfigError as err:
+            raise SystemExit(f"topology: {err}") from None
+        self.switches = {}  # dpid -> SwitchPorts
+        self.live = {}      # dpid -> {port: when it came up}
+        self.heard = {}     # Link -> when LLDP last crossed it
+        self.guards = {}    # dpid -> flood guard last pushed
+        self.hosts = {}     # (vlan, mac) -> (dpid, port), from the learning app
+        self.fabric = topology.build((), (), ())
+        self.changes, self.changed_at = 0, time.monotonic()
+        self._trap_cookie = pipeline.cookie(topology.DISCOVERY)
+        rest.register(kwargs["wsgi"], TopologyRest, self)
+        hub.spawn(self._discover)
+
+    # --- switches and ports ---------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        datapath = ev.msg.datapath
+        self.switches[datapath.id] = SwitchPorts(datapath)
+        self.live[datapath.id] = {}
+        # Until the fabric knows the switch, it floods nothing (every port is pending).
+        guard = topology.flood_guard(self.fabric, datapath.id)
+        self.guards[datapath.id] = guard
+        southbound.push(datapath, [FlowDelete(Owner(topology.APP))]
+                        + topology.discovery_trap() + guard)
+        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_desc(self, ev):
+        dpid = ev.msg.datapath.id
+        switch = self.switches.get(dpid)
+        if switch is None:
+            return
+        switch.update_from_desc(ev.msg)
+        now = time.monotonic()
+        for port, live in ofcompile.decode_port_liveness(ev.msg):
+            if live:
+                self.live[dpid].setdefault(port, now)
+                self._send_lldp(switch.datapath, port)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        dpid = ev.msg.datapath.id
+        switch = self.switches.get(dpid)
+        if switch is None:
+            return
+        switch.update_from_status(ev.msg)
+        port, live = ofcompile.decode_port_status_liveness(ev.msg)
+        if live:
+            if port not in self.live[dpid]:
+                self.live[dpid][port] = time.monotonic()
+                self._send_lldp(switch.datapath, port)
+            return
+        self.live[dpid].pop(port, None)
+        self._drop_links(lambda end: end == (dpid, port))
+        self._refresh()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        dpid = ev.datapath.id
+        if dpid is None or self.switches.pop(dpid, None) is None:
+            return
+        self.live.pop(dpid, None)
+        self.guards.pop(dpid, None)
+        self._drop_links(lambda end: end[0] == dpid)
+        self._refresh()
+
+    @set_ev_cls(events.EventHostLocation)
+    def _host(self, ev):
+        if ev.port is None:
+            self.hosts.pop((ev.vlan, ev.mac), None)
+        else:
+            self.hosts[(ev.vlan, ev.mac)] = (ev.dpid, ev.port)
+
+    # --- discovery --------------------------------------------------------------------
+
+    def _send_lldp(self, datapath, port):
+        southbound.send(datapath, ofcompile.packet_out(
+            datapath, port, lldp.frame(datapath.id, port)))
+
+    def _discover(self):
+        while True:
+            for dpid, switch in list(self.switches.items()):
+                for port in list(self.live.get(dpid, ())):
+                    self._send_lldp(switch.datapath, port)
+            self._refresh()
+            hub.sleep(self.settings.lldp_interval_s)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        if msg.cookie != self._trap_cookie:
+            return
+        sender = lldp.parse(msg.data)
+        here = (msg.datapath.id, msg.match["in_port"])
+        if sender is None or not self._is_live(sender) or not self._is_live(here):
+            return  # another speaker's LLDP, or a port that went down meanwhile
+        link = topology.Link.between(sender, here)
+        known = link in self.heard
+        self.heard[link] = time.monotonic()
+        if not known:
+            self.logger.info("link %016x:%d - %016x:%d", *link.a, *link.b)
+            self._refresh()
+
+    def _is_live(self, switch_port):
+        dpid, port = switch_port
+        return port in self.live.get(dpid, ())
+
+    def _drop_links(self, touches):
+        for link in [link for link in self.heard if touches(link.a) or touches(link.b)]:
+            del self.heard[link]
+            self.logger.info("link %016x:%d - %016x:%d gone", *link.a, *link.b)
+
+    def _refresh(self):
+        """Rebuild the fabric from what discovery knows now; if it changed, move every
+        switch's flood guard to it and tell the other apps."""
+        now = time.monotonic()
+        for link, heard in list(self.heard.items()):
+            if now - heard > self.settings.link_timeout_s:
+                del self.heard[link]
+                self.logger.info("link %016x:%d - %016x:%d timed out", *link.a, *link.b)
+        edge = [(dpid, port) for dpid, ports in self.live.items()
+                for port, since in ports.items() if now - since >= self.settings.edge_after_s]
+        fabric = topology.build(self.switches, self.heard, edge)
+        if fabric == self.fabric:
+            return
+        self.fabric, self.changes, self.changed_at = fabric, self.changes + 1, now
+        for dpid, switch in list(self.switches.items()):
+            guard = topology.flood_guard(fabric, dpid)
+            changes = diff.plan_changes(self.guards.get(dpid, []), guard)
+            self.guards[dpid] = guard
+            if changes:
+                southbound.push(switch.datapath, changes)
+        self.send_event_to_observers(events.EventTopology(fabric))
+
+    # --- what REST asks ---------------------------------------------------------------
+
+    def view(self):
+        fabric = self.fabric
+        view = topology.describe(fabric)
+        view["switches"] = [
+            {"dpid": rest.format_dpid(dpid), "name": switch.name,
+             "ports": [{"port": port, "name": switch.ports.get(port),
+                        "role": topology.port_role(fabric, dpid, port)}
+                       for port in sorted(self.live.get(dpid, ()))]}
+            for dpid, switch in sorted(self.switches.items())]
+        view["hosts"] = [{"mac": mac, "vlan": vlan, "dpid": rest.format_dpid(dpid), "port": port}
+                         for (vlan, mac), (dpid, port) in sorted(
+                             self.hosts.items(), key=lambda item: (item[0][0] or 0, item[0][1]))]
+        view["root"] = rest.format_dpid(min(fabric.switches)) if fabric.switches else None
+        pending = sum(port["role"] == "pending" for s in view["switches"] for port in s["ports"])
+        view["pending_ports"] = pending
+        view["changes"] = self.changes
+        view["stable_for_s"] = round(time.monotonic() - self.changed_at, 1)
+        return view
+
+
+class TopologyRest(rest.AppController):
+    @rest.api("topology", "/v1/topology", methods=["GET"])
+    def get_topology(self, req, **_):
+        return self.app.view()
+
+    @rest.api("topology_svg", "/v1/topology.svg", methods=["GET"])
+    def get_picture(self, req, **_):
+        return rest.text_response(drawing.topology_svg(self.app.view()), "image/svg+xml")

@@ -1,0 +1,204 @@
+"""The switch fabric as a graph, and forwarding on a network with loops.
+
+A fabric is what link discovery found: switches, the links between them (each end a
+(dpid, port)) and the *edge* ports, where no switch was heard (hosts live there). A
+port that is neither is *pending*: just up and not yet decided. Nothing floods over
+it, the way an 802.1D port listens before it forwards.
+
+Flooding (broadcast, unknown unicast) follows a spanning tree of the switch graph:
+breadth-first from the lowest dpid, ties broken by dpid then port, which is what
+802.1D elects with default priorities and equal costs. Two guards keep a loop
+impossible even while switches briefly disagree about the tree: a switch floods only
+out of its tree and edge ports, and a frame that reaches the flood stage through any
+other port is dropped (an in_port allow-list in `l2_dst`, below known destinations).
+
+Known unicast follows shortest paths (hop count). Among equal-cost next hops a MAC
+picks one by a stable hash, which spreads hosts over a fat-tree's core switches.
+The graph is a networkx MultiGraph (parallel links between two switches are fine).
+"""
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Dict, FrozenSet, Iterable, List, Tuple
+
+import networkx as nx
+
+from flows import lldp
+from flows.spec import CONTROLLER, FlowSpec, Match, Output, Owner
+
+APP = "topology"
+DISCOVERY = Owner(APP, "lldp")       # LLDP frames go to the controller
+FLOOD_GUARD = Owner(APP, "flood")    # the flood tree: allowed in-ports and out-ports
+
+SwitchPort = Tuple[int, int]  # (dpid, port number)
+
+_LLDP_PRIORITY = 1000   # above every ingress classification
+_ALLOW, _DENY = 3, 2    # l2_dst: above the learning app's miss (1), below known hosts (100)
+_FLOOD = 2              # flood: above the learning app's FLOOD (1), below per-VLAN lists
+
+
+@dataclass(frozen=True, order=True)
+class Link:
+    """A switch-to-switch link; `a` < `b` so each link has one spelling."""
+    a: SwitchPort
+    b: SwitchPort
+
+    @classmethod
+    def between(cls, one: SwitchPort, other: SwitchPort) -> "Link":
+        return cls(*sorted((one, other)))
+
+    def port_at(self, dpid: int) -> int:
+        return self.a[1] if self.a[0] == dpid else self.b[1]
+
+    def far_end(self, dpid: int) -> int:
+        return self.b[0] if self.a[0] == dpid else self.a[0]
+
+
+@dataclass(frozen=True)
+class Fabric:
+    switches: FrozenSet[int]
+    links: FrozenSet[Link]
+    edge: FrozenSet[SwitchPort]
+    tree: FrozenSet[Link] = field(compare=False)
+
+    @cached_property
+    def graph(self) -> nx.MultiGraph:
+        return _graph(self.switches, self.links)
+
+    def core_ports(self, dpid: int) -> FrozenSet[int]:
+        return frozenset(end[1] for link in self.links for end in (link.a, link.b)
+                         if end[0] == dpid)
+
+    def tree_ports(self, dpid: int) -> FrozenSet[int]:
+        return frozenset(end[1] for link in self.tree for end in (link.a, link.b)
+                         if end[0] == dpid)
+
+    def edge_ports(self, dpid: int) -> FrozenSet[int]:
+        return frozenset(port for switch, port in self.edge if switch == dpid)
+
+    def flood_ports(self, dpid: int) -> FrozenSet[int]:
+        """Where a flooded frame may go out and where one may come in from."""
+        return self.edge_ports(dpid) | self.tree_ports(dpid)
+
+    def is_edge(self, dpid: int, port: int) -> bool:
+        return (dpid, port) in self.edge
+
+    @cached_property
+    def _distances(self) -> Dict[int, Dict[int, int]]:
+        return {}  # home dpid -> hop counts to it, filled as next_hops asks
+
+    def next_hops(self, home: int, key: str) -> Dict[int, int]:
+        """{dpid: port towards `home`} for every other switch that can reach it, on a
+        shortest path; `key` (a MAC) chooses among equal-cost next hops."""
+        if home not in self.switches:
+            return {}
+        distance = self._distances.get(home)
+        if distance is None:
+            distance = self._distances[home] = nx.single_source_shortest_path_length(
+                self.graph, home)
+        hops = {}
+        for dpid, hops_away in distance.items():
+            if dpid == home:
+                continue
+            choices = sorted((link.far_end(dpid), link.port_at(dpid))
+                             for _, _, link in self.graph.edges(dpid, keys=True)
+                             if distance.get(link.far_end(dpid)) == hops_away - 1)
+            hops[dpid] = choices[_stable_hash(f"{key}@{dpid:x}") % len(choices)][1]
+        return hops
+
+
+def _stable_hash(text: str) -> int:
+    # Per switch, and not CRC32: CRC is linear, so the low bits chosen at one hop
+    # would follow those chosen at the previous one and leave some cores unused.
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+
+
+def build(switches: Iterable[int], links: Iterable[Link], edge: Iterable[SwitchPort]) -> Fabric:
+    """The fabric of these switches; links and edge ports of unknown switches are
+    left out, and a port with a link is never an edge port."""
+    switches = frozenset(switches)
+    links = frozenset(link for link in links
+                      if link.a[0] in switches and link.b[0] in switches and
+                      link.a[0] != link.b[0])  # a cable between two ports of one switch
+    core = {end for link in links for end in (link.a, link.b)}
+    edge = frozenset(end for end in edge if end[0] in switches and end not in core)
+    return Fabric(switches, links, edge, _spanning_tree(switches, links))
+
+
+def _graph(switches: FrozenSet[int], links: FrozenSet[Link]) -> nx.MultiGraph:
+    graph = nx.MultiGraph()
+    graph.add_nodes_from(switches)
+    for link in links:
+        graph.add_edge(link.a[0], link.b[0], key=link)
+    return graph
+
+
+def _spanning_tree(switches: FrozenSet[int], links: FrozenSet[Link]) -> FrozenSet[Link]:
+    graph = _graph(switches, links)
+    tree = set()
+    for component in nx.connected_components(graph):
+        for parent, child in nx.bfs_edges(graph, min(component), sort_neighbors=sorted):
+            tree.add(min(graph[parent][child]))  # of parallel links, the lowest ports
+    return frozenset(tree)
+
+
+def discovery_trap() -> List[FlowSpec]:
+    """Our LLDP frames go to the controller and nowhere else."""
+    return [FlowSpec("ingress", _LLDP_PRIORITY,
+                     Match.of(eth_type=lldp.ETH_TYPE_LLDP, eth_dst=lldp.LLDP_MAC), DISCOVERY,
+                     actions=(Output(CONTROLLER, max_len=0xFFFF),))]
+
+
+def flood_guard(fabric: Fabric, dpid: int) -> List[FlowSpec]:
+    """One switch's share of the flood tree. A switch the fabric does not know yet
+    floods nothing (every port is pending)."""
+    allowed = sorted(fabric.flood_ports(dpid)) if dpid in fabric.switches else []
+    return [FlowSpec("l2_dst", _ALLOW, Match.of(in_port=port), FLOOD_GUARD, goto="flood")
+            for port in allowed] + [
+        FlowSpec("l2_dst", _DENY, Match(), FLOOD_GUARD),
+        FlowSpec("flood", _FLOOD, Match(), FLOOD_GUARD,
+                 actions=tuple(Output(port) for port in allowed)),
+    ]
+
+
+def describe(fabric: Fabric) -> dict:
+    """The fabric for the REST API (dpids as 16 hex digits, as everywhere else)."""
+    def end(switch_port):
+        return {"dpid": "%016x" % switch_port[0], "port": switch_port[1]}
+
+    return {
+        "switches": ["%016x" % dpid for dpid in sorted(fabric.switches)],
+        "links": [{"a": end(link.a), "b": end(link.b), "in_tree": link in fabric.tree}
+                  for link in sorted(fabric.links)],
+        "edge_ports": [end(port) for port in sorted(fabric.edge)],
+        "flood_tree": [{"a": end(link.a), "b": end(link.b)} for link in sorted(fabric.tree)],
+    }
+
+
+def port_role(fabric: Fabric, dpid: int, port: int) -> str:
+    """edge (hosts), tree (floods), blocked (a link off the tree: unicast only) or
+    pending (not decided yet)."""
+    if (dpid, port) in fabric.edge:
+        return "edge"
+    if port in fabric.tree_ports(dpid):
+        return "tree"
+    if port in fabric.core_ports(dpid):
+        return "blocked"
+    return "pending"
+
+
+@dataclass(frozen=True)
+class TopologySettings:
+    """The `topology` config section."""
+    lldp_interval_s: float = 1.0   # LLDP out of every live port this often
+    link_timeout_s: float = 3.5    # a link not heard of for this long is gone
+    edge_after_s: float = 3.0      # a live port without LLDP for this long faces hosts
+
+    def __post_init__(self):
+        for name in ("lldp_interval_s", "link_timeout_s", "edge_after_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if self.link_timeout_s <= self.lldp_interval_s or self.edge_after_s <= self.lldp_interval_s:
+            raise ValueError("link_timeout_s and edge_after_s must be longer than "
+                             "lldp_interval_s (a port needs a chance to hear LLDP)")
