@@ -5,10 +5,12 @@ The only module that builds OpenFlow parser objects. Domain values become wire
 values here and nowhere else: table names -> numbers, Owner -> cookie, a VLAN
 id -> vid | OFPVID_PRESENT, "flood" -> OFPP_FLOOD.
 """
+import struct
+
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from controller import pipeline
+from controller import ofwire, pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
                         MeterSpec, Move, Output, Owner, PopVlan, PushVlan, Resubmit, SetField,
@@ -115,6 +117,43 @@ def compile_action(action):
 def flow_mod(datapath, spec: FlowSpec):
     """An OFPFC_ADD for `spec` (an add of an identical match+priority replaces it)."""
     pipeline.validate(spec)
+    goto = None if spec.goto is None else pipeline.table_id(spec.goto)
+    encoded = ofwire.flow_mod_bytes(spec, pipeline.cookie(spec.owner),
+                                    pipeline.table_id(spec.table), goto)
+    if encoded is not None:
+        return _EncodedFlowMod(datapath, spec, encoded)
+    return _ryu_flow_mod(datapath, spec)
+
+
+class _EncodedFlowMod(parser.OFPFlowMod):
+    """An OFPFlowMod whose bytes controller/ofwire.py packed; its `match` and
+    `instructions` are built the Ryu way only when something reads them."""
+
+    def __init__(self, datapath, spec, encoded):
+        parser.MsgBase.__init__(self, datapath)
+        self._spec, self._encoded = spec, encoded
+        self.cookie, self.cookie_mask = pipeline.cookie(spec.owner), 0
+        self.table_id, self.command = pipeline.table_id(spec.table), ofp.OFPFC_ADD
+        self.idle_timeout, self.hard_timeout = spec.idle_timeout, spec.hard_timeout
+        self.priority, self.buffer_id = spec.priority, ofp.OFP_NO_BUFFER
+        self.out_port = self.out_group = 0
+        self.flags = ofp.OFPFF_SEND_FLOW_REM if spec.notify_removed else 0
+
+    def __getattr__(self, name):  # only for attributes not set in __init__
+        if name in ("match", "instructions"):
+            full = _ryu_flow_mod(self.datapath, self._spec)
+            self.match, self.instructions = full.match, full.instructions
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    def serialize(self):
+        self.version, self.msg_type = ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD
+        self.buf = bytearray(self._encoded)
+        self.msg_len = len(self.buf)
+        struct.pack_into("!I", self.buf, 4, self.xid or 0)
+
+
+def _ryu_flow_mod(datapath, spec: FlowSpec):
     instructions = []
     if spec.meter is not None:
         instructions.append(parser.OFPInstructionMeter(pipeline.meter_id(spec.meter)))
