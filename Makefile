@@ -68,6 +68,9 @@ bench: setup
 	$(PY) -m bench.vlan_throughput
 	$(PY) -m bench.overlay
 	$(PY) -m bench.lb
+	$(PY) -m bench.topology
+	$(PY) -m bench.controller_load
+	$(PY) -m bench.flow_install
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

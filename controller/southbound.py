@@ -84,6 +84,26 @@ class SdnApp(app_manager.RyuApp):
         finally:
             self._waiting.pop(message.xid, None)
 
+    def confirm(self, datapath, timeout=10.0):
+        """Send a barrier and wait for its reply: everything sent before it is done."""
+        message = ofcompile.barrier(datapath)
+        datapath.set_xid(message)
+        done = hub.Event()
+        self._waiting[message.xid] = (done, [])
+        try:
+            datapath.send_msg(message)
+            if not done.wait(timeout=timeout):
+                raise SwitchTimeout(f"switch {datapath.id:016x} did not confirm a barrier "
+                                    f"within {timeout} s")
+        finally:
+            self._waiting.pop(message.xid, None)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev):
+        waiting = self._waiting.get(ev.msg.xid)
+        if waiting is not None:
+            waiting[0].set()
+
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
                  ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply],
                 MAIN_DISPATCHER)

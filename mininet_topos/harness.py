@@ -153,15 +153,24 @@ class StandaloneOVSSwitch(OVSSwitch):
         super().__init__(name, **params)
 
 
+class RstpOVSSwitch(StandaloneOVSSwitch):
+    """NORMAL with OVS's own rapid spanning tree, from the moment the bridge exists (a
+    looped topology would storm before a later `ovs-vsctl set`)."""
+
+    def bridgeOpts(self):
+        return super().bridgeOpts() + " rstp_enable=true"
+
+
 class Network:
     """A Mininet network of `topo` attached to `controller` (None: OVS NORMAL, no
-    controller); `stop()` removes it all."""
+    controller, with RSTP if `rstp`); `stop()` removes it all."""
 
-    def __init__(self, topo, controller=None):
+    def __init__(self, topo, controller=None, rstp=False):
         setLogLevel(os.environ.get("SDN_MININET_LOG", "warning"))
         self.topo = topo
         self.controlled = controller is not None
-        switch = OVSSwitch if self.controlled else StandaloneOVSSwitch
+        switch = OVSSwitch if self.controlled else (RstpOVSSwitch if rstp
+                                                    else StandaloneOVSSwitch)
         self.net = Mininet(topo=topo, switch=switch, controller=None, autoSetMacs=True,
                            build=False)
         if self.controlled:
