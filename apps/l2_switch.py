@@ -23,6 +23,7 @@ from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, Output, is_multicast_mac
 
 _ETH_8021Q = 0x8100
+_L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
 
 
 def parse_ethernet(data: bytes):
@@ -127,7 +128,7 @@ class L2Switch(southbound.SdnApp):
         switch = self.switches.get(msg.datapath.id)
         if switch is None:
             return
-        if msg.table_id != pipeline.table_id("l2_src"):
+        if msg.table_id != _L2_SRC:
             return  # another app's (LLDP, health probes)
         switch.packet_ins += 1
         if self.settings.mode != "reactive":
@@ -246,7 +247,7 @@ class L2Switch(southbound.SdnApp):
         switch = self.switches.get(msg.datapath.id)
         if switch is None or pipeline.owner_of(msg.cookie) != l2.HOSTS:
             return
-        if msg.table_id != pipeline.table_id("l2_src"):
+        if msg.table_id != _L2_SRC:
             return
         match = ofcompile.decode_match(msg.match)
         mac, port, vlan = match.get("eth_src"), match.get("in_port"), match.get("vlan_vid")

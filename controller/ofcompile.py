@@ -117,11 +117,11 @@ def compile_action(action):
 def flow_mod(datapath, spec: FlowSpec):
     """An OFPFC_ADD for `spec` (an add of an identical match+priority replaces it)."""
     pipeline.validate(spec)
+    cookie, table = pipeline.cookie(spec.owner), pipeline.table_id(spec.table)
     goto = None if spec.goto is None else pipeline.table_id(spec.goto)
-    encoded = ofwire.flow_mod_bytes(spec, pipeline.cookie(spec.owner),
-                                    pipeline.table_id(spec.table), goto)
+    encoded = ofwire.flow_mod_bytes(spec, cookie, table, goto)
     if encoded is not None:
-        return _EncodedFlowMod(datapath, spec, encoded)
+        return _EncodedFlowMod(datapath, spec, encoded, cookie, table)
     return _ryu_flow_mod(datapath, spec)
 
 
@@ -129,11 +129,11 @@ class _EncodedFlowMod(parser.OFPFlowMod):
     """An OFPFlowMod whose bytes controller/ofwire.py packed; its `match` and
     `instructions` are built the Ryu way only when something reads them."""
 
-    def __init__(self, datapath, spec, encoded):
+    def __init__(self, datapath, spec, encoded, cookie, table_id):
         parser.MsgBase.__init__(self, datapath)
         self._spec, self._encoded = spec, encoded
-        self.cookie, self.cookie_mask = pipeline.cookie(spec.owner), 0
-        self.table_id, self.command = pipeline.table_id(spec.table), ofp.OFPFC_ADD
+        self.cookie, self.cookie_mask = cookie, 0
+        self.table_id, self.command = table_id, ofp.OFPFC_ADD
         self.idle_timeout, self.hard_timeout = spec.idle_timeout, spec.hard_timeout
         self.priority, self.buffer_id = spec.priority, ofp.OFP_NO_BUFFER
         self.out_port = self.out_group = 0

@@ -354,10 +354,10 @@ def ethernet_frame(src, dst, vlan=None, ethertype=0x88B5, payload=bytes(46)):
 
 def iperf3(client, server, seconds=2, port=5201) -> float:
     """TCP throughput client -> server in bit/s (receiver side)."""
+    listening = lambda: f":{port} " in server.cmd("ss -ltnH")  # noqa: E731
+    wait_until(lambda: not listening(), 5)  # a previous one-off server may still be closing
     server.cmd(f"iperf3 -s -1 -D -p {port}")
-    deadline = time.monotonic() + 5
-    while f":{port}" not in server.cmd("ss -ltn") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(listening, 5, step=0.1)
     out = client.cmd(f"iperf3 -c {server.IP()} -p {port} -t {seconds} -J")
     try:
         result = json.loads(out)
