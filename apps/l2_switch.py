@@ -20,7 +20,7 @@ from ryu.lib import hub
 from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
 from flows import diff, l2
 from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
-from flows.spec import UNTAGGED, Output, is_multicast_mac
+from flows.spec import UNTAGGED, Output, Owner, is_multicast_mac
 
 _ETH_8021Q = 0x8100
 _L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
@@ -46,6 +46,7 @@ class SwitchState:
         self.mac_cap = "pending"  # how max_macs is enforced on this switch
         self.untagged = frozenset()  # (port, VLAN) pairs leaving untagged (from the VLAN app)
         self.routes = {}    # fabric: (vlan, mac) -> entry towards a host on another switch
+        self.reconciled = False  # its entries have been read back and put right
         self.no_learn = []  # fabric: the no-learning entries last pushed
 
 
@@ -74,12 +75,63 @@ class L2Switch(southbound.SdnApp):
         self.switches[datapath.id] = SwitchState(datapath, self.settings.max_macs)
         southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
                                                                 self.settings.packet_in_bytes))
-        southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
-                        + l2.switch_defaults(self.settings))
         self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
         hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
-        if self.fabric is not None:  # back before the fabric noticed it was gone
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
+    def _switch_ready(self, ev):
+        switch = self.switches.get(ev.datapath.id)
+        if switch is not None and switch.datapath is ev.datapath:
+            hub.spawn(self._reconcile, switch)  # it waits for replies: not in the handler
+
+    def _reconcile(self, switch):
+        """Make the switch hold what this app wants, leaving what is right untouched:
+        entries a controller before this one installed stay in place (with fail_mode
+        secure the switch kept forwarding on them meanwhile), and in reactive mode the
+        hosts they name are adopted instead of re-learned."""
+        datapath = switch.datapath
+        try:
+            installed = [spec for owner in (Owner(l2.APP), pipeline.MISSES)
+                         for spec, _ in southbound.request_flows(self, datapath, owner)]
+        except southbound.SwitchTimeout as err:
+            self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
+            southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
+                            + l2.switch_defaults(self.settings, switch.untagged))
+            switch.reconciled = True
+            return
+        if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
+            installed = [spec for spec in installed if spec.owner != l2.LEARNED]
+        kept = self._adopt(switch, installed) if self.settings.mode == "reactive" else []
+        desired = pipeline.table_misses() + l2.switch_defaults(self.settings, switch.untagged)
+        if self.fabric is not None:
+            desired += l2.fabric_ports(self.settings, self.fabric, datapath.id)
+            switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
+        southbound.reconcile(self, datapath, installed, desired + kept)
+        switch.reconciled = True
+        if switch.macs:
+            self.logger.info("switch %016x: %d hosts adopted from its entries", datapath.id,
+                             len(switch.macs))
+        if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
+
+    def _adopt(self, switch, installed):
+        """Reactive host entries a previous controller left, to keep: each source entry
+        puts its MAC back into the table; a destination entry whose host does not live
+        here is a route to a host on another switch (pruned once a fabric says where
+        hosts are)."""
+        now, kept = time.monotonic(), []
+        for spec in installed:
+            if spec.owner == l2.HOSTS and spec.table == "l2_src":
+                mac, port, vlan = l2.host_of(spec)
+                if switch.macs.observe(mac, port, vlan, now)[0] != TABLE_FULL:
+                    kept.append(spec)
+        for spec in installed:
+            if spec.owner == l2.HOSTS and spec.table == "l2_dst":
+                mac, _, vlan = l2.host_of(spec)
+                if switch.macs.get(mac, vlan) is None:
+                    switch.routes[(vlan, mac)] = spec
+                kept.append(spec)
+        return kept
 
     def _enforce_mac_cap(self, switch):
         """reactive: the controller refuses to learn past max_macs. datapath: the switch
@@ -105,15 +157,28 @@ class L2Switch(southbound.SdnApp):
 
     @set_ev_cls(events.EventPortVlans)
     def _port_vlans(self, ev):
-        """The VLAN app changed which (port, VLAN) pairs leave untagged: re-push the
-        defaults (datapath: tag-stripping learns) and re-learn everything under them."""
+        """The VLAN app changed which (port, VLAN) pairs leave untagged. Before the
+        switch is reconciled, just note it (reconciliation uses it). Afterwards, move the
+        defaults (datapath: tag-stripping learns) and the hosts' entries over in place;
+        in datapath mode the switch's learned entries baked in the old tag handling, so
+        they are flushed and re-learned."""
         switch = self.switches.get(ev.dpid)
         if switch is None or switch.untagged == ev.untagged:
             return
-        switch.untagged = ev.untagged
-        self._clear_macs(switch)
-        southbound.push(switch.datapath, l2.forget_defaults() + l2.forget_all_hosts()
-                        + l2.switch_defaults(self.settings, switch.untagged))
+        old, switch.untagged = switch.untagged, ev.untagged
+        if not switch.reconciled:
+            return
+        changes = diff.plan_changes(l2.switch_defaults(self.settings, old),
+                                    l2.switch_defaults(self.settings, switch.untagged))
+        if self.settings.mode == "datapath":
+            changes.append(l2.forget_learned())
+        for entry in switch.macs.entries():
+            changes += l2.learn_host(entry.mac, entry.port, entry.vlan,
+                                     self.settings.idle_timeout,
+                                     (entry.port, entry.vlan) in switch.untagged)
+        southbound.push(switch.datapath, changes)
+        if self.fabric is not None:  # routes pop the tag where it leaves untagged too
+            self._apply_fabric(self.fabric, self.fabric)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
@@ -234,6 +299,11 @@ class L2Switch(southbound.SdnApp):
                 for switch in self.switches.values():
                     southbound.push(switch.datapath, [l2.forget_learned()])
             return
+        homed = {(e.vlan, e.mac) for s in self.switches.values() for e in s.macs.entries()}
+        for switch in self.switches.values():
+            for key in [key for key in switch.routes if key not in homed]:
+                del switch.routes[key]  # adopted from a previous controller, host unknown
+                southbound.push(switch.datapath, l2.forget_route(key[1], key[0]), barrier=False)
         for dpid, switch in self.switches.items():
             for entry in switch.macs.entries():
                 if fabric.is_edge(dpid, entry.port):

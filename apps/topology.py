@@ -25,7 +25,7 @@ from ryu.lib import hub
 from controller import config, drawing, events, ofcompile, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
-from flows.spec import FlowDelete, Owner
+from flows.spec import Owner
 
 
 class Topology(southbound.SdnApp):
@@ -43,9 +43,14 @@ class Topology(southbound.SdnApp):
         self.heard = {}     # Link -> when LLDP last crossed it
         self.guards = {}    # dpid -> flood guard last pushed
         self.hosts = {}     # (vlan, mac) -> (dpid, port), from the learning app
+        self.trusted = {}   # dpid -> ports a previous controller's flood guard let flood
+        self.described = set()  # dpids whose ports we know (their guard may change)
         self.fabric = topology.build((), (), ())
         self.changes, self.changed_at = 0, time.monotonic()
         self._trap_cookie = pipeline.cookie(topology.DISCOVERY)
+        # _refresh runs from event handlers and from the discovery loop (two greenlets);
+        # a send that blocks must not let the other push a diff against stale guards
+        self._refreshing = hub.Semaphore(1)
         rest.register(kwargs["wsgi"], TopologyRest, self)
         hub.spawn(self._discover)
 
@@ -56,12 +61,39 @@ class Topology(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.live[datapath.id] = {}
-        # Until the fabric knows the switch, it floods nothing (every port is pending).
-        guard = topology.flood_guard(self.fabric, datapath.id)
-        self.guards[datapath.id] = guard
-        southbound.push(datapath, [FlowDelete(Owner(topology.APP))]
-                        + topology.discovery_trap() + guard)
+        self.described.discard(datapath.id)
         southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        hub.spawn(self._reconcile, self.switches[datapath.id])
+
+    def _reconcile(self, switch):
+        """Take over what a previous controller left on the switch. Its flood guard
+        stays and keeps flooding loop-free until the fabric is rebuilt, and the ports it
+        let flood become edge ports at once unless LLDP shows a link on them (so a
+        restart does not stop broadcasts for edge_after_s). A switch with nothing of
+        ours floods nothing until the fabric knows it (every port is pending)."""
+        datapath = switch.datapath
+        try:
+            self.wait_ready(datapath)
+            installed = [spec for spec, _ in southbound.request_flows(
+                self, datapath, Owner(topology.APP))]
+        except southbound.SwitchTimeout as err:
+            self.logger.warning("topology: switch %016x: %s", datapath.id, err)
+            installed = []
+        if self.switches.get(datapath.id) is not switch:
+            return  # gone again meanwhile
+        guard = [spec for spec in installed if spec.owner == topology.FLOOD_GUARD]
+        with self._refreshing:
+            self.trusted[datapath.id] = topology.allowed_in_ports(guard)
+            for port in list(self.live[datapath.id]):
+                self.live[datapath.id][port] = min(self.live[datapath.id][port],
+                                                   self._came_up(datapath.id, port))
+            self.guards[datapath.id] = guard
+            if not guard:  # floods nothing until the fabric knows it
+                self.guards[datapath.id] = topology.flood_guard(self.fabric, datapath.id)
+                southbound.push(datapath, self.guards[datapath.id])
+        trap = [spec for spec in installed if spec.owner == topology.DISCOVERY]
+        southbound.reconcile(self, datapath, trap, topology.discovery_trap())
+        self._refresh()
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
@@ -70,11 +102,19 @@ class Topology(southbound.SdnApp):
         if switch is None:
             return
         switch.update_from_desc(ev.msg)
-        now = time.monotonic()
         for port, live in ofcompile.decode_port_liveness(ev.msg):
             if live:
-                self.live[dpid].setdefault(port, now)
+                self.live[dpid].setdefault(port, self._came_up(dpid, port))
                 self._send_lldp(switch.datapath, port)
+        if not ev.msg.flags & ofcompile.REPLY_MORE:
+            self.described.add(dpid)
+            self._refresh()
+
+    def _came_up(self, dpid, port):
+        """When a live port counts as up since: now, or, for a port the previous
+        controller's guard let flood, long enough ago to be an edge port already."""
+        now = time.monotonic()
+        return now - self.settings.edge_after_s if port in self.trusted.get(dpid, ()) else now
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
@@ -86,7 +126,7 @@ class Topology(southbound.SdnApp):
         port, live = ofcompile.decode_port_status_liveness(ev.msg)
         if live:
             if port not in self.live[dpid]:
-                self.live[dpid][port] = time.monotonic()
+                self.live[dpid][port] = self._came_up(dpid, port)
                 self._send_lldp(switch.datapath, port)
             return
         self.live[dpid].pop(port, None)
@@ -96,10 +136,14 @@ class Topology(southbound.SdnApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
         dpid = ev.datapath.id
-        if dpid is None or self.switches.pop(dpid, None) is None:
-            return
+        switch = self.switches.get(dpid)
+        if switch is None or switch.datapath is not ev.datapath:
+            return  # unknown, or the old connection of a switch that is back already
+        del self.switches[dpid]
         self.live.pop(dpid, None)
         self.guards.pop(dpid, None)
+        self.trusted.pop(dpid, None)
+        self.described.discard(dpid)
         self._drop_links(lambda end: end[0] == dpid)
         self._refresh()
 
@@ -152,6 +196,10 @@ class Topology(southbound.SdnApp):
     def _refresh(self):
         """Rebuild the fabric from what discovery knows now; if it changed, move every
         switch's flood guard to it and tell the other apps."""
+        with self._refreshing:
+            self._rebuild()
+
+    def _rebuild(self):
         now = time.monotonic()
         for link, heard in list(self.heard.items()):
             if now - heard > self.settings.link_timeout_s:
@@ -160,16 +208,19 @@ class Topology(southbound.SdnApp):
         edge = [(dpid, port) for dpid, ports in self.live.items()
                 for port, since in ports.items() if now - since >= self.settings.edge_after_s]
         fabric = topology.build(self.switches, self.heard, edge)
-        if fabric == self.fabric:
-            return
-        self.fabric, self.changes, self.changed_at = fabric, self.changes + 1, now
+        changed = fabric != self.fabric
+        if changed:
+            self.fabric, self.changes, self.changed_at = fabric, self.changes + 1, now
         for dpid, switch in list(self.switches.items()):
+            if dpid not in self.described or dpid not in self.guards:
+                continue  # ports or installed guard not known yet: leave it as it is
             guard = topology.flood_guard(fabric, dpid)
-            changes = diff.plan_changes(self.guards.get(dpid, []), guard)
+            changes = diff.plan_changes(self.guards[dpid], guard)  # [] when in step
             self.guards[dpid] = guard
             if changes:
                 southbound.push(switch.datapath, changes)
-        self.send_event_to_observers(events.EventTopology(fabric))
+        if changed:
+            self.send_event_to_observers(events.EventTopology(fabric))
 
     # --- what REST asks ---------------------------------------------------------------
 

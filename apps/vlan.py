@@ -19,6 +19,7 @@ REST (a PUT or DELETE takes effect at once and survives a restart):
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
+from ryu.lib import hub
 
 from controller import config, events, ofcompile, rest, southbound, state
 from controller.ports import SwitchPorts
@@ -74,13 +75,31 @@ class Vlan(southbound.SdnApp):
         flood_ports = None if self.fabric is None else self.fabric.flood_ports(dpid)
         plan = vlan.switch_plan(ports, configured, self.settings.flood_vlans, flood_ports)
         previous = self.plans.get(dpid)
-        changes = vlan.forget_everything() + plan if previous is None \
-            else diff.plan_changes(previous, plan)
         self.plans[dpid] = plan
-        if changes:
-            southbound.push(switch.datapath, changes)
+        if previous is None:  # first time since it connected: compare with what it holds
+            hub.spawn(self._reconcile, switch)
+        else:
+            changes = diff.plan_changes(previous, plan)
+            if changes:
+                southbound.push(switch.datapath, changes)
         self.send_event_to_observers(events.EventPortVlans(
             switch.datapath.id, vlan.untagged_egress_pairs(ports)))
+
+    def _reconcile(self, switch):
+        """Entries a previous controller left that are right stay untouched (the switch
+        kept forwarding on them); missing ones are added, then stale ones deleted."""
+        datapath = switch.datapath
+        try:
+            self.wait_ready(datapath)
+            installed = [spec for spec, _ in southbound.request_flows(
+                self, datapath, vlan.forget_everything()[0].owner)]
+            plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
+            if plan is not None:
+                southbound.reconcile(self, datapath, installed, plan)
+        except southbound.SwitchTimeout as err:
+            self.logger.warning("vlan: switch %016x: %s; replacing its entries",
+                                datapath.id, err)
+            southbound.push(datapath, vlan.forget_everything() + self.plans.get(datapath.id, []))
 
     # --- switch events -------------------------------------------------------------
 

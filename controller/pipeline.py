@@ -215,10 +215,13 @@ def validate(spec) -> None:
             cookie(action.owner)
 
 
+MISSES = Owner("pipeline", "miss")
+
+
 def table_misses() -> List[FlowSpec]:
     """Priority-0 pass-through for every table of the main pipeline (the last one drops)."""
     misses = []
     for table in PIPELINE:
         goto = table.next_tables[0] if table.next_tables else None
-        misses.append(FlowSpec(table.name, 0, Match(), Owner("pipeline", "miss"), goto=goto))
+        misses.append(FlowSpec(table.name, 0, Match(), MISSES, goto=goto))
     return misses

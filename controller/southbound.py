@@ -5,13 +5,19 @@ deletes and the adds that follow (OpenFlow lets a switch reorder messages that n
 barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
 in `SdnApp.request`.
 """
+import time
+
 from ryu.base import app_manager
 from ryu.controller import ofp_event
-from ryu.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller import ofcompile
+from controller import fastparse, ofcompile
+from flows import diff
+
+fastparse.install()  # our apps read packet-ins with the lean parser
 
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
 
@@ -61,6 +67,23 @@ def request_flows(app, datapath, owner, table=None):
     return [(ofcompile.decode_flow(stat), stat) for stat in stats]
 
 
+def reconcile(app, datapath, installed, desired):
+    """Make the switch's entries `installed` (as read back with request_flows) equal
+    `desired` without a gap: the missing and changed entries first, confirmed by a
+    barrier, then strict deletes of the stale ones. Returns (adds, deletes)."""
+    adds, deletes = diff.reconcile(installed, desired)
+    app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added, %d stale removed",
+                    app.name, datapath.id, len(installed) - len(deletes)
+                    - len(set(adds) & set(installed)), len(adds), len(deletes))
+    if adds:
+        push(datapath, adds, barrier=False)
+        app.confirm(datapath)
+    if deletes:
+        push(datapath, deletes, barrier=False)
+        app.confirm(datapath)
+    return adds, deletes
+
+
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
     multipart requests get their replies."""
@@ -83,6 +106,15 @@ class SdnApp(app_manager.RyuApp):
             return bodies
         finally:
             self._waiting.pop(message.xid, None)
+
+    def wait_ready(self, datapath, timeout=10.0):
+        """In a greenlet: until Ryu has finished the switch's handshake (multipart
+        replies are only delivered from then on)."""
+        deadline = time.monotonic() + timeout
+        while datapath.state != MAIN_DISPATCHER:
+            if datapath.state == DEAD_DISPATCHER or time.monotonic() > deadline:
+                raise SwitchTimeout(f"switch {datapath.id or 0:016x} did not become ready")
+            hub.sleep(0.02)
 
     def confirm(self, datapath, timeout=10.0):
         """Send a barrier and wait for its reply: everything sent before it is done."""

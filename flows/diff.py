@@ -17,3 +17,19 @@ def plan_changes(old: Sequence, new: Sequence) -> List:
     changed = [i for i in new if (i.buckets not in old_buckets if isinstance(i, GroupSpec)
                                   else i not in old)]
     return stale + changed
+
+
+def reconcile(installed: Sequence[FlowSpec], desired: Sequence[FlowSpec]):
+    """(adds, deletes) that make a switch's entries (as read back) equal `desired`.
+
+    Entries already there exactly as wanted are left alone; everything else desired is
+    added (an add into an occupied slot replaces that entry in place); entries in slots
+    that nothing desired occupies are the stale ones, deleted strictly. The caller sends
+    the adds, waits for a barrier, then the deletes: a partial push never removes what
+    live traffic is using, and nothing is ever deleted wholesale."""
+    present = set(installed)
+    adds = [spec for spec in desired if spec not in present]
+    slots = {(spec.table, spec.match, spec.priority) for spec in desired}
+    deletes = [FlowDelete(spec.owner, spec.table, spec.match, spec.priority)
+               for spec in installed if (spec.table, spec.match, spec.priority) not in slots]
+    return adds, deletes

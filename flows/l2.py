@@ -127,6 +127,15 @@ def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,
     ]
 
 
+def host_of(spec: FlowSpec) -> Tuple[str, Optional[int], Optional[int]]:
+    """(mac, port or None, vlan) of a learn_host entry read back from a switch."""
+    vlan = spec.match.get("vlan_vid")
+    vlan = None if vlan == UNTAGGED else vlan
+    if spec.table == "l2_src":
+        return spec.match.get("eth_src"), spec.match.get("in_port"), vlan
+    return spec.match.get("eth_dst"), None, vlan
+
+
 def forget_host(mac: str, port: int, vlan: Optional[int]) -> List[FlowDelete]:
     """The inverse of learn_host (strict deletes: exactly those two entries)."""
     return [

@@ -21,8 +21,13 @@ UNTAGGED = "untagged"
 TAGGED = "tagged"
 
 
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
 def normalize_mac(mac: str) -> str:
     """'AA-BB-..' / 'aa:bb:..' -> 'aa:bb:cc:dd:ee:ff'; raises ValueError when malformed."""
+    if isinstance(mac, str) and _CANONICAL_MAC.fullmatch(mac):
+        return mac  # already canonical (every MAC the controller reads off the wire)
     parts = mac.replace("-", ":").split(":")
     if len(parts) != 6 or not all(len(p) == 2 for p in parts):
         raise ValueError(f"malformed MAC address {mac!r}")

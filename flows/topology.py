@@ -161,6 +161,12 @@ def flood_guard(fabric: Fabric, dpid: int) -> List[FlowSpec]:
     ]
 
 
+def allowed_in_ports(guard: Iterable[FlowSpec]) -> FrozenSet[int]:
+    """The ports a flood guard (as read back from a switch) lets floods come in from."""
+    return frozenset(spec.match.get("in_port") for spec in guard
+                     if spec.table == "l2_dst" and spec.priority == _ALLOW)
+
+
 def describe(fabric: Fabric) -> dict:
     """The fabric for the REST API (dpids as 16 hex digits, as everywhere else)."""
     def end(switch_port):

@@ -107,6 +107,12 @@ class Controller:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def kill(self):
+        """kill -9, as a crash would: no cleanup of any kind."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def rest(self, method, path, body=None, timeout=10):
         """(status, decoded JSON) for a REST call (text for a reply that is not JSON);
         HTTP errors are returned, not raised."""

@@ -4,11 +4,12 @@ import json
 import pytest
 import webob
 from ryu.controller import ofp_event
+from ryu.controller.handler import MAIN_DISPATCHER
 from ryu.ofproto import ofproto_protocol, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import l2_switch
-from controller import config, ovsdb, pipeline, rest
-from flows import l2
+from controller import config, ofcompile, ovsdb, pipeline, rest
+from flows import l2, topology
 
 H1, H2 = "00:00:00:00:00:01", "00:00:00:00:00:02"
 
@@ -20,6 +21,7 @@ class FakeDatapath(ofproto_protocol.ProtocolDesc):
         self.sent = []
         self.xid = 0
         self.answer = answer  # called with each message, like a switch replying
+        self.state = MAIN_DISPATCHER  # handshake done
 
     def set_xid(self, msg):
         self.xid += 1
@@ -100,18 +102,71 @@ def flow_mods(datapath):
     return [m for m in datapath.sent if isinstance(m, parser.OFPFlowMod)]
 
 
-def test_connect_clears_own_flows_then_installs_misses_and_defaults(app):
-    datapath = connect(app)
+def stats_of(spec, seconds=5):
+    """A flow-stats entry for `spec`, as a switch would report it."""
+    mod = ofcompile._ryu_flow_mod(FakeDatapath(0), spec)
+    return parser.OFPFlowStats(
+        table_id=mod.table_id, duration_sec=seconds, priority=mod.priority,
+        idle_timeout=mod.idle_timeout, hard_timeout=mod.hard_timeout, flags=mod.flags,
+        cookie=mod.cookie, packet_count=3, byte_count=180, match=mod.match,
+        instructions=mod.instructions)
+
+
+def switch_holding(app, specs):
+    """A FakeDatapath answer function: flow stats from `specs` (by cookie/mask), and
+    barrier replies."""
+    from ryu.lib import hub
+
+    def answer(msg):
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            body = [stats_of(s) for s in specs
+                    if pipeline.cookie(s.owner) & msg.cookie_mask == msg.cookie]
+            reply = parser.OFPFlowStatsReply(msg.datapath, body=body)
+            reply.xid, reply.flags = msg.xid, 0
+            hub.spawn(app._multipart_reply, ofp_event.EventOFPFlowStatsReply(reply))
+        elif isinstance(msg, parser.OFPBarrierRequest):
+            reply = parser.OFPBarrierReply(msg.datapath)
+            reply.xid = msg.xid
+            hub.spawn(app._barrier_reply, ofp_event.EventOFPBarrierReply(reply))
+    return answer
+
+
+def reconnect(app, holding, dpid=1):
+    datapath = FakeDatapath(dpid, answer=switch_holding(app, holding))
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    app._reconcile(app.switches[dpid])  # what the switch's arrival in MAIN state starts
+    return datapath
+
+
+def test_a_new_switch_gets_misses_and_defaults_and_nothing_is_deleted(app):
+    datapath = reconnect(app, [])
     mods = flow_mods(datapath)
-    assert mods[0].command == ofp.OFPFC_DELETE and mods[0].cookie_mask == 0xFF << 56
-    assert mods[0].cookie == pipeline.cookie(l2.forget_everything()[0].owner)
-    adds = [m for m in mods if m.command == ofp.OFPFC_ADD]
-    assert len(adds) == len(pipeline.PIPELINE) + 3
-    kinds = [type(m) for m in datapath.sent[1:4]]
-    assert [issubclass(k, parser.OFPFlowMod) for k in kinds] == [True, False, True]
-    assert kinds[1] is parser.OFPBarrierRequest  # delete, barrier, adds
+    assert {m.command for m in mods} == {ofp.OFPFC_ADD}
+    assert len(mods) == len(pipeline.PIPELINE) + 3
     assert isinstance(datapath.sent[0], parser.OFPSetConfig) and datapath.sent[0].miss_send_len == 128
-    assert isinstance(datapath.sent[-1], parser.OFPBarrierRequest)
+
+
+def test_a_restarted_controller_keeps_what_is_right_adopts_hosts_and_removes_only_stale(app):
+    settings = l2.L2Settings()
+    stale = l2.switch_defaults(l2.L2Settings(mode="datapath"))[0]  # a learn() default
+    holding = pipeline.table_misses() + l2.switch_defaults(settings)[1:] + [stale] + \
+        l2.learn_host(H1, 1, None, 300)
+    datapath = reconnect(app, holding)
+    mods = flow_mods(datapath)
+    adds = [m for m in mods if m.command == ofp.OFPFC_ADD]
+    deletes = [m for m in mods if m.command != ofp.OFPFC_ADD]
+    assert [(m.table_id, m.priority) for m in adds] == [(pipeline.table_id("l2_src"), 1)]
+    assert [(m.command, m.table_id, m.priority) for m in deletes] == []  # replaced in place
+    assert [e.mac for e in app.switches[1].macs.entries()] == [H1]
+    status, macs, _ = call(app, "GET", "/v1/switches/1/macs")
+    assert [m["mac"] for m in macs] == [H1]
+    # a stale entry in a slot nothing wants is deleted, strictly, after the adds
+    holding = pipeline.table_misses() + l2.switch_defaults(settings) + [
+        l2.fabric_ports(settings, topology.build({1, 2}, [topology.Link((1, 5), (2, 5))], ()),
+                        1)[0]]
+    datapath = reconnect(app, holding, dpid=2)
+    mods = flow_mods(datapath)
+    assert [m.command for m in mods] == [ofp.OFPFC_DELETE_STRICT]
 
 
 def test_packet_in_learns_source_with_two_entries(app):

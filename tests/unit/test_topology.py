@@ -300,3 +300,44 @@ def test_svg_draws_every_switch_link_and_host():
     assert len(lines) == 4 + 1  # links + the host's
     assert sum("stroke-dasharray" in l.attrib for l in lines) == 1  # the blocked link
     assert {t.text for t in svg.findall(f"{ns}text")} >= {"s1", "s2", "s3", "s4"}
+
+
+# --- reconciliation (flows/diff.py), on the table simulator ------------------------------
+
+def test_reconcile_leaves_correct_entries_alone_and_never_opens_a_gap():
+    from flows import diff
+    settings = l2.L2Settings(mode="reactive")
+    fabric = fabric_of(*ring(4))
+    old = pipeline.table_misses() + l2.switch_defaults(settings) + \
+        topology.flood_guard(topology.build((), (), ()), 1) + l2.learn_host(
+            "02:00:00:00:00:09", 3, None, 300)
+    new = pipeline.table_misses() + l2.switch_defaults(settings) + \
+        topology.flood_guard(fabric, 1) + l2.fabric_ports(settings, fabric, 1)
+    sw = Switch((1, 2, 3)).apply(old)
+    adds, deletes = diff.reconcile(sw.flows(), new)
+    assert not set(adds) & set(sw.flows())          # nothing that is right is resent
+    # step by step, every entry both plans share stays installed: no gap for its traffic
+    shared = set(old) & set(new)
+    assert shared
+    for change in adds + deletes:
+        sw.apply([change])
+        assert shared <= set(sw.flows())
+    assert sorted(map(repr, sw.flows())) == sorted(map(repr, new))
+    assert diff.reconcile(sw.flows(), new) == ([], [])  # a second pass changes nothing
+    assert all(d.priority is not None for d in deletes)  # strict deletes only
+
+
+def test_apply_then_revert_leaves_the_table_identical():
+    from flows import diff
+    settings = l2.L2Settings(mode="reactive")
+    ports = [vlan.PortVlan(1, tag=10), vlan.PortVlan(2, trunks=(10, 20)), vlan.trunk_all(3)]
+    before = pipeline.table_misses() + l2.switch_defaults(settings) + \
+        vlan.switch_plan(ports, [1, 2])
+    changed = pipeline.table_misses() + l2.switch_defaults(settings) + vlan.switch_plan(
+        [vlan.PortVlan(1, tag=20)] + ports[1:], [1, 2])
+    sw = Switch((1, 2, 3)).apply(before)
+    snapshot = sw.snapshot()
+    for target in (changed, before):
+        adds, deletes = diff.reconcile(sw.flows(), target)
+        sw.apply(adds + deletes)
+    assert sw.snapshot() == snapshot

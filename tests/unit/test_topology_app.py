@@ -8,7 +8,7 @@ from apps import topology as topology_app
 from controller import config, events, pipeline, rest
 from flows import lldp, topology
 from tests.unit.test_l2_app_rest import (FakeDatapath, Features, eth, flow_mods, make_app,
-                                         packet_in)
+                                         packet_in, switch_holding)
 from tests.unit.test_vlan_app_rest import port_desc
 
 import webob
@@ -31,7 +31,8 @@ def clock(monkeypatch):
 @pytest.fixture
 def app(monkeypatch, clock):
     monkeypatch.setattr(config, "load_file", lambda path=None: {})
-    monkeypatch.setattr(topology_app.hub, "spawn", lambda *a, **k: None)  # no LLDP loop
+    monkeypatch.setattr(topology_app.hub, "spawn",  # in step, and no LLDP loop
+                        lambda run, *args: None if run.__name__ == "_discover" else run(*args))
     wsgi = rest.WSGIApplication()
     app = topology_app.Topology(wsgi=wsgi)
     app.wsgi = wsgi
@@ -40,8 +41,8 @@ def app(monkeypatch, clock):
     return app
 
 
-def bring_up(app, dpid):
-    datapath = FakeDatapath(dpid)
+def bring_up(app, dpid, holding=()):
+    datapath = FakeDatapath(dpid, answer=switch_holding(app, list(holding)))
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
     app._port_desc(port_desc(datapath, {1: f"s{dpid}-eth1", 2: f"s{dpid}-eth2"}, f"s{dpid}"))
     return datapath
@@ -138,3 +139,15 @@ def test_learning_app_routes_a_host_from_every_switch(monkeypatch):
     route = [m for m in flow_mods(datapaths[2]) if m.table_id == pipeline.table_id("l2_dst")]
     assert [(m.match.get("eth_dst"), m.instructions[0].actions[0].port) for m in route] == \
         [("02:00:00:00:00:01", 1)]                   # s2 reaches it over the link
+
+
+def test_a_restarted_controller_keeps_the_old_guard_and_trusts_its_edge_ports(app, clock):
+    fabric = topology.build({1, 2}, [topology.Link((1, 1), (2, 1))], [(1, 2), (2, 2)])
+    holding = topology.discovery_trap() + topology.flood_guard(fabric, 1)
+    one = bring_up(app, 1, holding)
+    assert flow_mods(one) == []                      # nothing touched
+    assert app.fabric.edge == {(1, 1), (1, 2)}       # both flooded before: edge at once...
+    two = bring_up(app, 2)
+    lldp_in(app, two, 1, lldp.frame(1, 1))
+    assert app.fabric.edge == {(1, 2)}               # ...until LLDP shows port 1 is a link
+    assert app.fabric.tree == {topology.Link((1, 1), (2, 1))}

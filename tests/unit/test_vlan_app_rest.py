@@ -9,7 +9,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 from apps import vlan as vlan_app
 from controller import config, events, pipeline, rest
 from flows import l2
-from tests.unit.test_l2_app_rest import FakeDatapath, Features, call, connect, flow_mods, make_app
+from tests.unit.test_l2_app_rest import (FakeDatapath, Features, call, connect, flow_mods,
+                                         make_app, switch_holding)
 
 PORTS = {1: "vm1", 2: "vm2", 3: "uplink"}
 
@@ -32,11 +33,13 @@ def make_vlan_app(monkeypatch, tmp_path, section=None):
     app.wsgi = wsgi
     app.sent_events = []
     monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
+    monkeypatch.setattr(vlan_app.hub, "spawn", lambda run, *args: run(*args))  # in step
     return app
 
 
-def bring_up(app, dpid=1):
-    datapath = FakeDatapath(dpid)
+def bring_up(app, dpid=1, holding=()):
+    """Connect a switch that holds `holding` (specs a previous controller left)."""
+    datapath = FakeDatapath(dpid, answer=switch_holding(app, list(holding)))
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
     app._port_desc(port_desc(datapath))
     return datapath
@@ -108,17 +111,30 @@ def test_bad_vlan_config_stops_the_app_with_a_clear_message(monkeypatch, tmp_pat
         make_vlan_app(monkeypatch, tmp_path, section)
 
 
-def test_learning_app_relearns_with_pops_when_told_about_untagged_ports(monkeypatch):
+def test_learning_app_moves_to_pops_when_told_about_untagged_ports(monkeypatch):
     app = make_app(monkeypatch, mode="datapath")
     datapath = connect(app)
-    datapath.sent.clear()
-    app._port_vlans(events.EventPortVlans(1, {(1, 10)}))
+    app._port_vlans(events.EventPortVlans(1, {(1, 10)}))  # before reconciliation: noted
+    assert flow_mods(datapath) == [] and app.switches[1].untagged == {(1, 10)}
+    app.switches[1].reconciled = True
+    app._port_vlans(events.EventPortVlans(1, {(1, 10), (2, 20)}))
     mods = flow_mods(datapath)
     deletes = {m.cookie for m in mods if m.command == ofp.OFPFC_DELETE}
-    assert deletes == {pipeline.cookie(l2.DEFAULTS), pipeline.cookie(l2.HOSTS),
-                       pipeline.cookie(l2.LEARNED)}
+    assert deletes == {pipeline.cookie(l2.LEARNED)}  # learned entries baked the old tags
     strip = [m for m in mods if m.priority == l2.STRIP_PRIORITY]
-    assert len(strip) == 1 and strip[0].match["in_port"] == 1
+    assert [m.match["in_port"] for m in strip] == [2]  # the new one; port 1's stays
     datapath.sent.clear()
-    app._port_vlans(events.EventPortVlans(1, {(1, 10)}))  # the same again: nothing to do
+    app._port_vlans(events.EventPortVlans(1, {(1, 10), (2, 20)}))  # again: nothing to do
     assert datapath.sent == []
+
+
+def test_a_restarted_controller_leaves_a_correct_switch_untouched(monkeypatch, tmp_path):
+    from flows import vlan
+    from flows.spec import UNTAGGED, FlowSpec, Match
+    plan = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(plan)
+    stale = FlowSpec("ingress", 20, Match.of(in_port=9, vlan_vid=UNTAGGED), vlan.CLASSIFY)
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    datapath = bring_up(app, holding=plan.plans[1] + [stale])
+    assert [(m.command, m.match.get("in_port")) for m in flow_mods(datapath)] == \
+        [(ofp.OFPFC_DELETE_STRICT, 9)]
