@@ -3,13 +3,17 @@ status, dpid parsing, 405 for a known path with the wrong method and a JSON 404
 for unknown paths.
 
 The API binds to 127.0.0.1 unless `--wsapi-host` says otherwise (Ryu's own
-default is every address).
+default is every address). The `api` config section can require a bearer token
+(401 without it) and caps request bodies (413 above `max_body_bytes`).
 """
 import functools
+import hmac
 import inspect
 import json
+from dataclasses import dataclass
+from typing import Optional
 
-from controller import ryu_compat
+from controller import config, ryu_compat
 
 ryu_compat.install()  # no-op when the venv's .pth hook already did it
 
@@ -44,13 +48,50 @@ def error_response(status, message, headers=None):
     return json_response({"error": message, "status": status}, status, headers)
 
 
+@dataclass(frozen=True)
+class ApiSettings:
+    """The `api` config section, shared by every app's REST routes."""
+    token: Optional[str] = None   # set: every request needs "Authorization: Bearer <token>"
+    max_body_bytes: int = 1 << 20
+
+    def __post_init__(self):
+        if self.token is not None and (not isinstance(self.token, str) or len(self.token) < 16):
+            raise ValueError("token must be a string of at least 16 characters")
+        if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int) \
+                or self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be a positive integer, not "
+                             f"{self.max_body_bytes!r}")
+
+
+def _refusal(settings: ApiSettings, req):
+    """The error reply a request gets before its handler runs, or None."""
+    if settings.token is not None:
+        given = req.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {settings.token}".encode()):
+            return error_response(401, "missing or wrong bearer token",
+                                  headers={"WWW-Authenticate": "Bearer"})
+    length = req.content_length
+    if length is None and req.method in ("POST", "PUT", "PATCH"):  # chunked: read to see
+        body = req.body_file_raw.read(settings.max_body_bytes + 1)
+        length = len(body)
+        if length <= settings.max_body_bytes:
+            req.body = body  # put back for the handler
+    if length is not None and length > settings.max_body_bytes:
+        return error_response(413, f"request body over {settings.max_body_bytes} bytes")
+    return None
+
+
 def api(name, path, methods, requirements=None):
     """Like Ryu's `route`, plus: the handler returns plain data (sent as JSON) and
-    raises ApiError for a JSON error reply."""
+    raises ApiError for a JSON error reply; the `api` section's token and body limit
+    are checked first."""
     def wrap(handler):
         @route(name, path, methods=methods, requirements=requirements)
         @functools.wraps(handler)
         def handle(self, req, **kwargs):
+            refusal = _refusal(self.api_settings, req)
+            if refusal is not None:
+                return refusal
             try:
                 result = handler(self, req, **kwargs)
             except ApiError as err:
@@ -92,6 +133,7 @@ def parse_json_body(req):
 
 class AppController(ControllerBase):
     """A REST controller whose registered `data` is the Ryu app it serves."""
+    api_settings = ApiSettings()  # replaced by register() from the config file
 
     def __init__(self, req, link, data, **config):
         super().__init__(req, link, data, **config)
@@ -112,8 +154,12 @@ def register(wsgi: WSGIApplication, controller_cls, data):
 
     Each path gets a method-less route after its real ones (answering 405), and
     the catch-all 404 is moved to the end so it never shadows another app's
-    routes registered later.
+    routes registered later. A bad `api` config section stops the app.
     """
+    try:
+        controller_cls.api_settings = config.section(ApiSettings, "api")
+    except config.ConfigError as err:
+        raise SystemExit(f"api: {err}") from None
     wsgi.register(controller_cls, data)
     allowed = {}
     for _, method in inspect.getmembers(controller_cls, inspect.isfunction):
