@@ -5,8 +5,8 @@ by the controller, REST.
 
 What goes on the switch is in flows/lb.py. The controller finds each backend's MAC
 and switch port itself (ARP from a probe address), then checks it every interval with
-a TCP SYN to its service port (UDP VIPs: ARP): a backend that does not accept in
-`timeout_s` leaves its VIP's group (buckets are replaced in place, pinned connections
+a TCP SYN to its service port (UDP VIPs: ARP): a backend that refuses (RST), or
+leaves `misses` probes in a row unanswered for `timeout_s` each, leaves its VIP's group (buckets are replaced in place, pinned connections
 stay) and comes back after its next good answer. Clients and backends of a VIP sit on
 the same switch.
 
@@ -42,6 +42,7 @@ class BackendState:
     healthy: bool = False
     last_probe: float = 0.0
     last_change: float = 0.0
+    misses: int = 0           # probes in a row that got no answer
 
 
 class LbSwitch:
@@ -185,6 +186,8 @@ class Lb(southbound.SdnApp):
             return
         vip_id, ip, _ = waiting
         st = self.backends.get((vip_id, ip))
+        if st is not None:
+            st.misses = 0  # answered: accepted (healthy) or refused (down at once)
         if reply.accepted and st is not None and st.mac:
             southbound.send(self.switches[dpid].datapath, ofcompile.packet_out(
                 self.switches[dpid].datapath, st.port,
@@ -213,7 +216,11 @@ class Lb(southbound.SdnApp):
             vip = self.vips.get(vip_id)
             if vip is None or now - sent >= vip.health.timeout_s:
                 del self.pending[key]
-                if vip is not None and self.set_health(vip_id, ip, False):
+                if vip is None:
+                    continue
+                st = self.state_of(vip_id, ip)
+                st.misses += 1
+                if st.misses >= vip.health.misses and self.set_health(vip_id, ip, False):
                     self.program_vip(vip_id)
         if not self.settings.probe_ip:
             return

@@ -61,6 +61,9 @@ class Backend:
 class Health:
     interval_s: float = 1.0
     timeout_s: float = 1.0
+    # unanswered probes in a row before a backend leaves the group (a refusal, RST,
+    # takes it out at once): one probe lost on a busy switch must not flap the group
+    misses: int = 3
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,10 @@ def vip_from_dict(vip_id: int, body, subnets: Sequence[ipaddress.IPv4Network]) -
             raise ValueError(f"dsr does not rewrite ports: backend {backend.ip} must use "
                              f"port {port}")
     health = body.get("health") or {}
-    only_keys(health, ("interval_s", "timeout_s"), "health")
+    only_keys(health, ("interval_s", "timeout_s", "misses"), "health")
     health = Health(_seconds(health.get("interval_s", 1.0), "interval_s"),
-                    _seconds(health.get("timeout_s", 1.0), "timeout_s"))
+                    _seconds(health.get("timeout_s", 1.0), "timeout_s"),
+                    _int(health.get("misses", 3), "misses", 1, 10))
     return Vip(_int(vip_id, "VIP id", 1, MAX_VIPS), ip, protocol, port, mode, backends, health)
 
 
@@ -164,7 +168,8 @@ def vip_to_dict(vip: Vip) -> dict:
             "mode": vip.mode,
             "backends": [{"ip": b.ip, "port": b.port, "weight": b.weight}
                          for b in vip.backends],
-            "health": {"interval_s": vip.health.interval_s, "timeout_s": vip.health.timeout_s}}
+            "health": {"interval_s": vip.health.interval_s, "timeout_s": vip.health.timeout_s,
+                       "misses": vip.health.misses}}
 
 
 # --- flows --------------------------------------------------------------------------

@@ -52,12 +52,16 @@ def get(ip, port, count, pause=0.0):
 
 
 def stream_serve(port):
+    """Long streams paced at about 1.6 MB/s each: what is tested is that they keep
+    flowing, and unpaced streams would saturate a 2-core machine's userspace switch
+    (the controller's health probes then starve too)."""
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            chunk = bytes(65536)
+            chunk = bytes(16384)
             try:
                 while True:
                     self.request.sendall(chunk)
+                    time.sleep(0.01)
             except OSError:
                 pass
 

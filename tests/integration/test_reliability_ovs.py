@@ -3,6 +3,7 @@ what the switches do meanwhile (fail_mode secure) and afterwards (reconciliation
 import json
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -68,3 +69,43 @@ def test_kill_9_and_restart_keep_traffic_flowing_and_tables_identical(lab, mode,
     rates = iperf3_intervals(report)
     assert len(rates) >= 17 and min(rates) > 0, rates  # never stopped, not even for 0.5 s
     assert after == before
+
+
+def test_kill_9_during_a_burst_of_rest_writes_loses_no_acknowledged_write(lab):
+    """1000 PUTs of port VLAN tags; the controller is killed in the middle of them. After
+    a restart each port holds its last acknowledged tag (or the one in flight at the
+    kill), and the switch is programmed with it."""
+    controller, network = lab(VlanTrunkPair(), {"l2_switch": {"mode": "reactive"}},
+                              apps=("apps/l2_switch.py", "apps/vlan.py"))
+    harness.wait_vlans_programmed(controller, network)
+    acked, in_flight, stop = {}, {}, threading.Event()
+
+    def writer():
+        for n in range(1000):
+            port, tag = 1 + n % 2, 100 + n
+            in_flight[port] = tag
+            try:
+                status, _ = controller.rest("PUT", f"/v1/switches/1/ports/{port}/vlan",
+                                            {"tag": tag}, timeout=2)
+            except OSError:
+                return  # the controller is gone
+            if status != 200:
+                return
+            acked[port] = tag
+            if stop.is_set():
+                return
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert harness.wait_until(lambda: len(acked) == 2 and max(acked.values()) > 400, 60)
+    controller.kill()
+    stop.set()
+    thread.join(timeout=10)
+    controller.start()
+    harness.wait_vlans_programmed(controller, network)
+    for port in (1, 2):
+        tag = controller.rest("GET", f"/v1/switches/1/ports/{port}/vlan")[1]["tag"]
+        assert tag in (acked[port], in_flight[port]), (port, tag, acked, in_flight)
+        assert harness.wait_until(lambda: any(
+            f"in_port={port}" in line and f"set_field:{4096 + tag}->vlan_vid" in line
+            for line in flow_tables(network)["s1"]), 10), flow_tables(network)["s1"]

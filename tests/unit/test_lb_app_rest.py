@@ -105,12 +105,28 @@ def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp
         app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
     assert buckets(datapath) == 2
     assert all(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
-    now[0] += 1.0
-    app.probe_round()                                  # probes sent, no answers this time
     now[0] += 1.01
-    app.probe_round()                                  # past the timeout: both down
-    assert buckets(datapath) == 0
+    app.probe_round()                                  # probes sent, never answered
+    for missed in (1, 2, 3):
+        now[0] += 1.01
+        app.probe_round()
+        assert buckets(datapath) == (2 if missed < 3 else 0), missed  # out at the third
     assert not any(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
+    # a refusal (RST) is definitive: out at once, no counting
+    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
+        mac = "02:00:00:00:00:0%s" % ip[-1]
+        answer = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
+                                    probes.SYN | probes.ACK, seq=1, ack=2)
+        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
+    assert buckets(datapath) == 2                      # answered again: back in
+    now[0] += 1.01
+    app.probe_round()
+    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
+        mac = "02:00:00:00:00:0%s" % ip[-1]
+        refusal = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
+                                     probes.RST | probes.ACK, seq=0, ack=2)
+        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), refusal))
+    assert buckets(datapath) == 0
 
 
 @pytest.mark.parametrize("body, status, message", [
