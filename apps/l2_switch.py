@@ -4,7 +4,8 @@
     SDN_CONFIG=sdn.yaml ryu-manager apps/l2_switch.py
 
 Config section `l2_switch`: mode (reactive|datapath), idle_timeout, max_macs,
-packet_in_bytes (see flows/l2.py). REST:
+packet_in_bytes, and port security (reactive): max_macs_per_port, flap_moves,
+flap_window_s, ban_s (see flows/l2.py). REST:
     GET    /v1/switches                  connected switches
     GET    /v1/switches/{dpid}/macs      learned MACs: mac, port, vlan, age_s
     DELETE /v1/switches/{dpid}/macs      flush them
@@ -19,7 +20,7 @@ from ryu.lib import hub
 
 from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
 from flows import diff, l2
-from flows.mac_table import KNOWN, MOVED, TABLE_FULL, MacTable
+from flows.mac_table import FLAPPING, KNOWN, MOVED, PORT_FULL, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, Output, Owner, is_multicast_mac
 
 _ETH_8021Q = 0x8100
@@ -38,9 +39,11 @@ def parse_ethernet(data: bytes):
 
 
 class SwitchState:
-    def __init__(self, datapath, max_macs):
+    def __init__(self, datapath, settings):
         self.datapath = datapath
-        self.macs = MacTable(max_macs)
+        self.macs = MacTable(settings.max_macs, settings.max_macs_per_port,
+                             settings.flap_moves, settings.flap_window_s)
+        self.bans = {}  # ("port", number) or ("mac", vlan, mac) -> when it ends
         self.packet_ins = 0
         self.not_learned = 0  # sources seen while the MAC table was full
         self.mac_cap = "pending"  # how max_macs is enforced on this switch
@@ -72,7 +75,7 @@ class L2Switch(southbound.SdnApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
-        self.switches[datapath.id] = SwitchState(datapath, self.settings.max_macs)
+        self.switches[datapath.id] = SwitchState(datapath, self.settings)
         southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
                                                                 self.settings.packet_in_bytes))
         self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
@@ -209,9 +212,14 @@ class L2Switch(southbound.SdnApp):
             if not self.fabric.is_edge(dpid, port):
                 return  # a host attached elsewhere, or a port not classified yet
             self._forget_elsewhere(src, vlan, dpid)
-        verdict, previous = switch.macs.observe(src, port, vlan, time.monotonic())
+        now = time.monotonic()
+        verdict, previous = switch.macs.observe(src, port, vlan, now)
         if verdict == TABLE_FULL:
             switch.not_learned += 1
+            return
+        if verdict in (PORT_FULL, FLAPPING):
+            switch.not_learned += 1
+            self._ban(switch, verdict, src, port, vlan, previous, now)
             return
         if verdict == KNOWN:
             return
@@ -228,6 +236,27 @@ class L2Switch(southbound.SdnApp):
                 southbound.push(msg.datapath, changes)
             self._route(src, vlan, dpid, port, include_home=True)
         self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
+
+    def _ban(self, switch, verdict, mac, port, vlan, previous, now):
+        """Port security: drop what would thrash the tables, for ban_s, in the switch
+        (counted there; no more packet-ins for it meanwhile)."""
+        key = ("port", port) if verdict == PORT_FULL else ("mac", vlan, mac)
+        if switch.bans.get(key, 0) > now:
+            return  # already banned; a packet-in that raced the drop entry
+        seconds = self.settings.ban_s
+        switch.bans[key] = now + seconds
+        if verdict == PORT_FULL:
+            self.logger.warning("switch %016x port %s: more than %d MACs; new sources there "
+                                "dropped for %d s", switch.datapath.id, port,
+                                self.settings.max_macs_per_port, seconds)
+            southbound.push(switch.datapath, [l2.ban_new_sources(port, seconds)], barrier=False)
+            return
+        self.logger.warning("switch %016x: %s flaps between ports %s and %s; dropped for %d s",
+                            switch.datapath.id, mac, previous.port, port, seconds)
+        changes = [l2.ban_mac(mac, vlan, seconds)]
+        if switch.macs.remove(mac, previous.port, vlan):
+            changes = l2.forget_host(mac, previous.port, vlan) + changes
+        southbound.push(switch.datapath, changes)
 
     # --- a fabric of switches (with the topology app) ----------------------------
 
@@ -315,6 +344,10 @@ class L2Switch(southbound.SdnApp):
     def _flow_removed(self, ev):
         msg = ev.msg
         switch = self.switches.get(msg.datapath.id)
+        if switch is not None and pipeline.owner_of(msg.cookie) == l2.BANS:
+            now = time.monotonic()  # a ban ended: forget it (and any others past due)
+            switch.bans = {key: end for key, end in switch.bans.items() if end > now + 0.5}
+            return
         if switch is None or pipeline.owner_of(msg.cookie) != l2.HOSTS:
             return
         if msg.table_id != _L2_SRC:
@@ -369,6 +402,13 @@ class L2Switch(southbound.SdnApp):
                          "vlan": vlan, "age_s": stat.duration_sec})
         return sorted(macs, key=lambda m: (m["vlan"] or 0, m["mac"]))
 
+    def active_bans(self, switch):
+        now = time.monotonic()
+        bans = [({"port": key[1]} if key[0] == "port" else {"mac": key[2], "vlan": key[1]})
+                | {"ends_in_s": round(end - now, 1)}
+                for key, end in switch.bans.items() if end > now]
+        return sorted(bans, key=lambda ban: (ban.get("port", 0), ban.get("mac", "")))
+
     def flush_macs(self, dpid):
         switch = self.switch(dpid)
         count = len(self.learned_macs(dpid))
@@ -382,7 +422,8 @@ class L2Rest(rest.AppController):
     def list_switches(self, req, **_):
         return [{"dpid": rest.format_dpid(dpid), "mode": self.app.settings.mode,
                  "macs": len(self.app.learned_macs(dpid)), "max_macs": self.app.settings.max_macs,
-                 "mac_cap": s.mac_cap, "packet_ins": s.packet_ins, "not_learned": s.not_learned}
+                 "mac_cap": s.mac_cap, "packet_ins": s.packet_ins, "not_learned": s.not_learned,
+                 "bans": self.app.active_bans(s)}
                 for dpid, s in sorted(self.app.switches.items())]
 
     @rest.api("l2_macs", "/v1/switches/{dpid}/macs", methods=["GET"])

@@ -102,6 +102,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "vip": 0x0C,        # a virtual IP: ARP answer, its select group, reply rewrite
     "lldp": 0x0D,       # link discovery frames to the controller
     "probe": 0x0E,      # health-check replies to the controller
+    "ban": 0x0F,        # port security: drops with a hard timeout
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48

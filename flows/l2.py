@@ -38,16 +38,28 @@ class L2Settings:
     idle_timeout: int = 300     # seconds a silent MAC stays learned
     max_macs: int = 4096        # per switch; when full, new MACs are flooded, not learned
     packet_in_bytes: int = 128  # truncation of packet-ins (headers only)
+    # port security (reactive mode): a port with this many MACs learns no more; new
+    # sources there are dropped for ban_s seconds (0: no per-port limit)
+    max_macs_per_port: int = 256
+    # a MAC that moves this often within flap_window_s is dropped for ban_s (0: off)
+    flap_moves: int = 5
+    flap_window_s: int = 10
+    ban_s: int = 30
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        for name in ("idle_timeout", "max_macs", "packet_in_bytes"):
+        for name in ("max_macs_per_port", "flap_moves"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be 0 (off) or a positive integer, not {value!r}")
+        for name in ("idle_timeout", "max_macs", "packet_in_bytes", "flap_window_s", "ban_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.idle_timeout > 65535:
-            raise ValueError("idle_timeout must be at most 65535 seconds (OpenFlow limit)")
+        if self.idle_timeout > 65535 or self.ban_s > 65535:
+            raise ValueError("idle_timeout and ban_s must be at most 65535 seconds "
+                             "(OpenFlow limit)")
         if self.packet_in_bytes < 18:
             raise ValueError("packet_in_bytes must be at least 18 (an Ethernet + 802.1Q header)")
 
@@ -134,6 +146,24 @@ def host_of(spec: FlowSpec) -> Tuple[str, Optional[int], Optional[int]]:
     if spec.table == "l2_src":
         return spec.match.get("eth_src"), spec.match.get("in_port"), vlan
     return spec.match.get("eth_dst"), None, vlan
+
+
+BANS = Owner(APP, "ban")
+BAN_PORT_PRIORITY = 50   # below known hosts (100): those already learned there keep working
+BAN_MAC_PRIORITY = 150   # above them: a flapping MAC is dropped on every port
+
+
+def ban_new_sources(port: int, seconds: int) -> FlowSpec:
+    """Port security: frames from sources not yet known on `port` are dropped (and
+    counted) for `seconds`, instead of reaching the controller."""
+    return FlowSpec("l2_src", BAN_PORT_PRIORITY, Match.of(in_port=port), BANS,
+                    hard_timeout=seconds, notify_removed=True)
+
+
+def ban_mac(mac: str, vlan: Optional[int], seconds: int) -> FlowSpec:
+    """A flapping MAC's frames are dropped (and counted) for `seconds`."""
+    return FlowSpec("l2_src", BAN_MAC_PRIORITY, Match.of(vlan_vid=_vlan(vlan), eth_src=mac),
+                    BANS, hard_timeout=seconds, notify_removed=True)
 
 
 def forget_host(mac: str, port: int, vlan: Optional[int]) -> List[FlowDelete]:

@@ -1,6 +1,8 @@
 """Restarts on real Open vSwitch: a controller killed with -9 while traffic runs, and
 what the switches do meanwhile (fail_mode secure) and afterwards (reconciliation)."""
 import json
+import os
+import random
 import re
 import subprocess
 import threading
@@ -9,7 +11,7 @@ import time
 import pytest
 
 from mininet_topos import harness
-from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, VlanTrunkPair
+from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, Single, VlanTrunkPair
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
@@ -109,3 +111,53 @@ def test_kill_9_during_a_burst_of_rest_writes_loses_no_acknowledged_write(lab):
         assert harness.wait_until(lambda: any(
             f"in_port={port}" in line and f"set_field:{4096 + tag}->vlan_vid" in line
             for line in flow_tables(network)["s1"]), 10), flow_tables(network)["s1"]
+
+
+def _cpu_and_rss(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status")
+               if line.startswith("VmRSS:")) / 1024
+    return cpu, rss
+
+
+def test_a_flood_of_10k_source_macs_is_banned_and_learning_recovers(lab):
+    ban_s = 10  # longer than the flood takes to send (about 5 s here)
+    controller, network = lab(Single(3), {"l2_switch": {  # flood MACs idle out in 3 s
+        "mode": "reactive", "max_macs_per_port": 50, "ban_s": ban_s, "idle_timeout": 3}})
+    h1, h2, h3 = network["h1"], network["h2"], network["h3"]
+    assert harness.ping(h1, h2) and harness.ping(h2, h3)
+    cpu_before, rss_before = _cpu_and_rss(controller.process.pid)
+    rng = random.Random(9)
+    flood = [harness.ethernet_frame("02:%02x:%02x:%02x:%02x:%02x" % tuple(
+        rng.randrange(256) for _ in range(5)), "ff:ff:ff:ff:ff:ff") for _ in range(10000)]
+    started = time.monotonic()
+    for first in range(0, len(flood), 2500):
+        harness.send_frames(h1, flood[first:first + 2500])
+    flood_s = time.monotonic() - started
+    cpu_after, rss_after = _cpu_and_rss(controller.process.pid)
+    switch = controller.rest("GET", "/v1/switches")[1][0]
+    assert [ban["port"] for ban in switch["bans"]] == [1], switch
+    on_port_1 = [m for m in controller.rest("GET", "/v1/switches/1/macs")[1] if m["port"] == 1]
+    assert len(on_port_1) <= 50
+    dropped = [line for line in network.dump_flows("s1")
+               if line.startswith("cookie=0x100f")]
+    drops = int(re.search(r"n_packets=(\d+)", dropped[0]).group(1)) if dropped else 0
+    assert drops > 0, dropped  # the switch drops (and counts) the rest itself
+    assert harness.ping(h1, h2) and harness.ping(h2, h3)  # the legitimate hosts still work
+    assert cpu_after - cpu_before < 10 and rss_after - rss_before < 20, \
+        (cpu_after - cpu_before, rss_after - rss_before)
+    # the ban ends by itself; a new source on port 1 is learned again
+    assert harness.wait_until(lambda: not controller.rest("GET", "/v1/switches")[1][0]["bans"],
+                              ban_s + 3)
+    assert harness.wait_until(lambda: not [line for line in network.dump_flows("s1")
+                                           if line.startswith("cookie=0x100f")], 3)
+    newcomer = "02:aa:00:00:00:01"
+
+    def learned_again():  # once the silent flood MACs have idled out, there is room
+        harness.send_frames(h1, [harness.ethernet_frame(newcomer, "ff:ff:ff:ff:ff:ff")])
+        return newcomer in {m["mac"] for m in controller.rest("GET", "/v1/switches/1/macs")[1]}
+    assert harness.wait_until(learned_again, 15, step=0.5)
+    print(f"10k MACs in {flood_s:.1f} s: {switch['packet_ins']} packet-ins, {drops} dropped by "
+          f"the ban, controller CPU +{cpu_after - cpu_before:.2f} s, RSS "
+          f"+{rss_after - rss_before:.1f} MiB, {len(on_port_1)} MACs kept on port 1")

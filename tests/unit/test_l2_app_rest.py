@@ -306,3 +306,28 @@ def test_a_switch_that_does_not_answer_is_a_timeout_not_a_hang(monkeypatch):
     with pytest.raises(southbound.SwitchTimeout, match="did not answer OFPFlowStatsRequest"):
         app.request(datapath, request, timeout=0.1)
     assert app._waiting == {}
+
+
+def test_port_security_bans_a_port_that_floods_new_macs_once(monkeypatch):
+    app = make_app(monkeypatch, mode="reactive", max_macs_per_port=5, ban_s=20)
+    datapath = connect(app)
+    for n in range(50):
+        app._packet_in(packet_in(datapath, 1, eth("ff:ff:ff:ff:ff:ff", "02:77:00:00:00:%02x" % n)))
+    bans = [m for m in flow_mods(datapath) if m.cookie == pipeline.cookie(l2.BANS)]
+    assert [(b.match["in_port"], b.hard_timeout, b.priority) for b in bans] == \
+        [(1, 20, l2.BAN_PORT_PRIORITY)]
+    assert len(app.switches[1].macs) == 5
+    status, switches, _ = call(app, "GET", "/v1/switches")
+    assert [b["port"] for b in switches[0]["bans"]] == [1] and switches[0]["not_learned"] == 45
+    app._packet_in(packet_in(datapath, 2, eth("ff:ff:ff:ff:ff:ff", H2)))  # others still learn
+    assert H2 in {e.mac for e in app.switches[1].macs.entries()}
+
+
+def test_a_flapping_mac_is_banned_and_forgotten(monkeypatch):
+    app = make_app(monkeypatch, mode="reactive", flap_moves=3)
+    datapath = connect(app)
+    for port in (1, 2, 1, 2):
+        app._packet_in(packet_in(datapath, port, eth("ff:ff:ff:ff:ff:ff", H1)))
+    bans = [m for m in flow_mods(datapath) if m.cookie == pipeline.cookie(l2.BANS)]
+    assert [(b.match["eth_src"], b.priority) for b in bans] == [(H1, l2.BAN_MAC_PRIORITY)]
+    assert H1 not in {e.mac for e in app.switches[1].macs.entries()}

@@ -233,3 +233,49 @@ def test_a_mac_learned_untagged_does_not_capture_its_tagged_frames():
     assert len(result.packet_ins) == 1
     assert set(net.send(frame(1, H1, H2, vlan=10)).outputs) == {2}
     assert set(net.send(frame(1, H1, H2)).outputs) == {2}
+
+
+# --- port security --------------------------------------------------------------------
+
+def test_a_port_full_of_macs_takes_no_more_and_its_hosts_stay():
+    from flows.mac_table import PORT_FULL
+    table = MacTable(100, max_per_port=3)
+    for n in range(3):
+        assert table.observe(f"02:00:00:00:00:0{n}", 1, None, 0)[0] == NEW
+    assert table.observe("02:00:00:00:00:09", 1, None, 0)[0] == PORT_FULL
+    assert table.observe("02:00:00:00:00:09", 2, None, 0)[0] == NEW  # other ports: fine
+    assert table.remove("02:00:00:00:00:00", 1, None)
+    assert table.observe("02:00:00:00:00:08", 1, None, 0)[0] == NEW  # room again
+
+
+def test_a_mac_that_keeps_moving_is_flapping_and_stays_put():
+    from flows.mac_table import FLAPPING
+    table = MacTable(100, flap_moves=3, flap_window_s=10)
+    assert table.observe(H1, 1, None, 0)[0] == NEW
+    assert [table.observe(H1, port, None, t)[0] for t, port in ((1, 2), (2, 1))] == \
+        [MOVED, MOVED]
+    verdict, previous = table.observe(H1, 2, None, 3)
+    assert verdict == FLAPPING and previous.port == 1 and table.entries()[0].port == 1
+    slow = MacTable(100, flap_moves=3, flap_window_s=10)
+    slow.observe(H1, 1, None, 0)
+    assert [slow.observe(H1, 1 + t % 2 * 1, None, t * 20)[0] for t in (1, 2, 3, 4)] == \
+        [MOVED, MOVED, MOVED, MOVED]  # moves far apart are hosts that really moved
+
+
+def test_a_port_ban_drops_new_sources_only_and_ends_by_itself():
+    sw, settings = new_switch("reactive")
+    sw.apply(l2.learn_host(H1, 1, None, 300) + [l2.ban_new_sources(1, 30)])
+    assert sw.process(frame(1, H1, H2)).packet_ins == []          # known: still forwarded
+    assert 2 in sw.process(frame(1, H1, BCAST)).outputs
+    stranger = sw.process(frame(1, "02:66:00:00:00:01", BCAST))
+    assert stranger.outputs == {} and stranger.packet_ins == []   # dropped in the switch
+    assert sw.process(frame(2, "02:66:00:00:00:02", BCAST)).packet_ins  # other ports learn
+    sw.advance(31)
+    assert sw.process(frame(1, "02:66:00:00:00:01", BCAST)).packet_ins  # ban over
+
+
+def test_a_mac_ban_drops_it_on_every_port():
+    sw, _ = new_switch("reactive")
+    sw.apply(l2.learn_host(H1, 1, None, 300) + [l2.ban_mac(H1, None, 30)])
+    for port in (1, 2, 3):
+        assert sw.process(frame(port, H1, H2)).outputs == {}
