@@ -18,8 +18,10 @@ from bench.fake_switches import FakeSwitches
 from mininet_topos import harness
 
 PEERS = [
+    # every fake packet-in comes from port 1 with a new MAC: port security would (rightly)
+    # ban that port after max_macs_per_port, so it is off here, as simple_switch_13 has none
     ("l2_switch reactive", ("apps/l2_switch.py",),
-     {"l2_switch": {"mode": "reactive", "max_macs": 1_000_000}}, True),
+     {"l2_switch": {"mode": "reactive", "max_macs": 1_000_000, "max_macs_per_port": 0}}, True),
     ("ryu simple_switch_13", ("ryu.app.simple_switch_13",), None, False),
 ]
 _TICKS = os.sysconf("SC_CLK_TCK")
