@@ -78,6 +78,8 @@ class L2Switch(southbound.SdnApp):
         self.switches[datapath.id] = SwitchState(datapath, self.settings)
         southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
                                                                 self.settings.packet_in_bytes))
+        for message in ofcompile.packet_in_limit(datapath, l2.packet_in_limit(self.settings)):
+            southbound.send(datapath, message)
         self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
         hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
 

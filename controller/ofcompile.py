@@ -13,8 +13,8 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from controller import ofwire, pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
-                        MeterSpec, Move, Output, Owner, PopVlan, PushVlan, Resubmit, SetField,
-                        SetQueue, ct_state_bits)
+                        MeterSpec, Move, Output, Owner, PacketInLimit, PopVlan, PushVlan,
+                        Resubmit, SetField, SetQueue, ct_state_bits)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
              CONTROLLER: ofp.OFPP_CONTROLLER}
@@ -191,6 +191,20 @@ def meter_mod(datapath, meter: MeterSpec):
                               flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
                               meter_id=pipeline.meter_id(meter.ref),
                               bands=[parser.OFPMeterBandDrop(rate=kbits, burst_size=burst)])
+
+
+def packet_in_limit(datapath, limit: PacketInLimit):
+    """A fresh controller meter: the old one (if any) is replaced whole, since an add
+    of an existing meter is an error and a modify of a missing one too. Deleting a
+    missing meter is not."""
+    remove = parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0,
+                                meter_id=ofp.OFPM_CONTROLLER, bands=[])
+    if not limit.rate:
+        return [remove]
+    return [remove, parser.OFPMeterMod(
+        datapath, command=ofp.OFPMC_ADD,
+        flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter_id=ofp.OFPM_CONTROLLER,
+        bands=[parser.OFPMeterBandDrop(rate=limit.rate, burst_size=limit.burst)])]
 
 
 def meter_delete(datapath, delete: MeterDelete):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from flows.spec import (CONTROLLER, FLOOD, UNTAGGED, FlowDelete, FlowSpec, Learn, Match,
-                        Output, Owner, PopVlan)
+                        Output, Owner, PacketInLimit, PopVlan)
 
 APP = "l2_switch"
 MODES = ("reactive", "datapath")
@@ -45,11 +45,14 @@ class L2Settings:
     flap_moves: int = 5
     flap_window_s: int = 10
     ban_s: int = 30
+    # packet-ins per second the switch may send the controller (all apps' together; an
+    # OpenFlow controller meter in the switch drops the rest); 0: no limit
+    packet_in_rate: int = 1000
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        for name in ("max_macs_per_port", "flap_moves"):
+        for name in ("max_macs_per_port", "flap_moves", "packet_in_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be 0 (off) or a positive integer, not {value!r}")
@@ -78,6 +81,11 @@ def _learn(settings: L2Settings, strip_vlan: bool) -> Learn:
                  hard_timeout=settings.idle_timeout,
                  matches=(("vlan_vid", "vlan_vid"), ("eth_dst", "eth_src")),
                  output_from="in_port", strip_vlan=strip_vlan)
+
+
+def packet_in_limit(settings: L2Settings) -> PacketInLimit:
+    """The switch's controller meter: a burst of a quarter second at the rate."""
+    return PacketInLimit(settings.packet_in_rate, max(1, settings.packet_in_rate // 4))
 
 
 def switch_defaults(settings: L2Settings, untagged: Iterable[Tuple[int, int]] = ()

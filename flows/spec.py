@@ -241,6 +241,15 @@ class MeterDelete:
 
 
 @dataclass(frozen=True)
+class PacketInLimit:
+    """The switch's controller meter (OpenFlow 1.3 OFPM_CONTROLLER): packet-ins above
+    `rate` per second (after a burst of `burst` packets) are dropped in the switch,
+    whichever flow sent them. `rate` 0 removes the limit."""
+    rate: int
+    burst: int
+
+
+@dataclass(frozen=True)
 class FlowSpec:
     table: str
     priority: int

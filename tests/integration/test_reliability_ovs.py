@@ -161,3 +161,29 @@ def test_a_flood_of_10k_source_macs_is_banned_and_learning_recovers(lab):
     print(f"10k MACs in {flood_s:.1f} s: {switch['packet_ins']} packet-ins, {drops} dropped by "
           f"the ban, controller CPU +{cpu_after - cpu_before:.2f} s, RSS "
           f"+{rss_after - rss_before:.1f} MiB, {len(on_port_1)} MACs kept on port 1")
+
+
+def test_packet_ins_are_rate_limited_by_the_switch(lab):
+    rate = 100
+    controller, network = lab(Single(2), {"l2_switch": {
+        "mode": "reactive", "packet_in_rate": rate, "max_macs_per_port": 0}})
+    h1 = network["h1"]
+    meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", "s1"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "meter=controller pktps" in meters and f"rate={rate}" in meters, meters
+    rng = random.Random(3)
+    before = controller.rest("GET", "/v1/switches")[1][0]["packet_ins"]
+    started = time.monotonic()
+    for _ in range(10):  # 3000 new sources over about 3 s: 1000/s offered
+        harness.send_frames(h1, [harness.ethernet_frame("02:%02x:%02x:%02x:%02x:%02x" % tuple(
+            rng.randrange(256) for _ in range(5)), "ff:ff:ff:ff:ff:ff") for _ in range(300)])
+        time.sleep(0.3)
+    seconds = time.monotonic() - started
+    time.sleep(0.5)
+    received = controller.rest("GET", "/v1/switches")[1][0]["packet_ins"] - before
+    allowed = rate * seconds + rate / 4  # the rate, plus its burst
+    assert 0.3 * rate * seconds <= received <= 1.2 * allowed, (received, seconds)
+    stats = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", "s1"],
+                           capture_output=True, text=True, check=True).stdout
+    print(f"offered ~{3000 / seconds:.0f}/s for {seconds:.1f} s, limit {rate}/s: the "
+          f"controller got {received} ({received / seconds:.0f}/s)\n{stats}")
