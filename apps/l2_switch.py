@@ -55,7 +55,8 @@ class SwitchState:
 
 class L2Switch(southbound.SdnApp):
     _CONTEXTS = {"wsgi": rest.WSGIApplication}
-    _EVENTS = [events.EventHostLocation]
+    _EVENTS = [events.EventHostLocation, events.EventSwitchWiped]
+    CANARY_INTERVAL_S = 2.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,6 +68,7 @@ class L2Switch(southbound.SdnApp):
         self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
         rest.register(kwargs["wsgi"], L2Rest, self)
+        hub.spawn(self._watch_canaries)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -96,7 +98,7 @@ class L2Switch(southbound.SdnApp):
         hosts they name are adopted instead of re-learned."""
         datapath = switch.datapath
         try:
-            installed = [spec for owner in (Owner(l2.APP), pipeline.MISSES)
+            installed = [spec for owner in (Owner(l2.APP), Owner("pipeline"))
                          for spec, _ in southbound.request_flows(self, datapath, owner)]
         except southbound.SwitchTimeout as err:
             self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
@@ -107,7 +109,8 @@ class L2Switch(southbound.SdnApp):
         if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
             installed = [spec for spec in installed if spec.owner != l2.LEARNED]
         kept = self._adopt(switch, installed) if self.settings.mode == "reactive" else []
-        desired = pipeline.table_misses() + l2.switch_defaults(self.settings, switch.untagged)
+        desired = pipeline.table_misses() + [pipeline.canary()] + \
+            l2.switch_defaults(self.settings, switch.untagged)
         if self.fabric is not None:
             desired += l2.fabric_ports(self.settings, self.fabric, datapath.id)
             switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
@@ -118,6 +121,29 @@ class L2Switch(southbound.SdnApp):
                              len(switch.macs))
         if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
+
+    def _watch_canaries(self):
+        """Every few seconds, look for each reconciled switch's canary entry; when it is
+        gone, the switch lost what the controller installed without reconnecting (an
+        admin's del-flows): put everything back, here and in the other apps."""
+        while True:
+            hub.sleep(self.CANARY_INTERVAL_S)
+            for switch in list(self.switches.values()):
+                if switch.reconciled and self._canary_gone(switch):
+                    self.logger.warning("switch %016x lost its entries (canary gone): "
+                                        "putting them back", switch.datapath.id)
+                    switch.reconciled = False
+                    switch.macs.clear()
+                    switch.routes, switch.no_learn = {}, []
+                    self.send_event_to_observers(
+                        events.EventSwitchWiped(switch.datapath.id))
+                    self._reconcile(switch)
+
+    def _canary_gone(self, switch):
+        try:
+            return not southbound.request_flows(self, switch.datapath, pipeline.CANARY)
+        except southbound.SwitchTimeout:
+            return False  # a slow switch is not a wiped one
 
     def _adopt(self, switch, installed):
         """Reactive host entries a previous controller left, to keep: each source entry

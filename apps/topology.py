@@ -147,6 +147,12 @@ class Topology(southbound.SdnApp):
         self._drop_links(lambda end: end[0] == dpid)
         self._refresh()
 
+    @set_ev_cls(events.EventSwitchWiped)
+    def _wiped(self, ev):
+        switch = self.switches.get(ev.dpid)
+        if switch is not None:
+            hub.spawn(self._reconcile, switch)
+
     @set_ev_cls(events.EventHostLocation)
     def _host(self, ev):
         if ev.port is None:

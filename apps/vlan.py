@@ -122,6 +122,12 @@ class Vlan(southbound.SdnApp):
         if switch is not None and switch.update_from_status(ev.msg):
             self.program(switch)  # a port came or went: flood lists change
 
+    @set_ev_cls(events.EventSwitchWiped)
+    def _wiped(self, ev):
+        switch = self.switches.get(ev.dpid)
+        if switch is not None and self.plans.pop(ev.dpid, None) is not None:
+            self.program(switch)  # first program again: reconciled against what is left
+
     @set_ev_cls(events.EventTopology)
     def _topology(self, ev):
         old, self.fabric = self.fabric, ev.fabric

@@ -103,6 +103,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "lldp": 0x0D,       # link discovery frames to the controller
     "probe": 0x0E,      # health-check replies to the controller
     "ban": 0x0F,        # port security: drops with a hard timeout
+    "canary": 0x10,     # one entry whose absence means the switch lost our entries
 }
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48
@@ -217,6 +218,15 @@ def validate(spec) -> None:
 
 
 MISSES = Owner("pipeline", "miss")
+CANARY = Owner("pipeline", "canary")
+_CANARY_ETH_TYPE = 0x88B6   # IEEE 802 local experimental 2: nothing real carries it
+
+
+def canary() -> FlowSpec:
+    """An entry no frame matches in practice. If it is gone, so is (almost surely)
+    everything else the controller installed: an ovs-ofctl del-flows, a datapath that
+    lost its tables, so the apps re-push."""
+    return FlowSpec("ingress", 1, Match.of(eth_type=_CANARY_ETH_TYPE), CANARY)
 
 
 def table_misses() -> List[FlowSpec]:

@@ -187,3 +187,29 @@ def test_packet_ins_are_rate_limited_by_the_switch(lab):
                            capture_output=True, text=True, check=True).stdout
     print(f"offered ~{3000 / seconds:.0f}/s for {seconds:.1f} s, limit {rate}/s: the "
           f"controller got {received} ({received / seconds:.0f}/s)\n{stats}")
+
+
+def _without_hosts(tables):
+    """Flow tables minus learned hosts (they come back with traffic, not at once)."""
+    return {name: [line for line in lines if not line.startswith(("cookie=0x1003",
+                                                                   "cookie=0x1004"))]
+            for name, lines in tables.items()}
+
+
+def test_entries_wiped_under_a_live_connection_are_back_within_5_s(lab):
+    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
+    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
+                                                             "apps/vlan.py"))
+    harness.wait_vlans_programmed(controller, network)
+    h1, h3 = network["h1"], network["h3"]
+    assert harness.ping(h1, h3)
+    before = _without_hosts(flow_tables(network))
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "s1"], check=True)
+    wiped = time.monotonic()
+    assert harness.wait_until(lambda: harness.ping(h1, h3, timeout=0.5), 10)
+    back_s = time.monotonic() - wiped
+    assert back_s <= 5, back_s
+    assert harness.wait_until(lambda: _without_hosts(flow_tables(network)) == before, 5)
+    assert "canary gone" in controller.log_text()
+    print(f"del-flows: pings again after {back_s:.1f} s")
+
