@@ -71,6 +71,8 @@ def test_kill_9_and_restart_keep_traffic_flowing_and_tables_identical(lab, mode,
     rates = iperf3_intervals(report)
     assert len(rates) >= 17 and min(rates) > 0, rates  # never stopped, not even for 0.5 s
     assert after == before
+    print(f"observed: slowest 0.5 s interval {min(rates) / 1e6:.0f} Mbit/s; "
+          f"{sum(map(len, after.values()))} entries identical before and after")
 
 
 def test_kill_9_during_a_burst_of_rest_writes_loses_no_acknowledged_write(lab):
@@ -105,6 +107,8 @@ def test_kill_9_during_a_burst_of_rest_writes_loses_no_acknowledged_write(lab):
     thread.join(timeout=10)
     controller.start()
     harness.wait_vlans_programmed(controller, network)
+    print(f"observed: killed after {max(acked.values()) - 99} acknowledged writes; "
+          f"each port kept its last one")
     for port in (1, 2):
         tag = controller.rest("GET", f"/v1/switches/1/ports/{port}/vlan")[1]["tag"]
         assert tag in (acked[port], in_flight[port]), (port, tag, acked, in_flight)
@@ -158,7 +162,7 @@ def test_a_flood_of_10k_source_macs_is_banned_and_learning_recovers(lab):
         harness.send_frames(h1, [harness.ethernet_frame(newcomer, "ff:ff:ff:ff:ff:ff")])
         return newcomer in {m["mac"] for m in controller.rest("GET", "/v1/switches/1/macs")[1]}
     assert harness.wait_until(learned_again, 15, step=0.5)
-    print(f"10k MACs in {flood_s:.1f} s: {switch['packet_ins']} packet-ins, {drops} dropped by "
+    print(f"observed: 10k MACs in {flood_s:.1f} s: {switch['packet_ins']} packet-ins, {drops} dropped by "
           f"the ban, controller CPU +{cpu_after - cpu_before:.2f} s, RSS "
           f"+{rss_after - rss_before:.1f} MiB, {len(on_port_1)} MACs kept on port 1")
 
@@ -185,7 +189,7 @@ def test_packet_ins_are_rate_limited_by_the_switch(lab):
     assert 0.3 * rate * seconds <= received <= 1.2 * allowed, (received, seconds)
     stats = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", "s1"],
                            capture_output=True, text=True, check=True).stdout
-    print(f"offered ~{3000 / seconds:.0f}/s for {seconds:.1f} s, limit {rate}/s: the "
+    print(f"observed: offered ~{3000 / seconds:.0f}/s for {seconds:.1f} s, limit {rate}/s: the "
           f"controller got {received} ({received / seconds:.0f}/s)\n{stats}")
 
 
@@ -211,5 +215,5 @@ def test_entries_wiped_under_a_live_connection_are_back_within_5_s(lab):
     assert back_s <= 5, back_s
     assert harness.wait_until(lambda: _without_hosts(flow_tables(network)) == before, 5)
     assert "canary gone" in controller.log_text()
-    print(f"del-flows: pings again after {back_s:.1f} s")
+    print(f"observed: pings again {back_s:.1f} s after del-flows, tables as before")
 
