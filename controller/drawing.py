@@ -52,7 +52,7 @@ def topology_svg(view) -> str:
     offset = (width - (len(hosts) - 1) * _COLUMN) / 2 if hosts else 0
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
              f'font-family="sans-serif" font-size="11">',
-             f'<rect width="100%" height="100%" fill="white"/>']
+             '<rect width="100%" height="100%" fill="white"/>']
     for link in view["links"]:
         (x1, y1), (x2, y2) = where[link["a"]["dpid"]], where[link["b"]["dpid"]]
         style = (f'stroke="{_TREE}" stroke-width="3"' if link["in_tree"] else

@@ -71,7 +71,8 @@ def test_topology_app_survives_anything(monkeypatch, batch):
                         lambda run, *args: None if run.__name__ == "_discover" else run(*args))
     app = topology_app.Topology(wsgi=rest.WSGIApplication())
     monkeypatch.setattr(app, "send_event_to_observers", lambda ev: None)
-    one, two = topology_bring_up(app, 1), topology_bring_up(app, 2)
+    topology_bring_up(app, 1)
+    two = topology_bring_up(app, 2)
     cookie = pipeline.cookie(topology.DISCOVERY)
     for data, port in batch:
         app._packet_in(event(two, data, 0, port, cookie))

@@ -8,7 +8,7 @@ import pytest
 from controller import drawing, pipeline
 from flows import l2, lldp, topology, vlan
 from flows.mac_table import MacTable
-from flows.spec import UNTAGGED, is_multicast_mac
+from flows.spec import is_multicast_mac
 from flows.topology import Link
 from tests.ofsim import Network, Switch, frame
 
