@@ -293,7 +293,12 @@ class L2Switch(southbound.SdnApp):
         routes = l2.route_host(self.fabric, mac, vlan, (home, port), self.settings.idle_timeout,
                                {dpid: s.untagged for dpid, s in self.switches.items()})
         key = (vlan, mac)
-        for dpid, switch in self.switches.items():
+        # nearest the host first: a switch forwarding towards it must not reach a next
+        # hop that has no entry yet (that one would flood, and a frame coming in off the
+        # flood tree is dropped there)
+        hops = self.fabric.hops_to(home)
+        for dpid, switch in sorted(self.switches.items(),
+                                   key=lambda item: hops.get(item[0], len(hops) + 1)):
             if dpid == home:
                 switch.routes.pop(key, None)
                 if include_home:

@@ -87,15 +87,20 @@ class Fabric:
     def _distances(self) -> Dict[int, Dict[int, int]]:
         return {}  # home dpid -> hop counts to it, filled as next_hops asks
 
-    def next_hops(self, home: int, key: str) -> Dict[int, int]:
-        """{dpid: port towards `home`} for every other switch that can reach it, on a
-        shortest path; `key` (a MAC) chooses among equal-cost next hops."""
+    def hops_to(self, home: int) -> Dict[int, int]:
+        """{dpid: hop count to `home`} for every switch that can reach it."""
         if home not in self.switches:
             return {}
         distance = self._distances.get(home)
         if distance is None:
             distance = self._distances[home] = nx.single_source_shortest_path_length(
                 self.graph, home)
+        return distance
+
+    def next_hops(self, home: int, key: str) -> Dict[int, int]:
+        """{dpid: port towards `home`} for every other switch that can reach it, on a
+        shortest path; `key` (a MAC) chooses among equal-cost next hops."""
+        distance = self.hops_to(home)
         hops = {}
         for dpid, hops_away in distance.items():
             if dpid == home:
