@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 
+from bench.l2_throughput import packet_ins
 from mininet_topos import harness
 from mininet_topos.topos import FatTree, Ring
 
@@ -23,10 +24,6 @@ SETUPS = [
 ]
 TOPOLOGIES = [("ring(4)", lambda: Ring(4), "h1", "h3"),
               ("fat-tree(4)", lambda: FatTree(4), "h000", "h311")]
-
-
-def learning_packet_ins(controller):
-    return sum(s["packet_ins"] for s in controller.rest("GET", "/v1/switches")[1])
 
 
 def first_full_pingall(network, timeout=90):
@@ -46,9 +43,9 @@ def measure(topo_factory, mode, src, dst, seconds, runs):
         with harness.Network(topo_factory(), controller, rstp=mode is None) as network:
             first_full_pingall(network)
             ready_s = time.monotonic() - started
-            before = learning_packet_ins(controller) if controller else None
+            before = packet_ins(controller, ours=controller is not None)
             assert network.pingall() == 0
-            warm = learning_packet_ins(controller) - before if controller else None
+            warm = None if before is None else packet_ins(controller, True) - before
             rates = [harness.iperf3(network[src], network[dst], seconds=seconds)
                      for _ in range(runs)]
         return {"ready_s": ready_s, "warm": warm, "mbps": statistics.median(rates) / 1e6,

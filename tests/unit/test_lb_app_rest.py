@@ -83,6 +83,15 @@ def buckets(datapath):
     return len(mods[-1].buckets)
 
 
+def answer_probes(app, datapath, flags):
+    """Every pending TCP probe gets an answer with `flags` from its backend."""
+    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
+        mac = "02:00:00:00:00:0%s" % ip[-1]
+        answer = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
+                                    flags, seq=0 if flags & probes.RST else 1, ack=2)
+        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
+
+
 def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp_path):
     app = make_app(monkeypatch, tmp_path)
     now = [100.0]
@@ -98,11 +107,7 @@ def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp
     app.probe_round()                                  # located: TCP SYNs on their ports
     syns = [m for m in datapath.sent if isinstance(m, parser.OFPPacketOut)][2:]
     assert sorted(m.actions[0].port for m in syns) == [11, 12]
-    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
-        mac = "02:00:00:00:00:0%s" % ip[-1]
-        answer = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
-                                    probes.SYN | probes.ACK, seq=1, ack=2)
-        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
+    answer_probes(app, datapath, probes.SYN | probes.ACK)
     assert buckets(datapath) == 2
     assert all(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
     now[0] += 1.01
@@ -112,20 +117,11 @@ def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp
         app.probe_round()
         assert buckets(datapath) == (2 if missed < 3 else 0), missed  # out at the third
     assert not any(b["healthy"] for b in call(app, "GET", "/v1/lb/vips/1")[1]["backends"])
-    # a refusal (RST) is definitive: out at once, no counting
-    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
-        mac = "02:00:00:00:00:0%s" % ip[-1]
-        answer = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
-                                    probes.SYN | probes.ACK, seq=1, ack=2)
-        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), answer))
+    answer_probes(app, datapath, probes.SYN | probes.ACK)
     assert buckets(datapath) == 2                      # answered again: back in
     now[0] += 1.01
     app.probe_round()
-    for (_, probe_port), (_, ip, _) in list(app.pending.items()):
-        mac = "02:00:00:00:00:0%s" % ip[-1]
-        refusal = probes.tcp_segment(mac, lb.PROBE_MAC, ip, "10.0.0.254", 8080, probe_port,
-                                     probes.RST | probes.ACK, seq=0, ack=2)
-        app._packet_in(packet_in(datapath, 10 + int(ip[-1]), refusal))
+    answer_probes(app, datapath, probes.RST | probes.ACK)  # a refusal: out at once
     assert buckets(datapath) == 0
 
 
