@@ -18,7 +18,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, ovsdb, pipeline, rest, southbound
+from controller import (config, events, ofcompile, ovsdb, pipeline, readback, rest,
+                        southbound)
 from flows import diff, l2
 from flows.mac_table import FLAPPING, KNOWN, MOVED, PORT_FULL, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, Output, Owner, is_multicast_mac
@@ -98,8 +99,8 @@ class L2Switch(southbound.SdnApp):
         hosts they name are adopted instead of re-learned."""
         datapath = switch.datapath
         try:
-            installed = [spec for owner in (Owner(l2.APP), Owner("pipeline"))
-                         for spec, _ in southbound.request_flows(self, datapath, owner)]
+            installed = [pair for owner in (Owner(l2.APP), Owner("pipeline"))
+                         for pair in southbound.request_flows(self, datapath, owner)]
         except southbound.SwitchTimeout as err:
             self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
             southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
@@ -107,14 +108,16 @@ class L2Switch(southbound.SdnApp):
             switch.reconciled = True
             return
         if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
-            installed = [spec for spec in installed if spec.owner != l2.LEARNED]
-        kept = self._adopt(switch, installed) if self.settings.mode == "reactive" else []
+            installed = [(spec, stat) for spec, stat in installed if spec.owner != l2.LEARNED]
+        kept = self._adopt(switch, [spec for spec, _ in installed]) \
+            if self.settings.mode == "reactive" else []
         desired = pipeline.table_misses() + [pipeline.canary()] + \
             l2.switch_defaults(self.settings, switch.untagged)
         if self.fabric is not None:
             desired += l2.fabric_ports(self.settings, self.fabric, datapath.id)
             switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
-        southbound.reconcile(self, datapath, installed, desired + kept)
+        southbound.reconcile(self, datapath, readback.flow_entries([s for _, s in installed]),
+                             desired + kept)
         switch.reconciled = True
         if switch.macs:
             self.logger.info("switch %016x: %d hosts adopted from its entries", datapath.id,

@@ -28,7 +28,7 @@ from ryu.lib import hub
 
 from controller import config, ofcompile, pipeline, rest, southbound, state
 from flows import diff, lb, probes
-from flows.spec import FLOOD, FlowDelete, GroupRef
+from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
 TICK_S = 0.1
 
@@ -51,6 +51,7 @@ class LbSwitch:
         self.groups = set()     # VIP ids whose group exists here
         self.buckets = {}       # VIP id -> backend IPs, in bucket order
         self.plans = {}         # VIP id -> the flows and group last installed
+        self.ready = False      # taken over and reconciled (program_switch)
 
 
 class Lb(southbound.SdnApp):
@@ -109,9 +110,12 @@ class Lb(southbound.SdnApp):
 
     def program_vip(self, vip_id, switches=None):
         """(Re)install one VIP (or remove it, when gone) on the switches, sending only
-        what changed (flows/diff.py); the group is replaced in place."""
+        what changed (flows/diff.py); the group is replaced in place. Switches still
+        being taken over (program_switch) get it there."""
         vip = self.vips.get(vip_id)
         for switch in list(switches or self.switches.values()):
+            if not switch.ready:
+                continue
             if vip is None:
                 if vip_id in switch.groups:
                     southbound.push(switch.datapath, lb.forget_vip(vip_id))
@@ -119,26 +123,64 @@ class Lb(southbound.SdnApp):
                     switch.buckets.pop(vip_id, None)
                     switch.plans.pop(vip_id, None)
                 continue
-            live = self.located(vip, switch, healthy_only=True)
-            plan = lb.vip_flows(vip, live, vip_id in switch.groups,
-                                self.located(vip, switch, False))
+            plan = self.vip_plan(vip, switch)
             changes = diff.plan_changes(switch.plans.get(vip_id, []), plan)
             if changes:
                 southbound.push(switch.datapath, changes)
-            switch.groups.add(vip_id)
-            switch.buckets[vip_id] = [b.backend.ip for b in live]
             switch.plans[vip_id] = plan
 
+    def vip_plan(self, vip, switch):
+        live = self.located(vip, switch, healthy_only=True)
+        plan = lb.vip_flows(vip, live, vip.vip_id in switch.groups,
+                            self.located(vip, switch, False))
+        switch.groups.add(vip.vip_id)
+        switch.buckets[vip.vip_id] = [b.backend.ip for b in live]
+        return plan
+
     def program_switch(self, switch):
-        southbound.push(switch.datapath, [FlowDelete(lb.PROBES)]
-                        + [i for vip_id in self.vips for i in lb.forget_vip(vip_id)]
-                        + pipeline.table_misses()
-                        + (lb.probe_flows(self.settings.probe_ip)
-                           if self.settings.probe_ip else []))
+        """In a greenlet, when a switch connects: take over what a previous controller
+        left there (where backends are, which were live), then reconcile. The VIPs'
+        entries and groups come out the same, so they are left untouched and
+        connections through them see no gap across a controller restart."""
+        datapath, installed = switch.datapath, None
+        try:
+            self.wait_ready(datapath)
+            installed = southbound.read_entries(self, datapath, [Owner(lb.APP), pipeline.MISSES],
+                                                groups=True)
+            self.adopt(switch, installed)
+        except southbound.SwitchTimeout as err:
+            self.logger.warning("lb: switch %016x: %s; replacing its entries", datapath.id, err)
         switch.groups.clear()
-        switch.plans.clear()
-        for vip_id in sorted(self.vips):
+        switch.plans = {vip_id: self.vip_plan(vip, switch)
+                        for vip_id, vip in sorted(self.vips.items())}
+        desired = pipeline.table_misses() + (
+            lb.probe_flows(self.settings.probe_ip) if self.settings.probe_ip else []) + \
+            [item for plan in switch.plans.values() for item in plan]
+        if installed is None:
+            southbound.push(datapath, [FlowDelete(Owner(lb.APP))] + [
+                i for vip_id in self.vips for i in lb.forget_vip(vip_id)] + desired)
+        else:
+            southbound.reconcile(self, datapath, installed, desired)
+        switch.ready = True
+        for vip_id in sorted(self.vips):  # health that changed meanwhile
             self.program_vip(vip_id, [switch])
+
+    def adopt(self, switch, installed):
+        """Backends a previous controller had located on this switch, and live."""
+        located, live = lb.adopt(
+            [ofcompile.decode_flow(e.item) if e.kind == "flow" else ofcompile.decode_group(e.item)
+             for e in installed if e.kind in ("flow", "group")])
+        for (vip_id, ip), (mac, port) in sorted(located.items()):
+            vip = self.vips.get(vip_id)
+            if vip is None or vip.backend(ip) is None:
+                continue
+            st = self.state_of(vip_id, ip)
+            if st.mac is None:
+                st.mac, st.dpid, st.port = mac, switch.datapath.id, port
+                st.healthy = (vip_id, ip) in live
+                self.logger.info("lb: VIP %s backend %s taken over at %016x port %s (%s)",
+                                 vip_id, ip, switch.datapath.id, port,
+                                 "healthy" if st.healthy else "down")
 
     # --- switch events -------------------------------------------------------------------
 
@@ -146,7 +188,7 @@ class Lb(southbound.SdnApp):
     def _switch_connected(self, ev):
         switch = LbSwitch(ev.msg.datapath)
         self.switches[switch.datapath.id] = switch
-        self.program_switch(switch)
+        self.spawn(self.program_switch, switch)  # it waits for replies: not in the handler
         if self.prober is None:
             self.prober = self.spawn(self._probe_loop)
 

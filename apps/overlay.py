@@ -25,7 +25,7 @@ from ryu.lib import hub
 
 from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
 from controller.ports import SwitchPorts
-from flows import overlay
+from flows import diff, overlay
 
 KINDS = ("hypervisors", "networks", "ports")
 _PARSE = {"hypervisors": overlay.hypervisor_from_dict, "networks": overlay.network_from_dict,
@@ -140,11 +140,21 @@ class Overlay(southbound.SdnApp):
         with self.lock:
             for dpid in sorted(self.switches if dpids is None else dpids):
                 plan = self.plan_for(dpid)
-                if plan is None or self.pushed.get(dpid) == plan:
+                previous = self.pushed.get(dpid)
+                if plan is None or previous == plan:
                     continue
-                forget = overlay.forget_tunnel_bridge() if self.role_of(dpid)[1] == "tun" \
-                    else overlay.forget_integration_bridge()
-                southbound.push(self.switches[dpid].datapath, forget + plan)
+                datapath = self.switches[dpid].datapath
+                if previous is None and self.role_of(dpid)[1] == "tun":
+                    # first time since it connected: read back, reconcile
+                    self.converge(datapath, overlay.TUNNEL_BRIDGE_OWNERS, plan,
+                                  overlay.forget_tunnel_bridge())
+                elif previous is None:
+                    self.converge(datapath, overlay.INTEGRATION_BRIDGE_OWNERS
+                                  + (pipeline.MISSES,), plan,
+                                  overlay.forget_integration_bridge(),
+                                  skip=[overlay.INTEGRATION_BRIDGE_LEARNED])
+                else:
+                    southbound.push(datapath, diff.plan_changes(previous, plan))
                 self.pushed[dpid] = plan
 
     def sync_tunnels(self):

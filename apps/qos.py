@@ -33,6 +33,7 @@ from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline
     southbound, state, tc
 from controller.ports import SwitchPorts
 from flows import qos
+from flows.spec import Owner
 
 QUEUE_MECHANISM = {
     datapaths.SYSTEM: "set_queue: OVS gives the packet the queue's priority, HTB classifies by it",
@@ -148,7 +149,8 @@ class Qos(southbound.SdnApp):
     def program(self, switch, sync_ovsdb=True):
         """Bring OVSDB, the switch's flows and meters, and tc in line with the desired
         state (OVSDB rows are rewritten only where they differ: a rewrite makes OVS
-        rebuild the port's tc tree)."""
+        rebuild the port's tc tree; flows and meters are read back and only what
+        differs is changed, so a restart or an edit leaves the rest of the traffic be)."""
         with self.lock:
             ports, rules, problems = self.desired(switch)
             switch.problems = problems
@@ -160,9 +162,10 @@ class Qos(southbound.SdnApp):
                 except ovsdb.OvsdbError as err:
                     switch.problems.append(f"OVSDB: {err}")
                     self.logger.error("qos %s: %s", switch.dpid(), err)
-            southbound.push(switch.datapath, qos.forget(switch.ports, rules.values())
-                            + pipeline.table_misses()
-                            + qos.switch_plan(ports, rules.values(), switch.tc_classified))
+            self.converge(switch.datapath, [Owner(qos.APP), pipeline.MISSES],
+                          pipeline.table_misses()
+                          + qos.switch_plan(ports, rules.values(), switch.tc_classified),
+                          forget=qos.forget(switch.ports, rules.values()), meters=True)
         self.spawn(self.sync_tc, switch, TREE_WAIT, True)
 
     def sync_ovsdb(self, switch, ports, only=None, rebuild=()):

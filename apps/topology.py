@@ -22,7 +22,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, drawing, events, ofcompile, pipeline, rest, southbound
+from controller import (config, drawing, events, ofcompile, pipeline, readback, rest,
+                        southbound)
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
 from flows.spec import Owner
@@ -74,14 +75,13 @@ class Topology(southbound.SdnApp):
         datapath = switch.datapath
         try:
             self.wait_ready(datapath)
-            installed = [spec for spec, _ in southbound.request_flows(
-                self, datapath, Owner(topology.APP))]
+            installed = southbound.request_flows(self, datapath, Owner(topology.APP))
         except southbound.SwitchTimeout as err:
             self.logger.warning("topology: switch %016x: %s", datapath.id, err)
             installed = []
         if self.switches.get(datapath.id) is not switch:
             return  # gone again meanwhile
-        guard = [spec for spec in installed if spec.owner == topology.FLOOD_GUARD]
+        guard = [spec for spec, _ in installed if spec.owner == topology.FLOOD_GUARD]
         with self._refreshing:
             self.trusted[datapath.id] = topology.allowed_in_ports(guard)
             for port in list(self.live[datapath.id]):
@@ -91,8 +91,9 @@ class Topology(southbound.SdnApp):
             if not guard:  # floods nothing until the fabric knows it
                 self.guards[datapath.id] = topology.flood_guard(self.fabric, datapath.id)
                 southbound.push(datapath, self.guards[datapath.id])
-        trap = [spec for spec in installed if spec.owner == topology.DISCOVERY]
-        southbound.reconcile(self, datapath, trap, topology.discovery_trap())
+        trap = [stat for spec, stat in installed if spec.owner == topology.DISCOVERY]
+        southbound.reconcile(self, datapath, readback.flow_entries(trap),
+                             topology.discovery_trap())
         self._refresh()
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])

@@ -91,8 +91,7 @@ class Vlan(southbound.SdnApp):
         datapath = switch.datapath
         try:
             self.wait_ready(datapath)
-            installed = [spec for spec, _ in southbound.request_flows(
-                self, datapath, vlan.forget_everything()[0].owner)]
+            installed = southbound.read_entries(self, datapath, [vlan.forget_everything()[0].owner])
             plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
             if plan is not None:
                 southbound.reconcile(self, datapath, installed, plan)

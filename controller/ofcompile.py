@@ -6,12 +6,13 @@ values here and nowhere else: table names -> numbers, Owner -> cookie, a VLAN
 id -> vid | OFPVID_PRESENT, "flood" -> OFPP_FLOOD.
 """
 import struct
+from typing import Optional
 
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofwire, pipeline
-from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, Bucket, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
                         MeterSpec, Move, Output, Owner, PacketInLimit, PopVlan, PushVlan,
                         Resubmit, SetField, SetQueue, ct_state_bits)
@@ -122,7 +123,7 @@ def flow_mod(datapath, spec: FlowSpec):
     encoded = ofwire.flow_mod_bytes(spec, cookie, table, goto)
     if encoded is not None:
         return _EncodedFlowMod(datapath, spec, encoded, cookie, table)
-    return _ryu_flow_mod(datapath, spec)
+    return ryu_flow_mod(datapath, spec)
 
 
 class _EncodedFlowMod(parser.OFPFlowMod):
@@ -141,7 +142,7 @@ class _EncodedFlowMod(parser.OFPFlowMod):
 
     def __getattr__(self, name):  # only for attributes not set in __init__
         if name in ("match", "instructions"):
-            full = _ryu_flow_mod(self.datapath, self._spec)
+            full = ryu_flow_mod(self.datapath, self._spec)
             self.match, self.instructions = full.match, full.instructions
             return getattr(self, name)
         raise AttributeError(name)
@@ -153,7 +154,7 @@ class _EncodedFlowMod(parser.OFPFlowMod):
         struct.pack_into("!I", self.buf, 4, self.xid or 0)
 
 
-def _ryu_flow_mod(datapath, spec: FlowSpec):
+def ryu_flow_mod(datapath, spec: FlowSpec):
     instructions = []
     if spec.meter is not None:
         instructions.append(parser.OFPInstructionMeter(pipeline.meter_id(spec.meter)))
@@ -187,7 +188,8 @@ def meter_mod(datapath, meter: MeterSpec):
     tiny rate never becomes 0 = unlimited)."""
     kbits = -(-meter.rate // 1000)
     burst = -(-meter.burst // 1000)
-    return parser.OFPMeterMod(datapath, command=ofp.OFPMC_ADD,
+    command = ofp.OFPMC_MODIFY if meter.modify else ofp.OFPMC_ADD
+    return parser.OFPMeterMod(datapath, command=command,
                               flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
                               meter_id=pipeline.meter_id(meter.ref),
                               bands=[parser.OFPMeterBandDrop(rate=kbits, burst_size=burst)])
@@ -380,3 +382,15 @@ def decode_flow(stat, kind="main") -> FlowSpec:
                     pipeline.owner_of(stat.cookie), tuple(actions), goto,
                     stat.idle_timeout, stat.hard_timeout,
                     bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM), meter)
+
+
+_GROUP_TYPE_NAMES = {v: k for k, v in _GROUP_TYPES.items()}
+
+
+def decode_group(desc) -> Optional[GroupSpec]:
+    """A group-desc entry as a GroupSpec; None when the group is not ours."""
+    ref = pipeline.group_owner(desc.group_id)
+    if ref is None:
+        return None
+    return GroupSpec(ref, _GROUP_TYPE_NAMES.get(desc.type, str(desc.type)), tuple(
+        Bucket(tuple(_decode_action(a) for a in b.actions), b.weight) for b in desc.buckets))

@@ -5,6 +5,7 @@ deletes and the adds that follow (OpenFlow lets a switch reorder messages that n
 barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
 in `SdnApp.request`.
 """
+import dataclasses
 import time
 
 from ryu.base import app_manager
@@ -14,7 +15,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller import fastparse, ofcompile
+from controller import fastparse, ofcompile, pipeline, readback
 from flows import diff
 
 fastparse.install()  # our apps read packet-ins with the lean parser
@@ -67,21 +68,46 @@ def request_flows(app, datapath, owner, table=None):
     return [(ofcompile.decode_flow(stat), stat) for stat in stats]
 
 
+def read_entries(app, datapath, owners, skip=(), groups=False, meters=False):
+    """What the switch holds of `owners` (flows, and groups/meters when asked), as
+    readback.Entry values; flows of `skip` owners (what learn() wrote) are left out."""
+    stats = [stat for owner in owners for stat in app.request(
+        datapath, ofcompile.flow_stats_request(datapath, owner))]
+    stats = [s for s in stats
+             if not any(readback.owns(o, pipeline.owner_of(s.cookie)) for o in skip)]
+    entries = readback.flow_entries(stats)
+    if groups:
+        entries += readback.group_entries(
+            app.request(datapath, readback.group_desc_request(datapath)), owners)
+    if meters:
+        entries += readback.meter_entries(
+            app.request(datapath, readback.meter_config_request(datapath)), owners)
+    return entries
+
+
 def reconcile(app, datapath, installed, desired):
-    """Make the switch's entries `installed` (as read back with request_flows) equal
-    `desired` without a gap: the missing and changed entries first, confirmed by a
-    barrier, then strict deletes of the stale ones. Returns (adds, deletes)."""
-    adds, deletes = diff.reconcile(installed, desired)
-    app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added, %d stale removed",
-                    app.name, datapath.id, len(installed) - len(deletes)
-                    - len(set(adds) & set(installed)), len(adds), len(deletes))
-    if adds:
-        push(datapath, adds, barrier=False)
+    """Make the switch's `installed` entries (readback.Entry values) equal the specs
+    `desired` without a gap: what is missing or differs first (groups and meters before
+    the flows that use them; an existing group or meter is modified in place), confirmed
+    by a barrier, then strict removal of the stale entries (flows before the groups and
+    meters they use). Entries already right are not touched. Returns (adds, removed)."""
+    wanted = readback.desired(datapath, desired)
+    adds, stale = diff.reconcile_by(installed, wanted, key=lambda e: e.key,
+                                    slot=lambda e: e.slot)
+    taken = {entry.slot for entry in installed}
+    specs = [dataclasses.replace(e.item, modify=e.slot in taken)
+             for e in adds if e.kind != "flow"] + [e.item for e in adds if e.kind == "flow"]
+    stale.sort(key=lambda e: e.kind != "flow")
+    app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added or changed, "
+                    "%d stale removed", app.name, datapath.id, len(wanted) - len(adds),
+                    len(adds), len(stale))
+    if specs:
+        push(datapath, specs, barrier=False)
         app.confirm(datapath)
-    if deletes:
-        push(datapath, deletes, barrier=False)
+    if stale:
+        _send_together(datapath, [readback.removal(datapath, e) for e in stale])
         app.confirm(datapath)
-    return adds, deletes
+    return adds, stale
 
 
 class SdnApp(app_manager.RyuApp):
@@ -116,6 +142,21 @@ class SdnApp(app_manager.RyuApp):
                 raise SwitchTimeout(f"switch {datapath.id or 0:016x} did not become ready")
             hub.sleep(0.02)
 
+    def converge(self, datapath, owners, desired, forget, skip=(), groups=False,
+                 meters=False):
+        """In a greenlet: make the switch hold `desired` of `owners` by reading back
+        what it has and reconciling (see `reconcile`). A switch that does not answer
+        gets `forget` (deletes of everything of ours) and `desired` pushed instead."""
+        try:
+            self.wait_ready(datapath)
+            installed = read_entries(self, datapath, owners, skip, groups, meters)
+            return reconcile(self, datapath, installed, desired)
+        except SwitchTimeout as err:
+            self.logger.warning("%s: switch %016x: %s; replacing its entries", self.name,
+                                datapath.id or 0, err)
+            push(datapath, list(forget) + list(desired))
+            return None
+
     def confirm(self, datapath, timeout=10.0):
         """Send a barrier and wait for its reply: everything sent before it is done."""
         message = ofcompile.barrier(datapath)
@@ -137,7 +178,8 @@ class SdnApp(app_manager.RyuApp):
             waiting[0].set()
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
-                 ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply],
+                 ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply,
+                 ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPMeterConfigStatsReply],
                 MAIN_DISPATCHER)
     def _multipart_reply(self, ev):
         waiting = self._waiting.get(ev.msg.xid)

@@ -1,5 +1,5 @@
 """Turn one installed plan into another without touching what stays."""
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 from flows.spec import FlowDelete, FlowSpec, GroupSpec
 
@@ -27,9 +27,17 @@ def reconcile(installed: Sequence[FlowSpec], desired: Sequence[FlowSpec]):
     that nothing desired occupies are the stale ones, deleted strictly. The caller sends
     the adds, waits for a barrier, then the deletes: a partial push never removes what
     live traffic is using, and nothing is ever deleted wholesale."""
-    present = set(installed)
-    adds = [spec for spec in desired if spec not in present]
-    slots = {(spec.table, spec.match, spec.priority) for spec in desired}
-    deletes = [FlowDelete(spec.owner, spec.table, spec.match, spec.priority)
-               for spec in installed if (spec.table, spec.match, spec.priority) not in slots]
-    return adds, deletes
+    adds, stale = reconcile_by(installed, desired, key=lambda spec: spec,
+                               slot=lambda spec: (spec.table, spec.match, spec.priority))
+    return adds, [FlowDelete(spec.owner, spec.table, spec.match, spec.priority)
+                  for spec in stale]
+
+
+def reconcile_by(installed: Sequence, desired: Sequence, key: Callable, slot: Callable):
+    """`reconcile` for any entries: `key(x)` is all that must be equal, `slot(x)` where
+    x lives (one entry per slot). Returns (desired entries to send, installed entries to
+    remove); a desired entry whose slot is taken replaces what is there."""
+    present = {key(entry) for entry in installed}
+    wanted = {slot(entry) for entry in desired}
+    return ([entry for entry in desired if key(entry) not in present],
+            [entry for entry in installed if slot(entry) not in wanted])

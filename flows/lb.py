@@ -20,7 +20,7 @@ For each VIP (all in the `vip` table, before QoS and MAC learning):
 """
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 from flows import arp
 from flows.body import only_keys
@@ -268,6 +268,29 @@ def reply_flows(vip: Vip, backend: Backend) -> List[FlowSpec]:
 def forget_vip(vip_id: int) -> List:
     """Everything of one VIP: its entries, then its group."""
     return [FlowDelete(vip_owner(vip_id)), GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]
+
+
+def adopt(installed: Iterable) -> Tuple[Dict[Tuple[int, str], Tuple[str, int]],
+                                        Set[Tuple[int, str]]]:
+    """What a previous controller left on a switch (decoded flows and groups): where each
+    backend is, {(VIP id, backend ip): (MAC, port)} from the pinned entries, and which
+    backends were live, {(VIP id, ip)} from the groups' buckets. Taking these over keeps
+    the plan unchanged across a restart until health checks say otherwise."""
+    located, live = {}, set()
+    for item in installed:
+        if isinstance(item, FlowSpec) and item.priority == PRIO_PINNED and item.owner \
+                and item.owner.purpose == "vip" and isinstance(item.match.get("ct_mark"), int):
+            mac = next((a.value for a in item.actions
+                        if isinstance(a, SetField) and a.field == "eth_dst"), None)
+            port = next((a.port for a in item.actions if isinstance(a, Output)), None)
+            if mac is not None and isinstance(port, int):
+                ip = str(ipaddress.IPv4Address(item.match.get("ct_mark")))
+                located[(item.owner.instance, ip)] = (mac, port)
+        elif isinstance(item, GroupSpec) and item.ref.owner.purpose == "vip":
+            live |= {(item.ref.number, str(ipaddress.IPv4Address(a.value)))
+                     for b in item.buckets for a in b.actions
+                     if isinstance(a, SetField) and a.field == "reg0"}
+    return located, live
 
 
 def probe_flows(probe_ip: str) -> List[FlowSpec]:

@@ -420,10 +420,13 @@ def tunnel_plan(bridge: TunnelBridge) -> List[FlowSpec]:
     return specs + l2pop_flows(bridge) + arp_responder_flows(bridge)
 
 
+TUNNEL_BRIDGE_OWNERS = (TUNNEL, TENANT, L2POP)  # not LEARNED: learn() keeps those right
+
+
 def forget_tunnel_bridge() -> List[FlowDelete]:
     """Deletes for what the controller installs on a tunnel bridge; entries learn()
     wrote stay (they are still right)."""
-    return [FlowDelete(owner) for owner in (TUNNEL, TENANT, L2POP)]
+    return [FlowDelete(owner) for owner in TUNNEL_BRIDGE_OWNERS]
 
 
 # --- the integration bridge --------------------------------------------------------
@@ -438,6 +441,10 @@ def integration_ports(vm_ports: Mapping[int, int], patch_port: int,
     if trunked:   # (an empty trunk list would mean every VLAN)
         ports.append(vlan.port_vlan_from_dict(patch_port, {"trunks": trunked}))
     return ports
+
+
+INTEGRATION_BRIDGE_OWNERS = (Owner(vlan.APP), Owner(l2.APP))  # with the table misses
+INTEGRATION_BRIDGE_LEARNED = l2.LEARNED
 
 
 def forget_integration_bridge() -> List[FlowDelete]:

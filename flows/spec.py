@@ -228,10 +228,11 @@ class MeterRef:
 @dataclass(frozen=True)
 class MeterSpec:
     """A meter with one drop band: traffic above `rate` bit/s (after a `burst` of
-    bits) is dropped."""
+    bits) is dropped. `modify` changes an existing meter in place."""
     ref: MeterRef
     rate: int
     burst: int
+    modify: bool = False
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,26 @@ def wait_qos_ready(controller, timeout=20):
     return controller.rest("GET", "/v1/qos")[1][0]
 
 
+def recreate_bridge(name):
+    """Delete bridge `name` and add it back as it was (type, datapath id, fail mode,
+    protocols, controller, ports with their OpenFlow numbers) but empty: what an OVS
+    that lost its datapath, or an admin's del-br/add-br, does to a switch."""
+    def vsctl(*args):
+        return subprocess.run(["ovs-vsctl", *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    columns = {c: vsctl("get", "Bridge", name, c)
+               for c in ("datapath_type", "other_config", "fail_mode", "protocols")}
+    ports = {p: vsctl("get", "Interface", p, "ofport") for p in vsctl("list-ports", name).split()}
+    target = vsctl("get-controller", name)
+    vsctl("del-br", name)
+    args = ["add-br", name, "--", "set", "Bridge", name,
+            *[f"{c}={v}" for c, v in columns.items() if v not in ("[]", "{}")]]
+    for port, number in ports.items():
+        args += ["--", "add-port", name, port, "--", "set", "Interface", port,
+                 f"ofport_request={number}"]
+    vsctl(*args, "--", "set-controller", name, *target.split())
+
+
 def ping(src, dst, count=1, timeout=1) -> bool:
     out = src.cmd(f"ping -c {count} -W {timeout} {dst.IP()}")
     return bool(re.search(rf"\b{count} received", out))

@@ -104,7 +104,7 @@ def flow_mods(datapath):
 
 def stats_of(spec, seconds=5):
     """A flow-stats entry for `spec`, as a switch would report it."""
-    mod = ofcompile._ryu_flow_mod(FakeDatapath(0), spec)
+    mod = ofcompile.ryu_flow_mod(FakeDatapath(0), spec)
     return parser.OFPFlowStats(
         table_id=mod.table_id, duration_sec=seconds, priority=mod.priority,
         idle_timeout=mod.idle_timeout, hard_timeout=mod.hard_timeout, flags=mod.flags,

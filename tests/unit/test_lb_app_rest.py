@@ -10,8 +10,10 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import lb as lb_app
 from controller import config, pipeline, rest
+from controller.state import StateStore
 from flows import lb, probes
-from tests.unit.test_l2_app_rest import FakeDatapath, Features, call
+from tests.fakeswitch import FakeSwitch
+from tests.unit.test_l2_app_rest import Features, call
 
 BACKENDS = ["10.0.0.11", "10.0.0.12"]
 VIP_BODY = {"vip": "10.0.0.100", "port": 80,
@@ -55,9 +57,10 @@ def make_app(monkeypatch, tmp_path, section=SECTION):
     return app
 
 
-def connect(app):
-    datapath = FakeDatapath(1)
+def connect(app, datapath=None):
+    datapath = datapath or FakeSwitch(1, app)
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    app.program_switch(app.switches[datapath.id])  # what the handler spawns
     return datapath
 
 
@@ -125,6 +128,43 @@ def test_health_checks_locate_backends_and_move_them_in_and_out(monkeypatch, tmp
     assert buckets(datapath) == 0
 
 
+def healthy_backends(app, datapath):
+    app.probe_round()
+    for n, ip in enumerate(BACKENDS, start=1):
+        app._packet_in(packet_in(datapath, 10 + n, arp_reply(ip, f"02:00:00:00:00:0{n}")))
+    for st in app.backends.values():
+        st.last_probe = -10.0
+    app.probe_round()
+    answer_probes(app, datapath, probes.SYN | probes.ACK)
+    assert buckets(datapath) == 2
+
+
+def test_a_restarted_controller_takes_over_the_vips_without_touching_them(monkeypatch,
+                                                                            tmp_path):
+    first = make_app(monkeypatch, tmp_path)
+    switch = connect(first)
+    healthy_backends(first, switch)
+    before = switch.table()
+    assert len(before[1]) == 1 and before[0]               # a group and its entries
+    switch.sent.clear()
+    second = make_app(monkeypatch, tmp_path)                 # kill -9, start again
+    switch.app = second
+    connect(second, switch)
+    changes = [m for m in switch.sent if isinstance(m, (parser.OFPFlowMod, parser.OFPGroupMod))]
+    assert changes == [] and switch.table() == before
+    backends = call(second, "GET", "/v1/lb/vips/1")[1]["backends"]
+    assert all(b["healthy"] and b["port"] for b in backends)
+    # a VIP deleted meanwhile (here: no VIPs in the config any more) is removed, and only it
+    third = make_app(monkeypatch, tmp_path, dict(SECTION, vips=[]))
+    switch.app = third
+    connect(third, switch)
+    vip_entries = [s for s in switch.flows.values()
+                   if s.cookie >> 48 == pipeline.cookie(lb.vip_owner(1)) >> 48]
+    assert switch.table()[1] == [] and vip_entries == []
+    assert [m.command for m in switch.sent if isinstance(m, parser.OFPGroupMod)] == \
+        [ofp.OFPGC_DELETE]
+
+
 @pytest.mark.parametrize("body, status, message", [
     ({"vip": "192.168.0.1", "port": 80, "backends": [{"ip": "10.0.0.11"}]}, 400,
      "inside no known subnet"),
@@ -139,7 +179,7 @@ def test_bad_vips_are_refused_and_change_nothing(monkeypatch, tmp_path, body, st
     code, reply, _ = call(app, "POST", "/v1/lb/vips", json.dumps(body).encode())
     assert code == status and message in reply["error"], reply
     assert [v["id"] for v in call(app, "GET", "/v1/lb/vips")[1]] == [1]
-    assert not (tmp_path / "lb.json").exists()
+    assert StateStore("lb", tmp_path).load() == {}
 
 
 def test_backend_and_vip_changes_persist(monkeypatch, tmp_path):

@@ -8,7 +8,9 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from apps import overlay as overlay_app
 from controller import config, rest
-from tests.unit.test_l2_app_rest import FakeDatapath, Features, call, flow_mods
+from controller.state import StateStore
+from tests.fakeswitch import FakeSwitch
+from tests.unit.test_l2_app_rest import Features, call, flow_mods
 from tests.unit.test_vlan_app_rest import port_desc
 
 HVS = [{"name": f"hv{n}", "int_dpid": 0x1000 + n, "tun_dpid": 0x2000 + n,
@@ -41,7 +43,7 @@ def make_app(monkeypatch, tmp_path, section=None):
 
 
 def connect(app, dpid, names):
-    datapath = FakeDatapath(dpid)
+    datapath = FakeSwitch(dpid, app)
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
     app._port_desc(port_desc(datapath, names, "br"))
     return datapath
@@ -101,7 +103,7 @@ def test_bad_input_is_refused_and_changes_nothing(monkeypatch, tmp_path, path, b
     code, reply, _ = call(app, "POST", f"/v1/overlay/{path}", json.dumps(body).encode())
     assert code == status and message in reply["error"], reply
     assert call(app, "GET", "/v1/overlay")[1] == before
-    assert not (tmp_path / "overlay.json").exists()
+    assert StateStore("overlay", tmp_path).load() == {}
 
 
 def test_deletes_in_use_404s_and_persistence(monkeypatch, tmp_path):

@@ -9,10 +9,12 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import qos as qos_app
 from controller import config, ovsdb, pipeline, rest, tc
+from controller.state import StateStore
 from flows import qos
 from flows.spec import MeterRef
 from mininet_topos.topos import QOS_LAB_CONFIG
-from tests.unit.test_l2_app_rest import FakeDatapath, Features, call, flow_mods
+from tests.fakeswitch import FakeSwitch
+from tests.unit.test_l2_app_rest import Features, call, flow_mods
 from tests.unit.test_vlan_app_rest import port_desc
 
 NAMES = {1: "s1-eth1", 2: "s1-eth2", 3: "s1-eth3", 4: "s1-eth4"}
@@ -102,7 +104,7 @@ def make_app(monkeypatch, tmp_path, section=None, kind="netdev"):
 
 
 def bring_up(app, dpid=1, answer=None):
-    datapath = FakeDatapath(dpid, answer=answer)
+    datapath = FakeSwitch(dpid, app, answer)
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
     app._port_desc(port_desc(datapath, NAMES, "s1"))
     return datapath
@@ -155,7 +157,7 @@ def test_bad_port_qos_is_a_400_and_changes_nothing(lab_app, tmp_path, body):
     before = list(lab_app.ovsdb.calls)
     status, reply, _ = call(lab_app, "PUT", "/v1/qos/1/s1-eth2", body)
     assert status == 400 and reply["error"]
-    assert lab_app.ovsdb.calls == before and not (tmp_path / "qos.json").exists()
+    assert lab_app.ovsdb.calls == before and StateStore("qos", tmp_path).load() == {}
 
 
 def test_policing_via_rest_sets_ovsdb_and_a_meter_and_persists(lab_app, monkeypatch, tmp_path):
@@ -168,7 +170,7 @@ def test_policing_via_rest_sets_ovsdb_and_a_meter_and_persists(lab_app, monkeypa
     meters = [m for m in datapath.sent if isinstance(m, parser.OFPMeterMod)
               and m.command == ofp.OFPMC_ADD]
     assert [m.meter_id for m in meters] == [pipeline.meter_id(MeterRef(qos.POLICE, 1))]
-    assert json.loads((tmp_path / "qos.json").read_text())["0000000000000001"]["ports"] == {
+    assert StateStore("qos", tmp_path).load()["0000000000000001"]["ports"] == {
         "1": {"ingress_policing": {"rate": "5M", "burst": "500k"}}}
     again = make_app(monkeypatch, tmp_path, QOS_LAB_CONFIG["qos"])
     bring_up(again)
@@ -200,12 +202,20 @@ def test_rules_over_rest(lab_app):
         assert (status, message in reply["error"]) == (status_code, True), reply
     status, reply, _ = call(lab_app, "GET", path + "/4")
     assert status == 200 and reply["meter"] == {"rate": 2_000_000, "burst": 200_000}
+    before = datapath.table()
     datapath.sent.clear()
     status, reply, _ = call(lab_app, "DELETE", path + "/4")
     assert status == 200 and reply["id"] == 4
     assert call(lab_app, "GET", path + "/4")[0] == 404
     assert call(lab_app, "GET", path + "/x")[0] == 400
-    assert {r.match["ipv4_src"] for r in qos_adds(datapath)} == {
+    # only rule 4 went: its flow (strictly) and its meter; the other rules were not touched
+    assert qos_adds(datapath) == []
+    assert [(m.command, m.match.get("udp_dst")) for m in flow_mods(datapath)] == [
+        (ofp.OFPFC_DELETE_STRICT, 5001)]
+    assert [(m.command, m.meter_id) for m in datapath.sent if isinstance(m, parser.OFPMeterMod)] \
+        == [(ofp.OFPMC_DELETE, pipeline.meter_id(MeterRef(qos.RULES, 4)))]
+    assert len(datapath.table()[0]) == len(before[0]) - 1 and datapath.table()[2] == []
+    assert {s.match["ipv4_src"] for s in datapath.flows.values() if "ipv4_src" in s.match} == {
         "192.168.100.100", "192.168.100.101", "192.168.100.102"}
 
 
@@ -232,7 +242,7 @@ def test_ovsdb_refusals_are_reported_and_change_nothing(lab_app, tmp_path):
     lab_app.ovsdb.down = True
     status, reply, _ = call(lab_app, "PUT", "/v1/qos/1/s1-eth3", body)
     assert status == 502 and "cannot reach OVSDB" in reply["error"]
-    assert not (tmp_path / "qos.json").exists()
+    assert StateStore("qos", tmp_path).load() == {}
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth3")[1]["configured"] is False
 
 

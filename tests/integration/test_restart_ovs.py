@@ -1,0 +1,156 @@
+"""kill -9 and restart with the load-balancer, QoS and overlay apps on real Open vSwitch:
+the restarted controller reads back what the switches hold and leaves it untouched
+(flows, groups and meters identical; nothing added, nothing removed), and traffic
+through a VIP never stops."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.topos import (LB_LAB_SUBNETS, QOS_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG,
+                                 LbLab, QosLab, VlanTrunkPair)
+from tests.integration.test_lb_ovs import BACKEND_IPS, vip_body, wait_healthy
+from tests.integration.test_overlay_ovs import PAIRS, vm
+from tests.integration.test_overlay_ovs import start as start_overlay
+from tests.integration.test_overlay_ovs import wait_programmed
+from tests.integration.test_reliability_ovs import flow_tables, iperf3_intervals
+
+pytestmark = pytest.mark.integration
+_RECONCILED = re.compile(r"reconciled switch \w+: (\d+) entries kept, (\d+) added or changed, "
+                         r"(\d+) stale removed")
+_COUNTERS = re.compile(r"\b(duration|packet_count|byte_count|n_packets|n_bytes|idle_age|"
+                       r"hard_age|flow_count|ref_count)=[^,\s]+,?\s*")
+
+
+def ofctl(*args):
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True,
+                         text=True, check=True).stdout
+    return sorted(_COUNTERS.sub("", line.strip()) for line in out.splitlines()[1:]
+                  if line.strip())
+
+
+def reconciliations(log_text):
+    """(kept, added, removed) per 'reconciled switch' log line."""
+    return [tuple(map(int, m.groups())) for m in _RECONCILED.finditer(log_text)]
+
+
+def restart(controller, expected_lines, timeout=20):
+    """kill -9 the controller, start it again; the (added, removed) counts of the
+    reconciliations it logged (at least `expected_lines`; an app may check twice)."""
+    controller.kill()
+    offset = len(controller.log_text())
+    controller.start()
+    assert harness.wait_until(
+        lambda: len(reconciliations(controller.log_text()[offset:])) >= expected_lines,
+        timeout), controller.log_tail()
+    time.sleep(1)  # anything a late event would still send
+    return [(added, removed) for _, added, removed in
+            reconciliations(controller.log_text()[offset:])]
+
+
+def test_lb_restart_keeps_connections_flowing_and_the_group_untouched(lab, tmp_path):
+    # VIP 1: four backends (a select group of four); VIP 2: one backend, carrying iperf3
+    # (its control and data connections must meet the same server)
+    vips = [vip_body(), vip_body(vip="10.0.0.101", port=5201, backend_port=5201)]
+    vips[1]["backends"] = vips[1]["backends"][:1]
+    config = {"l2_switch": {"mode": "datapath"},
+              "lb": {"subnets": LB_LAB_SUBNETS, "vips": vips}}
+    controller, network = lab(LbLab(), config, apps=("apps/l2_switch.py", "apps/lb.py"))
+    servers = [harness.start_http(network[f"b{n}"], f"b{n}") for n in (1, 2, 3, 4)]
+    try:
+        b1, c1 = network["b1"], network["c1"]
+        b1.cmd("iperf3 -s -D -p 5201")
+        assert harness.wait_until(lambda: ":5201 " in b1.cmd("ss -ltnH"), 5)
+        wait_healthy(controller)
+        wait_healthy(controller, vip_id=2, count=1)
+        assert harness.http_requests(c1, "10.0.0.100", 80, 40)["failed"] == 0
+        before = (flow_tables(network), ofctl("dump-groups", "s1"))
+        assert len(before[1]) == 2 and before[1][0].count("bucket=") == 4
+
+        report = tmp_path / "iperf3.json"
+        c1.cmd(f"iperf3 -c 10.0.0.101 -p 5201 -t 8 -i 0.5 -J > {report} 2>&1 &")
+        time.sleep(2)
+        lines = restart(controller, expected_lines=2)  # two apps, one switch
+        after = (flow_tables(network), ofctl("dump-groups", "s1"))
+        assert harness.wait_until(lambda: c1.cmd("pgrep -f 'iperf3 -c'").strip() == "", 15)
+        rates = iperf3_intervals(report)
+        assert len(rates) >= 15 and min(rates) > 0, rates   # never stopped for 0.5 s
+        assert set(lines) == {(0, 0)}, lines
+        assert after == before
+        body = controller.rest("GET", "/v1/lb/vips/1")[1]
+        assert all(b["healthy"] for b in body["backends"])  # taken over, then re-checked
+        assert harness.http_requests(c1, "10.0.0.100", 80, 40)["failed"] == 0
+        print(f"observed: slowest 0.5 s interval {min(rates) / 1e6:.0f} Mbit/s through the "
+              f"VIP; {sum(map(len, after[0].values()))} entries and 2 groups identical; "
+              f"(added, removed) per reconciliation {lines}")
+    finally:
+        for proc in servers:
+            proc.kill()
+        network["b1"].cmd("pkill -f 'iperf3 -s -D -p 5201'")
+
+
+def test_qos_restart_leaves_flows_and_meters_untouched(lab):
+    controller, network = lab(QosLab(), QOS_LAB_CONFIG, apps=("apps/l2_switch.py", "apps/qos.py"))
+    assert harness.wait_until(
+        lambda: controller.rest("GET", "/v1/qos/0000000000000001/rules")[0] == 200, 15)
+    status, body = controller.rest("POST", "/v1/qos/0000000000000001/rules", {
+        "match": {"udp_dst": 5001}, "queue": 2, "meter": {"rate": "2M"}})
+    assert status == 201, body
+    time.sleep(1)
+    before = (flow_tables(network), ofctl("dump-meters", "s1"))
+    assert any("meter_id=" in line or "meter=" in line for line in before[1]), before[1]
+    lines = restart(controller, expected_lines=2)
+    assert set(lines) == {(0, 0)}, lines
+    assert (flow_tables(network), ofctl("dump-meters", "s1")) == before
+    print(f"observed: {sum(map(len, before[0].values()))} entries and "
+          f"{len(before[1])} meter lines identical; (added, removed) per reconciliation {lines}")
+
+
+def test_overlay_restart_keeps_learned_entries_and_changes_nothing(lab, tmp_path):
+    controller, network = start_overlay(lab, tmp_path)
+    for a, b in PAIRS:
+        assert harness.ping(vm(network, a, "a"), vm(network, b, "a"), count=2, timeout=2)
+    hypervisors = [network[f"hv{n}"] for n in (1, 2, 3)]
+
+    def tables():
+        return {(hv.name, bridge): sorted(_COUNTERS.sub("", line)
+                                          for line in hv.dump_flows(bridge))
+                for hv in hypervisors for bridge in ("br-int", "br-tun")}
+    before = tables()
+    assert any("learned" in k or "learn(" in line for k, lines in before.items()
+               for line in lines)
+    lines = restart(controller, expected_lines=6)  # two bridges on each of three
+    wait_programmed(controller)
+    assert set(lines) == {(0, 0)}, lines
+    assert tables() == before
+    for a, b in PAIRS:
+        assert harness.ping(vm(network, a, "a"), vm(network, b, "a"), count=1, timeout=2)
+    print(f"observed: {sum(map(len, before.values()))} entries on 6 bridges identical "
+          f"(learned ones included); (added, removed) per reconciliation {lines}")
+
+
+def test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s(lab):
+    """The switch comes back empty (as after an OVS restart that lost its datapath): the
+    apps see a new connection, find nothing of theirs and push everything again."""
+    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
+    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
+                                                             "apps/vlan.py"))
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
+    assert harness.ping(h1, h3) and harness.ping(h2, h4)
+
+    def fixed():  # all but the host entries (re-learned as traffic comes)
+        return {name: [line for line in lines if "cookie=0x1003" not in line]
+                for name, lines in flow_tables(network).items()}
+    before = fixed()
+    harness.recreate_bridge("s1")
+    started = time.monotonic()
+    assert harness.wait_until(lambda: harness.ping(h1, h3, timeout=0.3), 10, step=0.05)
+    took = time.monotonic() - started
+    assert harness.ping(h2, h4) and not harness.ping(h1, h4)  # VLANs as before
+    assert took < 5, took
+    assert harness.wait_until(lambda: fixed() == before, 5), (fixed(), before)
+    print(f"observed: pings again {took:.2f} s after the bridge came back empty; "
+          f"{sum(map(len, before.values()))} fixed entries as before")
