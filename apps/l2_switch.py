@@ -216,7 +216,7 @@ class L2Switch(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
-        if ev.datapath.id is not None and self.switches.pop(ev.datapath.id, None):
+        if self.forget_switch(self.switches, ev.datapath):
             self.logger.info("switch %016x disconnected", ev.datapath.id)
 
     # --- learning (reactive mode) -------------------------------------------------

@@ -194,8 +194,7 @@ class Lb(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
-        if ev.datapath.id is not None:
-            self.switches.pop(ev.datapath.id, None)
+        self.forget_switch(self.switches, ev.datapath)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):

@@ -268,8 +268,7 @@ class Qos(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
-        if ev.datapath.id is not None:
-            self.switches.pop(ev.datapath.id, None)
+        self.forget_switch(self.switches, ev.datapath)
 
     def _watch(self):
         while True:

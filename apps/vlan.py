@@ -137,8 +137,7 @@ class Vlan(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
-        if ev.datapath.id is not None:
-            self.switches.pop(ev.datapath.id, None)
+        if self.forget_switch(self.switches, ev.datapath):
             self.plans.pop(ev.datapath.id, None)
 
     # --- what REST asks ------------------------------------------------------------

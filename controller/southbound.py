@@ -15,10 +15,11 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller import fastparse, ofcompile, pipeline, readback
+from controller import channel, fastparse, ofcompile, pipeline, readback
 from flows import diff
 
 fastparse.install()  # our apps read packet-ins with the lean parser
+channel.install()    # working TLS; one connection per datapath id
 
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
 
@@ -132,6 +133,15 @@ class SdnApp(app_manager.RyuApp):
             return bodies
         finally:
             self._waiting.pop(message.xid, None)
+
+    def forget_switch(self, switches, datapath):
+        """Pop `datapath`'s entry from `switches` (dpid -> object with .datapath) when its
+        connection went down, but not a newer connection's entry of the same switch (a
+        switch that reconnected before the old connection's end was noticed)."""
+        entry = switches.get(datapath.id)
+        if entry is not None and entry.datapath is datapath:
+            return switches.pop(datapath.id)
+        return None
 
     def wait_ready(self, datapath, timeout=10.0):
         """In a greenlet: until Ryu has finished the switch's handshake (multipart

@@ -51,7 +51,8 @@ class Controller:
     """A ryu-manager subprocess on free ports, logging to a file we read back."""
 
     def __init__(self, apps=("apps/l2_switch.py",), config=None, log_dir=None,
-                 rest_host="127.0.0.1"):
+                 rest_host="127.0.0.1", tls=None):
+        self.tls = tls  # {"privkey", "cert", "ca"} file paths: OpenFlow over TLS only
         self.apps = [str(REPO / a) if a.endswith(".py") else a for a in apps]
         self.of_port, self.rest_port = free_port(), free_port()
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="sdn-ctl-"))
@@ -76,9 +77,12 @@ class Controller:
         if self.config_path:
             env["SDN_CONFIG"] = str(self.config_path)
         host = ["--wsapi-host", self.rest_host] if self.rest_host else []
+        listen = ["--ofp-tcp-listen-port", str(self.of_port)] if not self.tls else [
+            "--ofp-ssl-listen-port", str(self.of_port), "--ctl-privkey", self.tls["privkey"],
+            "--ctl-cert", self.tls["cert"], "--ca-certs", self.tls["ca"]]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(ryu_manager), "--ofp-tcp-listen-port", str(self.of_port), *host,
+                [str(ryu_manager), *listen, *host,
                  "--wsapi-port", str(self.rest_port), *self.apps],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=REPO, start_new_session=True)
@@ -191,7 +195,8 @@ class Network:
                            build=False)
         if self.controlled:
             self.net.addController("c0", controller=ListeningController, ip="127.0.0.1",
-                                   port=controller.of_port)
+                                   port=controller.of_port,
+                                   protocol="ssl" if controller.tls else "tcp")
 
     def start(self, timeout=30):
         ensure_ovs()
@@ -470,11 +475,11 @@ def mean_rate(samples, skip=1.0):
 
 
 @contextlib.contextmanager
-def running(topo, apps=("apps/l2_switch.py",), config=None):
+def running(topo, apps=("apps/l2_switch.py",), config=None, tls=None):
     """A controller and a network, both stopped on exit whatever happened. `topo` may
     be a function of the controller (a topology that must know its OpenFlow port),
-    `config` a function of the topology."""
-    controller = Controller(apps, None if callable(config) else config)
+    `config` a function of the topology; `tls` see Controller (OVS needs `set-ssl`)."""
+    controller = Controller(apps, None if callable(config) else config, tls=tls)
     if callable(topo):
         topo = topo(controller)
     if callable(config):

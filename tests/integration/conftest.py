@@ -30,8 +30,8 @@ def lab(request):
     also fails if the controller logged a traceback or a switch sent an OpenFlow error."""
     stack = []
 
-    def start(topo, config=None, apps=("apps/l2_switch.py",)):
-        context = harness.running(topo, apps=apps, config=config)
+    def start(topo, config=None, apps=("apps/l2_switch.py",), tls=None):
+        context = harness.running(topo, apps=apps, config=config, tls=tls)
         controller, network = context.__enter__()
         stack.append((context, controller))
         return controller, network

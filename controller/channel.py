@@ -1,0 +1,83 @@
+"""The OpenFlow channel: TLS that works for more than one switch, and one connection
+per datapath id.
+
+Ryu 4.34's TLS listener (ryu.lib.hub.StreamServer) builds its SSL context from
+arguments it pops on the first connection, so every later connection is wrapped
+without a certificate and fails. `TlsStreamServer` builds the context once (TLS 1.2
+or newer; with `--ca-certs`, a client certificate from that CA is required) and
+closes connections whose handshake fails, logging why.
+
+Ryu also lets a second connection that reports an existing datapath id replace the
+switch in every app. `install()` puts a guard in front of Ryu's OpenFlow event
+dispatch: while the first connection of a datapath id is up, a second one naming
+the same id is refused (closed, its events dropped), so it cannot take the switch
+over. A switch that reconnects after its old connection died is accepted.
+"""
+import logging
+import ssl
+
+from ryu.controller import ofp_event, ofp_handler  # first: they import Ryu's controller
+from ryu.controller import controller as ryu_controller  # noqa: I100
+from ryu.lib import hub
+
+LOG = logging.getLogger(__name__)
+REFUSED_MARK = "refused a second connection"  # tests grep logs for this
+_holders = {}  # datapath id -> the Datapath that holds it
+
+
+class TlsStreamServer(hub.StreamServer):
+    def __init__(self, listen_info, handle=None, backlog=None, spawn="default", **ssl_args):
+        super().__init__(listen_info, handle, backlog, spawn)
+        if not ssl_args:
+            return
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(ssl_args["certfile"], ssl_args["keyfile"])
+        if ssl_args.get("ca_certs"):
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(ssl_args["ca_certs"])
+
+        def wrap_and_handle(sock, addr):
+            try:
+                wrapped = context.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError) as err:
+                LOG.warning("refused a TLS connection from %s:%s: %s", addr[0], addr[1], err)
+                sock.close()
+                return
+            handle(wrapped, addr)
+        self.handle = wrap_and_handle
+
+
+def _claim(datapath, dpid) -> bool:
+    holder = _holders.get(dpid)
+    if holder is not None and holder is not datapath and holder.is_active:
+        LOG.warning("%s claiming datapath %016x (from %s; it is held by %s)", REFUSED_MARK,
+                    dpid, datapath.address, holder.address)
+        return False
+    _holders[dpid] = datapath
+    return True
+
+
+def _guarded(send):
+    def send_event_to_observers(self, ev, state=None):
+        datapath = getattr(getattr(ev, "msg", None), "datapath", None) or \
+            getattr(ev, "datapath", None)
+        if getattr(datapath, "sdn_refused", False):
+            return None  # nothing of a refused connection reaches the apps
+        if isinstance(ev, ofp_event.EventOFPSwitchFeatures) and \
+                not _claim(datapath, ev.msg.datapath_id):
+            datapath.sdn_refused = True
+            datapath.close()
+            return None
+        return send(self, ev, state)
+    send_event_to_observers.sdn_guard = True
+    return send_event_to_observers
+
+
+def install() -> None:
+    """Idempotent; done when controller.southbound is imported (before Ryu starts its
+    OpenFlow listener)."""
+    ryu_controller.StreamServer = TlsStreamServer
+    handler = ofp_handler.OFPHandler
+    if not getattr(handler.send_event_to_observers, "sdn_guard", False):
+        handler.send_event_to_observers = _guarded(handler.send_event_to_observers)
