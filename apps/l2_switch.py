@@ -18,7 +18,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, events, ofcompile, ovsdb, pipeline, readback, rest,
+from controller import (config, events, ofcompile, ovsdb, pipeline, readback, reload, rest,
                         southbound)
 from flows import diff, l2
 from flows.mac_table import FLAPPING, KNOWN, MOVED, PORT_FULL, TABLE_FULL, MacTable
@@ -69,9 +69,25 @@ class L2Switch(southbound.SdnApp):
         self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
         rest.register(kwargs["wsgi"], L2Rest, self)
+        reload.participate("l2_switch",
+                           lambda data: config.section(l2.L2Settings, "l2_switch", data),
+                           self.apply_settings, kwargs["wsgi"])
         hub.spawn(self._watch_canaries)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
+
+    def apply_settings(self, settings):
+        """A reloaded config, applied the way a restart would: each switch starts over
+        with the new limits and is reconciled (reactive hosts adopted from its entries,
+        only what differs changed)."""
+        self.settings = settings
+        for dpid, old in list(self.switches.items()):
+            switch = SwitchState(old.datapath, settings)
+            switch.untagged = old.untagged
+            self.switches[dpid] = switch
+            self._configure(switch.datapath)
+            hub.spawn(self._reconcile, switch)
+            hub.spawn(self._enforce_mac_cap, switch)
 
     # --- switch lifecycle -----------------------------------------------------
 
@@ -79,12 +95,15 @@ class L2Switch(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchState(datapath, self.settings)
+        self._configure(datapath)
+        self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
+        hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
+
+    def _configure(self, datapath):
         southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
                                                                 self.settings.packet_in_bytes))
         for message in ofcompile.packet_in_limit(datapath, l2.packet_in_limit(self.settings)):
             southbound.send(datapath, message)
-        self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
-        hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
 
     @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
     def _switch_ready(self, ev):

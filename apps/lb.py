@@ -26,7 +26,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, pipeline, rest, southbound, state
+from controller import config, ofcompile, pipeline, reload, rest, southbound, state
 from flows import diff, lb, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
@@ -74,6 +74,18 @@ class Lb(southbound.SdnApp):
         self.spawn = hub.spawn
         self.prober = None
         rest.register(kwargs["wsgi"], LbRest, self)
+        reload.participate("lb", lambda data: config.section(lb.LbSettings, "lb", data),
+                           self.apply_settings, kwargs["wsgi"])
+
+    def apply_settings(self, settings):
+        """A reloaded config: the VIPs as file and REST now say, reconciled on every
+        switch like at a restart (backends keep their health)."""
+        self.settings = settings
+        self.vips = self.build_vips(self.overrides)
+        for switch in list(self.switches.values()):
+            if switch.ready:
+                switch.ready = False
+                self.spawn(self.program_switch, switch)
 
     # --- desired state ----------------------------------------------------------------
 

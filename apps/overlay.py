@@ -23,7 +23,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
+from controller import config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, overlay
 
@@ -66,6 +66,23 @@ class Overlay(southbound.SdnApp):
         self.model = self.build_model(self.overrides)
         self.allocate_vlans()
         rest.register(kwargs["wsgi"], OverlayRest, self)
+        reload.participate("overlay", self.prepare_settings, self.apply_settings,
+                           kwargs["wsgi"])
+
+    def prepare_settings(self, data):
+        settings = config.section(overlay.OverlaySettings, "overlay", data)
+        for kind in KINDS:  # each entry must parse (conflicts are reported, as at start)
+            for body in getattr(settings, kind) or ():
+                _PARSE[kind](body)
+        return settings
+
+    def apply_settings(self, settings):
+        """A reloaded config: the model rebuilt, tunnels and bridges brought in line."""
+        with self.lock:
+            self.settings = settings
+            self.model = self.build_model(self.overrides)
+            self.allocate_vlans()
+        self.spawn(self.apply)
 
     # --- the model: config file, then REST -------------------------------------------
 

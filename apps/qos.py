@@ -29,8 +29,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, rest, \
-    southbound, state, tc
+from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, reload, \
+    rest, southbound, state, tc
 from controller.ports import SwitchPorts
 from flows import qos
 from flows.spec import Owner
@@ -95,6 +95,15 @@ class Qos(southbound.SdnApp):
         self.lock = hub.Semaphore(1)     # one change to a switch's QoS at a time
         self.watcher = None
         rest.register(kwargs["wsgi"], QosRest, self)
+        reload.participate("qos", lambda data: config.section(qos.QosSettings, "qos", data),
+                           self.apply_settings, kwargs["wsgi"])
+
+    def apply_settings(self, settings):
+        """A reloaded config: OVSDB, flows, meters and tc of every switch follow it."""
+        self.settings = settings
+        for switch in list(self.switches.values()):
+            if switch.ready:
+                self.spawn(self.program, switch)
 
     # --- desired state: config file, then REST ------------------------------------
 

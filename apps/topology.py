@@ -22,7 +22,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, drawing, events, ofcompile, pipeline, readback, rest,
+from controller import (config, drawing, events, ofcompile, pipeline, readback, reload, rest,
                         southbound)
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
@@ -53,6 +53,9 @@ class Topology(southbound.SdnApp):
         # a send that blocks must not let the other push a diff against stale guards
         self._refreshing = hub.Semaphore(1)
         rest.register(kwargs["wsgi"], TopologyRest, self)
+        reload.participate(  # timings only: the next discovery round uses them
+            "topology", lambda data: config.section(topology.TopologySettings, "topology", data),
+            lambda settings: setattr(self, "settings", settings), kwargs["wsgi"])
         hub.spawn(self._discover)
 
     # --- switches and ports ---------------------------------------------------------

@@ -21,7 +21,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, rest, southbound, state
+from controller import config, events, ofcompile, reload, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, vlan
 
@@ -42,6 +42,15 @@ class Vlan(southbound.SdnApp):
         self.plans = {}     # dpid -> the plan last pushed
         self.fabric = None  # set when the topology app runs: flood along its tree only
         rest.register(kwargs["wsgi"], VlanRest, self)
+        reload.participate("vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
+                           self.apply_settings, kwargs["wsgi"])
+
+    def apply_settings(self, settings):
+        """A reloaded config: every switch gets its new plan (only what differs)."""
+        self.settings = settings
+        for switch in list(self.switches.values()):
+            if switch.datapath.id in self.plans:
+                self.program(switch)
 
     # --- desired state ------------------------------------------------------------
 

@@ -156,8 +156,8 @@ def register(wsgi: WSGIApplication, controller_cls, data):
     the catch-all 404 is moved to the end so it never shadows another app's
     routes registered later. A bad `api` config section stops the app.
     """
-    try:
-        controller_cls.api_settings = config.section(ApiSettings, "api")
+    try:  # one `api` section for every app's routes (controller/reload.py replaces it)
+        AppController.api_settings = config.section(ApiSettings, "api")
     except config.ConfigError as err:
         raise SystemExit(f"api: {err}") from None
     wsgi.register(controller_cls, data)

@@ -2,7 +2,9 @@
 the restarted controller reads back what the switches hold and leaves it untouched
 (flows, groups and meters identical; nothing added, nothing removed), and traffic
 through a VIP never stops."""
+import json
 import re
+import signal
 import subprocess
 import time
 
@@ -154,3 +156,49 @@ def test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s(lab):
     assert harness.wait_until(lambda: fixed() == before, 5), (fixed(), before)
     print(f"observed: pings again {took:.2f} s after the bridge came back empty; "
           f"{sum(map(len, before.values()))} fixed entries as before")
+
+
+def test_config_reload_keeps_the_old_config_when_the_new_one_is_bad(lab):
+    """SIGHUP with a broken file: error logged and shown, nothing changes; with a good
+    one: applied (h2, port 2 of s1, moves from VLAN 20 to VLAN 10)."""
+    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
+    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
+                                                             "apps/vlan.py"))
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
+    assert harness.ping(h1, h3) and harness.ping(h2, h4) and not harness.ping(h2, h3)
+    before = flow_tables(network)
+    for broken in ("vlan: {ports: [", {"vlan": {"ports": [{"switch": 1, "port": 2,
+                                                            "tag": 4097}]}}):
+        if isinstance(broken, str):
+            controller.config_path.write_text(broken)
+        else:
+            controller.set_config(broken)
+        controller.process.send_signal(signal.SIGHUP)
+        assert harness.wait_until(
+            lambda: controller.rest("GET", "/v1/config")[1]["last_error"], 5)
+        status, body = controller.rest("GET", "/v1/config")
+        assert body["ok"] is False and ("YAML" in body["last_error"]
+                                        or "vlan" in body["last_error"]), body
+        controller.rest("POST", "/v1/config/reload")  # the same through REST: refused
+        time.sleep(0.5)
+        assert flow_tables(network) == before
+        assert harness.ping(h2, h4) and not harness.ping(h2, h3)
+    assert "config reload refused" in controller.log_text()
+    moved = json.loads(json.dumps(config))
+    for entry in moved["vlan"]["ports"]:
+        if (entry["switch"], entry["port"]) == (1, 2):
+            entry["tag"] = 10
+    controller.set_config(moved)
+    controller.process.send_signal(signal.SIGHUP)
+    assert harness.wait_until(lambda: controller.rest("GET", "/v1/config")[1]["ok"], 5)
+    assert harness.wait_until(lambda: harness.ping(h2, h3), 5)   # now both in VLAN 10
+    assert not harness.ping(h2, h4)
+    print("observed: two bad files refused with the tables unchanged; a good one applied")
+
+
+def test_a_bad_config_at_start_is_a_clear_error_and_a_non_zero_exit(tmp_path):
+    controller = harness.Controller(("apps/vlan.py",), {"vlan": {"ports": [
+        {"switch": 1, "port": 1, "tag": 9999}]}}, log_dir=tmp_path)
+    with pytest.raises(RuntimeError, match=r"(?s)exited with [1-9].*vlan: .*ports\[0\]"):
+        controller.start(timeout=20)
