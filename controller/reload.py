@@ -10,7 +10,9 @@ import os
 import signal
 import time
 import weakref
+from pathlib import Path
 
+import yaml
 from ryu.lib import hub
 
 from controller import config, rest
@@ -36,7 +38,7 @@ def participate(name, prepare, apply, wsgi=None):
         signal.signal(signal.SIGHUP, lambda *_: hub.spawn(reload))
     if wsgi is not None and wsgi not in _served:
         _served.add(wsgi)
-        rest.register(wsgi, ConfigRest, None)
+        rest.register(wsgi, RuntimeRest, None)
 
 
 def reload() -> dict:
@@ -70,7 +72,17 @@ def status() -> dict:
     return dict(_status, ok=_status["last_error"] is None)
 
 
-class ConfigRest(rest.AppController):
+OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+
+
+class RuntimeRest(rest.AppController):
+    """Routes of the runtime rather than of an app: config reload and the API's
+    OpenAPI document (docs/openapi.yaml, served as JSON)."""
+
+    @rest.api("openapi", "/v1/openapi.json", methods=["GET"])
+    def openapi(self, req, **_):
+        return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+
     @rest.api("config", "/v1/config", methods=["GET"])
     def get_config(self, req, **_):
         return status()
