@@ -56,8 +56,7 @@ class SwitchState:
 
 class L2Switch(southbound.SdnApp):
     _CONTEXTS = {"wsgi": rest.WSGIApplication}
-    _EVENTS = [events.EventHostLocation, events.EventSwitchWiped]
-    CANARY_INTERVAL_S = 2.0
+    _EVENTS = [events.EventHostLocation]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,7 +71,8 @@ class L2Switch(southbound.SdnApp):
         reload.participate("l2_switch",
                            lambda data: config.section(l2.L2Settings, "l2_switch", data),
                            self.apply_settings, kwargs["wsgi"])
-        hub.spawn(self._watch_canaries)
+        self.watch_canaries(l2.APP, lambda: [s.datapath for s in self.switches.values()
+                                             if s.reconciled], self._wiped)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -130,7 +130,7 @@ class L2Switch(southbound.SdnApp):
             installed = [(spec, stat) for spec, stat in installed if spec.owner != l2.LEARNED]
         kept = self._adopt(switch, [spec for spec, _ in installed]) \
             if self.settings.mode == "reactive" else []
-        desired = pipeline.table_misses() + [pipeline.canary()] + \
+        desired = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
             l2.switch_defaults(self.settings, switch.untagged)
         if self.fabric is not None:
             desired += l2.fabric_ports(self.settings, self.fabric, datapath.id)
@@ -144,28 +144,16 @@ class L2Switch(southbound.SdnApp):
         if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
 
-    def _watch_canaries(self):
-        """Every few seconds, look for each reconciled switch's canary entry; when it is
-        gone, the switch lost what the controller installed without reconnecting (an
-        admin's del-flows): put everything back, here and in the other apps."""
-        while True:
-            hub.sleep(self.CANARY_INTERVAL_S)
-            for switch in list(self.switches.values()):
-                if switch.reconciled and self._canary_gone(switch):
-                    self.logger.warning("switch %016x lost its entries (canary gone): "
-                                        "putting them back", switch.datapath.id)
-                    switch.reconciled = False
-                    switch.macs.clear()
-                    switch.routes, switch.no_learn = {}, []
-                    self.send_event_to_observers(
-                        events.EventSwitchWiped(switch.datapath.id))
-                    self._reconcile(switch)
-
-    def _canary_gone(self, switch):
-        try:
-            return not southbound.request_flows(self, switch.datapath, pipeline.CANARY)
-        except southbound.SwitchTimeout:
-            return False  # a slow switch is not a wiped one
+    def _wiped(self, datapath):
+        """The switch lost our entries without reconnecting: learn afresh, put the rest
+        back (the other apps notice their own canaries)."""
+        switch = self.switches.get(datapath.id)
+        if switch is None or switch.datapath is not datapath:
+            return
+        switch.reconciled = False
+        switch.macs.clear()
+        switch.routes, switch.no_learn = {}, []
+        self._reconcile(switch)
 
     def _adopt(self, switch, installed):
         """Reactive host entries a previous controller left, to keep: each source entry

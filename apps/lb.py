@@ -74,8 +74,16 @@ class Lb(southbound.SdnApp):
         self.spawn = hub.spawn
         self.prober = None
         rest.register(kwargs["wsgi"], LbRest, self)
+        self.watch_canaries(lb.APP, lambda: [s.datapath for s in self.switches.values()
+                                             if s.ready], self._wiped)
         reload.participate("lb", lambda data: config.section(lb.LbSettings, "lb", data),
                            self.apply_settings, kwargs["wsgi"])
+
+    def _wiped(self, datapath):
+        switch = self.switches.get(datapath.id)
+        if switch is not None and switch.datapath is datapath:
+            switch.ready = False
+            self.program_switch(switch)
 
     def apply_settings(self, settings):
         """A reloaded config: the VIPs as file and REST now say, reconciled on every
@@ -165,7 +173,7 @@ class Lb(southbound.SdnApp):
         switch.groups.clear()
         switch.plans = {vip_id: self.vip_plan(vip, switch)
                         for vip_id, vip in sorted(self.vips.items())}
-        desired = pipeline.table_misses() + (
+        desired = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
             lb.probe_flows(self.settings.probe_ip) if self.settings.probe_ip else []) + \
             [item for plan in switch.plans.values() for item in plan]
         if installed is None:

@@ -66,8 +66,17 @@ class Overlay(southbound.SdnApp):
         self.model = self.build_model(self.overrides)
         self.allocate_vlans()
         rest.register(kwargs["wsgi"], OverlayRest, self)
+        self.watch_canaries(overlay.APP, lambda: [self.switches[d].datapath for d in self.pushed
+                                                  if d in self.switches], self._wiped)
         reload.participate("overlay", self.prepare_settings, self.apply_settings,
                            kwargs["wsgi"])
+
+    def _wiped(self, datapath):
+        switch = self.switches.get(datapath.id)
+        if switch is not None and switch.datapath is datapath:
+            with self.lock:
+                self.pushed.pop(datapath.id, None)
+            self.program([datapath.id])
 
     def prepare_settings(self, data):
         settings = config.section(overlay.OverlaySettings, "overlay", data)
@@ -161,13 +170,16 @@ class Overlay(southbound.SdnApp):
                 if plan is None or previous == plan:
                     continue
                 datapath = self.switches[dpid].datapath
+                canary = [pipeline.canary(overlay.APP)]
                 if previous is None and self.role_of(dpid)[1] == "tun":
                     # first time since it connected: read back, reconcile
-                    self.converge(datapath, overlay.TUNNEL_BRIDGE_OWNERS, plan,
+                    self.converge(datapath, overlay.TUNNEL_BRIDGE_OWNERS
+                                  + (pipeline.canary_owner(overlay.APP),), plan + canary,
                                   overlay.forget_tunnel_bridge())
                 elif previous is None:
                     self.converge(datapath, overlay.INTEGRATION_BRIDGE_OWNERS
-                                  + (pipeline.MISSES,), plan,
+                                  + (pipeline.MISSES, pipeline.canary_owner(overlay.APP)),
+                                  plan + canary,
                                   overlay.forget_integration_bridge(),
                                   skip=[overlay.INTEGRATION_BRIDGE_LEARNED])
                 else:

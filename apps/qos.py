@@ -95,8 +95,15 @@ class Qos(southbound.SdnApp):
         self.lock = hub.Semaphore(1)     # one change to a switch's QoS at a time
         self.watcher = None
         rest.register(kwargs["wsgi"], QosRest, self)
+        self.watch_canaries(qos.APP, lambda: [s.datapath for s in self.switches.values()
+                                              if s.ready], self._wiped)
         reload.participate("qos", lambda data: config.section(qos.QosSettings, "qos", data),
                            self.apply_settings, kwargs["wsgi"])
+
+    def _wiped(self, datapath):
+        switch = self.switches.get(datapath.id)
+        if switch is not None and switch.datapath is datapath:
+            self.program(switch, sync_ovsdb=False)
 
     def apply_settings(self, settings):
         """A reloaded config: OVSDB, flows, meters and tc of every switch follow it."""
@@ -172,7 +179,7 @@ class Qos(southbound.SdnApp):
                     switch.problems.append(f"OVSDB: {err}")
                     self.logger.error("qos %s: %s", switch.dpid(), err)
             self.converge(switch.datapath, [Owner(qos.APP), pipeline.MISSES],
-                          pipeline.table_misses()
+                          pipeline.table_misses() + [pipeline.canary(qos.APP)]
                           + qos.switch_plan(ports, rules.values(), switch.tc_classified),
                           forget=qos.forget(switch.ports, rules.values()), meters=True)
         self.spawn(self.sync_tc, switch, TREE_WAIT, True)

@@ -56,6 +56,8 @@ class Topology(southbound.SdnApp):
         reload.participate(  # timings only: the next discovery round uses them
             "topology", lambda data: config.section(topology.TopologySettings, "topology", data),
             lambda settings: setattr(self, "settings", settings), kwargs["wsgi"])
+        self.watch_canaries(topology.APP, lambda: [s.datapath for d, s in self.switches.items()
+                                                   if d in self.guards], self._wiped)
         hub.spawn(self._discover)
 
     # --- switches and ports ---------------------------------------------------------
@@ -94,9 +96,10 @@ class Topology(southbound.SdnApp):
             if not guard:  # floods nothing until the fabric knows it
                 self.guards[datapath.id] = topology.flood_guard(self.fabric, datapath.id)
                 southbound.push(datapath, self.guards[datapath.id])
-        trap = [stat for spec, stat in installed if spec.owner == topology.DISCOVERY]
+        trap = [stat for spec, stat in installed
+                if spec.owner in (topology.DISCOVERY, pipeline.canary_owner(topology.APP))]
         southbound.reconcile(self, datapath, readback.flow_entries(trap),
-                             topology.discovery_trap())
+                             topology.discovery_trap() + [pipeline.canary(topology.APP)])
         self._refresh()
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -151,11 +154,10 @@ class Topology(southbound.SdnApp):
         self._drop_links(lambda end: end[0] == dpid)
         self._refresh()
 
-    @set_ev_cls(events.EventSwitchWiped)
-    def _wiped(self, ev):
-        switch = self.switches.get(ev.dpid)
-        if switch is not None:
-            hub.spawn(self._reconcile, switch)
+    def _wiped(self, datapath):
+        switch = self.switches.get(datapath.id)
+        if switch is not None and switch.datapath is datapath:
+            self._reconcile(switch)
 
     @set_ev_cls(events.EventHostLocation)
     def _host(self, ev):

@@ -21,7 +21,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, reload, rest, southbound, state
+from controller import config, events, ofcompile, pipeline, reload, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, vlan
 
@@ -42,6 +42,8 @@ class Vlan(southbound.SdnApp):
         self.plans = {}     # dpid -> the plan last pushed
         self.fabric = None  # set when the topology app runs: flood along its tree only
         rest.register(kwargs["wsgi"], VlanRest, self)
+        self.watch_canaries(vlan.APP, lambda: [s.datapath for dpid, s in self.switches.items()
+                                               if dpid in self.plans], self._wiped)
         reload.participate("vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
                            self.apply_settings, kwargs["wsgi"])
 
@@ -103,7 +105,8 @@ class Vlan(southbound.SdnApp):
             installed = southbound.read_entries(self, datapath, [vlan.forget_everything()[0].owner])
             plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
             if plan is not None:
-                southbound.reconcile(self, datapath, installed, plan)
+                southbound.reconcile(self, datapath, installed,
+                                     plan + [pipeline.canary(vlan.APP)])
         except southbound.SwitchTimeout as err:
             self.logger.warning("vlan: switch %016x: %s; replacing its entries",
                                 datapath.id, err)
@@ -130,10 +133,10 @@ class Vlan(southbound.SdnApp):
         if switch is not None and switch.update_from_status(ev.msg):
             self.program(switch)  # a port came or went: flood lists change
 
-    @set_ev_cls(events.EventSwitchWiped)
-    def _wiped(self, ev):
-        switch = self.switches.get(ev.dpid)
-        if switch is not None and self.plans.pop(ev.dpid, None) is not None:
+    def _wiped(self, datapath):
+        switch = self.switches.get(datapath.id)
+        if switch is not None and switch.datapath is datapath and \
+                self.plans.pop(datapath.id, None) is not None:
             self.program(switch)  # first program again: reconciled against what is left
 
     @set_ev_cls(events.EventTopology)

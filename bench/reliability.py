@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 R, T = "tests/integration/test_reliability_ovs.py", "tests/integration/test_topology_ovs.py"
+S, X = "tests/integration/test_restart_ovs.py", "tests/integration/test_tls_ovs.py"
 SCENARIOS = [
     (f"{R}::test_kill_9_and_restart_keep_traffic_flowing_and_tables_identical[reactive]",
      "controller kill -9 + restart (reactive)",
@@ -29,6 +30,23 @@ SCENARIOS = [
      "packet-in flood, limit 100/s", "controller gets <= the limit"),
     (f"{T}::test_ring_pingall_no_storm_and_link_failure_recovery",
      "ring(4): link down, link back", "pings within 5 s; no storm"),
+    (f"{S}::test_lb_restart_keeps_connections_flowing_and_the_group_untouched",
+     "kill -9 + restart: LB (iperf3 via a VIP)", "iperf3 never stops; flows+groups untouched"),
+    (f"{S}::test_qos_restart_leaves_flows_and_meters_untouched",
+     "kill -9 + restart: QoS", "flows and meters untouched (0 added, 0 removed)"),
+    (f"{S}::test_overlay_restart_keeps_learned_entries_and_changes_nothing",
+     "kill -9 + restart: overlay (6 bridges)", "untouched, learn() entries kept"),
+    (f"{S}::test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s",
+     "bridge deleted and added back empty", "re-programmed, pings within 5 s"),
+    (f"{S}::test_config_reload_keeps_the_old_config_when_the_new_one_is_bad",
+     "config reload: bad file, then good", "bad: refused, nothing changes; good: applied"),
+    (f"{S}::test_a_bad_config_at_start_is_a_clear_error_and_a_non_zero_exit",
+     "bad config at start", "clear error, non-zero exit"),
+    (f"{X}::test_tls_with_mutual_verification_and_no_datapath_takeover",
+     "OpenFlow over TLS, intruders", "no cert/other CA refused; no dpid takeover"),
+    ("tests/integration/test_openapi.py::"
+     "test_every_operation_keeps_to_the_document_and_never_fails_on_the_server",
+     "schemathesis on the whole REST API", "0 server errors, 0 schema violations"),
 ]
 
 

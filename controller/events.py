@@ -29,12 +29,3 @@ class EventHostLocation(event.EventBase):
     def __init__(self, mac, vlan, dpid, port):
         super().__init__()
         self.mac, self.vlan, self.dpid, self.port = mac, vlan, dpid, port
-
-
-class EventSwitchWiped(event.EventBase):
-    """A connected switch lost entries the controller installed (its canary entry is
-    gone): every app puts its state back, as on a reconnect."""
-
-    def __init__(self, dpid):
-        super().__init__()
-        self.dpid = dpid

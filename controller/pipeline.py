@@ -218,15 +218,20 @@ def validate(spec) -> None:
 
 
 MISSES = Owner("pipeline", "miss")
-CANARY = Owner("pipeline", "canary")
 _CANARY_ETH_TYPE = 0x88B6   # IEEE 802 local experimental 2: nothing real carries it
 
 
-def canary() -> FlowSpec:
+def canary_owner(app: str) -> Owner:
+    return Owner(app, "canary")
+
+
+def canary(app: str) -> FlowSpec:
     """An entry no frame matches in practice. If it is gone, so is (almost surely)
     everything else the controller installed: an ovs-ofctl del-flows, a datapath that
     lost its tables, so the apps re-push."""
-    return FlowSpec("ingress", 1, Match.of(eth_type=_CANARY_ETH_TYPE), CANARY)
+    # one per app (its own priority), so each app notices the loss itself
+    return FlowSpec("ingress", 1 + (APP_IDS[app] >> 4), Match.of(eth_type=_CANARY_ETH_TYPE),
+                    canary_owner(app))
 
 
 def table_misses() -> List[FlowSpec]:

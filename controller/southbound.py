@@ -134,6 +134,29 @@ class SdnApp(app_manager.RyuApp):
         finally:
             self._waiting.pop(message.xid, None)
 
+    CANARY_INTERVAL_S = 2.0
+
+    def watch_canaries(self, app, watched, on_lost):
+        """Every CANARY_INTERVAL_S, look for `app`'s canary entry (pipeline.canary, part
+        of what the app reconciles) on each datapath `watched()` gives; when it is gone
+        the switch lost the app's entries without reconnecting (an admin's del-flows, a
+        datapath that lost its tables): `on_lost(datapath)` puts them back."""
+        def canary_loop():
+            while True:
+                hub.sleep(self.CANARY_INTERVAL_S)
+                for datapath in list(watched()):
+                    if self.canary_gone(app, datapath):
+                        self.logger.warning("%s: switch %016x lost its entries (canary gone): "
+                                            "putting them back", app, datapath.id)
+                        on_lost(datapath)
+        return hub.spawn(canary_loop)
+
+    def canary_gone(self, app, datapath):
+        try:
+            return not request_flows(self, datapath, pipeline.canary_owner(app))
+        except SwitchTimeout:
+            return False  # a slow switch is not a wiped one
+
     def forget_switch(self, switches, datapath):
         """Pop `datapath`'s entry from `switches` (dpid -> object with .datapath) when its
         connection went down, but not a newer connection's entry of the same switch (a

@@ -14,6 +14,14 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
+BACKGROUND_LOOPS = {"_discover", "canary_loop"}  # endless: never run inline
+
+
+def run_inline(monkeypatch, hub_module):
+    """hub.spawn for unit tests: run at once, in step with the test, except the apps'
+    endless background loops."""
+    monkeypatch.setattr(hub_module, "spawn", lambda run, *args: None
+                        if run.__name__ in BACKGROUND_LOOPS else run(*args))
 
 
 def _fields(match):

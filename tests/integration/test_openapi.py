@@ -2,6 +2,7 @@
 /v1/openapi.json): schemathesis sends generated valid and invalid requests to every
 operation of every app, on a controller driving a real switch; no answer may be a
 server error (5xx) or differ from the document (status, content type, body schema)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def test_every_operation_keeps_to_the_document_and_never_fails_on_the_server(lab
          "--request-timeout", "10", "--suppress-health-check", "all",
          "--no-color"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     (tmp_path / "schemathesis.txt").write_text(result.stdout)
-    summary = "\n".join(result.stdout.splitlines()[-40:])
-    print(summary)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    print(f"observed: {cases.group(1)} generated requests over 39 operations, "
+          f"{cases.group(2)} passed (no 5xx, no schema violation)")
     assert not controller.problems()

@@ -200,5 +200,40 @@ def test_config_reload_keeps_the_old_config_when_the_new_one_is_bad(lab):
 def test_a_bad_config_at_start_is_a_clear_error_and_a_non_zero_exit(tmp_path):
     controller = harness.Controller(("apps/vlan.py",), {"vlan": {"ports": [
         {"switch": 1, "port": 1, "tag": 9999}]}}, log_dir=tmp_path)
-    with pytest.raises(RuntimeError, match=r"(?s)exited with [1-9].*vlan: .*ports\[0\]"):
+    with pytest.raises(RuntimeError, match=r"(?s)exited with [1-9].*vlan: .*ports\[0\]") as err:
         controller.start(timeout=20)
+    print(f"observed: {str(err.value).splitlines()[0]}; "
+          f"{str(err.value).splitlines()[-1].strip()}")
+
+
+def test_del_flows_under_a_live_connection_brings_every_app_back(lab):
+    """An admin's del-flows (the connection stays up): the learning, load-balancer and
+    QoS apps each notice their own canary gone and put their entries back."""
+    config = {"l2_switch": {"mode": "datapath"},
+              "lb": {"subnets": LB_LAB_SUBNETS, "vips": [vip_body()]},
+              "qos": {"ports": [{"switch": "s1", "port": "s1-eth1",
+                                 "ingress_policing": {"rate": "500M", "burst": "5M"}}]}}
+    controller, network = lab(LbLab(), config,
+                              apps=("apps/l2_switch.py", "apps/lb.py", "apps/qos.py"))
+    servers = [harness.start_http(network[f"b{n}"], f"b{n}") for n in (1, 2, 3, 4)]
+    try:
+        wait_healthy(controller)
+        c1 = network["c1"]
+        assert harness.http_requests(c1, "10.0.0.100", 80, 20)["failed"] == 0
+        fixed = lambda: {name: [line for line in lines if "cookie=0x1004" not in line]  # noqa
+                         for name, lines in flow_tables(network).items()}  # learn()'s own
+        before = fixed()
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", "s1"], check=True)
+        wiped = time.monotonic()
+        assert harness.wait_until(lambda: fixed() == before, 10), (fixed(), before)
+        back_s = time.monotonic() - wiped
+        log = controller.log_text()
+        assert all(f"{app}: switch 0000000000000001 lost its entries" in log
+                   for app in ("l2_switch", "lb", "qos")), controller.log_tail()
+        assert harness.http_requests(c1, "10.0.0.100", 80, 20)["failed"] == 0
+        assert back_s <= 5, back_s
+        print(f"observed: every app's entries back {back_s:.1f} s after del-flows "
+              f"({len(before['s1'])} entries); the VIP serves again")
+    finally:
+        for proc in servers:
+            proc.kill()

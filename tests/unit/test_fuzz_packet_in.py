@@ -13,6 +13,7 @@ from tests.unit.test_fastparse import packet_in as packet_in_bytes, oxm
 from tests.unit.test_l2_app_rest import H1, H2, connect, eth, flow_mods, make_app
 from tests.unit.test_pipeline_and_compile import DP
 from tests.unit.test_topology_app import bring_up as topology_bring_up
+from tests.fakeswitch import run_inline
 
 VALID = [eth("ff:ff:ff:ff:ff:ff", H1), eth(H2, H1, vlan=10), lldp.frame(1, 2),
          lb_tests.arp_reply("10.0.0.11", "02:00:00:00:00:02"),
@@ -67,8 +68,7 @@ def test_topology_app_survives_anything(monkeypatch, batch):
     from controller import config, rest
     monkeypatch.setattr(topology_app.time, "monotonic", Clock())
     monkeypatch.setattr(config, "load_file", lambda path=None: {})
-    monkeypatch.setattr(topology_app.hub, "spawn",
-                        lambda run, *args: None if run.__name__ == "_discover" else run(*args))
+    run_inline(monkeypatch, topology_app.hub)
     app = topology_app.Topology(wsgi=rest.WSGIApplication())
     monkeypatch.setattr(app, "send_event_to_observers", lambda ev: None)
     topology_bring_up(app, 1)

@@ -149,7 +149,7 @@ def test_a_new_switch_gets_misses_and_defaults_and_nothing_is_deleted(app):
 def test_a_restarted_controller_keeps_what_is_right_adopts_hosts_and_removes_only_stale(app):
     settings = l2.L2Settings()
     stale = l2.switch_defaults(l2.L2Settings(mode="datapath"))[0]  # a learn() default
-    holding = pipeline.table_misses() + [pipeline.canary()] + \
+    holding = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
         l2.switch_defaults(settings)[1:] + [stale] + l2.learn_host(H1, 1, None, 300)
     datapath = reconnect(app, holding)
     mods = flow_mods(datapath)
@@ -161,7 +161,7 @@ def test_a_restarted_controller_keeps_what_is_right_adopts_hosts_and_removes_onl
     status, macs, _ = call(app, "GET", "/v1/switches/1/macs")
     assert [m["mac"] for m in macs] == [H1]
     # a stale entry in a slot nothing wants is deleted, strictly, after the adds
-    holding = pipeline.table_misses() + [pipeline.canary()] + l2.switch_defaults(settings) + [
+    holding = pipeline.table_misses() + [pipeline.canary(l2.APP)] + l2.switch_defaults(settings) + [
         l2.fabric_ports(settings, topology.build({1, 2}, [topology.Link((1, 5), (2, 5))], ()),
                         1)[0]]
     datapath = reconnect(app, holding, dpid=2)
@@ -335,11 +335,11 @@ def test_a_flapping_mac_is_banned_and_forgotten(monkeypatch):
 
 def test_a_switch_that_lost_its_canary_gets_everything_back(monkeypatch):
     app = make_app(monkeypatch, mode="reactive")
-    holding = pipeline.table_misses() + [pipeline.canary()] + l2.switch_defaults(l2.L2Settings())
+    holding = pipeline.table_misses() + [pipeline.canary(l2.APP)] + l2.switch_defaults(l2.L2Settings())
     datapath = reconnect(app, holding)
-    assert app._canary_gone(app.switches[1]) is False
+    assert app.canary_gone(l2.APP, datapath) is False
     datapath.answer = switch_holding(app, [])            # an ovs-ofctl del-flows
-    assert app._canary_gone(app.switches[1]) is True
+    assert app.canary_gone(l2.APP, datapath) is True
     datapath.sent.clear()
     app._reconcile(app.switches[1])
     assert len(flow_mods(datapath)) == len(holding)      # all of it back

@@ -117,7 +117,8 @@ def lab_app(monkeypatch, tmp_path):
 
 def qos_adds(datapath):
     return [m for m in flow_mods(datapath) if m.command == ofp.OFPFC_ADD
-            and m.cookie >> 56 == pipeline.APP_IDS["qos"]]
+            and m.cookie >> 56 == pipeline.APP_IDS["qos"]
+            and m.cookie != pipeline.cookie(pipeline.canary_owner("qos"))]
 
 
 def test_lab_config_builds_the_htb_tree_the_rules_and_the_tc_classifier(lab_app):

@@ -7,6 +7,7 @@ import webob
 from apps import vlan as vlan_app
 from controller import config, rest
 from tests.unit.test_vlan_app_rest import bring_up
+from tests.fakeswitch import run_inline
 
 TOKEN = "s3cret-token-0123456789"
 PATH = "/v1/switches/1/ports/1/vlan"
@@ -15,7 +16,7 @@ PATH = "/v1/switches/1/ports/1/vlan"
 def make_app(monkeypatch, tmp_path, api):
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
     monkeypatch.setattr(config, "load_file", lambda path=None: {"api": api})
-    monkeypatch.setattr(vlan_app.hub, "spawn", lambda run, *args: run(*args))
+    run_inline(monkeypatch, vlan_app.hub)
     wsgi = rest.WSGIApplication()
     app = vlan_app.Vlan(wsgi=wsgi)
     app.wsgi = wsgi

@@ -12,6 +12,7 @@ from tests.unit.test_l2_app_rest import (FakeDatapath, Features, eth, flow_mods,
 from tests.unit.test_vlan_app_rest import port_desc
 
 import webob
+from tests.fakeswitch import run_inline
 
 
 class Clock:
@@ -31,8 +32,7 @@ def clock(monkeypatch):
 @pytest.fixture
 def app(monkeypatch, clock):
     monkeypatch.setattr(config, "load_file", lambda path=None: {})
-    monkeypatch.setattr(topology_app.hub, "spawn",  # in step, and no LLDP loop
-                        lambda run, *args: None if run.__name__ == "_discover" else run(*args))
+    run_inline(monkeypatch, topology_app.hub)
     wsgi = rest.WSGIApplication()
     app = topology_app.Topology(wsgi=wsgi)
     app.wsgi = wsgi
@@ -143,7 +143,8 @@ def test_learning_app_routes_a_host_from_every_switch(monkeypatch):
 
 def test_a_restarted_controller_keeps_the_old_guard_and_trusts_its_edge_ports(app, clock):
     fabric = topology.build({1, 2}, [topology.Link((1, 1), (2, 1))], [(1, 2), (2, 2)])
-    holding = topology.discovery_trap() + topology.flood_guard(fabric, 1)
+    holding = topology.discovery_trap() + topology.flood_guard(fabric, 1) + \
+        [pipeline.canary(topology.APP)]
     one = bring_up(app, 1, holding)
     assert flow_mods(one) == []                      # nothing touched
     assert app.fabric.edge == {(1, 1), (1, 2)}       # both flooded before: edge at once...

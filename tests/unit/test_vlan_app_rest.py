@@ -12,6 +12,7 @@ from controller.state import StateStore
 from flows import l2
 from tests.unit.test_l2_app_rest import (FakeDatapath, Features, call, connect, flow_mods,
                                          make_app, switch_holding)
+from tests.fakeswitch import run_inline
 
 PORTS = {1: "vm1", 2: "vm2", 3: "uplink"}
 
@@ -34,7 +35,7 @@ def make_vlan_app(monkeypatch, tmp_path, section=None):
     app.wsgi = wsgi
     app.sent_events = []
     monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
-    monkeypatch.setattr(vlan_app.hub, "spawn", lambda run, *args: run(*args))  # in step
+    run_inline(monkeypatch, vlan_app.hub)
     return app
 
 
@@ -136,6 +137,6 @@ def test_a_restarted_controller_leaves_a_correct_switch_untouched(monkeypatch, t
     bring_up(plan)
     stale = FlowSpec("ingress", 20, Match.of(in_port=9, vlan_vid=UNTAGGED), vlan.CLASSIFY)
     app = make_vlan_app(monkeypatch, tmp_path, SECTION)
-    datapath = bring_up(app, holding=plan.plans[1] + [stale])
+    datapath = bring_up(app, holding=plan.plans[1] + [pipeline.canary(vlan.APP), stale])
     assert [(m.command, m.match.get("in_port")) for m in flow_mods(datapath)] == \
         [(ofp.OFPFC_DELETE_STRICT, 9)]
