@@ -147,8 +147,8 @@ class L2Switch(southbound.SdnApp):
     def _wiped(self, datapath):
         """The switch lost our entries without reconnecting: learn afresh, put the rest
         back (the other apps notice their own canaries)."""
-        switch = self.switches.get(datapath.id)
-        if switch is None or switch.datapath is not datapath:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is None:
             return
         switch.reconciled = False
         switch.macs.clear()

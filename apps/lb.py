@@ -80,8 +80,8 @@ class Lb(southbound.SdnApp):
                            self.apply_settings, kwargs["wsgi"])
 
     def _wiped(self, datapath):
-        switch = self.switches.get(datapath.id)
-        if switch is not None and switch.datapath is datapath:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None:
             switch.ready = False
             self.program_switch(switch)
 

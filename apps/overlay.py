@@ -72,8 +72,8 @@ class Overlay(southbound.SdnApp):
                            kwargs["wsgi"])
 
     def _wiped(self, datapath):
-        switch = self.switches.get(datapath.id)
-        if switch is not None and switch.datapath is datapath:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None:
             with self.lock:
                 self.pushed.pop(datapath.id, None)
             self.program([datapath.id])

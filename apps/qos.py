@@ -101,8 +101,8 @@ class Qos(southbound.SdnApp):
                            self.apply_settings, kwargs["wsgi"])
 
     def _wiped(self, datapath):
-        switch = self.switches.get(datapath.id)
-        if switch is not None and switch.datapath is datapath:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None:
             self.program(switch, sync_ovsdb=False)
 
     def apply_settings(self, settings):

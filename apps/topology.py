@@ -155,8 +155,8 @@ class Topology(southbound.SdnApp):
         self._refresh()
 
     def _wiped(self, datapath):
-        switch = self.switches.get(datapath.id)
-        if switch is not None and switch.datapath is datapath:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None:
             self._reconcile(switch)
 
     @set_ev_cls(events.EventHostLocation)

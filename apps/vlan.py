@@ -134,9 +134,8 @@ class Vlan(southbound.SdnApp):
             self.program(switch)  # a port came or went: flood lists change
 
     def _wiped(self, datapath):
-        switch = self.switches.get(datapath.id)
-        if switch is not None and switch.datapath is datapath and \
-                self.plans.pop(datapath.id, None) is not None:
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None and self.plans.pop(datapath.id, None) is not None:
             self.program(switch)  # first program again: reconciled against what is left
 
     @set_ev_cls(events.EventTopology)

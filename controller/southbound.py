@@ -157,14 +157,17 @@ class SdnApp(app_manager.RyuApp):
         except SwitchTimeout:
             return False  # a slow switch is not a wiped one
 
+    @staticmethod
+    def current_switch(switches, datapath):
+        """`switches[datapath.id]` when it is this connection's entry, else None."""
+        entry = switches.get(datapath.id)
+        return entry if entry is not None and entry.datapath is datapath else None
+
     def forget_switch(self, switches, datapath):
         """Pop `datapath`'s entry from `switches` (dpid -> object with .datapath) when its
         connection went down, but not a newer connection's entry of the same switch (a
         switch that reconnected before the old connection's end was noticed)."""
-        entry = switches.get(datapath.id)
-        if entry is not None and entry.datapath is datapath:
-            return switches.pop(datapath.id)
-        return None
+        return switches.pop(datapath.id) if self.current_switch(switches, datapath) else None
 
     def wait_ready(self, datapath, timeout=10.0):
         """In a greenlet: until Ryu has finished the switch's handshake (multipart

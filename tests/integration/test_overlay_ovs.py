@@ -96,8 +96,9 @@ def test_learned_entries_take_unicast_off_the_flood_table(lab, tmp_path):
 def test_l2_population_answers_arp_inside_the_tunnel_bridge(lab, tmp_path):
     controller, network = start(lab, tmp_path, l2_population=True)
     # OVS drops a tunnel's first packet while it resolves the remote VTEP's MAC on the
-    # underlay: let the other tenant's traffic do that first
-    assert harness.ping(vm(network, 1, "b"), vm(network, 2, "b"), count=2, timeout=2)
+    # underlay: let the other tenant's traffic do that first (until it gets through)
+    assert harness.wait_until(
+        lambda: harness.ping(vm(network, 1, "b"), vm(network, 2, "b"), timeout=1), 10)
     vm1a = vm(network, 1, "a")
     vm1a.cmd("ip neigh flush all")
     with harness.Capture([(network["hv1"], "hv1-eth1")], bpf="udp port 4789") as wire:
