@@ -36,6 +36,8 @@ SCENARIOS = [
      "kill -9 + restart: QoS", "flows and meters untouched (0 added, 0 removed)"),
     (f"{S}::test_overlay_restart_keeps_learned_entries_and_changes_nothing",
      "kill -9 + restart: overlay (6 bridges)", "untouched, learn() entries kept"),
+    (f"{S}::test_del_flows_under_a_live_connection_brings_every_app_back",
+     "del-flows: learning + LB + QoS apps", "each app's canary; all back within 5 s"),
     (f"{S}::test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s",
      "bridge deleted and added back empty", "re-programmed, pings within 5 s"),
     (f"{S}::test_config_reload_keeps_the_old_config_when_the_new_one_is_bad",
@@ -63,12 +65,12 @@ def main():
             observed = next((line[len("observed: "):] for line in out.splitlines()
                              if line.startswith("observed: ")), "")
             cases[case.get("name")] = ("FAIL" if failed else "pass", observed)
-    print(f"\n{'scenario':<40}{'expected':<66}{'result':<7}observed")
+    print(f"\n{'scenario':<42}{'expected':<66}{'result':<7}observed")
     failures = 0
     for node, scenario, expected in SCENARIOS:
         result, observed = cases.get(node.split("::")[1], ("FAIL", "did not run"))
         failures += result != "pass"
-        print(f"{scenario:<40}{expected:<66}{result:<7}{observed}")
+        print(f"{scenario:<42}{expected:<66}{result:<7}{observed}")
     return 1 if failures else 0
 
 
