@@ -10,9 +10,11 @@ flap_window_s, ban_s (see flows/l2.py). REST:
     GET    /v1/switches/{dpid}/macs      learned MACs: mac, port, vlan, age_s
     DELETE /v1/switches/{dpid}/macs      flush them
 """
+import collections
 import struct
 import time
 
+from prometheus_client.core import GaugeMetricFamily
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
@@ -70,9 +72,11 @@ class L2Switch(southbound.SdnApp):
         rest.register(kwargs["wsgi"], L2Rest, self)
         reload.participate("l2_switch",
                            lambda data: config.section(l2.L2Settings, "l2_switch", data),
-                           self.apply_settings, kwargs["wsgi"])
+                           self.apply_settings)
         self.watch_canaries(l2.APP, lambda: [s.datapath for s in self.switches.values()
                                              if s.reconciled], self._wiped)
+        self.contribute_metrics(l2.APP, lambda: [s.datapath for s in self.switches.values()],
+                                self._metric_families)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -143,6 +147,15 @@ class L2Switch(southbound.SdnApp):
                              len(switch.macs))
         if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
+
+    def _metric_families(self):
+        macs = GaugeMetricFamily("sdn_learned_macs", "MACs learned, per switch and VLAN",
+                                 labels=["dpid", "vlan"])
+        for dpid in sorted(self.switches):
+            per_vlan = collections.Counter(m["vlan"] or 0 for m in self.learned_macs(dpid))
+            for vlan, count in sorted(per_vlan.items()):
+                macs.add_metric([rest.format_dpid(dpid), str(vlan)], count)
+        yield macs
 
     def _wiped(self, datapath):
         """The switch lost our entries without reconnecting: learn afresh, put the rest

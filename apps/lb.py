@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from prometheus_client.core import GaugeMetricFamily
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
@@ -76,8 +77,21 @@ class Lb(southbound.SdnApp):
         rest.register(kwargs["wsgi"], LbRest, self)
         self.watch_canaries(lb.APP, lambda: [s.datapath for s in self.switches.values()
                                              if s.ready], self._wiped)
+        self.contribute_metrics(lb.APP, lambda: [s.datapath for s in self.switches.values()],
+                                self._metric_families)
         reload.participate("lb", lambda data: config.section(lb.LbSettings, "lb", data),
-                           self.apply_settings, kwargs["wsgi"])
+                           self.apply_settings)
+
+    def _metric_families(self):
+        healthy = GaugeMetricFamily("sdn_lb_backend_healthy",
+                                    "1 when a VIP's backend passes its health checks",
+                                    labels=["vip", "backend"])
+        for vip_id, vip in sorted(self.vips.items()):
+            for backend in vip.backends:
+                st = self.backends.get((vip_id, backend.ip))
+                healthy.add_metric([f"{vip.ip}:{vip.port}/{vip.protocol}",
+                                    f"{backend.ip}:{backend.port}"], int(bool(st and st.healthy)))
+        yield healthy
 
     def _wiped(self, datapath):
         switch = self.current_switch(self.switches, datapath)

@@ -68,8 +68,9 @@ class Overlay(southbound.SdnApp):
         rest.register(kwargs["wsgi"], OverlayRest, self)
         self.watch_canaries(overlay.APP, lambda: [self.switches[d].datapath for d in self.pushed
                                                   if d in self.switches], self._wiped)
-        reload.participate("overlay", self.prepare_settings, self.apply_settings,
-                           kwargs["wsgi"])
+        self.contribute_metrics(overlay.APP,
+                                lambda: [s.datapath for s in self.switches.values()])
+        reload.participate("overlay", self.prepare_settings, self.apply_settings)
 
     def _wiped(self, datapath):
         switch = self.current_switch(self.switches, datapath)

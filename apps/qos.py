@@ -24,6 +24,7 @@ Config section `qos`: see flows/qos.py QosSettings. REST (changes persist):
 import collections
 import time
 
+from prometheus_client.core import CounterMetricFamily
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
@@ -97,8 +98,21 @@ class Qos(southbound.SdnApp):
         rest.register(kwargs["wsgi"], QosRest, self)
         self.watch_canaries(qos.APP, lambda: [s.datapath for s in self.switches.values()
                                               if s.ready], self._wiped)
+        self.contribute_metrics(qos.APP, lambda: [s.datapath for s in self.switches.values()],
+                                self._metric_families)
         reload.participate("qos", lambda data: config.section(qos.QosSettings, "qos", data),
-                           self.apply_settings, kwargs["wsgi"])
+                           self.apply_settings)
+
+    def _metric_families(self):
+        """Queue counters as last sampled (every check_interval)."""
+        sent = CounterMetricFamily("sdn_qos_queue_tx_bytes", "Bytes a port's queue sent",
+                                   labels=["dpid", "port", "queue"])
+        for dpid, switch in sorted(self.switches.items()):
+            for number, samples in sorted(switch.samples.items()):
+                for queue, (tx_bytes, _, _) in sorted(samples[-1][1].items()):
+                    sent.add_metric([switch.dpid(), switch.ports.get(number, str(number)),
+                                     str(queue)], tx_bytes)
+        yield sent
 
     def _wiped(self, datapath):
         switch = self.current_switch(self.switches, datapath)

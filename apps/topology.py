@@ -55,9 +55,11 @@ class Topology(southbound.SdnApp):
         rest.register(kwargs["wsgi"], TopologyRest, self)
         reload.participate(  # timings only: the next discovery round uses them
             "topology", lambda data: config.section(topology.TopologySettings, "topology", data),
-            lambda settings: setattr(self, "settings", settings), kwargs["wsgi"])
+            lambda settings: setattr(self, "settings", settings))
         self.watch_canaries(topology.APP, lambda: [s.datapath for d, s in self.switches.items()
                                                    if d in self.guards], self._wiped)
+        self.contribute_metrics(topology.APP,
+                                lambda: [s.datapath for s in self.switches.values()])
         hub.spawn(self._discover)
 
     # --- switches and ports ---------------------------------------------------------

@@ -44,8 +44,9 @@ class Vlan(southbound.SdnApp):
         rest.register(kwargs["wsgi"], VlanRest, self)
         self.watch_canaries(vlan.APP, lambda: [s.datapath for dpid, s in self.switches.items()
                                                if dpid in self.plans], self._wiped)
+        self.contribute_metrics(vlan.APP, lambda: [s.datapath for s in self.switches.values()])
         reload.participate("vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
-                           self.apply_settings, kwargs["wsgi"])
+                           self.apply_settings)
 
     def apply_settings(self, settings):
         """A reloaded config: every switch gets its new plan (only what differs)."""

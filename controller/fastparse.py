@@ -17,6 +17,8 @@ import struct
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
+from controller import metrics
+
 _BASIC = 0x8000
 # OXM basic field number -> (name, value size)
 _FIELDS = {0: ("in_port", 4), 1: ("in_phy_port", 4), 2: ("metadata", 8),
@@ -64,6 +66,19 @@ def parse_packet_in(datapath, version, msg_type, msg_len, xid, buf):
     return msg
 
 
+def counted_packet_in(datapath, version, msg_type, msg_len, xid, buf):
+    """parse_packet_in, counted per switch for /metrics."""
+    dpid = datapath.id or 0
+    counter = _counters.get(dpid)
+    if counter is None:
+        counter = _counters[dpid] = metrics.PACKET_INS.labels(metrics.dpid_label(dpid))
+    counter.inc()
+    return parse_packet_in(datapath, version, msg_type, msg_len, xid, buf)
+
+
+_counters = {}  # dpid -> its packet-in counter
+
+
 def install():
     """Use parse_packet_in for OpenFlow 1.3 packet-ins in this process (idempotent)."""
-    parser._MSG_PARSERS[ofp.OFPT_PACKET_IN] = parse_packet_in
+    parser._MSG_PARSERS[ofp.OFPT_PACKET_IN] = counted_packet_in

@@ -1,4 +1,5 @@
-"""Config reload while running: `kill -HUP` the controller or `POST /v1/config/reload`.
+"""Config reload while running: `kill -HUP` the controller or `POST /v1/config/reload`
+(controller/runtime_api.py).
 
 The file is read again and every app checks its section first; only when all of them
 accept it do they switch over (each the way it starts: new settings, then its
@@ -9,10 +10,6 @@ import logging
 import os
 import signal
 import time
-import weakref
-from pathlib import Path
-
-import yaml
 from ryu.lib import hub
 
 from controller import config, rest
@@ -22,23 +19,18 @@ REFUSED_MARK = "config reload refused"  # tests grep logs for this
 _participants = {}   # name -> (prepare(data) -> new settings, apply(new settings))
 _status = {"file": None, "reloads": 0, "last_error": None, "last_attempt": None}
 _installed = []
-_served = weakref.WeakSet()  # WSGI applications with the /v1/config routes
 _API = (lambda data: config.section(rest.ApiSettings, "api", data),  # shared by every app
         lambda settings: setattr(rest.AppController, "api_settings", settings))
 
 
-def participate(name, prepare, apply, wsgi=None):
+def participate(name, prepare, apply):
     """`prepare(data)` builds the app's settings from the file's data (raising
     config.ConfigError or ValueError when they are bad); `apply(settings)` switches
-    the running app over. The first participant also installs the SIGHUP handler and
-    the REST routes."""
+    the running app over. The first participant also installs the SIGHUP handler."""
     _participants[name] = (prepare, apply)
     if not _installed:
         _installed.append(True)
         signal.signal(signal.SIGHUP, lambda *_: hub.spawn(reload))
-    if wsgi is not None and wsgi not in _served:
-        _served.add(wsgi)
-        rest.register(wsgi, RuntimeRest, None)
 
 
 def reload() -> dict:
@@ -70,27 +62,3 @@ def reload() -> dict:
 
 def status() -> dict:
     return dict(_status, ok=_status["last_error"] is None)
-
-
-OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
-
-
-class RuntimeRest(rest.AppController):
-    """Routes of the runtime rather than of an app: config reload and the API's
-    OpenAPI document (docs/openapi.yaml, served as JSON)."""
-
-    @rest.api("openapi", "/v1/openapi.json", methods=["GET"])
-    def openapi(self, req, **_):
-        return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
-
-    @rest.api("config", "/v1/config", methods=["GET"])
-    def get_config(self, req, **_):
-        return status()
-
-    @rest.api("config_reload", "/v1/config/reload", methods=["POST"])
-    def post_reload(self, req, **_):
-        result = reload()
-        if not result["ok"]:
-            raise rest.ApiError(400, f"{REFUSED_MARK}, the running config stays: "
-                                     f"{result['last_error']}")
-        return result

@@ -171,6 +171,9 @@ def register(wsgi: WSGIApplication, controller_cls, data):
         wsgi.mapper.connect(f"405:{path}", path, controller=_Fallback,
                             action="method_not_allowed", allow=", ".join(sorted(methods)),
                             requirements=dict(requirements))
+    if controller_cls.__module__ != "controller.runtime_api":
+        from controller import runtime_api  # imported here: it builds on this module
+        runtime_api.serve(wsgi)
     catch_all = [r for r in wsgi.mapper.matchlist if r.name == _NOT_FOUND_ROUTE]
     if not catch_all:
         wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:.*}", controller=_Fallback,

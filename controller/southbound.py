@@ -5,9 +5,11 @@ deletes and the adds that follow (OpenFlow lets a switch reorder messages that n
 barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
 in `SdnApp.request`.
 """
+import collections
 import dataclasses
 import time
 
+from prometheus_client.core import GaugeMetricFamily
 from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
@@ -15,8 +17,9 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller import channel, fastparse, ofcompile, pipeline, readback
+from controller import channel, fastparse, metrics, ofcompile, pipeline, readback
 from flows import diff
+from flows.spec import Owner
 
 fastparse.install()  # our apps read packet-ins with the lean parser
 channel.install()    # working TLS; one connection per datapath id
@@ -31,6 +34,7 @@ class SwitchTimeout(RuntimeError):
 def push(datapath, items, barrier=True):
     """Send specs/deletes in order; deletes are finished before later adds start."""
     messages, previous_was_delete = [], False
+    _count_flow_mods(items)
     for item, message in zip(items, ofcompile.compile_all(datapath, items)):
         is_delete = isinstance(item, ofcompile.DELETES)
         if previous_was_delete and not is_delete:
@@ -40,6 +44,16 @@ def push(datapath, items, barrier=True):
     if barrier:
         messages.append(ofcompile.barrier(datapath))
     _send_together(datapath, messages)
+
+
+def _count_flow_mods(items):
+    counts = {}
+    for item in items:
+        owner = getattr(item, "owner", None)  # FlowSpec, FlowDelete
+        if owner is not None:
+            counts[owner.app] = counts.get(owner.app, 0) + 1
+    for app, count in counts.items():
+        metrics.FLOW_MODS.labels(app).inc(count)
 
 
 def _send_together(datapath, messages):
@@ -135,6 +149,26 @@ class SdnApp(app_manager.RyuApp):
             self._waiting.pop(message.xid, None)
 
     CANARY_INTERVAL_S = 2.0
+
+    def contribute_metrics(self, app, watched, more=None):
+        """/metrics for this app: switches connected, its entries per switch and table
+        (read back from each datapath `watched()` gives), and `more()`'s families."""
+        def families():
+            connected = GaugeMetricFamily("sdn_switches_connected",
+                                          "Switches an app has connected", labels=["app"])
+            flows = GaugeMetricFamily("sdn_flows", "Entries an app has installed",
+                                      labels=["app", "dpid", "table"])
+            datapaths = list(watched())
+            connected.add_metric([app], len(datapaths))
+            for datapath in datapaths:
+                tables = collections.Counter(stat.table_id for _, stat in request_flows(
+                    self, datapath, Owner(app)))
+                for table, count in sorted(tables.items()):
+                    flows.add_metric([app, metrics.dpid_label(datapath.id), str(table)], count)
+            yield from (connected, flows)
+            if more is not None:
+                yield from more()
+        metrics.contribute(app, families)
 
     def watch_canaries(self, app, watched, on_lost):
         """Every CANARY_INTERVAL_S, look for `app`'s canary entry (pipeline.canary, part

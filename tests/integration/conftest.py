@@ -8,6 +8,7 @@ import os
 import pytest
 
 from mininet_topos import harness
+from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, VlanTrunkPair
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,3 +43,16 @@ def lab(request):
         context.__exit__(None, None, None)
         problems += controller.problems()
     assert not problems, "controller logged problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def vlan_pair(lab):
+    """`vlan_pair(mode)` -> (controller, network): the learning and VLAN apps on two
+    switches joined by a trunk (VLANs 10 and 20 on each), programmed."""
+    def start(mode="reactive"):
+        config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": mode})
+        controller, network = lab(VlanTrunkPair(), config,
+                                  apps=("apps/l2_switch.py", "apps/vlan.py"))
+        harness.wait_vlans_programmed(controller, network)
+        return controller, network
+    return start

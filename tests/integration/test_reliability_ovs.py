@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mininet_topos import harness
-from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, Single, VlanTrunkPair
+from mininet_topos.topos import Single, VlanTrunkPair
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
@@ -35,12 +35,10 @@ def iperf3_intervals(path):
 
 
 @MODES
-def test_kill_9_and_restart_keep_traffic_flowing_and_tables_identical(lab, mode, tmp_path):
-    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": mode})
+def test_kill_9_and_restart_keep_traffic_flowing_and_tables_identical(vlan_pair, mode,
+                                                                        tmp_path):
     # 4 "reconciled switch" lines per start: two apps, two switches
-    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
-                                                             "apps/vlan.py"))
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = vlan_pair(mode)
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     for switch in network.switches:
         assert switch.cmd(f"ovs-vsctl get-fail-mode {switch.name}").strip() == "secure"
@@ -200,11 +198,8 @@ def _without_hosts(tables):
             for name, lines in tables.items()}
 
 
-def test_entries_wiped_under_a_live_connection_are_back_within_5_s(lab):
-    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
-    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
-                                                             "apps/vlan.py"))
-    harness.wait_vlans_programmed(controller, network)
+def test_entries_wiped_under_a_live_connection_are_back_within_5_s(vlan_pair):
+    controller, network = vlan_pair()
     h1, h3 = network["h1"], network["h3"]
     assert harness.ping(h1, h3)
     before = _without_hosts(flow_tables(network))

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from mininet_topos import harness
-from mininet_topos.topos import (LB_LAB_SUBNETS, QOS_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG,
-                                 LbLab, QosLab, VlanTrunkPair)
-from tests.integration.test_lb_ovs import BACKEND_IPS, vip_body, wait_healthy
+from mininet_topos.topos import (LB_LAB_SUBNETS, QOS_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, LbLab,
+                                 QosLab)
+from tests.integration.test_lb_ovs import vip_body, wait_healthy
 from tests.integration.test_overlay_ovs import PAIRS, vm
 from tests.integration.test_overlay_ovs import start as start_overlay
 from tests.integration.test_overlay_ovs import wait_programmed
@@ -133,13 +133,10 @@ def test_overlay_restart_keeps_learned_entries_and_changes_nothing(lab, tmp_path
           f"(learned ones included); (added, removed) per reconciliation {lines}")
 
 
-def test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s(lab):
+def test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s(vlan_pair):
     """The switch comes back empty (as after an OVS restart that lost its datapath): the
     apps see a new connection, find nothing of theirs and push everything again."""
-    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
-    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
-                                                             "apps/vlan.py"))
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = vlan_pair()
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     assert harness.ping(h1, h3) and harness.ping(h2, h4)
 
@@ -158,13 +155,10 @@ def test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s(lab):
           f"{sum(map(len, before.values()))} fixed entries as before")
 
 
-def test_config_reload_keeps_the_old_config_when_the_new_one_is_bad(lab):
+def test_config_reload_keeps_the_old_config_when_the_new_one_is_bad(vlan_pair):
     """SIGHUP with a broken file: error logged and shown, nothing changes; with a good
     one: applied (h2, port 2 of s1, moves from VLAN 20 to VLAN 10)."""
-    config = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
-    controller, network = lab(VlanTrunkPair(), config, apps=("apps/l2_switch.py",
-                                                             "apps/vlan.py"))
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = vlan_pair()
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     assert harness.ping(h1, h3) and harness.ping(h2, h4) and not harness.ping(h2, h3)
     before = flow_tables(network)
@@ -185,7 +179,8 @@ def test_config_reload_keeps_the_old_config_when_the_new_one_is_bad(lab):
         assert flow_tables(network) == before
         assert harness.ping(h2, h4) and not harness.ping(h2, h3)
     assert "config reload refused" in controller.log_text()
-    moved = json.loads(json.dumps(config))
+    moved = dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})
+    moved = json.loads(json.dumps(moved))
     for entry in moved["vlan"]["ports"]:
         if (entry["switch"], entry["port"]) == (1, 2):
             entry["tag"] = 10

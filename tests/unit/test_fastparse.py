@@ -69,7 +69,7 @@ def test_garbage_never_raises_other_than_ryu_does():
 def test_install_puts_it_in_ryus_table():
     try:
         fastparse.install()
-        assert parser._MSG_PARSERS[ofp.OFPT_PACKET_IN] is fastparse.parse_packet_in
+        assert parser._MSG_PARSERS[ofp.OFPT_PACKET_IN] is fastparse.counted_packet_in
     finally:
         parser._MSG_PARSERS[ofp.OFPT_PACKET_IN] = fastparse._ryu_parser
 

@@ -4,10 +4,10 @@ import inspect
 import yaml
 
 from apps import l2_switch, lb, overlay, qos, topology, vlan
-from controller import reload
+from controller import runtime_api
 
 REST_CLASSES = (l2_switch.L2Rest, vlan.VlanRest, qos.QosRest, lb.LbRest, overlay.OverlayRest,
-                topology.TopologyRest, reload.RuntimeRest)
+                topology.TopologyRest, runtime_api.RuntimeRest)
 
 
 def served():
@@ -21,14 +21,14 @@ def served():
 
 
 def test_every_route_is_documented_and_nothing_else():
-    document = yaml.safe_load(reload.OPENAPI.read_text())
+    document = yaml.safe_load(runtime_api.OPENAPI.read_text())
     documented = {(path, method) for path, item in document["paths"].items()
                   for method in item if method != "parameters"}
     assert served() == documented
 
 
 def test_every_operation_documents_its_errors_as_json():
-    document = yaml.safe_load(reload.OPENAPI.read_text())
+    document = yaml.safe_load(runtime_api.OPENAPI.read_text())
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method == "parameters" or path == "/v1/openapi.json":

@@ -1,6 +1,5 @@
 """apps/vlan.py driven by synthetic OpenFlow events, its REST API at the WSGI level, and
 the learning app's reaction to the VLAN app's event (no switch, no root)."""
-import json
 
 import pytest
 from ryu.controller import ofp_event

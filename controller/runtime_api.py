@@ -1,0 +1,43 @@
+"""The runtime's own REST routes, next to every app's: the API's OpenAPI document,
+config status and reload, and Prometheus metrics. `rest.register` serves them on
+every WSGI application an app registers with (once each)."""
+import weakref
+from pathlib import Path
+
+import webob
+import yaml
+
+from controller import metrics, reload, rest
+
+OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+_served = weakref.WeakSet()
+
+
+def serve(wsgi) -> None:
+    if wsgi not in _served:
+        _served.add(wsgi)
+        rest.register(wsgi, RuntimeRest, None)
+
+
+class RuntimeRest(rest.AppController):
+    @rest.api("openapi", "/v1/openapi.json", methods=["GET"])
+    def openapi(self, req, **_):
+        return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+
+    @rest.api("config", "/v1/config", methods=["GET"])
+    def get_config(self, req, **_):
+        return reload.status()
+
+    @rest.api("config_reload", "/v1/config/reload", methods=["POST"])
+    def post_reload(self, req, **_):
+        result = reload.reload()
+        if not result["ok"]:
+            raise rest.ApiError(400, f"{reload.REFUSED_MARK}, the running config stays: "
+                                     f"{result['last_error']}")
+        return result
+
+    @rest.api("metrics", "/metrics", methods=["GET"])
+    def get_metrics(self, req, **_):
+        response = webob.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = metrics.CONTENT_TYPE
+        return response

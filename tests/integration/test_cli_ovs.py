@@ -1,0 +1,96 @@
+"""The `sdn` command against a running controller driving real switches."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mininet_topos import harness
+
+pytestmark = pytest.mark.integration
+SDN = str(Path(sys.executable).parent / "sdn")
+
+
+def sdn(controller, *args):
+    result = subprocess.run([SDN, "--url", f"http://127.0.0.1:{controller.rest_port}", *args],
+                            capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_the_cli_shows_and_changes_vlans_on_a_live_network(vlan_pair):
+    controller, network = vlan_pair()
+    h1, h2, h3 = network["h1"], network["h2"], network["h3"]
+    assert harness.ping(h1, h3) and not harness.ping(h2, h3)
+
+    code, out, _ = sdn(controller, "switches")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["DPID", "MODE", "MACS"]
+    assert {line.split()[0] for line in out.splitlines()[1:]} == \
+        {"0000000000000001", "0000000000000002"}
+    code, out, _ = sdn(controller, "--json", "macs", "1")
+    assert code == 0 and h1.MAC() in {m["mac"] for m in json.loads(out)}
+
+    code, out, _ = sdn(controller, "vlan", "set", "1", "2", "--tag", "10")   # h2 into VLAN 10
+    assert code == 0 and "access" in out and " 10 " in f" {out} "
+    assert harness.wait_until(lambda: harness.ping(h2, h3), 5)
+    code, out, _ = sdn(controller, "vlans")
+    assert code == 0 and any(line.split()[:3] == ["10", "0000000000000001", "2"]
+                             for line in out.splitlines())
+
+    code, _, err = sdn(controller, "vlan", "set", "1", "2", "--tag", "5000")  # the API says no
+    assert code == 1 and "tag must be" in err and "HTTP 400" in err
+    code, _, err = sdn(controller, "macs", "99")
+    assert code == 1 and "no switch" in err and "HTTP 404" in err
+    code, _, err = sdn(controller, "vlan", "set", "1", "2")                   # the CLI says no
+    assert code == 2 and "--tag" in err
+    code, _, err = subprocess.run([SDN, "--url", "http://127.0.0.1:9", "switches"],
+                                  capture_output=True, text=True).returncode, None, None
+    assert code == 3
+    code, out, _ = sdn(controller, "vlan", "clear", "1", "2")
+    assert code == 0 and "trunk" in out
+
+    # where a frame from h1 to h3 goes on s1, and whose entries decided it
+    flow = f"in_port=1,dl_src={h1.MAC()},dl_dst={h3.MAC()},dl_type=0x0800"
+    code, out, _ = sdn(controller, "trace", "1", flow)
+    assert code == 0, out
+    assert "<- vlan/" in out and "<- l2_switch/host" in out, out
+    assert "output:3" in out or "Datapath actions" in out
+    code, out, _ = sdn(controller, "--json", "trace", "s1", flow)
+    owners = [rule["owner"] for rule in json.loads(out)["rules"]]
+    assert owners[0].startswith("vlan/") and "l2_switch/host" in owners, owners
+    code, _, err = sdn(controller, "trace", "nosuchbridge", flow)
+    assert code == 2 and "unknown bridge" in err
+
+
+def scrape(controller):
+    """{(name, labels as a sorted tuple): value} from GET /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, text = controller.rest("GET", "/metrics")
+    assert status == 200, text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_count_what_happens_on_a_live_network(vlan_pair):
+    controller, network = vlan_pair()
+    h1, h3 = network["h1"], network["h3"]
+    assert harness.ping(h1, h3, count=3)
+    before = scrape(controller)
+    # a source the switch has not seen: one packet-in on s1, learned in VLAN 10 there
+    harness.send_frames(h1, [harness.ethernet_frame("02:aa:00:00:00:01", "ff:ff:ff:ff:ff:ff")])
+    assert harness.wait_until(lambda: scrape(controller)[
+        ("sdn_learned_macs", (("dpid", "0000000000000001"), ("vlan", "10")))] == 3, 5)
+    after = scrape(controller)
+    s1, s2 = "0000000000000001", "0000000000000002"
+    assert after[("sdn_switches_connected", (("app", "l2_switch"),))] == 2
+    assert after[("sdn_switches_connected", (("app", "vlan"),))] == 2
+    packet_ins = after[("sdn_packet_ins_total", (("dpid", s1),))]
+    assert packet_ins > before.get(("sdn_packet_ins_total", (("dpid", s1),)), 0)
+    assert after[("sdn_flow_mods_total", (("app", "l2_switch"),))] > \
+        before[("sdn_flow_mods_total", (("app", "l2_switch"),))]      # hosts learned
+    assert after[("sdn_learned_macs", (("dpid", s2), ("vlan", "10")))] == 3  # h1, h3, new
+    vlan_entries = sum(v for (name, labels), v in after.items()
+                       if name == "sdn_flows" and ("app", "vlan") in labels)
+    dumped = sum(len([line for line in network.dump_flows(s.name) if "cookie=0x20" in line])
+                 for s in network.switches)
+    assert vlan_entries == dumped > 0

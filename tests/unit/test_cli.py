@@ -1,0 +1,105 @@
+"""controller/cli.py: argument handling, the requests it makes, tables, exit codes
+(a stub in place of HTTP; tests/integration/test_cli_ovs.py drives a live controller)."""
+import io
+import json
+
+import pytest
+
+from controller import cli
+
+
+class StubApi:
+    def __init__(self, replies):
+        self.replies, self.calls = replies, []
+
+    def call(self, method, path, body=None):
+        self.calls.append((method, path, body))
+        reply = self.replies[(method, path)]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def run(monkeypatch, replies, *argv):
+    api = StubApi(replies)
+    monkeypatch.setattr(cli, "Client", lambda url, token=None: api)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue(), api.calls
+
+
+PORT = {"dpid": "0000000000000001", "port": 2, "name": "s1-eth2", "mode": "access",
+        "tag": 101, "trunks": [], "native_mode": None, "configured": True}
+
+
+def test_vlan_set_sends_the_body_and_prints_a_table(monkeypatch):
+    path = "/v1/switches/1/ports/2/vlan"
+    code, out, _, calls = run(monkeypatch, {("PUT", path): PORT}, "vlan", "set", "1", "2",
+                              "--tag", "101")
+    assert code == 0 and calls == [("PUT", path, {"tag": 101})]
+    head, row = out.splitlines()
+    assert head.split() == ["DPID", "PORT", "NAME", "MODE", "TAG", "TRUNKS", "CONFIGURED"]
+    assert row.split() == ["0000000000000001", "2", "s1-eth2", "access", "101", "-", "yes"]
+    code, _, _, calls = run(monkeypatch, {("PUT", path): PORT}, "vlan", "set", "1", "2",
+                            "--trunks", "101,102")
+    assert calls == [("PUT", path, {"trunks": [101, 102]})]
+    code, _, _, calls = run(monkeypatch, {("PUT", path): PORT}, "vlan", "set", "1", "2",
+                            "--trunks", "")
+    assert calls == [("PUT", path, {"trunks": []})]   # every VLAN
+
+
+def test_json_prints_what_the_api_said(monkeypatch):
+    code, out, _, _ = run(monkeypatch, {("GET", "/v1/switches/1/ports/2/vlan"): PORT},
+                          "--json", "vlan", "show", "1", "2")
+    assert code == 0 and json.loads(out) == PORT
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("vlan", "set", "1", "2"), "give --tag"),
+    (("vlan", "set", "1", "2", "--tag", "5", "--trunks", "1"), "give --tag"),
+    (("vlan", "set", "1", "2", "--trunks", "a,b"), "comma-separated VLAN ids"),
+    (("qos", "set", "1", "2"), "give --max-rate"),
+    (("qos", "rule-add", "1", "--match", "nonsense"), "field=value"),
+])
+def test_a_command_line_the_cli_refuses_exits_2_and_sends_nothing(monkeypatch, argv, message):
+    code, _, err, calls = run(monkeypatch, {}, *argv)
+    assert code == 2 and message in err and calls == []
+
+
+def test_an_api_error_is_shown_plainly_with_exit_1(monkeypatch):
+    failure = cli.ApiFailure(404, "no switch 0000000000000063 is connected")
+    code, out, err, _ = run(monkeypatch, {("GET", "/v1/switches/99/macs"): failure},
+                            "macs", "99")
+    assert (code, out) == (1, "")
+    assert err == "sdn: no switch 0000000000000063 is connected (HTTP 404)\n"
+
+
+def test_qos_and_lb_requests(monkeypatch):
+    rule = {"id": 4, "match": {"udp_dst": 5001}, "priority": 100, "queue": 2,
+            "meter": {"rate": 2000000, "burst": 200000}}
+    code, out, _, calls = run(monkeypatch, {("POST", "/v1/qos/1/rules"): rule}, "qos",
+                              "rule-add", "1", "--match", "udp_dst=5001", "--to-queue", "2",
+                              "--meter", "2M")
+    assert code == 0 and calls == [("POST", "/v1/qos/1/rules", {
+        "match": {"udp_dst": 5001}, "queue": 2, "meter": {"rate": "2M"}})]
+    assert out.splitlines()[1].split()[:3] == ["4", "100", "udp_dst=5001"]
+    port = {"dpid": "0000000000000001", "port": 4, "name": "s1-eth4", "max_rate": 10000000,
+            "queues": {"0": {"min_rate": 3000000, "max_rate": 10000000}}, "configured": True}
+    code, _, _, calls = run(monkeypatch, {("PUT", "/v1/qos/1/s1-eth4"): port}, "qos", "set",
+                            "1", "s1-eth4", "--max-rate", "10M", "--queue", "0:3M/10M")
+    assert calls == [("PUT", "/v1/qos/1/s1-eth4", {
+        "max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"}}})]
+    vip = {"id": 1, "vip": "10.0.0.100", "port": 80, "protocol": "tcp", "mode": "nat",
+           "backends": [{"ip": "10.0.0.11", "port": 8080, "weight": 1, "healthy": True}]}
+    code, out, _, calls = run(monkeypatch, {("POST", "/v1/lb/vips"): vip}, "lb", "add",
+                              "--vip", "10.0.0.100", "--port", "80",
+                              "--backend", "10.0.0.11:8080")
+    assert calls[0][2]["backends"] == [{"ip": "10.0.0.11", "port": 8080}]
+    assert "10.0.0.11:8080" in out and "yes" in out
+
+
+def test_the_console_script_is_declared():
+    import configparser
+    setup = configparser.ConfigParser()
+    setup.read("setup.cfg")
+    assert "sdn = controller.cli:main" in setup["options.entry_points"]["console_scripts"]
