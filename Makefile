@@ -9,7 +9,7 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos reliability
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb reliability
 
 setup: apt ovs venv
 
@@ -62,6 +62,14 @@ demo: setup
 # The HTB lab measured: table and plot under reports/ (about 75 s).
 lab-qos: setup
 	$(PY) -m mininet_topos.qos_lab
+
+# The VLAN lab checked frame by frame: table and drawing under reports/ (about 15 s).
+lab-vlan: setup
+	$(PY) -m mininet_topos.vlan_lab
+
+# The load balancer: spread, weights, a backend out and back; bar chart (about 30 s).
+lab-lb: setup
+	$(PY) -m mininet_topos.lb_lab
 
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
 reliability: setup

@@ -8,46 +8,38 @@ of each sender's rate over time (reports/qos-lab.png).
 """
 import argparse
 import sys
-import time
-from pathlib import Path
 
 from mininet_topos import harness
+from mininet_topos.labs import LabRun
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
 
 MBIT = 1e6
 CONFIG = dict(QOS_LAB_CONFIG, l2_switch={"mode": "datapath"})
 
 
-class Lab:
-    def __init__(self, controller, network, seconds):
+class Lab(LabRun):
+    def __init__(self, controller, network, seconds, reports):
+        super().__init__("HTB QoS lab", "qos-lab", reports)
         self.controller, self.network, self.seconds = controller, network, seconds
-        self.rows, self.timelines = [], {}
+        self.timelines = {}
         self.h4 = network["h4"]
         self.senders = [network[f"h{i}"] for i in (1, 2, 3)]
 
-    def step(self, text):
-        print(f"--- {text}", flush=True)
-
-    def check(self, what, expected, tolerance, measured):
+    def rate(self, what, expected, tolerance, measured):
         ok = abs(measured - expected) <= tolerance * expected
-        self.rows.append((what, f"{expected / MBIT:.1f} ±{tolerance:.0%}",
-                          f"{measured / MBIT:.2f}", "PASS" if ok else "FAIL"))
-        print(f"    {what:<44} expected {expected / MBIT:5.1f} Mbit/s ±{tolerance:.0%}  "
-              f"measured {measured / MBIT:5.2f}  {'PASS' if ok else 'FAIL'}", flush=True)
+        return self.check(what, f"{expected / MBIT:.1f} Mbit/s ±{tolerance:.0%}",
+                          f"{measured / MBIT:.2f} Mbit/s", ok)
 
     def at_least(self, what, floor, measured):
-        ok = measured >= floor
-        self.rows.append((what, f">= {floor / MBIT:.1f}", f"{measured / MBIT:.2f}",
-                          "PASS" if ok else "FAIL"))
-        print(f"    {what:<44} expected >= {floor / MBIT:4.1f} Mbit/s       "
-              f"measured {measured / MBIT:5.2f}  {'PASS' if ok else 'FAIL'}", flush=True)
+        return self.check(what, f">= {floor / MBIT:.1f} Mbit/s", f"{measured / MBIT:.2f} Mbit/s",
+                          measured >= floor)
 
     def run(self):
         n = self.seconds
         self.step(f"each sender alone for {n} s (borrows up to the port's 10 Mbit/s)")
         for queue, sender in enumerate(self.senders):
             (alone,) = harness.udp_streams(self.h4, [(sender, 0, n)])
-            self.check(f"{sender.name} alone (queue {queue})", 10 * MBIT, 0.10,
+            self.rate(f"{sender.name} alone (queue {queue})", 10 * MBIT, 0.10,
                        harness.mean_rate(alone))
         self.step(f"staircase: h1 from 0 s, h2 from {n} s, h3 from {2 * n} s (all to {3 * n} s)")
         stairs = harness.udp_streams(self.h4, [(s, i * n, (3 - i) * n)
@@ -56,23 +48,23 @@ class Lab:
         together = [[x for x in samples if x[0] > 2 * n] for samples in stairs]
         rates = [harness.mean_rate(samples) for samples in together]
         for sender, minimum, rate in zip(self.senders, (3, 1, 6), rates):
-            self.check(f"{sender.name} with all three (min-rate)", minimum * MBIT, 0.15, rate)
-        self.check("sum of all three (port max-rate)", 10 * MBIT, 0.10, sum(rates))
+            self.rate(f"{sender.name} with all three (min-rate)", minimum * MBIT, 0.15, rate)
+        self.rate("sum of all three (port max-rate)", 10 * MBIT, 0.10, sum(rates))
         joined = [rate for t, rate in stairs[2] if t <= 2 * n + 3]
         self.at_least("h3 within 3 s of joining (reclaim)", 5 * MBIT, max(joined, default=0))
         self.step("ingress policing of h1's port at 5 Mbit/s (PUT /v1/qos/1/s1-eth1)")
         self.rest("PUT", "/v1/qos/1/s1-eth1", {"ingress_policing": {"rate": "5M"}})
         (policed,) = harness.udp_streams(self.h4, [(self.senders[0], 0, n)])
-        self.check("h1 policed", 5 * MBIT, 0.15, harness.mean_rate(policed))
+        self.rate("h1 policed", 5 * MBIT, 0.15, harness.mean_rate(policed))
         self.rest("DELETE", "/v1/qos/1/s1-eth1")
         self.step("a meter rule at 2 Mbit/s on h2's traffic (POST /v1/qos/1/rules)")
         _, rule = self.rest("POST", "/v1/qos/1/rules", {
             "match": {"ipv4_src": QosLab.SENDERS[1]}, "priority": 200,
             "meter": {"rate": "2M"}})
         (metered,) = harness.udp_streams(self.h4, [(self.senders[1], 0, n)])
-        self.check("h2 metered", 2 * MBIT, 0.15, harness.mean_rate(metered))
+        self.rate("h2 metered", 2 * MBIT, 0.15, harness.mean_rate(metered))
         self.rest("DELETE", f"/v1/qos/1/rules/{rule['id']}")
-        return all(row[-1] == "PASS" for row in self.rows)
+        return self.passed
 
     def rest(self, method, path, body=None):
         status, reply = self.controller.rest(method, path, body)
@@ -103,45 +95,23 @@ def plot(timelines, seconds, path):
     plt.close(fig)
 
 
-def write_report(lab, info, reports, elapsed):
-    lines = ["# HTB QoS lab", "",
-             f"Datapath `{info['datapath']}`; queues chosen by: {info['queue_mechanism']}.",
-             f"Policing by: {info['policing_mechanism']}.", "",
-             "| check | expected (Mbit/s) | measured (Mbit/s) | result |", "|---|---|---|---|"]
-    lines += [f"| {what} | {expected} | {measured} | {result} |"
-              for what, expected, measured, result in lab.rows]
-    lines += ["", "![each sender's rate over time](qos-lab.png)", "",
-              f"Rates are UDP payload measured by iperf3 at the receiver; "
-              f"run took {elapsed:.0f} s."]
-    (reports / "qos-lab.md").write_text("\n".join(lines) + "\n")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="length of each step")
     parser.add_argument("--reports", default="reports", help="where the report goes")
     args = parser.parse_args(argv)
-    reports = Path(args.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    print("=== HTB QoS lab: starting the controller (l2_switch + qos) and Mininet ===", flush=True)
+    print("starting the controller (l2_switch + qos) and Mininet", flush=True)
     with harness.running(QosLab(), apps=("apps/l2_switch.py", "apps/qos.py"),
                          config=CONFIG) as (controller, network):
+        lab = Lab(controller, network, args.seconds, args.reports)
         info = harness.wait_qos_ready(controller)
-        print(f"datapath {info['datapath']}: {info['queue_mechanism']}", flush=True)
-        lab = Lab(controller, network, args.seconds)
-        passed = lab.run()
+        lab.note(f"Datapath `{info['datapath']}`; queues chosen by: {info['queue_mechanism']}.")
+        lab.note(f"Policing by: {info['policing_mechanism']}. Rates are UDP payload measured "
+                 f"by iperf3 at the receiver.")
+        lab.run()
         problems = controller.problems()
-    plot(lab.timelines, args.seconds, reports / "qos-lab.png")
-    write_report(lab, info, reports, time.monotonic() - started)
-    print(f"\n{'check':<44}{'expected':>14}{'measured':>10}  result")
-    for what, expected, measured, result in lab.rows:
-        print(f"{what:<44}{expected:>14}{measured:>10}  {result}")
-    print(f"\nreport: {reports / 'qos-lab.md'}, plot: {reports / 'qos-lab.png'}")
-    if problems:
-        print("controller problems:\n" + "\n".join(problems))
-    print("PASS" if passed and not problems else "FAIL")
-    return 0 if passed and not problems else 1
+    plot(lab.timelines, args.seconds, lab.picture("qos-lab.png", "each sender's rate over time"))
+    return lab.finish(problems)
 
 
 if __name__ == "__main__":

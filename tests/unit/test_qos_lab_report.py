@@ -1,18 +1,21 @@
-"""make lab-qos's report: the plot and the Markdown table come out of measured rows."""
+"""The lab reports (mininet_topos/labs.py, make lab-*): the Markdown table and pictures
+come out of the checks as made; the HTB lab's plot is drawn from measured samples."""
 from mininet_topos import qos_lab
+from mininet_topos.labs import LabRun
 
 
-class FakeLab:
-    rows = [("h1 alone (queue 0)", "10.0 ±10%", "9.71", "PASS"),
-            ("h2 metered", "2.0 ±15%", "2.61", "FAIL")]
-
-
-def test_report_and_plot_are_written(tmp_path):
+def test_report_lists_every_check_and_fails_when_one_fails(tmp_path, capsys):
+    lab = LabRun("HTB QoS lab", "qos-lab", tmp_path)
+    lab.note("Datapath `netdev`.")
+    lab.step("each sender alone")
+    assert lab.check("h1 alone (queue 0)", "10.0 Mbit/s ±10%", "9.71 Mbit/s", True)
+    assert not lab.check("h2 metered", "2.0 Mbit/s ±15%", "2.61 Mbit/s", False)
     timelines = {f"h{i}": [(t / 2, (4 - i) * 1e6) for t in range(1, 20)] for i in (1, 2, 3)}
-    qos_lab.plot(timelines, 8, tmp_path / "qos-lab.png")
+    qos_lab.plot(timelines, 8, lab.picture("qos-lab.png", "rates"))
     assert (tmp_path / "qos-lab.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    info = {"datapath": "netdev", "queue_mechanism": "tc u32 filters",
-            "policing_mechanism": "meter"}
-    qos_lab.write_report(FakeLab(), info, tmp_path, 70.2)
+    assert lab.finish() == 1
     text = (tmp_path / "qos-lab.md").read_text()
-    assert "| h2 metered | 2.0 ±15% | 2.61 | FAIL |" in text and "`netdev`" in text
+    assert "| h2 metered | 2.0 Mbit/s ±15% | 2.61 Mbit/s | FAIL |" in text
+    assert "`netdev`" in text and "![rates](qos-lab.png)" in text and "1 of 2 checks" in text
+    out = capsys.readouterr().out
+    assert "[1] each sender alone" in out and out.rstrip().endswith("FAIL")

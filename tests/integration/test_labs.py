@@ -1,0 +1,24 @@
+"""The lab runners (`make lab-vlan`, `make lab-lb`) run end to end: every check passes,
+the report and its picture are written, and nothing is left behind."""
+import subprocess
+
+import pytest
+
+from mininet_topos import lb_lab, vlan_lab
+
+pytestmark = pytest.mark.integration
+
+
+def bridges():
+    return subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+@pytest.mark.parametrize("module, slug", [(vlan_lab, "vlan-lab"), (lb_lab, "lb-lab")])
+def test_a_lab_passes_and_writes_its_report(tmp_path, module, slug, capsys):
+    before = bridges()
+    assert module.main(["--reports", str(tmp_path)]) == 0, capsys.readouterr().out
+    report = (tmp_path / f"{slug}.md").read_text()
+    assert "FAIL" not in report and "![" in report
+    assert (tmp_path / f"{slug}.png").stat().st_size > 5000
+    assert bridges() == before
