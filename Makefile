@@ -9,7 +9,7 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb reliability
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay reliability
 
 setup: apt ovs venv
 
@@ -56,8 +56,9 @@ integration: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# A tour of every lab (the learning switch, VLAN, QoS, LB, overlay), about 2 minutes.
 demo: setup
-	$(PY) -m mininet_topos.demo $(DEMO_ARGS)
+	$(PY) -m mininet_topos.tour $(DEMO_ARGS)
 
 # The HTB lab measured: table and plot under reports/ (about 75 s).
 lab-qos: setup
@@ -67,9 +68,13 @@ lab-qos: setup
 lab-vlan: setup
 	$(PY) -m mininet_topos.vlan_lab
 
-# The load balancer: spread, weights, a backend out and back; bar chart (about 30 s).
+# The load balancer: spread, weights, a backend out and back; bar chart (about 10 s).
 lab-lb: setup
 	$(PY) -m mininet_topos.lb_lab
+
+# Three hypervisors, two tenants, VXLAN: isolation, VNIs, learn(), iperf3 (about 30 s).
+lab-overlay: setup
+	$(PY) -m mininet_topos.overlay_lab
 
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
 reliability: setup

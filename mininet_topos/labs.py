@@ -63,3 +63,23 @@ class LabRun:
         ok = self.passed and not problems
         print("PASS" if ok else "FAIL", flush=True)
         return 0 if ok else 1
+
+
+def pyplot():
+    """matplotlib's pyplot drawing to files (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_diagram(fig, ax, path, title, xlim, ylim):
+    """A network drawing: equal axes without ticks, titled, written to `path`."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)

@@ -13,7 +13,7 @@ import sys
 import time
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun
+from mininet_topos.labs import LabRun, pyplot
 from mininet_topos.topos import LB_LAB_SUBNETS, LbLab
 
 VIP = "10.0.0.100"
@@ -47,9 +47,7 @@ def spread_check(lab, what, result, expected):
 
 
 def draw(phases, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / len(phases)
     for index, (label, result) in enumerate(phases):

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun
+from mininet_topos.labs import LabRun, pyplot
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
 
 MBIT = 1e6
@@ -74,9 +74,7 @@ class Lab(LabRun):
 
 
 def plot(timelines, seconds, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     for (name, samples), queue, minimum in zip(sorted(timelines.items()), (0, 1, 2), (3, 1, 6)):
         line, = ax.plot([t for t, _ in samples], [r / MBIT for _, r in samples],

@@ -11,7 +11,7 @@ import math
 import sys
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun
+from mininet_topos.labs import LabRun, pyplot, save_diagram
 from mininet_topos.topos import VLAN_LAB_CONFIG, VlanLab
 
 FAR_ENDS = ("first_if", "second_if", "third_if")
@@ -30,9 +30,7 @@ def port_roles():
 
 
 def draw(path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     roles = port_roles()
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.add_patch(plt.Rectangle((-0.45, -0.22), 0.9, 0.44, color="lightgrey", zorder=2))
@@ -48,14 +46,8 @@ def draw(path):
                 fontsize=8, color=color, backgroundcolor="white")
         ax.text(x * 1.15, y * 1.15, f"{host}\n{host_intf} {ip}", ha="center", va="center",
                 fontsize=9)
-    ax.set_xlim(-3.2, 3.2)
-    ax.set_ylim(-3, 3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title("VLAN lab: access ports (solid, by VLAN) and trunks (dashed)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_diagram(fig, ax, path, "VLAN lab: access ports (solid, by VLAN) and trunks (dashed)",
+                 (-3.2, 3.2), (-3, 3))
 
 
 def tags_seen(capture, text):

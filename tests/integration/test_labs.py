@@ -1,10 +1,10 @@
-"""The lab runners (`make lab-vlan`, `make lab-lb`) run end to end: every check passes,
+"""The lab runners (`make lab-vlan`, `lab-lb`, `lab-overlay`) run end to end: every check passes,
 the report and its picture are written, and nothing is left behind."""
 import subprocess
 
 import pytest
 
-from mininet_topos import lb_lab, vlan_lab
+from mininet_topos import lb_lab, overlay_lab, vlan_lab
 
 pytestmark = pytest.mark.integration
 
@@ -14,7 +14,8 @@ def bridges():
                           check=True).stdout.split()
 
 
-@pytest.mark.parametrize("module, slug", [(vlan_lab, "vlan-lab"), (lb_lab, "lb-lab")])
+@pytest.mark.parametrize("module, slug", [(vlan_lab, "vlan-lab"), (lb_lab, "lb-lab"),
+                                          (overlay_lab, "overlay-lab")])
 def test_a_lab_passes_and_writes_its_report(tmp_path, module, slug, capsys):
     before = bridges()
     assert module.main(["--reports", str(tmp_path)]) == 0, capsys.readouterr().out
