@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputils-ping \
-                net-tools procps psmisc python3-venv python3-pip
+                net-tools procps psmisc python3-venv python3-pip traceroute iptables
 # Building Ryu 4.34 needs an old setuptools (see README, "Why these pins").
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay reliability
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-tcpip reliability
 
 setup: apt ovs venv
 
@@ -56,7 +56,7 @@ integration: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# A tour of every lab (the learning switch, VLAN, QoS, LB, overlay), about 2 minutes.
+# A tour of every lab (the learning switch, VLAN, QoS, LB, overlay, TCP/IP), about 2 minutes.
 demo: setup
 	$(PY) -m mininet_topos.tour $(DEMO_ARGS)
 
@@ -72,9 +72,13 @@ lab-vlan: setup
 lab-lb: setup
 	$(PY) -m mininet_topos.lb_lab
 
-# Three hypervisors, two tenants, VXLAN: isolation, VNIs, learn(), iperf3 (about 30 s).
+# Three hypervisors, two tenants, VXLAN: isolation, VNIs, learn(), iperf3 (about 15 s).
 lab-overlay: setup
 	$(PY) -m mininet_topos.overlay_lab
+
+# The TCP/IP Illustrated network: routes, proxy ARP, NAT, traceroute (about 15 s).
+lab-tcpip: setup
+	$(PY) -m mininet_topos.tcpip_lab
 
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
 reliability: setup
