@@ -9,7 +9,7 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-tcpip reliability
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip reliability
 
 setup: apt ovs venv
 
@@ -56,7 +56,7 @@ integration: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# A tour of every lab (the learning switch, VLAN, QoS, LB, overlay, TCP/IP), about 2 minutes.
+# A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP), about 2.5 minutes.
 demo: setup
 	$(PY) -m mininet_topos.tour $(DEMO_ARGS)
 
@@ -75,6 +75,10 @@ lab-lb: setup
 # Three hypervisors, two tenants, VXLAN: isolation, VNIs, learn(), iperf3 (about 15 s).
 lab-overlay: setup
 	$(PY) -m mininet_topos.overlay_lab
+
+# Two bridges, two links bonded through OVSDB: active-backup, failover, balance-slb + LACP.
+lab-bond: setup
+	$(PY) -m mininet_topos.bond_lab
 
 # The TCP/IP Illustrated network: routes, proxy ARP, NAT, traceroute (about 15 s).
 lab-tcpip: setup

@@ -358,10 +358,7 @@ class Lb(southbound.SdnApp):
                                              f"(id {other.vip_id})")
         overrides = {"vips": dict(self.overrides.get("vips", {}))}
         overrides["vips"][str(vip_id)] = body
-        try:
-            self.store.save(overrides)
-        except state.StateError as err:
-            raise rest.ApiError(500, str(err)) from None
+        rest.persist(self.store, overrides)
         self.overrides = overrides
         self.vips = self.build_vips(overrides)
         for key in [k for k in self.backends if k[0] == vip_id and

@@ -127,10 +127,7 @@ class Overlay(southbound.SdnApp):
     def save(self, overrides):
         data = dict(overrides, local_vlans={hv: {str(vni): vid for vni, vid in vlans.items()}
                                             for hv, vlans in self.local_vlans.items()})
-        try:
-            self.store.save(data)
-        except state.StateError as err:
-            raise rest.ApiError(500, str(err)) from None
+        rest.persist(self.store, data)
 
     def role_of(self, dpid):
         """(hypervisor name, "int" or "tun") of a datapath, or None."""

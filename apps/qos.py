@@ -380,10 +380,7 @@ class Qos(southbound.SdnApp):
                                      f"fit: {'; '.join(why)}; delete or change them first")
 
     def save(self, trial):
-        try:
-            self.store.save(trial)
-        except state.StateError as err:
-            raise rest.ApiError(500, str(err)) from None
+        rest.persist(self.store, trial)
         self.overrides = trial
 
     def change_port(self, switch, number, body):

@@ -179,10 +179,7 @@ class Vlan(southbound.SdnApp):
                 raise rest.ApiError(400, str(err)) from None
         overrides = {k: dict(v) for k, v in self.overrides.items()}
         overrides.setdefault("%016x" % switch.datapath.id, {})[str(number)] = body
-        try:
-            self.store.save(overrides)
-        except state.StateError as err:
-            raise rest.ApiError(500, str(err)) from None
+        rest.persist(self.store, overrides)
         self.overrides = overrides
         self.program(switch)
 

@@ -12,13 +12,13 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofwire, pipeline
-from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, Bucket, FlowDelete,
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, Bucket, FlowDelete,
                         Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
                         MeterSpec, Move, Output, Owner, PacketInLimit, PopVlan, PushVlan,
                         Resubmit, SetField, SetQueue, ct_state_bits)
 
 _RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
-             CONTROLLER: ofp.OFPP_CONTROLLER}
+             CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
 _RESERVED_BACK = {v: k for k, v in _RESERVED.items()}
 
 # learn() copies fields by their NXM names; (nxm field, bits copied).

@@ -11,7 +11,7 @@ else returns None and goes through Ryu's parser as before.
 import struct
 from typing import Optional
 
-from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowSpec, Output,
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, FlowSpec, Output,
                         PopVlan, PushVlan, SetField)
 
 OFP_VERSION, OFPT_FLOW_MOD = 4, 14
@@ -19,7 +19,7 @@ OFPFC_ADD, OFPFF_SEND_FLOW_REM = 0, 1
 OFP_NO_BUFFER = 0xFFFFFFFF
 OFPVID_PRESENT = 0x1000
 RESERVED_PORTS = {FLOOD: 0xFFFFFFFB, ALL: 0xFFFFFFFC, CONTROLLER: 0xFFFFFFFD,
-                  IN_PORT: 0xFFFFFFF8}
+                  IN_PORT: 0xFFFFFFF8, NORMAL: 0xFFFFFFFA}
 
 _HEADER = struct.Struct("!BBHI")
 _FLOW_MOD = struct.Struct("!QQBBHHHIIIH2x")

@@ -6,6 +6,7 @@ with current `ovs` libraries (see README), ovsdbapp is OpenStack's maintained on
 Rows we create carry `external_ids:sdn-owner=<app>`; we only ever change or
 remove rows that carry our owner.
 """
+import contextlib
 import os
 
 from ovsdbapp.backend.ovs_idl import connection
@@ -248,6 +249,68 @@ class Ovsdb:
         for queue in queues:
             txn.add(api.db_destroy("Queue", queue))
 
+    # --- bonds: one Port with several Interfaces ---------------------------------------
+
+    def read_bond(self, name: str):
+        """None, or {owner, members (sorted), bond_mode, lacp, other_config} of port `name`."""
+        rows = self.api().db_find("Port", ("name", "=", name),
+                                  columns=["interfaces", "bond_mode", "lacp", "other_config",
+                                           "external_ids"]).execute(check_error=True)
+        if not rows:
+            return None
+        row = rows[0]
+        members = [self.api().db_find("Interface", ("_uuid", "=", uuid), columns=["name"])
+                   .execute(check_error=True) for uuid in row["interfaces"]]
+        return {"owner": row["external_ids"].get(OWNER_KEY),
+                "members": sorted(found[0]["name"] for found in members if found),
+                "bond_mode": _optional(row["bond_mode"]), "lacp": _optional(row["lacp"]),
+                "other_config": dict(row["other_config"])}
+
+    def set_bond(self, bridge: str, name: str, members, mode: str, lacp: str,
+                 other_config, owner: str):
+        """Make port `name` of `bridge` a bond of `members` (ports of the bridge, which
+        it takes over) with `mode`, `lacp` and `other_config`, in one transaction.
+        A bond we made with the same members is changed in place."""
+        api = self.api()
+        current = self.read_bond(name)
+        if current is not None and current["owner"] != owner:
+            raise OvsdbConflict(f"port {name} exists and was not made by {owner}; "
+                                f"not replacing it")
+        settings = {"bond_mode": mode, "lacp": lacp, "other_config": dict(other_config)}
+        with _refusals(f"bond {name} on {bridge}"), api.transaction(check_error=True) as txn:
+            if current is not None and current["members"] == sorted(members):
+                txn.add(api.db_clear("Port", name, "other_config"))  # a map: set merges
+                for column, value in settings.items():
+                    if value:
+                        txn.add(api.db_set("Port", name, (column, value)))
+                return
+            if current is not None:
+                txn.add(api.del_port(name, bridge=bridge))
+            for member in members:
+                txn.add(api.del_port(member, bridge=bridge, if_exists=True))
+            interfaces = [txn.add(api.db_create("Interface", name=m)) for m in members]
+            port = txn.add(api.db_create("Port", name=name, interfaces=interfaces,
+                                         external_ids={OWNER_KEY: owner}, **settings))
+            txn.add(api.db_add("Bridge", bridge, "ports", port))
+
+    def delete_bond(self, bridge: str, name: str, owner: str):
+        """Remove our bond `name`; its members become plain ports of the bridge again."""
+        current = self.read_bond(name)
+        if current is None or current["owner"] != owner:
+            return
+        api = self.api()
+        with _refusals(f"removing bond {name} from {bridge}"), \
+                api.transaction(check_error=True) as txn:
+            txn.add(api.del_port(name, bridge=bridge))
+            for member in current["members"]:
+                txn.add(api.add_port(bridge, member))
+
+    def owned_ports(self, owner: str):
+        """Names of the ports (bonds) `owner` made."""
+        rows = self.api().db_find("Port", ("external_ids", "=", {OWNER_KEY: owner}),
+                                  columns=["name"]).execute(check_error=True)
+        return sorted(row["name"] for row in rows)
+
     def set_flow_limit(self, dpid: int, table_id: int, limit: int, owner: str, name: str):
         """Cap OpenFlow table `table_id` of the bridge at `limit` entries; adds beyond it
         are refused (a learn() into a full table just does not learn)."""
@@ -281,3 +344,20 @@ class Ovsdb:
             by = row.external_ids.get(OWNER_KEY) or "someone else (no sdn-owner)"
             raise OvsdbConflict(f"table {table_id} of {bridge} already has a Flow_Table row set by "
                              f"{by}; not replacing it")
+
+
+@contextlib.contextmanager
+def _refusals(what):
+    """ovsdbapp reports a transaction OVSDB refused (a constraint, a missing row) as a
+    bare RuntimeError; here it becomes our error, with OVSDB's reason."""
+    try:
+        yield
+    except RuntimeError as err:
+        raise OvsdbError(f"{what}: {err}") from None
+
+
+def _optional(value):
+    """An optional string column as ovsdbapp returns it ("" / [] / the value)."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value or None

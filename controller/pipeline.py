@@ -86,6 +86,7 @@ APP_IDS: Dict[str, int] = {
     "lb": 0x40,
     "overlay": 0x50,
     "topology": 0x60,
+    "bond": 0x70,
 }
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from controller import config, ryu_compat
+from controller import config, ryu_compat, state
 
 ryu_compat.install()  # no-op when the venv's .pth hook already did it
 
@@ -101,6 +101,15 @@ def api(name, path, methods, requirements=None):
             return json_response(result)
         return handle
     return wrap
+
+
+def persist(store, data) -> None:
+    """Save REST state; a store that cannot write is the server's failure (500), and
+    the caller's running state stays as it was."""
+    try:
+        store.save(data)
+    except state.StateError as err:
+        raise ApiError(500, str(err)) from None
 
 
 def format_dpid(dpid: int) -> str:

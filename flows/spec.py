@@ -15,6 +15,7 @@ FLOOD = "flood"          # every port but the ingress port
 ALL = "all"
 IN_PORT = "in_port"
 CONTROLLER = "controller"
+NORMAL = "normal"         # OVS's own L2 switching (what implements bonds)
 
 # Special values of the `vlan_vid` match field (a plain int means "tagged with that VID").
 UNTAGGED = "untagged"

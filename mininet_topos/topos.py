@@ -164,6 +164,22 @@ class LbLab(DatapathAware, Topo):
 LB_LAB_SUBNETS = ["10.0.0.0/24"]
 
 
+class BondLab(DatapathAware, Topo):
+    """The bonding lab: s1 and s2 joined by two links (port 3 to port 3, port 4 to
+    port 4), h1, h2 on ports 1-2 of s1 and h3, h4 on ports 1-2 of s2 (10.0.0.1-4).
+    Until the two links are bonded on both sides they are a loop: the bond app gives
+    a bridge its NORMAL entry only once it has a bond."""
+
+    def build(self):
+        s1 = self.addSwitch("s1", dpid="%016x" % 1)
+        s2 = self.addSwitch("s2", dpid="%016x" % 2)
+        for number, switch in ((1, s1), (2, s1), (3, s2), (4, s2)):
+            self.addLink(self.addHost(f"h{number}", ip=f"10.0.0.{number}/24"), switch,
+                         port2=1 + (number - 1) % 2)
+        for port in (3, 4):
+            self.addLink(s1, s2, port1=port, port2=port)
+
+
 class Ring(DatapathAware, Topo):
     """n switches in a ring (a loop: plain flooding storms here). On s<i>, port 1 goes
     to the next switch's port 2 and hosts h<i>... sit on ports 3 and up."""
@@ -209,4 +225,5 @@ class FatTree(DatapathAware, Topo):
                                  edge, port2=1 + half + h)
 
 topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
-         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab, "ring": Ring, "fattree": FatTree}
+         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab, "ring": Ring,
+         "fattree": FatTree, "bondlab": BondLab}

@@ -1,9 +1,9 @@
 """`make demo`: a tour of every lab, one after the other, each as `make lab-*` runs it
 alone: the learning switch (mininet_topos/demo.py), then the VLAN, HTB QoS, load
-balancer, overlay and TCP/IP Illustrated labs. Ends with one line per lab and its report under reports/;
+balancer, overlay, bonding and TCP/IP Illustrated labs. Ends with one line per lab and its report under reports/;
 the exit status is 0 only when every lab passed.
 
-    make demo                               # the whole tour (about 2 minutes)
+    make demo                               # the whole tour (about 2.5 minutes)
     make demo DEMO_ARGS="--labs vlan,lb"    # some of it
     make demo DEMO_ARGS="--mode datapath --topo linear,4"   # options of the first step
 """
@@ -12,13 +12,14 @@ import os
 import sys
 import time
 
-from mininet_topos import demo, lb_lab, overlay_lab, qos_lab, tcpip_lab, vlan_lab
+from mininet_topos import bond_lab, demo, lb_lab, overlay_lab, qos_lab, tcpip_lab, vlan_lab
 
 LABS = {"learning": ("learning switch (tree, pingall, iperf3)", demo.main, None),
         "vlan": ("VLAN lab", vlan_lab.main, "reports/vlan-lab.md"),
         "qos": ("HTB QoS lab", qos_lab.main, "reports/qos-lab.md"),
         "lb": ("load-balancer lab", lb_lab.main, "reports/lb-lab.md"),
         "overlay": ("overlay lab", overlay_lab.main, "reports/overlay-lab.md"),
+        "bond": ("bonding lab", bond_lab.main, "reports/bond-lab.md"),
         "tcpip": ("TCP/IP Illustrated network", tcpip_lab.main, "reports/tcpip-lab.md")}
 
 

@@ -1,10 +1,11 @@
-"""The lab runners (`make lab-vlan`, `lab-lb`, `lab-overlay`, `lab-tcpip`) run end to end: every check passes,
+"""The lab runners (`make lab-vlan`, `lab-lb`, `lab-overlay`, `lab-tcpip`,
+`lab-bond`) run end to end: every check passes,
 the report and its picture are written, and nothing is left behind."""
 import subprocess
 
 import pytest
 
-from mininet_topos import lb_lab, overlay_lab, tcpip_lab, vlan_lab
+from mininet_topos import bond_lab, lb_lab, overlay_lab, tcpip_lab, vlan_lab
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +17,7 @@ def bridges():
 
 @pytest.mark.parametrize("module, slug", [(vlan_lab, "vlan-lab"), (lb_lab, "lb-lab"),
                                           (overlay_lab, "overlay-lab"),
-                                          (tcpip_lab, "tcpip-lab")])
+                                          (tcpip_lab, "tcpip-lab"), (bond_lab, "bond-lab")])
 def test_a_lab_passes_and_writes_its_report(tmp_path, module, slug, capsys):
     before = bridges()
     assert module.main(["--reports", str(tmp_path)]) == 0, capsys.readouterr().out

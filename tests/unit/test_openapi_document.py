@@ -3,11 +3,11 @@ import inspect
 
 import yaml
 
-from apps import l2_switch, lb, overlay, qos, topology, vlan
+from apps import bond, l2_switch, lb, overlay, qos, topology, vlan
 from controller import runtime_api
 
 REST_CLASSES = (l2_switch.L2Rest, vlan.VlanRest, qos.QosRest, lb.LbRest, overlay.OverlayRest,
-                topology.TopologyRest, runtime_api.RuntimeRest)
+                topology.TopologyRest, bond.BondRest, runtime_api.RuntimeRest)
 
 
 def served():

@@ -1,0 +1,225 @@
+"""Link bonds, configured through OVSDB, forwarded by OVS's NORMAL switching
+(logic in flows/bond.py; run this app alone on the bridges whose bonds it manages).
+
+Config (`bond` section) and REST say which ports of a bridge form a bond, its mode
+and LACP; the app makes OVSDB hold exactly that (a Port with the members as its
+Interfaces, rows marked as ours) and gives a bonded bridge its NORMAL entry.
+
+REST:
+    GET    /v1/bonds                       every bond: settings and what OVSDB holds
+    PUT    /v1/bonds/{dpid}/{name}         {"members": [..], "mode": .., "lacp": ..}
+    DELETE /v1/bonds/{dpid}/{name}         the members become plain ports again
+"""
+from prometheus_client.core import GaugeMetricFamily
+from ryu.controller import ofp_event
+from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                    set_ev_cls)
+from ryu.lib import hub
+
+from controller import config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
+from controller.ports import SwitchPorts
+from flows import bond
+from flows.spec import FlowDelete, Owner
+
+
+class BondSwitch(SwitchPorts):
+    def __init__(self, datapath):
+        super().__init__(datapath)
+        self.ready = False      # ports known and bonds applied once
+        self.problems = []      # what OVSDB refused
+
+
+class Bond(southbound.SdnApp):
+    _CONTEXTS = {"wsgi": rest.WSGIApplication}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.settings = config.section(bond.BondSettings, "bond")
+            self.store = state.StateStore("bond")
+            self.overrides = self.store.load()   # {"%016x": {name: body or None}}
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"bond: {err}") from None
+        self.switches = {}
+        self.ovsdb = ovsdb.Ovsdb()
+        self.lock = hub.Semaphore(1)
+        self.spawn = hub.spawn
+        rest.register(kwargs["wsgi"], BondRest, self)
+        self.watch_canaries(bond.APP, lambda: [s.datapath for s in self.switches.values()
+                                               if s.ready], self._wiped)
+        self.contribute_metrics(bond.APP, lambda: [s.datapath for s in self.switches.values()],
+                                self._metric_families)
+        reload.participate("bond", lambda data: config.section(bond.BondSettings, "bond", data),
+                           self.apply_settings)
+
+    # --- desired state: config file, then REST --------------------------------------
+
+    def bonds_of(self, switch, overrides=None):
+        """{name: flows.bond.Bond} that should be on `switch`."""
+        bonds = {b.name: b for b in self.settings.bonds if switch.is_named(b.switch)}
+        dpid = "%016x" % switch.datapath.id
+        for name, body in (self.overrides if overrides is None else overrides).get(
+                dpid, {}).items():
+            if body is None:
+                bonds.pop(name, None)
+            else:
+                bonds[name] = bond.bond_from_dict(dpid, name, body)
+        return bonds
+
+    def apply_settings(self, settings):
+        self.settings = settings
+        for switch in list(self.switches.values()):
+            if switch.ready:
+                self.spawn(self.program, switch)
+
+    # --- programming ------------------------------------------------------------------------
+
+    def program(self, switch):
+        """OVSDB first (bonds as wanted, ours that are not wanted removed), then the
+        bridge's entries."""
+        with self.lock:
+            wanted = self.bonds_of(switch)
+            switch.problems = []
+            try:
+                for name, want in sorted(wanted.items()):
+                    self.apply_bond(switch, want)
+                for name in self.ovsdb.owned_ports(bond.APP):
+                    if name not in wanted and self.on_switch(switch, name):
+                        self.ovsdb.delete_bond(switch.name, name, bond.APP)
+            except ovsdb.OvsdbError as err:
+                switch.problems.append(str(err))
+                self.logger.error("bond %016x: %s", switch.datapath.id, err)
+            self.converge(switch.datapath, [Owner(bond.APP)],
+                          bond.switch_plan(list(wanted.values())) + [pipeline.canary(bond.APP)],
+                          forget=[FlowDelete(Owner(bond.APP))])
+            switch.ready = True
+
+    def apply_bond(self, switch, want):
+        settings = bond.ovsdb_settings(want)
+        self.ovsdb.set_bond(switch.name, want.name, want.members, settings["mode"],
+                            settings["lacp"], settings["other_config"], bond.APP)
+
+    def on_switch(self, switch, name):
+        """True when bond `name` (one of ours in OVSDB) is on this switch's bridge."""
+        held = self.ovsdb.read_bond(name)
+        return held is not None and set(held["members"]) <= set(switch.ports.values())
+
+    def _wiped(self, datapath):
+        switch = self.current_switch(self.switches, datapath)
+        if switch is not None:
+            self.program(switch)
+
+    def _metric_families(self):
+        bonds = GaugeMetricFamily("sdn_bond_members", "Members of each bond the app manages",
+                                  labels=["dpid", "bond", "mode"])
+        for dpid, switch in sorted(self.switches.items()):
+            for name, want in sorted(self.bonds_of(switch).items()):
+                bonds.add_metric(["%016x" % dpid, name, want.mode], len(want.members))
+        yield bonds
+
+    # --- switch events -------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _switch_connected(self, ev):
+        datapath = ev.msg.datapath
+        self.switches[datapath.id] = BondSwitch(datapath)
+        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_desc(self, ev):
+        switch = self.current_switch(self.switches, ev.msg.datapath)
+        if switch is not None and switch.update_from_desc(ev.msg) and not switch.ready:
+            self.spawn(self.program, switch)  # OVSDB and replies: off the event loop
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        switch = self.current_switch(self.switches, ev.msg.datapath)
+        if switch is not None:
+            switch.update_from_status(ev.msg)  # members come and go as bonds are made
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _switch_gone(self, ev):
+        self.forget_switch(self.switches, ev.datapath)
+
+    # --- what REST asks -----------------------------------------------------------------
+
+    def switch(self, dpid):
+        switch = self.switches.get(dpid)
+        if switch is None or not switch.ready:
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
+        return switch
+
+    def describe(self, switch, want):
+        out = dict(bond.bond_to_dict(want), dpid=rest.format_dpid(switch.datapath.id),
+                   bridge=switch.name)
+        try:
+            held = self.ovsdb.read_bond(want.name)
+        except ovsdb.OvsdbError as err:
+            held = {"problem": str(err)}
+        out["ovsdb"] = held
+        return out
+
+    def change(self, switch, name, body):
+        """Set (body) or remove (None) one bond: validated, applied through OVSDB, saved;
+        a refusal anywhere leaves the previous bond as it was."""
+        dpid = "%016x" % switch.datapath.id
+        if body is not None:
+            try:
+                want = bond.bond_from_dict(dpid, name, body)
+            except ValueError as err:
+                raise rest.ApiError(400, str(err)) from None
+            unknown = [m for m in want.members if m not in switch.ports.values()]
+            if unknown:
+                raise rest.ApiError(400, f"bond {name}: {switch.name} has no port(s) "
+                                         f"{', '.join(unknown)}")
+            taken = [other.name for other in self.bonds_of(switch).values()
+                     if other.name != name and set(other.members) & set(want.members)]
+            if taken:
+                raise rest.ApiError(409, f"bond {name}: members already in bond {taken[0]}")
+            elsewhere = [other.name for other in self.switches.values() if other is not switch
+                         and other.ready and name in self.bonds_of(other)]
+            if elsewhere or (name in switch.ports.values() and name not in self.bonds_of(switch)):
+                raise rest.ApiError(409, f"bond {name}: OVS port names are unique across "
+                                         f"bridges, and {name} is taken")
+        elif name not in self.bonds_of(switch):
+            raise rest.ApiError(404, f"{switch.name} has no bond {name}")
+        overrides = {k: dict(v) for k, v in self.overrides.items()}
+        overrides.setdefault(dpid, {})[name] = body
+        previous = self.bonds_of(switch).get(name)
+        with self.lock:
+            try:
+                if body is None:
+                    self.ovsdb.delete_bond(switch.name, name, bond.APP)
+                else:
+                    self.apply_bond(switch, bond.bond_from_dict(dpid, name, body))
+            except ovsdb.OvsdbError as err:
+                try:
+                    if previous is not None:
+                        self.apply_bond(switch, previous)
+                except ovsdb.OvsdbError:
+                    pass  # already reported: OVSDB is not taking changes
+                status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
+                raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
+            rest.persist(self.store, overrides)
+            self.overrides = overrides
+        self.program(switch)
+
+
+class BondRest(rest.AppController):
+    @rest.api("bond_list", "/v1/bonds", methods=["GET"])
+    def list_bonds(self, req, **_):
+        return [self.app.describe(switch, want)
+                for _, switch in sorted(self.app.switches.items()) if switch.ready
+                for _, want in sorted(self.app.bonds_of(switch).items())]
+
+    @rest.api("bond_put", "/v1/bonds/{dpid}/{name}", methods=["PUT"])
+    def put_bond(self, req, dpid, name, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        self.app.change(switch, name, rest.parse_json_body(req))
+        return self.app.describe(switch, self.app.bonds_of(switch)[name])
+
+    @rest.api("bond_delete", "/v1/bonds/{dpid}/{name}", methods=["DELETE"])
+    def delete_bond(self, req, dpid, name, **_):
+        switch = self.app.switch(rest.parse_dpid(dpid))
+        self.app.change(switch, name, None)
+        return {"deleted": name, "dpid": rest.format_dpid(switch.datapath.id)}

@@ -1,0 +1,134 @@
+"""flows/bond.py (validation, OVSDB settings, the NORMAL entry) and apps/bond.py driven
+by synthetic events with a fake OVSDB: what it asks of OVSDB, what it installs, REST."""
+import json
+
+import pytest
+from ryu.controller import ofp_event
+from ryu.ofproto import ofproto_v1_3 as ofp
+
+from apps import bond as bond_app
+from controller import config, ovsdb, pipeline, rest
+from controller.state import StateStore
+from flows import bond
+from tests.fakeswitch import FakeSwitch
+from tests.unit.test_l2_app_rest import Features, call
+from tests.unit.test_vlan_app_rest import port_desc
+
+NAMES = {1: "s1-eth1", 2: "s1-eth2", 3: "s1-eth3", 4: "s1-eth4"}
+BODY = {"members": ["s1-eth3", "s1-eth4"], "mode": "active-backup", "primary": "s1-eth3"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"members": ["a"]}, "two or more distinct"),
+    ({"members": ["a", "a"]}, "two or more distinct"),
+    ({"members": ["a", "b"], "mode": "round-robin"}, "mode must be one of"),
+    ({"members": ["a", "b"], "lacp": "on"}, "lacp must be one of"),
+    ({"members": ["a", "b"], "mode": "balance-tcp"}, "balance-tcp needs LACP"),
+    ({"members": ["a", "b"], "primary": "c"}, "primary 'c' is not one of"),
+    ({"members": ["a", "b"], "speed": 1}, "unknown key(s) speed"),
+])
+def test_bad_bonds_are_refused_with_a_reason(body, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        bond.bond_from_dict("s1", "bond0", body)
+
+
+def test_settings_and_plan():
+    want = bond.bond_from_dict("s1", "bond0", dict(BODY, mode="balance-slb", lacp="active"))
+    assert bond.ovsdb_settings(want) == {
+        "mode": "balance-slb", "lacp": "active",
+        "other_config": {"bond-rebalance-interval": "1000", "lacp-time": "fast",
+                         "bond-primary": "s1-eth3"}}
+    (entry,) = bond.switch_plan([want])
+    assert entry.table == "ingress" and entry.actions[0].port == "normal"
+    assert bond.switch_plan([]) == []       # no bond: nothing forwards (parallel links loop)
+    with pytest.raises(ValueError, match=r"bonds\[0\] needs switch and name"):
+        bond.BondSettings(bonds=[{"members": ["a", "b"]}])
+
+
+class FakeOvsdb:
+    def __init__(self):
+        self.bonds, self.calls, self.refuse = {}, [], False
+
+    def set_bond(self, bridge, name, members, mode, lacp, other_config, owner):
+        self.calls.append(("set", bridge, name, tuple(members), mode, lacp))
+        if self.refuse:
+            raise ovsdb.OvsdbError("constraint violation")
+        self.bonds[name] = {"owner": owner, "members": sorted(members), "bond_mode": mode,
+                            "lacp": lacp, "other_config": dict(other_config)}
+
+    def delete_bond(self, bridge, name, owner):
+        self.calls.append(("delete", bridge, name))
+        self.bonds.pop(name, None)
+
+    def read_bond(self, name):
+        return self.bonds.get(name)
+
+    def owned_ports(self, owner):
+        return sorted(self.bonds)
+
+
+def make_app(monkeypatch, tmp_path, section=None):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"bond": section or {}})
+    wsgi = rest.WSGIApplication()
+    app = bond_app.Bond(wsgi=wsgi)
+    app.wsgi, app.ovsdb, app.spawn = wsgi, FakeOvsdb(), lambda run, *a: run(*a)
+    return app
+
+
+def bring_up(app, dpid=1):
+    switch = FakeSwitch(dpid, app)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(switch)))
+    app._port_desc(port_desc(switch, NAMES, "s1"))
+    return switch
+
+
+def forwards(switch):
+    return [s for s in switch.flows.values()
+            if s.cookie == pipeline.cookie(bond.FORWARD)]
+
+
+def test_rest_bonds_through_ovsdb_then_forwards_and_persists(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    switch = bring_up(app)
+    assert forwards(switch) == []                       # no bond yet: no NORMAL
+    status, body, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())
+    assert status == 200 and body["ovsdb"]["members"] == ["s1-eth3", "s1-eth4"]
+    assert ("set", "s1", "s1-bond", ("s1-eth3", "s1-eth4"), "active-backup", "off") in \
+        app.ovsdb.calls
+    (normal,) = forwards(switch)
+    assert normal.instructions[0].actions[0].port == ofp.OFPP_NORMAL
+    assert StateStore("bond", tmp_path).load() == {"0000000000000001": {"s1-bond": BODY}}
+    status, body, _ = call(app, "GET", "/v1/bonds")
+    assert [b["name"] for b in body] == ["s1-bond"]
+    status, _, _ = call(app, "DELETE", "/v1/bonds/1/s1-bond")
+    assert status == 200 and app.ovsdb.bonds == {} and forwards(switch) == []
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"members": ["s1-eth3", "s1-eth9"]}, 400, "has no port(s) s1-eth9"),
+    ({"members": ["s1-eth3"]}, 400, "two or more"),
+    ({"members": ["s1-eth3", "s1-eth4"], "mode": "x"}, 400, "mode must be"),
+])
+def test_bad_rest_input_changes_nothing(monkeypatch, tmp_path, body, status, message):
+    app = make_app(monkeypatch, tmp_path)
+    bring_up(app)
+    code, reply, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(body).encode())
+    assert code == status and message in reply["error"]
+    assert app.ovsdb.calls == [] and StateStore("bond", tmp_path).load() == {}
+
+
+def test_ovsdb_refusing_is_a_502_and_nothing_is_saved(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    switch = bring_up(app)
+    app.ovsdb.refuse = True
+    code, reply, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())
+    assert code == 502 and "OVSDB refused" in reply["error"]
+    assert StateStore("bond", tmp_path).load() == {} and forwards(switch) == []
+
+
+def test_config_bonds_are_made_when_the_switch_connects(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, {"bonds": [dict(BODY, switch="s1", name="s1-bond")]})
+    switch = bring_up(app)
+    assert app.ovsdb.bonds["s1-bond"]["other_config"]["bond-primary"] == "s1-eth3"
+    assert len(forwards(switch)) == 1
