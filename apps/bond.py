@@ -56,15 +56,10 @@ class Bond(southbound.SdnApp):
 
     def bonds_of(self, switch, overrides=None):
         """{name: flows.bond.Bond} that should be on `switch`."""
-        bonds = {b.name: b for b in self.settings.bonds if switch.is_named(b.switch)}
         dpid = "%016x" % switch.datapath.id
-        for name, body in (self.overrides if overrides is None else overrides).get(
-                dpid, {}).items():
-            if body is None:
-                bonds.pop(name, None)
-            else:
-                bonds[name] = bond.bond_from_dict(dpid, name, body)
-        return bonds
+        return bond.bonds_for(self.settings, (self.overrides if overrides is None
+                                              else overrides).get(dpid, {}),
+                              switch.is_named, dpid)
 
     def apply_settings(self, settings):
         self.settings = settings

@@ -112,18 +112,10 @@ class Lb(southbound.SdnApp):
     # --- desired state ----------------------------------------------------------------
 
     def build_vips(self, overrides):
-        bodies = {index + 1: body for index, body in enumerate(self.settings.vips)}
-        for key, body in overrides.get("vips", {}).items():
-            if body is None:
-                bodies.pop(int(key), None)
-            else:
-                bodies[int(key)] = body
-        vips = {}
-        for vip_id, body in sorted(bodies.items()):
-            try:
-                vips[vip_id] = lb.vip_from_dict(vip_id, body, self.settings.subnets)
-            except ValueError as err:
-                self.logger.error("lb: VIP %s left out: %s", vip_id, err)
+        problems = []
+        vips = lb.vips_from(self.settings, overrides.get("vips", {}), problems)
+        for problem in problems:
+            self.logger.error("lb: %s", problem)
         return vips
 
     def state_of(self, vip_id, ip):

@@ -129,50 +129,15 @@ class Qos(southbound.SdnApp):
     # --- desired state: config file, then REST ------------------------------------
 
     def bodies(self, switch, overrides, problems=None):
-        """({port: body}, {rule id: body}) for `switch`, file first, REST over it;
-        config ports the switch does not have are added to `problems`."""
-        ports, rules = {}, {}
-        for switch_ref, port_ref, body in self.settings.ports:
-            if switch.is_named(switch_ref):
-                number = switch.resolve(port_ref)
-                if number is None:
-                    if problems is not None:
-                        problems.append(f"config: no port {port_ref!r} on this switch")
-                else:
-                    ports[number] = body
-        for switch_ref, rule_id, body in self.settings.rules:
-            if switch.is_named(switch_ref):
-                rules[rule_id] = body
-        mine = overrides.get(switch.dpid(), {})
-        for key, target in (("ports", ports), ("rules", rules)):
-            for ref, body in mine.get(key, {}).items():
-                if body is None:
-                    target.pop(int(ref), None)
-                else:
-                    target[int(ref)] = body
-        return ports, rules
+        """({port: body}, {rule id: body}) for `switch`, file first, REST over it."""
+        return qos.switch_bodies(self.settings, overrides.get(switch.dpid(), {}),
+                                 switch.is_named, switch.resolve, problems)
 
     def desired(self, switch, overrides=None):
-        """({port: PortQos}, {rule id: Rule}, [problems]): what should be on `switch`;
-        rules that do not fit (a queue that is not there) are left out and reported."""
-        rules, problems = {}, []
-        port_bodies, rule_bodies = self.bodies(switch, self.overrides if overrides is None
-                                               else overrides, problems)
-        ports = {number: qos.port_qos_from_dict(body) for number, body in port_bodies.items()
-                 if number in switch.ports}
-        for rule_id, body in sorted(rule_bodies.items()):
-            try:
-                rule = qos.rule_from_dict(rule_id, body, switch.port_resolver(), ports,
-                                          switch.tc_classified)
-            except ValueError as err:
-                problems.append(f"rule {rule_id}: {err}")
-                continue
-            clash = next((r for r in rules.values() if qos.same_slot(r, rule)), None)
-            if clash is not None:
-                problems.append(f"rule {rule_id}: same match and priority as rule {clash.rule_id}")
-                continue
-            rules[rule_id] = rule
-        return ports, rules, problems
+        """({port: PortQos}, {rule id: Rule}, [problems]): what should be on `switch`."""
+        mine = (self.overrides if overrides is None else overrides).get(switch.dpid(), {})
+        return qos.desired_state(self.settings, mine, switch.is_named, switch.resolve,
+                                 switch.ports, switch.tc_classified)
 
     # --- programming a switch ---------------------------------------------------------
 

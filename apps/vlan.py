@@ -59,25 +59,15 @@ class Vlan(southbound.SdnApp):
 
     def port_configs(self, switch):
         """{port number: PortVlan} of explicitly configured ports: file, then REST."""
-        configured = {}
-        for switch_ref, port_ref, body in self.settings.ports:
-            if not switch.is_named(switch_ref):
-                continue
-            number = switch.resolve(port_ref)
-            if number is None:
-                self.logger.warning("vlan: %s has no port %r (config file)", switch.name, port_ref)
-                continue
-            configured[number] = vlan.port_vlan_from_dict(number, body)
-        for port, body in self.overrides.get("%016x" % switch.datapath.id, {}).items():
-            if body is None:
-                configured.pop(int(port), None)
-            else:
-                configured[int(port)] = vlan.port_vlan_from_dict(int(port), body)
-        return configured
+        return vlan.configured_ports(
+            self.settings.ports, switch.is_named, switch.resolve,
+            self.overrides.get("%016x" % switch.datapath.id, {}),
+            lambda ref: self.logger.warning("vlan: %s has no port %r (config file)",
+                                            switch.name, ref))
 
     def effective(self, switch):
         configured = self.port_configs(switch)
-        return [configured.get(no, vlan.trunk_all(no)) for no in sorted(switch.ports)], configured
+        return vlan.effective_ports(configured, switch.ports), configured
 
     def program(self, switch):
         """Push the switch's plan: everything the first time, then only what changed

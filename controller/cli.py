@@ -5,11 +5,13 @@
     sdn vlan set SWITCH PORT --trunks 101,102
     sdn vlan clear SWITCH PORT
     sdn vlans                             sdn topology
-    sdn qos [SWITCH [PORT]]               sdn qos set SWITCH PORT --max-rate 10M --queue 0:3M ...
+    sdn qos show [SWITCH [PORT]]          sdn qos set SWITCH PORT --max-rate 10M --queue 0:3M
     sdn qos rules SWITCH                  sdn qos rule-add SWITCH --match udp_dst=5001 --to-queue 1
-    sdn lb                                sdn lb add --vip 10.0.0.100 --port 80 --backend 10.0.0.11:8080
+    sdn lb                                sdn lb add --vip 10.0.0.100 --port 80 --backend IP:PORT
     sdn overlay                           sdn config [--reload]
+    sdn bond set SWITCH NAME --members A,B --mode balance-slb --lacp active
     sdn trace SWITCH 'in_port=1,dl_src=...,dl_dst=...'
+    sdn plan CONFIG.yaml --switch br0 --dpid 1 --ports 1=vm1,2=vm2,3=uplink
 
 Human-readable tables by default, `--json` for scripts. The controller is at
 `--url` (default $SDN_URL or http://127.0.0.1:8080); `--token` (or $SDN_TOKEN) is
@@ -26,7 +28,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from controller import pipeline
+from controller import config, pipeline, plan
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -297,6 +299,54 @@ def cmd_overlay(api, args):
     return result, json.dumps(result, indent=1, sort_keys=True)
 
 
+def cmd_bond(api, args):
+    if args.action == "show":
+        bonds = api.call("GET", "/v1/bonds")
+        return bonds, table(bonds, [("dpid", "dpid"), ("bridge", "bridge"), ("bond", "name"),
+                                    ("members", "members"), ("mode", "mode"), ("lacp", "lacp"),
+                                    ("primary", "primary")])
+    if not (args.switch and args.name):
+        raise UsageError(f"bond {args.action}: give SWITCH and NAME")
+    path = f"/v1/bonds/{args.switch}/{args.name}"
+    if args.action == "delete":
+        result = api.call("DELETE", path)
+        return result, f"deleted bond {result['deleted']}"
+    if not args.members:
+        raise UsageError("bond set: give --members A,B")
+    body = {"members": args.members.split(","), "mode": args.mode, "lacp": args.lacp}
+    if args.primary:
+        body["primary"] = args.primary
+    row = api.call("PUT", path, body)
+    return row, table([row], [("dpid", "dpid"), ("bond", "name"), ("members", "members"),
+                              ("mode", "mode"), ("lacp", "lacp")])
+
+
+def cmd_plan(api, args):
+    """No controller needed: the config file through the apps' flows/ functions."""
+    try:
+        data = config.load_file(args.config)
+        ports = {}
+        for item in filter(None, (args.ports or "").split(",")):
+            number, _, name = item.partition("=")
+            ports[int(number)] = name or f"{args.switch}-eth{number}"
+        switch = plan.planned_switch(args.switch, _dpid(args.dpid), ports)
+        result = plan.plan(data, switch, args.datapath)
+    except (config.ConfigError, ValueError) as err:
+        raise UsageError(f"plan: {err}") from None
+    data = {"apps": {app: [plan.describe(i) for i in items]
+                     for app, items in result["apps"].items()},
+            "ovsdb": result["ovsdb"], "problems": result["problems"],
+            "not_planned": result["not_planned"]}
+    lines = []
+    for app, items in data["apps"].items():
+        lines += [f"# {app}: {len(items)} entries"] + items + [""]
+    if data["ovsdb"]:
+        lines += ["# OVSDB"] + data["ovsdb"] + [""]
+    lines += [f"problem: {p}" for p in data["problems"]]
+    lines += [f"not planned: {app} ({why})" for app, why in data["not_planned"].items()]
+    return data, "\n".join(lines).rstrip()
+
+
 def cmd_config(api, args):
     status = api.call("POST", "/v1/config/reload") if args.reload \
         else api.call("GET", "/v1/config")
@@ -409,6 +459,28 @@ def parser():
                             "network-delete", "port-add", "port-delete"))
     p.add_argument("key", nargs="*", help="add: field=value ...; delete: NAME, VNI or HV PORT")
     p.set_defaults(run=cmd_overlay)
+
+    p = sub.add_parser("bond", help="bonds: show, set, delete")
+    p.add_argument("action", nargs="?", default="show", choices=("show", "set", "delete"))
+    p.add_argument("switch", nargs="?")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--members", help="comma-separated ports of the switch")
+    p.add_argument("--mode", default="active-backup",
+                   choices=("active-backup", "balance-slb", "balance-tcp"))
+    p.add_argument("--lacp", default="off", choices=("off", "active", "passive"))
+    p.add_argument("--primary", help="active-backup: the member to prefer")
+    p.set_defaults(run=cmd_bond)
+
+    p = sub.add_parser("plan", help="the entries the apps would install on a switch for a "
+                                    "config file (no controller or switch needed)")
+    p.add_argument("config", help="the YAML config file")
+    p.add_argument("--switch", default="s1", help="the bridge's name (default s1)")
+    p.add_argument("--dpid", default="1", help="its datapath id (default 1)")
+    p.add_argument("--ports", help="its ports: 1=s1-eth1,2=s1-eth2 (a bare number N is "
+                                   "SWITCH-ethN)")
+    p.add_argument("--datapath", choices=("netdev", "system"), default="netdev",
+                   help="userspace (netdev) or kernel (system) datapath (QoS differs)")
+    p.set_defaults(run=cmd_plan)
 
     p = sub.add_parser("trace", help="where a packet goes on a bridge of this host, and "
                                      "which app's entries decided it")

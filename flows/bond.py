@@ -9,7 +9,7 @@ member would bypass all of that, so a bridge the bond app drives forwards with
 NORMAL: run the bond app alone on the bridges whose bonds it manages.
 """
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from flows.body import only_keys
 from flows.spec import NORMAL, FlowSpec, Match, Output, Owner
@@ -56,6 +56,18 @@ def bond_from_dict(switch, name, body) -> Bond:
     if primary is not None and primary not in members:
         raise ValueError(f"bond {name}: primary {primary!r} is not one of its members")
     return Bond(switch, name, tuple(members), mode, lacp, primary)
+
+
+def bonds_for(settings, overrides, is_named, dpid_text) -> Dict[str, Bond]:
+    """{name: Bond} of one switch: the config file's bonds whose switch `is_named` this
+    one, then `overrides` ({name: body or None}, from REST)."""
+    bonds = {b.name: b for b in settings.bonds if is_named(b.switch)}
+    for name, body in (overrides or {}).items():
+        if body is None:
+            bonds.pop(name, None)
+        else:
+            bonds[name] = bond_from_dict(dpid_text, name, body)
+    return bonds
 
 
 def bond_to_dict(bond: Bond) -> dict:

@@ -163,6 +163,26 @@ def vip_from_dict(vip_id: int, body, subnets: Sequence[ipaddress.IPv4Network]) -
     return Vip(_int(vip_id, "VIP id", 1, MAX_VIPS), ip, protocol, port, mode, backends, health)
 
 
+def vips_from(settings, overrides, problems=None) -> Dict[int, Vip]:
+    """{VIP id: Vip}: the config file's VIPs (ids 1, 2, ... in file order), then
+    `overrides` ({"id": body or None}, from REST). A VIP that does not parse is left
+    out and reported in `problems`."""
+    bodies = {index + 1: body for index, body in enumerate(settings.vips)}
+    for key, body in (overrides or {}).items():
+        if body is None:
+            bodies.pop(int(key), None)
+        else:
+            bodies[int(key)] = body
+    vips = {}
+    for vip_id, body in sorted(bodies.items()):
+        try:
+            vips[vip_id] = vip_from_dict(vip_id, body, settings.subnets)
+        except ValueError as err:
+            if problems is not None:
+                problems.append(f"VIP {vip_id} left out: {err}")
+    return vips
+
+
 def vip_to_dict(vip: Vip) -> dict:
     return {"id": vip.vip_id, "vip": vip.ip, "protocol": vip.protocol, "port": vip.port,
             "mode": vip.mode,

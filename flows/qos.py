@@ -290,6 +290,59 @@ def rule_from_dict(rule_id: int, body, resolve_port: Callable, ports: Dict[int, 
     return Rule(as_int(rule_id, "rule id", 1, MAX_RULE_ID), match, priority, queue, port, meter)
 
 
+def switch_bodies(settings, overrides, is_named, resolve, problems=None):
+    """({port: body}, {rule id: body}) of one switch: the config file's entries whose
+    switch `is_named` this one, then `overrides` ({"ports": {..}, "rules": {..}}, from
+    REST; None removes). Config ports the switch does not have go to `problems`."""
+    ports, rules = {}, {}
+    for switch_ref, port_ref, body in settings.ports:
+        if is_named(switch_ref):
+            number = resolve(port_ref)
+            if number is None:
+                if problems is not None:
+                    problems.append(f"config: no port {port_ref!r} on this switch")
+            else:
+                ports[number] = body
+    for switch_ref, rule_id, body in settings.rules:
+        if is_named(switch_ref):
+            rules[rule_id] = body
+    for key, target in (("ports", ports), ("rules", rules)):
+        for ref, body in (overrides or {}).get(key, {}).items():
+            if body is None:
+                target.pop(int(ref), None)
+            else:
+                target[int(ref)] = body
+    return ports, rules
+
+
+def desired_state(settings, overrides, is_named, resolve, present, tc_classified):
+    """({port: PortQos}, {rule id: Rule}, [problems]) for one switch whose ports are
+    `present` (numbers): rules that do not fit (a queue that is not there, the same slot
+    as another rule) are left out and reported."""
+    rules, problems = {}, []
+    port_bodies, rule_bodies = switch_bodies(settings, overrides, is_named, resolve, problems)
+    ports = {number: port_qos_from_dict(body) for number, body in port_bodies.items()
+             if number in present}
+
+    def must_resolve(ref):
+        number = resolve(ref)
+        if number is None:
+            raise ValueError(f"the switch has no port {ref!r}")
+        return number
+    for rule_id, body in sorted(rule_bodies.items()):
+        try:
+            rule = rule_from_dict(rule_id, body, must_resolve, ports, tc_classified)
+        except ValueError as err:
+            problems.append(f"rule {rule_id}: {err}")
+            continue
+        clash = next((r for r in rules.values() if same_slot(r, rule)), None)
+        if clash is not None:
+            problems.append(f"rule {rule_id}: same match and priority as rule {clash.rule_id}")
+            continue
+        rules[rule_id] = rule
+    return ports, rules, problems
+
+
 def rule_to_dict(rule: Rule) -> dict:
     out = {"id": rule.rule_id, "match": dict(rule.match), "priority": rule.priority}
     if rule.queue is not None:

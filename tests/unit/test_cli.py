@@ -103,3 +103,17 @@ def test_the_console_script_is_declared():
     setup = configparser.ConfigParser()
     setup.read("setup.cfg")
     assert "sdn = controller.cli:main" in setup["options.entry_points"]["console_scripts"]
+
+
+def test_bond_set_and_show(monkeypatch):
+    row = {"dpid": "0000000000000001", "bridge": "s1", "name": "s1-bond",
+           "members": ["s1-eth3", "s1-eth4"], "mode": "balance-slb", "lacp": "active"}
+    code, out, _, calls = run(monkeypatch, {("PUT", "/v1/bonds/1/s1-bond"): row}, "bond", "set",
+                              "1", "s1-bond", "--members", "s1-eth3,s1-eth4", "--mode",
+                              "balance-slb", "--lacp", "active")
+    assert code == 0 and calls == [("PUT", "/v1/bonds/1/s1-bond", {
+        "members": ["s1-eth3", "s1-eth4"], "mode": "balance-slb", "lacp": "active"})]
+    assert "s1-eth3,s1-eth4" in out
+    code, out, _, _ = run(monkeypatch, {("GET", "/v1/bonds"): [row]}, "bond")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["0000000000000001", "s1", "s1-bond"]
+    assert run(monkeypatch, {}, "bond", "set", "1", "s1-bond")[0] == 2   # no --members

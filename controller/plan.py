@@ -1,0 +1,139 @@
+"""`sdn plan CONFIG.yaml`: what the apps would install on one switch for a config
+file, without a switch or a controller. Each app's section goes through the same
+flows/ functions the app calls when that switch connects (config file only: REST
+changes live in the controller's state), so the plan is the app's first push.
+
+The overlay and topology apps are not planned: what they install depends on several
+switches at once (hypervisors' tunnel ports, links found by LLDP).
+"""
+import types
+
+from controller import config, pipeline
+from controller.datapath import NETDEV
+from controller.ports import SwitchPorts
+from flows import bond, l2, lb, qos, vlan
+from flows.spec import (Ct, FlowSpec, Group, GroupSpec, Learn, MeterSpec, Move, Output, PopVlan,
+                        PushVlan, Resubmit, SetField, SetQueue)
+
+SECTIONS = {"l2_switch": l2.L2Settings, "vlan": vlan.VlanSettings, "qos": qos.QosSettings,
+            "lb": lb.LbSettings, "bond": bond.BondSettings}
+NOT_PLANNED = {"overlay": "depends on the hypervisors' bridges and tunnel ports",
+               "topology": "depends on the links LLDP finds"}
+
+
+def planned_switch(name, dpid, ports):
+    """A switch as the apps see one once it has connected: name, datapath id, ports."""
+    switch = SwitchPorts(types.SimpleNamespace(id=dpid))
+    switch.name, switch.ports = name, dict(ports)
+    return switch
+
+
+def plan(data, switch, datapath=NETDEV):
+    """{"apps": {app: [specs]}, "ovsdb": [lines], "problems": [..], "not_planned": {..}}
+    for the sections of `data` (a loaded config file; the learning app when it has
+    none of the planned ones)."""
+    apps = [name for name in SECTIONS if name in data] or ["l2_switch"]
+    settings = {name: config.section(SECTIONS[name], name, data) for name in apps}
+    out = {"apps": {}, "ovsdb": [], "problems": [],
+           "not_planned": {k: v for k, v in NOT_PLANNED.items() if k in data}}
+    untagged = ()
+    if "vlan" in settings:
+        configured = vlan.configured_ports(
+            settings["vlan"].ports, switch.is_named, switch.resolve,
+            missing=lambda ref: out["problems"].append(f"vlan: no port {ref!r} on this switch"))
+        ports = vlan.effective_ports(configured, switch.ports)
+        untagged = vlan.untagged_egress_pairs(ports)
+        out["apps"]["vlan"] = vlan.switch_plan(ports, configured, settings["vlan"].flood_vlans) \
+            + [pipeline.canary(vlan.APP)]
+    if "l2_switch" in settings:
+        out["apps"]["l2_switch"] = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
+            l2.switch_defaults(settings["l2_switch"], untagged)
+    if "qos" in settings:
+        ports, rules, problems = qos.desired_state(settings["qos"], {}, switch.is_named,
+                                                   switch.resolve, switch.ports,
+                                                   datapath == NETDEV)
+        out["problems"] += [f"qos: {p}" for p in problems]
+        out["apps"]["qos"] = pipeline.table_misses() + [pipeline.canary(qos.APP)] + \
+            qos.switch_plan(ports, rules.values(), datapath == NETDEV)
+        for number, want in sorted(ports.items()):
+            if want.queues:
+                queues = ", ".join(f"{q}: {c}" for q, c in
+                                   sorted(qos.ovsdb_queue_configs(want).items()))
+                out["ovsdb"].append(f"Port {switch.ports[number]}: QoS linux-htb "
+                                    f"max-rate={want.max_rate}, queues {{{queues}}}")
+            if want.policing:
+                rate, burst = qos.ovsdb_policing(want.policing)
+                out["ovsdb"].append(f"Interface {switch.ports[number]}: "
+                                    f"ingress_policing_rate={rate} burst={burst}")
+    if "lb" in settings:
+        problems = []
+        vips = lb.vips_from(settings["lb"], {}, problems)
+        out["problems"] += [f"lb: {p}" for p in problems]
+        probe_ip = settings["lb"].probe_ip
+        out["apps"]["lb"] = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
+            lb.probe_flows(probe_ip) if probe_ip else []) + [
+            item for _, vip in sorted(vips.items()) for item in lb.vip_flows(vip, [], False)]
+    if "bond" in settings:
+        bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, "%016x" % switch.datapath.id)
+        out["apps"]["bond"] = bond.switch_plan(list(bonds.values())) + \
+            [pipeline.canary(bond.APP)]
+        for name, want in sorted(bonds.items()):
+            ovsdb = bond.ovsdb_settings(want)
+            out["ovsdb"].append(f"Port {name} on {switch.name}: interfaces "
+                                f"{','.join(want.members)}, bond_mode={ovsdb['mode']}, "
+                                f"lacp={ovsdb['lacp']}, other_config={ovsdb['other_config']}")
+    return out
+
+
+# --- as text, in the spirit of ovs-ofctl dump-flows ---------------------------------------
+
+def describe(item) -> str:
+    if isinstance(item, FlowSpec):
+        owner = "/".join(p for p in (item.owner.app, item.owner.purpose) if p)
+        match = ",".join(f"{n}={v}" if m is None else f"{n}={v}/{m}"
+                         for n, v, m in item.match.fields)
+        actions = ",".join(_action(a) for a in item.actions)
+        text = (f"table={item.table}({pipeline.table_id(item.table)}) priority={item.priority}"
+                f"{' ' + match if match else ''} actions={actions or 'drop' * (not item.goto)}")
+        if item.meter is not None:
+            text += f" meter:{pipeline.meter_id(item.meter):#x}"
+        if item.goto:
+            text += f"{',' if actions else ''}goto:{item.goto}"
+        for name in ("idle_timeout", "hard_timeout"):
+            if getattr(item, name):
+                text += f" {name}={getattr(item, name)}"
+        return f"{text}  [{owner}]"
+    if isinstance(item, GroupSpec):
+        buckets = " ".join(f"bucket(weight={b.weight}:{','.join(map(_action, b.actions))})"
+                           for b in item.buckets) or "no buckets (no backend located yet)"
+        return f"group={pipeline.group_id(item.ref):#x} type={item.type} {buckets}"
+    if isinstance(item, MeterSpec):
+        return (f"meter={pipeline.meter_id(item.ref):#x} drop above {item.rate} bit/s "
+                f"(burst {item.burst} bits)")
+    return repr(item)
+
+
+def _action(action) -> str:
+    if isinstance(action, Output):
+        return f"output:{action.port}"
+    if isinstance(action, SetField):
+        return f"set_field:{action.value}->{action.field}"
+    if isinstance(action, PushVlan):
+        return "push_vlan"
+    if isinstance(action, PopVlan):
+        return "pop_vlan"
+    if isinstance(action, Group):
+        return f"group:{pipeline.group_id(action.ref):#x}"
+    if isinstance(action, SetQueue):
+        return f"set_queue:{action.queue_id}"
+    if isinstance(action, Resubmit):
+        return f"resubmit(,{action.table})"
+    if isinstance(action, Move):
+        return f"move:{action.src}->{action.dst}"
+    if isinstance(action, Ct):
+        parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \
+            [f"table={action.table}"] * bool(action.table)
+        return f"ct({','.join(parts)})"
+    if isinstance(action, Learn):
+        return f"learn(table={action.table},{','.join(f'{a}={b}' for a, b in action.matches)})"
+    return repr(action)

@@ -1,0 +1,61 @@
+"""`sdn plan` (controller/plan.py) against the apps themselves: for a config, the plan
+is exactly what each app installs on a switch with those ports (compared in wire form
+with what the app sent to a fake switch), and the CLI prints it without a controller."""
+import io
+import json
+
+from controller import cli, plan, readback
+from tests.unit import test_bond as bond_tests
+from tests.unit import test_lb_app_rest as lb_tests
+from tests.unit import test_qos_app_rest as qos_tests
+from tests.unit import test_vlan_app_rest as vlan_tests
+
+
+def keys(datapath, items):
+    return sorted(repr(e.key) for e in readback.desired(datapath, items))
+
+
+def test_the_vlan_plan_is_the_vlan_apps_plan(monkeypatch, tmp_path):
+    app = vlan_tests.make_vlan_app(monkeypatch, tmp_path, vlan_tests.SECTION)
+    vlan_tests.bring_up(app)
+    switch = plan.planned_switch("br0", 1, vlan_tests.PORTS)
+    result = plan.plan({"vlan": vlan_tests.SECTION}, switch)
+    assert result["apps"]["vlan"][:-1] == app.plans[1]   # the last one is the canary
+
+
+def test_qos_lb_and_bond_plans_are_what_the_apps_install(monkeypatch, tmp_path):
+    from flows.spec import Owner
+    cases = [
+        ("qos", qos_tests.QOS_LAB_CONFIG["qos"], lambda: qos_tests.make_app(
+            monkeypatch, tmp_path / "q", qos_tests.QOS_LAB_CONFIG["qos"]),
+         lambda app: qos_tests.bring_up(app), "s1", qos_tests.NAMES),
+        ("lb", lb_tests.SECTION, lambda: lb_tests.make_app(monkeypatch, tmp_path / "l"),
+         lambda app: lb_tests.connect(app), "s1", {}),
+        ("bond", {"bonds": [dict(bond_tests.BODY, switch="s1", name="s1-bond")]},
+         lambda: bond_tests.make_app(monkeypatch, tmp_path / "b", {"bonds": [
+             dict(bond_tests.BODY, switch="s1", name="s1-bond")]}),
+         lambda app: bond_tests.bring_up(app), "s1", bond_tests.NAMES),
+    ]
+    for name, section, make, connect, bridge, ports in cases:
+        switch = connect(make())
+        result = plan.plan({name: section}, plan.planned_switch(bridge, 1, ports))
+        owners = [Owner(name), Owner("pipeline")]
+        entries = readback.flow_entries(list(switch.flows.values()))
+        entries += readback.group_entries(list(switch.groups.values()), owners)
+        entries += readback.meter_entries(list(switch.meters.values()), owners)
+        assert keys(switch, result["apps"][name]) == sorted(repr(e.key) for e in entries), name
+
+
+def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
+    config = tmp_path / "lab.yaml"
+    config.write_text(json.dumps(dict(qos_tests.QOS_LAB_CONFIG, overlay={"networks": []})))
+    out, err = io.StringIO(), io.StringIO()
+    ports = ",".join(f"{n}={name}" for n, name in qos_tests.NAMES.items())
+    assert cli.main(["--url", "http://127.0.0.1:9", "plan", str(config), "--ports", ports],
+                    out, err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "# qos:" in text and "set_queue:1" in text and "ipv4_src=192.168.100.101" in text
+    assert "Port s1-eth4: QoS linux-htb max-rate=10000000" in text
+    assert "not planned: overlay" in text
+    assert cli.main(["plan", str(tmp_path / "missing.yaml")], io.StringIO(), err) == 2
+    assert "cannot read config file" in err.getvalue()
