@@ -138,6 +138,24 @@ class Controller:
             except ValueError:
                 return err.code, raw.decode(errors="replace")
 
+    # apps that reconcile every switch of a Mininet network when it connects (the
+    # overlay's bridges live in the hypervisors' own OVS instances)
+    RECONCILING = ("l2_switch", "vlan", "qos", "lb", "topology", "bond")
+
+    def wait_reconciled(self, network, timeout=10):
+        """Until each app has logged its reconciliation of every switch: OVS says a switch
+        is connected before the apps have installed anything (with fail_mode secure it
+        forwards nothing until then). Gives up quietly after `timeout` (a test then
+        sees what is missing)."""
+        apps = [a for a in self.RECONCILING if any(p.endswith(f"{a}.py") for p in self.apps)]
+        wanted = {switch.dpid: len(apps) for switch in network.switches}
+
+        def done():
+            text = self.log_text()
+            return all(text.count(f"reconciled switch {dpid}") >= count
+                       for dpid, count in wanted.items())
+        wait_until(done, timeout, step=0.05)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -489,6 +507,7 @@ def running(topo, apps=("apps/l2_switch.py",), config=None, tls=None):
         network = Network(topo, controller)
         try:
             network.start()
+            controller.wait_reconciled(network)
             yield controller, network
         finally:
             network.stop()
