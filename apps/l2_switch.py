@@ -111,8 +111,8 @@ class L2Switch(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
     def _switch_ready(self, ev):
-        switch = self.switches.get(ev.datapath.id)
-        if switch is not None and switch.datapath is ev.datapath:
+        switch = self.current_switch(self.switches, ev.datapath)
+        if switch is not None:
             hub.spawn(self._reconcile, switch)  # it waits for replies: not in the handler
 
     def _reconcile(self, switch):
@@ -127,6 +127,7 @@ class L2Switch(southbound.SdnApp):
         except southbound.SwitchTimeout as err:
             self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
             southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
+                            + [pipeline.canary(l2.APP)]
                             + l2.switch_defaults(self.settings, switch.untagged))
             switch.reconciled = True
             return

@@ -24,6 +24,7 @@ from ryu.lib import hub
 from controller import config, events, ofcompile, pipeline, reload, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, vlan
+from flows.spec import Owner
 
 
 class Vlan(southbound.SdnApp):
@@ -93,7 +94,7 @@ class Vlan(southbound.SdnApp):
         datapath = switch.datapath
         try:
             self.wait_ready(datapath)
-            installed = southbound.read_entries(self, datapath, [vlan.forget_everything()[0].owner])
+            installed = southbound.read_entries(self, datapath, [Owner(vlan.APP)])
             plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
             if plan is not None:
                 southbound.reconcile(self, datapath, installed,
@@ -101,7 +102,8 @@ class Vlan(southbound.SdnApp):
         except southbound.SwitchTimeout as err:
             self.logger.warning("vlan: switch %016x: %s; replacing its entries",
                                 datapath.id, err)
-            southbound.push(datapath, vlan.forget_everything() + self.plans.get(datapath.id, []))
+            southbound.push(datapath, vlan.forget_everything() + self.plans.get(datapath.id, [])
+                            + [pipeline.canary(vlan.APP)])
 
     # --- switch events -------------------------------------------------------------
 

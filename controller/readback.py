@@ -1,10 +1,10 @@
 """What a switch holds, in a form that compares with what an app wants.
 
 Flows, groups and meters, desired (specs) and read back (stats entries), all become
-`Entry` values keyed by their wire form: the match re-parsed from its OXM bytes and
-the instructions/buckets/bands as bytes. So an entry the switch reports exactly as we
-would send it is recognised as such whatever Ryu decodes it to (learn(), ct() and
-resubmit come back as Ryu objects, not as our specs).
+`Entry` values keyed by their wire form: the match, instructions, buckets and bands
+serialized and parsed back by Ryu. So an entry the switch reports as we would send it
+is recognised as such whatever Ryu decodes it to (learn(), ct() and resubmit come back
+as Ryu objects, not as our specs).
 """
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence

@@ -34,7 +34,7 @@ class SwitchTimeout(RuntimeError):
 def push(datapath, items, barrier=True):
     """Send specs/deletes in order; deletes are finished before later adds start."""
     messages, previous_was_delete = [], False
-    _count_flow_mods(items)
+    _count_flow_mods(getattr(item, "owner", None) for item in items)
     for item, message in zip(items, ofcompile.compile_all(datapath, items)):
         is_delete = isinstance(item, ofcompile.DELETES)
         if previous_was_delete and not is_delete:
@@ -46,12 +46,10 @@ def push(datapath, items, barrier=True):
     _send_together(datapath, messages)
 
 
-def _count_flow_mods(items):
-    counts = {}
-    for item in items:
-        owner = getattr(item, "owner", None)  # FlowSpec, FlowDelete
-        if owner is not None:
-            counts[owner.app] = counts.get(owner.app, 0) + 1
+def _count_flow_mods(owners):
+    """Count flow-mods per app for /metrics; `owners` of the items sent (FlowSpec and
+    FlowDelete have one, groups and meters None)."""
+    counts = collections.Counter(owner.app for owner in owners if owner is not None)
     for app, count in counts.items():
         metrics.FLOW_MODS.labels(app).inc(count)
 
@@ -120,6 +118,7 @@ def reconcile(app, datapath, installed, desired):
         push(datapath, specs, barrier=False)
         app.confirm(datapath)
     if stale:
+        _count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale if e.kind == "flow")
         _send_together(datapath, [readback.removal(datapath, e) for e in stale])
         app.confirm(datapath)
     return adds, stale

@@ -4,7 +4,10 @@ with what the app sent to a fake switch), and the CLI prints it without a contro
 import io
 import json
 
+import pytest
+
 from controller import cli, plan, readback
+from flows.spec import Owner
 from tests.unit import test_bond as bond_tests
 from tests.unit import test_lb_app_rest as lb_tests
 from tests.unit import test_qos_app_rest as qos_tests
@@ -23,27 +26,24 @@ def test_the_vlan_plan_is_the_vlan_apps_plan(monkeypatch, tmp_path):
     assert result["apps"]["vlan"][:-1] == app.plans[1]   # the last one is the canary
 
 
-def test_qos_lb_and_bond_plans_are_what_the_apps_install(monkeypatch, tmp_path):
-    from flows.spec import Owner
-    cases = [
-        ("qos", qos_tests.QOS_LAB_CONFIG["qos"], lambda: qos_tests.make_app(
-            monkeypatch, tmp_path / "q", qos_tests.QOS_LAB_CONFIG["qos"]),
-         lambda app: qos_tests.bring_up(app), "s1", qos_tests.NAMES),
-        ("lb", lb_tests.SECTION, lambda: lb_tests.make_app(monkeypatch, tmp_path / "l"),
-         lambda app: lb_tests.connect(app), "s1", {}),
-        ("bond", {"bonds": [dict(bond_tests.BODY, switch="s1", name="s1-bond")]},
-         lambda: bond_tests.make_app(monkeypatch, tmp_path / "b", {"bonds": [
-             dict(bond_tests.BODY, switch="s1", name="s1-bond")]}),
-         lambda app: bond_tests.bring_up(app), "s1", bond_tests.NAMES),
-    ]
-    for name, section, make, connect, bridge, ports in cases:
-        switch = connect(make())
-        result = plan.plan({name: section}, plan.planned_switch(bridge, 1, ports))
-        owners = [Owner(name), Owner("pipeline")]
-        entries = readback.flow_entries(list(switch.flows.values()))
-        entries += readback.group_entries(list(switch.groups.values()), owners)
-        entries += readback.meter_entries(list(switch.meters.values()), owners)
-        assert keys(switch, result["apps"][name]) == sorted(repr(e.key) for e in entries), name
+BOND_SECTION = {"bonds": [dict(bond_tests.BODY, switch="s1", name="s1-bond")]}
+
+
+@pytest.mark.parametrize("name, section, make_app, connect, ports", [
+    ("qos", qos_tests.QOS_LAB_CONFIG["qos"], qos_tests.make_app, qos_tests.bring_up,
+     qos_tests.NAMES),
+    ("lb", lb_tests.SECTION, lb_tests.make_app, lb_tests.connect, {}),
+    ("bond", BOND_SECTION, bond_tests.make_app, bond_tests.bring_up, bond_tests.NAMES),
+])
+def test_qos_lb_and_bond_plans_are_what_the_apps_install(monkeypatch, tmp_path, name, section,
+                                                         make_app, connect, ports):
+    switch = connect(make_app(monkeypatch, tmp_path, section))
+    result = plan.plan({name: section}, plan.planned_switch("s1", 1, ports))
+    owners = [Owner(name), Owner("pipeline")]
+    entries = readback.flow_entries(list(switch.flows.values()))
+    entries += readback.group_entries(list(switch.groups.values()), owners)
+    entries += readback.meter_entries(list(switch.meters.values()), owners)
+    assert keys(switch, result["apps"][name]) == sorted(repr(e.key) for e in entries)
 
 
 def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
