@@ -101,7 +101,8 @@ class TcpIpLab(DatapathAware, Topo):
 
 
 def _run(node, command):
-    out, err, code = node.pexec(command, shell=True)
+    # An explicit sh: Mininet's shell=True reads $SHELL, which CI does not set.
+    out, err, code = node.pexec(["sh", "-c", command])
     if code != 0:
         raise RuntimeError(f"{node.name}: {command}: {(err or out).strip()}")
 
