@@ -59,6 +59,7 @@ class QosSwitch(SwitchPorts):
         self.tree_problems = {}      # port -> how its tc tree differs from OVSDB
         self.samples = {}            # port -> last two (time, {queue: (bytes, packets, errors)})
         self.tc_applied = 0          # tc filter/leaf (re)installs
+        self.tc_plans = {}           # port -> the tc plan last applied to its device
 
     @property
     def tc_classified(self):
@@ -161,7 +162,7 @@ class Qos(southbound.SdnApp):
                           pipeline.table_misses() + [pipeline.canary(qos.APP)]
                           + qos.switch_plan(ports, rules.values(), switch.tc_classified),
                           forget=qos.forget(switch.ports, rules.values()), meters=True)
-        self.spawn(self.sync_tc, switch, TREE_WAIT, True)
+        self.spawn(self.sync_tc, switch, TREE_WAIT)
 
     def sync_ovsdb(self, switch, ports, only=None, rebuild=()):
         """OVSDB QoS rows and policing for the switch's ports (or port `only`); ports in
@@ -188,22 +189,23 @@ class Qos(southbound.SdnApp):
                     self.ovsdb.read_ingress_policing(name) != (rate, burst):
                 self.ovsdb.set_ingress_policing(name, rate, burst, qos.APP)
 
-    def sync_tc(self, switch, wait=0.0, force=False):
+    def sync_tc(self, switch, wait=0.0):
         """Check each QoS port's tc tree against OVSDB and, on the userspace datapath,
-        put our leaves and filters on it (`force`: even when they look right)."""
+        put our leaves and filters on it where they are missing or out of date."""
         ports, rules, _ = self.desired(switch)
         for number, want in sorted(ports.items()):
             if not want.queues or number not in switch.ports:
                 continue
             try:
-                self.sync_port_tc(switch, number, want, rules.values(), wait, force)
+                self.sync_port_tc(switch, number, want, rules.values(), wait)
             except tc.TcError as err:
                 switch.tree_problems[number] = [str(err)]
                 self.logger.error("qos %s port %s: %s", switch.dpid(), number, err)
         for number in set(switch.tree_problems) - {n for n, q in ports.items() if q.queues}:
             del switch.tree_problems[number]
+            switch.tc_plans.pop(number, None)
 
-    def sync_port_tc(self, switch, number, want, rules, wait, force):
+    def sync_port_tc(self, switch, number, want, rules, wait):
         device = switch.ports[number]
         if not self.tc.is_local(device):
             switch.tree_problems[number] = []
@@ -223,10 +225,10 @@ class Qos(southbound.SdnApp):
         if problems or not switch.tc_classified:
             return
         plan = qos.tc_plan(number, want, rules, self.tc.socket_buffer_bytes())
-        in_place = tree.filters == {(f.pref, f.classid) for f in plan.filters} and all(
-            tree.leaves.get(classid) == ("pfifo", limit) for classid, _, limit in plan.leaves)
-        if force or not in_place:
+        if not qos.tc_in_place(plan, switch.tc_plans.get(number), tree.filters, tree.leaves):
+            switch.tc_plans.pop(number, None)   # until the batch went through
             self.tc.apply(qos.tc_batch(device, plan))
+            switch.tc_plans[number] = plan
             switch.tc_applied += 1
 
     # --- switch events ---------------------------------------------------------------

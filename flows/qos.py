@@ -16,7 +16,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from flows.body import only_keys
 from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, Output, \
@@ -544,6 +544,17 @@ def tc_batch(device: str, plan: TcPlan) -> List[str]:
     lines += [f"filter add dev {device} parent 1: protocol {f.protocol} prio {f.pref} u32 "
               f"{' '.join(f.selectors)} flowid {f.classid}" for f in plan.filters]
     return lines
+
+
+def tc_in_place(plan: TcPlan, last: Optional[TcPlan], filters: FrozenSet[Tuple[int, str]],
+                leaves: Dict[str, Tuple[str, int]]) -> bool:
+    """Whether a device already carries `plan`: it is the plan last applied there (tc
+    shows a u32 filter's selectors only as hex offsets, so they are not compared on the
+    device) and the device still has its filters (pref, classid) and pfifo leaves (OVS
+    rebuilding a tree loses both)."""
+    return (plan == last and filters == {(f.pref, f.classid) for f in plan.filters}
+            and all(leaves.get(classid) == ("pfifo", limit)
+                    for classid, _, limit in plan.leaves))
 
 
 def tc_tree_problems(qos: PortQos, root_qdisc: Optional[Tuple[str, str]],

@@ -85,7 +85,16 @@ class FakeTc:
         return tc.TcTree(self.root, self.classes, self.leaves, self.filters)
 
     def apply(self, lines):
+        """Keep what a batch leaves on the device: its filters (pref, flowid) and leaves."""
         self.applied.append(lines)
+        filters, leaves = set(), dict(self.leaves)
+        for line in lines:
+            words = line.split()
+            if line.startswith("filter add"):
+                filters.add((int(words[words.index("prio") + 1]), words[-1]))
+            elif line.startswith("qdisc replace"):
+                leaves[words[words.index("parent") + 1]] = ("pfifo", int(words[-1]))
+        self.filters, self.leaves = frozenset(filters), leaves
 
 
 def inline(func, *args):
@@ -250,6 +259,7 @@ def test_ovsdb_refusals_are_reported_and_change_nothing(lab_app, tmp_path):
 def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app, monkeypatch):
     bring_up(lab_app, answer=queue_stats_answer(lab_app, {"bytes": 0}))
     lab_app.tc.root, lab_app.tc.classes = ("htb", "5:"), {}   # what TCLink(bw=...) leaves
+    lab_app.tc.filters, lab_app.tc.leaves = frozenset(), {}
     lab_app.watch(lab_app.switches[1])
     problems = call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"]
     assert len(problems) == 1 and "TCLink" in problems[0]
@@ -265,10 +275,29 @@ def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app, monkey
     lab_app.watch(lab_app.switches[1])      # OVS rebuilt it, our filters are gone: back
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"] == []
     assert len(lab_app.tc.applied) == 2
-    lab_app.tc.filters = frozenset({(100, "1:1"), (101, "1:2"), (102, "1:3")})
-    lab_app.tc.leaves = {c: ("pfifo", 20) for c in ("1:1", "1:2", "1:3")}
+    assert lab_app.tc.filters == {(100, "1:1"), (101, "1:2"), (102, "1:3")}
     lab_app.watch(lab_app.switches[1])      # all in place: left alone
     assert len(lab_app.tc.applied) == 2
+
+
+def test_tc_is_rewritten_only_when_its_plan_changes_or_the_device_lost_it(lab_app):
+    bring_up(lab_app)
+    assert len(lab_app.tc.applied) == 1
+    assert call(lab_app, "PUT", "/v1/qos/1/s1-eth2",
+                b'{"ingress_policing": {"rate": "5M"}}')[0] == 200   # programs the switch
+    lab_app.watch(lab_app.switches[1])
+    assert len(lab_app.tc.applied) == 1     # same filters and leaves: left alone
+    path = "/v1/qos/1/rules"
+    assert call(lab_app, "POST", path, b'{"match": {"udp_dst": 5001}, "queue": 2}')[0] == 201
+    assert len(lab_app.tc.applied) == 2 and "dport 5001" in lab_app.tc.applied[-1][-1]
+    rule = {"match": {"udp_dst": 5002}, "queue": 2}   # same pref and class, other selector
+    assert call(lab_app, "DELETE", f"{path}/4")[0] == 200
+    assert call(lab_app, "POST", path, json.dumps(rule).encode())[0] == 201
+    assert "dport 5002" in lab_app.tc.applied[-1][-1]
+    lab_app.tc.filters, lab_app.tc.leaves = frozenset(), {}   # OVS rebuilt the tree
+    count = len(lab_app.tc.applied)
+    lab_app.watch(lab_app.switches[1])
+    assert len(lab_app.tc.applied) == count + 1 and lab_app.tc.filters
 
 
 def queue_stats_answer(app, counters):

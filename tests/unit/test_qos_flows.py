@@ -303,3 +303,15 @@ def test_tc_readers():
     assert tc.parse_rate("1500Kbit") == 1_500_000 and tc.parse_rate("96bit") == 96
     with pytest.raises(tc.TcError):
         tc.parse_rate("fast")
+
+
+def test_tc_in_place_needs_the_same_plan_and_its_filters_and_leaves_on_the_device():
+    plan = qos.tc_plan(4, lab_ports()[4], lab_rules(), socket_buffer_bytes=212992)
+    filters = frozenset((f.pref, f.classid) for f in plan.filters)
+    leaves = {classid: ("pfifo", limit) for classid, _, limit in plan.leaves}
+    assert qos.tc_in_place(plan, plan, filters, leaves)
+    assert not qos.tc_in_place(plan, None, filters, leaves)        # not applied by us yet
+    assert not qos.tc_in_place(plan, plan, frozenset(), leaves)    # OVS rebuilt the tree
+    assert not qos.tc_in_place(plan, plan, filters, {})
+    other = qos.tc_plan(4, lab_ports()[4], lab_rules()[:2], socket_buffer_bytes=212992)
+    assert not qos.tc_in_place(other, plan, filters, leaves)
