@@ -1,11 +1,11 @@
-"""The lab runners (`make lab-vlan`, `lab-lb`, `lab-overlay`, `lab-tcpip`,
+"""The lab runners (`make lab-vlan`, `lab-qos`, `lab-lb`, `lab-overlay`, `lab-tcpip`,
 `lab-bond`) run end to end: every check passes,
 the report and its picture are written, and nothing is left behind."""
 import subprocess
 
 import pytest
 
-from mininet_topos import bond_lab, lb_lab, overlay_lab, tcpip_lab, vlan_lab
+from mininet_topos import bond_lab, lb_lab, overlay_lab, qos_lab, tcpip_lab, vlan_lab
 
 pytestmark = pytest.mark.integration
 
@@ -15,12 +15,14 @@ def bridges():
                           check=True).stdout.split()
 
 
-@pytest.mark.parametrize("module, slug", [(vlan_lab, "vlan-lab"), (lb_lab, "lb-lab"),
-                                          (overlay_lab, "overlay-lab"),
-                                          (tcpip_lab, "tcpip-lab"), (bond_lab, "bond-lab")])
-def test_a_lab_passes_and_writes_its_report(tmp_path, module, slug, capsys):
+@pytest.mark.parametrize("module, slug, options", [
+    (vlan_lab, "vlan-lab", []), (lb_lab, "lb-lab", []), (overlay_lab, "overlay-lab", []),
+    (tcpip_lab, "tcpip-lab", []), (bond_lab, "bond-lab", []),
+    (qos_lab, "qos-lab", ["--seconds", "5"]),   # 5 s steps instead of 8: CI time
+])
+def test_a_lab_passes_and_writes_its_report(tmp_path, module, slug, options, capsys):
     before = bridges()
-    assert module.main(["--reports", str(tmp_path)]) == 0, capsys.readouterr().out
+    assert module.main(["--reports", str(tmp_path), *options]) == 0, capsys.readouterr().out
     report = (tmp_path / f"{slug}.md").read_text()
     assert "FAIL" not in report and "![" in report
     assert (tmp_path / f"{slug}.png").stat().st_size > 5000
