@@ -40,6 +40,8 @@ SCENARIOS = [
      "del-flows: learning + LB + QoS apps", "each app's canary; all back within 5 s"),
     (f"{S}::test_a_bridge_deleted_and_added_back_is_programmed_again_within_5_s",
      "bridge deleted and added back empty", "re-programmed, pings within 5 s"),
+    (f"{S}::test_a_crashed_ovs_vswitchd_is_programmed_again_within_5_s",
+     "ovs-vswitchd kill -9 + start (overlay hv1)", "re-programmed, pings within 5 s"),
     (f"{S}::test_config_reload_keeps_the_old_config_when_the_new_one_is_bad",
      "config reload: bad file, then good", "bad: refused, nothing changes; good: applied"),
     (f"{S}::test_a_bad_config_at_start_is_a_clear_error_and_a_non_zero_exit",

@@ -24,9 +24,11 @@ system is shared between namespaces): OverlayLab.ovsdb_remote(name).
 import inspect
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from mininet.node import Host, OVSSwitch
@@ -121,9 +123,28 @@ class Hypervisor(Host):
                   f"--pidfile={d}/ovsdb-server.pid", f"--unixctl={d}/ovsdb-server.ctl",
                   f"--log-file={d}/ovsdb-server.log", "--no-chdir", "--detach")
         self.vsctl("--no-wait", "init")
+        self._start_vswitchd()
+
+    def _start_vswitchd(self):
+        d = self.rundir
         self._run("ovs-vswitchd", self.ovsdb_remote(), f"--pidfile={d}/ovs-vswitchd.pid",
                   f"--unixctl={d}/ovs-vswitchd.ctl", f"--log-file={d}/ovs-vswitchd.log",
                   "--no-chdir", "--detach")
+
+    def restart_vswitchd(self, timeout=10):
+        """kill -9 this hypervisor's ovs-vswitchd and start it again, as after a crash:
+        it builds its bridges again from OVSDB with empty flow tables and reconnects to
+        the controller. br-u's device is new, so the underlay address goes back on it
+        (the host's network configuration, not OVS's, owns that address)."""
+        pid = int((self.rundir / "ovs-vswitchd.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: ovs-vswitchd {pid} outlived kill -9")
+            time.sleep(0.05)
+        self._start_vswitchd()
+        self._underlay_address()
 
     def _bridges(self, controller):
         intfs = {self.ports[intf]: intf.name for intf in self.intfList() if intf.name != "lo"}
@@ -135,8 +156,7 @@ class Hypervisor(Host):
             intf.cmd("ip link set", intf.name, "mtu", UNDERLAY_MTU)   # each in its namespace
         self.vsctl("add-br", "br-u", "--", "set", "bridge", "br-u", "datapath_type=netdev",
                    "fail_mode=standalone", "--", "add-port", "br-u", underlay)
-        self._run("ip", "addr", "add", f"{UNDERLAY_NET}.{self.number}/24", "dev", "br-u")
-        self._run("ip", "link", "set", "br-u", "mtu", str(UNDERLAY_MTU), "up")
+        self._underlay_address()
         for bridge, dpid in (("br-int", int_dpid(self.number)), ("br-tun", tun_dpid(self.number))):
             self.vsctl("add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
                        "fail_mode=secure", "protocols=OpenFlow13",
@@ -152,6 +172,10 @@ class Hypervisor(Host):
                            f"ofport_request={port}")
         self.vsctl("set-controller", "br-int", controller, "--", "set-controller", "br-tun",
                    controller)
+
+    def _underlay_address(self):
+        self._run("ip", "addr", "replace", f"{UNDERLAY_NET}.{self.number}/24", "dev", "br-u")
+        self._run("ip", "link", "set", "br-u", "mtu", str(UNDERLAY_MTU), "up")
 
     def terminate(self):
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
