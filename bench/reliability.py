@@ -48,6 +48,9 @@ SCENARIOS = [
      "bad config at start", "clear error, non-zero exit"),
     (f"{X}::test_tls_with_mutual_verification_and_no_datapath_takeover",
      "OpenFlow over TLS, intruders", "no cert/other CA refused; no dpid takeover"),
+    ("tests/integration/test_channel.py::"
+     "test_a_live_holder_keeps_its_id_and_a_silent_one_gives_it_up",
+     "second claim of a datapath id", "refused if the holder answers; else it goes"),
     ("tests/integration/test_openapi.py::"
      "test_every_operation_keeps_to_the_document_and_never_fails_on_the_server",
      "schemathesis on the whole REST API", "0 server errors, 0 schema violations"),

@@ -12,17 +12,27 @@ switch in every app. `install()` puts a guard in front of Ryu's OpenFlow event
 dispatch: while the first connection of a datapath id is up, a second one naming
 the same id is refused (closed, its events dropped), so it cannot take the switch
 over. A switch that reconnects after its old connection died is accepted.
+
+A refusal also puts the holder to the test: it gets an echo request and PROBE_SECONDS
+to answer. A live switch answers at once and keeps its place; a connection that is
+only half-open (the switch went away without a FIN, so Ryu, which sends no echoes by
+default, would hold it for a long time) is closed, and the switch's next attempt is
+accepted.
 """
 import logging
 import ssl
 
 from ryu.controller import ofp_event, ofp_handler  # first: they import Ryu's controller
 from ryu.controller import controller as ryu_controller  # noqa: I100
+from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.lib import hub
 
 LOG = logging.getLogger(__name__)
 REFUSED_MARK = "refused a second connection"  # tests grep logs for this
+SILENT_MARK = "did not answer an echo"        # and for this
+PROBE_SECONDS = 2.0
 _holders = {}  # datapath id -> the Datapath that holds it
+_probed = set()  # holders with an echo out
 
 
 class TlsStreamServer(hub.StreamServer):
@@ -48,14 +58,41 @@ class TlsStreamServer(hub.StreamServer):
         self.handle = wrap_and_handle
 
 
-def _claim(datapath, dpid) -> bool:
+def _alive(datapath) -> bool:
+    return datapath.is_active and datapath.state != DEAD_DISPATCHER
+
+
+def _claim(datapath, dpid, spawn=hub.spawn) -> bool:
     holder = _holders.get(dpid)
-    if holder is not None and holder is not datapath and holder.is_active:
+    if holder is not None and holder is not datapath and _alive(holder):
         LOG.warning("%s claiming datapath %016x (from %s; it is held by %s)", REFUSED_MARK,
                     dpid, datapath.address, holder.address)
+        if holder not in _probed:
+            _probed.add(holder)
+            spawn(_probe, holder, dpid)
         return False
     _holders[dpid] = datapath
     return True
+
+
+def _probe(holder, dpid, seconds=None):
+    """Close `holder` unless it answers an echo request within `seconds` (Ryu's own
+    echo reply handler removes the xid from `unreplied_echo_requests`)."""
+    try:
+        echo = holder.ofproto_parser.OFPEchoRequest(holder)
+        xid = holder.set_xid(echo)
+        holder.unreplied_echo_requests.append(xid)
+        holder.send_msg(echo)
+        hub.sleep(PROBE_SECONDS if seconds is None else seconds)
+        if xid in holder.unreplied_echo_requests:
+            holder.unreplied_echo_requests.remove(xid)
+            if _holders.get(dpid) is holder and _alive(holder):
+                LOG.warning("datapath %016x: the connection from %s %s within %.1f s while "
+                            "another claimed its id: closed", dpid, holder.address,
+                            SILENT_MARK, PROBE_SECONDS if seconds is None else seconds)
+                holder.close()
+    finally:
+        _probed.discard(holder)
 
 
 def _guarded(send):
