@@ -130,11 +130,7 @@ class Overlay(southbound.SdnApp):
         rest.persist(self.store, data)
 
     def role_of(self, dpid):
-        """(hypervisor name, "int" or "tun") of a datapath, or None."""
-        for hv in self.model.hypervisors:
-            if dpid in (hv.int_dpid, hv.tun_dpid):
-                return hv.name, "int" if dpid == hv.int_dpid else "tun"
-        return None
+        return self.model.role_of(dpid)
 
     def ovsdb_of(self, hv):
         remote = hv.ovsdb or ovsdb.DEFAULT_REMOTE
@@ -150,14 +146,8 @@ class Overlay(southbound.SdnApp):
         role, switch = self.role_of(dpid), self.switches.get(dpid)
         if role is None or switch is None:
             return None
-        hv, kind = role
-        vlans = self.local_vlans.get(hv, {})
-        if kind == "tun":
-            bridge = self.model.tunnel_bridge(hv, vlans, switch.resolve)
-            return None if bridge is None else overlay.tunnel_plan(bridge)
-        ports = self.model.integration_ports(hv, vlans, switch.resolve)
-        return None if ports is None else overlay.integration_plan(ports,
-                                                                   pipeline.table_misses())
+        return self.model.bridge_plan(dpid, self.local_vlans.get(role[0], {}), switch.resolve,
+                                      pipeline.table_misses())
 
     def program(self, dpids=None):
         """Push every given (default: every connected) bridge whose plan changed."""

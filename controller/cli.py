@@ -27,8 +27,11 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import warnings
 
-from controller import config, pipeline, plan
+# Ryu imports eventlet, which warns on import that it is deprecated: noise in a CLI
+warnings.filterwarnings("ignore", message="Eventlet is deprecated")
+from controller import config, pipeline, plan  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -394,7 +397,10 @@ def _bridge_of(switch):
 
 
 def _dpid(text):
-    return int(text, 16) if len(text) == 16 else int(text)
+    """A datapath id as the API prints it (16 hex digits), as 0x..., or decimal."""
+    if text.lower().startswith("0x") or len(text) == 16:
+        return int(text, 16)
+    return int(text)
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -475,7 +481,8 @@ def parser():
                                     "config file (no controller or switch needed)")
     p.add_argument("config", help="the YAML config file")
     p.add_argument("--switch", default="s1", help="the bridge's name (default s1)")
-    p.add_argument("--dpid", default="1", help="its datapath id (default 1)")
+    p.add_argument("--dpid", default="1", help="its datapath id: 16 hex digits, 0x..., or "
+                                               "decimal (default 1)")
     p.add_argument("--ports", help="its ports: 1=s1-eth1,2=s1-eth2 (a bare number N is "
                                    "SWITCH-ethN)")
     p.add_argument("--datapath", choices=("netdev", "system"), default="netdev",

@@ -3,22 +3,23 @@ file, without a switch or a controller. Each app's section goes through the same
 flows/ functions the app calls when that switch connects (config file only: REST
 changes live in the controller's state), so the plan is the app's first push.
 
-The overlay and topology apps are not planned: what they install depends on several
-switches at once (hypervisors' tunnel ports, links found by LLDP).
+The overlay is planned per bridge: the datapath id says which hypervisor's br-int or
+br-tun it is, the ports given stand for the ofports OVS assigned (patch port, VM
+ports, one tunnel port per other hypervisor). The topology app is not planned: what it
+installs depends on the links LLDP finds between switches.
 """
 import types
 
 from controller import config, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
-from flows import bond, l2, lb, qos, vlan
+from flows import bond, l2, lb, overlay, qos, vlan
 from flows.spec import (Ct, FlowSpec, Group, GroupSpec, Learn, MeterSpec, Move, Output, PopVlan,
                         PushVlan, Resubmit, SetField, SetQueue)
 
 SECTIONS = {"l2_switch": l2.L2Settings, "vlan": vlan.VlanSettings, "qos": qos.QosSettings,
-            "lb": lb.LbSettings, "bond": bond.BondSettings}
-NOT_PLANNED = {"overlay": "depends on the hypervisors' bridges and tunnel ports",
-               "topology": "depends on the links LLDP finds"}
+            "lb": lb.LbSettings, "bond": bond.BondSettings, "overlay": overlay.OverlaySettings}
+NOT_PLANNED = {"topology": "depends on the links LLDP finds"}
 
 
 def planned_switch(name, dpid, ports):
@@ -82,7 +83,39 @@ def plan(data, switch, datapath=NETDEV):
             out["ovsdb"].append(f"Port {name} on {switch.name}: interfaces "
                                 f"{','.join(want.members)}, bond_mode={ovsdb['mode']}, "
                                 f"lacp={ovsdb['lacp']}, other_config={ovsdb['other_config']}")
+    if "overlay" in settings:
+        _plan_overlay(settings["overlay"].model(), switch, out)
     return out
+
+
+def _plan_overlay(model, switch, out):
+    dpid = switch.datapath.id
+    role = model.role_of(dpid)
+    if role is None:
+        out["problems"].append(f"overlay: datapath {dpid:016x} is no hypervisor's int_dpid "
+                               f"or tun_dpid")
+        return
+    hv, kind = role
+    vlans = overlay.allocate_vlans({}, model.vnis_on(hv))   # what a fresh controller picks
+    items = model.bridge_plan(dpid, vlans, switch.resolve, pipeline.table_misses())
+    if items is None:
+        patch = overlay.TUN_PATCH_PORT if kind == "tun" else overlay.INT_PATCH_PORT
+        out["problems"].append(f"overlay: {hv}'s {kind} bridge needs its patch port "
+                               f"{patch!r} among the ports")
+        return
+    out["apps"]["overlay"] = items + [pipeline.canary(overlay.APP)]
+    if kind == "int":
+        missing = [p.port for p in model.ports if p.hypervisor == hv
+                   and switch.resolve(p.port) is None]
+        out["problems"] += [f"overlay: VM port {name!r} of {hv} is not among the ports (left "
+                            f"out until it is on the bridge)" for name in missing]
+        return
+    for name, (tunnel_type, remote) in sorted(model.tunnel_ports(hv).items()):
+        out["ovsdb"].append(f"Port {name} on {switch.name}: type={tunnel_type} "
+                            f"options:remote_ip={remote},key=flow")
+        if switch.resolve(name) is None:
+            out["problems"].append(f"overlay: tunnel port {name!r} is not among the ports "
+                                   f"(its entries are left out until OVS numbers it)")
 
 
 # --- as text, in the spirit of ovs-ofctl dump-flows ---------------------------------------

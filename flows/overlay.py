@@ -199,6 +199,27 @@ class Model:
     def vnis_on(self, hv: str):
         return sorted({p.vni for p in self.ports if p.hypervisor == hv})
 
+    def role_of(self, dpid: int) -> Optional[Tuple[str, str]]:
+        """(hypervisor name, "int" or "tun") of a datapath, or None."""
+        for hv in self.hypervisors:
+            if dpid in (hv.int_dpid, hv.tun_dpid):
+                return hv.name, "int" if dpid == hv.int_dpid else "tun"
+        return None
+
+    def bridge_plan(self, dpid: int, local_vlans, resolve, table_misses) -> Optional[List]:
+        """What bridge `dpid` should hold (`local_vlans`: its hypervisor's VNI -> VLAN;
+        `resolve(name)`: a port's ofport there, None while unknown); None when it cannot
+        be computed yet (patch port not seen) or the bridge is no hypervisor's."""
+        role = self.role_of(dpid)
+        if role is None:
+            return None
+        hv, kind = role
+        if kind == "tun":
+            bridge = self.tunnel_bridge(hv, local_vlans, resolve)
+            return None if bridge is None else tunnel_plan(bridge)
+        ports = self.integration_ports(hv, local_vlans, resolve)
+        return None if ports is None else integration_plan(ports, table_misses)
+
     def hosts_of(self, vni):
         return sorted({p.hypervisor for p in self.ports if p.vni == vni})
 

@@ -10,6 +10,7 @@ from controller import cli, plan, readback
 from flows.spec import Owner
 from tests.unit import test_bond as bond_tests
 from tests.unit import test_lb_app_rest as lb_tests
+from tests.unit import test_overlay_app_rest as overlay_tests
 from tests.unit import test_qos_app_rest as qos_tests
 from tests.unit import test_vlan_app_rest as vlan_tests
 
@@ -46,9 +47,35 @@ def test_qos_lb_and_bond_plans_are_what_the_apps_install(monkeypatch, tmp_path, 
     assert keys(switch, result["apps"][name]) == sorted(repr(e.key) for e in entries)
 
 
+def test_the_overlay_plan_of_each_bridge_is_what_the_overlay_app_installs(monkeypatch,
+                                                                           tmp_path):
+    app = overlay_tests.make_app(monkeypatch, tmp_path, overlay_tests.SECTION)
+    bridges = overlay_tests.bring_up(app, 1)             # hv1's br-int and br-tun
+    for switch in bridges:
+        result = plan.plan({"overlay": overlay_tests.SECTION},
+                           plan.planned_switch("br", switch.id, app.switches[switch.id].ports))
+        assert result["problems"] == []
+        entries = readback.flow_entries(list(switch.flows.values()))
+        assert keys(switch, result["apps"]["overlay"]) == sorted(repr(e.key) for e in entries)
+    assert result["ovsdb"] == ["Port vx-hv2 on br: type=vxlan "
+                               "options:remote_ip=192.168.50.2,key=flow"]
+
+
+def test_an_overlay_plan_says_what_it_is_missing():
+    section = overlay_tests.SECTION
+    result = plan.plan({"overlay": section}, plan.planned_switch("br", 0x2001, {1: "patch-int"}))
+    assert result["problems"] == ["overlay: tunnel port 'vx-hv2' is not among the ports (its "
+                                  "entries are left out until OVS numbers it)"]
+    result = plan.plan({"overlay": section}, plan.planned_switch("br", 0x1001, {}))
+    assert result["problems"] == ["overlay: hv1's int bridge needs its patch port 'patch-tun' "
+                                  "among the ports"]
+    result = plan.plan({"overlay": section}, plan.planned_switch("br", 7, {}))
+    assert "no hypervisor's int_dpid or tun_dpid" in result["problems"][0]
+
+
 def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
     config = tmp_path / "lab.yaml"
-    config.write_text(json.dumps(dict(qos_tests.QOS_LAB_CONFIG, overlay={"networks": []})))
+    config.write_text(json.dumps(dict(qos_tests.QOS_LAB_CONFIG, topology={})))
     out, err = io.StringIO(), io.StringIO()
     ports = ",".join(f"{n}={name}" for n, name in qos_tests.NAMES.items())
     assert cli.main(["--url", "http://127.0.0.1:9", "plan", str(config), "--ports", ports],
@@ -56,6 +83,6 @@ def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
     text = out.getvalue()
     assert "# qos:" in text and "set_queue:1" in text and "ipv4_src=192.168.100.101" in text
     assert "Port s1-eth4: QoS linux-htb max-rate=10000000" in text
-    assert "not planned: overlay" in text
+    assert "not planned: topology" in text
     assert cli.main(["plan", str(tmp_path / "missing.yaml")], io.StringIO(), err) == 2
     assert "cannot read config file" in err.getvalue()
