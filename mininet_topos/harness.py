@@ -385,6 +385,32 @@ def recreate_bridge(name):
     vsctl(*args, "--", "set-controller", name, *target.split())
 
 
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+VSWITCHD_PIDFILE = Path("/var/run/openvswitch/ovs-vswitchd.pid")
+
+
+def restart_vswitchd(timeout=30):
+    """kill -9 the host's ovs-vswitchd and start it again (ovsdb-server keeps running):
+    a crash. The new daemon builds every bridge from OVSDB with empty flow tables,
+    opens the ports again and reconnects to the controllers."""
+    pid = int(VSWITCHD_PIDFILE.read_text().strip())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ovs-vswitchd {pid} outlived kill -9")
+        time.sleep(0.05)
+    ensure_vswitchd(timeout)
+
+
+def ensure_vswitchd(timeout=30):
+    """Start ovs-vswitchd unless it runs (what a test that killed it leaves behind)."""
+    running = subprocess.run([OVS_CTL, "status"], capture_output=True, text=True)
+    if "ovs-vswitchd is running" not in running.stdout:
+        subprocess.run([OVS_CTL, "--no-ovsdb-server", "start"], capture_output=True,
+                       text=True, check=True, timeout=timeout)
+
+
 def ping(src, dst, count=1, timeout=1) -> bool:
     out = src.cmd(f"ping -c {count} -W {timeout} {dst.IP()}")
     return bool(re.search(rf"\b{count} received", out))
