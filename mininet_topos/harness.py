@@ -24,6 +24,8 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
+from mininet_topos.topos import kill_9
+
 REPO = Path(__file__).resolve().parents[1]
 OFP_ERROR_MARK = "OpenFlow error from switch"  # logged by controller.southbound.SdnApp
 _PROBLEM = re.compile(r"Traceback \(most recent call last\)|" + re.escape(OFP_ERROR_MARK))
@@ -393,13 +395,7 @@ def restart_vswitchd(timeout=30):
     """kill -9 the host's ovs-vswitchd and start it again (ovsdb-server keeps running):
     a crash. The new daemon builds every bridge from OVSDB with empty flow tables,
     opens the ports again and reconnects to the controllers."""
-    pid = int(VSWITCHD_PIDFILE.read_text().strip())
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"ovs-vswitchd {pid} outlived kill -9")
-        time.sleep(0.05)
+    kill_9(int(VSWITCHD_PIDFILE.read_text().strip()), timeout)
     ensure_vswitchd(timeout)
 
 

@@ -24,22 +24,20 @@ system is shared between namespaces): OverlayLab.ovsdb_remote(name).
 import inspect
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from mininet.node import Host, OVSSwitch
 from mininet.topo import Topo
 
 try:
-    from mininet_topos.topos import DatapathAware, OffloadOffHost
+    from mininet_topos.topos import DatapathAware, OffloadOffHost, kill_9
 except ImportError:  # `mn --custom` execs this file under the system Python
     _here = Path(inspect.currentframe().f_code.co_filename).resolve()
     sys.path.insert(0, str(_here.parents[1]))
-    from mininet_topos.topos import DatapathAware, OffloadOffHost
+    from mininet_topos.topos import DatapathAware, OffloadOffHost, kill_9
 
 MGMT_NET = "10.254.0"
 CONTROLLER_IP = f"{MGMT_NET}.254"
@@ -136,13 +134,7 @@ class Hypervisor(Host):
         it builds its bridges again from OVSDB with empty flow tables and reconnects to
         the controller. br-u's device is new, so the underlay address goes back on it
         (the host's network configuration, not OVS's, owns that address)."""
-        pid = int((self.rundir / "ovs-vswitchd.pid").read_text().strip())
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: ovs-vswitchd {pid} outlived kill -9")
-            time.sleep(0.05)
+        kill_9(int((self.rundir / "ovs-vswitchd.pid").read_text().strip()), timeout)
         self._start_vswitchd()
         self._underlay_address()
 

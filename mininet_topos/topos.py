@@ -9,7 +9,10 @@ every host interface gets tx checksum offload turned off: the userspace
 datapath does not complete partial checksums, so TCP stalls otherwise.
 """
 import inspect
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 from mininet.link import TCLink
@@ -23,6 +26,16 @@ except ImportError:  # `mn --custom` execs this file under the system Python, ou
     _here = Path(inspect.currentframe().f_code.co_filename).resolve()
     sys.path.insert(0, str(_here.parents[1]))
     from controller.datapath import NETDEV, choose_datapath
+
+
+def kill_9(pid: int, timeout: float = 10) -> None:
+    """SIGKILL process `pid` and wait until it is gone (a daemon "crash" in the tests)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} outlived kill -9")
+        time.sleep(0.05)
 
 
 class OffloadOffHost(Host):
