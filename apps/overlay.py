@@ -23,7 +23,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
+from controller import claims, config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, overlay
 
@@ -71,6 +71,17 @@ class Overlay(southbound.SdnApp):
         self.contribute_metrics(overlay.APP,
                                 lambda: [s.datapath for s in self.switches.values()])
         reload.participate("overlay", self.prepare_settings, self.apply_settings)
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, model):
+        """Every model change also claims the hypervisors' bridges from the other apps."""
+        claims.claim(self.name, [d for hv in model.hypervisors
+                                 for d in (hv.int_dpid, hv.tun_dpid)])
+        self._model = model
 
     def _wiped(self, datapath):
         switch = self.current_switch(self.switches, datapath)

@@ -16,8 +16,9 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import channel, fastparse, metrics, ofcompile, pipeline, readback
+from controller import channel, claims, fastparse, metrics, ofcompile, pipeline, readback
 from flows import diff
 from flows.spec import Owner
 
@@ -124,6 +125,15 @@ def reconcile(app, datapath, installed, desired):
     return adds, stale
 
 
+def _dpid_of(ev):
+    """The datapath id an OpenFlow event is about (None for other events)."""
+    msg = getattr(ev, "msg", None)
+    if isinstance(msg, ofp_parser.OFPSwitchFeatures):
+        return msg.datapath_id   # Ryu sets datapath.id from it in its own handler
+    datapath = getattr(msg, "datapath", None) or getattr(ev, "datapath", None)
+    return getattr(datapath, "id", None)
+
+
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
     multipart requests get their replies."""
@@ -132,6 +142,13 @@ class SdnApp(app_manager.RyuApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
+
+    def get_handlers(self, ev, state=None):
+        """Ryu's dispatch, minus the events of switches another app owns outright
+        (controller/claims.py)."""
+        if claims.leaves_alone(self.name, _dpid_of(ev)):
+            return []
+        return super().get_handlers(ev, state)
 
     def request(self, datapath, message, timeout=5.0):
         """Send a multipart request and return the bodies of all its reply parts."""

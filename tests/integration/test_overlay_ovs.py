@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from controller import pipeline
+from flows import overlay
 from mininet_topos import harness
 from mininet_topos.overlay_topo import OverlayLab
 
@@ -13,7 +15,7 @@ APPS = ("apps/overlay.py",)
 PAIRS = ((1, 2), (1, 3), (2, 3))
 
 
-def start(lab, tmp_path, hypervisors=3, l2_population=False, config=True):
+def start(lab, tmp_path, hypervisors=3, l2_population=False, config=True, apps=APPS):
     def topo(controller):
         return OverlayLab(hypervisors=hypervisors, rundir=str(tmp_path / "hv"),
                           controller_port=controller.of_port)
@@ -23,7 +25,7 @@ def start(lab, tmp_path, hypervisors=3, l2_population=False, config=True):
             return {"overlay": {"l2_population": l2_population}}
         return topology.app_config(l2_population=l2_population)
 
-    controller, network = lab(topo, app_config, apps=APPS)
+    controller, network = lab(topo, app_config, apps=apps)
     if config:
         wait_programmed(controller)
     return controller, network
@@ -70,6 +72,30 @@ def test_two_tenants_with_the_same_addresses_stay_apart(lab, tmp_path):
     assert from_a and set(from_a) == {"100"}, inner
     for a, b in PAIRS:                         # and tenant b works on the same addresses
         assert harness.ping(vm(network, a, "b"), vm(network, b, "b"), count=2, timeout=2)
+
+
+def test_the_other_apps_leave_the_hypervisors_bridges_to_the_overlay(lab, tmp_path):
+    """Every app in one ryu-manager: the hypervisors' bridges hold what the overlay app
+    alone installs (its canary, none of the other apps'), and the tenants work."""
+    everything = ("apps/l2_switch.py", "apps/vlan.py", "apps/qos.py", "apps/lb.py",
+                  "apps/topology.py", "apps/overlay.py")
+    controller, network = start(lab, tmp_path, apps=everything)
+    for a, b in PAIRS:
+        for tenant in "ab":
+            assert harness.ping(vm(network, a, tenant), vm(network, b, tenant), count=2,
+                                timeout=2)
+    others = {"cookie=%#x," % pipeline.cookie(pipeline.canary_owner(app)): app
+              for app in ("l2_switch", "vlan", "qos", "lb", "topology")}
+    own = "cookie=%#x," % pipeline.cookie(pipeline.canary_owner(overlay.APP))
+    for n in (1, 2, 3):
+        for bridge in ("br-int", "br-tun"):
+            lines = network[f"hv{n}"].dump_flows(bridge)
+            assert sum(line.startswith(own) for line in lines) == 1, lines
+            strays = [others[c] for line in lines for c in others if line.startswith(c)]
+            assert strays == [], (bridge, strays)
+    assert controller.rest("GET", "/v1/switches")[1] == []   # the learning app saw none
+    print("observed: six apps in one controller; the hypervisors' bridges carry the "
+          "overlay's entries only; both tenants ping across")
 
 
 def test_learned_entries_take_unicast_off_the_flood_table(lab, tmp_path):

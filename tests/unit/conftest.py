@@ -1,0 +1,10 @@
+import pytest
+
+from controller import claims
+
+
+@pytest.fixture(autouse=True)
+def no_switch_claims(monkeypatch):
+    """Each test starts with no switch owned outright (apps built by earlier tests
+    claimed theirs in the module-wide registry)."""
+    monkeypatch.setattr(claims, "_owners", {})

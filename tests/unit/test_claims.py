@@ -1,0 +1,36 @@
+"""Switches the overlay app owns outright are left alone by the other apps in the same
+ryu-manager: their OpenFlow events never reach those apps' handlers."""
+import pytest
+from ryu.controller import handler, ofp_event
+
+from controller import claims
+from tests.unit import test_l2_app_rest as l2_tests
+from tests.unit import test_overlay_app_rest as overlay_tests
+
+
+def features(dpid):
+    return ofp_event.EventOFPSwitchFeatures(l2_tests.Features(l2_tests.FakeDatapath(dpid)))
+
+
+def test_claims_replace_an_apps_earlier_ones_and_do_not_overlap():
+    claims.claim("Overlay", [1, 2])
+    claims.claim("Overlay", [2, 3])
+    assert [claims.owner(d) for d in (1, 2, 3)] == [None, "Overlay", "Overlay"]
+    assert claims.leaves_alone("L2Switch", 2) and not claims.leaves_alone("Overlay", 2)
+    assert not claims.leaves_alone("L2Switch", 1) and not claims.leaves_alone("L2Switch", None)
+    with pytest.raises(ValueError, match="already Overlay's"):
+        claims.claim("Other", [3])
+
+
+def test_the_other_apps_never_see_the_overlays_bridges(monkeypatch, tmp_path):
+    overlay = overlay_tests.make_app(monkeypatch, tmp_path, overlay_tests.SECTION)
+    l2 = l2_tests.make_app(monkeypatch)
+    for app in (overlay, l2):      # what ryu-manager does when it starts an app
+        handler.register_instance(app)
+    for dpid in (0x1001, 0x2001, 0x1002, 0x2002):   # hv1, hv2: br-int, br-tun
+        assert l2.get_handlers(features(dpid)) == []
+        assert overlay.get_handlers(features(dpid)) != []
+    assert l2.get_handlers(features(1)) != []      # any other switch: as before
+    overlay.model = overlay.model.without_port("hv2", "hv2-eth2").without_hypervisor("hv2")
+    assert l2.get_handlers(features(0x1002)) != []
+    assert l2.get_handlers(features(0x1001)) == []
