@@ -59,7 +59,6 @@ class QosSwitch(SwitchPorts):
         self.tree_problems = {}      # port -> how its tc tree differs from OVSDB
         self.samples = {}            # port -> last two (time, {queue: (bytes, packets, errors)})
         self.tc_applied = 0          # tc filter/leaf (re)installs
-        self.tc_plans = {}           # port -> the tc plan last applied to its device
 
     @property
     def tc_classified(self):
@@ -203,7 +202,6 @@ class Qos(southbound.SdnApp):
                 self.logger.error("qos %s port %s: %s", switch.dpid(), number, err)
         for number in set(switch.tree_problems) - {n for n, q in ports.items() if q.queues}:
             del switch.tree_problems[number]
-            switch.tc_plans.pop(number, None)
 
     def sync_port_tc(self, switch, number, want, rules, wait):
         device = switch.ports[number]
@@ -225,10 +223,8 @@ class Qos(southbound.SdnApp):
         if problems or not switch.tc_classified:
             return
         plan = qos.tc_plan(number, want, rules, self.tc.socket_buffer_bytes())
-        if not qos.tc_in_place(plan, switch.tc_plans.get(number), tree.filters, tree.leaves):
-            switch.tc_plans.pop(number, None)   # until the batch went through
+        if not qos.tc_in_place(plan, tree.filters, tree.leaves):
             self.tc.apply(qos.tc_batch(device, plan))
-            switch.tc_plans[number] = plan
             switch.tc_applied += 1
 
     # --- switch events ---------------------------------------------------------------

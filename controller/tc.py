@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, Optional, Tuple
 
+from flows.qos import TcFilterId
+
 _CLASS = re.compile(r"^class htb (\S+) .*?\brate (\S+) ceil (\S+)")
 _UNITS = {"bit": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "tbit": 10 ** 12}
 _RATE = re.compile(r"^([\d.]+)([a-z]*)$", re.IGNORECASE)
@@ -26,7 +28,7 @@ class TcTree:
     root: Optional[Tuple[str, str]]              # (kind, handle) of the root qdisc
     classes: Dict[str, Tuple[int, int]]          # HTB classid -> (rate, ceil) in bit/s
     leaves: Dict[str, Tuple[str, int]]           # parent classid -> (kind, limit)
-    filters: FrozenSet[Tuple[int, str]]          # (pref, flowid) of filters on 1:
+    filters: FrozenSet[TcFilterId]               # the u32 filters on 1: (parse_filters)
 
 
 def is_local(device: str) -> bool:
@@ -83,14 +85,29 @@ def parse_qdiscs(data):
     return root, leaves
 
 
-def parse_filters(text: str) -> FrozenSet[Tuple[int, str]]:
-    # u32 JSON repeats the "match" key, so read the pairs we need from the raw objects
-    pairs = set()
-    for item in json.loads(text or "[]", object_pairs_hook=lambda kv: dict(kv)):
-        flowid = (item.get("options") or {}).get("flowid")
-        if flowid is not None:
-            pairs.add((item["pref"], flowid))
-    return frozenset(pairs)
+def _keep_matches(pairs):
+    """u32 JSON repeats the "match" key: keep every one (a list) instead of the last."""
+    out = {}
+    for key, value in pairs:
+        if key == "match":
+            out.setdefault("match", []).append(value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_filters(text: str) -> FrozenSet[TcFilterId]:
+    """`tc -j filter show` output: (pref, flowid, protocol, {(value, mask, offset)})
+    per u32 filter with a flowid, comparable with flows.qos.TcFilter.identity()."""
+    filters = set()
+    for item in json.loads(text or "[]", object_pairs_hook=_keep_matches):
+        options = item.get("options") or {}
+        if options.get("flowid") is None:
+            continue
+        keys = frozenset((int(m["value"], 16), int(m["mask"], 16), int(m["off"]))
+                         for m in options.get("match", []))
+        filters.add((item["pref"], options["flowid"], item.get("protocol"), keys))
+    return frozenset(filters)
 
 
 def read_tree(device: str) -> TcTree:

@@ -479,6 +479,57 @@ class TcFilter:
     selectors: Tuple[str, ...]
     classid: str
 
+    def identity(self) -> "TcFilterId":
+        """How the filter reads back from `tc -j filter show` (see u32_keys)."""
+        protocol = self.protocol   # "ip", "all" or 0x....: tc names some, brackets others
+        if protocol.startswith("0x"):
+            protocol = _TC_PROTOCOL_NAMES.get(protocol, f"[{int(protocol, 16)}]")
+        return self.pref, self.classid, protocol, u32_keys(self.selectors)
+
+
+# (pref, flowid, protocol as tc prints it, u32 keys): a filter as tc holds it
+TcFilterId = Tuple[int, str, str, FrozenSet[Tuple[int, int, int]]]
+_TC_PROTOCOL_NAMES = {"0x0806": "arp", "0x86dd": "ipv6", "0x8100": "802.1Q",
+                      "0x88a8": "802.1ad", "0x8847": "mpls_uc", "0x8848": "mpls_mc",
+                      "0x88cc": "LLDP"}
+_IP_FIELD_OFFSET = {"src": 12, "dst": 16}
+# ether addresses sit before the IP header: (offset, bytes of the address, shift) per word
+_ETHER_WORDS = {"dst": ((-16, slice(0, 2), 0), (-12, slice(2, 6), 0)),
+                "src": ((-8, slice(0, 4), 0), (-4, slice(4, 6), 16))}
+
+
+def u32_keys(selectors: Iterable[str]) -> FrozenSet[Tuple[int, int, int]]:
+    """The (value, mask, offset) 32-bit keys tc makes of our `match ...` selectors,
+    merged per offset as tc does: what `tc -j filter show` prints for the filter, so a
+    device's filters can be compared with a plan without trusting who wrote them."""
+    words: Dict[int, List[int]] = {}
+
+    def key(off, value, mask):
+        word = words.setdefault(off, [0, 0])
+        word[0] |= value & mask
+        word[1] |= mask
+    for selector in selectors:
+        parts = selector.split()
+        if parts[:2] == ["match", "u32"]:
+            key(0, int(parts[2], 0), int(parts[3], 0))
+        elif parts[1:3] in (["ip", "src"], ["ip", "dst"]):
+            net = ipaddress.ip_network(parts[3], strict=False)
+            key(_IP_FIELD_OFFSET[parts[2]], int(net.network_address), int(net.netmask))
+        elif parts[1:3] == ["ip", "protocol"]:
+            key(8, int(parts[3], 0) << 16, int(parts[4], 0) << 16)
+        elif parts[1:3] in (["ip", "sport"], ["ip", "dport"]):
+            shift = 16 if parts[2] == "sport" else 0
+            key(20, int(parts[3], 0) << shift, int(parts[4], 0) << shift)
+        elif parts[1:3] in (["ether", "src"], ["ether", "dst"]):
+            octets = bytes(int(b, 16) for b in parts[3].split(":"))
+            for off, part, shift in _ETHER_WORDS[parts[2]]:
+                chunk = octets[part]
+                mask = (1 << 8 * len(chunk)) - 1
+                key(off, int.from_bytes(chunk, "big") << shift, mask << shift)
+        else:
+            raise ValueError(f"no u32 key for selector {selector!r}")
+    return frozenset((value, mask, off) for off, (value, mask) in words.items())
+
 
 @dataclass(frozen=True)
 class TcPlan:
@@ -546,13 +597,11 @@ def tc_batch(device: str, plan: TcPlan) -> List[str]:
     return lines
 
 
-def tc_in_place(plan: TcPlan, last: Optional[TcPlan], filters: FrozenSet[Tuple[int, str]],
+def tc_in_place(plan: TcPlan, filters: FrozenSet[TcFilterId],
                 leaves: Dict[str, Tuple[str, int]]) -> bool:
-    """Whether a device already carries `plan`: it is the plan last applied there (tc
-    shows a u32 filter's selectors only as hex offsets, so they are not compared on the
-    device) and the device still has its filters (pref, classid) and pfifo leaves (OVS
-    rebuilding a tree loses both)."""
-    return (plan == last and filters == {(f.pref, f.classid) for f in plan.filters}
+    """Whether a device already carries `plan`: exactly its filters (read back, see
+    TcFilter.identity) and its pfifo leaves (OVS rebuilding a tree loses both)."""
+    return (filters == {f.identity() for f in plan.filters}
             and all(leaves.get(classid) == ("pfifo", limit)
                     for classid, _, limit in plan.leaves))
 

@@ -35,6 +35,13 @@ def ofctl(*args):
                   if line.strip())
 
 
+def tc_filters(device):
+    """The u32 filters on a device's HTB root, as tc prints them."""
+    return [line for line in subprocess.run(["tc", "filter", "show", "dev", device, "parent",
+                                             "1:"], capture_output=True, text=True,
+                                            check=True).stdout.splitlines() if "flowid" in line]
+
+
 def reconciliations(log_text):
     """(kept, added, removed) per 'reconciled switch' log line."""
     return [tuple(map(int, m.groups())) for m in _RECONCILED.finditer(log_text)]
@@ -105,11 +112,17 @@ def test_qos_restart_leaves_flows_and_meters_untouched(lab):
     time.sleep(1)
     before = (flow_tables(network), ofctl("dump-meters", "s1"))
     assert any("meter_id=" in line or "meter=" in line for line in before[1]), before[1]
+    filters = tc_filters("s1-eth4")
+    assert len(filters) == 4, filters               # three rules to queues, one more to 2
     lines = restart(controller, expected_lines=2)
     assert set(lines) == {(0, 0)}, lines
     assert (flow_tables(network), ofctl("dump-meters", "s1")) == before
+    time.sleep(1)                                   # past the tc check after the push
+    assert controller.rest("GET", "/v1/qos")[1][0]["tc_applied"] == 0   # left as it was
+    assert tc_filters("s1-eth4") == filters
     print(f"observed: {sum(map(len, before[0].values()))} entries and "
-          f"{len(before[1])} meter lines identical; (added, removed) per reconciliation {lines}")
+          f"{len(before[1])} meter lines identical; the {len(filters)} tc filters untouched; "
+          f"(added, removed) per reconciliation {lines}")
 
 
 def test_overlay_restart_keeps_learned_entries_and_changes_nothing(lab, tmp_path):

@@ -91,7 +91,12 @@ class FakeTc:
         for line in lines:
             words = line.split()
             if line.startswith("filter add"):
-                filters.add((int(words[words.index("prio") + 1]), words[-1]))
+                selectors = ["match " + m.strip() for m in
+                             line.split(" u32 ")[1].rsplit(" flowid ", 1)[0].split("match ")
+                             if m.strip()]
+                filters.add(qos.TcFilter(int(words[words.index("prio") + 1]),
+                                         words[words.index("protocol") + 1], tuple(selectors),
+                                         words[-1]).identity())
             elif line.startswith("qdisc replace"):
                 leaves[words[words.index("parent") + 1]] = ("pfifo", int(words[-1]))
         self.filters, self.leaves = frozenset(filters), leaves
@@ -275,14 +280,19 @@ def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app, monkey
     lab_app.watch(lab_app.switches[1])      # OVS rebuilt it, our filters are gone: back
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"] == []
     assert len(lab_app.tc.applied) == 2
-    assert lab_app.tc.filters == {(100, "1:1"), (101, "1:2"), (102, "1:3")}
+    assert {f[:2] for f in lab_app.tc.filters} == {(100, "1:1"), (101, "1:2"), (102, "1:3")}
     lab_app.watch(lab_app.switches[1])      # all in place: left alone
     assert len(lab_app.tc.applied) == 2
 
 
-def test_tc_is_rewritten_only_when_its_plan_changes_or_the_device_lost_it(lab_app):
+def test_tc_is_rewritten_only_when_its_plan_changes_or_the_device_lost_it(lab_app,
+                                                                          monkeypatch, tmp_path):
     bring_up(lab_app)
     assert len(lab_app.tc.applied) == 1
+    restarted = make_app(monkeypatch, tmp_path, QOS_LAB_CONFIG["qos"])
+    restarted.tc = lab_app.tc                # the same devices, read back
+    bring_up(restarted)
+    assert len(lab_app.tc.applied) == 1     # a restart finds the filters right: untouched
     assert call(lab_app, "PUT", "/v1/qos/1/s1-eth2",
                 b'{"ingress_policing": {"rate": "5M"}}')[0] == 200   # programs the switch
     lab_app.watch(lab_app.switches[1])

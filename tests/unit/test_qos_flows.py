@@ -299,19 +299,58 @@ def test_tc_readers():
                                          "1:fffe": (10_000_000, 10_000_000),
                                          "1:2": (1_000_000, 10_000_000)}
     assert tc.parse_qdiscs(QDISCS) == (("htb", "1:"), {"1:1": ("pfifo", 20)})
-    assert tc.parse_filters(FILTERS) == {(100, "1:1"), (101, "1:2")}
+    assert tc.parse_filters(FILTERS) == {
+        (100, "1:1", "ip", frozenset({(0xc0a86464, 0xffffffff, 12),
+                                      (0xc0a864c8, 0xffffffff, 16)})),
+        (101, "1:2", "ip", frozenset())}
     assert tc.parse_rate("1500Kbit") == 1_500_000 and tc.parse_rate("96bit") == 96
     with pytest.raises(tc.TcError):
         tc.parse_rate("fast")
 
 
-def test_tc_in_place_needs_the_same_plan_and_its_filters_and_leaves_on_the_device():
+# what iproute2 6.1 printed for these filters (tc -j filter show), one per line of SELECTORS
+TC_SHOWED = ('[{"protocol":"ip","pref":100,"kind":"u32","chain":0,"options":{"fh":"800::800",'
+             '"flowid":"1:1","match":{"value":"c0a864c8","mask":"ffffffff","offmask":"",'
+             '"off":16},"match":{"value":"a000000","mask":"ff000000","offmask":"","off":12}}},'
+             '{"protocol":"ip","pref":101,"kind":"u32","chain":0,"options":{"fh":"801::800",'
+             '"flowid":"1:2","match":{"value":"110000","mask":"ff0000","offmask":"","off":8},'
+             '"match":{"value":"71389","mask":"ffffffff","offmask":"","off":20}}},'
+             '{"protocol":"all","pref":102,"kind":"u32","chain":0,"options":{"fh":"802::800",'
+             '"flowid":"1:2","match":{"value":"2000000","mask":"ffffffff","offmask":"",'
+             '"off":-8},"match":{"value":"10000","mask":"ffff0000","offmask":"","off":-4},'
+             '"match":{"value":"200","mask":"ffff","offmask":"","off":-16},"match":{"value":'
+             '"2","mask":"ffffffff","offmask":"","off":-12}}},{"protocol":"arp","pref":103,'
+             '"kind":"u32","chain":0,"options":{"fh":"803::800","flowid":"1:1","match":'
+             '{"value":"0","mask":"0","offmask":"","off":0}}},{"protocol":"[34997]","pref":104,'
+             '"kind":"u32","chain":0,"options":{"fh":"804::800","flowid":"1:1","match":'
+             '{"value":"0","mask":"0","offmask":"","off":0}}}]')
+SELECTORS = [
+    qos.TcFilter(100, "ip", ("match ip dst 192.168.100.200/32", "match ip src 10.0.0.0/8"),
+                 "1:1"),
+    qos.TcFilter(101, "ip", ("match ip protocol 17 0xff", "match ip dport 5001 0xffff",
+                             "match ip sport 7 0xffff"), "1:2"),   # one word at 20
+    qos.TcFilter(102, "all", ("match ether src 02:00:00:00:00:01",
+                              "match ether dst 02:00:00:00:00:02"), "1:2"),
+    qos.TcFilter(103, "0x0806", ("match u32 0 0",), "1:1"),
+    qos.TcFilter(104, "0x88b5", ("match u32 0 0",), "1:1"),
+]
+
+
+def test_our_filters_read_back_from_tc_as_themselves():
+    assert tc.parse_filters(TC_SHOWED) == {f.identity() for f in SELECTORS}
+    changed = qos.TcFilter(101, "ip", ("match ip protocol 17 0xff",
+                                       "match ip dport 5002 0xffff"), "1:2")
+    assert changed.identity() not in tc.parse_filters(TC_SHOWED)
+    with pytest.raises(ValueError, match="no u32 key"):
+        qos.u32_keys(["match ip tos 0x10 0xff"])
+
+
+def test_tc_in_place_needs_exactly_the_plans_filters_and_leaves_on_the_device():
     plan = qos.tc_plan(4, lab_ports()[4], lab_rules(), socket_buffer_bytes=212992)
-    filters = frozenset((f.pref, f.classid) for f in plan.filters)
+    filters = frozenset(f.identity() for f in plan.filters)
     leaves = {classid: ("pfifo", limit) for classid, _, limit in plan.leaves}
-    assert qos.tc_in_place(plan, plan, filters, leaves)
-    assert not qos.tc_in_place(plan, None, filters, leaves)        # not applied by us yet
-    assert not qos.tc_in_place(plan, plan, frozenset(), leaves)    # OVS rebuilt the tree
-    assert not qos.tc_in_place(plan, plan, filters, {})
+    assert qos.tc_in_place(plan, filters, leaves)
+    assert not qos.tc_in_place(plan, frozenset(), leaves)    # OVS rebuilt the tree
+    assert not qos.tc_in_place(plan, filters, {})
     other = qos.tc_plan(4, lab_ports()[4], lab_rules()[:2], socket_buffer_bytes=212992)
-    assert not qos.tc_in_place(other, plan, filters, leaves)
+    assert not qos.tc_in_place(other, filters, leaves)
