@@ -74,12 +74,12 @@ def main():
             observed = next((line[len("observed: "):] for line in out.splitlines()
                              if line.startswith("observed: ")), "")
             cases[case.get("name")] = ("FAIL" if failed else "pass", observed)
-    print(f"\n{'scenario':<42}{'expected':<66}{'result':<7}observed")
+    print(f"\n{'scenario':<44}{'expected':<66}{'result':<7}observed")
     failures = 0
     for node, scenario, expected in SCENARIOS:
         result, observed = cases.get(node.split("::")[1], ("FAIL", "did not run"))
         failures += result != "pass"
-        print(f"{scenario:<42}{expected:<66}{result:<7}{observed}")
+        print(f"{scenario:<44}{expected:<66}{result:<7}{observed}")
     return 1 if failures else 0
 
 
