@@ -145,8 +145,10 @@ class SdnApp(app_manager.RyuApp):
 
     def get_handlers(self, ev, state=None):
         """Ryu's dispatch, minus the events of switches another app owns outright
-        (controller/claims.py)."""
-        if claims.leaves_alone(self.name, _dpid_of(ev)):
+        (controller/claims.py). A connection's end always gets through: an app that
+        had the switch before it was claimed must still forget it."""
+        gone = isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER
+        if not gone and claims.leaves_alone(self.name, _dpid_of(ev)):
             return []
         return super().get_handlers(ev, state)
 

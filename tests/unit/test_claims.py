@@ -2,6 +2,7 @@
 ryu-manager: their OpenFlow events never reach those apps' handlers."""
 import pytest
 from ryu.controller import handler, ofp_event
+from ryu.controller.handler import DEAD_DISPATCHER
 
 from controller import claims
 from tests.unit import test_l2_app_rest as l2_tests
@@ -31,6 +32,9 @@ def test_the_other_apps_never_see_the_overlays_bridges(monkeypatch, tmp_path):
         assert l2.get_handlers(features(dpid)) == []
         assert overlay.get_handlers(features(dpid)) != []
     assert l2.get_handlers(features(1)) != []      # any other switch: as before
+    gone = ofp_event.EventOFPStateChange(l2_tests.FakeDatapath(0x1001))
+    gone.state = DEAD_DISPATCHER
+    assert l2.get_handlers(gone, DEAD_DISPATCHER) != []   # an end always gets through
     overlay.model = overlay.model.without_port("hv2", "hv2-eth2").without_hypervisor("hv2")
     assert l2.get_handlers(features(0x1002)) != []
     assert l2.get_handlers(features(0x1001)) == []
