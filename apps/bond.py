@@ -1,5 +1,11 @@
 """Link bonds, configured through OVSDB, forwarded by OVS's NORMAL switching
-(logic in flows/bond.py; run this app alone on the bridges whose bonds it manages).
+(logic in flows/bond.py).
+
+A bridge with bonds is this app's alone (OVS runs bonds in NORMAL switching, which
+the other apps' pipelines would bypass): it claims the bridge (controller/claims.py),
+removes the other apps' entries there, and, when the claim starts or ends while
+other apps run, closes the bridge's connection once so that every app sees the
+switch again, or not, from its next connection on.
 
 Config (`bond` section) and REST say which ports of a bridge form a bond, its mode
 and LACP; the app makes OVSDB hold exactly that (a Port with the members as its
@@ -16,7 +22,10 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
+from ryu.base import app_manager
+
+from controller import (claims, config, ofcompile, ovsdb, pipeline, reload, rest, southbound,
+                        state)
 from controller.ports import SwitchPorts
 from flows import bond
 from flows.spec import FlowDelete, Owner
@@ -41,6 +50,13 @@ class Bond(southbound.SdnApp):
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"bond: {err}") from None
         self.switches = {}
+        # dpids of bridges with bonds, claimed from the other apps: those known now are
+        # claimed before they connect, so the other apps never program them at all
+        self.owned = bond.known_bonded(self.settings, self.overrides)
+        try:
+            claims.claim(self.name, self.owned)
+        except ValueError as err:
+            raise SystemExit(f"bond: {err}") from None
         self.ovsdb = ovsdb.Ovsdb()
         self.lock = hub.Semaphore(1)
         self.spawn = hub.spawn
@@ -84,10 +100,37 @@ class Bond(southbound.SdnApp):
             except ovsdb.OvsdbError as err:
                 switch.problems.append(str(err))
                 self.logger.error("bond %016x: %s", switch.datapath.id, err)
+            if self.claim(switch, bool(wanted)):
+                return   # reconnecting; programmed on the new connection
+            if wanted:
+                southbound.push(switch.datapath, pipeline.other_apps_removal(bond.APP))
             self.converge(switch.datapath, [Owner(bond.APP)],
                           bond.switch_plan(list(wanted.values())) + [pipeline.canary(bond.APP)],
                           forget=[FlowDelete(Owner(bond.APP))])
             switch.ready = True
+
+    def claim(self, switch, bonded):
+        """Claim a bridge with bonds, release one without; True when the change means
+        the other apps must meet the switch anew (its connection is closed for that)."""
+        dpid = switch.datapath.id
+        before = dpid in self.owned
+        (self.owned.add if bonded else self.owned.discard)(dpid)
+        try:
+            claims.claim(self.name, self.owned)
+        except ValueError as err:       # the overlay's bridge
+            self.owned.discard(dpid)
+            switch.problems.append(str(err))
+            return False
+        if before == bonded or not self.others_running():
+            return False
+        self.logger.info("bond %016x: %s the other apps; reconnecting it", dpid,
+                         "taken from" if bonded else "given back to")
+        switch.datapath.close()
+        return True
+
+    def others_running(self):
+        return any(isinstance(app, southbound.SdnApp) and app is not self
+                   for app in app_manager.SERVICE_BRICKS.values())
 
     def apply_bond(self, switch, want):
         settings = bond.ovsdb_settings(want)

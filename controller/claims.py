@@ -7,6 +7,7 @@ Claims are made by datapath id when an app learns which switches are its own (th
 overlay: from its config and REST model, before those switches connect)."""
 from typing import Dict, Iterable, Optional
 
+LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
 _owners: Dict[int, str] = {}
 
 

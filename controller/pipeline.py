@@ -222,6 +222,12 @@ MISSES = Owner("pipeline", "miss")
 _CANARY_ETH_TYPE = 0x88B6   # IEEE 802 local experimental 2: nothing real carries it
 
 
+def other_apps_removal(app: str) -> List[FlowDelete]:
+    """Deletes of every other app's entries (by cookie, one app at a time; the shared
+    table misses stay): what a switch owned outright by `app` must not keep."""
+    return [FlowDelete(Owner(other)) for other in APP_IDS if other not in (app, "pipeline")]
+
+
 def canary_owner(app: str) -> Owner:
     return Owner(app, "canary")
 

@@ -148,7 +148,11 @@ class SdnApp(app_manager.RyuApp):
         (controller/claims.py). A connection's end always gets through: an app that
         had the switch before it was claimed must still forget it."""
         gone = isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER
-        if not gone and claims.leaves_alone(self.name, _dpid_of(ev)):
+        dpid = _dpid_of(ev)
+        if not gone and claims.leaves_alone(self.name, dpid):
+            if isinstance(ev, ofp_event.EventOFPSwitchFeatures):
+                self.logger.info("%s: %s switch %016x: it is %s's", self.name,
+                                 claims.LEFT_ALONE_MARK, dpid, claims.owner(dpid))
             return []
         return super().get_handlers(ev, state)
 

@@ -9,7 +9,7 @@ member would bypass all of that, so a bridge the bond app drives forwards with
 NORMAL: run the bond app alone on the bridges whose bonds it manages.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from flows.body import only_keys
 from flows.spec import NORMAL, FlowSpec, Match, Output, Owner
@@ -68,6 +68,28 @@ def bonds_for(settings, overrides, is_named, dpid_text) -> Dict[str, Bond]:
         else:
             bonds[name] = bond_from_dict(dpid_text, name, body)
     return bonds
+
+
+def switch_dpid(ref) -> Optional[int]:
+    """A config's switch reference as a datapath id when it is one (an integer or 16 hex
+    digits); a bridge name is only known once the switch has connected."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    if isinstance(ref, str) and len(ref) == 16:
+        try:
+            return int(ref, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def known_bonded(settings, overrides) -> Set[int]:
+    """Datapath ids that will have bonds, known before any switch connects: config bonds
+    named by datapath id, and REST bonds (`overrides`: {"%016x": {name: body or None}})."""
+    dpids = {switch_dpid(b.switch) for b in settings.bonds} - {None}
+    dpids |= {int(dpid, 16) for dpid, bonds in overrides.items()
+              if any(body is not None for body in bonds.values())}
+    return dpids
 
 
 def bond_to_dict(bond: Bond) -> dict:

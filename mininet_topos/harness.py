@@ -152,9 +152,10 @@ class Controller:
         apps = [a for a in self.RECONCILING if any(p.endswith(f"{a}.py") for p in self.apps)]
         wanted = {switch.dpid: len(apps) for switch in network.switches}
 
-        def done():
+        def done():   # an app leaves a switch another app owns (controller/claims.py)
             text = self.log_text()
-            return all(text.count(f"reconciled switch {dpid}") >= count
+            return all(text.count(f"reconciled switch {dpid}")
+                       + text.count(f"leaving alone switch {dpid}") >= count
                        for dpid, count in wanted.items())
         wait_until(done, timeout, step=0.05)
 

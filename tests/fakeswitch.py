@@ -7,7 +7,7 @@ entry with the same table, priority and match; strict deletes need all three; ot
 deletes take every entry of the cookie/mask whose match includes the delete's fields.
 """
 from ryu.controller import ofp_event
-from ryu.controller.handler import MAIN_DISPATCHER
+from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
 from ryu.ofproto import ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
@@ -40,6 +40,9 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
         self.meters = {}   # id -> OFPMeterConfigStats
 
     # --- what Ryu's Datapath offers an app ------------------------------------------
+    def close(self):
+        self.state = DEAD_DISPATCHER
+
     def set_xid(self, msg):
         self.xid += 1
         msg.set_xid(self.xid)

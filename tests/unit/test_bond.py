@@ -3,14 +3,17 @@ by synthetic events with a fake OVSDB: what it asks of OVSDB, what it installs, 
 import json
 
 import pytest
-from ryu.controller import ofp_event
+from ryu.base import app_manager
+from ryu.controller import handler, ofp_event
+from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from apps import bond as bond_app
-from controller import config, ovsdb, pipeline, rest
+from controller import claims, config, ovsdb, pipeline, rest, southbound
 from controller.state import StateStore
 from flows import bond
 from tests.fakeswitch import FakeSwitch
+from tests.unit import test_l2_app_rest as l2_tests
 from tests.unit.test_l2_app_rest import Features, call
 from tests.unit.test_vlan_app_rest import port_desc
 
@@ -132,3 +135,39 @@ def test_config_bonds_are_made_when_the_switch_connects(monkeypatch, tmp_path):
     switch = bring_up(app)
     assert app.ovsdb.bonds["s1-bond"]["other_config"]["bond-primary"] == "s1-eth3"
     assert len(forwards(switch)) == 1
+
+
+def test_a_bonded_bridge_is_taken_from_the_other_apps_and_given_back(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, {"bonds": [dict(BODY, switch="s1", name="s1-bond")]})
+    learning = l2_tests.make_app(monkeypatch)           # another app in the same process
+    handler.register_instance(learning)
+    monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {"Bond": app, "L2Switch": learning})
+    first = bring_up(app)
+    assert first.state == DEAD_DISPATCHER and claims.owner(1) == app.name
+    assert forwards(first) == []                        # programmed on the next connection
+    gone = ofp_event.EventOFPStateChange(first)
+    gone.state = DEAD_DISPATCHER
+    app._switch_gone(gone)
+
+    second = FakeSwitch(1, app)
+    southbound.push(second, [pipeline.canary("l2_switch")])   # what the learning app left
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(second)))
+    app._port_desc(port_desc(second, NAMES, "s1"))
+    assert second.state != DEAD_DISPATCHER and len(forwards(second)) == 1
+    assert [s.cookie >> 56 for s in second.flows.values()
+            if s.cookie >> 56 != pipeline.APP_IDS["bond"]] == []   # nothing of the others
+    assert learning.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(second))) == []
+    assert learning.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(FakeSwitch(2))))
+
+    assert call(app, "DELETE", "/v1/bonds/1/s1-bond")[0] == 200   # its last bond
+    assert claims.owner(1) is None and second.state == DEAD_DISPATCHER   # theirs again
+
+
+def test_bridges_named_by_datapath_id_are_claimed_before_they_connect(monkeypatch, tmp_path):
+    StateStore("bond", tmp_path).save({"0000000000000003": {"s3-bond": BODY},
+                                       "0000000000000004": {"s4-bond": None}})
+    app = make_app(monkeypatch, tmp_path, {"bonds": [
+        dict(BODY, switch=1, name="b1"), dict(BODY, switch="0000000000000002", name="b2"),
+        dict(BODY, switch="s5", name="b5")]})
+    assert {d: claims.owner(d) for d in range(1, 6)} == {
+        1: app.name, 2: app.name, 3: app.name, 4: None, 5: None}   # s5: a name, known later

@@ -1,0 +1,43 @@
+"""The bond app next to the learning and VLAN apps in one ryu-manager, on real OVS: the
+bridges whose bonds the config names by datapath id are the bond app's from the
+start (the other apps never program them, so the two parallel links never loop), and
+the hosts reach each other over the bond."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from controller import pipeline, southbound
+from mininet_topos import harness
+from mininet_topos.topos import BondLab
+
+pytestmark = pytest.mark.integration
+
+
+def bond(dpid):
+    return {"switch": dpid, "name": f"s{dpid}-bond", "members": [f"s{dpid}-eth3", f"s{dpid}-eth4"],
+            "mode": "active-backup", "primary": f"s{dpid}-eth3"}
+
+
+def test_bonded_bridges_are_the_bond_apps_alone(lab):
+    config = {"bond": {"bonds": [bond(1), bond(2)]}, "l2_switch": {"mode": "reactive"}}
+    controller, network = lab(BondLab(), config,
+                              apps=("apps/l2_switch.py", "apps/vlan.py", "apps/bond.py"))
+    h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
+    assert harness.wait_until(lambda: harness.ping(h1, h3, timeout=0.5), 15)
+    assert harness.ping(h2, h4)
+    others = {pipeline.APP_IDS[app]: app for app in ("l2_switch", "vlan")}
+    time.sleep(southbound.SdnApp.CANARY_INTERVAL_S + 1)   # an app fighting would be back
+    for switch in ("s1", "s2"):
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch],
+                             capture_output=True, text=True, check=True).stdout
+        assert "actions=NORMAL" in out, out
+        owners = {int(cookie, 16) >> 56 for cookie in re.findall(r"cookie=(0x[0-9a-f]+)", out)}
+        assert [others[o] for o in owners if o in others] == [], (switch, out)
+        assert subprocess.run(["ovs-appctl", "bond/show", f"{switch}-bond"],
+                              capture_output=True, text=True).returncode == 0
+    assert controller.rest("GET", "/v1/switches")[1] == []   # the learning app saw none
+    assert "leaving alone switch 0000000000000001" in controller.log_text()
+    print("observed: learning + VLAN + bond in one controller; s1 and s2 bonded, NORMAL "
+          "only, none of the other apps' entries; pings across the bond")
