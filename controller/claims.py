@@ -1,10 +1,13 @@
 """Switches one app owns outright. Most apps share every switch through the declared
 pipeline; the overlay app owns its hypervisors' br-int and br-tun (their whole
-pipeline is its own), so the other apps, started in the same ryu-manager, must leave
-those switches alone: `SdnApp` drops their events for every other app.
+pipeline is its own) and the bond app owns bridges with bonds (OVS's NORMAL switching
+runs the bonds), so the other apps, started in the same ryu-manager, must leave those
+switches alone: `SdnApp` drops their events for every other app (but a connection's
+end, so they can forget a switch they had before it was claimed).
 
-Claims are made by datapath id when an app learns which switches are its own (the
-overlay: from its config and REST model, before those switches connect)."""
+Claims are made by datapath id when an app learns which switches are its own, best
+before those switches connect (the overlay: from its config and REST model; the bond
+app: bridges its config names by datapath id, and those with REST bonds)."""
 from typing import Dict, Iterable, Optional
 
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
