@@ -17,12 +17,11 @@ REST:
     DELETE /v1/bonds/{dpid}/{name}         the members become plain ports again
 """
 from prometheus_client.core import GaugeMetricFamily
+from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                     set_ev_cls)
 from ryu.lib import hub
-
-from ryu.base import app_manager
 
 from controller import (claims, config, ofcompile, ovsdb, pipeline, reload, rest, southbound,
                         state)
