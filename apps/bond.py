@@ -49,14 +49,15 @@ class Bond(southbound.SdnApp):
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"bond: {err}") from None
         self.switches = {}
-        # dpids of bridges with bonds, claimed from the other apps: those known now are
-        # claimed before they connect, so the other apps never program them at all
+        self.ovsdb = ovsdb.Ovsdb()
+        # bridges with bonds, claimed from the other apps before they connect (by
+        # datapath id, or by the name the config gives), so those never program them
         self.owned = bond.known_bonded(self.settings, self.overrides)
+        self.released = set()   # config-named bridges found without bonds
         try:
-            claims.claim(self.name, self.owned)
+            self.update_claims()
         except ValueError as err:
             raise SystemExit(f"bond: {err}") from None
-        self.ovsdb = ovsdb.Ovsdb()
         self.lock = hub.Semaphore(1)
         self.spawn = hub.spawn
         rest.register(kwargs["wsgi"], BondRest, self)
@@ -78,6 +79,10 @@ class Bond(southbound.SdnApp):
 
     def apply_settings(self, settings):
         self.settings = settings
+        try:
+            self.update_claims()
+        except ValueError as err:
+            self.logger.error("bond: %s", err)
         for switch in list(self.switches.values()):
             if switch.ready:
                 self.spawn(self.program, switch)
@@ -108,14 +113,20 @@ class Bond(southbound.SdnApp):
                           forget=[FlowDelete(Owner(bond.APP))])
             switch.ready = True
 
+    def update_claims(self):
+        claims.claim(self.name, self.owned)
+        claims.claim_names(self.name, bond.named_bridges(self.settings) - self.released,
+                           lambda dpid: self.ovsdb.bridge_of(dpid))
+
     def claim(self, switch, bonded):
         """Claim a bridge with bonds, release one without; True when the change means
         the other apps must meet the switch anew (its connection is closed for that)."""
         dpid = switch.datapath.id
-        before = dpid in self.owned
+        before = claims.owner(dpid) == self.name
         (self.owned.add if bonded else self.owned.discard)(dpid)
+        (self.released.discard if bonded else self.released.add)(switch.name)
         try:
-            claims.claim(self.name, self.owned)
+            self.update_claims()
         except ValueError as err:       # the overlay's bridge
             self.owned.discard(dpid)
             switch.problems.append(str(err))

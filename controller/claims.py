@@ -5,18 +5,24 @@ runs the bonds), so the other apps, started in the same ryu-manager, must leave 
 switches alone: `SdnApp` drops their events for every other app (but a connection's
 end, so they can forget a switch they had before it was claimed).
 
-Claims are made by datapath id when an app learns which switches are its own, best
-before those switches connect (the overlay: from its config and REST model; the bond
-app: bridges its config names by datapath id, and those with REST bonds)."""
-from typing import Dict, Iterable, Optional
+Claims are made before those switches connect: by datapath id (the overlay: from its
+config and REST model; the bond app: bridges its config names by datapath id, and
+those with REST bonds) or by bridge name (the bond app's config), which a resolver
+turns into the name of a connecting switch (an OVSDB lookup, once per datapath id)."""
+import logging
+from typing import Callable, Dict, Iterable, Optional
 
+LOG = logging.getLogger(__name__)
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
 _owners: Dict[int, str] = {}
+_named: Dict[str, str] = {}        # bridge name -> app
+_names: Dict[int, str] = {}        # datapath id -> bridge name, as resolved
+_resolver: Optional[Callable[[int], str]] = None
 
 
 def claim(app: str, dpids: Iterable[int]) -> None:
     """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
-    for dpid in [d for d, owner in _owners.items() if owner == app]:
+    for dpid in [d for d, holder in _owners.items() if holder == app]:
         del _owners[dpid]
     for dpid in dpids:
         holder = _owners.setdefault(dpid, app)
@@ -24,11 +30,37 @@ def claim(app: str, dpids: Iterable[int]) -> None:
             raise ValueError(f"switch {dpid:016x} is already {holder}'s")
 
 
+def claim_names(app: str, names: Iterable[str], resolver: Callable[[int], str]) -> None:
+    """`app` owns exactly the bridges called `names` (besides its datapath ids);
+    `resolver(dpid)` names a connecting switch's bridge (raises when it cannot)."""
+    global _resolver
+    for name in [n for n, holder in _named.items() if holder == app]:
+        del _named[name]
+    for name in names:
+        holder = _named.setdefault(name, app)
+        if holder != app:
+            raise ValueError(f"bridge {name} is already {holder}'s")
+    _resolver = resolver
+
+
 def owner(dpid: int) -> Optional[str]:
-    return _owners.get(dpid)
+    holder = _owners.get(dpid)
+    if holder is None and _named and dpid is not None:
+        holder = _named.get(_bridge_name(dpid))
+    return holder
+
+
+def _bridge_name(dpid: int) -> Optional[str]:
+    if dpid not in _names:
+        try:
+            _names[dpid] = _resolver(dpid)
+        except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
+            LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
+            return None
+    return _names[dpid]
 
 
 def leaves_alone(app: str, dpid: Optional[int]) -> bool:
     """Whether `app` must ignore switch `dpid` (another app owns it)."""
-    holder = _owners.get(dpid) if dpid is not None else None
+    holder = owner(dpid) if dpid is not None else None
     return holder is not None and holder != app

@@ -83,6 +83,11 @@ def switch_dpid(ref) -> Optional[int]:
     return None
 
 
+def named_bridges(settings) -> Set[str]:
+    """Bridges the config gives bonds by name (claimed by name: see known_bonded)."""
+    return {b.switch for b in settings.bonds if switch_dpid(b.switch) is None}
+
+
 def known_bonded(settings, overrides) -> Set[int]:
     """Datapath ids that will have bonds, known before any switch connects: config bonds
     named by datapath id, and REST bonds (`overrides`: {"%016x": {name: body or None}})."""

@@ -1,7 +1,7 @@
 """The bond app next to the learning and VLAN apps in one ryu-manager, on real OVS: the
-bridges whose bonds the config names by datapath id are the bond app's from the
-start (the other apps never program them, so the two parallel links never loop), and
-the hosts reach each other over the bond."""
+bridges the config bonds (named by datapath id or by bridge name) are the bond app's
+from the start (the other apps never program them, so the two parallel links never
+loop), and the hosts reach each other over the bond."""
 import re
 import subprocess
 import time
@@ -15,13 +15,16 @@ from mininet_topos.topos import BondLab
 pytestmark = pytest.mark.integration
 
 
-def bond(dpid):
-    return {"switch": dpid, "name": f"s{dpid}-bond", "members": [f"s{dpid}-eth3", f"s{dpid}-eth4"],
-            "mode": "active-backup", "primary": f"s{dpid}-eth3"}
+def bond(dpid, by_name):
+    return {"switch": f"s{dpid}" if by_name else dpid, "name": f"s{dpid}-bond",
+            "members": [f"s{dpid}-eth3", f"s{dpid}-eth4"], "mode": "active-backup",
+            "primary": f"s{dpid}-eth3"}
 
 
-def test_bonded_bridges_are_the_bond_apps_alone(lab):
-    config = {"bond": {"bonds": [bond(1), bond(2)]}, "l2_switch": {"mode": "reactive"}}
+@pytest.mark.parametrize("by_name", [False, True], ids=["by-dpid", "by-name"])
+def test_bonded_bridges_are_the_bond_apps_alone(lab, by_name):
+    config = {"bond": {"bonds": [bond(1, by_name), bond(2, by_name)]},
+              "l2_switch": {"mode": "reactive"}}
     controller, network = lab(BondLab(), config,
                               apps=("apps/l2_switch.py", "apps/vlan.py", "apps/bond.py"))
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
@@ -39,5 +42,6 @@ def test_bonded_bridges_are_the_bond_apps_alone(lab):
                               capture_output=True, text=True).returncode == 0
     assert controller.rest("GET", "/v1/switches")[1] == []   # the learning app saw none
     assert "leaving alone switch 0000000000000001" in controller.log_text()
+    assert "reconnecting it" not in controller.log_text()    # claimed before they connected
     print("observed: learning + VLAN + bond in one controller; s1 and s2 bonded, NORMAL "
           "only, none of the other apps' entries; pings across the bond")

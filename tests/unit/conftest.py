@@ -7,4 +7,6 @@ from controller import claims
 def no_switch_claims(monkeypatch):
     """Each test starts with no switch owned outright (apps built by earlier tests
     claimed theirs in the module-wide registry)."""
-    monkeypatch.setattr(claims, "_owners", {})
+    for name in ("_owners", "_named", "_names"):
+        monkeypatch.setattr(claims, name, {})
+    monkeypatch.setattr(claims, "_resolver", None)

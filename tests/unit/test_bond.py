@@ -69,6 +69,9 @@ class FakeOvsdb:
     def owned_ports(self, owner):
         return sorted(self.bonds)
 
+    def bridge_of(self, dpid):
+        return f"s{dpid}"
+
 
 def make_app(monkeypatch, tmp_path, section=None):
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
@@ -137,14 +140,16 @@ def test_config_bonds_are_made_when_the_switch_connects(monkeypatch, tmp_path):
     assert len(forwards(switch)) == 1
 
 
-def test_a_bonded_bridge_is_taken_from_the_other_apps_and_given_back(monkeypatch, tmp_path):
-    app = make_app(monkeypatch, tmp_path, {"bonds": [dict(BODY, switch="s1", name="s1-bond")]})
+def test_a_bridge_bonded_over_rest_is_taken_from_the_other_apps_and_given_back(
+        monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
     learning = l2_tests.make_app(monkeypatch)           # another app in the same process
     handler.register_instance(learning)
     monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {"Bond": app, "L2Switch": learning})
-    first = bring_up(app)
-    assert first.state == DEAD_DISPATCHER and claims.owner(1) == app.name
-    assert forwards(first) == []                        # programmed on the next connection
+    first = bring_up(app)                               # no bond yet: everybody's
+    assert claims.owner(1) is None and first.state != DEAD_DISPATCHER
+    assert call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())[0] == 200
+    assert first.state == DEAD_DISPATCHER and claims.owner(1) == app.name   # taken
     gone = ofp_event.EventOFPStateChange(first)
     gone.state = DEAD_DISPATCHER
     app._switch_gone(gone)
@@ -163,11 +168,22 @@ def test_a_bonded_bridge_is_taken_from_the_other_apps_and_given_back(monkeypatch
     assert claims.owner(1) is None and second.state == DEAD_DISPATCHER   # theirs again
 
 
-def test_bridges_named_by_datapath_id_are_claimed_before_they_connect(monkeypatch, tmp_path):
+def test_a_bridge_the_config_bonds_by_name_is_claimed_when_it_connects(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path, {"bonds": [dict(BODY, switch="s1", name="s1-bond")]})
+    monkeypatch.setattr(app_manager, "SERVICE_BRICKS",
+                        {"Bond": app, "L2Switch": l2_tests.make_app(monkeypatch)})
+    assert claims.owner(1) == app.name and claims.owner(2) is None   # OVSDB: dpid 1 is s1
+    switch = bring_up(app)
+    assert switch.state != DEAD_DISPATCHER and len(forwards(switch)) == 1   # no reconnect
+    assert call(app, "DELETE", "/v1/bonds/1/s1-bond")[0] == 200
+    assert claims.owner(1) is None and switch.state == DEAD_DISPATCHER
+
+
+def test_bonded_bridges_are_claimed_before_they_connect(monkeypatch, tmp_path):
     StateStore("bond", tmp_path).save({"0000000000000003": {"s3-bond": BODY},
                                        "0000000000000004": {"s4-bond": None}})
     app = make_app(monkeypatch, tmp_path, {"bonds": [
         dict(BODY, switch=1, name="b1"), dict(BODY, switch="0000000000000002", name="b2"),
         dict(BODY, switch="s5", name="b5")]})
-    assert {d: claims.owner(d) for d in range(1, 6)} == {
-        1: app.name, 2: app.name, 3: app.name, 4: None, 5: None}   # s5: a name, known later
+    assert {d: claims.owner(d) for d in range(1, 7)} == {   # s5: by name, OVSDB names dpid 5
+        1: app.name, 2: app.name, 3: app.name, 4: None, 5: app.name, 6: None}

@@ -38,3 +38,21 @@ def test_the_other_apps_never_see_the_overlays_bridges(monkeypatch, tmp_path):
     overlay.model = overlay.model.without_port("hv2", "hv2-eth2").without_hypervisor("hv2")
     assert l2.get_handlers(features(0x1002)) != []
     assert l2.get_handlers(features(0x1001)) == []
+
+
+def test_name_claims_ask_the_resolver_once_per_switch_and_survive_its_failures():
+    asked = []
+
+    def resolver(dpid):
+        asked.append(dpid)
+        if dpid == 9:
+            raise RuntimeError("OVSDB is away")
+        return f"s{dpid}"
+    claims.claim_names("Bond", ["s1"], resolver)
+    assert claims.owner(1) == "Bond" and claims.owner(1) == "Bond" and claims.owner(2) is None
+    assert claims.owner(9) is None and claims.owner(9) is None      # unknown: not claimed
+    assert asked == [1, 2, 9, 9]                                   # failures are asked again
+    claims.claim("Overlay", [1])                                   # a datapath id claim wins
+    assert claims.owner(1) == "Overlay"
+    with pytest.raises(ValueError, match="already Bond's"):
+        claims.claim_names("Other", ["s1"], resolver)
