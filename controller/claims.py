@@ -22,25 +22,27 @@ _resolver: Optional[Callable[[int], str]] = None
 
 def claim(app: str, dpids: Iterable[int]) -> None:
     """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
-    for dpid in [d for d, holder in _owners.items() if holder == app]:
-        del _owners[dpid]
-    for dpid in dpids:
-        holder = _owners.setdefault(dpid, app)
-        if holder != app:
-            raise ValueError(f"switch {dpid:016x} is already {holder}'s")
+    _replace(_owners, app, dpids, lambda dpid: f"switch {dpid:016x}")
 
 
 def claim_names(app: str, names: Iterable[str], resolver: Callable[[int], str]) -> None:
     """`app` owns exactly the bridges called `names` (besides its datapath ids);
     `resolver(dpid)` names a connecting switch's bridge (raises when it cannot)."""
     global _resolver
-    for name in [n for n, holder in _named.items() if holder == app]:
-        del _named[name]
-    for name in names:
-        holder = _named.setdefault(name, app)
-        if holder != app:
-            raise ValueError(f"bridge {name} is already {holder}'s")
+    _replace(_named, app, names, lambda name: f"bridge {name}")
     _resolver = resolver
+
+
+def _replace(registry, app, keys, describe):
+    """All or nothing: a key another app holds refuses the whole change."""
+    keys = list(keys)
+    for key in keys:
+        holder = registry.get(key, app)
+        if holder != app:
+            raise ValueError(f"{describe(key)} is already {holder}'s")
+    for key in [k for k, holder in registry.items() if holder == app]:
+        del registry[key]
+    registry.update(dict.fromkeys(keys, app))
 
 
 def owner(dpid: int) -> Optional[str]:

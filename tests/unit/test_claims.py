@@ -19,8 +19,10 @@ def test_claims_replace_an_apps_earlier_ones_and_do_not_overlap():
     assert [claims.owner(d) for d in (1, 2, 3)] == [None, "Overlay", "Overlay"]
     assert claims.leaves_alone("L2Switch", 2) and not claims.leaves_alone("Overlay", 2)
     assert not claims.leaves_alone("L2Switch", 1) and not claims.leaves_alone("L2Switch", None)
+    claims.claim("Other", [4])
     with pytest.raises(ValueError, match="already Overlay's"):
-        claims.claim("Other", [3])
+        claims.claim("Other", [3, 5])
+    assert [claims.owner(d) for d in (3, 4, 5)] == ["Overlay", "Other", None]   # unchanged
 
 
 def test_the_other_apps_never_see_the_overlays_bridges(monkeypatch, tmp_path):
