@@ -52,6 +52,11 @@ def owner(dpid: int) -> Optional[str]:
     return holder
 
 
+def forget_name(dpid: Optional[int]) -> None:
+    """A switch's connection ended: the next one may be another bridge with that id."""
+    _names.pop(dpid, None)
+
+
 def _bridge_name(dpid: int) -> Optional[str]:
     if dpid not in _names:
         try:

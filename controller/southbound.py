@@ -149,7 +149,9 @@ class SdnApp(app_manager.RyuApp):
         had the switch before it was claimed must still forget it."""
         gone = isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER
         dpid = _dpid_of(ev)
-        if not gone and claims.leaves_alone(self.name, dpid):
+        if gone:
+            claims.forget_name(dpid)
+        elif claims.leaves_alone(self.name, dpid):
             if isinstance(ev, ofp_event.EventOFPSwitchFeatures):
                 self.logger.info("%s: %s switch %016x: it is %s's", self.name,
                                  claims.LEFT_ALONE_MARK, dpid, claims.owner(dpid))

@@ -54,6 +54,8 @@ def test_name_claims_ask_the_resolver_once_per_switch_and_survive_its_failures()
     assert claims.owner(1) == "Bond" and claims.owner(1) == "Bond" and claims.owner(2) is None
     assert claims.owner(9) is None and claims.owner(9) is None      # unknown: not claimed
     assert asked == [1, 2, 9, 9]                                   # failures are asked again
+    claims.forget_name(2)                                          # its connection ended
+    assert claims.owner(2) is None and asked[-1] == 2              # named afresh next time
     claims.claim("Overlay", [1])                                   # a datapath id claim wins
     assert claims.owner(1) == "Overlay"
     with pytest.raises(ValueError, match="already Bond's"):
