@@ -140,9 +140,6 @@ class Overlay(southbound.SdnApp):
                                             for hv, vlans in self.local_vlans.items()})
         rest.persist(self.store, data)
 
-    def role_of(self, dpid):
-        return self.model.role_of(dpid)
-
     def ovsdb_of(self, hv):
         remote = hv.ovsdb or ovsdb.DEFAULT_REMOTE
         if remote not in self.ovsdbs:
@@ -154,7 +151,7 @@ class Overlay(southbound.SdnApp):
     def plan_for(self, dpid):
         """What the bridge `dpid` should hold now; None when it cannot be computed yet
         (patch port not seen)."""
-        role, switch = self.role_of(dpid), self.switches.get(dpid)
+        role, switch = self.model.role_of(dpid), self.switches.get(dpid)
         if role is None or switch is None:
             return None
         return self.model.bridge_plan(dpid, self.local_vlans.get(role[0], {}), switch.resolve,
@@ -170,7 +167,7 @@ class Overlay(southbound.SdnApp):
                     continue
                 datapath = self.switches[dpid].datapath
                 canary = [pipeline.canary(overlay.APP)]
-                if previous is None and self.role_of(dpid)[1] == "tun":
+                if previous is None and self.model.role_of(dpid)[1] == "tun":
                     # first time since it connected: read back, reconcile
                     self.converge(datapath, overlay.TUNNEL_BRIDGE_OWNERS
                                   + (pipeline.canary_owner(overlay.APP),), plan + canary,
@@ -216,7 +213,7 @@ class Overlay(southbound.SdnApp):
     def _port_desc(self, ev):
         switch = self.switches.get(ev.msg.datapath.id)
         if switch is not None and switch.update_from_desc(ev.msg):
-            role = self.role_of(switch.datapath.id)
+            role = self.model.role_of(switch.datapath.id)
             if role is None:
                 self.logger.info("overlay: switch %016x is no hypervisor's bridge; left alone",
                                  switch.datapath.id)
