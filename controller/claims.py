@@ -16,7 +16,7 @@ LOG = logging.getLogger(__name__)
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
 _owners: Dict[int, str] = {}
 _named: Dict[str, str] = {}        # bridge name -> app
-_names: Dict[int, str] = {}        # datapath id -> bridge name, as resolved
+_names: Dict[int, Optional[str]] = {}   # datapath id -> bridge name (None: unknown)
 _resolver: Optional[Callable[[int], str]] = None
 
 
@@ -58,12 +58,15 @@ def forget_name(dpid: Optional[int]) -> None:
 
 
 def _bridge_name(dpid: int) -> Optional[str]:
+    """Asked once per connection: every event of every app comes here, so a lookup
+    that failed (no such bridge in OVSDB, OVSDB away) is not repeated per event; the
+    switch is then nobody's by name until it connects again."""
     if dpid not in _names:
         try:
             _names[dpid] = _resolver(dpid)
         except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
             LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
-            return None
+            _names[dpid] = None
     return _names[dpid]
 
 
