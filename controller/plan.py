@@ -5,8 +5,10 @@ changes live in the controller's state), so the plan is the app's first push.
 
 The overlay is planned per bridge: the datapath id says which hypervisor's br-int or
 br-tun it is, the ports given stand for the ofports OVS assigned (patch port, VM
-ports, one tunnel port per other hypervisor). The topology app is not planned: what it
-installs depends on the links LLDP finds between switches.
+ports, one tunnel port per other hypervisor). A switch one app owns outright (a
+hypervisor's bridge, a bridge with bonds) is planned for that app alone, as the other
+apps leave it alone at run time. The topology app is not planned: what it installs
+depends on the links LLDP finds between switches.
 """
 import types
 
@@ -37,6 +39,11 @@ def plan(data, switch, datapath=NETDEV):
     settings = {name: config.section(SECTIONS[name], name, data) for name in apps}
     out = {"apps": {}, "ovsdb": [], "problems": [],
            "not_planned": {k: v for k, v in NOT_PLANNED.items() if k in data}}
+    owner = _owner(settings, switch)
+    if owner is not None:   # the other apps leave this switch alone (controller/claims.py)
+        out["not_planned"].update({name: f"leaves this switch to the {owner} app"
+                                   for name in settings if name != owner})
+        settings = {owner: settings[owner]}
     untagged = ()
     if "vlan" in settings:
         configured = vlan.configured_ports(
@@ -86,6 +93,18 @@ def plan(data, switch, datapath=NETDEV):
     if "overlay" in settings:
         _plan_overlay(settings["overlay"].model(), switch, out)
     return out
+
+
+def _owner(settings, switch):
+    """The app that owns this switch outright, as it claims it: the overlay its
+    hypervisors' bridges, the bond app a bridge with bonds."""
+    dpid = switch.datapath.id
+    if "overlay" in settings and settings["overlay"].model().role_of(dpid) is not None:
+        return "overlay"
+    if "bond" in settings and bond.bonds_for(settings["bond"], {}, switch.is_named,
+                                             "%016x" % dpid):
+        return "bond"
+    return None
 
 
 def _plan_overlay(model, switch, out):

@@ -73,6 +73,19 @@ def test_an_overlay_plan_says_what_it_is_missing():
     assert "no hypervisor's int_dpid or tun_dpid" in result["problems"][0]
 
 
+def test_a_switch_one_app_owns_is_planned_for_that_app_alone():
+    data = {"l2_switch": {"mode": "datapath"}, "vlan": vlan_tests.SECTION,
+            "bond": BOND_SECTION, "overlay": overlay_tests.SECTION}
+    bonded = plan.plan(data, plan.planned_switch("s1", 1, bond_tests.NAMES))
+    assert list(bonded["apps"]) == ["bond"]
+    assert bonded["not_planned"] == {name: "leaves this switch to the bond app"
+                                     for name in ("l2_switch", "vlan", "overlay")}
+    hypervisor = plan.plan(data, plan.planned_switch("br", 0x2001, {1: "patch-int"}))
+    assert list(hypervisor["apps"]) == ["overlay"]
+    other = plan.plan(data, plan.planned_switch("s2", 2, {1: "s2-eth1"}))
+    assert sorted(other["apps"]) == ["bond", "l2_switch", "vlan"]   # nobody's: all share it
+
+
 def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
     config = tmp_path / "lab.yaml"
     config.write_text(json.dumps(dict(qos_tests.QOS_LAB_CONFIG, topology={})))
