@@ -10,10 +10,11 @@ import functools
 import hmac
 import inspect
 import json
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
-from controller import config, ryu_compat, state
+from controller import config, jsonbody, ryu_compat, state
 
 ryu_compat.install()  # no-op when the venv's .pth hook already did it
 
@@ -24,6 +25,8 @@ from ryu.app.wsgi import ControllerBase, WSGIApplication, route  # noqa: E402,F4
 cfg.CONF.set_default("wsapi_host", "127.0.0.1")
 
 _NOT_FOUND_ROUTE = "json-not-found"
+LOG = logging.getLogger(__name__)
+INTERNAL_ERROR_MARK = "REST request failed inside the controller"  # tests grep logs for this
 
 
 class ApiError(Exception):
@@ -103,6 +106,30 @@ def api(name, path, methods, requirements=None):
     return wrap
 
 
+def _answer_500_as_json(ryu_call):
+    """The one last-resort boundary between a client and the controller's code.
+
+    eventlet's WSGI server runs with debug on, so an exception that escapes an app
+    would reach the client as a plain-text traceback naming install paths. Whatever
+    a handler did not turn into an ApiError is answered here: a JSON 500 that says
+    nothing of the internals, and the traceback goes to the log. This is deliberately
+    broad: it is the outermost frame of a request, not control flow."""
+    def call(self, environ, start_response):
+        try:
+            return ryu_call.__get__(self, type(self))(environ, start_response)
+        except Exception:  # noqa: BLE001 -- see the docstring
+            LOG.exception("%s: %s %s", INTERNAL_ERROR_MARK, environ.get("REQUEST_METHOD"),
+                          environ.get("PATH_INFO"))
+            response = error_response(500, "internal error; the controller's log has details")
+            return response(environ, start_response)
+    call.sdn_guard = True
+    return call
+
+
+if not getattr(WSGIApplication.__call__, "sdn_guard", False):
+    WSGIApplication.__call__ = _answer_500_as_json(WSGIApplication.__call__)
+
+
 def persist(store, data) -> None:
     """Save REST state; a store that cannot write is the server's failure (500), and
     the caller's running state stays as it was."""
@@ -132,9 +159,9 @@ def parse_json_body(req):
     if not req.body:
         raise ApiError(400, "request body is empty; expected a JSON object")
     try:
-        body = json.loads(req.body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ApiError(400, f"malformed JSON: {err}") from None
+        body = jsonbody.loads(req.body)
+    except jsonbody.BodyError as err:
+        raise ApiError(400, str(err)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "expected a JSON object")
     return body

@@ -70,3 +70,49 @@ def test_bodies_over_the_limit_are_refused_before_anything_changes(monkeypatch, 
 def test_a_bad_api_section_stops_the_app(monkeypatch, tmp_path, api, message):
     with pytest.raises(SystemExit, match=message):
         make_app(monkeypatch, tmp_path, api)
+
+
+ABUSIVE_BODIES = {
+    "nested 2000 deep (arrays)": b"[" * 2000 + b"]" * 2000,
+    "nested 2000 deep (objects)": b'{"tag":' * 2000 + b"7" + b"}" * 2000,
+    "nested 33 deep": b'{"tag":' * 33 + b"7" + b"}" * 33,
+    "a long string": json.dumps({"tag": "x" * 5000}).encode(),
+    "a long key": json.dumps({"k" * 5000: 7}).encode(),
+    "many members": json.dumps({f"k{i}": i for i in range(10001)}).encode(),
+    "a 5000-digit integer": b'{"tag": ' + b"9" * 5000 + b"}",
+    "an integer over 64 bits": b'{"tag": 18446744073709551616}',
+    "an infinite float": b'{"tag": 1e999}',
+    "NaN": b'{"tag": NaN}',
+    "-Infinity": b'{"tag": -Infinity}',
+    "not UTF-8": b'{"tag": "\xff\xfe"}',
+    "a lone surrogate escape": b'{"tag": "\\ud800"}',
+    "a lone surrogate in a key": b'{"\\udc00": 7}',
+    "truncated": b'{"tag": ',
+    "an array, not an object": b"[7]",
+    "a bare number": b"7",
+}
+
+
+@pytest.mark.parametrize("body", ABUSIVE_BODIES.values(), ids=ABUSIVE_BODIES.keys())
+def test_abusive_bodies_get_a_json_400_and_change_nothing(monkeypatch, tmp_path, body):
+    app = make_app(monkeypatch, tmp_path, {"max_body_bytes": 1 << 20})
+    status, answer, resp = request(app, "PUT", PATH, body)
+    assert status == 400, answer
+    assert resp.content_type == "application/json" and answer["status"] == 400
+    assert "Traceback" not in answer["error"] and "/site-packages/" not in answer["error"]
+    assert request(app, "GET", PATH)[1]["tag"] is None
+    assert request(app, "PUT", PATH, b'{"tag": 7}')[1]["tag"] == 7  # still serving
+
+
+def test_a_handler_that_fails_answers_500_as_json_and_logs_the_traceback(monkeypatch, tmp_path,
+                                                                        caplog):
+    app = make_app(monkeypatch, tmp_path, {})
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("an internal detail")
+    monkeypatch.setattr(app, "change", broken)
+    status, answer, resp = request(app, "PUT", PATH, b'{"tag": 7}')
+    assert status == 500 and resp.content_type == "application/json"
+    assert "internal detail" not in resp.text and "Traceback" not in resp.text
+    assert rest.INTERNAL_ERROR_MARK in caplog.text and "an internal detail" in caplog.text
+    assert request(app, "GET", PATH)[0] == 200  # the next request is served
