@@ -3,9 +3,16 @@
 The file is named by `SDN_CONFIG` (ryu-manager passes no options to apps);
 without it every app runs on its defaults. Unknown keys are errors, so a typo
 never silently falls back to a default.
+
+A file must say one thing: a key given twice at any level is an error (PyYAML keeps
+the last one silently), and so is a plain scalar that YAML 1.1 reads differently
+from what it looks like: `010` (octal, 8), `0o10`, `0b10`, `1:30` (base 60, 90),
+`yes`/`no`/`on`/`off` (booleans). Quote such a value or write it plainly (`10`,
+`true`). Errors name the file, the line and the key, as FAUCET's loader does.
 """
 import dataclasses
 import os
+import re
 
 import yaml
 
@@ -16,17 +23,71 @@ class ConfigError(ValueError):
     pass
 
 
+# Plain scalars that YAML 1.1 resolves to something other than what they read as.
+_AMBIGUOUS = (
+    (re.compile(r"[-+]?0[0-9_]+$"), "YAML 1.1 reads a leading 0 as octal"),
+    (re.compile(r"[-+]?0[oObB][0-9a-fA-F_]+$"), "an octal or binary literal"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$"),
+     "YAML 1.1 reads it as a base-60 number"),
+    (re.compile(r"(?i)(yes|no|on|off|y|n)$"), "YAML 1.1 reads it as a boolean"),
+)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate keys and ambiguous plain scalars."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            where = f"line {key_node.start_mark.line + 1}"
+            if isinstance(key, (list, dict)):
+                raise ConfigError(f"{where}: a key must be a plain value")
+            if key in seen:
+                raise ConfigError(f"{where}: key {key!r} given twice (first on line "
+                                  f"{seen[key]}); say it once")
+            seen[key] = key_node.start_mark.line + 1
+            self._refuse_ambiguous(key_node, key)
+            self._refuse_ambiguous(value_node, key)
+        return super().construct_mapping(node, deep=deep)
+
+    @staticmethod
+    def _refuse_ambiguous(node, key):
+        nodes = [node]
+        while nodes:  # a key's scalar, or the scalars of the lists under it
+            item = nodes.pop()
+            if isinstance(item, yaml.SequenceNode):
+                nodes.extend(item.value)
+            elif isinstance(item, yaml.ScalarNode) and item.style is None:
+                for pattern, why in _AMBIGUOUS:
+                    if pattern.match(item.value):
+                        raise ConfigError(
+                            f"line {item.start_mark.line + 1}: key {key!r}: {item.value!r} is "
+                            f"ambiguous ({why}); quote it or write it plainly")
+
+
+def parse_text(text: str, path: str = "<config>"):
+    """The document in `text`, strictly (see the module docstring)."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}, {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+
+
 def load_file(path=None) -> dict:
     path = path or os.environ.get(ENV_VAR)
     if not path:
         return {}
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read()
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {err}") from None
+    data = parse_text(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
