@@ -27,8 +27,10 @@ def with_apps(configured, backend_vlan, backends=BACKENDS, mode="nat"):
     """A switch with the pipeline misses, the VLAN app's plan for `configured`
     (PortVlan by port), the learning app's datapath defaults and the LB's entries, its
     backends located on `backend_vlan`; and the untagged pairs the VLAN app declared."""
-    vip = VIP if mode == "nat" else lb.vip_from_dict(1, {k: v for k, v in lb.vip_to_dict(VIP).items() if k != "id"} | dict(mode="dsr",
-                                                             port=8080), SUBNETS)
+    vip = VIP
+    if mode == "dsr":   # dsr does not rewrite ports: the VIP's port is the backends'
+        body = {k: v for k, v in lb.vip_to_dict(VIP).items() if k != "id"}
+        vip = lb.vip_from_dict(1, dict(body, mode="dsr", port=8080), SUBNETS)
     ports = vlan.effective_ports(configured, PORTS)
     untagged = vlan.untagged_egress_pairs(ports)
     located = [lb.Located(vip.backend(ip), mac, port, backend_vlan) for ip, mac, port in backends]
