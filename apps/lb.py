@@ -8,7 +8,8 @@ and switch port itself (ARP from a probe address), then checks it every interval
 a TCP SYN to its service port (UDP VIPs: ARP): a backend that refuses (RST), or
 leaves `misses` probes in a row unanswered for `timeout_s` each, leaves its VIP's group (buckets are replaced in place, pinned connections
 stay) and comes back after its next good answer. Clients and backends of a VIP sit on
-the same switch.
+the same switch and VLAN: with the VLAN app loaded, a backend's VLAN is the one its
+replies arrive on, and the VIP answers on its backends' VLANs only (flows/lb.py).
 
 Config section `lb` (flows/lb.py LbSettings). REST (changes persist):
     GET/POST         /v1/lb/vips
@@ -27,7 +28,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, pipeline, reload, rest, southbound, state
+from controller import config, events, ofcompile, pipeline, reload, rest, southbound, state
 from flows import diff, lb, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
@@ -40,6 +41,7 @@ class BackendState:
     mac: Optional[str] = None
     dpid: Optional[int] = None
     port: Optional[int] = None
+    vlan: Optional[int] = None  # its VLAN inside the pipeline (None: frames are untagged)
     healthy: bool = False
     last_probe: float = 0.0
     last_change: float = 0.0
@@ -52,6 +54,7 @@ class LbSwitch:
         self.groups = set()     # VIP ids whose group exists here
         self.buckets = {}       # VIP id -> backend IPs, in bucket order
         self.plans = {}         # VIP id -> the flows and group last installed
+        self.probe_plan = []    # the probe entries last installed
         self.ready = False      # taken over and reconciled (program_switch)
 
 
@@ -70,6 +73,7 @@ class Lb(southbound.SdnApp):
         self.switches = {}
         self.backends = {}      # (VIP id, backend ip) -> BackendState
         self.pending = {}       # (dpid, probe port) -> (VIP id, backend ip, sent at)
+        self.untagged = {}      # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
         self.ports = itertools.cycle(range(33000, 61000))
         self.clock = time.monotonic
         self.spawn = hub.spawn
@@ -129,8 +133,24 @@ class Lb(southbound.SdnApp):
             st = self.backends.get((vip.vip_id, backend.ip))
             if st and st.mac and st.dpid == switch.datapath.id and \
                     (st.healthy or not healthy_only):
-                out.append(lb.Located(backend, st.mac, st.port))
+                out.append(lb.Located(backend, st.mac, st.port, st.vlan))
         return out
+
+    def untagged_on(self, dpid):
+        return self.untagged.get(dpid, frozenset())
+
+    def probe_vlan(self, st):
+        """The tag a frame the controller sends to this backend carries: its VLAN where
+        its port leaves that VLAN tagged, none where the VLAN app pops it (or the
+        pipeline does not tag). A packet-out skips the VLAN app's egress."""
+        if st.vlan is None or lb.pops_tag(st.port, st.vlan, self.untagged_on(st.dpid)):
+            return None
+        return st.vlan
+
+    def probe_entries(self, switch):
+        if not self.settings.probe_ip:
+            return []
+        return lb.probe_flows(self.settings.probe_ip, self.untagged_on(switch.datapath.id))
 
     # --- programming -------------------------------------------------------------------
 
@@ -157,8 +177,13 @@ class Lb(southbound.SdnApp):
 
     def vip_plan(self, vip, switch):
         live = self.located(vip, switch, healthy_only=True)
-        plan = lb.vip_flows(vip, live, vip.vip_id in switch.groups,
-                            self.located(vip, switch, False))
+        located = self.located(vip, switch, False)
+        if len(lb.served_vlans(located)) > 1:
+            self.logger.warning("lb: VIP %s has backends on VLANs %s of switch %016x; a VIP's "
+                                "clients and backends must share one VLAN", vip.vip_id,
+                                ", ".join(map(str, lb.served_vlans(located))), switch.datapath.id)
+        plan = lb.vip_flows(vip, live, vip.vip_id in switch.groups, located,
+                            self.untagged_on(switch.datapath.id))
         switch.groups.add(vip.vip_id)
         switch.buckets[vip.vip_id] = [b.backend.ip for b in live]
         return plan
@@ -179,8 +204,8 @@ class Lb(southbound.SdnApp):
         switch.groups.clear()
         switch.plans = {vip_id: self.vip_plan(vip, switch)
                         for vip_id, vip in sorted(self.vips.items())}
-        desired = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
-            lb.probe_flows(self.settings.probe_ip) if self.settings.probe_ip else []) + \
+        switch.probe_plan = self.probe_entries(switch)
+        desired = pipeline.table_misses() + [pipeline.canary(lb.APP)] + switch.probe_plan + \
             [item for plan in switch.plans.values() for item in plan]
         if installed is None:
             southbound.push(datapath, [FlowDelete(Owner(lb.APP))] + [
@@ -196,16 +221,16 @@ class Lb(southbound.SdnApp):
         located, live = lb.adopt(
             [ofcompile.decode_flow(e.item) if e.kind == "flow" else ofcompile.decode_group(e.item)
              for e in installed if e.kind in ("flow", "group")])
-        for (vip_id, ip), (mac, port) in sorted(located.items()):
+        for (vip_id, ip), (mac, port, vlan) in sorted(located.items()):
             vip = self.vips.get(vip_id)
             if vip is None or vip.backend(ip) is None:
                 continue
             st = self.state_of(vip_id, ip)
             if st.mac is None:
-                st.mac, st.dpid, st.port = mac, switch.datapath.id, port
+                st.mac, st.dpid, st.port, st.vlan = mac, switch.datapath.id, port, vlan
                 st.healthy = (vip_id, ip) in live
-                self.logger.info("lb: VIP %s backend %s taken over at %016x port %s (%s)",
-                                 vip_id, ip, switch.datapath.id, port,
+                self.logger.info("lb: VIP %s backend %s taken over at %016x port %s VLAN %s "
+                                 "(%s)", vip_id, ip, switch.datapath.id, port, vlan,
                                  "healthy" if st.healthy else "down")
 
     # --- switch events -------------------------------------------------------------------
@@ -222,6 +247,25 @@ class Lb(southbound.SdnApp):
     def _switch_gone(self, ev):
         self.forget_switch(self.switches, ev.datapath)
 
+    @set_ev_cls(events.EventPortVlans)
+    def _port_vlans(self, ev):
+        """The VLAN app changed which (port, VLAN) pairs leave untagged: the entries that
+        send frames out of a port themselves (ARP answers, rewrites to backends) pop the
+        tag there. Before the switch is taken over, just note it (program_switch reads it)."""
+        if self.untagged.get(ev.dpid) == ev.untagged:
+            return
+        self.untagged[ev.dpid] = ev.untagged
+        switch = self.switches.get(ev.dpid)
+        if switch is None or not switch.ready:
+            return
+        plan = self.probe_entries(switch)
+        changes = diff.plan_changes(switch.probe_plan, plan)
+        if changes:
+            southbound.push(switch.datapath, changes)
+        switch.probe_plan = plan
+        for vip_id in sorted(self.vips):
+            self.program_vip(vip_id, [switch])
+
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
@@ -229,7 +273,7 @@ class Lb(southbound.SdnApp):
             return
         reply = probes.parse_reply(msg.data)
         if isinstance(reply, probes.ArpReply):
-            self.on_arp_reply(msg.datapath.id, msg.match["in_port"], reply)
+            self.on_arp_reply(msg.datapath.id, msg.match["in_port"], reply)  # tagged or not
         elif isinstance(reply, probes.TcpReply):
             self.on_tcp_reply(msg.datapath.id, reply)
 
@@ -240,8 +284,9 @@ class Lb(southbound.SdnApp):
             if vip.backend(reply.ip) is None:
                 continue
             st = self.state_of(vip.vip_id, reply.ip)
-            moved = (st.mac, st.dpid, st.port) != (reply.mac, dpid, port)
-            st.mac, st.dpid, st.port = reply.mac, dpid, port
+            where = (reply.mac, dpid, port, reply.vlan)
+            moved = (st.mac, st.dpid, st.port, st.vlan) != where
+            st.mac, st.dpid, st.port, st.vlan = where
             if vip.protocol == "udp":   # no service check for UDP: reachable is healthy
                 moved |= self.set_health(vip.vip_id, reply.ip, True)
             if moved:
@@ -258,7 +303,8 @@ class Lb(southbound.SdnApp):
         if reply.accepted and st is not None and st.mac:
             southbound.send(self.switches[dpid].datapath, ofcompile.packet_out(
                 self.switches[dpid].datapath, st.port,
-                probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip)))
+                probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip,
+                                 self.probe_vlan(st))))
         if self.set_health(vip_id, ip, reply.accepted):
             self.program_vip(vip_id)
 
@@ -302,7 +348,10 @@ class Lb(southbound.SdnApp):
     def probe(self, vip, backend, st):
         probe_ip = self.settings.probe_ip
         if st.mac is None or vip.protocol == "udp" or st.dpid not in self.switches:
-            frame = probes.arp_request(lb.PROBE_MAC, probe_ip, backend.ip)
+            # flooded past the VLAN app's egress: untagged, unless the backend was
+            # found on a VLAN its port carries tagged
+            frame = probes.arp_request(lb.PROBE_MAC, probe_ip, backend.ip,
+                                       self.probe_vlan(st) if st.mac else None)
             for switch in list(self.switches.values()):
                 southbound.send(switch.datapath,
                                 ofcompile.packet_out(switch.datapath, FLOOD, frame))
@@ -313,7 +362,7 @@ class Lb(southbound.SdnApp):
         southbound.send(switch.datapath, ofcompile.packet_out(
             switch.datapath, st.port, probes.tcp_segment(
                 lb.PROBE_MAC, st.mac, probe_ip, backend.ip, port, backend.port, probes.SYN,
-                seq=port * 7919)))
+                seq=port * 7919, vlan=self.probe_vlan(st))))
 
     # --- what REST asks ---------------------------------------------------------------------
 
@@ -331,7 +380,7 @@ class Lb(southbound.SdnApp):
         now = self.clock()
         for entry in out["backends"]:
             st = self.backends.get((vip.vip_id, entry["ip"])) or BackendState(last_change=now)
-            entry.update(healthy=st.healthy, mac=st.mac, switch_port=st.port,
+            entry.update(healthy=st.healthy, mac=st.mac, switch_port=st.port, vlan=st.vlan,
                          state_for_s=round(now - st.last_change, 1))
         out["mac"] = lb.vip_mac(vip.vip_id)
         return out

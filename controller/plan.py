@@ -78,9 +78,11 @@ def plan(data, switch, datapath=NETDEV):
         vips = lb.vips_from(settings["lb"], {}, problems)
         out["problems"] += [f"lb: {p}" for p in problems]
         probe_ip = settings["lb"].probe_ip
+        untagged = frozenset(untagged)  # with the VLAN app: its ARP answers pop the tag
         out["apps"]["lb"] = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
-            lb.probe_flows(probe_ip) if probe_ip else []) + [
-            item for _, vip in sorted(vips.items()) for item in lb.vip_flows(vip, [], False)]
+            lb.probe_flows(probe_ip, untagged) if probe_ip else []) + [
+            item for _, vip in sorted(vips.items())
+            for item in lb.vip_flows(vip, [], False, untagged=untagged)]
     if "bond" in settings:
         bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, "%016x" % switch.datapath.id)
         out["apps"]["bond"] = bond.switch_plan(list(bonds.values())) + \

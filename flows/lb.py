@@ -17,15 +17,27 @@ For each VIP (all in the `vip` table, before QoS and MAC learning):
          and replies go straight back;
 - health-check replies (to the controller's probe MAC) go to the controller, and ARP
   for the probe IP is answered so backends can reply to it.
+
+VLANs. With the VLAN app loaded every frame in the pipeline carries a tag (untagged
+frames of ports without settings get VLAN 0), and the app pops it only in its own
+egress (the flood and l2_dst tables). What this module sends to a port itself (the
+rewrite to a backend, the ARP answers out of the request's port) skips that egress,
+so it pops the tag where the VLAN app says that (port, VLAN) leaves untagged
+(`untagged`, its untagged_egress_pairs) and keeps it elsewhere. A backend's VLAN is
+the tag its replies reach the controller with (None: the pipeline does not tag); a
+VIP serves the VLANs its located backends are on (before any is located, or without
+tags: every VLAN), so a client of another VLAN gets neither its ARP answer nor a
+backend.
 """
 import ipaddress
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from flows import arp
 from flows.body import only_keys
-from flows.spec import (CONTROLLER, Bucket, Ct, FlowDelete, FlowSpec, Group, GroupDelete,
-                        GroupRef, GroupSpec, Match, Output, Owner, Resubmit, SetField)
+from flows.spec import (CONTROLLER, TAGGED, Bucket, Ct, FlowDelete, FlowSpec, Group,
+                        GroupDelete, GroupRef, GroupSpec, Match, Output, Owner, PopVlan,
+                        Resubmit, SetField)
 
 APP = "lb"
 MODES = ("nat", "dsr")
@@ -82,10 +94,31 @@ class Vip:
 
 @dataclass(frozen=True)
 class Located:
-    """A backend the controller has found (its MAC and switch port) and finds healthy."""
+    """A backend the controller has found: its MAC, switch port and VLAN inside the
+    pipeline (None when frames there are untagged: no VLAN app)."""
     backend: Backend
     mac: str
     switch_port: int
+    vlan: Optional[int] = None
+
+
+# (port, VLAN) pairs whose frames leave untagged, as the VLAN app declares them
+# (flows.vlan.untagged_egress_pairs); empty without it.
+UntaggedEgress = FrozenSet[Tuple[int, int]]
+
+
+def pops_tag(port: int, vlan: Optional[int], untagged: UntaggedEgress) -> bool:
+    """Must a frame of pipeline VLAN `vlan` lose its tag before it leaves `port`?"""
+    return vlan is not None and (port, vlan) in untagged
+
+
+def served_vlans(located: Iterable[Located]) -> Tuple[Optional[int], ...]:
+    """The VLANs a VIP answers on: those of its located backends; (None,), every VLAN,
+    while none is located or the pipeline does not tag."""
+    vlans = {b.vlan for b in located}
+    if not vlans or None in vlans:
+        return (None,)
+    return tuple(sorted(vlans))
 
 
 # --- validation ---------------------------------------------------------------------
@@ -203,13 +236,38 @@ def mark_of(ip: str) -> int:
     return int(ipaddress.IPv4Address(ip))
 
 
-def _to_backend(vip: Vip, located: Located):
+def _to_backend(vip: Vip, located: Located, untagged: UntaggedEgress):
     l4, _ = _l4(vip)
     rewrite = (SetField("eth_dst", located.mac),)
     if vip.mode == "nat":
         rewrite += (SetField("ipv4_dst", located.backend.ip),
                     SetField(f"{l4}_dst", located.backend.port))
+    if pops_tag(located.switch_port, located.vlan, untagged):
+        rewrite += (PopVlan(),)
     return rewrite + (Output(located.switch_port),)
+
+
+def _tag_present(located: Located, untagged: UntaggedEgress) -> dict:
+    popped = pops_tag(located.switch_port, located.vlan, untagged)
+    return {"vlan_vid": TAGGED} if popped else {}
+
+
+def _vlan_of(vlan: Optional[int]) -> dict:
+    return {} if vlan is None else {"vlan_vid": vlan}
+
+
+def arp_answers(ip: str, mac: str, owner: Owner, vlans: Sequence[Optional[int]],
+                untagged: UntaggedEgress) -> List[FlowSpec]:
+    """The switch answers ARP for `ip` with `mac` on `vlans` (None: any VLAN), out of
+    the request's port: one entry per VLAN that keeps the request's tag, and above
+    them one per (port, VLAN) leaving untagged that pops it."""
+    every = None in vlans
+    entries = [FlowSpec("vip", PRIO_ARP, arp.request_for(ip, **_vlan_of(vlan)), owner,
+                        actions=arp.reply_actions(ip, mac)) for vlan in vlans]
+    entries += [FlowSpec("vip", PRIO_ARP + 1, arp.request_for(ip, in_port=port, vlan_vid=vlan),
+                         owner, actions=(PopVlan(),) + arp.reply_actions(ip, mac))
+                for port, vlan in sorted(untagged) if every or vlan in vlans]
+    return entries
 
 
 def bucket(vip: Vip, located: Located) -> Bucket:
@@ -226,33 +284,40 @@ def vip_match(vip: Vip, **more) -> Match:
 
 
 def vip_flows(vip: Vip, live: Iterable[Located], group_exists: bool,
-              located: Iterable[Located] = ()) -> List:
+              located: Iterable[Located] = (), untagged: UntaggedEgress = frozenset()) -> List:
     """The VIP's group (replaced in place when it exists) with a bucket per live backend,
     its ARP answer, and its entries: untracked packets go through conntrack (zone = VIP
     id); a tracked packet whose connection carries a backend's mark goes to it; a new
     one goes to the group, whose bucket comes back with the backend in reg0 to be
     committed. Every located backend (`located`, live or not: its connections stay
     pinned) has its pinned and commit entries and, in nat mode, the rewrite of its
-    replies."""
+    replies. `untagged`: see the module's VLANs paragraph."""
     owner = vip_owner(vip.vip_id)
     ref = GroupRef(owner, vip.vip_id)
+    located = sorted(located, key=lambda b: b.backend.ip)
+    vlans = served_vlans(located)
     items = [GroupSpec(ref, "select", tuple(bucket(vip, b) for b in live),
-                       modify=group_exists),
-             FlowSpec("vip", PRIO_ARP, arp.request_for(vip.ip), owner,
-                      actions=arp.reply_actions(vip.ip, vip_mac(vip.vip_id))),
-             FlowSpec("vip", PRIO_TRACK, vip_match(vip, ct_state="-trk"), owner,
-                      actions=(Ct(zone=vip.vip_id, table="vip"),)),
-             FlowSpec("vip", PRIO_NEW, vip_match(vip, ct_state="+trk"), owner,
-                      actions=(Group(ref),))]
-    l4, proto = _l4(vip)
-    for backend in sorted(located, key=lambda b: b.backend.ip):
+                     modify=group_exists)]
+    items += arp_answers(vip.ip, vip_mac(vip.vip_id), owner, vlans, untagged)
+    # only frames of the served VLANs enter conntrack: others miss the VIP entirely
+    items += [FlowSpec("vip", PRIO_TRACK, vip_match(vip, ct_state="-trk", **_vlan_of(vlan)),
+                       owner, actions=(Ct(zone=vip.vip_id, table="vip"),)) for vlan in vlans]
+    items.append(FlowSpec("vip", PRIO_NEW, vip_match(vip, ct_state="+trk"), owner,
+                          actions=(Group(ref),)))
+    for backend in located:
         mark = mark_of(backend.backend.ip)
+        # the pinned entry names the backend's VLAN so a restarted controller reads
+        # it back (adopt); the commit entry does not (a bucket must always end here),
+        # but where it pops the tag it must say one is there: OVS refuses a pop_vlan
+        # its match does not guarantee a tag for (OFPBAC_MATCH_INCONSISTENT)
         items += [
-            FlowSpec("vip", PRIO_COMMIT, vip_match(vip, ct_state="+trk", reg0=mark), owner,
+            FlowSpec("vip", PRIO_COMMIT, vip_match(vip, ct_state="+trk", reg0=mark,
+                                                   **_tag_present(backend, untagged)), owner,
                      actions=(Ct(zone=vip.vip_id, commit=True, mark_from="reg0"),)
-                     + _to_backend(vip, backend)),
-            FlowSpec("vip", PRIO_PINNED, vip_match(vip, ct_state="+trk", ct_mark=mark), owner,
-                     actions=_to_backend(vip, backend))]
+                     + _to_backend(vip, backend, untagged)),
+            FlowSpec("vip", PRIO_PINNED, vip_match(vip, ct_state="+trk", ct_mark=mark,
+                                                   **_vlan_of(backend.vlan)), owner,
+                     actions=_to_backend(vip, backend, untagged))]
         if vip.mode == "nat":
             items += reply_flows(vip, backend.backend)
     if vip.mode == "nat":
@@ -290,10 +355,11 @@ def forget_vip(vip_id: int) -> List:
     return [FlowDelete(vip_owner(vip_id)), GroupDelete(GroupRef(vip_owner(vip_id), vip_id))]
 
 
-def adopt(installed: Iterable) -> Tuple[Dict[Tuple[int, str], Tuple[str, int]],
+def adopt(installed: Iterable) -> Tuple[Dict[Tuple[int, str], Tuple[str, int, Optional[int]]],
                                         Set[Tuple[int, str]]]:
     """What a previous controller left on a switch (decoded flows and groups): where each
-    backend is, {(VIP id, backend ip): (MAC, port)} from the pinned entries, and which
+    backend is, {(VIP id, backend ip): (MAC, port, VLAN or None)} from the pinned
+    entries, and which
     backends were live, {(VIP id, ip)} from the groups' buckets. Taking these over keeps
     the plan unchanged across a restart until health checks say otherwise."""
     located, live = {}, set()
@@ -305,7 +371,9 @@ def adopt(installed: Iterable) -> Tuple[Dict[Tuple[int, str], Tuple[str, int]],
             port = next((a.port for a in item.actions if isinstance(a, Output)), None)
             if mac is not None and isinstance(port, int):
                 ip = str(ipaddress.IPv4Address(item.match.get("ct_mark")))
-                located[(item.owner.instance, ip)] = (mac, port)
+                vlan = item.match.get("vlan_vid")
+                located[(item.owner.instance, ip)] = (mac, port,
+                                                      vlan if isinstance(vlan, int) else None)
         elif isinstance(item, GroupSpec) and item.ref.owner.purpose == "vip":
             live |= {(item.ref.number, str(ipaddress.IPv4Address(a.value)))
                      for b in item.buckets for a in b.actions
@@ -313,13 +381,13 @@ def adopt(installed: Iterable) -> Tuple[Dict[Tuple[int, str], Tuple[str, int]],
     return located, live
 
 
-def probe_flows(probe_ip: str) -> List[FlowSpec]:
-    """Replies to the controller's health probes go to it; ARP for the probe IP is
-    answered so a backend can reply to a probe."""
+def probe_flows(probe_ip: str, untagged: UntaggedEgress = frozenset()) -> List[FlowSpec]:
+    """Replies to the controller's health probes go to it (tagged or not: probes.py
+    parses both); ARP for the probe IP is answered on every VLAN so a backend can
+    reply to a probe."""
     return [FlowSpec("vip", PRIO_PROBE, Match.of(eth_dst=PROBE_MAC), PROBES,
-                     actions=(Output(CONTROLLER, max_len=0xFFFF),)),
-            FlowSpec("vip", PRIO_ARP, arp.request_for(probe_ip), PROBES,
-                     actions=arp.reply_actions(probe_ip, PROBE_MAC))]
+                     actions=(Output(CONTROLLER, max_len=0xFFFF),))] + \
+        arp_answers(probe_ip, PROBE_MAC, PROBES, (None,), untagged)
 
 
 @dataclass(frozen=True)

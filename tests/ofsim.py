@@ -61,6 +61,22 @@ def matches(match: Match, pkt) -> bool:
     return all(_field_matches(name, value, mask, pkt) for name, value, mask in match.fields)
 
 
+def _check_pop_vlan(spec: FlowSpec):
+    """OVS refuses (OFPBAC_MATCH_INCONSISTENT) a flow whose actions pop a VLAN tag its
+    match does not guarantee: the match must name a VLAN, or a tag pushed earlier in the
+    same actions must be there."""
+    vid = spec.match.get("vlan_vid")
+    tagged = vid is not None and vid != UNTAGGED
+    for action in spec.actions:
+        if isinstance(action, PushVlan):
+            tagged = True
+        elif isinstance(action, PopVlan):
+            if not tagged:
+                raise ValueError(f"pop_vlan without a tag in the match "
+                                 f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
+            tagged = False
+
+
 @dataclass
 class Entry:
     spec: FlowSpec
@@ -120,6 +136,7 @@ class Switch:
 
     def add(self, spec: FlowSpec):
         pipeline.validate(spec)
+        _check_pop_vlan(spec)
         if spec.meter is not None and spec.meter not in self.meters:
             raise ValueError(f"flow uses unknown meter {spec.meter} (OFPMMFC_UNKNOWN_METER)")
         table = self.tables[spec.table]

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from controller import cli, plan, readback
+from controller import cli, events, plan, readback
+from flows import vlan
 from flows.spec import Owner
 from tests.unit import test_bond as bond_tests
 from tests.unit import test_lb_app_rest as lb_tests
@@ -45,6 +46,28 @@ def test_qos_lb_and_bond_plans_are_what_the_apps_install(monkeypatch, tmp_path, 
     entries += readback.group_entries(list(switch.groups.values()), owners)
     entries += readback.meter_entries(list(switch.meters.values()), owners)
     assert keys(switch, result["apps"][name]) == sorted(repr(e.key) for e in entries)
+
+
+def test_with_the_vlan_app_the_lb_plan_is_what_the_lb_app_installs(monkeypatch, tmp_path):
+    """The LB's ARP answers pop the VLAN app's tag where a port leaves it untagged: the
+    plan computes those pairs from the vlan section as the VLAN app tells the LB."""
+    ports = {1: "c1", 11: "b1", 12: "b2"}
+    section = {"ports": [{"switch": "s1", "port": "c1", "tag": 10}]}
+    switch = plan.planned_switch("s1", 1, ports)
+    configured = vlan.configured_ports(vlan.VlanSettings(**section).ports, switch.is_named,
+                                       switch.resolve)
+    untagged = vlan.untagged_egress_pairs(vlan.effective_ports(configured, ports))
+    assert untagged == {(1, 10), (11, 0), (12, 0)}
+    app = lb_tests.make_app(monkeypatch, tmp_path)
+    app._port_vlans(events.EventPortVlans(1, untagged))
+    datapath = lb_tests.connect(app)
+    result = plan.plan({"vlan": section, "lb": lb_tests.SECTION}, switch)
+    entries = readback.flow_entries(list(datapath.flows.values()))
+    entries += readback.group_entries(list(datapath.groups.values()),
+                                      [Owner("lb"), Owner("pipeline")])
+    assert keys(datapath, result["apps"]["lb"]) == sorted(repr(e.key) for e in entries)
+    alone = plan.plan({"lb": lb_tests.SECTION}, switch)["apps"]["lb"]
+    assert len(result["apps"]["lb"]) > len(alone)      # the popping ARP answers
 
 
 def test_the_overlay_plan_of_each_bridge_is_what_the_overlay_app_installs(monkeypatch,
