@@ -1,0 +1,89 @@
+"""A bond inside a looped fabric, on real OVS: the topology, learning and bond apps in
+one ryu-manager on a ring whose s1-s2 hop is a bond of two links (BondRing). The
+bonded bridges take part in the fabric's loop-free flooding (their members are two
+parallel links of the fabric, one of them on the flood tree), so nothing storms,
+every host reaches every other, and losing the bond's tree member moves the traffic
+to the other member."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.topos import BondRing
+
+pytestmark = pytest.mark.integration
+APPS = ("apps/topology.py", "apps/l2_switch.py", "apps/bond.py")
+BONDS = {"bond": {"bonds": [
+    {"switch": "s1", "name": "s1-bond", "members": ["s1-eth1", "s1-eth4"],
+     "mode": "active-backup", "primary": "s1-eth1"},
+    {"switch": "s2", "name": "s2-bond", "members": ["s2-eth2", "s2-eth4"],
+     "mode": "active-backup", "primary": "s2-eth2"}]},
+    "l2_switch": {"mode": "reactive"}}
+# every switch-to-switch interface (kernel counters: OVS renumbers a bond's members)
+RING_INTFS = ("s1-eth1", "s1-eth4", "s1-eth2", "s2-eth2", "s2-eth4", "s2-eth1",
+              "s3-eth2", "s3-eth1", "s4-eth2", "s4-eth1")
+
+
+def frames(intf):
+    read = lambda what: int(open(f"/sys/class/net/{intf}/statistics/{what}").read())  # noqa
+    return read("rx_packets") + read("tx_packets")
+
+
+def frame_rates(seconds):
+    """{interface: frames/s in and out} over `seconds` of an idle network."""
+    before = {intf: frames(intf) for intf in RING_INTFS}
+    time.sleep(seconds)
+    return {intf: (frames(intf) - before[intf]) / seconds for intf in RING_INTFS}
+
+
+def fabric(controller):
+    return controller.rest("GET", "/v1/topology")[1]
+
+
+def converged(controller, links):
+    view = fabric(controller)
+    return len(view["switches"]) == 4 and len(view["links"]) == links and \
+        view["pending_ports"] == 0
+
+
+def test_a_bond_in_a_ring_floods_loop_free_and_fails_over(lab):
+    controller, network = lab(BondRing(), BONDS, apps=APPS)
+    harness.wait_until(lambda: converged(controller, 5), 30)
+    for dpid in (1, 2):   # the bonds are made (OVS runs LACP/bond state on them)
+        assert subprocess.run(["ovs-appctl", "bond/show", f"s{dpid}-bond"],
+                              capture_output=True).returncode == 0
+    loss = network.pingall()
+    rates = frame_rates(5)
+    print(f"observed: pingall loss {loss}%, busiest ring port "
+          f"{max(rates.values()):.1f} frames/s: {rates}")
+    assert max(rates.values()) < 100, rates     # a storm runs at thousands per second
+    assert loss == 0
+    view = fabric(controller)
+    assert converged(controller, 5), view
+    between = [link for link in view["links"]
+               if {link["a"]["dpid"][-1], link["b"]["dpid"][-1]} == {"1", "2"}]
+    assert len(between) == 2 and sum(link["in_tree"] for link in between) == 1, view
+    assert len(view["flood_tree"]) == 3    # 4 switches: the bond is one hop of the tree
+
+    # the bond's member on the flood tree dies while h1 pings h2 (s1 -> s2) at 20/s
+    ping = network["h1"].popen(["ping", "-i", "0.05", "-c", "100", network["h2"].IP()],
+                               stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    subprocess.run(["ip", "link", "set", "s1-eth1", "down"], check=True)
+    try:
+        out, _ = ping.communicate(timeout=30)
+        lost = 100 - int(re.search(r"(\d+) received", out).group(1))
+        assert harness.wait_until(lambda: converged(controller, 4), 10), fabric(controller)
+        assert network.pingall() == 0
+        down_rates = frame_rates(3)
+        print(f"observed: {lost} of 100 pings lost when the bond's tree member died; "
+              f"busiest ring port then {max(down_rates.values()):.1f} frames/s")
+        assert lost <= 10, out
+        assert max(down_rates.values()) < 100, down_rates
+    finally:
+        subprocess.run(["ip", "link", "set", "s1-eth1", "up"], check=True)
+    assert harness.wait_until(lambda: converged(controller, 5), 15), fabric(controller)
+    assert network.pingall() == 0
+    assert max(frame_rates(3).values()) < 100
