@@ -23,7 +23,7 @@ BONDS = {"bond": {"bonds": [
     {"switch": "s2", "name": "s2-bond", "members": ["s2-eth2", "s2-eth4"],
      "mode": "active-backup", "primary": "s2-eth2"}]},
     "l2_switch": {"mode": "reactive"}}
-# every switch-to-switch interface (kernel counters: OVS renumbers a bond's members)
+# every switch-to-switch interface (kernel counters, as the bonding lab reads them)
 RING_INTFS = ("s1-eth1", "s1-eth4", "s1-eth2", "s2-eth2", "s2-eth4", "s2-eth1",
               "s3-eth2", "s3-eth1", "s4-eth2", "s4-eth1")
 
@@ -64,11 +64,14 @@ def member_carrying(network, members=("s1-eth1", "s1-eth4")):
     return busiest, next(m for m in members if m != busiest)
 
 
+def ofport(intf):
+    return int(subprocess.run(["ovs-vsctl", "get", "Interface", intf, "ofport"],
+                              capture_output=True, text=True, check=True).stdout)
+
+
 def tree_member(controller):
     """The member of s1's bond whose link is on the flood tree (None: neither)."""
-    ofports = {int(subprocess.run(["ovs-vsctl", "get", "Interface", m, "ofport"],
-                                  capture_output=True, text=True, check=True).stdout): m
-               for m in ("s1-eth1", "s1-eth4")}
+    ofports = {ofport(m): m for m in ("s1-eth1", "s1-eth4")}
     ends = [(int(end["dpid"], 16), end["port"]) for link in fabric(controller)["flood_tree"]
             for end in (link["a"], link["b"])]
     return next((m for port, m in ofports.items() if (1, port) in ends), None)
@@ -81,6 +84,8 @@ def test_a_bond_in_a_ring_floods_loop_free_and_fails_over(lab, apps):
     for dpid in (1, 2):   # the bonds are made (OVS runs LACP/bond state on them)
         assert subprocess.run(["ovs-appctl", "bond/show", f"s{dpid}-bond"],
                               capture_output=True).returncode == 0
+    numbered = {m: ofport(m) for m in ("s1-eth1", "s1-eth4", "s2-eth2", "s2-eth4")}
+    assert numbered == {"s1-eth1": 1, "s1-eth4": 4, "s2-eth2": 2, "s2-eth4": 4}  # as before
     loss = network.pingall()
     rates = frame_rates(5)
     print(f"observed: pingall loss {loss}%, busiest ring port "
@@ -121,5 +126,14 @@ def test_a_bond_in_a_ring_floods_loop_free_and_fails_over(lab, apps):
         finally:
             subprocess.run(["ip", "link", "set", dying, "up"], check=True)
         assert harness.wait_until(lambda: converged(controller, 5), 15), fabric(controller)
+    assert network.pingall() == 0
+    assert max(frame_rates(3).values()) < 100
+
+    # a bond removed over REST: its members are plain ports again, with their numbers
+    assert controller.rest("DELETE", "/v1/bonds/1/s1-bond")[0] == 200
+    assert subprocess.run(["ovs-appctl", "bond/show", "s1-bond"],
+                          capture_output=True).returncode != 0
+    assert (ofport("s1-eth1"), ofport("s1-eth4")) == (1, 4)
+    assert harness.wait_until(lambda: converged(controller, 5), 15), fabric(controller)
     assert network.pingall() == 0
     assert max(frame_rates(3).values()) < 100
