@@ -7,6 +7,12 @@ removes the other apps' entries there, and, when the claim starts or ends while
 other apps run, closes the bridge's connection once so that every app sees the
 switch again, or not, from its next connection on.
 
+With the topology app in the same ryu-manager (a fabric that may have loops) the
+bond app claims nothing and installs no NORMAL entry: NORMAL floods out of every
+port, so on a ring it storms. Its bonded bridges stay in the fabric, whose shared
+pipeline forwards over a bond's members as parallel links (flows/bond.switch_plan);
+OVSDB still holds the bonds (OVS runs LACP on them).
+
 Config (`bond` section) and REST say which ports of a bridge form a bond, its mode
 and LACP; the app makes OVSDB hold exactly that (a Port with the members as its
 Interfaces, rows marked as ours) and gives a bonded bridge its NORMAL entry.
@@ -50,6 +56,11 @@ class Bond(southbound.SdnApp):
             raise SystemExit(f"bond: {err}") from None
         self.switches = {}
         self.ovsdb = ovsdb.Ovsdb()
+        self.in_fabric = southbound.fabric_loaded()
+        if self.in_fabric:
+            self.logger.info("bond: the topology app runs: bonded bridges stay in its "
+                             "loop-free fabric (a bond's members are parallel links there; "
+                             "no NORMAL switching)")
         # bridges with bonds, claimed from the other apps before they connect (by
         # datapath id, or by the name the config gives), so those never program them
         self.owned = bond.known_bonded(self.settings, self.overrides)
@@ -106,21 +117,26 @@ class Bond(southbound.SdnApp):
                 self.logger.error("bond %016x: %s", switch.datapath.id, err)
             if self.claim(switch, bool(wanted)):
                 return   # reconnecting; programmed on the new connection
-            if wanted:
+            if wanted and not self.in_fabric:
                 southbound.push(switch.datapath, pipeline.other_apps_removal(bond.APP))
             self.converge(switch.datapath, [Owner(bond.APP)],
-                          bond.switch_plan(list(wanted.values())) + [pipeline.canary(bond.APP)],
+                          bond.switch_plan(list(wanted.values()), self.in_fabric)
+                          + [pipeline.canary(bond.APP)],
                           forget=[FlowDelete(Owner(bond.APP))])
             switch.ready = True
 
     def update_claims(self):
-        claims.claim(self.name, self.owned)
-        claims.claim_names(self.name, bond.named_bridges(self.settings) - self.released,
+        """In the fabric (the topology app runs) the bonded bridges are everybody's."""
+        claims.claim(self.name, () if self.in_fabric else self.owned)
+        claims.claim_names(self.name, () if self.in_fabric else
+                           bond.named_bridges(self.settings) - self.released,
                            lambda dpid: self.ovsdb.bridge_of(dpid))
 
     def claim(self, switch, bonded):
         """Claim a bridge with bonds, release one without; True when the change means
         the other apps must meet the switch anew (its connection is closed for that)."""
+        if self.in_fabric:
+            return False
         dpid = switch.datapath.id
         before = claims.owner(dpid) == self.name
         (self.owned.add if bonded else self.owned.discard)(dpid)
@@ -199,7 +215,7 @@ class Bond(southbound.SdnApp):
 
     def describe(self, switch, want):
         out = dict(bond.bond_to_dict(want), dpid=rest.format_dpid(switch.datapath.id),
-                   bridge=switch.name)
+                   bridge=switch.name, forwarding="fabric" if self.in_fabric else "normal")
         try:
             held = self.ovsdb.read_bond(want.name)
         except ovsdb.OvsdbError as err:

@@ -32,6 +32,7 @@ from flows.spec import Owner
 class Topology(southbound.SdnApp):
     _CONTEXTS = {"wsgi": rest.WSGIApplication}
     _EVENTS = [events.EventTopology]
+    BUILDS_FABRIC = True   # the bond app leaves its bridges in this fabric (apps/bond.py)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -284,11 +284,13 @@ class Ovsdb:
                     if value:
                         txn.add(api.db_set("Port", name, (column, value)))
                 return
+            numbers = self._ofports(members)
             if current is not None:
                 txn.add(api.del_port(name, bridge=bridge))
             for member in members:
                 txn.add(api.del_port(member, bridge=bridge, if_exists=True))
-            interfaces = [txn.add(api.db_create("Interface", name=m)) for m in members]
+            interfaces = [txn.add(api.db_create("Interface", name=m, **numbers.get(m, {})))
+                          for m in members]
             port = txn.add(api.db_create("Port", name=name, interfaces=interfaces,
                                          external_ids={OWNER_KEY: owner}, **settings))
             txn.add(api.db_add("Bridge", bridge, "ports", port))
@@ -299,11 +301,29 @@ class Ovsdb:
         if current is None or current["owner"] != owner:
             return
         api = self.api()
+        numbers = self._ofports(current["members"])
         with _refusals(f"removing bond {name} from {bridge}"), \
                 api.transaction(check_error=True) as txn:
             txn.add(api.del_port(name, bridge=bridge))
             for member in current["members"]:
-                txn.add(api.add_port(bridge, member))
+                interface = txn.add(api.db_create("Interface", name=member,
+                                                  **numbers.get(member, {})))
+                port = txn.add(api.db_create("Port", name=member, interfaces=[interface]))
+                txn.add(api.db_add("Bridge", bridge, "ports", port))
+
+    def _ofports(self, names):
+        """{interface: {"ofport_request": its OpenFlow port number}} of those that have
+        one: a port that becomes a bond member (or a plain port again) is a new
+        Interface row, which OVS would number anew; asking for the old number keeps
+        what the switch, its flows and a config's port numbers call it."""
+        numbers = {}
+        for name in names:
+            rows = self.api().db_find("Interface", ("name", "=", name),
+                                      columns=["ofport"]).execute(check_error=True)
+            number = _optional(rows[0]["ofport"]) if rows else None
+            if isinstance(number, int) and 0 < number < 0xFF00:
+                numbers[name] = {"ofport_request": number}
+        return numbers
 
     def owned_ports(self, owner: str):
         """Names of the ports (bonds) `owner` made."""

@@ -7,7 +7,8 @@ The overlay is planned per bridge: the datapath id says which hypervisor's br-in
 br-tun it is, the ports given stand for the ofports OVS assigned (patch port, VM
 ports, one tunnel port per other hypervisor). A switch one app owns outright (a
 hypervisor's bridge, a bridge with bonds) is planned for that app alone, as the other
-apps leave it alone at run time. The topology app is not planned: what it installs
+apps leave it alone at run time; with a `topology` section a bridge with bonds stays
+in the fabric (apps/bond.py) and is planned for every app. The topology app is not planned: what it installs
 depends on the links LLDP finds between switches.
 """
 import types
@@ -39,7 +40,7 @@ def plan(data, switch, datapath=NETDEV):
     settings = {name: config.section(SECTIONS[name], name, data) for name in apps}
     out = {"apps": {}, "ovsdb": [], "problems": [],
            "not_planned": {k: v for k, v in NOT_PLANNED.items() if k in data}}
-    owner = _owner(settings, switch)
+    owner = _owner(settings, switch, in_fabric="topology" in data)
     if owner is not None:   # the other apps leave this switch alone (controller/claims.py)
         out["not_planned"].update({name: f"leaves this switch to the {owner} app"
                                    for name in settings if name != owner})
@@ -85,7 +86,7 @@ def plan(data, switch, datapath=NETDEV):
             for item in lb.vip_flows(vip, [], False, untagged=untagged)]
     if "bond" in settings:
         bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, "%016x" % switch.datapath.id)
-        out["apps"]["bond"] = bond.switch_plan(list(bonds.values())) + \
+        out["apps"]["bond"] = bond.switch_plan(list(bonds.values()), "topology" in data) + \
             [pipeline.canary(bond.APP)]
         for name, want in sorted(bonds.items()):
             ovsdb = bond.ovsdb_settings(want)
@@ -97,13 +98,14 @@ def plan(data, switch, datapath=NETDEV):
     return out
 
 
-def _owner(settings, switch):
+def _owner(settings, switch, in_fabric=False):
     """The app that owns this switch outright, as it claims it: the overlay its
-    hypervisors' bridges, the bond app a bridge with bonds."""
+    hypervisors' bridges, the bond app a bridge with bonds (but in the topology app's
+    fabric, where bonded bridges are everybody's)."""
     dpid = switch.datapath.id
     if "overlay" in settings and settings["overlay"].model().role_of(dpid) is not None:
         return "overlay"
-    if "bond" in settings and bond.bonds_for(settings["bond"], {}, switch.is_named,
+    if "bond" in settings and not in_fabric and bond.bonds_for(settings["bond"], {}, switch.is_named,
                                              "%016x" % dpid):
         return "bond"
     return None

@@ -134,10 +134,23 @@ def _dpid_of(ev):
     return getattr(datapath, "id", None)
 
 
+def fabric_loaded() -> bool:
+    """Whether this ryu-manager runs an app that builds the loop-free fabric. Asked in
+    an app's __init__: ryu-manager loads every app class before it instantiates any,
+    so the answer does not depend on the order of the apps on the command line."""
+    classes = list(app_manager.AppManager.get_instance().applications_cls.values())
+    classes += [type(app) for app in app_manager.SERVICE_BRICKS.values()]
+    return any(getattr(cls, "BUILDS_FABRIC", False) for cls in classes)
+
+
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
     multipart requests get their replies."""
     OFP_VERSIONS = [ofp.OFP_VERSION]
+    # True for an app that makes every switch's flooding loop-free (the topology app):
+    # with one loaded, apps that would otherwise take a switch for NORMAL switching
+    # leave it in the fabric instead (see fabric_loaded)
+    BUILDS_FABRIC = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -117,11 +117,18 @@ def ovsdb_settings(bond: Bond) -> dict:
     return {"mode": bond.mode, "lacp": bond.lacp, "other_config": other}
 
 
-def switch_plan(bonds_here: List[Bond]) -> List[FlowSpec]:
+def switch_plan(bonds_here: List[Bond], in_fabric: bool = False) -> List[FlowSpec]:
     """A bridge with bonds forwards with OVS's NORMAL switching (which runs them); one
     without forwards nothing from this app (its ports may still be parallel links,
-    which NORMAL would loop)."""
-    if not bonds_here:
+    which NORMAL would loop).
+
+    `in_fabric` (the topology app runs): nothing from this app either. NORMAL floods
+    out of every port and knows nothing of the fabric's flood tree, so on a looped
+    fabric it storms; the bridge is the shared pipeline's instead, where a bond's
+    members are parallel links of the fabric: the flood tree uses one (a bond is one
+    hop of the tree), known unicast spreads over all of them by MAC, and a member
+    that goes down leaves the fabric at once."""
+    if not bonds_here or in_fabric:
         return []
     return [FlowSpec("ingress", 1, Match(), FORWARD, actions=(Output(NORMAL),))]
 

@@ -237,6 +237,23 @@ class FatTree(DatapathAware, Topo):
                     self.addLink(self.addHost(f"h{pod}{e}{h}", ip=f"10.0.0.{number}/24"),
                                  edge, port2=1 + half + h)
 
+
+class BondRing(DatapathAware, Topo):
+    """A ring of n switches (as Ring: s<i> port 1 to the next switch's port 2, host
+    h<i> on port 3) in which s1 and s2 are joined by a second link, port 4 to port 4:
+    the pair a bond makes one link of (members s1-eth1 + s1-eth4, s2-eth2 + s2-eth4).
+    Besides the bond's own parallel links the ring is a loop."""
+
+    def build(self, n=4):
+        if n < 3:
+            raise ValueError("a ring needs at least 3 switches")
+        switches = [self.addSwitch(f"s{i}", dpid="%016x" % i) for i in range(1, n + 1)]
+        for index, switch in enumerate(switches):
+            self.addLink(switch, switches[(index + 1) % n], port1=1, port2=2)
+            self.addLink(self.addHost(f"h{index + 1}"), switch, port2=3)
+        self.addLink(switches[0], switches[1], port1=4, port2=4)
+
+
 topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
          "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab, "ring": Ring,
-         "fattree": FatTree, "bondlab": BondLab}
+         "fattree": FatTree, "bondlab": BondLab, "bondring": BondRing}

@@ -187,3 +187,51 @@ def test_bonded_bridges_are_claimed_before_they_connect(monkeypatch, tmp_path):
         dict(BODY, switch="s5", name="b5")]})
     assert {d: claims.owner(d) for d in range(1, 7)} == {   # s5: by name, OVSDB names dpid 5
         1: app.name, 2: app.name, 3: app.name, 4: None, 5: app.name, 6: None}
+
+
+def in_fabric(monkeypatch):
+    """ryu-manager has loaded the topology app's class (before any app is built)."""
+    from apps import topology as topology_app
+    monkeypatch.setattr(app_manager.AppManager.get_instance(), "applications_cls",
+                        {"apps.bond": bond_app.Bond, "apps.topology": topology_app.Topology})
+
+
+def test_the_fabric_is_known_from_the_loaded_app_classes(monkeypatch):
+    monkeypatch.setattr(app_manager.AppManager.get_instance(), "applications_cls",
+                        {"apps.bond": bond_app.Bond})
+    monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {})
+    assert not southbound.fabric_loaded()
+    in_fabric(monkeypatch)
+    assert southbound.fabric_loaded()
+
+
+def test_with_the_topology_app_bonded_bridges_stay_in_the_fabric(monkeypatch, tmp_path):
+    """No claim (the other apps, the topology app's flood tree among them, program the
+    bridge), no NORMAL (it would flood out of every port of a loop), the bond still made
+    in OVSDB; a REST bond does not take the bridge from the others either."""
+    in_fabric(monkeypatch)
+    app = make_app(monkeypatch, tmp_path, {"bonds": [
+        dict(BODY, switch="s1", name="s1-bond"), dict(BODY, switch=3, name="s3-bond")]})
+    learning = l2_tests.make_app(monkeypatch)
+    handler.register_instance(learning)
+    monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {"Bond": app, "L2Switch": learning})
+    assert [claims.owner(dpid) for dpid in (1, 3)] == [None, None]
+    first = FakeSwitch(1, app)
+    southbound.push(first, [pipeline.canary("l2_switch")])     # the learning app's
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(first)))
+    app._port_desc(port_desc(first, NAMES, "s1"))
+    assert app.ovsdb.bonds["s1-bond"]["members"] == ["s1-eth3", "s1-eth4"]
+    assert forwards(first) == [] and first.state != DEAD_DISPATCHER
+    assert any(s.cookie >> 56 == pipeline.APP_IDS["l2_switch"] for s in first.flows.values())
+    assert learning.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(first)))
+
+    second = FakeSwitch(2, app)                                 # bonded over REST
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(second)))
+    app._port_desc(port_desc(second, {n: f"s2-eth{n}" for n in NAMES}, "s2"))
+    assert call(app, "PUT", "/v1/bonds/2/s2-bond", json.dumps(
+        dict(BODY, members=["s2-eth3", "s2-eth4"], primary="s2-eth3")).encode())[0] == 200
+    assert second.state != DEAD_DISPATCHER and claims.owner(2) is None
+    assert forwards(second) == []
+    status, body, _ = call(app, "GET", "/v1/bonds")
+    assert {b["name"]: b["forwarding"] for b in body} == {"s1-bond": "fabric",
+                                                          "s2-bond": "fabric"}

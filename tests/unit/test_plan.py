@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from controller import cli, events, plan, readback
+from controller import cli, events, pipeline, plan, readback
 from flows import vlan
 from flows.spec import Owner
 from tests.unit import test_bond as bond_tests
@@ -107,6 +107,15 @@ def test_a_switch_one_app_owns_is_planned_for_that_app_alone():
     assert list(hypervisor["apps"]) == ["overlay"]
     other = plan.plan(data, plan.planned_switch("s2", 2, {1: "s2-eth1"}))
     assert sorted(other["apps"]) == ["bond", "l2_switch", "vlan"]   # nobody's: all share it
+
+
+def test_with_the_topology_app_a_bonded_switch_stays_in_the_fabric():
+    data = {"l2_switch": {"mode": "reactive"}, "bond": BOND_SECTION, "topology": {}}
+    bonded = plan.plan(data, plan.planned_switch("s1", 1, bond_tests.NAMES))
+    assert sorted(bonded["apps"]) == ["bond", "l2_switch"]   # no NORMAL: the pipeline's
+    assert bonded["apps"]["bond"] == [pipeline.canary("bond")]
+    assert "leaves this switch" not in json.dumps(bonded["not_planned"])
+    assert bonded["ovsdb"][0].startswith("Port s1-bond on s1: interfaces s1-eth3,s1-eth4")
 
 
 def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
