@@ -299,6 +299,7 @@ class Switch:
 
     def _learn(self, learn: Learn, pkt):
         fields = {dst: pkt[src] for dst, src in learn.matches}
+        fields.update(learn.constants)
         if fields.get("vlan_vid", 0) is None:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.

@@ -11,7 +11,9 @@ differential test in tests/integration/test_vlan_differential.py):
 """
 import pytest
 
-from controller import pipeline
+from ryu.ofproto import ofproto_protocol, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from controller import ofcompile, pipeline
 from flows import l2, vlan
 from flows.spec import FlowSpec, Match
 from flows.vlan import PortVlan
@@ -150,9 +152,7 @@ def test_unicast_from_priority_tagged_access_host_to_a_trunk_keeps_pcp(mode, pcp
 
 
 @pytest.mark.parametrize("mode", l2.MODES)
-@pytest.mark.parametrize("pcp", [0, pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=
-    "learned VLAN-0 entries pop the tag whatever the PCP")), pytest.param(7, marks=pytest.mark.xfail(
-        strict=True, reason="learned VLAN-0 entries pop the tag whatever the PCP"))])
+@pytest.mark.parametrize("pcp", PCPS)
 def test_unicast_in_vlan_0_between_trunks_follows_the_pcp(mode, pcp):
     net = plan_switch(mode)
     net.send(frame(TRUNK_0, C, BCAST))                     # C behind the VLAN-0 trunk
@@ -161,3 +161,48 @@ def test_unicast_in_vlan_0_between_trunks_follows_the_pcp(mode, pcp):
         {TRUNK_0: [(0, pcp) if pcp else None]}
     out = net.send(frame(TRUNK_ALL, A, C)).outputs        # untagged stays untagged
     assert {p: [tag_of(f) for f in fs] for p, fs in out.items()} == {TRUNK_0: [None]}
+
+
+def test_forgetting_a_vlan_0_host_removes_both_its_destination_entries():
+    sw = Switch([1, 2])
+    sw.apply(l2.learn_host(C, 2, 0, 300, untagged_egress=True))
+    assert len(sw.flows("l2_dst")) == 2
+    sw.apply(l2.forget_host(C, 2, 0))
+    assert sw.flows(owner=l2.HOSTS) == []
+    assert len(l2.forget_host(C, 2, 101)) == 2   # other VLANs: one entry, as before
+
+
+def test_routes_towards_a_vlan_0_trunk_follow_the_pcp_too():
+    class Fabric:   # one other switch (2) reaches the host's switch (1) through port 4
+        def next_hops(self, dpid, mac):
+            return {2: 4}
+    routes = l2.route_host(Fabric(), C, 0, (1, 3), 300, {1: {(3, 0)}, 2: {(4, 0)}})
+    sw = Switch([4, 5]).apply(pipeline.table_misses() + routes[2])
+    for pcp, leaves in ((0, None), (6, (0, 6))):
+        out = sw.process(frame(5, A, C, vlan=0, pcp=pcp)).outputs
+        assert {p: [tag_of(f) for f in fs] for p, fs in out.items()} == {4: [leaves]}
+    sw.apply(l2.forget_route(C, 0))
+    assert sw.flows(owner=l2.HOSTS) == []
+
+
+def test_vlan_0_learn_compiles_to_two_learns_one_matching_pcp_0_and_stripping():
+    settings = l2.L2Settings(mode="datapath")
+    strip = next(s for s in l2.switch_defaults(settings, {(3, 0)})
+                 if s.priority == l2.STRIP_PRIORITY)
+    msg = ofcompile.flow_mod(ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION), strip)
+    msg.serialize()
+    plain, pcp_0 = msg.instructions[0].actions
+    assert (plain.priority, pcp_0.priority) == (l2.HOST_PRIORITY, l2.VLAN0_UNTAGGED_PRIORITY)
+    constant = [(s.src, s.dst, s.n_bits) for s in pcp_0.specs
+                if isinstance(s, parser.NXFlowSpecMatch) and not isinstance(s.src, tuple)]
+    assert constant == [(0, ("vlan_tci", 13), 3)]     # the TCI's PCP bits are 0
+    assert not [s for s in plain.specs if isinstance(s, parser.NXFlowSpecLoad)]
+
+
+def test_pcp_matches_compile_and_read_back_from_a_switch():
+    """The VLAN app compares what a switch reports with its plan."""
+    for spec in (vlan.flood_vlan(0, PORTS), l2.learn_host(C, 2, 0, 300, True)[1]):
+        msg = ofcompile.flow_mod(ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION), spec)
+        msg.serialize()
+        assert msg.match["vlan_pcp"] == 0 and msg.match["vlan_vid"] == ofp.OFPVID_PRESENT
+        assert ofcompile.decode_match(msg.match) == spec.match
