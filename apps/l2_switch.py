@@ -453,6 +453,8 @@ class L2Switch(southbound.SdnApp):
             raise rest.ApiError(504, str(err)) from None
         macs = []
         for spec, stat in learned:
+            if spec.priority == l2.VLAN0_UNTAGGED_PRIORITY:
+                continue  # a VLAN-0 MAC's PCP-0 twin (flows/l2.py): listed once
             ports = [a.port for a in spec.actions if isinstance(a, Output)]
             vlan = spec.match.get("vlan_vid") or None  # learn() records untagged as VID 0
             macs.append({"mac": spec.match.get("eth_dst"), "port": ports[0] if ports else None,

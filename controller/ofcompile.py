@@ -31,6 +31,9 @@ _LEARN_FIELDS = {
 }
 
 
+# learn() constant matches: (nxm field, bit offset, bits)
+_LEARN_CONSTANTS = {"vlan_pcp": ("vlan_tci", 13, 3)}
+
 _MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
               "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
 
@@ -68,6 +71,9 @@ def _learn(action: Learn):
     for dst, src in action.matches:
         (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
         specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    for dst, value in action.constants:
+        dst_nxm, ofs, bits = _LEARN_CONSTANTS[dst]
+        specs.append(parser.NXFlowSpecMatch(src=value, dst=(dst_nxm, ofs), n_bits=bits))
     if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
         specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
     for dst, src in action.loads:

@@ -26,7 +26,7 @@ _FLOW_MOD = struct.Struct("!QQBBHHHIIIH2x")
 _OXM_BASIC = 0x8000
 # field: (OXM field number, value bytes)
 _FIELDS = {"in_port": (0, 4), "eth_dst": (3, 6), "eth_src": (4, 6), "eth_type": (5, 2),
-           "vlan_vid": (6, 2)}
+           "vlan_vid": (6, 2), "vlan_pcp": (7, 1)}
 
 
 def _pad8(data: bytes) -> bytes:

@@ -29,7 +29,7 @@ app, 23..16 the purpose, 15..0 the owner's number (a rule id, a port number).
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from flows.spec import FlowDelete, FlowSpec, GroupRef, Learn, Match, MeterRef, Owner
+from flows.spec import UNTAGGED, FlowDelete, FlowSpec, GroupRef, Learn, Match, MeterRef, Owner
 
 
 class PipelineError(ValueError):
@@ -45,7 +45,8 @@ class Table:
     next_tables: Tuple[str, ...]
 
 
-_L2_FIELDS = frozenset({"in_port", "vlan_vid", "eth_src", "eth_dst", "eth_type"})
+# vlan_pcp: OpenFlow's prerequisite (a tagged frame) is the spec's own business
+_L2_FIELDS = frozenset({"in_port", "vlan_vid", "vlan_pcp", "eth_src", "eth_dst", "eth_type"})
 _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst",
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 
@@ -200,6 +201,9 @@ def validate(spec) -> None:
     illegal = spec.match.names() - table.matches
     if illegal:
         raise PipelineError(f"table {spec.table!r} cannot match on {', '.join(sorted(illegal))}")
+    if "vlan_pcp" in spec.match.names() and spec.match.get("vlan_vid") in (None, UNTAGGED):
+        # OpenFlow's prerequisite; OVS refuses the flow-mod (OFPBMC_BAD_PREREQ)
+        raise PipelineError("a vlan_pcp match needs a vlan_vid match of a tagged frame")
     if spec.goto is not None and spec.goto not in table.next_tables:
         raise PipelineError(f"table {spec.table!r} may not go to {spec.goto!r} "
                             f"(allowed: {', '.join(table.next_tables) or 'none'})")

@@ -74,13 +74,27 @@ UntaggedEgress = FrozenSet[Tuple[int, int]]
 STRIP_PRIORITY = 2
 
 
-def _learn(settings: L2Settings, strip_vlan: bool) -> Learn:
+# VLAN 0 leaving a trunk: OVS omits the VID-0 header only when the PCP is 0 as well;
+# a priority-tagged frame with a PCP keeps it. So for VLAN 0 a destination has two
+# entries: this one (PCP 0: pop) above the plain one at HOST_PRIORITY (tag kept).
+VLAN0_UNTAGGED_PRIORITY = 101
+
+
+def _learn(settings: L2Settings, strip_vlan: bool, pcp_0=False) -> Learn:
     # hard_timeout, not idle: OVS restarts it whenever learn() refreshes the entry, so
     # it ages a MAC from the last frame it *sent* (traffic towards it does not count).
-    return Learn(table="l2_dst", owner=LEARNED, priority=HOST_PRIORITY,
+    return Learn(table="l2_dst", owner=LEARNED,
+                 priority=VLAN0_UNTAGGED_PRIORITY if pcp_0 else HOST_PRIORITY,
                  hard_timeout=settings.idle_timeout,
                  matches=(("vlan_vid", "vlan_vid"), ("eth_dst", "eth_src")),
-                 output_from="in_port", strip_vlan=strip_vlan)
+                 output_from="in_port", strip_vlan=strip_vlan,
+                 constants=(("vlan_pcp", 0),) if pcp_0 else ())
+
+
+def _strip_learns(settings: L2Settings, vid: int):
+    if vid == 0:
+        return (_learn(settings, strip_vlan=False), _learn(settings, True, pcp_0=True))
+    return (_learn(settings, strip_vlan=True),)
 
 
 def packet_in_limit(settings: L2Settings) -> PacketInLimit:
@@ -107,8 +121,7 @@ def switch_defaults(settings: L2Settings, untagged: Iterable[Tuple[int, int]] = 
     ]
     if settings.mode == "datapath":
         specs += [FlowSpec("l2_src", STRIP_PRIORITY, Match.of(in_port=port, vlan_vid=vid),
-                           DEFAULTS, actions=(_learn(settings, strip_vlan=True),),
-                           goto="l2_dst")
+                           DEFAULTS, actions=_strip_learns(settings, vid), goto="l2_dst")
                   for port, vid in sorted(untagged)]
     return specs
 
@@ -128,6 +141,27 @@ def _dst_match(mac: str, vlan: Optional[int]) -> Match:
     return Match.of(vlan_vid=_vlan(vlan), eth_dst=mac)
 
 
+def _dst_entries(mac: str, vlan: Optional[int], port: int, untagged_egress: bool
+                 ) -> List[FlowSpec]:
+    """l2_dst entries sending `mac`'s frames out of `port` (see VLAN0_UNTAGGED_PRIORITY)."""
+    if untagged_egress and vlan == 0:
+        return [FlowSpec("l2_dst", VLAN0_UNTAGGED_PRIORITY,
+                         Match.of(vlan_vid=0, vlan_pcp=0, eth_dst=mac), HOSTS,
+                         actions=(PopVlan(), Output(port))),
+                FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, 0), HOSTS,
+                         actions=(Output(port),))]
+    out = (PopVlan(), Output(port)) if untagged_egress else (Output(port),)
+    return [FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=out)]
+
+
+def _forget_dst(mac: str, vlan: Optional[int]) -> List[FlowDelete]:
+    deletes = [FlowDelete(HOSTS, "l2_dst", _dst_match(mac, vlan), HOST_PRIORITY)]
+    if vlan == 0:  # strict: a no-op where there is no such entry
+        deletes.append(FlowDelete(HOSTS, "l2_dst", Match.of(vlan_vid=0, vlan_pcp=0, eth_dst=mac),
+                                  VLAN0_UNTAGGED_PRIORITY))
+    return deletes
+
+
 def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,
                untagged_egress: bool = False) -> List[FlowSpec]:
     """Reactive mode: `mac` lives behind `port`.
@@ -139,12 +173,10 @@ def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,
     on, and with no new packet-in the host would be flooded to for good.
     `untagged_egress`: frames to this host leave without their VLAN tag.
     """
-    out = (PopVlan(), Output(port)) if untagged_egress else (Output(port),)
     return [
         FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto="l2_dst",
                  idle_timeout=idle_timeout, notify_removed=True),
-        FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS, actions=out),
-    ]
+    ] + _dst_entries(mac, vlan, port, untagged_egress)
 
 
 def host_of(spec: FlowSpec) -> Tuple[str, Optional[int], Optional[int]]:
@@ -175,16 +207,14 @@ def ban_mac(mac: str, vlan: Optional[int], seconds: int) -> FlowSpec:
 
 
 def forget_host(mac: str, port: int, vlan: Optional[int]) -> List[FlowDelete]:
-    """The inverse of learn_host (strict deletes: exactly those two entries)."""
-    return [
-        FlowDelete(HOSTS, "l2_src", _src_match(mac, port, vlan), HOST_PRIORITY),
-        FlowDelete(HOSTS, "l2_dst", _dst_match(mac, vlan), HOST_PRIORITY),
-    ]
+    """The inverse of learn_host (strict deletes: exactly those entries)."""
+    return [FlowDelete(HOSTS, "l2_src", _src_match(mac, port, vlan), HOST_PRIORITY)] + \
+        _forget_dst(mac, vlan)
 
 
 def forget_route(mac: str, vlan: Optional[int]) -> List[FlowDelete]:
     """The inverse of a route_host entry on a switch that is not the host's home."""
-    return [FlowDelete(HOSTS, "l2_dst", _dst_match(mac, vlan), HOST_PRIORITY)]
+    return _forget_dst(mac, vlan)
 
 
 def forget_all_hosts() -> List[FlowDelete]:
@@ -235,8 +265,5 @@ def route_host(fabric, mac: str, vlan: Optional[int], home: Tuple[int, int],
     routes = {dpid: learn_host(mac, port, vlan, idle_timeout,
                                untagged_egress=(port, vlan) in untagged.get(dpid, ()))}
     for other, out in fabric.next_hops(dpid, mac).items():
-        actions = (PopVlan(), Output(out)) if (out, vlan) in untagged.get(other, ()) \
-            else (Output(out),)
-        routes[other] = [FlowSpec("l2_dst", HOST_PRIORITY, _dst_match(mac, vlan), HOSTS,
-                                  actions=actions)]
+        routes[other] = _dst_entries(mac, vlan, out, (out, vlan) in untagged.get(other, ()))
     return routes

@@ -176,6 +176,8 @@ class Learn:
     whose value becomes the new entry's output port (usually "in_port"); `loads`
     are (field the new entry sets, field of this packet it is copied from), e.g.
     ("tunnel_id", "tunnel_id") so the entry sends into the tunnel it learned from.
+    `constants` are (field, value) the new entry matches whatever the packet, e.g.
+    ("vlan_pcp", 0).
     """
     table: str
     owner: Owner
@@ -186,6 +188,7 @@ class Learn:
     priority: int = 100
     idle_timeout: int = 0
     hard_timeout: int = 0
+    constants: Tuple[Tuple[str, int], ...] = ()
 
 
 Action = Union[Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn]

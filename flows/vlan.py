@@ -7,10 +7,17 @@ A port is configured the way `ovs-vsctl` users think (vswitch.xml, Port vlan_mod
   an untagged frame belongs to VLAN 0, accepted only if the port trunks VLAN 0 (an empty
   list trunks everything); frames leave tagged, except VLAN 0 which leaves untagged.
 - native-tagged / native-untagged (`tag=10` plus trunks): like a trunk, but untagged frames
-  in join the native VLAN; on the way out the native VLAN is tagged / untagged.
+  in join the native VLAN; on the way out the native VLAN is tagged / untagged. VLAN 0 is
+  never carried by them, even with empty trunks or 0 in trunks (seen on OVS 3.1).
+
+Priority-tagged frames (an 802.1Q header with VID 0 and a PCP) count as untagged (802.1Q,
+and OVS: an access port drops only a *nonzero* VID): on access and native ports they
+join the port's VLAN with their PCP kept, so they leave a trunk tagged with that PCP; on
+a trunk they are VLAN 0 like untagged frames.
 
 Inside the pipeline every frame carries its VLAN: `ingress` pushes it for untagged
-frames. On the way out, `untagged_egress` says where it must be popped.
+frames (PCP 0) and sets it in the tag of priority-tagged ones (set_field keeps the PCP).
+On the way out, `untagged_egress` says where it must be popped.
 """
 from dataclasses import dataclass, field
 from typing import FrozenSet, Iterable, List, Optional, Tuple
@@ -24,7 +31,9 @@ FLOOD_OWNER = Owner(APP, "flood")
 NATIVE_MODES = ("native-tagged", "native-untagged")
 MAX_VID = 4094
 
-_ADMIT, _DENY = 20, 10   # ingress priorities: admit rules above the port's catch-all drop
+# ingress priorities: admit rules above the port's catch-all drop; the priority-tagged
+# rule above the "any tagged" admit of a native port that trunks everything
+_PRIORITY_TAGGED, _ADMIT, _DENY = 30, 20, 10
 
 
 def _check_vid(vid, what, allow_zero=False):
@@ -65,8 +74,13 @@ class PortVlan:
     def carries(self, vid: int) -> bool:
         if self.mode == "access":
             return vid == self.tag
-        if self.native_mode and vid == self.tag:
-            return True
+        if self.native_mode:
+            # untagged and priority-tagged frames in join the native VLAN, so VLAN 0
+            # (a trunk's untagged frames) has no encoding here: OVS never sends it out
+            if vid == 0:
+                return False
+            if vid == self.tag:
+                return True
         return not self.trunks or vid in self.trunks
 
     def untagged_egress(self, vid: int) -> bool:
@@ -94,6 +108,10 @@ def classify_port(cfg: PortVlan) -> List[FlowSpec]:
         entries.append(FlowSpec("ingress", _ADMIT, Match.of(in_port=cfg.port, vlan_vid=vlan_match),
                                 CLASSIFY, actions=actions, goto="police"))
 
+    if cfg.tag is not None:  # access and native: a VID-0 tag carries only a priority
+        entries.append(FlowSpec("ingress", _PRIORITY_TAGGED,
+                                Match.of(in_port=cfg.port, vlan_vid=0), CLASSIFY,
+                                actions=(SetField("vlan_vid", cfg.tag),), goto="police"))
     if cfg.mode == "access":
         admit(UNTAGGED, _push(cfg.tag))
     else:
@@ -116,12 +134,29 @@ def flood_vlan(vid: int, ports: Iterable[PortVlan],
     first, then pop the tag for the untagged ones (the order matters in one action list).
     OpenFlow never sends a frame back out of its ingress port. `flood_ports`: on a
     fabric with loops, the ports on the flood tree (flows/topology.py); None: all."""
-    members = sorted((p for p in ports if p.carries(vid) and
-                      (flood_ports is None or p.port in flood_ports)), key=lambda p: p.port)
+    members = _flood_members(vid, ports, flood_ports)
     tagged = [Output(p.port) for p in members if not p.untagged_egress(vid)]
     untagged = [Output(p.port) for p in members if p.untagged_egress(vid)]
     actions = tuple(tagged) + ((PopVlan(),) + tuple(untagged) if untagged else ())
-    return FlowSpec("flood", 10, Match.of(vlan_vid=vid), FLOOD_OWNER, actions=actions)
+    # VLAN 0 leaves untagged only with PCP 0: see flood_priority_tagged
+    match = Match.of(vlan_vid=0, vlan_pcp=0) if vid == 0 else Match.of(vlan_vid=vid)
+    return FlowSpec("flood", 10, match, FLOOD_OWNER, actions=actions)
+
+
+def _flood_members(vid, ports, flood_ports):
+    return sorted((p for p in ports if p.carries(vid) and
+                   (flood_ports is None or p.port in flood_ports)), key=lambda p: p.port)
+
+
+def flood_priority_tagged(ports: Iterable[PortVlan],
+                          flood_ports: Optional[FrozenSet[int]] = None) -> FlowSpec:
+    """VLAN 0 frames with a nonzero PCP (priority-tagged on a trunk) to VLAN 0's members,
+    tag kept: OVS 3.1 omits a VID-0 header on output only when the PCP is 0 too (its
+    priority-tags setting notwithstanding; measured with ofproto/trace and frames). Only
+    trunks carry VLAN 0, so no member pops. Below flood_vlan(0), which takes PCP 0."""
+    members = _flood_members(0, ports, flood_ports)
+    return FlowSpec("flood", 9, Match.of(vlan_vid=0), FLOOD_OWNER,
+                    actions=tuple(Output(p.port) for p in members))
 
 
 def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int]]:
@@ -231,6 +266,7 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
         if cfg.port in configured:
             specs += classify_port(cfg)
     specs += [flood_vlan(vid, ports, flood_ports) for vid in sorted(vlans_named(ports))]
+    specs.append(flood_priority_tagged(ports, flood_ports))
     carry_all = [Output(p.port) for p in ports if p.mode != "access" and not p.trunks and
                  (flood_ports is None or p.port in flood_ports)]
     specs.append(FlowSpec("flood", 5, Match.of(vlan_vid=TAGGED), FLOOD_OWNER,

@@ -5,7 +5,8 @@ there": tables in pipeline order, priorities, exact and masked matches,
 add-replaces-same-match, strict/non-strict deletes by cookie and mask,
 apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
 truncation), set_field, reg_move, resubmit, conntrack (ct with zone, commit and
-mark), push/pop VLAN, set_queue, meters (recorded on the
+mark), push/pop VLAN with its priority (PCP: push_vlan on an untagged frame gives
+PCP 0, set_field vlan_vid keeps it, pop_vlan drops it), set_queue, meters (recorded on the
 packet; deleting a meter deletes its flows, as in OVS), groups (all, select,
 indirect), learn() writing entries, and idle/hard timeouts with
 flow-removed notifications. Time is passed in (`now`), never read.
@@ -22,12 +23,27 @@ from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowD
                         SetQueue, CT_FLAGS, ct_state_bits)
 
 
-def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, **fields):
-    """A packet as a dict of header fields; vlan None = untagged."""
+def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, pcp=None, **fields):
+    """A packet as a dict of header fields; vlan None = untagged, vlan 0 with a `pcp`:
+    priority-tagged. A tagged frame without a "vlan_pcp" key has PCP 0."""
+    if pcp is not None and vlan is None:
+        raise ValueError("an untagged frame has no PCP; give vlan=0 for a priority tag")
     pkt = {"in_port": in_port, "eth_src": eth_src, "eth_dst": eth_dst, "eth_type": eth_type,
            "vlan_vid": vlan}
+    if pcp is not None:
+        pkt["vlan_pcp"] = pcp
     pkt.update(fields)
     return pkt
+
+
+def pcp_of(pkt):
+    """The frame's 802.1Q priority, None when it has no tag."""
+    return None if pkt.get("vlan_vid") is None else pkt.get("vlan_pcp", 0)
+
+
+def tag_of(pkt):
+    """(VID, PCP) of a frame as it leaves, None when untagged."""
+    return None if pkt.get("vlan_vid") is None else (pkt["vlan_vid"], pcp_of(pkt))
 
 
 def _mac_int(mac):
@@ -45,6 +61,8 @@ def _field_matches(name, want, mask, pkt) -> bool:
         if want == TAGGED:
             return have is not None
         return have == want
+    if name == "vlan_pcp":  # OpenFlow's prerequisite: only a tagged frame has one
+        have = pcp_of(pkt)
     if have is None:
         return False
     if name in ("ipv4_src", "ipv4_dst"):
@@ -216,13 +234,21 @@ class Switch:
             if isinstance(action, Output):
                 self._output(action, pkt, result)
             elif isinstance(action, SetField):
+                if action.field in ("vlan_vid", "vlan_pcp") and pkt.get("vlan_vid") is None:
+                    # OVS refuses these on an untagged frame (push_vlan first)
+                    raise ValueError(f"set_field {action.field} on an untagged frame")
                 pkt[action.field] = action.value
             elif isinstance(action, Move):
                 pkt[action.dst] = pkt.get(action.src)
             elif isinstance(action, PushVlan):
-                pkt["vlan_vid"] = pkt["vlan_vid"] if pkt["vlan_vid"] is not None else 0
+                # OpenFlow 1.3: the new tag copies VID and PCP of the tag it goes over
+                # (this model has one tag level), else VID 0 and PCP 0
+                if pkt["vlan_vid"] is None:
+                    pkt["vlan_vid"] = 0
+                    pkt.pop("vlan_pcp", None)
             elif isinstance(action, PopVlan):
                 pkt["vlan_vid"] = None
+                pkt.pop("vlan_pcp", None)
             elif isinstance(action, SetQueue):
                 pkt["queue"] = action.queue_id
             elif isinstance(action, Group):
@@ -290,6 +316,7 @@ class Switch:
 
     def _learn(self, learn: Learn, pkt):
         fields = {dst: pkt[src] for dst, src in learn.matches}
+        fields.update(learn.constants)
         if fields.get("vlan_vid", 0) is None:
             # OVS copies the TCI's VID bits: 0 for an untagged frame, which then
             # matches untagged frames only.

@@ -269,9 +269,9 @@ def test_unreachable_ovsdb_is_reported_not_fatal(monkeypatch):
     assert app.switches[1].mac_cap == "not enforced: cannot reach OVSDB at tcp:127.0.0.1:6640"
 
 
-def learned_entry(mac, port, age):
+def learned_entry(mac, port, age, priority=100):
     return parser.OFPFlowStats(
-        table_id=4, duration_sec=age, priority=100, idle_timeout=0, hard_timeout=300, flags=0,
+        table_id=4, duration_sec=age, priority=priority, idle_timeout=0, hard_timeout=300, flags=0,
         cookie=pipeline.cookie(l2.LEARNED), packet_count=1, byte_count=60,
         match=parser.OFPMatch(vlan_vid=(0, 0x0FFF), eth_dst=mac),
         instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
@@ -296,6 +296,23 @@ def test_datapath_mode_lists_macs_from_a_two_part_flow_stats_reply(monkeypatch):
     assert status == 200
     assert macs == [{"mac": H1, "port": 1, "vlan": None, "age_s": 7},
                     {"mac": H2, "port": 2, "vlan": None, "age_s": 3}]
+
+
+def test_datapath_mode_lists_a_vlan_0_mac_once_though_it_has_two_entries(monkeypatch):
+    from ryu.lib import hub
+    app = make_app(monkeypatch, mode="datapath")
+
+    def switch_answers(msg):   # OpenFlow 1.3 stats do not show the PCP-0 twin's match
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            body = [learned_entry(H1, 1, 7), learned_entry(H1, 1, 7, l2.VLAN0_UNTAGGED_PRIORITY)]
+            reply = parser.OFPFlowStatsReply(msg.datapath, body=body)
+            reply.xid, reply.flags = msg.xid, 0
+            hub.spawn(app._multipart_reply, ofp_event.EventOFPFlowStatsReply(reply))
+
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(
+        FakeDatapath(1, answer=switch_answers))))
+    status, macs, _ = call(app, "GET", "/v1/switches/1/macs")
+    assert status == 200 and macs == [{"mac": H1, "port": 1, "vlan": None, "age_s": 7}]
 
 
 def test_a_switch_that_does_not_answer_is_a_timeout_not_a_hang(monkeypatch):
