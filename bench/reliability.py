@@ -58,6 +58,11 @@ SCENARIOS = [
     ("tests/integration/test_openapi.py::"
      "test_every_operation_keeps_to_the_document_and_never_fails_on_the_server",
      "schemathesis on the whole REST API", "0 server errors, 0 schema violations"),
+    ("tests/integration/test_openapi.py::"
+     "test_abusive_bodies_on_every_write_get_a_json_4xx_and_change_nothing",
+     "abusive REST bodies (deep, huge, NaN, ...)", "JSON 4xx each; no state changed"),
+    ("tests/integration/test_capture_ovs.py::test_a_capture_of_1500_frames_keeps_them_all",
+     "the harness's capture, 1500 frames", "every frame delivered is captured"),
 ]
 
 
