@@ -23,6 +23,14 @@ SWITCH = "0000000000000001"
 RSS_BOUND_MIB = 40   # growth allowed over the run (the bug took 1.5 GiB in 5 s)
 
 
+def listening_addresses(port):
+    """Local IPv4 addresses (hex, as the kernel shows them) listening on TCP `port`."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return {row[1].split(":")[0] for row in rows
+            if int(row[1].split(":")[1], 16) == port and row[3] == "0A"}
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -61,6 +69,7 @@ class Learner(threading.Thread):
 def fuzz(seconds, seed):
     with harness.running(topos.Single(), config=CONFIG) as (controller, network):
         assert network.pingall() == 0
+        assert listening_addresses(controller.of_port) == {"0100007F"}  # 127.0.0.1 only
         pid = controller.process.pid
         start_rss = rss_mib(pid)
         learner = Learner(controller, network)
