@@ -4,6 +4,7 @@ Runs the reliability integration tests (pytest, one after the other) and prints,
 scenario, what is expected, what was observed (the line each test prints) and
 whether it passed.
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,9 @@ SCENARIOS = [
     ("tests/integration/test_channel.py::"
      "test_a_live_holder_keeps_its_id_and_a_silent_one_gives_it_up",
      "second claim of a datapath id", "refused if the holder answers; else it goes"),
+    ("tests/integration/test_ofguard_ovs.py::"
+     "test_a_long_fuzz_run_keeps_the_controller_up_and_learning",
+     "OpenFlow fuzzer (3 min) + abusive peers", "up, RSS bounded, bad lengths closed, learns"),
     ("tests/integration/test_openapi.py::"
      "test_every_operation_keeps_to_the_document_and_never_fails_on_the_server",
      "schemathesis on the whole REST API", "0 server errors, 0 schema violations"),
@@ -71,7 +75,8 @@ def main():
         report = Path(tmp) / "report.xml"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         f"--junitxml={report}", "-o", "junit_logging=system-out",
-                        *[node for node, _, _ in SCENARIOS]], cwd=REPO)
+                        *[node for node, _, _ in SCENARIOS]], cwd=REPO,
+                       env=dict(os.environ, SDN_RELIABILITY="1"))  # the long runs too
         cases = {}
         for case in ET.parse(report).iter("testcase"):
             failed = case.find("failure") is not None or case.find("error") is not None

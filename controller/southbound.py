@@ -18,12 +18,14 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import channel, claims, fastparse, metrics, ofcompile, pipeline, readback
+from controller import (channel, claims, config, fastparse, metrics, ofcompile, ofguard,
+                        pipeline, readback, reload)
 from flows import diff
 from flows.spec import Owner
 
 fastparse.install()  # our apps read packet-ins with the lean parser
 channel.install()    # working TLS; one connection per datapath id
+ofguard.install()    # bounded parsing, per-connection limits (the venv's .pth did it already)
 
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
 
@@ -143,6 +145,11 @@ def fabric_loaded() -> bool:
     return any(getattr(cls, "BUILDS_FABRIC", False) for cls in classes)
 
 
+def _openflow_settings(data):
+    """The `openflow` section (listen host, per-connection limits: controller/ofguard.py)."""
+    return config.section(ofguard.OpenFlowSettings, "openflow", data)
+
+
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
     multipart requests get their replies."""
@@ -154,6 +161,11 @@ class SdnApp(app_manager.RyuApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        try:  # before any app starts: the OpenFlow listener binds after all are built
+            ofguard.configure(_openflow_settings(None))
+        except config.ConfigError as err:
+            raise SystemExit(f"openflow: {err}") from None
+        reload.participate("openflow", _openflow_settings, ofguard.configure)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
 
     def get_handlers(self, ev, state=None):

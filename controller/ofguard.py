@@ -1,0 +1,288 @@
+"""The OpenFlow port against hostile peers: bounded parsing and per-connection limits.
+
+Anyone who reaches the OpenFlow port could hang Ryu 4.34 with one message (a nested
+length of 0: faucetsdn/ryu #188-#196), and Ryu's receive loop keeps going after a
+message it could not parse (it logs and drops it, or "tries something sane" with a
+header length below 8). `install()` replaces the Datapath's receive loop with one that
+
+- checks every message with `controller.ofcheck` before Ryu parses it, and treats a
+  failed check, a parser exception or a version other than the negotiated one as a
+  parse error: that connection is closed and the log names the switch (dpid once
+  known, always the peer address), the message type and the head of the message in
+  hex (PARSE_ERROR_MARK); other connections go on;
+- reads in large chunks (fewer recv calls than Ryu's two per message) with bounds: a
+  message that has started must be complete within `message_timeout_s`, and a
+  connection must finish the handshake (FEATURES_REPLY) within `handshake_timeout_s`;
+- yields to other green threads after every chunk, so a peer that floods cannot
+  starve the others (Ryu yields every 2048 messages).
+
+On the send side a peer that does not read is closed once sending to it has waited
+`send_timeout_s` (Ryu blocks the sending app's green thread while the 16-entry send
+queue is full, and after a send timeout leaves the connection half dead). The number
+of connections from one address is capped (`max_connections_per_address`).
+
+OpenFlow listens on 127.0.0.1 unless the `openflow` config section or
+`--ofp-listen-host` says otherwise (Ryu's own default is every address).
+
+Installed at interpreter start for every ryu-manager of this venv: controller.ryu_compat
+runs `install()` right after `ryu.controller.controller` is imported. Our apps read the
+`openflow` section of the config file (controller.southbound calls `configure`).
+"""
+import collections
+import ipaddress
+import logging
+import socket as socket_module
+import ssl
+import time
+from dataclasses import dataclass
+
+from ryu import cfg
+from ryu.base import app_manager  # noqa: F401 - first: Ryu's controller module needs it
+from ryu.controller import controller as ryu_controller  # noqa: I100
+from ryu.controller import ofp_event
+from ryu.controller.handler import DEAD_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_DISPATCHER
+from ryu.lib import hub
+from ryu.ofproto import ofproto_protocol
+
+from controller import ofcheck
+
+LOG = logging.getLogger(__name__)
+PARSE_ERROR_MARK = "malformed OpenFlow message"   # tests grep logs for these
+TIMEOUT_MARK = "OpenFlow connection timed out"
+NOT_READING_MARK = "does not read what the controller sends"
+TOO_MANY_MARK = "too many OpenFlow connections"
+READ_SIZE = 65536
+HEX_HEAD = 48  # bytes of a bad message shown in the log
+
+
+@dataclass(frozen=True)
+class OpenFlowSettings:
+    """The `openflow` config section."""
+    listen_host: str = "127.0.0.1"      # --ofp-listen-host overrides it
+    message_timeout_s: float = 5.0      # a started message must be complete by then
+    handshake_timeout_s: float = 10.0   # HELLO to FEATURES_REPLY
+    send_timeout_s: float = 5.0         # longest wait to queue a message for a peer
+    max_connections_per_address: int = 256
+
+    def __post_init__(self):
+        try:
+            ipaddress.ip_address(self.listen_host)
+        except ValueError:
+            raise ValueError(f"listen_host must be an IP address, not {self.listen_host!r}") \
+                from None
+        for name in ("message_timeout_s", "handshake_timeout_s", "send_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value <= 3600:
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600], "
+                                 f"not {value!r}")
+        limit = self.max_connections_per_address
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 65535:
+            raise ValueError(f"max_connections_per_address must be an integer 1..65535, "
+                             f"not {limit!r}")
+
+
+_settings = OpenFlowSettings()
+_open = collections.Counter()  # peer address -> open connections
+_original = {}
+
+
+def configure(settings: OpenFlowSettings) -> None:
+    """Use `settings` for connections accepted from now on; the listen host applies if
+    the OpenFlow listener has not started yet (it binds once)."""
+    global _settings
+    _settings = settings
+    cfg.CONF.set_default("ofp_listen_host", settings.listen_host)
+
+
+def settings() -> OpenFlowSettings:
+    return _settings
+
+
+def _who(datapath) -> str:
+    address = datapath.address
+    peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+    dpid = f"datapath {datapath.id:016x}" if datapath.id is not None else "no dpid yet"
+    return f"switch at {peer} ({dpid})"
+
+
+def _shut(datapath) -> None:
+    """Close the connection: apps see it go (DEAD_DISPATCHER) and a receive loop blocked
+    in recv wakes up at once."""
+    datapath.close()
+    try:
+        datapath.socket.shutdown(socket_module.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def reject(datapath, raw, reason) -> None:
+    version, msg_type, msg_len, xid = ofcheck.HEADER.unpack_from(bytes(raw[:8]).ljust(8, b"\0"))
+    LOG.warning("%s from %s: %s; version 0x%02x type %d (%s) length %d xid %d, %d bytes, "
+                "head %s; connection closed", PARSE_ERROR_MARK, _who(datapath), reason,
+                version, msg_type, _type_name(msg_type), msg_len, xid, len(raw),
+                bytes(raw[:HEX_HEAD]).hex())
+    _shut(datapath)
+
+
+def _type_name(msg_type) -> str:
+    from ryu.ofproto import ofproto_v1_3 as ofp
+    names = {v: k for k, v in vars(ofp).items() if k.startswith("OFPT_")}
+    return names.get(msg_type, "unknown")
+
+
+def _parser_module(datapath, version):
+    """The parser for a message of `version`: before the handshake only a HELLO arrives
+    and may name any version Ryu knows; after it, only the negotiated one is accepted."""
+    if datapath.state == HANDSHAKE_DISPATCHER:
+        return ofproto_protocol._versions.get(version, (None, None))[1]
+    return datapath.ofproto_parser if version == datapath.ofproto.OFP_VERSION else None
+
+
+def handle(datapath, raw) -> bool:
+    """Check, parse and dispatch one whole message; False if it closed the connection."""
+    version, msg_type, msg_len, xid = ofcheck.HEADER.unpack_from(raw)
+    parser = _parser_module(datapath, version)
+    if parser is None:
+        reject(datapath, raw, f"version 0x{version:02x} is not the connection's")
+        return False
+    try:
+        if version == ofcheck.OFP13 or msg_type == 0:
+            ofcheck.check(raw)
+        msg = parser.msg_parser(datapath, version, msg_type, msg_len, xid, raw)
+    except ofcheck.Malformed as err:
+        reject(datapath, raw, str(err))
+        return False
+    except Exception as err:  # noqa: BLE001 - hostile bytes into a third-party parser:
+        # whatever it raises (struct.error, KeyError, TypeError, ...) means these bytes
+        # are not a message we can use. Handlers run below, outside this try.
+        reject(datapath, raw, f"Ryu's parser raised {type(err).__name__}: {err}")
+        return False
+    if msg is None:
+        return True
+    ev = ofp_event.ofp_msg_to_ev(msg)
+    datapath.ofp_brick.send_event_to_observers(ev, datapath.state)
+    state = datapath.state
+    for handler in datapath.ofp_brick.get_handlers(ev):
+        if state in handler.callers[ev.__class__].dispatchers:
+            handler(ev)
+    return True
+
+
+def _deadline(datapath, connected, partial_since):
+    limits = []
+    if datapath.state != MAIN_DISPATCHER:
+        limits.append((connected + _settings.handshake_timeout_s, "no handshake within "
+                       f"{_settings.handshake_timeout_s:g} s"))
+    if partial_since is not None:
+        limits.append((partial_since + _settings.message_timeout_s, "a message started "
+                       f"and not completed within {_settings.message_timeout_s:g} s"))
+    return min(limits) if limits else (None, None)
+
+
+def recv_loop(datapath):
+    """Datapath._recv_loop, bounded (see the module docstring)."""
+    buf, connected, partial_since = bytearray(), time.monotonic(), None
+    sock = datapath.socket
+    while datapath.state != DEAD_DISPATCHER:
+        deadline, why = _deadline(datapath, connected, partial_since)
+        chunk = None
+        try:
+            if deadline is None:
+                chunk = sock.recv(READ_SIZE)  # the socket's own timeout (Ryu's 5 s)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    LOG.warning("%s: %s: %s, %d bytes of it held; closed", TIMEOUT_MARK,
+                                _who(datapath), why, len(buf))
+                    _shut(datapath)
+                    return
+                with hub.Timeout(remaining, False):
+                    chunk = sock.recv(READ_SIZE)
+                if chunk is None:
+                    continue
+        except (socket_module.timeout, ssl.SSLError):
+            continue  # eventlet raises SSLError on an SSL read timeout: retry, like Ryu
+        except (EOFError, OSError):
+            return
+        if not chunk:
+            return
+        buf += chunk
+        offset = 0
+        while len(buf) - offset >= 8:
+            msg_len = int.from_bytes(buf[offset + 2:offset + 4], "big")
+            if msg_len < 8:
+                reject(datapath, buf[offset:offset + 8], f"header length {msg_len} (minimum 8)")
+                return
+            if len(buf) - offset < msg_len:
+                break
+            if not handle(datapath, bytes(buf[offset:offset + msg_len])):
+                return
+            offset += msg_len
+            if datapath.state == DEAD_DISPATCHER:
+                return
+        if offset:
+            del buf[:offset]
+            partial_since = time.monotonic() if buf else None
+        elif partial_since is None:
+            partial_since = time.monotonic()
+        hub.sleep(0)
+
+
+def send(datapath, buf, close_socket=False):
+    """Datapath.send, bounded: waits at most send_timeout_s for room in the send queue,
+    then closes the connection of a peer that does not read."""
+    if not datapath._send_q_sem.acquire(timeout=_settings.send_timeout_s):
+        if datapath.state != DEAD_DISPATCHER:
+            LOG.warning("%s: %s %s (send queue full for %g s); closed", TIMEOUT_MARK,
+                        _who(datapath), NOT_READING_MARK, _settings.send_timeout_s)
+            _shut(datapath)
+        return False
+    if datapath.send_q:
+        datapath.send_q.put((buf, close_socket))
+        return True
+    datapath._send_q_sem.release()
+    return False
+
+
+def send_loop(datapath):
+    """Ryu's send loop, then: if it ended on a timeout or socket error while the
+    connection was up, close it (Ryu left it open with nothing ever sent again)."""
+    _original["send_loop"](datapath)
+    if datapath.state != DEAD_DISPATCHER:
+        LOG.warning("%s: %s %s (a write timed out or failed); closed", TIMEOUT_MARK,
+                    _who(datapath), NOT_READING_MARK)
+        _shut(datapath)
+
+
+def connection_factory(sock, address):
+    """Ryu's datapath_connection_factory, with at most max_connections_per_address."""
+    host = address[0] if isinstance(address, tuple) else str(address)
+    limit = _settings.max_connections_per_address
+    if _open[host] >= limit:
+        LOG.warning("%s from %s: %d open, limit %d; refused %s:%s", TOO_MANY_MARK, host,
+                    _open[host], limit, host, address[1] if isinstance(address, tuple) else "")
+        sock.close()
+        return
+    _open[host] += 1
+    try:
+        _original["factory"](sock, address)
+    finally:
+        _open[host] -= 1
+        if not _open[host]:
+            del _open[host]
+
+
+def install() -> None:
+    """Idempotent; see the module docstring for when it runs."""
+    if _original:
+        return
+    datapath = ryu_controller.Datapath
+    _original.update(send_loop=datapath._send_loop,
+                     factory=ryu_controller.datapath_connection_factory)
+    # Ryu's own decorator closes the socket when the loop ends, as for its loop.
+    datapath._recv_loop = ryu_controller._deactivate(recv_loop)
+    datapath.send = send
+    datapath._send_loop = send_loop
+    ryu_controller.datapath_connection_factory = connection_factory
+    cfg.CONF.set_default("ofp_listen_host", _settings.listen_host)
