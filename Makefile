@@ -60,7 +60,7 @@ test: setup lint
 demo: setup
 	$(PY) -m mininet_topos.tour $(DEMO_ARGS)
 
-# The HTB lab measured: table and plot under reports/ (about 75 s).
+# The HTB lab measured, then its loss checks: table and plot under reports/ (about 110 s).
 lab-qos: setup
 	$(PY) -m mininet_topos.qos_lab
 

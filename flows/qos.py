@@ -9,8 +9,9 @@ How a packet reaches its queue depends on the datapath (see docs/qos-design-note
   HTB tree (created by OVS from the QoS/Queue rows) puts it in that queue's class.
 - `netdev` (userspace): OVS sends through an AF_PACKET socket without the priority, so
   `set_queue` is lost. The same rules are rendered as tc u32 filters on the egress
-  device (`tc_plan`), each leaf class gets a short pfifo so drops happen per class
-  and not in OVS's shared socket buffer, and ingress policing becomes a meter.
+  device (`tc_plan`), each leaf class gets a short head-drop fifo so drops happen per
+  class and not in OVS's shared socket buffer nor in the rest of OVS's send batch,
+  and ingress policing becomes a meter.
 """
 import ipaddress
 import math
@@ -25,7 +26,7 @@ from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, Meter
 APP = "qos"
 RULES = Owner(APP, "rule")
 POLICE = Owner(APP, "police")
-MAX_QUEUE_ID = 1023        # keeps the tc leaf handles (0x1000 + id) distinct from 1:
+MAX_QUEUE_ID = 1023        # keeps the tc leaf handles (0x2000 + id) distinct from 1:
 MAX_RULE_ID = 0xFFFF       # rule ids double as meter numbers
 DEFAULT_RULE_PRIORITY = 100
 POLICE_PRIORITY = 10
@@ -470,6 +471,13 @@ class QosSettings:
 # --- tc: the classifier for the userspace datapath ------------------------------------
 
 SKB_TRUESIZE = 2304        # kernel accounting of one full-size frame in a socket buffer
+# Leaves drop from the head: a full tail-drop pfifo makes the AF_PACKET send fail with
+# ENOBUFS, and OVS (netdev_linux_sock_batch_send) then throws away the rest of that
+# sendmmsg batch, up to 31 packets of any class, counted nowhere. pfifo_head_drop drops
+# the class's oldest packet and returns NET_XMIT_CN, which AF_PACKET reports as sent.
+LEAF_KIND = "pfifo_head_drop"
+LEAF_HANDLE_BASE = 0x2000  # not the 0x1000 of the earlier pfifo leaves: tc cannot
+                           # replace a qdisc by one of another kind under the same handle
 
 
 @dataclass(frozen=True)
@@ -533,7 +541,7 @@ def u32_keys(selectors: Iterable[str]) -> FrozenSet[Tuple[int, int, int]]:
 
 @dataclass(frozen=True)
 class TcPlan:
-    leaves: Tuple[Tuple[str, str, int], ...]   # (classid, leaf qdisc handle, pfifo limit)
+    leaves: Tuple[Tuple[str, str, int], ...]   # (classid, leaf qdisc handle, LEAF_KIND limit)
     filters: Tuple[TcFilter, ...]
 
 
@@ -545,7 +553,10 @@ def htb_classid(queue_id: int) -> str:
 def leaf_limit(socket_buffer_bytes: int, queues: int) -> int:
     """Packets each leaf may hold so that all leaves together fit, with room to spare,
     in OVS's AF_PACKET socket buffer (net.core.wmem_default): then a full class
-    drops its own packets instead of the socket refusing everyone's."""
+    drops its own packets instead of the socket refusing everyone's (EAGAIN, which
+    loses the rest of OVS's batch whatever its class). Deeper leaves hold longer
+    bursts, but then one flooded class fills the socket: with 1000-packet leaves a
+    ping in another class lost 92-96 % during a flood (docs/qos-loss-notes.md)."""
     budget = socket_buffer_bytes // SKB_TRUESIZE * 2 // 3
     return max(4, budget // max(1, queues))
 
@@ -577,7 +588,7 @@ def tc_plan(port: int, qos: PortQos, rules: Iterable[Rule], socket_buffer_bytes:
     that send traffic to its queues. Filter preference follows rule priority
     (then id): tc tries lower prefs first, OpenFlow higher priorities."""
     limit = leaf_limit(socket_buffer_bytes, len(qos.queues))
-    leaves = tuple((htb_classid(q.queue_id), "%x:" % (0x1000 + q.queue_id), limit)
+    leaves = tuple((htb_classid(q.queue_id), "%x:" % (LEAF_HANDLE_BASE + q.queue_id), limit)
                    for q in qos.queues)
     mine = [r for r in rules if r.queue is not None and qos.queue(r.queue) is not None
             and r.port in (None, port)]
@@ -590,7 +601,8 @@ def tc_plan(port: int, qos: PortQos, rules: Iterable[Rule], socket_buffer_bytes:
 def tc_batch(device: str, plan: TcPlan) -> List[str]:
     """`tc -batch` lines that replace our filters and leaves on `device`."""
     lines = [f"filter del dev {device} parent 1:"]
-    lines += [f"qdisc replace dev {device} parent {classid} handle {handle} pfifo limit {limit}"
+    lines += [f"qdisc replace dev {device} parent {classid} handle {handle} {LEAF_KIND} "
+              f"limit {limit}"
               for classid, handle, limit in plan.leaves]
     lines += [f"filter add dev {device} parent 1: protocol {f.protocol} prio {f.pref} u32 "
               f"{' '.join(f.selectors)} flowid {f.classid}" for f in plan.filters]
@@ -600,9 +612,10 @@ def tc_batch(device: str, plan: TcPlan) -> List[str]:
 def tc_in_place(plan: TcPlan, filters: FrozenSet[TcFilterId],
                 leaves: Dict[str, Tuple[str, int]]) -> bool:
     """Whether a device already carries `plan`: exactly its filters (read back, see
-    TcFilter.identity) and its pfifo leaves (OVS rebuilding a tree loses both)."""
+    TcFilter.identity) and its leaves (OVS rebuilding a tree loses both; a tail-drop
+    pfifo left by an earlier version is replaced)."""
     return (filters == {f.identity() for f in plan.filters}
-            and all(leaves.get(classid) == ("pfifo", limit)
+            and all(leaves.get(classid) == (LEAF_KIND, limit)
                     for classid, _, limit in plan.leaves))
 
 

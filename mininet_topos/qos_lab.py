@@ -4,14 +4,20 @@ s1-eth4 (towards the receiver h4) gets max-rate 10 Mbit/s and queues 0/1/2 with
 min-rates 3/1/6 Mbit/s; h1/h2/h3 are classified into them by source IP. Every
 sender offers 20 Mbit/s of UDP; iperf3 measures what arrives at h4. Prints
 configured vs measured with PASS/FAIL and writes reports/qos-lab.md and a plot
-of each sender's rate over time (reports/qos-lab.png).
+of each sender's rate over time (reports/qos-lab.png). Then loss, which rates hide:
+numbered datagrams per queue, a slow stream next to a flood from the same sender,
+TCP goodput and ping loss through the shaped port.
 """
 import argparse
+import subprocess
 import sys
+import threading
+import time
 
 from mininet_topos import harness
 from mininet_topos.labs import LabRun, pyplot
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
+from mininet_topos.udpcount import numbered, ping_received
 
 MBIT = 1e6
 CONFIG = dict(QOS_LAB_CONFIG, l2_switch={"mode": "datapath"})
@@ -64,7 +70,53 @@ class Lab(LabRun):
         (metered,) = harness.udp_streams(self.h4, [(self.senders[1], 0, n)])
         self.rate("h2 metered", 2 * MBIT, 0.15, harness.mean_rate(metered))
         self.rest("DELETE", f"/v1/qos/1/rules/{rule['id']}")
+        self.loss()
         return self.passed
+
+    def arrived(self, what, count, seen):
+        return self.check(what, f">= {0.95 * count:.0f} of {count}", f"{len(seen)}",
+                          len(seen) >= 0.95 * count)
+
+    def flood(self, sender, seconds):
+        """h4 receives a 20 Mbit/s UDP stream from `sender` in the background."""
+        thread = threading.Thread(target=harness.udp_streams,
+                                  args=(self.h4, [(sender, 0, seconds)]), daemon=True)
+        thread.start()
+        time.sleep(1.2)   # past iperf3's start: its queue is full from here on
+        return thread
+
+    def loss(self):
+        self.step("loss: 100 numbered 200-byte datagrams per queue, all three at once")
+        for per_second in (20, 100, 2000):
+            results = numbered(self.h4, [(s, 100, per_second) for s in self.senders])
+            for queue, (sender, (seen, _)) in enumerate(zip(self.senders, results)):
+                self.arrived(f"{sender.name} at {per_second}/s (queue {queue})", 100, seen)
+        self.step("loss: h1's datagrams to UDP 5999 in queue 2 while h1 floods queue 0")
+        _, rule = self.rest("POST", "/v1/qos/1/rules", {
+            "match": {"ipv4_src": QosLab.SENDERS[0], "udp_dst": 5999}, "queue": 2,
+            "priority": 300, "port": "s1-eth4"})
+        if not harness.wait_until(lambda: "0000176f/0000ffff at 20" in subprocess.run(
+                ["tc", "filter", "show", "dev", "s1-eth4"], capture_output=True,
+                text=True).stdout, 10):
+            raise RuntimeError("the tc filter for UDP 5999 did not appear on s1-eth4")
+        h1, h2 = self.senders[0], self.senders[1]
+        for per_second, count in ((20, 60), (100, 200), (2000, 2000)):
+            flood = self.flood(h1, 3 + count / per_second)
+            ((seen, _),) = numbered(self.h4, [(h1, count, per_second)], base_port=5999)
+            flood.join()
+            self.arrived(f"slow stream at {per_second}/s next to the flood", count, seen)
+        self.rest("DELETE", f"/v1/qos/1/rules/{rule['id']}")
+        self.step("TCP goodput h1 -> h4 and ping h2 -> h4 through the shaped port")
+        goodput = harness.iperf3(h1, self.h4, seconds=self.seconds)
+        self.check("TCP goodput (iperf3, 1 stream)", "8.5-10.5 Mbit/s",
+                   f"{goodput / MBIT:.2f} Mbit/s", 8.5 * MBIT <= goodput <= 10.5 * MBIT)
+        answered = ping_received(h2, self.h4)
+        self.check("ping h2 -> h4 alone", ">= 49 of 50", str(answered), answered >= 49)
+        flood = self.flood(h1, 4)
+        answered = ping_received(h2, self.h4)
+        flood.join()
+        self.check("ping h2 -> h4 while h1 floods queue 0", ">= 48 of 50", str(answered),
+                   answered >= 48)
 
     def rest(self, method, path, body=None):
         status, reply = self.controller.rest(method, path, body)

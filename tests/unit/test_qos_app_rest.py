@@ -98,7 +98,7 @@ class FakeTc:
                                          words[words.index("protocol") + 1], tuple(selectors),
                                          words[-1]).identity())
             elif line.startswith("qdisc replace"):
-                leaves[words[words.index("parent") + 1]] = ("pfifo", int(words[-1]))
+                leaves[words[words.index("parent") + 1]] = (words[-3], int(words[-1]))
         self.filters, self.leaves = frozenset(filters), leaves
 
 

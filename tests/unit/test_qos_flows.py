@@ -221,12 +221,12 @@ def test_rule_compiles_to_a_meter_mod_and_a_flow_with_meter_then_actions():
 
 def test_lab_tc_plan_and_batch():
     plan = qos.tc_plan(4, lab_ports()[4], lab_rules(), socket_buffer_bytes=212992)
-    assert plan.leaves == (("1:1", "1000:", 20), ("1:2", "1001:", 20), ("1:3", "1002:", 20))
+    assert plan.leaves == (("1:1", "2000:", 20), ("1:2", "2001:", 20), ("1:3", "2002:", 20))
     assert qos.tc_batch("s1-eth4", plan) == [
         "filter del dev s1-eth4 parent 1:",
-        "qdisc replace dev s1-eth4 parent 1:1 handle 1000: pfifo limit 20",
-        "qdisc replace dev s1-eth4 parent 1:2 handle 1001: pfifo limit 20",
-        "qdisc replace dev s1-eth4 parent 1:3 handle 1002: pfifo limit 20",
+        "qdisc replace dev s1-eth4 parent 1:1 handle 2000: pfifo_head_drop limit 20",
+        "qdisc replace dev s1-eth4 parent 1:2 handle 2001: pfifo_head_drop limit 20",
+        "qdisc replace dev s1-eth4 parent 1:3 handle 2002: pfifo_head_drop limit 20",
         "filter add dev s1-eth4 parent 1: protocol ip prio 100 u32 match ip dst "
         "192.168.100.200/32 match ip src 192.168.100.100/32 flowid 1:1",
         "filter add dev s1-eth4 parent 1: protocol ip prio 101 u32 match ip dst "
@@ -348,9 +348,13 @@ def test_our_filters_read_back_from_tc_as_themselves():
 def test_tc_in_place_needs_exactly_the_plans_filters_and_leaves_on_the_device():
     plan = qos.tc_plan(4, lab_ports()[4], lab_rules(), socket_buffer_bytes=212992)
     filters = frozenset(f.identity() for f in plan.filters)
-    leaves = {classid: ("pfifo", limit) for classid, _, limit in plan.leaves}
+    leaves = {classid: ("pfifo_head_drop", limit) for classid, _, limit in plan.leaves}
     assert qos.tc_in_place(plan, filters, leaves)
     assert not qos.tc_in_place(plan, frozenset(), leaves)    # OVS rebuilt the tree
     assert not qos.tc_in_place(plan, filters, {})
+    # tail-drop leaves (an earlier version's, or someone's by hand) get replaced: a full
+    # one makes OVS drop the rest of its send batch
+    tail_drop = {classid: ("pfifo", limit) for classid, _, limit in plan.leaves}
+    assert not qos.tc_in_place(plan, filters, tail_drop)
     other = qos.tc_plan(4, lab_ports()[4], lab_rules()[:2], socket_buffer_bytes=212992)
     assert not qos.tc_in_place(other, filters, leaves)
