@@ -189,7 +189,8 @@ def check_lb(ctx):
     def healthy():
         body = ctx.controller.rest("GET", "/v1/lb/vips/1")[1]
         return sum(b["healthy"] for b in body["backends"]) == 2
-    assert harness.wait_until(healthy, 10), ctx.controller.rest("GET", "/v1/lb/vips/1")
+    assert harness.wait_until(healthy, 10), \
+        f"backends never healthy: {ctx.controller.rest('GET', '/v1/lb/vips/1')[1]}"
     result = harness.http_requests(ctx.host("h1"), VIP, 80, 20)
     assert result["failed"] == 0 and set(result["served"]) <= {"b1", "b2"} and \
         sum(result["served"].values()) == 20, f"VIP served {result}"
@@ -219,6 +220,7 @@ def check_topology(ctx):
         view = ctx.controller.rest("GET", "/v1/topology")[1]
         return len(view["switches"]) == want and view["pending_ports"] == 0
     assert harness.wait_until(converged, 20), ctx.controller.rest("GET", "/v1/topology")[1]
+    assert_no_storm(ctx.network, 1)      # already looping (a pingall would crawl)
     ctx.network.pingall(timeout="0.5")   # broadcasts everywhere: a loop would storm now
     assert_no_storm(ctx.network, 3)
 
