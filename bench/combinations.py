@@ -18,8 +18,8 @@ from pathlib import Path
 from mininet_topos import combinations as matrix
 
 
-def select(combos, layout=None, mode=None, only=None):
-    return [c for c in combos if (layout is None or c.layout == layout)
+def select(combos, layout=None, mode=None, only=None, ids=None):
+    return [c for c in combos if (not ids or c.id in ids) and (layout is None or c.layout == layout)
             and (mode is None or c.mode == mode or c.layout == "overlay")
             and (only is None or only in c.apps)]
 
@@ -29,8 +29,9 @@ def main(argv=None):
     parser.add_argument("--layout", choices=[*matrix.LAYOUTS, "overlay"])
     parser.add_argument("--mode", choices=matrix.MODES)
     parser.add_argument("--only", help="combinations containing this app")
+    parser.add_argument("--id", action="append", help="exactly this combination (repeatable)")
     args = parser.parse_args(argv)
-    combos = select(matrix.full_matrix(), args.layout, args.mode, args.only)
+    combos = select(matrix.full_matrix(), args.layout, args.mode, args.only, args.id)
     started, failed = time.monotonic(), 0
     print(f"{'combination':<62} {'s':>5}  result")
     for combo in combos:
