@@ -85,8 +85,9 @@ lab-tcpip: setup
 	$(PY) -m mininet_topos.tcpip_lab
 
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
+# Then the whole app combination matrix (every pair, both topologies and learning modes).
 reliability: setup
-	$(PY) -m bench.reliability
+	$(PY) -m bench.reliability; r=$$?; $(PY) -m bench.combinations || r=1; exit $$r
 
 bench: setup
 	$(PY) -m bench.l2_throughput
