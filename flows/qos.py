@@ -18,12 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
+from flows import egress
 from flows.body import only_keys
-from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, Output, \
+from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, \
     Owner, SetQueue
 
 APP = "qos"
 RULES = Owner(APP, "rule")
+EGRESS = Owner(APP, "egress")      # the redirects that carry a rule's port to the egress stage
 POLICE = Owner(APP, "police")
 MAX_QUEUE_ID = 1023        # keeps the tc leaf handles (0x1000 + id) distinct from 1:
 MAX_RULE_ID = 0xFFFF       # rule ids double as meter numbers
@@ -203,7 +205,7 @@ class Rule:
     match: Tuple[Tuple[str, object], ...]   # normalised (field, value), sorted
     priority: int = DEFAULT_RULE_PRIORITY
     queue: Optional[int] = None
-    port: Optional[int] = None               # with a queue: enqueue (set_queue + output)
+    port: Optional[int] = None               # with a queue: enqueue (set_queue, out by port)
     meter: Optional[Policing] = None
 
     def field(self, name, default=None):
@@ -377,16 +379,23 @@ def rule_meter(rule: Rule) -> Optional[MeterSpec]:
 
 def rule_flows(rule: Rule) -> List:
     """The meter (if any), then the qos-table entry: set_queue and go on to the
-    learning tables, or set_queue + output when the rule names the port (enqueue)."""
+    learning tables. A rule that names its port (enqueue) also directs the frame
+    there (flows/egress.py): it still leaves from the egress stage, which pops the
+    VLAN tag where it must and never sends a VLAN's frame to a port without it (an
+    output here skipped both, issue 16 2b)."""
     meter = rule_meter(rule)
-    actions, goto = (), "l2_src"
+    actions = ()
     if rule.queue is not None:
         actions = (SetQueue(rule.queue),)
         if rule.port is not None:
-            actions, goto = actions + (Output(rule.port),), None
-    flow = FlowSpec("qos", rule.priority, _of_match(rule), RULES, actions=actions, goto=goto,
-                    meter=None if meter is None else meter.ref)
+            actions += (egress.direct_to(rule.port),)
+    flow = FlowSpec("qos", rule.priority, _of_match(rule), RULES, actions=actions,
+                    goto="l2_src", meter=None if meter is None else meter.ref)
     return ([meter] if meter else []) + [flow]
+
+
+def directed_ports(rules: Iterable[Rule]) -> List[int]:
+    return sorted({r.port for r in rules if r.queue is not None and r.port is not None})
 
 
 def police_flows(port: int, policing: Policing) -> List:
@@ -404,7 +413,11 @@ def switch_plan(ports: Dict[int, PortQos], rules: Iterable[Rule], meter_policing
         for port, qos in sorted(ports.items()):
             if qos.policing is not None:
                 items += police_flows(port, qos.policing)
-    for rule in sorted(rules, key=lambda r: r.rule_id):
+    rules = sorted(rules, key=lambda r: r.rule_id)
+    # the redirects first: a directed frame must never meet a switch without them
+    for port in directed_ports(rules):
+        items += egress.redirect_and_fallback(EGRESS, port)
+    for rule in rules:
         items += rule_flows(rule)
     return items
 

@@ -142,10 +142,14 @@ def test_lab_config_builds_the_htb_tree_the_rules_and_the_tc_classifier(lab_app)
     assert {q: c["min-rate"] for q, c in queues.items()} == {0: "3000000", 1: "1000000",
                                                              2: "6000000"}
     adds = qos_adds(datapath)
-    assert [(m.table_id, m.match["ipv4_src"], [type(a).__name__ for a in
-                                               m.instructions[0].actions]) for m in adds] == [
-        (pipeline.table_id("qos"), ip, ["OFPActionSetQueue", "OFPActionOutput"])
+    rules = [m for m in adds if m.table_id == pipeline.table_id("qos")]
+    assert [(m.match["ipv4_src"], [type(a).__name__ for a in m.instructions[0].actions])
+            for m in rules] == [
+        (ip, ["OFPActionSetQueue", "OFPActionSetField"])
         for ip in ("192.168.100.100", "192.168.100.101", "192.168.100.102")]
+    # and the port the rules name (4) leaves from the egress stage: l2_dst -> flood -> 4
+    assert sorted((m.table_id, m.match["reg1"]) for m in adds if m not in rules) == [
+        (pipeline.table_id("l2_dst"), 4), (pipeline.table_id("flood"), 4)]
     (lines,) = lab_app.tc.applied
     assert lines[0] == "filter del dev s1-eth4 parent 1:" and len(lines) == 7
     assert "match ip src 192.168.100.101/32 flowid 1:2" in lines[5]

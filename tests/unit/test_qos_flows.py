@@ -211,9 +211,13 @@ def test_rule_compiles_to_a_meter_mod_and_a_flow_with_meter_then_actions():
     assert meter_mod.meter_id == pipeline.meter_id(MeterRef(qos.RULES, 3))
     assert meter_mod.flags == ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
     assert [(b.rate, b.burst_size) for b in meter_mod.bands] == [(2001, 100)]  # kbit, up
-    meter, actions = flow_mod.instructions
+    meter, actions, goto = flow_mod.instructions
     assert isinstance(meter, parser.OFPInstructionMeter) and meter.meter_id == meter_mod.meter_id
-    assert [type(a).__name__ for a in actions.actions] == ["OFPActionSetQueue", "OFPActionOutput"]
+    # set_queue and the port it is for in OUT_PORT; the output itself is the egress stage's
+    assert [type(a).__name__ for a in actions.actions] == ["OFPActionSetQueue",
+                                                           "OFPActionSetField"]
+    assert actions.actions[1].key == "reg1" and actions.actions[1].value == 4
+    assert goto.table_id == pipeline.table_id("l2_src")
     assert flow_mod.match["ipv4_src"] == ("10.0.0.0", "255.0.0.0")
 
 
