@@ -523,8 +523,12 @@ def u32_keys(selectors: Iterable[str]) -> FrozenSet[Tuple[int, int, int]]:
         word[1] |= mask
     for selector in selectors:
         parts = selector.split()
+        at = int(parts[5], 0) if parts[4:5] == ["at"] else 0
         if parts[:2] == ["match", "u32"]:
-            key(0, int(parts[2], 0), int(parts[3], 0))
+            key(at, int(parts[2], 0), int(parts[3], 0))
+        elif parts[:2] == ["match", "u16"]:   # tc packs it into the word it sits in
+            shift = 16 if at & 3 == 0 else 0
+            key(at & ~3, int(parts[2], 0) << shift, int(parts[3], 0) << shift)
         elif parts[1:3] in (["ip", "src"], ["ip", "dst"]):
             net = ipaddress.ip_network(parts[3], strict=False)
             key(_IP_FIELD_OFFSET[parts[2]], int(net.network_address), int(net.netmask))
@@ -563,7 +567,9 @@ def leaf_limit(socket_buffer_bytes: int, queues: int) -> int:
     return max(4, budget // max(1, queues))
 
 
-def _selectors(rule: Rule) -> Tuple[str, ...]:
+def _selectors(rule: Rule, tagged: bool = False) -> Tuple[str, ...]:
+    """tc's view of the rule's match. `tagged`: for frames that leave with an 802.1Q
+    tag (a trunk port), see _tagged_filter."""
     out = []
     for name, value in rule.match:
         if name in ("ipv4_src", "ipv4_dst"):
@@ -573,9 +579,40 @@ def _selectors(rule: Rule) -> Tuple[str, ...]:
             out.append(f"match ip protocol {value} 0xff")
         elif name in _L4:   # fixed offsets: IPv4 without options, as tc's `ip sport` assumes
             out.append(f"match ip {'sport' if name.endswith('src') else 'dport'} {value} 0xffff")
+        elif name in ("eth_src", "eth_dst") and tagged:
+            octets = bytes(int(b, 16) for b in value.split(":"))
+            for off, part, shift in _ETHER_WORDS[name[4:]]:
+                chunk = octets[part]
+                mask = ((1 << 8 * len(chunk)) - 1) << shift
+                out.append("match u32 0x%08x 0x%08x at %d"
+                           % (int.from_bytes(chunk, "big") << shift, mask, off - _TAG))
         elif name in ("eth_src", "eth_dst"):
             out.append(f"match ether {name[4:]} {value}")
     return tuple(out) or ("match u32 0 0",)
+
+
+_TAG = 4   # bytes of an 802.1Q tag
+
+
+def _tagged_filter(rule: Rule, pref: int, classid: str) -> Optional["TcFilter"]:
+    """The rule's filter for frames that leave tagged (issue 16, 5: on a trunk port the
+    untagged filter never matched, everything went to the default class).
+
+    What tc sees of a tagged frame OVS's userspace datapath sends through its AF_PACKET
+    socket (seen on Linux 6.18; the kernel parses the header of what a raw socket sends
+    and puts the network header behind the VLAN tags): the protocol is 802.1Q and the
+    network offset is the IP header, so `match ip ...` keys hold as they are, the
+    EtherType behind the tag is the 16 bits just before it (at -2) and the MACs sit 4
+    bytes further back than tc's `match ether` assumes. None when the untagged filter
+    already takes tagged frames as well (a catch-all of protocol all)."""
+    protocol = _protocol(rule)
+    selectors = _selectors(rule, tagged=True)
+    if protocol != "all":
+        selectors = ("match u16 0x%04x 0xffff at -2" % rule.field("eth_type"),) \
+            + tuple(x for x in selectors if x != "match u32 0 0")
+    elif selectors == ("match u32 0 0",):
+        return None
+    return TcFilter(pref, "0x8100", selectors, classid)
 
 
 def _protocol(rule: Rule) -> str:
@@ -595,9 +632,16 @@ def tc_plan(port: int, qos: PortQos, rules: Iterable[Rule], socket_buffer_bytes:
     mine = [r for r in rules if r.queue is not None and qos.queue(r.queue) is not None
             and r.port in (None, port)]
     mine.sort(key=lambda r: (-r.priority, r.rule_id))
-    filters = tuple(TcFilter(100 + i, _protocol(r), _selectors(r), htb_classid(r.queue))
-                    for i, r in enumerate(mine))
-    return TcPlan(leaves, filters)
+    # two prefs per rule, untagged then tagged, so rule order holds for tagged frames
+    # too (a protocol-all filter sees them as well); one pref holds one protocol in tc
+    filters = []
+    for i, rule in enumerate(mine):
+        classid = htb_classid(rule.queue)
+        filters.append(TcFilter(100 + 2 * i, _protocol(rule), _selectors(rule), classid))
+        tagged = _tagged_filter(rule, 101 + 2 * i, classid)
+        if tagged is not None:
+            filters.append(tagged)
+    return TcPlan(leaves, tuple(filters))
 
 
 def tc_batch(device: str, plan: TcPlan) -> List[str]:
