@@ -27,6 +27,10 @@ _OXM_BASIC = 0x8000
 # field: (OXM field number, value bytes)
 _FIELDS = {"in_port": (0, 4), "eth_dst": (3, 6), "eth_src": (4, 6), "eth_type": (5, 2),
            "vlan_vid": (6, 2), "vlan_pcp": (7, 1)}
+# Nicira registers (class NXM_1; field number = the register's index): OUT_PORT of
+# flows/egress.py is matched in the egress tables
+_NXM_1 = 0x0001
+_REGS = {"reg1": (1, 4)}
 
 
 def _pad8(data: bytes) -> bytes:
@@ -40,7 +44,8 @@ def _value(name: str, value, size: int) -> bytes:
 
 
 def _oxm(name: str, value, mask=None) -> bytes:
-    number, size = _FIELDS[name]
+    oxm_class, (number, size) = (_NXM_1, _REGS[name]) if name in _REGS \
+        else (_OXM_BASIC, _FIELDS[name])
     if name == "vlan_vid":
         if value == UNTAGGED:
             value = 0
@@ -51,14 +56,16 @@ def _oxm(name: str, value, mask=None) -> bytes:
     body = _value(name, value, size)
     if mask is not None:
         body += _value(name, mask, size)
-    return struct.pack("!I", _OXM_BASIC << 16 | number << 9 | (mask is not None) << 8
+    return struct.pack("!I", oxm_class << 16 | number << 9 | (mask is not None) << 8
                        | len(body)) + body
 
 
 def _match(match) -> Optional[bytes]:
-    if any(name not in _FIELDS for name in match.names()):
+    if any(name not in _FIELDS and name not in _REGS for name in match.names()):
         return None
-    fields = sorted(match.fields, key=lambda f: _FIELDS[f[0]][0])
+    # Ryu's order: the registers (class 0x0001) first, then the basic fields by number
+    fields = sorted(match.fields, key=lambda f: (f[0] not in _REGS,
+                                                 (_REGS.get(f[0]) or _FIELDS[f[0]])[0]))
     oxms = b"".join(_oxm(name, value, mask) for name, value, mask in fields)
     return _pad8(struct.pack("!HH", 1, 4 + len(oxms)) + oxms)
 

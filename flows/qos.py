@@ -19,12 +19,14 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
+from flows import egress
 from flows.body import only_keys
-from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, Output, \
+from flows.spec import FlowDelete, FlowSpec, Match, MeterDelete, MeterRef, MeterSpec, \
     Owner, SetQueue
 
 APP = "qos"
 RULES = Owner(APP, "rule")
+EGRESS = Owner(APP, "egress")      # the redirects that carry a rule's port to the egress stage
 POLICE = Owner(APP, "police")
 MAX_QUEUE_ID = 1023        # keeps the tc leaf handles (0x2000 + id) distinct from 1:
 MAX_RULE_ID = 0xFFFF       # rule ids double as meter numbers
@@ -204,7 +206,7 @@ class Rule:
     match: Tuple[Tuple[str, object], ...]   # normalised (field, value), sorted
     priority: int = DEFAULT_RULE_PRIORITY
     queue: Optional[int] = None
-    port: Optional[int] = None               # with a queue: enqueue (set_queue + output)
+    port: Optional[int] = None               # with a queue: enqueue (set_queue, out by port)
     meter: Optional[Policing] = None
 
     def field(self, name, default=None):
@@ -378,16 +380,23 @@ def rule_meter(rule: Rule) -> Optional[MeterSpec]:
 
 def rule_flows(rule: Rule) -> List:
     """The meter (if any), then the qos-table entry: set_queue and go on to the
-    learning tables, or set_queue + output when the rule names the port (enqueue)."""
+    learning tables. A rule that names its port (enqueue) also directs the frame
+    there (flows/egress.py): it still leaves from the egress stage, which pops the
+    VLAN tag where it must and never sends a VLAN's frame to a port without it (an
+    output here skipped both, issue 16 2b)."""
     meter = rule_meter(rule)
-    actions, goto = (), "l2_src"
+    actions = ()
     if rule.queue is not None:
         actions = (SetQueue(rule.queue),)
         if rule.port is not None:
-            actions, goto = actions + (Output(rule.port),), None
-    flow = FlowSpec("qos", rule.priority, _of_match(rule), RULES, actions=actions, goto=goto,
-                    meter=None if meter is None else meter.ref)
+            actions += (egress.direct_to(rule.port),)
+    flow = FlowSpec("qos", rule.priority, _of_match(rule), RULES, actions=actions,
+                    goto="l2_src", meter=None if meter is None else meter.ref)
     return ([meter] if meter else []) + [flow]
+
+
+def directed_ports(rules: Iterable[Rule]) -> List[int]:
+    return sorted({r.port for r in rules if r.queue is not None and r.port is not None})
 
 
 def police_flows(port: int, policing: Policing) -> List:
@@ -405,7 +414,11 @@ def switch_plan(ports: Dict[int, PortQos], rules: Iterable[Rule], meter_policing
         for port, qos in sorted(ports.items()):
             if qos.policing is not None:
                 items += police_flows(port, qos.policing)
-    for rule in sorted(rules, key=lambda r: r.rule_id):
+    rules = sorted(rules, key=lambda r: r.rule_id)
+    # the redirects first: a directed frame must never meet a switch without them
+    for port in directed_ports(rules):
+        items += egress.redirect_and_fallback(EGRESS, port)
+    for rule in rules:
         items += rule_flows(rule)
     return items
 
@@ -518,8 +531,12 @@ def u32_keys(selectors: Iterable[str]) -> FrozenSet[Tuple[int, int, int]]:
         word[1] |= mask
     for selector in selectors:
         parts = selector.split()
+        at = int(parts[5], 0) if parts[4:5] == ["at"] else 0
         if parts[:2] == ["match", "u32"]:
-            key(0, int(parts[2], 0), int(parts[3], 0))
+            key(at, int(parts[2], 0), int(parts[3], 0))
+        elif parts[:2] == ["match", "u16"]:   # tc packs it into the word it sits in
+            shift = 16 if at & 3 == 0 else 0
+            key(at & ~3, int(parts[2], 0) << shift, int(parts[3], 0) << shift)
         elif parts[1:3] in (["ip", "src"], ["ip", "dst"]):
             net = ipaddress.ip_network(parts[3], strict=False)
             key(_IP_FIELD_OFFSET[parts[2]], int(net.network_address), int(net.netmask))
@@ -561,7 +578,9 @@ def leaf_limit(socket_buffer_bytes: int, queues: int) -> int:
     return max(4, budget // max(1, queues))
 
 
-def _selectors(rule: Rule) -> Tuple[str, ...]:
+def _selectors(rule: Rule, tagged: bool = False) -> Tuple[str, ...]:
+    """tc's view of the rule's match. `tagged`: for frames that leave with an 802.1Q
+    tag (a trunk port), see _tagged_filter."""
     out = []
     for name, value in rule.match:
         if name in ("ipv4_src", "ipv4_dst"):
@@ -571,9 +590,40 @@ def _selectors(rule: Rule) -> Tuple[str, ...]:
             out.append(f"match ip protocol {value} 0xff")
         elif name in _L4:   # fixed offsets: IPv4 without options, as tc's `ip sport` assumes
             out.append(f"match ip {'sport' if name.endswith('src') else 'dport'} {value} 0xffff")
+        elif name in ("eth_src", "eth_dst") and tagged:
+            octets = bytes(int(b, 16) for b in value.split(":"))
+            for off, part, shift in _ETHER_WORDS[name[4:]]:
+                chunk = octets[part]
+                mask = ((1 << 8 * len(chunk)) - 1) << shift
+                out.append("match u32 0x%08x 0x%08x at %d"
+                           % (int.from_bytes(chunk, "big") << shift, mask, off - _TAG))
         elif name in ("eth_src", "eth_dst"):
             out.append(f"match ether {name[4:]} {value}")
     return tuple(out) or ("match u32 0 0",)
+
+
+_TAG = 4   # bytes of an 802.1Q tag
+
+
+def _tagged_filter(rule: Rule, pref: int, classid: str) -> Optional["TcFilter"]:
+    """The rule's filter for frames that leave tagged (issue 16, 5: on a trunk port the
+    untagged filter never matched, everything went to the default class).
+
+    What tc sees of a tagged frame OVS's userspace datapath sends through its AF_PACKET
+    socket (seen on Linux 6.18; the kernel parses the header of what a raw socket sends
+    and puts the network header behind the VLAN tags): the protocol is 802.1Q and the
+    network offset is the IP header, so `match ip ...` keys hold as they are, the
+    EtherType behind the tag is the 16 bits just before it (at -2) and the MACs sit 4
+    bytes further back than tc's `match ether` assumes. None when the untagged filter
+    already takes tagged frames as well (a catch-all of protocol all)."""
+    protocol = _protocol(rule)
+    selectors = _selectors(rule, tagged=True)
+    if protocol != "all":
+        selectors = ("match u16 0x%04x 0xffff at -2" % rule.field("eth_type"),) \
+            + tuple(x for x in selectors if x != "match u32 0 0")
+    elif selectors == ("match u32 0 0",):
+        return None
+    return TcFilter(pref, "0x8100", selectors, classid)
 
 
 def _protocol(rule: Rule) -> str:
@@ -593,9 +643,16 @@ def tc_plan(port: int, qos: PortQos, rules: Iterable[Rule], socket_buffer_bytes:
     mine = [r for r in rules if r.queue is not None and qos.queue(r.queue) is not None
             and r.port in (None, port)]
     mine.sort(key=lambda r: (-r.priority, r.rule_id))
-    filters = tuple(TcFilter(100 + i, _protocol(r), _selectors(r), htb_classid(r.queue))
-                    for i, r in enumerate(mine))
-    return TcPlan(leaves, filters)
+    # two prefs per rule, untagged then tagged, so rule order holds for tagged frames
+    # too (a protocol-all filter sees them as well); one pref holds one protocol in tc
+    filters = []
+    for i, rule in enumerate(mine):
+        classid = htb_classid(rule.queue)
+        filters.append(TcFilter(100 + 2 * i, _protocol(rule), _selectors(rule), classid))
+        tagged = _tagged_filter(rule, 101 + 2 * i, classid)
+        if tagged is not None:
+            filters.append(tagged)
+    return TcPlan(leaves, tuple(filters))
 
 
 def tc_batch(device: str, plan: TcPlan) -> List[str]:

@@ -22,12 +22,14 @@ On the way out, `untagged_egress` says where it must be popped.
 from dataclasses import dataclass, field
 from typing import FrozenSet, Iterable, List, Optional, Tuple
 
+from flows import egress
 from flows.spec import (TAGGED, UNTAGGED, FlowDelete, FlowSpec, Match, Output, Owner, PopVlan,
                         PushVlan, SetField)
 
 APP = "vlan"
 CLASSIFY = Owner(APP, "default")
 FLOOD_OWNER = Owner(APP, "flood")
+EGRESS_OWNER = Owner(APP, "egress")
 NATIVE_MODES = ("native-tagged", "native-untagged")
 MAX_VID = 4094
 
@@ -159,6 +161,26 @@ def flood_priority_tagged(ports: Iterable[PortVlan],
                     actions=tuple(Output(p.port) for p in members))
 
 
+def directed_egress(cfg: PortVlan, named: Iterable[int]) -> List[FlowSpec]:
+    """flood entries for frames an earlier table directed to `cfg.port` (flows/egress.py):
+    the VLANs it carries leave it as its mode says (untagged ones without the tag), any
+    other VLAN's frame is dropped. `named`: the VLANs some port names; a trunk of every
+    VLAN also takes the rest, tagged."""
+    def leave(vid):
+        out = (Output(cfg.port),)
+        return (PopVlan(),) + out if cfg.untagged_egress(vid) else out
+    entries = [FlowSpec("flood", egress.VLAN_PRIORITY, egress.directed(cfg.port, vlan_vid=vid),
+                        EGRESS_OWNER, actions=leave(vid))
+               for vid in sorted(set(named)) if cfg.carries(vid)]
+    if cfg.mode != "access" and not cfg.trunks:
+        entries.append(FlowSpec("flood", egress.VLAN_TAGGED_PRIORITY,
+                                egress.directed(cfg.port, vlan_vid=TAGGED), EGRESS_OWNER,
+                                actions=(Output(cfg.port),)))
+    entries.append(FlowSpec("flood", egress.VLAN_DENY_PRIORITY, egress.directed(cfg.port),
+                            EGRESS_OWNER))
+    return entries
+
+
 def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int]]:
     """(port, VLAN) pairs whose frames leave untagged: what the learning app needs to
     pop the tag (or learn a stripping entry) for."""
@@ -271,6 +293,9 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
                  (flood_ports is None or p.port in flood_ports)]
     specs.append(FlowSpec("flood", 5, Match.of(vlan_vid=TAGGED), FLOOD_OWNER,
                           actions=tuple(carry_all)))
+    named = vlans_named(ports)
+    for cfg in ports:
+        specs += directed_egress(cfg, named)
     return specs
 
 

@@ -142,13 +142,19 @@ def test_lab_config_builds_the_htb_tree_the_rules_and_the_tc_classifier(lab_app)
     assert {q: c["min-rate"] for q, c in queues.items()} == {0: "3000000", 1: "1000000",
                                                              2: "6000000"}
     adds = qos_adds(datapath)
-    assert [(m.table_id, m.match["ipv4_src"], [type(a).__name__ for a in
-                                               m.instructions[0].actions]) for m in adds] == [
-        (pipeline.table_id("qos"), ip, ["OFPActionSetQueue", "OFPActionOutput"])
+    rules = [m for m in adds if m.table_id == pipeline.table_id("qos")]
+    assert [(m.match["ipv4_src"], [type(a).__name__ for a in m.instructions[0].actions])
+            for m in rules] == [
+        (ip, ["OFPActionSetQueue", "OFPActionSetField"])
         for ip in ("192.168.100.100", "192.168.100.101", "192.168.100.102")]
+    # and the port the rules name (4) leaves from the egress stage: l2_dst -> flood -> 4
+    assert sorted((m.table_id, m.match["reg1"]) for m in adds if m not in rules) == [
+        (pipeline.table_id("l2_dst"), 4), (pipeline.table_id("flood"), 4)]
     (lines,) = lab_app.tc.applied
-    assert lines[0] == "filter del dev s1-eth4 parent 1:" and len(lines) == 7
-    assert "match ip src 192.168.100.101/32 flowid 1:2" in lines[5]
+    assert lines[0] == "filter del dev s1-eth4 parent 1:" and len(lines) == 10
+    assert "protocol ip prio 102 " in lines[6]   # each rule: untagged, then 802.1Q
+    assert "match ip src 192.168.100.101/32 flowid 1:2" in lines[6]
+    assert "protocol 0x8100 prio 103 " in lines[7] and lines[7].endswith("flowid 1:2")
     status, body, _ = call(lab_app, "GET", "/v1/qos/1/s1-eth4")
     assert status == 200 and body["configured"] and body["tc_problems"] == []
     assert body["queue_mechanism"].startswith("tc u32 filters")
@@ -280,7 +286,8 @@ def test_a_replaced_tc_tree_is_reported_and_filters_are_restored(lab_app, monkey
     lab_app.watch(lab_app.switches[1])      # OVS rebuilt it, our filters are gone: back
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth4")[1]["tc_problems"] == []
     assert len(lab_app.tc.applied) == 2
-    assert {f[:2] for f in lab_app.tc.filters} == {(100, "1:1"), (101, "1:2"), (102, "1:3")}
+    assert {f[:2] for f in lab_app.tc.filters} == {(100, "1:1"), (101, "1:1"), (102, "1:2"),
+                                                   (103, "1:2"), (104, "1:3"), (105, "1:3")}
     lab_app.watch(lab_app.switches[1])      # all in place: left alone
     assert len(lab_app.tc.applied) == 2
 

@@ -211,9 +211,13 @@ def test_rule_compiles_to_a_meter_mod_and_a_flow_with_meter_then_actions():
     assert meter_mod.meter_id == pipeline.meter_id(MeterRef(qos.RULES, 3))
     assert meter_mod.flags == ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
     assert [(b.rate, b.burst_size) for b in meter_mod.bands] == [(2001, 100)]  # kbit, up
-    meter, actions = flow_mod.instructions
+    meter, actions, goto = flow_mod.instructions
     assert isinstance(meter, parser.OFPInstructionMeter) and meter.meter_id == meter_mod.meter_id
-    assert [type(a).__name__ for a in actions.actions] == ["OFPActionSetQueue", "OFPActionOutput"]
+    # set_queue and the port it is for in OUT_PORT; the output itself is the egress stage's
+    assert [type(a).__name__ for a in actions.actions] == ["OFPActionSetQueue",
+                                                           "OFPActionSetField"]
+    assert actions.actions[1].key == "reg1" and actions.actions[1].value == 4
+    assert goto.table_id == pipeline.table_id("l2_src")
     assert flow_mod.match["ipv4_src"] == ("10.0.0.0", "255.0.0.0")
 
 
@@ -227,13 +231,13 @@ def test_lab_tc_plan_and_batch():
         "qdisc replace dev s1-eth4 parent 1:1 handle 2000: pfifo_head_drop limit 20",
         "qdisc replace dev s1-eth4 parent 1:2 handle 2001: pfifo_head_drop limit 20",
         "qdisc replace dev s1-eth4 parent 1:3 handle 2002: pfifo_head_drop limit 20",
-        "filter add dev s1-eth4 parent 1: protocol ip prio 100 u32 match ip dst "
-        "192.168.100.200/32 match ip src 192.168.100.100/32 flowid 1:1",
-        "filter add dev s1-eth4 parent 1: protocol ip prio 101 u32 match ip dst "
-        "192.168.100.200/32 match ip src 192.168.100.101/32 flowid 1:2",
-        "filter add dev s1-eth4 parent 1: protocol ip prio 102 u32 match ip dst "
-        "192.168.100.200/32 match ip src 192.168.100.102/32 flowid 1:3",
-    ]
+    ] + [line for i, ip in enumerate(SENDERS) for line in (
+        f"filter add dev s1-eth4 parent 1: protocol ip prio {100 + 2 * i} u32 match ip dst "
+        f"192.168.100.200/32 match ip src {ip}/32 flowid 1:{i + 1}",
+        # the same rule for frames that leave tagged (a trunk port): IPv4 behind the tag
+        f"filter add dev s1-eth4 parent 1: protocol 0x8100 prio {101 + 2 * i} u32 "
+        f"match u16 0x0800 0xffff at -2 match ip dst 192.168.100.200/32 match ip src "
+        f"{ip}/32 flowid 1:{i + 1}")]
 
 
 def test_tc_filters_follow_rule_priority_and_cover_every_field():
@@ -248,12 +252,17 @@ def test_tc_filters_follow_rule_priority_and_cover_every_field():
                                 ports, True),
              qos.rule_from_dict(5, {"match": {}, "meter": {"rate": "1M"}}, resolve, ports, True)]
     filters = qos.tc_plan(4, ports[4], rules, 212992).filters
+    ip_keys = ("match ip protocol 17 0xff", "match ip src 10.0.0.0/8",
+               "match ip dport 5001 0xffff")
     assert [(f.pref, f.protocol, f.selectors, f.classid) for f in filters] == [
-        (100, "ip", ("match ip protocol 17 0xff", "match ip src 10.0.0.0/8",
-                     "match ip dport 5001 0xffff"), "1:3"),
-        (101, "all", ("match ether src 00:00:00:00:00:01",), "1:1"),
-        (102, "0x88b5", ("match u32 0 0",), "1:2"),
-        (103, "all", ("match u32 0 0",), "1:2"),
+        (100, "ip", ip_keys, "1:3"),
+        (101, "0x8100", ("match u16 0x0800 0xffff at -2",) + ip_keys, "1:3"),
+        (102, "all", ("match ether src 00:00:00:00:00:01",), "1:1"),
+        (103, "0x8100", ("match u32 0x00000000 0xffffffff at -12",
+                         "match u32 0x00010000 0xffff0000 at -8"), "1:1"),
+        (104, "0x88b5", ("match u32 0 0",), "1:2"),
+        (105, "0x8100", ("match u16 0x88b5 0xffff at -2",), "1:2"),
+        (106, "all", ("match u32 0 0",), "1:2"),   # a catch-all takes tagged frames too
     ]
     # a rule enqueueing to another port has no filter here
     assert qos.tc_plan(3, qos.port_qos_from_dict(LAB_PORT), lab_rules(), 212992).filters == ()
