@@ -94,16 +94,18 @@ class Vlan(southbound.SdnApp):
         datapath = switch.datapath
         try:
             self.wait_ready(datapath)
-            installed = southbound.read_entries(self, datapath, [Owner(vlan.APP)])
+            # the table misses too: run alone, nothing else would pass frames on
+            installed = southbound.read_entries(self, datapath,
+                                                [Owner(vlan.APP), pipeline.MISSES])
             plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
             if plan is not None:
-                southbound.reconcile(self, datapath, installed,
-                                     plan + [pipeline.canary(vlan.APP)])
+                southbound.reconcile(self, datapath, installed, pipeline.table_misses()
+                                     + plan + [pipeline.canary(vlan.APP)])
         except southbound.SwitchTimeout as err:
             self.logger.warning("vlan: switch %016x: %s; replacing its entries",
                                 datapath.id, err)
-            southbound.push(datapath, vlan.forget_everything() + self.plans.get(datapath.id, [])
-                            + [pipeline.canary(vlan.APP)])
+            southbound.push(datapath, vlan.forget_everything() + pipeline.table_misses()
+                            + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
 
     # --- switch events -------------------------------------------------------------
 

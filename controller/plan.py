@@ -52,8 +52,8 @@ def plan(data, switch, datapath=NETDEV):
             missing=lambda ref: out["problems"].append(f"vlan: no port {ref!r} on this switch"))
         ports = vlan.effective_ports(configured, switch.ports)
         untagged = vlan.untagged_egress_pairs(ports)
-        out["apps"]["vlan"] = vlan.switch_plan(ports, configured, settings["vlan"].flood_vlans) \
-            + [pipeline.canary(vlan.APP)]
+        out["apps"]["vlan"] = pipeline.table_misses() + vlan.switch_plan(
+            ports, configured, settings["vlan"].flood_vlans) + [pipeline.canary(vlan.APP)]
     if "l2_switch" in settings:
         out["apps"]["l2_switch"] = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
             l2.switch_defaults(settings["l2_switch"], untagged)

@@ -92,20 +92,22 @@ class Combination:
         assert planned["problems"] == []
         self.planned = dict(planned["apps"])
         self.entries = dict(planned["apps"])
-        if "lb" in self.apps:   # the app's push once ARP has located both backends
-            (vip,) = lb.vips_from(plan.config.section(lb.LbSettings, "lb", self.data),
-                                  {}).values()
-            located = [lb.Located(vip.backend(HOSTS[b][2]), HOSTS[b][1], HOSTS[b][0])
-                       for b in ("b1", "b2")]
-            self.entries["lb"] = [e for e in self.entries["lb"] if not _is_vip_item(e)] + \
-                lb.vip_flows(vip, located, False, located)
-        self.switch = Switch(sorted(PORTS))
-        for items in self.entries.values():
-            self.switch.apply(items)
         self.untagged = vlan.untagged_egress_pairs(vlan.effective_ports(
             vlan.configured_ports(plan.config.section(vlan.VlanSettings, "vlan", self.data).ports,
                                   shared.is_named, shared.resolve),
             shared.ports)) if "vlan" in self.apps else frozenset()
+        if "lb" in self.apps:   # the app's push once ARP has located both backends
+            (vip,) = lb.vips_from(plan.config.section(lb.LbSettings, "lb", self.data),
+                                  {}).values()
+            # as the app sees them: a backend's VLAN is the tag its replies arrive with
+            located = [lb.Located(vip.backend(HOSTS[b][2]), HOSTS[b][1], HOSTS[b][0],
+                                  HOSTS[b][3] if "vlan" in self.apps else None)
+                       for b in ("b1", "b2")]
+            self.entries["lb"] = [e for e in self.entries["lb"] if not _is_vip_item(e)] + \
+                lb.vip_flows(vip, located, False, located, self.untagged)
+        self.switch = Switch(sorted(PORTS))
+        for items in self.entries.values():
+            self.switch.apply(items)
 
     def send(self, host, dst_mac, **fields):
         """Send a frame from `host`; check the invariants on what comes out; answer the

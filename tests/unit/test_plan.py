@@ -25,7 +25,9 @@ def test_the_vlan_plan_is_the_vlan_apps_plan(monkeypatch, tmp_path):
     vlan_tests.bring_up(app)
     switch = plan.planned_switch("br0", 1, vlan_tests.PORTS)
     result = plan.plan({"vlan": vlan_tests.SECTION}, switch)
-    assert result["apps"]["vlan"][:-1] == app.plans[1]   # the last one is the canary
+    misses = pipeline.table_misses()   # first: run alone, the app passes frames on itself
+    assert result["apps"]["vlan"][:len(misses)] == misses
+    assert result["apps"]["vlan"][len(misses):-1] == app.plans[1]   # the last: the canary
 
 
 BOND_SECTION = {"bonds": [dict(bond_tests.BODY, switch="s1", name="s1-bond")]}

@@ -136,6 +136,7 @@ def test_a_restarted_controller_leaves_a_correct_switch_untouched(monkeypatch, t
     bring_up(plan)
     stale = FlowSpec("ingress", 20, Match.of(in_port=9, vlan_vid=UNTAGGED), vlan.CLASSIFY)
     app = make_vlan_app(monkeypatch, tmp_path, SECTION)
-    datapath = bring_up(app, holding=plan.plans[1] + [pipeline.canary(vlan.APP), stale])
+    datapath = bring_up(app, holding=pipeline.table_misses() + plan.plans[1]
+                        + [pipeline.canary(vlan.APP), stale])
     assert [(m.command, m.match.get("in_port")) for m in flow_mods(datapath)] == \
         [(ofp.OFPFC_DELETE_STRICT, 9)]
