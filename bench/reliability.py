@@ -65,6 +65,18 @@ SCENARIOS = [
     ("tests/integration/test_openapi.py::"
      "test_abusive_bodies_on_every_write_get_a_json_4xx_and_change_nothing",
      "abusive REST bodies (deep, huge, NaN, ...)", "JSON 4xx each; no state changed"),
+    ("tests/integration/test_vlan_differential.py::test_same_frames_as_ovs_port_vlans"
+     "[datapath-vlan0]", "differential vs OVS, priority tags (VID 0)",
+     "identical frames, VLAN id and PCP"),
+    ("tests/integration/test_lb_vlan_ovs.py::test_lb_on_an_access_vlan",
+     "LB with the VLAN app, access VLAN 10", "20 of 20 served; a VLAN 20 client none"),
+    ("tests/integration/test_qos_egress_ovs.py::test_a_rule_with_a_port_keeps_vlan_egress",
+     "QoS port rule with the VLAN app", "same VLAN 20 of 20 untagged; other VLAN 0"),
+    ("tests/integration/test_bond_fabric_ovs.py::"
+     "test_a_bond_in_a_ring_floods_loop_free_and_fails_over[all-apps]",
+     "bond in a ring, all apps", "no storm, 0 % pingall loss, failover"),
+    ("tests/integration/test_qos_ovs.py::test_loss_through_the_shaped_port",
+     "loss through a shaped port", ">= 95 of 100 per queue; TCP goodput; ping"),
     ("tests/integration/test_capture_ovs.py::test_a_capture_of_1500_frames_keeps_them_all",
      "the harness's capture, 1500 frames", "every frame delivered is captured"),
 ]

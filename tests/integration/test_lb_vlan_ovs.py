@@ -40,7 +40,7 @@ def run(lab, mode, vlan_ports, also=None):
         harness.wait_until(healthy, 10)   # not asserted here: the counts below say it all
         backends = controller.rest("GET", "/v1/lb/vips/1")[1]["backends"]
         result = harness.http_requests(network["c1"], VIP, 80, REQUESTS)
-        print(f"\nlb+vlan ({mode}, vlan ports {len(vlan_ports)}): backends located "
+        print(f"\nobserved: lb+vlan ({mode}, vlan ports {len(vlan_ports)}): backends located "
               f"{sum(b['mac'] is not None for b in backends)}/4, healthy "
               f"{sum(b['healthy'] for b in backends)}/4, served "
               f"{sum(result['served'].values())}/{REQUESTS}, failed {result['failed']}")

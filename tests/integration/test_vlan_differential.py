@@ -123,8 +123,8 @@ def test_same_frames_as_ovs_port_vlans(lab, config, mode):
     # priorities crossed the switch: 7 only from priority-tagged probes, 5 from VLAN 101's
     assert {tag[1] for tag in tags if tag} >= {5, 7}
     frames = sum(len(tags) for tags in ours.values())
-    print(f"\n{config}/{mode}: {len(probes())} probes, {len(set(reference) | set(ours))} "
-          f"(probe, interface) pairs, {frames} frames ours, "
+    print(f"\nobserved: {config}/{mode}: {len(probes())} probes, "
+          f"{len(set(reference) | set(ours))} (probe, interface) pairs, {frames} frames ours, "
           f"{sum(len(t) for t in reference.values())} OVS")
     differences = {key: (reference.get(key), ours.get(key))
                    for key in set(reference) | set(ours) if reference.get(key) != ours.get(key)}
