@@ -63,6 +63,7 @@ class Controller:
         if config is not None:
             self.set_config(config)
         self.rest_host = rest_host  # None: leave ryu-manager's --wsapi-host at its default
+        self.of_host = None  # --ofp-listen-host; None: the controller's own (127.0.0.1)
         self.state_dir = self.log_dir / "state"  # REST changes persist here across restarts
         self.process = None
 
@@ -79,7 +80,8 @@ class Controller:
         if self.config_path:
             env["SDN_CONFIG"] = str(self.config_path)
         host = ["--wsapi-host", self.rest_host] if self.rest_host else []
-        listen = ["--ofp-tcp-listen-port", str(self.of_port)] if not self.tls else [
+        listen = ["--ofp-listen-host", self.of_host] if self.of_host else []
+        listen += ["--ofp-tcp-listen-port", str(self.of_port)] if not self.tls else [
             "--ofp-ssl-listen-port", str(self.of_port), "--ctl-privkey", self.tls["privkey"],
             "--ctl-cert", self.tls["cert"], "--ca-certs", self.tls["ca"]]
         with open(self.log_path, "ab") as log:
@@ -575,6 +577,9 @@ def running(topo, apps=("apps/l2_switch.py",), config=None, tls=None):
     controller = Controller(apps, None if callable(config) else config, tls=tls)
     if callable(topo):
         topo = topo(controller)
+    # a topology whose switches reach the controller over a network of its own (the
+    # overlay's management network, made only when the network starts) says where
+    controller.of_host = getattr(topo, "CONTROLLER_LISTEN_HOST", controller.of_host)
     if callable(config):
         controller.set_config(config(topo))
     try:

@@ -198,6 +198,11 @@ class OverlayLab(DatapathAware, Topo):
     is 10.0.0.N in every tenant: tenants may reuse addresses."""
 
     TENANTS = (("a", 100), ("b", 200))
+    # The hypervisors' bridges reach the controller over the management network
+    # (CONTROLLER_IP), which exists only once the network is up, so the controller
+    # must listen on every address, not on loopback (its default): the harness reads
+    # this; by hand, `ryu-manager --ofp-listen-host 0.0.0.0` (or the `openflow` section).
+    CONTROLLER_LISTEN_HOST = "0.0.0.0"
 
     def build(self, hypervisors=3, rundir=None, controller_port=6653):
         self.rundir = Path(rundir or "/tmp/sdn-overlay")
