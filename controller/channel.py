@@ -75,6 +75,14 @@ def _claim(datapath, dpid, spawn=hub.spawn) -> bool:
     return True
 
 
+def _release(datapath) -> None:
+    """A connection ended: forget it as its id's holder, so the dead Datapath (its
+    socket, queues, ports and greenthread references) can be garbage-collected; with
+    hostile peers cycling through datapath ids these pile up otherwise."""
+    if datapath is not None and _holders.get(datapath.id) is datapath:
+        del _holders[datapath.id]
+
+
 def _probe(holder, dpid, seconds=None):
     """Close `holder` unless it answers an echo request within `seconds` (Ryu's own
     echo reply handler removes the xid from `unreplied_echo_requests`)."""
@@ -101,6 +109,8 @@ def _guarded(send):
             getattr(ev, "datapath", None)
         if getattr(datapath, "sdn_refused", False):
             return None  # nothing of a refused connection reaches the apps
+        if isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER:
+            _release(datapath)
         if isinstance(ev, ofp_event.EventOFPSwitchFeatures) and \
                 not _claim(datapath, ev.msg.datapath_id):
             datapath.sdn_refused = True

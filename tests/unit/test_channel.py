@@ -76,3 +76,22 @@ def test_a_holder_that_went_away_meanwhile_is_left_alone():
     channel._probe(holder, 1, seconds=0)
     assert holder.state == MAIN_DISPATCHER  # not closed twice
     assert channel._claim(newer, 1)
+
+
+def test_a_connection_that_ends_is_forgotten_so_it_can_be_collected():
+    """Dead Datapaths must not stay referenced by the guard (the fuzzer cycles
+    through datapath ids, each one's last dead connection was kept)."""
+    from ryu.controller import ofp_event
+    seen = []
+    dispatch = channel._guarded(lambda self, ev, state=None: seen.append(ev))
+    holder, other = Connection("old"), Connection("other")
+    holder.id, other.id = 1, 1
+    channel._claim(holder, 1)
+    gone = ofp_event.EventOFPStateChange(other)  # not the holder: changes nothing
+    gone.state = DEAD_DISPATCHER
+    dispatch(None, gone)
+    assert channel._holders == {1: holder}
+    gone = ofp_event.EventOFPStateChange(holder)
+    gone.state = DEAD_DISPATCHER
+    dispatch(None, gone)
+    assert channel._holders == {} and seen[-1] is gone  # the apps still see it end

@@ -186,3 +186,23 @@ def test_the_log_names_a_bad_switch(caplog):
     ofguard.reject(dp, BARRIER, "because")
     assert "switch at 10.1.2.3:5555 (datapath 0000000000000abc): because" in caplog.text
     assert "type 21 (OFPT_BARRIER_REPLY)" in caplog.text and dp.closed
+
+
+def test_an_experimenter_multipart_reply_is_one_body_not_overlapping_copies():
+    """Ryu stepped 16 bytes through a body that holds the rest of the message: a 64 KiB
+    reply became ~4000 overlapping copies (~130 MB). Parsed once, it is one body."""
+    import tracemalloc
+    from ryu.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+    ofguard.install()
+    data = bytes(range(256)) * 255
+    raw = m.msg(19, struct.pack("!HH4xII", 0xFFFF, 0, 0x2320, 7) + data).data
+
+    class Datapath:
+        ofproto, ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
+    tracemalloc.start()
+    msg = ofproto_v1_3_parser.msg_parser(Datapath(), 4, 19, len(raw), 1, raw)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    body = msg.body  # Ryu keeps this reply's one body as the body itself
+    assert (body.experimenter, body.exp_type, bytes(body.data)) == (0x2320, 7, data)
+    assert peak < 2_000_000, peak
