@@ -229,17 +229,8 @@ def check_topology(ctx):
 
 def link_tx_packets(network):
     """{interface: tx packets} of every switch-to-switch interface."""
-    counts = {}
-    for switch in network.switches:
-        for intf in switch.intfList():
-            link = intf.link
-            if link is None:
-                continue
-            other = link.intf2 if link.intf1 is intf else link.intf1
-            if other.node in network.switches:
-                path = f"/sys/class/net/{intf.name}/statistics/tx_packets"
-                counts[intf.name] = int(open(path).read())
-    return counts
+    return {intf.name: int(open(f"/sys/class/net/{intf.name}/statistics/tx_packets").read())
+            for _, intf in harness.inter_switch_interfaces(network)}
 
 
 class Storm(AssertionError):

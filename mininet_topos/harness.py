@@ -390,6 +390,19 @@ def apply_ovs_port_vlans(network, config):
         subprocess.run(args, check=True, capture_output=True)
 
 
+def inter_switch_interfaces(network):
+    """(switch, interface) for every interface of a switch that links to another switch
+    (the links a loop runs over)."""
+    for switch in network.switches:
+        for intf in switch.intfList():
+            link = intf.link
+            if link is None:
+                continue
+            other = link.intf2 if link.intf1 is intf else link.intf1
+            if other.node in network.switches:
+                yield switch, intf
+
+
 def wait_until(predicate, timeout, step=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -113,7 +113,8 @@ def test_qos_restart_leaves_flows_and_meters_untouched(lab):
     before = (flow_tables(network), ofctl("dump-meters", "s1"))
     assert any("meter_id=" in line or "meter=" in line for line in before[1]), before[1]
     filters = tc_filters("s1-eth4")
-    assert len(filters) == 4, filters               # three rules to queues, one more to 2
+    # three rules to queues, one more to 2; each for untagged and for 802.1Q-tagged frames
+    assert len(filters) == 8, filters
     lines = restart(controller, expected_lines=2)
     assert set(lines) == {(0, 0)}, lines
     assert (flow_tables(network), ofctl("dump-meters", "s1")) == before

@@ -26,19 +26,14 @@ def wait_converged(controller, switches, links, timeout=30):
 def link_tx_packets(network):
     """{interface: tx packets} of every switch-to-switch interface, read live from the
     switch (OVSDB's statistics lag by seconds)."""
-    counts = {}
-    for switch in network.switches:
-        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", switch.name],
-                             capture_output=True, text=True, check=True).stdout
-        tx = {int(port): int(pkts) for port, pkts in
-              re.findall(r"port\s+(\d+): rx pkts=\d+.*?\n\s+tx pkts=(\d+)", out)}
-        for intf in switch.intfList():
-            link = intf.link
-            if link is None:
-                continue
-            other = link.intf2 if link.intf1 is intf else link.intf1
-            if other.node in network.switches:
-                counts[intf.name] = tx[switch.ports[intf]]
+    counts, tx = {}, {}
+    for switch, intf in harness.inter_switch_interfaces(network):
+        if switch.name not in tx:
+            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", switch.name],
+                                 capture_output=True, text=True, check=True).stdout
+            tx[switch.name] = {int(port): int(pkts) for port, pkts in re.findall(
+                r"port\s+(\d+): rx pkts=\d+.*?\n\s+tx pkts=(\d+)", out)}
+        counts[intf.name] = tx[switch.name][switch.ports[intf]]
     return counts
 
 
