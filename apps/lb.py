@@ -46,6 +46,7 @@ class BackendState:
     last_probe: float = 0.0
     last_change: float = 0.0
     misses: int = 0           # probes in a row that got no answer
+    verdict: bool = False     # a health check (or a take-over) has decided `healthy`
 
 
 class LbSwitch:
@@ -226,11 +227,15 @@ class Lb(southbound.SdnApp):
             if vip is None or vip.backend(ip) is None:
                 continue
             st = self.state_of(vip_id, ip)
+            # an ARP answer may have located the backend while this switch was being
+            # read (it is fresher: keep it), but until a health check has decided, the
+            # previous controller's verdict stands, so the group comes out unchanged
             if st.mac is None:
                 st.mac, st.dpid, st.port, st.vlan = mac, switch.datapath.id, port, vlan
-                st.healthy = (vip_id, ip) in live
+            if not st.verdict:
+                st.healthy, st.verdict = (vip_id, ip) in live, True
                 self.logger.info("lb: VIP %s backend %s taken over at %016x port %s VLAN %s "
-                                 "(%s)", vip_id, ip, switch.datapath.id, port, vlan,
+                                 "(%s)", vip_id, ip, st.dpid, st.port, st.vlan,
                                  "healthy" if st.healthy else "down")
 
     # --- switch events -------------------------------------------------------------------
@@ -311,6 +316,7 @@ class Lb(southbound.SdnApp):
     def set_health(self, vip_id, ip, healthy):
         """True when the backend's health changed."""
         st = self.state_of(vip_id, ip)
+        st.verdict = True
         if st.healthy == healthy:
             return False
         st.healthy, st.last_change = healthy, self.clock()
@@ -353,8 +359,9 @@ class Lb(southbound.SdnApp):
             frame = probes.arp_request(lb.PROBE_MAC, probe_ip, backend.ip,
                                        self.probe_vlan(st) if st.mac else None)
             for switch in list(self.switches.values()):
-                southbound.send(switch.datapath,
-                                ofcompile.packet_out(switch.datapath, FLOOD, frame))
+                if switch.ready:  # one being taken over gets nothing until it is
+                    southbound.send(switch.datapath,
+                                    ofcompile.packet_out(switch.datapath, FLOOD, frame))
             return
         switch = self.switches[st.dpid]
         port = next(self.ports)

@@ -165,6 +165,29 @@ def test_a_restarted_controller_takes_over_the_vips_without_touching_them(monkey
         [ofp.OFPGC_DELETE]
 
 
+def test_answers_that_arrive_while_the_switch_is_being_taken_over_change_nothing(
+        monkeypatch, tmp_path):
+    """Seen on real OVS: a restart under load, the switch slow to answer the read-back,
+    ARP answers to the new controller's probes located every backend first, and the
+    take-over then thought them all unchecked: the group was emptied and refilled."""
+    first = make_app(monkeypatch, tmp_path)
+    switch = connect(first)
+    healthy_backends(first, switch)
+    before = switch.table()
+    switch.sent.clear()
+    second = make_app(monkeypatch, tmp_path)
+    switch.app = second
+    second._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(switch)))
+    second.probe_round()                       # the switch is not taken over yet
+    assert [m for m in switch.sent if isinstance(m, parser.OFPPacketOut)] == []
+    for n, ip in enumerate(BACKENDS, start=1):  # answers that were on their way anyway
+        second._packet_in(packet_in(switch, 10 + n, arp_reply(ip, f"02:00:00:00:00:0{n}")))
+    second.program_switch(second.switches[switch.id])
+    changes = [m for m in switch.sent if isinstance(m, (parser.OFPFlowMod, parser.OFPGroupMod))]
+    assert changes == [] and switch.table() == before
+    assert all(b["healthy"] for b in call(second, "GET", "/v1/lb/vips/1")[1]["backends"])
+
+
 @pytest.mark.parametrize("body, status, message", [
     ({"vip": "192.168.0.1", "port": 80, "backends": [{"ip": "10.0.0.11"}]}, 400,
      "inside no known subnet"),
