@@ -17,7 +17,7 @@ import time
 from mininet_topos import harness
 from mininet_topos.labs import LabRun, pyplot
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
-from mininet_topos.udpcount import numbered, ping_received
+from mininet_topos.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
 
 MBIT = 1e6
 CONFIG = dict(QOS_LAB_CONFIG, l2_switch={"mode": "datapath"})
@@ -86,9 +86,11 @@ class Lab(LabRun):
         return thread
 
     def loss(self):
-        self.step("loss: 100 numbered 200-byte datagrams per queue, all three at once")
+        self.step(f"loss: 100 numbered {ALL_QUEUES_LENGTH}-byte datagrams per queue, all "
+                  f"three at once")
         for per_second in (20, 100, 2000):
-            results = numbered(self.h4, [(s, 100, per_second) for s in self.senders])
+            results = numbered(self.h4, [(s, 100, per_second) for s in self.senders],
+                               length=ALL_QUEUES_LENGTH)
             for queue, (sender, (seen, _)) in enumerate(zip(self.senders, results)):
                 self.arrived(f"{sender.name} at {per_second}/s (queue {queue})", 100, seen)
         self.step("loss: h1's datagrams to UDP 5999 in queue 2 while h1 floods queue 0")

@@ -57,6 +57,13 @@ def send(ip, port, count, per_second, length):
                       "seconds": round(time.monotonic() - start, 3)}), flush=True)
 
 
+# Datagrams for the check of all three queues at once: at 2000/s each, 120 bytes (162
+# on the wire) make 2.6 Mbit/s a stream and 7.8 of the port's 10 together, so every
+# queue's share fits and nothing need be dropped. 200 bytes made 11.6 Mbit/s: more than
+# the port carries, so the leaves overflowed by design (94 of 100 seen in CI).
+ALL_QUEUES_LENGTH = 120
+
+
 def numbered(receiver, streams, length=200, base_port=5401, idle=1.0):
     """Numbered datagrams into the Mininet host `receiver`, all streams at once:
     `streams` is [(sender, count, per_second)], each to its own UDP port from

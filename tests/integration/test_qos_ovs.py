@@ -9,7 +9,7 @@ import pytest
 
 from mininet_topos import harness
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
-from mininet_topos.udpcount import numbered, ping_received
+from mininet_topos.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/l2_switch.py", "apps/qos.py")
@@ -81,7 +81,8 @@ def test_loss_through_the_shaped_port(lab):
     controller, network = start_lab(lab)
     h4 = network["h4"]
     for per_second in (20, 100, 2000):
-        results = numbered(h4, [(s, 100, per_second) for s in senders(network)])
+        results = numbered(h4, [(s, 100, per_second) for s in senders(network)],
+                           length=ALL_QUEUES_LENGTH)
         for sender, (seen, report) in zip(senders(network), results):
             assert report["errors"] == 0 and len(seen) >= 95, (sender.name, per_second, seen)
     # h1's datagrams to UDP port 5999 go to queue 2 while the rest of h1's traffic
