@@ -228,10 +228,6 @@ def forget_learned() -> FlowDelete:
     return FlowDelete(LEARNED)
 
 
-def forget_defaults() -> List[FlowDelete]:
-    return [FlowDelete(DEFAULTS)]
-
-
 def forget_everything() -> List[FlowDelete]:
     """Every entry this app owns, in every table (used before re-pushing on connect)."""
     return [FlowDelete(Owner(APP))]
