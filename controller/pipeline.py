@@ -24,10 +24,9 @@ OVS's VLAN handling itself: the bond app). The load balancer's vip table is the 
 declared exception (Table.direct_output_apps): its entries still send to a backend's
 port directly.
 
-The overlay's tunnel bridges are bridges of their own and run TUNNEL_PIPELINE,
-with the overlay lab's table numbers (0 tun_in, 1 tun_from_int, 2 tun_drop, 3
-tun_vni, 10 tun_learn, 20 tun_ucast, 21 tun_flood; see flows/overlay.py). Table
-names are unique across both, so a spec's table name says which bridge it is for.
+The overlay's tunnel bridges are bridges of their own and run TUNNEL_PIPELINE, with
+the overlay lab's table numbers. Table names are unique across both, so a spec's
+table name says which bridge it is for.
 
 Cookie (64 bits): bits 63..56 the owning app, 55..48 the purpose, 47..0 free
 for the app (e.g. a rule id). Every entry the controller installs carries
@@ -130,8 +129,7 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
              purpose="canary"),
     ),
     "police": (Band("qos", 10, 10, "a policed port's meter"),),
-    "vip": (Band("lb", 100, 499, "VIP replies 150-160, conntrack 190-220, ARP 300-301, "
-                                 "probe replies 400"),),
+    "vip": (Band("lb", 100, 499, "replies 150-160, conntrack 190-220, ARP 300-301, probes 400"),),
     "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
     "l2_src": (
         Band("l2_switch", 1, 9, "send-to-controller/learn default 1, VLAN-0 strip 2, "
@@ -155,8 +153,7 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
         Band("vlan", 30, 49, "directed frames per (port, VLAN) (flows/egress.py)"),
     ),
 }
-# The overlay owns its tunnel bridges outright.
-BANDS.update({t.name: (Band("overlay", 0, 100, "the tunnel bridge's pipeline"),)
+BANDS.update({t.name: (Band("overlay", 0, 100, "the overlay's own tunnel bridges"),)
               for t in TUNNEL_PIPELINE})
 for _table in PIPELINE:   # every table's pass-through miss
     BANDS[_table.name] = (Band("pipeline", 0, 0, "table miss", purpose="miss"),) + \
