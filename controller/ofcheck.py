@@ -299,7 +299,6 @@ _CHECKS = {0: hello, 1: _exact(12), 2: _exact(8), 3: _exact(8), 4: _exact(16),
            6: _exact(32), 8: _exact(12), 10: _packet_in, 11: _flow_removed,
            12: _exact(80), 14: _flow_mod, 19: multipart_reply, 21: _exact(8),
            23: queue_config_reply, 25: _exact(24), 27: _exact(32)}
-PARSED_TYPES = frozenset(_CHECKS)
 
 
 def check(buf):

@@ -24,10 +24,9 @@ OVS's VLAN handling itself: the bond app). The load balancer's vip table is the 
 declared exception (Table.direct_output_apps): its entries still send to a backend's
 port directly.
 
-The overlay's tunnel bridges are bridges of their own and run TUNNEL_PIPELINE,
-with the overlay lab's table numbers (0 tun_in, 1 tun_from_int, 2 tun_drop, 3
-tun_vni, 10 tun_learn, 20 tun_ucast, 21 tun_flood; see flows/overlay.py). Table
-names are unique across both, so a spec's table name says which bridge it is for.
+The overlay's tunnel bridges are bridges of their own and run TUNNEL_PIPELINE, with
+the overlay lab's table numbers. Table names are unique across both, so a spec's
+table name says which bridge it is for.
 
 Cookie (64 bits): bits 63..56 the owning app, 55..48 the purpose, 47..0 free
 for the app (e.g. a rule id). Every entry the controller installs carries
@@ -36,6 +35,12 @@ one, so an app deletes and reconciles exactly its own entries
 
 Meters have no cookie, so their ids carry the same information: bits 31..24 the
 app, 23..16 the purpose, 15..0 the owner's number (a rule id, a port number).
+
+Which app writes which table, and at which priorities, is declared too (BANDS):
+`validate` refuses an entry outside its app's bands, so two apps that share a table
+cannot drift into each other's priorities unnoticed. Each app's canary sits in a band
+of its own at the top of `ingress`, at 0xFF00 + the app's id: distinct app ids
+(checked below) give distinct canaries.
 """
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
@@ -94,6 +99,71 @@ TUNNEL_PIPELINE: Tuple[Table, ...] = (
     Table("tun_flood", 21, "per VLAN: strip, VNI, to the tunnels", _TUN_FIELDS, ()),
 )
 PIPELINES: Dict[str, Tuple[Table, ...]] = {"main": PIPELINE, "tunnel": TUNNEL_PIPELINE}
+
+
+@dataclass(frozen=True)
+class Band:
+    """Priorities `low`..`high` of one table that `app` writes. A band with a purpose
+    holds only that purpose's entries (app None: every app's); the entries of a
+    purpose that has a band of its own in a table go there and nowhere else."""
+    app: Optional[str]
+    low: int
+    high: int
+    why: str
+    purpose: Optional[str] = None
+
+    def holds(self, priority: int) -> bool:
+        return self.low <= priority <= self.high
+
+
+CANARY_BASE = 0xFF00
+# The priority constants in flows/*.py choose inside these bands; a change that leaves
+# them fails validation (tests/unit/test_contracts.py runs every app's desired specs).
+BANDS: Dict[str, Tuple[Band, ...]] = {
+    "ingress": (
+        Band("vlan", 1, 1, "VLAN defaults: untagged frames join VLAN 0, tagged pass"),
+        Band("bond", 1, 1, "NORMAL on a bridge the bond app owns outright"),
+        Band("vlan", 10, 39, "per-port classification: deny 10, admit 20, PCP-tagged 30"),
+        Band("topology", 1000, 1000, "LLDP to the controller, above every classification"),
+        Band(None, CANARY_BASE + 1, 0xFFFF, "one canary per app: CANARY_BASE + app id",
+             purpose="canary"),
+    ),
+    "police": (Band("qos", 10, 10, "a policed port's meter"),),
+    "vip": (Band("lb", 100, 499, "replies 150-160, conntrack 190-220, ARP 300-301, probes 400"),),
+    "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
+    "l2_src": (
+        Band("l2_switch", 1, 9, "send-to-controller/learn default 1, VLAN-0 strip 2, "
+                                "switch-to-switch ports 3"),
+        Band("l2_switch", 50, 50, "port security: a banned port's new sources"),
+        Band("vlan", 50, 50, "flood-only VLANs skip learning (the same priority as a port "
+                             "ban: see KNOWN_OVERLAPS)"),
+        Band("l2_switch", 100, 199, "known sources 100, a banned flapping MAC 150"),
+    ),
+    "l2_dst": (
+        Band("l2_switch", 1, 1, "unknown destination: to the flood table"),
+        Band("topology", 2, 3, "flood guard: allowed in-ports 3, drop 2"),
+        Band("l2_switch", 100, 101, "known destinations 100, VLAN 0 untagged 101"),
+        Band("qos", 1000, 1000, "a rule's port: to the egress stage (flows/egress.py)"),
+    ),
+    "flood": (
+        Band("l2_switch", 1, 1, "flood out of every port"),
+        Band("topology", 2, 4, "flood along the spanning tree"),
+        Band("vlan", 5, 19, "per-VLAN flood lists 10, VLAN 0 PCP 9, every trunk 5"),
+        Band("qos", 20, 29, "a directed frame without the VLAN app (flows/egress.py)"),
+        Band("vlan", 30, 49, "directed frames per (port, VLAN) (flows/egress.py)"),
+    ),
+}
+BANDS.update({t.name: (Band("overlay", 0, 100, "the overlay's own tunnel bridges"),)
+              for t in TUNNEL_PIPELINE})
+for _table in PIPELINE:   # every table's pass-through miss
+    BANDS[_table.name] = (Band("pipeline", 0, 0, "table miss", purpose="miss"),) + \
+        BANDS.get(_table.name, ())
+# Bands of two apps that share a switch and overlap: each a tie OpenFlow leaves
+# undefined when one frame matches both entries; listed so no new one comes unnoticed.
+KNOWN_OVERLAPS = {("l2_src", "l2_switch", "vlan"): "a flood-only VLAN's frame from a "
+                  "banned port: skip learning or drop"}
+# Apps that write a switch only when they own it outright (the other apps delete theirs)
+SOLE_OWNERS = frozenset({"bond", "overlay"})
 TABLES: Dict[str, Table] = {t.name: t for tables in PIPELINES.values() for t in tables}
 _PIPELINE_OF = {t.name: kind for kind, tables in PIPELINES.items() for t in tables}
 
@@ -113,7 +183,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "host": 0x03,
     "learned": 0x04,
     "flood": 0x05,      # per-VLAN flood lists
-    "no_learn": 0x06,   # VLANs whose MACs are not learned (flood-vlans)
+    "flood_vlan": 0x06,  # VLANs whose MACs are not learned (the VLAN app's flood-vlans)
     "rule": 0x07,       # user rules (QoS classification); the free bits hold the rule id
     "police": 0x08,     # ingress policing of a port
     "tunnel": 0x09,     # the overlay's tunnel bridge pipeline
@@ -125,7 +195,23 @@ PURPOSE_IDS: Dict[str, int] = {
     "ban": 0x0F,        # port security: drops with a hard timeout
     "canary": 0x10,     # one entry whose absence means the switch lost our entries
     "egress": 0x11,     # where frames directed to a port leave (flows/egress.py)
+    "inter_switch": 0x12,  # switch-to-switch ports, where the learning app does not learn
 }
+
+
+def _check_unique(ids: Dict[str, int], what: str, high: int) -> None:
+    """Ids are cookie (and canary priority) bits: two names with one id would be one owner."""
+    seen: Dict[int, str] = {}
+    for name, value in ids.items():
+        if not 0 < value <= high:
+            raise PipelineError(f"{what} {name!r} has id {value:#x}, outside 1..{high:#x}")
+        if value in seen:
+            raise PipelineError(f"{what}s {seen[value]!r} and {name!r} share the id {value:#x}")
+        seen[value] = name
+
+
+_check_unique(APP_IDS, "app", 0xFF)
+_check_unique(PURPOSE_IDS, "purpose", 0xFF)
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48
 _INSTANCE_MASK = (1 << 48) - 1
@@ -241,6 +327,32 @@ def validate(spec) -> None:
                 raise PipelineError(f"learn() from {spec.table!r} must write that table or a "
                                     f"later one, not {action.table!r}")
             cookie(action.owner)
+            check_band(action.table, action.owner, action.priority)
+    # last: a spec that breaks a rule above gets that rule's error
+    check_band(spec.table, spec.owner, spec.priority)
+
+
+def bands_for(table: str, owner: Owner) -> Tuple[Band, ...]:
+    """The bands where `owner`'s entries may go in `table`."""
+    bands = BANDS.get(table, ())
+    reserved = {b.purpose for b in bands if b.purpose is not None}
+    purpose = owner.purpose if owner.purpose in reserved else None
+    return tuple(b for b in bands if b.app in (None, owner.app) and b.purpose == purpose)
+
+
+def check_band(table: str, owner: Owner, priority: int) -> None:
+    """Raise PipelineError unless `owner`'s app declared `priority` in `table` (BANDS)."""
+    allowed = bands_for(table, owner)
+    if any(b.holds(priority) for b in allowed):
+        return
+    what = f"app {owner.app!r} (purpose {owner.purpose!r})"
+    if not allowed:
+        writers = sorted({b.app or f"any app's {b.purpose}" for b in BANDS.get(table, ())})
+        raise PipelineError(f"{what} may not write table {table!r} (priority {priority}); "
+                            f"the pipeline declares {', '.join(writers) or 'nobody'} there")
+    raise PipelineError(f"{what} writes table {table!r} at priority {priority}, outside its "
+                        f"band{'s' if len(allowed) > 1 else ''} there: "
+                        f"{', '.join(f'{b.low}..{b.high}' for b in allowed)}")
 
 
 # Outputs any table may do: none of them forwards a frame past the egress stage's duties.
@@ -275,9 +387,17 @@ def canary(app: str) -> FlowSpec:
     """An entry no frame matches in practice. If it is gone, so is (almost surely)
     everything else the controller installed: an ovs-ofctl del-flows, a datapath that
     lost its tables, so the apps re-push."""
-    # one per app (its own priority), so each app notices the loss itself
-    return FlowSpec("ingress", 1 + (APP_IDS[app] >> 4), Match.of(eth_type=_CANARY_ETH_TYPE),
+    # one per app, so each app notices the loss itself. Its own priority: two canaries
+    # with one match and priority would be one entry, the second add replacing the
+    # first. App ids are distinct bytes (checked at import), so these are distinct.
+    return FlowSpec("ingress", canary_priority(app), Match.of(eth_type=_CANARY_ETH_TYPE),
                     canary_owner(app))
+
+
+def canary_priority(app: str) -> int:
+    if app not in APP_IDS:
+        raise PipelineError(f"unknown app {app!r}")
+    return CANARY_BASE + APP_IDS[app]
 
 
 def table_misses() -> List[FlowSpec]:

@@ -1,5 +1,5 @@
 """The one place that runs `tc` (iproute2): applies the userspace datapath's queue
-classifier (`flows.qos.tc_plan`) and reads a device's HTB tree back so the QoS app
+classifier (`flows.qos_tc.tc_plan`) and reads a device's HTB tree back so the QoS app
 can compare it with what OVSDB describes.
 
 Only devices on the controller's own host can be seen or changed; with the
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, Optional, Tuple
 
-from flows.qos import TcFilterId
+from flows.qos_tc import TcFilterId
 
 _CLASS = re.compile(r"^class htb (\S+) .*?\brate (\S+) ceil (\S+)")
 _UNITS = {"bit": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "tbit": 10 ** 12}
@@ -52,7 +52,7 @@ def _run(args, stdin=None):
 
 
 def apply(lines):
-    """Run `tc -batch` lines (flows.qos.tc_batch); -force goes on past a failing line
+    """Run `tc -batch` lines (flows.qos_tc.tc_batch); -force goes on past a failing line
     (deleting filters that are not there) but the failure is still reported."""
     _run(["-force", "-batch", "-"], stdin="\n".join(lines) + "\n")
 
@@ -98,7 +98,7 @@ def _keep_matches(pairs):
 
 def parse_filters(text: str) -> FrozenSet[TcFilterId]:
     """`tc -j filter show` output: (pref, flowid, protocol, {(value, mask, offset)})
-    per u32 filter with a flowid, comparable with flows.qos.TcFilter.identity()."""
+    per u32 filter with a flowid, comparable with flows.qos_tc.TcFilter.identity()."""
     filters = set()
     for item in json.loads(text or "[]", object_pairs_hook=_keep_matches):
         options = item.get("options") or {}

@@ -23,7 +23,8 @@ from flows.spec import (CONTROLLER, FLOOD, UNTAGGED, FlowDelete, FlowSpec, Learn
 APP = "l2_switch"
 MODES = ("reactive", "datapath")
 
-# Entries at priority 1 sit above the pipeline's own table-miss (priority 0).
+# Entries at priority 1 sit above the pipeline's own table-miss (priority 0). Every
+# priority here lies in the learning app's bands (controller/pipeline.py BANDS).
 DEFAULT_PRIORITY = 1
 HOST_PRIORITY = 100
 
@@ -227,10 +228,6 @@ def forget_learned() -> FlowDelete:
     return FlowDelete(LEARNED)
 
 
-def forget_defaults() -> List[FlowDelete]:
-    return [FlowDelete(DEFAULTS)]
-
-
 def forget_everything() -> List[FlowDelete]:
     """Every entry this app owns, in every table (used before re-pushing on connect)."""
     return [FlowDelete(Owner(APP))]
@@ -238,7 +235,7 @@ def forget_everything() -> List[FlowDelete]:
 
 # --- on a fabric of switches with loops (flows/topology.py) ------------------------
 
-NO_LEARN = Owner(APP, "no_learn")  # switch-to-switch ports: hosts are learned where they attach
+NO_LEARN = Owner(APP, "inter_switch")  # switch-to-switch ports: hosts are learned where they attach
 NO_LEARN_PRIORITY = 3
 
 

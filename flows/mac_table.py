@@ -82,8 +82,5 @@ class MacTable:
         self._per_port.clear()
         self._moves.clear()
 
-    def on_port(self, port: int) -> int:
-        return self._per_port[port]
-
     def entries(self) -> List[MacEntry]:
         return sorted(self._entries.values(), key=lambda e: (e.vlan or 0, e.mac))

@@ -32,9 +32,12 @@ FLOOD_GUARD = Owner(APP, "flood")    # the flood tree: allowed in-ports and out-
 
 SwitchPort = Tuple[int, int]  # (dpid, port number)
 
-_LLDP_PRIORITY = 1000   # above every ingress classification
-_ALLOW, _DENY = 3, 2    # l2_dst: above the learning app's miss (1), below known hosts (100)
-_FLOOD = 2              # flood: above the learning app's FLOOD (1), below per-VLAN lists
+# Inside the topology app's bands (controller/pipeline.py BANDS, which validation holds
+# them to): LLDP above every ingress classification; in l2_dst above the learning app's
+# miss, below known hosts; in flood above the learning app's flood, below per-VLAN lists.
+_LLDP_PRIORITY = 1000
+_ALLOW, _DENY = 3, 2
+_FLOOD = 2
 
 
 @dataclass(frozen=True, order=True)

@@ -192,7 +192,9 @@ def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int
     return frozenset(pairs)
 
 
-FLOOD_ONLY = Owner(APP, "no_learn")  # l2_src entries that skip learning for a VLAN
+FLOOD_ONLY = Owner(APP, "flood_vlan")  # l2_src entries that skip learning for a VLAN
+# the learning app's port ban has it too: controller/pipeline.py KNOWN_OVERLAPS
+FLOOD_ONLY_PRIORITY = 50
 _FIELDS = ("tag", "trunks", "native_mode")
 
 
@@ -276,7 +278,8 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     ports = sorted(ports, key=lambda p: p.port)
     # flood-only VLANs first: a frame classified into one must never reach the
     # learning table before its no-learn entry is there (the switch applies in order)
-    specs = [FlowSpec("l2_src", 50, Match.of(vlan_vid=vid), FLOOD_ONLY, goto="l2_dst")
+    specs = [FlowSpec("l2_src", FLOOD_ONLY_PRIORITY, Match.of(vlan_vid=vid), FLOOD_ONLY,
+                      goto="l2_dst")
              for vid in sorted(set(flood_only))]
     specs += [
         FlowSpec("ingress", 1, Match.of(vlan_vid=UNTAGGED), CLASSIFY, actions=_push(0),

@@ -111,9 +111,9 @@ def test_copies_to_the_controller_answers_to_the_asker_and_normal_stay_allowed(p
 
 def test_egress_tables_output_and_lb_is_the_declared_exception():
     for table in ("l2_dst", "flood"):
-        pipeline.validate(FlowSpec(table, 5, Match(), Owner("l2_switch", "default"),
+        pipeline.validate(FlowSpec(table, 1, Match(), Owner("l2_switch", "default"),
                                    actions=(Output(2),)))
-    pipeline.validate(FlowSpec("vip", 5, Match(), lb.vip_owner(1), actions=(Output(2),)))
+    pipeline.validate(FlowSpec("vip", 150, Match(), lb.vip_owner(1), actions=(Output(2),)))
 
 
 def test_every_app_plan_passes_the_output_rule():

@@ -97,7 +97,7 @@ def test_replies_of_vip_connections_get_the_vip_back_and_direct_ones_do_not():
     port, _ = only_output(switch.process(syn(40000)))
     ip, mac, _ = next(b for b in BACKENDS if b[2] == port)
     seen = []
-    switch.apply([FlowSpec("l2_dst", 5, Match(), Owner("l2_switch", "default"),
+    switch.apply([FlowSpec("l2_dst", 1, Match(), Owner("l2_switch", "default"),
                            actions=(Output(2),))])  # the forwarding stage, here: to port 2
 
     def reply(src_ip, sport, dport):

@@ -20,9 +20,9 @@ def specs():
     yield from vlan.switch_plan(ports, [1, 2], flood_only=[20])
     fabric = topology.build({1, 2}, [topology.Link((1, 1), (2, 1))], [(1, 2), (2, 2)])
     yield from topology.flood_guard(fabric, 1)
-    yield FlowSpec("l2_dst", 5, Match.of(eth_dst=("01:00:00:00:00:00", "01:00:00:00:00:00"),
+    yield FlowSpec("l2_dst", 100, Match.of(eth_dst=("01:00:00:00:00:00", "01:00:00:00:00:00"),
                                          vlan_vid=TAGGED), OWNER, actions=(Output(FLOOD),))
-    yield FlowSpec("l2_dst", 5, Match.of(vlan_vid=UNTAGGED, eth_type=0x0806), OWNER,
+    yield FlowSpec("l2_dst", 100, Match.of(vlan_vid=UNTAGGED, eth_type=0x0806), OWNER,
                    actions=(PushVlan(), SetField("vlan_vid", 4094), Output(CONTROLLER, 200),
                             PopVlan(), Output(4)), hard_timeout=9)
 

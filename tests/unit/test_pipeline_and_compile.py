@@ -14,7 +14,7 @@ OWNER = Owner("l2_switch", "host")
 
 
 def spec(**kw):
-    base = dict(table="l2_dst", priority=10, match=Match.of(eth_dst="00:00:00:00:00:01"),
+    base = dict(table="l2_dst", priority=100, match=Match.of(eth_dst="00:00:00:00:00:01"),
                 owner=OWNER, actions=(Output(1),))
     base.update(kw)
     return FlowSpec(**base)

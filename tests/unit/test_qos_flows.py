@@ -160,7 +160,7 @@ def test_queue_rule_without_a_port_sets_the_queue_and_goes_on():
     rule = qos.rule_from_dict(1, {"match": {"udp_dst": 5001}, "queue": 2}, resolve, lab_ports(),
                               tc_classified=True)
     switch = lab_switch([rule])
-    switch.apply([FlowSpec("l2_dst", 5, Match(), Owner("l2_switch", "default"),
+    switch.apply([FlowSpec("l2_dst", 1, Match(), Owner("l2_switch", "default"),
                                actions=(Output(4),))])
     result = switch.process(frame(1, "00:00:00:00:00:01", "00:00:00:00:00:04",
                                   ipv4_src=SENDERS[0], ipv4_dst=RECEIVER, ip_proto=17,
@@ -174,7 +174,7 @@ def test_meter_rule_and_ingress_policing_meter_their_packets():
                                         "meter": {"rate": "2M", "burst": "200k"}}, resolve, ports,
                                     tc_classified=True)
     switch = lab_switch(lab_rules(ports) + [meter_rule], ports)
-    switch.apply([FlowSpec("l2_dst", 5, Match(), Owner("l2_switch", "default"),
+    switch.apply([FlowSpec("l2_dst", 1, Match(), Owner("l2_switch", "default"),
                                actions=(Output(4),))])
     # the meter rule outranks h2's enqueue rule: metered, then normal forwarding
     from_h2 = switch.process(frame(2, "00:00:00:00:00:02", "00:00:00:00:00:04",
