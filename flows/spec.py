@@ -191,7 +191,10 @@ class Learn:
     constants: Tuple[Tuple[str, int], ...] = ()
 
 
-Action = Union[Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn]
+# Every action kind, once: controller/ofactions.py compiles, decodes and prints each
+# and tests/support/ofsim.py runs each (tests/unit/test_action_registry.py checks both).
+ACTION_KINDS = (Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn)
+Action = Union[ACTION_KINDS]
 
 
 # --- groups -----------------------------------------------------------------------

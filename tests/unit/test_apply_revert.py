@@ -1,4 +1,4 @@
-"""Invariants of every app on a switch that keeps what it is sent (tests/fakeswitch.py):
+"""Invariants of every app on a switch that keeps what it is sent (tests/support/fakeswitch.py):
 a REST change applied and then reverted leaves the switch's flows, groups and meters
 identical, a restarted app takes over a switch without sending anything, and nothing
 ever deletes entries without naming their owner (no wildcard delete of all tables)."""

@@ -12,7 +12,7 @@ from apps import bond as bond_app
 from controller import claims, config, ovsdb, pipeline, rest, southbound
 from controller.state import StateStore
 from flows import bond
-from tests.fakeswitch import FakeSwitch
+from tests.support.fakeswitch import FakeSwitch
 from tests.unit import test_l2_app_rest as l2_tests
 from tests.unit.test_l2_app_rest import Features, call
 from tests.unit.test_vlan_app_rest import port_desc

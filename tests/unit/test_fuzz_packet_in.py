@@ -13,7 +13,7 @@ from tests.unit.test_fastparse import packet_in as packet_in_bytes, oxm
 from tests.unit.test_l2_app_rest import H1, H2, connect, eth, flow_mods, make_app
 from tests.unit.test_pipeline_and_compile import DP
 from tests.unit.test_topology_app import bring_up as topology_bring_up
-from tests.fakeswitch import run_inline
+from tests.support.fakeswitch import run_inline
 
 VALID = [eth("ff:ff:ff:ff:ff:ff", H1), eth(H2, H1, vlan=10), lldp.frame(1, 2),
          lb_tests.arp_reply("10.0.0.11", "02:00:00:00:00:02"),

@@ -5,7 +5,7 @@ from controller import pipeline
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, NEW, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, is_multicast_mac
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
 BCAST = "ff:ff:ff:ff:ff:ff"

@@ -12,7 +12,7 @@ from apps import lb as lb_app
 from controller import config, pipeline, rest
 from controller.state import StateStore
 from flows import lb, probes
-from tests.fakeswitch import FakeSwitch
+from tests.support.fakeswitch import FakeSwitch
 from tests.unit.test_l2_app_rest import Features, call
 
 BACKENDS = ["10.0.0.11", "10.0.0.12"]

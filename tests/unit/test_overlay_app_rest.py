@@ -9,7 +9,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from apps import overlay as overlay_app
 from controller import config, rest
 from controller.state import StateStore
-from tests.fakeswitch import FakeSwitch
+from tests.support.fakeswitch import FakeSwitch
 from tests.unit.test_l2_app_rest import Features, call, flow_mods
 from tests.unit.test_vlan_app_rest import port_desc
 

@@ -13,7 +13,7 @@ from controller.state import StateStore
 from flows import qos
 from flows.spec import MeterRef
 from mininet_topos.topos import QOS_LAB_CONFIG
-from tests.fakeswitch import FakeSwitch
+from tests.support.fakeswitch import FakeSwitch
 from tests.unit.test_l2_app_rest import Features, call, flow_mods
 from tests.unit.test_vlan_app_rest import port_desc
 

@@ -12,7 +12,7 @@ from tests.unit.test_l2_app_rest import (FakeDatapath, Features, eth, flow_mods,
 from tests.unit.test_vlan_app_rest import port_desc
 
 import webob
-from tests.fakeswitch import run_inline
+from tests.support.fakeswitch import run_inline
 
 
 class Clock:

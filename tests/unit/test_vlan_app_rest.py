@@ -11,7 +11,7 @@ from controller.state import StateStore
 from flows import l2
 from tests.unit.test_l2_app_rest import (FakeDatapath, Features, call, connect, flow_mods,
                                          make_app, switch_holding)
-from tests.fakeswitch import run_inline
+from tests.support.fakeswitch import run_inline
 
 PORTS = {1: "vm1", 2: "vm2", 3: "uplink"}
 

@@ -9,7 +9,7 @@ from controller import pipeline
 from flows import vlan
 from flows.spec import Match
 from flows.vlan import PortVlan
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 A, B = "00:00:00:00:00:0a", "00:00:00:00:00:0b"
 BCAST = "ff:ff:ff:ff:ff:ff"

@@ -17,7 +17,7 @@ from controller import ofcompile, pipeline
 from flows import l2, vlan
 from flows.spec import FlowSpec, Match
 from flows.vlan import PortVlan
-from tests.ofsim import Switch, frame, tag_of
+from tests.support.ofsim import Switch, frame, tag_of
 from tests.unit.test_l2_pipeline import DatapathOnly, ReactiveController
 
 A, B, C = "00:00:00:00:00:0a", "00:00:00:00:00:0b", "00:00:00:00:00:0c"
