@@ -85,6 +85,7 @@ class Unknown:
 
 # --- compile ---------------------------------------------------------------------
 
+
 def _compile_output(action: Output):
     max_len = action.max_len if action.port == CONTROLLER else 0
     return parser.OFPActionOutput(port(action.port), max_len)
@@ -127,6 +128,7 @@ def _compile_learn(action: Learn):
 
 
 # --- decode ----------------------------------------------------------------------
+
 
 def _decode_output(action, tables):
     return Output(RESERVED_BACK.get(action.port, action.port),
@@ -174,6 +176,7 @@ def _decode_learn(action, tables):
 
 
 # --- print (sdn plan, in the spirit of ovs-ofctl) --------------------------------
+
 
 def _describe_ct(action: Ct):
     parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \

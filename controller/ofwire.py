@@ -73,6 +73,7 @@ def _match(match) -> Optional[bytes]:
 # Packers of the action kinds this module encodes, used through controller/ofactions.py's
 # registry; each returns None for a value it cannot pack.
 
+
 def pack_output(action: Output) -> Optional[bytes]:
     port = RESERVED_PORTS.get(action.port, action.port)
     if not isinstance(port, int):

@@ -196,8 +196,8 @@ class Learn:
 ACTION_KINDS = (Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn)
 Action = Union[ACTION_KINDS]
 
-
 # --- groups -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -221,8 +221,8 @@ class GroupDelete:
     """Remove a group; the switch also removes every flow that sends to it."""
     ref: GroupRef
 
-
 # --- meters (OpenFlow 1.3 rate limiters a flow can go through) -------------------
+
 
 @dataclass(frozen=True)
 class MeterRef:

@@ -10,7 +10,7 @@ from controller import ofcompile, pipeline
 from flows import diff, lb
 from flows.spec import FlowSpec, GroupRef, Match, Output, Owner
 from tests.support.ofsim import Switch, frame
-from tests.unit.test_l2_app_rest import FakeDatapath
+from tests.support.l2_app import FakeDatapath
 
 SUBNETS = [ipaddress.IPv4Network("10.0.0.0/24")]
 CLIENT_MAC, CLIENT_IP = "00:00:00:00:00:01", "10.0.0.1"

@@ -7,7 +7,7 @@ from controller import ofcompile, pipeline, tc
 from flows import qos
 from flows.spec import FlowSpec, Match, MeterRef, Output, Owner
 from tests.support.ofsim import Switch, frame
-from tests.unit.test_l2_app_rest import FakeDatapath
+from tests.support.l2_app import FakeDatapath
 
 LAB_PORT = {"max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"},
                                           "1": {"min_rate": "1M", "max_rate": "10M"},
