@@ -12,12 +12,11 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofactions, ofwire, pipeline
+from controller.ofactions import compile_action, port as _port, vlan_vid as _vlan_vid
 from flows.spec import (TAGGED, UNTAGGED, Bucket, FlowDelete, FlowSpec, GroupDelete, GroupSpec,
                         Match, MeterDelete, MeterSpec, Owner, PacketInLimit, CT_FLAGS,
                         ct_state_bits)
 
-_vlan_vid, _port = ofactions.vlan_vid, ofactions.port
-compile_action = ofactions.compile_action
 
 
 def compile_match(match: Match):

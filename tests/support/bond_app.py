@@ -1,4 +1,4 @@
-"""Helpers of tests/unit/test_bond.py that other tests use too (moved here from it)."""
+"""The bond app under test: a bond body and port names, built and brought up."""
 from ryu.controller import ofp_event
 
 from apps import bond as bond_app

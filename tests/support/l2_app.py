@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_l2_app_rest.py that other tests use too (moved here from it)."""
+"""The learning app under test: built with a fake OVSDB and REST, a switch (the fake
+switch) connecting, packet-ins, REST calls, and a switch that holds given entries."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-"""Helpers of tests/unit/test_l2_pipeline.py that other tests use too (moved here from it)."""
+"""The learning path run against the simulator, for pipeline tests."""
 from flows import l2
 from flows.mac_table import MOVED, NEW, MacTable
 from flows.spec import UNTAGGED, is_multicast_mac

@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_lb_app_rest.py that other tests use too (moved here from it)."""
+"""The load-balancer app under test: its section, VIP and backends, built and
+connected, ARP replies and packet-ins, and the health rounds that make backends healthy."""
 import ipaddress
 
 from ryu.controller import ofp_event

@@ -1,4 +1,4 @@
-"""Helpers of tests/integration/test_lb_ovs.py that other tests use too (moved here from it)."""
+"""Load-balancer lab helpers for integration tests: a VIP body, waiting for health."""
 from mininet_topos import harness
 
 

@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_overlay_app_rest.py that other tests use too (moved here from it)."""
+"""The overlay app under test: two hypervisors, a fake OVSDB, bridges connecting (br-tun
+as a fake switch of the tunnel pipeline)."""
 from ryu.controller import ofp_event
 
 from apps import overlay as overlay_app

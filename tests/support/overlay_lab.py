@@ -1,4 +1,4 @@
-"""Helpers of tests/integration/test_overlay_ovs.py that other tests use too (moved here from it)."""
+"""Overlay lab helpers for integration tests: starting it, waiting until programmed."""
 from mininet_topos import harness
 from mininet_topos.overlay_topo import OverlayLab
 

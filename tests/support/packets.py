@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_fastparse.py that other tests use too (moved here from it)."""
+"""OpenFlow packet-in bytes built with struct (OXM fields), for the fast parser and the
+packet-in fuzzer."""
 import struct
 
 from ryu.ofproto import ofproto_v1_3 as ofp

@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_qos_app_rest.py that other tests use too (moved here from it)."""
+"""The QoS app under test: a fake OVSDB, the lab's config and port names, built and
+brought up on a fake switch."""
 from ryu.controller import ofp_event
 
 from apps import qos as qos_app

@@ -1,4 +1,4 @@
-"""Helpers of tests/integration/test_reliability_ovs.py that other tests use too (moved here from it)."""
+"""Restart helpers for integration tests: flow tables without counters, iperf3 rates."""
 import json
 import re
 import subprocess

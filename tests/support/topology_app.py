@@ -1,4 +1,4 @@
-"""Helpers of tests/unit/test_topology_app.py that other tests use too (moved here from it)."""
+"""The topology app under test: a clock to pass in and switches brought up."""
 import pytest
 from ryu.controller import ofp_event
 

@@ -1,4 +1,5 @@
-"""Helpers of tests/unit/test_vlan_app_rest.py that other tests use too (moved here from it)."""
+"""The VLAN app under test: its config section and ports, built and brought up on a
+fake switch, and port-description replies."""
 from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
