@@ -11,43 +11,12 @@ from typing import Optional
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from controller import ofwire, pipeline
-from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, Bucket, FlowDelete,
-                        Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
-                        MeterSpec, Move, Output, Owner, PacketInLimit, PopVlan, PushVlan,
-                        Resubmit, SetField, SetQueue, ct_state_bits)
+from controller import ofactions, ofwire, pipeline
+from controller.ofactions import compile_action, port as _port, vlan_vid as _vlan_vid
+from flows.spec import (TAGGED, UNTAGGED, Bucket, FlowDelete, FlowSpec, GroupDelete, GroupSpec,
+                        Match, MeterDelete, MeterSpec, Owner, PacketInLimit, CT_FLAGS,
+                        ct_state_bits)
 
-_RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
-             CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
-_RESERVED_BACK = {v: k for k, v in _RESERVED.items()}
-
-# learn() copies fields by their NXM names; (nxm field, bits copied).
-_LEARN_FIELDS = {
-    "eth_src": ("eth_src_nxm", 48),
-    "eth_dst": ("eth_dst_nxm", 48),
-    "vlan_vid": ("vlan_tci", 12),     # the VID bits of the TCI, as the overlay lab does
-    "in_port": ("in_port_nxm", 16),
-    "tunnel_id": ("tunnel_id_nxm", 64),
-}
-
-
-# learn() constant matches: (nxm field, bit offset, bits)
-_LEARN_CONSTANTS = {"vlan_pcp": ("vlan_tci", 13, 3)}
-
-_MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
-              "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
-
-
-def _vlan_vid(value):
-    if value == UNTAGGED:
-        return ofp.OFPVID_NONE
-    if value == TAGGED:
-        return (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
-    return value | ofp.OFPVID_PRESENT
-
-
-_NO_RECIRC = 0xFF
-_NX_IN_PORT = 0xFFF8   # Nicira actions use 16-bit ports: "the packet's own in_port"
 
 
 def compile_match(match: Match):
@@ -62,71 +31,12 @@ def compile_match(match: Match):
     return parser.OFPMatch(**kwargs)
 
 
-def _port(port):
-    return _RESERVED[port] if isinstance(port, str) else port
-
-
-def _learn(action: Learn):
-    specs = []
-    for dst, src in action.matches:
-        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
-        specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
-    for dst, value in action.constants:
-        dst_nxm, ofs, bits = _LEARN_CONSTANTS[dst]
-        specs.append(parser.NXFlowSpecMatch(src=value, dst=(dst_nxm, ofs), n_bits=bits))
-    if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
-        specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
-    for dst, src in action.loads:
-        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
-        specs.append(parser.NXFlowSpecLoad(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
-    out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
-    specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
-    return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,
-                                idle_timeout=action.idle_timeout,
-                                hard_timeout=action.hard_timeout,
-                                priority=action.priority,
-                                cookie=pipeline.cookie(action.owner))
-
-
-def compile_action(action):
-    if isinstance(action, Output):
-        max_len = action.max_len if action.port == CONTROLLER else 0
-        return parser.OFPActionOutput(_port(action.port), max_len)
-    if isinstance(action, SetField):
-        value = _vlan_vid(action.value) if action.field == "vlan_vid" else action.value
-        return parser.OFPActionSetField(**{action.field: value})
-    if isinstance(action, PushVlan):
-        return parser.OFPActionPushVlan(action.ethertype)
-    if isinstance(action, PopVlan):
-        return parser.OFPActionPopVlan()
-    if isinstance(action, Group):
-        return parser.OFPActionGroup(pipeline.group_id(action.ref))
-    if isinstance(action, SetQueue):
-        return parser.OFPActionSetQueue(action.queue_id)
-    if isinstance(action, Learn):
-        return _learn(action)
-    if isinstance(action, Ct):
-        inner = [] if action.mark_from is None else [parser.NXActionRegMove(
-            src_field=action.mark_from, dst_field="ct_mark", n_bits=32)]
-        return parser.NXActionCT(
-            flags=1 if action.commit else 0, zone_src="", zone_ofs_nbits=action.zone,
-            recirc_table=_NO_RECIRC if action.table is None else pipeline.table_id(action.table),
-            alg=0, actions=inner)
-    if isinstance(action, Resubmit):
-        return parser.NXActionResubmitTable(in_port=_NX_IN_PORT,
-                                            table_id=pipeline.table_id(action.table))
-    if isinstance(action, Move):
-        return parser.NXActionRegMove(src_field=action.src, dst_field=action.dst,
-                                      n_bits=_MOVE_BITS[action.src])
-    raise TypeError(f"cannot compile action {action!r}")
-
-
 def flow_mod(datapath, spec: FlowSpec):
     """An OFPFC_ADD for `spec` (an add of an identical match+priority replaces it)."""
     pipeline.validate(spec)
     cookie, table = pipeline.cookie(spec.owner), pipeline.table_id(spec.table)
     goto = None if spec.goto is None else pipeline.table_id(spec.goto)
-    encoded = ofwire.flow_mod_bytes(spec, cookie, table, goto)
+    encoded = ofwire.flow_mod_bytes(spec, cookie, table, goto, ofactions.pack)
     if encoded is not None:
         return _EncodedFlowMod(datapath, spec, encoded, cookie, table)
     return ryu_flow_mod(datapath, spec)
@@ -334,7 +244,17 @@ def _name(raw):
     return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
-# --- decoding what a switch reports ----------------------------------------------
+# --- decoding what a switch reports (and what the compiler emits) -----------------
+# Into spec values: a decoded entry compares with the spec it was compiled from.
+
+_CT_ORDER = ("trk", "new", "est", "rel", "rpl", "inv")   # "+trk-rpl", as the builders write
+
+
+def _ct_state_text(value, mask=None) -> str:
+    mask = 0xFFFFFFFF if mask is None else mask
+    return "".join(("+" if value & CT_FLAGS[f] else "-") + f for f in _CT_ORDER
+                   if mask & CT_FLAGS[f])
+
 
 def decode_match(ofmatch) -> Match:
     fields = {}
@@ -348,55 +268,102 @@ def decode_match(ofmatch) -> Match:
                 value = UNTAGGED
             else:
                 value &= ~ofp.OFPVID_PRESENT
+        elif name == "ct_state":
+            value = _ct_state_text(*value) if isinstance(value, tuple) else _ct_state_text(value)
         fields[name] = value
     return Match.of(**fields)
 
 
-def _decode_action(action):
-    if isinstance(action, parser.OFPActionOutput):
-        return Output(_RESERVED_BACK.get(action.port, action.port),
-                      action.max_len if action.port == ofp.OFPP_CONTROLLER else 0)
-    if isinstance(action, parser.OFPActionPopVlan):
-        return PopVlan()
-    if isinstance(action, parser.OFPActionPushVlan):
-        return PushVlan(action.ethertype)
-    if isinstance(action, parser.OFPActionGroup):
-        return Group(pipeline.group_owner(action.group_id))
-    if isinstance(action, parser.OFPActionSetQueue):
-        return SetQueue(action.queue_id)
-    if isinstance(action, parser.OFPActionSetField):
-        value = action.value
-        if action.key == "vlan_vid":
-            value &= ~ofp.OFPVID_PRESENT
-        return SetField(action.key, value)
-    return action  # kept as Ryu's object (e.g. learn), still comparable by repr
+def table_names(kind="main"):
+    """The `tables` function of ofactions' decoders for a bridge of pipeline `kind`."""
+    return lambda number: pipeline.table_name(number, kind)
+
+
+def decode_actions(actions, tables) -> tuple:
+    return tuple(ofactions.decode_action(a, tables) for a in actions)
+
+
+def decode_instructions(instructions, tables):
+    """(actions, goto, meter) of a flow's instructions."""
+    actions, goto, meter = (), None, None
+    for inst in instructions:
+        if isinstance(inst, parser.OFPInstructionActions):
+            actions += decode_actions(inst.actions, tables)
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            goto = tables(inst.table_id)
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            meter = ofactions.meter_ref(inst.meter_id)
+    return actions, goto, meter
 
 
 def decode_flow(stat, kind="main") -> FlowSpec:
-    """A flow-stats entry as a FlowSpec (owner None when the cookie is not ours);
-    `kind` is the bridge's pipeline ("main" or "tunnel")."""
-    actions, goto, meter = [], None, None
-    for inst in stat.instructions:
-        if isinstance(inst, parser.OFPInstructionActions):
-            actions.extend(_decode_action(a) for a in inst.actions)
-        elif isinstance(inst, parser.OFPInstructionGotoTable):
-            goto = pipeline.table_name(inst.table_id, kind)
-        elif isinstance(inst, parser.OFPInstructionMeter):
-            meter = pipeline.meter_owner(inst.meter_id)
-    return FlowSpec(pipeline.table_name(stat.table_id, kind), stat.priority,
-                    decode_match(stat.match),
-                    pipeline.owner_of(stat.cookie), tuple(actions), goto,
+    """A flow-stats entry (or an add flow-mod) as a FlowSpec (owner None when the cookie
+    is not ours); `kind` is the bridge's pipeline ("main" or "tunnel")."""
+    tables = table_names(kind)
+    actions, goto, meter = decode_instructions(stat.instructions, tables)
+    return FlowSpec(tables(stat.table_id), stat.priority, decode_match(stat.match),
+                    pipeline.owner_of(stat.cookie), actions, goto,
                     stat.idle_timeout, stat.hard_timeout,
                     bool(stat.flags & ofp.OFPFF_SEND_FLOW_REM), meter)
+
+
+def decode_flow_delete(mod, kind="main") -> Optional[FlowDelete]:
+    """A delete flow-mod as a FlowDelete; None when its cookie is not ours."""
+    owner = pipeline.owner_of(mod.cookie & mod.cookie_mask)
+    if owner is None:
+        return None
+    keep = bin(mod.cookie_mask).count("1")   # how much of the owner the mask selects
+    owner = Owner(owner.app, owner.purpose if keep > 8 else None,
+                  owner.instance if keep > 16 else None)
+    strict = mod.command == ofp.OFPFC_DELETE_STRICT
+    return FlowDelete(owner, None if mod.table_id == ofp.OFPTT_ALL
+                      else pipeline.table_name(mod.table_id, kind),
+                      decode_match(mod.match), mod.priority if strict else None)
 
 
 _GROUP_TYPE_NAMES = {v: k for k, v in _GROUP_TYPES.items()}
 
 
-def decode_group(desc) -> Optional[GroupSpec]:
-    """A group-desc entry as a GroupSpec; None when the group is not ours."""
-    ref = pipeline.group_owner(desc.group_id)
+def decode_group(desc, kind="main") -> Optional[GroupSpec]:
+    """A group-desc entry (or a group-mod) as a GroupSpec; None when the group is not
+    ours. A group-mod's command says `modify`; a group-desc entry has none."""
+    ref = ofactions.group_ref(desc.group_id)
     if ref is None:
         return None
+    tables = table_names(kind)
     return GroupSpec(ref, _GROUP_TYPE_NAMES.get(desc.type, str(desc.type)), tuple(
-        Bucket(tuple(_decode_action(a) for a in b.actions), b.weight) for b in desc.buckets))
+        # weights count in select groups only (the others are sent 0): the spec's default
+        Bucket(decode_actions(b.actions, tables), b.weight if desc.type == ofp.OFPGT_SELECT
+               else Bucket.weight) for b in desc.buckets),
+        getattr(desc, "command", None) == ofp.OFPGC_MODIFY)
+
+
+def decode_meter(config) -> Optional[MeterSpec]:
+    """A meter-config entry (or a meter-mod) with one drop band as a MeterSpec (rates
+    back in bit/s); None when the meter is not ours."""
+    ref = ofactions.meter_ref(config.meter_id)
+    if ref is None or len(config.bands) != 1:
+        return None
+    band = config.bands[0]
+    return MeterSpec(ref, band.rate * 1000, band.burst_size * 1000,
+                     getattr(config, "command", None) == ofp.OFPMC_MODIFY)
+
+
+def decode_message(msg, kind="main"):
+    """What a flow-, group- or meter-mod the compiler emitted says, as the spec or
+    delete it was compiled from (None: not ours, or no such message)."""
+    if isinstance(msg, parser.OFPFlowMod):
+        if msg.command in (ofp.OFPFC_DELETE, ofp.OFPFC_DELETE_STRICT):
+            return decode_flow_delete(msg, kind)
+        return decode_flow(msg, kind)
+    if isinstance(msg, parser.OFPGroupMod):
+        if msg.command == ofp.OFPGC_DELETE:
+            ref = ofactions.group_ref(msg.group_id)
+            return None if ref is None else GroupDelete(ref)
+        return decode_group(msg, kind)
+    if isinstance(msg, parser.OFPMeterMod):
+        if msg.command == ofp.OFPMC_DELETE:
+            ref = ofactions.meter_ref(msg.meter_id)
+            return None if ref is None else MeterDelete(ref)
+        return decode_meter(msg)
+    return None

@@ -9,7 +9,7 @@ Ryu's (tests/unit/test_ofwire.py compares them for every kind of spec); anything
 else returns None and goes through Ryu's parser as before.
 """
 import struct
-from typing import Optional
+from typing import Callable, Optional
 
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, FlowSpec, Output,
                         PopVlan, PushVlan, SetField)
@@ -70,27 +70,37 @@ def _match(match) -> Optional[bytes]:
     return _pad8(struct.pack("!HH", 1, 4 + len(oxms)) + oxms)
 
 
-def _action(action) -> Optional[bytes]:
-    if isinstance(action, Output):
-        port = RESERVED_PORTS.get(action.port, action.port)
-        if not isinstance(port, int):
-            return None
-        max_len = action.max_len if action.port == CONTROLLER else 0
-        return struct.pack("!HHIH6x", 0, 16, port, max_len)
-    if isinstance(action, PopVlan):
-        return struct.pack("!HH4x", 18, 8)
-    if isinstance(action, PushVlan):
-        return struct.pack("!HHH2x", 17, 8, action.ethertype)
-    if isinstance(action, SetField) and action.field == "vlan_vid" and \
-            isinstance(action.value, int):
-        body = _pad8(struct.pack("!HH", 25, 0) + _oxm("vlan_vid", action.value))
-        return body[:2] + struct.pack("!H", len(body)) + body[4:]
-    return None
+# Packers of the action kinds this module encodes, used through controller/ofactions.py's
+# registry; each returns None for a value it cannot pack.
 
 
-def flow_mod_bytes(spec: FlowSpec, cookie: int, table_id: int, goto_id: Optional[int]
-                   ) -> Optional[bytes]:
-    """The OFPFC_ADD message for `spec` with xid 0, or None if it needs Ryu's encoder."""
+def pack_output(action: Output) -> Optional[bytes]:
+    port = RESERVED_PORTS.get(action.port, action.port)
+    if not isinstance(port, int):
+        return None
+    max_len = action.max_len if action.port == CONTROLLER else 0
+    return struct.pack("!HHIH6x", 0, 16, port, max_len)
+
+
+def pack_pop_vlan(action: PopVlan) -> bytes:
+    return struct.pack("!HH4x", 18, 8)
+
+
+def pack_push_vlan(action: PushVlan) -> bytes:
+    return struct.pack("!HHH2x", 17, 8, action.ethertype)
+
+
+def pack_set_field(action: SetField) -> Optional[bytes]:
+    if action.field != "vlan_vid" or not isinstance(action.value, int):
+        return None
+    body = _pad8(struct.pack("!HH", 25, 0) + _oxm("vlan_vid", action.value))
+    return body[:2] + struct.pack("!H", len(body)) + body[4:]
+
+
+def flow_mod_bytes(spec: FlowSpec, cookie: int, table_id: int, goto_id: Optional[int],
+                   pack: Callable[[object], Optional[bytes]]) -> Optional[bytes]:
+    """The OFPFC_ADD message for `spec` with xid 0, or None if it needs Ryu's encoder;
+    `pack` packs one action (None: not here), ofactions.pack."""
     if spec.meter is not None:
         return None
     match = _match(spec.match)
@@ -98,7 +108,7 @@ def flow_mod_bytes(spec: FlowSpec, cookie: int, table_id: int, goto_id: Optional
         return None
     instructions = b""
     if spec.actions:
-        actions = [_action(a) for a in spec.actions]
+        actions = [pack(a) for a in spec.actions]
         if any(a is None for a in actions):
             return None
         joined = b"".join(actions)

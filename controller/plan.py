@@ -13,12 +13,11 @@ depends on the links LLDP finds between switches.
 """
 import types
 
-from controller import config, pipeline
+from controller import config, ofactions, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
 from flows import bond, l2, lb, overlay, qos, vlan
-from flows.spec import (Ct, FlowSpec, Group, GroupSpec, Learn, MeterSpec, Move, Output, PopVlan,
-                        PushVlan, Resubmit, SetField, SetQueue)
+from flows.spec import FlowSpec, GroupSpec, MeterSpec
 
 SECTIONS = {"l2_switch": l2.L2Settings, "vlan": vlan.VlanSettings, "qos": qos.QosSettings,
             "lb": lb.LbSettings, "bond": bond.BondSettings, "overlay": overlay.OverlaySettings}
@@ -170,26 +169,4 @@ def describe(item) -> str:
 
 
 def _action(action) -> str:
-    if isinstance(action, Output):
-        return f"output:{action.port}"
-    if isinstance(action, SetField):
-        return f"set_field:{action.value}->{action.field}"
-    if isinstance(action, PushVlan):
-        return "push_vlan"
-    if isinstance(action, PopVlan):
-        return "pop_vlan"
-    if isinstance(action, Group):
-        return f"group:{pipeline.group_id(action.ref):#x}"
-    if isinstance(action, SetQueue):
-        return f"set_queue:{action.queue_id}"
-    if isinstance(action, Resubmit):
-        return f"resubmit(,{action.table})"
-    if isinstance(action, Move):
-        return f"move:{action.src}->{action.dst}"
-    if isinstance(action, Ct):
-        parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \
-            [f"table={action.table}"] * bool(action.table)
-        return f"ct({','.join(parts)})"
-    if isinstance(action, Learn):
-        return f"learn(table={action.table},{','.join(f'{a}={b}' for a, b in action.matches)})"
-    return repr(action)
+    return ofactions.describe(action)   # each kind prints as its registry entry says

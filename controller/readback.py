@@ -1,10 +1,11 @@
 """What a switch holds, in a form that compares with what an app wants.
 
 Flows, groups and meters, desired (specs) and read back (stats entries), all become
-`Entry` values keyed by their wire form: the match, instructions, buckets and bands
-serialized and parsed back by Ryu. So an entry the switch reports as we would send it
-is recognised as such whatever Ryu decodes it to (learn(), ct() and resubmit come back
-as Ryu objects, not as our specs).
+`Entry` values keyed by spec values: the match and actions as controller/ofcompile.py
+and the action registry (controller/ofactions.py) decode them. A desired spec is
+compiled and decoded the same way, so both sides are in one form whatever the switch
+spells differently (OVS reports reg_move fields in NXM form, for one). Tables are
+named by number here: which pipeline a bridge runs is not known at this level.
 """
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence
@@ -35,42 +36,48 @@ def owns(owner: Owner, other) -> bool:
         owner.purpose in (None, other.purpose) and owner.instance in (None, other.instance)
 
 
-def _normal(objs, part) -> str:
-    """Instructions, buckets or bands as Ryu reads them back from their own bytes. The
-    switch may encode a field differently from us: OVS reports reg_move fields in NXM
-    form where we send OXM, which Ryu names "eth_src_nxm" for "eth_src"."""
+def _wire(objs, part) -> list:
+    """Instructions, buckets or bands as Ryu reads them back from their own bytes (what
+    a switch reports is parsed; what we build is not, and may spell values otherwise)."""
     buf = bytearray()
     for obj in objs:
         obj.serialize(buf, len(buf))
     parsed, offset = [], 0
     while offset < len(buf):
         obj = part.parser(bytes(buf), offset)
-        parsed.append(obj.to_jsondict())
+        parsed.append(obj)
         offset += obj.len
-    return repr(parsed).replace("_nxm'", "'")
+    return parsed
 
 
-def _match_key(ofmatch) -> tuple:
+def _match(ofmatch):
     buf = bytearray()
     ofmatch.serialize(buf, 0)
-    return tuple(sorted((name, repr(value))
-                        for name, value in parser.OFPMatch.parser(bytes(buf), 0).items()))
+    return ofcompile.decode_match(parser.OFPMatch.parser(bytes(buf), 0))
+
+
+def _table(number):
+    return number   # tables by number: see the module docstring
 
 
 def _flow(table_id, priority, match, cookie, instructions, idle, hard, flags, item):
-    slot = ("flow", table_id, priority, _match_key(match))
-    return Entry(slot, slot + (cookie, _normal(instructions, parser.OFPInstruction), idle, hard,
-                               flags & _FLAGS), item)
+    slot = ("flow", table_id, priority, _match(match))
+    actions, goto, meter = ofcompile.decode_instructions(
+        _wire(instructions, parser.OFPInstruction), _table)
+    return Entry(slot, slot + (cookie, actions, goto, meter, idle, hard, flags & _FLAGS), item)
 
 
 def _group(group_id, type_, buckets, item):
     slot = ("group", group_id)
-    return Entry(slot, slot + (type_, _normal(buckets, parser.OFPBucket)), item)
+    return Entry(slot, slot + (type_, tuple(
+        (b.weight, ofcompile.decode_actions(b.actions, _table))
+        for b in _wire(buckets, parser.OFPBucket))), item)
 
 
 def _meter(meter_id, flags, bands, item):
     slot = ("meter", meter_id)
-    return Entry(slot, slot + (flags, _normal(bands, parser.OFPMeterBandHeader)), item)
+    return Entry(slot, slot + (flags, tuple(
+        (b.type, b.rate, b.burst_size) for b in _wire(bands, parser.OFPMeterBandHeader))), item)
 
 
 def desired(datapath, items: Iterable) -> List[Entry]:

@@ -191,10 +191,13 @@ class Learn:
     constants: Tuple[Tuple[str, int], ...] = ()
 
 
-Action = Union[Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn]
-
+# Every action kind, once: controller/ofactions.py compiles, decodes and prints each
+# and tests/support/ofsim.py runs each (tests/unit/test_action_registry.py checks both).
+ACTION_KINDS = (Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn)
+Action = Union[ACTION_KINDS]
 
 # --- groups -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -218,8 +221,8 @@ class GroupDelete:
     """Remove a group; the switch also removes every flow that sends to it."""
     ref: GroupRef
 
-
 # --- meters (OpenFlow 1.3 rate limiters a flow can go through) -------------------
+
 
 @dataclass(frozen=True)
 class MeterRef:

@@ -9,31 +9,16 @@ import pytest
 
 from mininet_topos import harness
 from mininet_topos.topos import LB_LAB_SUBNETS, LbLab
+from tests.support.lb_lab import BACKEND_IPS, VIP, vip_body, wait_healthy
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/l2_switch.py", "apps/lb.py")
-VIP = "10.0.0.100"
-BACKEND_IPS = [f"10.0.0.{10 + n}" for n in (1, 2, 3, 4)]
-
-
-def vip_body(vip=VIP, port=80, backend_port=8080, mode="nat", weights=(1, 1, 1, 1), **more):
-    return dict({"vip": vip, "protocol": "tcp", "port": port, "mode": mode,
-                 "backends": [{"ip": ip, "port": backend_port, "weight": w}
-                              for ip, w in zip(BACKEND_IPS, weights)],
-                 "health": {"interval_s": 0.5, "timeout_s": 0.5}}, **more)
 
 
 def start(lab, vips=()):
     config = {"l2_switch": {"mode": "datapath"},
               "lb": {"subnets": LB_LAB_SUBNETS, "vips": list(vips)}}
     return lab(LbLab(), config, apps=APPS)
-
-
-def wait_healthy(controller, vip_id=1, count=4, timeout=10):
-    def healthy():
-        body = controller.rest("GET", f"/v1/lb/vips/{vip_id}")[1]
-        return sum(b["healthy"] for b in body["backends"]) == count
-    assert harness.wait_until(healthy, timeout), controller.rest("GET", f"/v1/lb/vips/{vip_id}")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The OpenFlow port under a fuzzer (tests/ofuzz.py) that plays a switch over real TCP,
+"""The OpenFlow port under a fuzzer (tests/support/ofuzz.py) that plays a switch over real TCP,
 while a real OVS switch on the same controller keeps learning: the controller stays up,
 its RSS stays bounded, every message with a zero, short or overrunning nested length
 closes its connection (logged), and the real switch's MACs are flushed and learned again
@@ -12,7 +12,7 @@ import pytest
 
 from controller.ofguard import PARSE_ERROR_MARK
 from mininet_topos import harness, topos
-from tests import ofuzz
+from tests.support import ofuzz
 
 pytestmark = pytest.mark.integration
 CONFIG = {"l2_switch": {"mode": "reactive"},

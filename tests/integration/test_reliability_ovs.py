@@ -1,6 +1,5 @@
 """Restarts on real Open vSwitch: a controller killed with -9 while traffic runs, and
 what the switches do meanwhile (fail_mode secure) and afterwards (reconciliation)."""
-import json
 import os
 import random
 import re
@@ -12,26 +11,10 @@ import pytest
 
 from mininet_topos import harness
 from mininet_topos.topos import Single, VlanTrunkPair
+from tests.support.reliability_lab import flow_tables, iperf3_intervals
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
-_COUNTERS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*")
-
-
-def flow_tables(network):
-    """Every switch's entries without counters, as sorted lists (duplicates would show)."""
-    tables = {}
-    for switch in network.switches:
-        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch.name],
-                             capture_output=True, text=True, check=True).stdout
-        tables[switch.name] = sorted(_COUNTERS.sub("", line.strip())
-                                     for line in out.splitlines() if "cookie=" in line)
-    return tables
-
-
-def iperf3_intervals(path):
-    report = json.loads(open(path).read())
-    return [i["sum"]["bits_per_second"] for i in report["intervals"]]
 
 
 @MODES

@@ -15,11 +15,11 @@ from flows import l2, overlay
 from mininet_topos import harness
 from mininet_topos.topos import (LB_LAB_SUBNETS, QOS_LAB_CONFIG, VLAN_TRUNK_PAIR_CONFIG, LbLab,
                                  QosLab)
-from tests.integration.test_lb_ovs import vip_body, wait_healthy
-from tests.integration.test_overlay_ovs import PAIRS, vm
-from tests.integration.test_overlay_ovs import start as start_overlay
-from tests.integration.test_overlay_ovs import wait_programmed
-from tests.integration.test_reliability_ovs import flow_tables, iperf3_intervals
+from tests.support.lb_lab import vip_body, wait_healthy
+from tests.support.overlay_lab import PAIRS, vm
+from tests.support.overlay_lab import start as start_overlay
+from tests.support.overlay_lab import wait_programmed
+from tests.support.reliability_lab import flow_tables, iperf3_intervals
 
 pytestmark = pytest.mark.integration
 _RECONCILED = re.compile(r"reconciled switch \w+: (\d+) entries kept, (\d+) added or changed, "

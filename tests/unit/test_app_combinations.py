@@ -32,7 +32,7 @@ import pytest
 from controller import plan
 from flows import l2, lb, vlan
 from flows.spec import NORMAL, Output
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 DPID, BONDED = 1, 2
 HOSTS = {  # name: (port, mac, ip, VLAN when the VLAN app runs)

@@ -1,4 +1,4 @@
-"""Invariants of every app on a switch that keeps what it is sent (tests/fakeswitch.py):
+"""Invariants of every app on a switch that keeps what it is sent (tests/support/fakeswitch.py):
 a REST change applied and then reverted leaves the switch's flows, groups and meters
 identical, a restarted app takes over a switch without sending anything, and nothing
 ever deletes entries without naming their owner (no wildcard delete of all tables)."""
@@ -6,10 +6,10 @@ import json
 
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
-from tests.unit import test_lb_app_rest as lb_tests
-from tests.unit import test_overlay_app_rest as overlay_tests
-from tests.unit import test_qos_app_rest as qos_tests
-from tests.unit.test_l2_app_rest import call
+from tests.support import lb_app as lb_tests
+from tests.support import overlay_app as overlay_tests
+from tests.support import qos_app as qos_tests
+from tests.support.l2_app import call
 
 
 def no_wildcard_deletes(*switches):

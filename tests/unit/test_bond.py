@@ -9,16 +9,14 @@ from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from apps import bond as bond_app
-from controller import claims, config, ovsdb, pipeline, rest, southbound
+from controller import claims, pipeline, southbound
 from controller.state import StateStore
 from flows import bond
-from tests.fakeswitch import FakeSwitch
-from tests.unit import test_l2_app_rest as l2_tests
-from tests.unit.test_l2_app_rest import Features, call
-from tests.unit.test_vlan_app_rest import port_desc
-
-NAMES = {1: "s1-eth1", 2: "s1-eth2", 3: "s1-eth3", 4: "s1-eth4"}
-BODY = {"members": ["s1-eth3", "s1-eth4"], "mode": "active-backup", "primary": "s1-eth3"}
+from tests.support.fakeswitch import FakeSwitch
+from tests.support import l2_app as l2_tests
+from tests.support.l2_app import Features, call
+from tests.support.vlan_app import port_desc
+from tests.support.bond_app import BODY, NAMES, bring_up, make_app
 
 
 @pytest.mark.parametrize("body, message", [
@@ -46,47 +44,6 @@ def test_settings_and_plan():
     assert bond.switch_plan([]) == []       # no bond: nothing forwards (parallel links loop)
     with pytest.raises(ValueError, match=r"bonds\[0\] needs switch and name"):
         bond.BondSettings(bonds=[{"members": ["a", "b"]}])
-
-
-class FakeOvsdb:
-    def __init__(self):
-        self.bonds, self.calls, self.refuse = {}, [], False
-
-    def set_bond(self, bridge, name, members, mode, lacp, other_config, owner):
-        self.calls.append(("set", bridge, name, tuple(members), mode, lacp))
-        if self.refuse:
-            raise ovsdb.OvsdbError("constraint violation")
-        self.bonds[name] = {"owner": owner, "members": sorted(members), "bond_mode": mode,
-                            "lacp": lacp, "other_config": dict(other_config)}
-
-    def delete_bond(self, bridge, name, owner):
-        self.calls.append(("delete", bridge, name))
-        self.bonds.pop(name, None)
-
-    def read_bond(self, name):
-        return self.bonds.get(name)
-
-    def owned_ports(self, owner):
-        return sorted(self.bonds)
-
-    def bridge_of(self, dpid):
-        return f"s{dpid}"
-
-
-def make_app(monkeypatch, tmp_path, section=None):
-    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(config, "load_file", lambda path=None: {"bond": section or {}})
-    wsgi = rest.WSGIApplication()
-    app = bond_app.Bond(wsgi=wsgi)
-    app.wsgi, app.ovsdb, app.spawn = wsgi, FakeOvsdb(), lambda run, *a: run(*a)
-    return app
-
-
-def bring_up(app, dpid=1):
-    switch = FakeSwitch(dpid, app)
-    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(switch)))
-    app._port_desc(port_desc(switch, NAMES, "s1"))
-    return switch
 
 
 def forwards(switch):

@@ -5,8 +5,8 @@ from ryu.controller import handler, ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER
 
 from controller import claims
-from tests.unit import test_l2_app_rest as l2_tests
-from tests.unit import test_overlay_app_rest as overlay_tests
+from tests.support import l2_app as l2_tests
+from tests.support import overlay_app as overlay_tests
 
 
 def features(dpid):

@@ -7,7 +7,7 @@ from controller import pipeline
 from flows import egress, l2, lb, qos, vlan
 from flows.spec import CONTROLLER, IN_PORT, NORMAL, FlowSpec, Match, Output, Owner
 from flows.vlan import PortVlan
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 H1, H2, H3, H5 = ("00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03",
                   "00:00:00:00:00:05")

@@ -8,12 +8,12 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import fastparse, pipeline
 from flows import lb, lldp, probes, topology
-from tests.unit import test_lb_app_rest as lb_tests
-from tests.unit.test_fastparse import packet_in as packet_in_bytes, oxm
-from tests.unit.test_l2_app_rest import H1, H2, connect, eth, flow_mods, make_app
-from tests.unit.test_pipeline_and_compile import DP
-from tests.unit.test_topology_app import bring_up as topology_bring_up
-from tests.fakeswitch import run_inline
+from tests.support import lb_app as lb_tests
+from tests.support.packets import packet_in as packet_in_bytes, oxm
+from tests.support.l2_app import H1, H2, connect, eth, flow_mods, make_app
+from tests.support.wire import DP
+from tests.support.topology_app import bring_up as topology_bring_up
+from tests.support.fakeswitch import run_inline
 
 VALID = [eth("ff:ff:ff:ff:ff:ff", H1), eth(H2, H1, vlan=10), lldp.frame(1, 2),
          lb_tests.arp_reply("10.0.0.11", "02:00:00:00:00:02"),
@@ -63,7 +63,7 @@ def test_learning_app_survives_anything_and_still_learns(monkeypatch, batch):
 @FUZZ
 @given(batch=st.lists(st.tuples(frames(), st.integers(1, 3)), max_size=20))
 def test_topology_app_survives_anything(monkeypatch, batch):
-    from tests.unit.test_topology_app import Clock
+    from tests.support.topology_app import Clock
     from apps import topology as topology_app
     from controller import config, rest
     monkeypatch.setattr(topology_app.time, "monotonic", Clock())

@@ -4,8 +4,8 @@ import pytest
 from controller import pipeline
 from flows import l2
 from flows.mac_table import KNOWN, MOVED, NEW, TABLE_FULL, MacTable
-from flows.spec import UNTAGGED, is_multicast_mac
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
+from tests.support.l2_reactive import DatapathOnly, ReactiveController
 
 H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -17,57 +17,11 @@ def new_switch(mode, **settings):
     return Switch(PORTS).apply(pipeline.table_misses() + l2.switch_defaults(settings)), settings
 
 
-class ReactiveController:
-    """What apps/l2_switch.py does with a packet-in, minus Ryu: the same pure calls."""
-
-    def __init__(self, switch, settings, untagged=frozenset()):
-        self.switch, self.settings, self.untagged = switch, settings, untagged
-        self.macs = MacTable(settings.max_macs)
-
-    def send(self, pkt):
-        result = self.switch.process(pkt)
-        for packet_in in result.packet_ins:
-            src, port, vlan = packet_in["eth_src"], packet_in["in_port"], packet_in["vlan_vid"]
-            if is_multicast_mac(src):
-                continue
-            verdict, previous = self.macs.observe(src, port, vlan, self.switch.now)
-            changes = []
-            if verdict == MOVED:
-                changes += l2.forget_host(src, previous.port, vlan)
-            if verdict in (NEW, MOVED):
-                changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
-                                         untagged_egress=(port, vlan) in self.untagged)
-            self.switch.apply(changes)
-        return result
-
-    def expire(self, now):
-        self.switch.advance(now)
-        for spec in self.switch.removed:
-            mac, port = spec.match.get("eth_src"), spec.match.get("in_port")
-            vlan = None if spec.match.get("vlan_vid") == UNTAGGED else spec.match.get("vlan_vid")
-            if self.macs.remove(mac, port, vlan):
-                self.switch.apply(l2.forget_host(mac, port, vlan))
-        self.switch.removed.clear()
-
-
 def network(mode, **settings):
     switch, settings = new_switch(mode, **settings)
     if mode == "reactive":
         return ReactiveController(switch, settings)
     return DatapathOnly(switch)
-
-
-class DatapathOnly:
-    """datapath mode: nobody but the switch acts."""
-
-    def __init__(self, switch):
-        self.switch = switch
-
-    def send(self, pkt):
-        return self.switch.process(pkt)
-
-    def expire(self, now):
-        self.switch.advance(now)
 
 
 MODES = pytest.mark.parametrize("mode", l2.MODES)
@@ -237,6 +191,7 @@ def test_a_mac_learned_untagged_does_not_capture_its_tagged_frames():
 
 # --- port security --------------------------------------------------------------------
 
+
 def test_a_port_full_of_macs_takes_no_more_and_its_hosts_stay():
     from flows.mac_table import PORT_FULL
     table = MacTable(100, max_per_port=3)
@@ -272,7 +227,6 @@ def test_a_port_ban_drops_new_sources_only_and_ends_by_itself():
     assert sw.process(frame(2, "02:66:00:00:00:02", BCAST)).packet_ins  # other ports learn
     sw.advance(31)
     assert sw.process(frame(1, "02:66:00:00:00:01", BCAST)).packet_ins  # ban over
-
 
 def test_a_mac_ban_drops_it_on_every_port():
     sw, _ = new_switch("reactive")

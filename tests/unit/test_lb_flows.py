@@ -9,8 +9,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 from controller import ofcompile, pipeline
 from flows import diff, lb
 from flows.spec import FlowSpec, GroupRef, Match, Output, Owner
-from tests.ofsim import Switch, frame
-from tests.unit.test_l2_app_rest import FakeDatapath
+from tests.support.ofsim import Switch, frame
+from tests.support.l2_app import FakeDatapath
 
 SUBNETS = [ipaddress.IPv4Network("10.0.0.0/24")]
 CLIENT_MAC, CLIENT_IP = "00:00:00:00:00:01", "10.0.0.1"

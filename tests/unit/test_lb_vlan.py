@@ -10,7 +10,7 @@ import pytest
 
 from controller import pipeline
 from flows import l2, lb, probes, vlan
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 SUBNETS = [ipaddress.IPv4Network("10.0.0.0/24")]
 PROBE_IP = "10.0.0.254"

@@ -6,8 +6,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from controller import events, ofcompile
 from flows import lb, probes
 from flows.spec import PopVlan
-from tests.unit.test_lb_app_rest import BACKENDS, arp_reply, buckets, connect, make_app, \
-    packet_in
+from tests.support.lb_app import BACKENDS, arp_reply, buckets, connect, make_app, packet_in
 
 VLAN_0_UNTAGGED = frozenset({(1, 0), (2, 0), (11, 0), (12, 0)})   # no VLAN ports configured
 

@@ -14,8 +14,8 @@ import pytest
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofcheck, ofguard
-from tests import ofmessages as m
-from tests.unit.ofguard_fakes import FakeDatapath
+from tests.support import ofmessages as m
+from tests.support.ofguard_fakes import FakeDatapath
 
 CATALOGUE = dict(m.catalogue())
 

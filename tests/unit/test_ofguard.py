@@ -12,8 +12,8 @@ from ryu.controller.handler import HANDSHAKE_DISPATCHER
 from ryu.lib import hub
 
 from controller import config, ofguard
-from tests import ofmessages as m
-from tests.unit.ofguard_fakes import FakeDatapath
+from tests.support import ofmessages as m
+from tests.support.ofguard_fakes import FakeDatapath
 
 ryu_controller = ofguard.ryu_controller  # importing it first trips Ryu's own import cycle
 

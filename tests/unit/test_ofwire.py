@@ -6,7 +6,7 @@ from controller import ofcompile
 from flows import l2, lb, topology, vlan
 from flows.spec import (CONTROLLER, FLOOD, TAGGED, UNTAGGED, FlowSpec, Match, Output, Owner,
                         PopVlan, PushVlan, SetField)
-from tests.unit.test_pipeline_and_compile import DP
+from tests.support.wire import DP
 
 OWNER = Owner("l2_switch", "host")
 

@@ -3,57 +3,11 @@ it asks for, what it pushes (and when it pushes nothing), and its REST API."""
 import json
 
 import pytest
-from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from apps import overlay as overlay_app
-from controller import config, rest
 from controller.state import StateStore
-from tests.fakeswitch import FakeSwitch
-from tests.unit.test_l2_app_rest import Features, call, flow_mods
-from tests.unit.test_vlan_app_rest import port_desc
-
-HVS = [{"name": f"hv{n}", "int_dpid": 0x1000 + n, "tun_dpid": 0x2000 + n,
-        "underlay_ip": f"192.168.50.{n}", "ovsdb": f"unix:/run/hv{n}/db.sock"} for n in (1, 2)]
-SECTION = {"hypervisors": HVS, "networks": [{"vni": 100, "name": "a"}, {"vni": 200}],
-           "ports": [{"hypervisor": "hv1", "port": "hv1-eth2", "vni": 100},
-                     {"hypervisor": "hv2", "port": "hv2-eth2", "vni": 100}]}
-
-
-class FakeOvsdb:
-    def __init__(self):
-        self.meshes = []
-
-    def bridge_of(self, dpid):
-        return "br-tun"
-
-    def set_tunnel_ports(self, bridge, wanted, owner):
-        self.meshes.append((bridge, dict(wanted), owner))
-        return sorted(wanted)
-
-
-def make_app(monkeypatch, tmp_path, section=None):
-    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(config, "load_file", lambda path=None: {"overlay": section or {}})
-    wsgi = rest.WSGIApplication()
-    app = overlay_app.Overlay(wsgi=wsgi)
-    app.wsgi, app.spawn, app.fake_ovsdb = wsgi, lambda f, *a: f(*a), FakeOvsdb()
-    app.ovsdb_of = lambda hv: app.fake_ovsdb
-    return app
-
-
-def connect(app, dpid, names):
-    datapath = FakeSwitch(dpid, app)
-    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
-    app._port_desc(port_desc(datapath, names, "br"))
-    return datapath
-
-
-def bring_up(app, number):
-    tun = connect(app, 0x2000 + number, {1: "patch-int", 2: f"vx-hv{3 - number}"})
-    int_ = connect(app, 0x1000 + number, {100: "patch-tun", 2: f"hv{number}-eth2",
-                                          3: f"hv{number}-eth3"})
-    return int_, tun
+from tests.support.l2_app import call, flow_mods
+from tests.support.overlay_app import HVS, SECTION, bring_up, connect, make_app
 
 
 def test_connect_builds_the_mesh_and_both_bridges(monkeypatch, tmp_path):

@@ -6,8 +6,8 @@ from ryu.ofproto import nicira_ext, ofproto_v1_3_parser as parser
 
 from controller import ofcompile, pipeline
 from flows import overlay
-from tests.ofsim import Switch, frame
-from tests.unit.test_l2_app_rest import FakeDatapath
+from tests.support.ofsim import Switch, frame
+from tests.support.l2_app import FakeDatapath
 
 A, B, C = "00:00:00:00:0a:01", "00:00:00:00:0b:01", "00:00:00:00:0c:01"
 BCAST = "ff:ff:ff:ff:ff:ff"

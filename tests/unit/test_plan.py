@@ -9,11 +9,11 @@ import pytest
 from controller import cli, events, pipeline, plan, readback
 from flows import vlan
 from flows.spec import Owner
-from tests.unit import test_bond as bond_tests
-from tests.unit import test_lb_app_rest as lb_tests
-from tests.unit import test_overlay_app_rest as overlay_tests
-from tests.unit import test_qos_app_rest as qos_tests
-from tests.unit import test_vlan_app_rest as vlan_tests
+from tests.support import bond_app as bond_tests
+from tests.support import lb_app as lb_tests
+from tests.support import overlay_app as overlay_tests
+from tests.support import qos_app as qos_tests
+from tests.support import vlan_app as vlan_tests
 
 
 def keys(datapath, items):

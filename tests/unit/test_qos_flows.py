@@ -6,8 +6,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 from controller import ofcompile, pipeline, tc
 from flows import qos
 from flows.spec import FlowSpec, Match, MeterRef, Output, Owner
-from tests.ofsim import Switch, frame
-from tests.unit.test_l2_app_rest import FakeDatapath
+from tests.support.ofsim import Switch, frame
+from tests.support.l2_app import FakeDatapath
 
 LAB_PORT = {"max_rate": "10M", "queues": {"0": {"min_rate": "3M", "max_rate": "10M"},
                                           "1": {"min_rate": "1M", "max_rate": "10M"},

@@ -6,8 +6,8 @@ import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from controller import config, reload
-from tests.unit.test_l2_app_rest import call, flow_mods
-from tests.unit.test_vlan_app_rest import SECTION, bring_up, make_vlan_app
+from tests.support.l2_app import call, flow_mods
+from tests.support.vlan_app import SECTION, bring_up, make_vlan_app
 
 
 @pytest.fixture

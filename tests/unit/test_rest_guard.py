@@ -6,8 +6,8 @@ import webob
 
 from apps import vlan as vlan_app
 from controller import config, rest
-from tests.unit.test_vlan_app_rest import bring_up
-from tests.fakeswitch import run_inline
+from tests.support.vlan_app import bring_up
+from tests.support.fakeswitch import run_inline
 
 TOKEN = "s3cret-token-0123456789"
 PATH = "/v1/switches/1/ports/1/vlan"

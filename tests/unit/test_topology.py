@@ -10,7 +10,8 @@ from flows import l2, lldp, topology, vlan
 from flows.mac_table import MacTable
 from flows.spec import is_multicast_mac
 from flows.topology import Link
-from tests.ofsim import Network, Switch, frame
+from tests.support.ofnet import Network
+from tests.support.ofsim import Switch, frame
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 

@@ -5,21 +5,12 @@ from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import topology as topology_app
-from controller import config, events, pipeline, rest
+from controller import events, pipeline
 from flows import lldp, topology
-from tests.unit.test_l2_app_rest import (FakeDatapath, Features, eth, flow_mods, make_app,
-                                         packet_in, switch_holding)
-from tests.unit.test_vlan_app_rest import port_desc
+from tests.support.l2_app import FakeDatapath, Features, eth, flow_mods, make_app, packet_in
 
 import webob
-from tests.fakeswitch import run_inline
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self):
-        return self.now
+from tests.support.topology_app import Clock, app, bring_up
 
 
 @pytest.fixture
@@ -27,25 +18,6 @@ def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(topology_app.time, "monotonic", clock)
     return clock
-
-
-@pytest.fixture
-def app(monkeypatch, clock):
-    monkeypatch.setattr(config, "load_file", lambda path=None: {})
-    run_inline(monkeypatch, topology_app.hub)
-    wsgi = rest.WSGIApplication()
-    app = topology_app.Topology(wsgi=wsgi)
-    app.wsgi = wsgi
-    app.sent_events = []
-    monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
-    return app
-
-
-def bring_up(app, dpid, holding=()):
-    datapath = FakeDatapath(dpid, answer=switch_holding(app, list(holding)))
-    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
-    app._port_desc(port_desc(datapath, {1: f"s{dpid}-eth1", 2: f"s{dpid}-eth2"}, f"s{dpid}"))
-    return datapath
 
 
 def lldp_in(app, datapath, in_port, data):

@@ -2,53 +2,13 @@
 the learning app's reaction to the VLAN app's event (no switch, no root)."""
 
 import pytest
-from ryu.controller import ofp_event
-from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+from ryu.ofproto import ofproto_v1_3 as ofp
 
-from apps import vlan as vlan_app
-from controller import config, events, pipeline, rest
+from controller import events, pipeline
 from controller.state import StateStore
 from flows import l2
-from tests.unit.test_l2_app_rest import (FakeDatapath, Features, call, connect, flow_mods,
-                                         make_app, switch_holding)
-from tests.fakeswitch import run_inline
-
-PORTS = {1: "vm1", 2: "vm2", 3: "uplink"}
-
-
-def port_desc(datapath, names=PORTS, bridge="br0"):
-    body = [parser.OFPPort(port_no=no, hw_addr="00:00:00:00:00:%02x" % no, name=name.encode(),
-                           config=0, state=0, curr=0, advertised=0, supported=0, peer=0,
-                           curr_speed=0, max_speed=0)
-            for no, name in list(names.items()) + [(ofp.OFPP_LOCAL, bridge)]]
-    reply = parser.OFPPortDescStatsReply(datapath, body=body)
-    reply.flags = 0
-    return ofp_event.EventOFPPortDescStatsReply(reply)
-
-
-def make_vlan_app(monkeypatch, tmp_path, section=None):
-    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(config, "load_file", lambda path=None: {"vlan": section or {}})
-    wsgi = rest.WSGIApplication()
-    app = vlan_app.Vlan(wsgi=wsgi)
-    app.wsgi = wsgi
-    app.sent_events = []
-    monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
-    run_inline(monkeypatch, vlan_app.hub)
-    return app
-
-
-def bring_up(app, dpid=1, holding=()):
-    """Connect a switch that holds `holding` (specs a previous controller left)."""
-    datapath = FakeDatapath(dpid, answer=switch_holding(app, list(holding)))
-    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
-    app._port_desc(port_desc(datapath))
-    return datapath
-
-
-SECTION = {"ports": [{"switch": "br0", "port": "vm1", "tag": 10},
-                     {"switch": 1, "port": 2, "tag": 20},
-                     {"switch": "br0", "port": "uplink", "trunks": [10, 20]}]}
+from tests.support.l2_app import call, connect, flow_mods, make_app
+from tests.support.vlan_app import SECTION, bring_up, make_vlan_app
 
 
 def test_ports_by_name_or_number_are_programmed_and_announced(monkeypatch, tmp_path):

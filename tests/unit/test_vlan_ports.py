@@ -9,7 +9,7 @@ from controller import pipeline
 from flows import vlan
 from flows.spec import Match
 from flows.vlan import PortVlan
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 A, B = "00:00:00:00:00:0a", "00:00:00:00:00:0b"
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -111,7 +111,7 @@ def test_every_vlan_spec_fits_the_pipeline():
 # --- together with the learning switch ----------------------------------------------
 
 from flows import l2  # noqa: E402
-from tests.unit.test_l2_pipeline import DatapathOnly, ReactiveController  # noqa: E402
+from tests.support.l2_reactive import DatapathOnly, ReactiveController
 
 
 def vlan_learning_switch(mode, ports=LAB, vlans=LAB_VLANS):

@@ -17,8 +17,8 @@ from controller import ofcompile, pipeline
 from flows import l2, vlan
 from flows.spec import FlowSpec, Match
 from flows.vlan import PortVlan
-from tests.ofsim import Switch, frame, tag_of
-from tests.unit.test_l2_pipeline import DatapathOnly, ReactiveController
+from tests.support.ofsim import Switch, frame, tag_of
+from tests.support.l2_reactive import DatapathOnly, ReactiveController
 
 A, B, C = "00:00:00:00:00:0a", "00:00:00:00:00:0b", "00:00:00:00:00:0c"
 BCAST = "ff:ff:ff:ff:ff:ff"

@@ -3,7 +3,7 @@
 Each case is one connection: a HELLO case sends a mutated HELLO before any handshake;
 every other case does a valid handshake (HELLO, FEATURES_REPLY for a datapath id from
 a small pool) and then sends one message of a type the controller parses
-(tests/ofmessages.py) with one of its length fields, the header's or a nested one, set
+(tests/support/ofmessages.py) with one of its length fields, the header's or a nested one, set
 to 0, too short, past its container or a random value (or left valid). It then waits
 for the controller to close the connection. Counts say what was sent and what came of
 it; a nested length that is 0, short or overrunning must always be closed.
@@ -16,7 +16,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from tests import ofmessages as m
+from tests.support import ofmessages as m
 
 HEADER = struct.Struct("!BBHI")
 FEATURES_REQUEST, ECHO_REQUEST = 5, 2

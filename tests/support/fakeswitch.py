@@ -5,6 +5,11 @@ OVS would, so an app's reconnect/reconcile logic runs against real replies.
 Flow table semantics are OpenFlow 1.3's for what our apps send: an add replaces the
 entry with the same table, priority and match; strict deletes need all three; other
 deletes take every entry of the cookie/mask whose match includes the delete's fields.
+
+Every flow-, group- and meter-mod is also read back from its bytes, decoded to spec
+values and run in a table simulator (`sim`, tests/support/ofsim.py, FAUCET's
+FakeOFTable model), which refuses what OVS refuses: so app tests run what the
+compiler emits, and can ask the simulator where a frame goes.
 """
 from ryu.controller import ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
@@ -12,6 +17,8 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from tests.support import ofsim, wire
 
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
 BACKGROUND_LOOPS = {"_discover", "canary_loop"}  # endless: never run inline
@@ -29,8 +36,11 @@ def _fields(match):
 
 
 class FakeSwitch(ofproto_protocol.ProtocolDesc):
-    def __init__(self, dpid, app=None, answer=None):
+    def __init__(self, dpid, app=None, answer=None, kind="main"):
+        """`kind`: the bridge's pipeline, "main" or "tunnel" (an overlay br-tun)."""
         super().__init__(ofp.OFP_VERSION)
+        self.kind, self.sim = kind, ofsim.Switch([], kind=kind, declared=False,
+                                                     through_wire=False)
         self.id, self.app = dpid, app
         self.answer = answer  # called with every message too (other requests a test serves)
         self.sent, self.xid = [], 0
@@ -52,6 +62,9 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
             self.set_xid(msg)
         msg.serialize()  # what Ryu would do: it must encode
         self.sent.append(msg)
+        item = wire.decoded(msg, self.kind)
+        if item is not None:
+            self.sim.apply([item])
         for cls in type(msg).__mro__:  # a packed flow-mod is an OFPFlowMod subclass
             handler = getattr(self, "_on_" + cls.__name__, None)
             if handler is not None:

@@ -1,0 +1,257 @@
+"""The one registry of action kinds: for each action of flows/spec.py (spec.ACTION_KINDS)
+how it compiles to Ryu's OpenFlow 1.3 object, decodes back from one to the spec value,
+prints in `sdn plan`, and (where controller/ofwire.py can) packs straight to bytes.
+The table simulator's half lives with it in tests (tests/support/ofsim.py), as tests
+may import Ryu-free code only from there; tests/unit/test_action_registry.py fails when
+a kind is missing from any of them.
+
+Decoders take `tables`, a function from a table number to what the decoded value names
+the table by: its name in the bridge's pipeline (ofcompile.decode_flow), or the number
+itself where the pipeline is not known (controller/readback.py compares values of
+both sides decoded alike).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from controller import ofwire, pipeline
+from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED,
+                        Ct, Group, GroupRef, Learn, MeterRef, Move, Output, Owner, PopVlan,
+                        PushVlan, Resubmit, SetField, SetQueue)
+
+RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
+            CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
+RESERVED_BACK = {v: k for k, v in RESERVED.items()}
+
+# learn() copies fields by their NXM names; (nxm field, bits copied).
+_LEARN_FIELDS = {
+    "eth_src": ("eth_src_nxm", 48),
+    "eth_dst": ("eth_dst_nxm", 48),
+    "vlan_vid": ("vlan_tci", 12),     # the VID bits of the TCI, as the overlay lab does
+    "in_port": ("in_port_nxm", 16),
+    "tunnel_id": ("tunnel_id_nxm", 64),
+}
+_LEARN_BACK = {nxm: name for name, (nxm, _) in _LEARN_FIELDS.items()}
+# learn() constant matches: (nxm field, bit offset, bits)
+_LEARN_CONSTANTS = {"vlan_pcp": ("vlan_tci", 13, 3)}
+_LEARN_CONSTANTS_BACK = {(nxm, ofs): name for name, (nxm, ofs, _) in _LEARN_CONSTANTS.items()}
+
+_MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
+              "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
+
+NO_RECIRC = 0xFF
+NX_IN_PORT = 0xFFF8   # Nicira actions use 16-bit ports: "the packet's own in_port"
+
+
+def vlan_vid(value):
+    """A domain VLAN value (VID, UNTAGGED, TAGGED) as the wire's vlan_vid."""
+    if value == UNTAGGED:
+        return ofp.OFPVID_NONE
+    if value == TAGGED:
+        return (ofp.OFPVID_PRESENT, ofp.OFPVID_PRESENT)
+    return value | ofp.OFPVID_PRESENT
+
+
+def port(value):
+    return RESERVED[value] if isinstance(value, str) else value
+
+
+def _field(name: str) -> str:
+    """OVS reports fields of Nicira actions in NXM form where we send OXM; Ryu names the
+    NXM form "eth_src_nxm" for "eth_src"."""
+    return name[:-len("_nxm")] if name.endswith("_nxm") else name
+
+
+def meter_ref(value: int) -> Optional[MeterRef]:
+    """The MeterRef of a meter id read back (None: not ours). pipeline.meter_owner leaves
+    the number's bits in the owner's instance too; a ref's owner has no instance."""
+    ref = pipeline.meter_owner(value)
+    return None if ref is None else MeterRef(Owner(ref.owner.app, ref.owner.purpose),
+                                             ref.number)
+
+
+def group_ref(value: int) -> Optional[GroupRef]:
+    ref = meter_ref(value)
+    return None if ref is None else GroupRef(ref.owner, ref.number)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """An action read back that no kind decodes (not one of ours): equal to no spec."""
+    text: str
+
+
+# --- compile ---------------------------------------------------------------------
+
+
+def _compile_output(action: Output):
+    max_len = action.max_len if action.port == CONTROLLER else 0
+    return parser.OFPActionOutput(port(action.port), max_len)
+
+
+def _compile_set_field(action: SetField):
+    value = vlan_vid(action.value) if action.field == "vlan_vid" else action.value
+    return parser.OFPActionSetField(**{action.field: value})
+
+
+def _compile_ct(action: Ct):
+    inner = [] if action.mark_from is None else [parser.NXActionRegMove(
+        src_field=action.mark_from, dst_field="ct_mark", n_bits=32)]
+    return parser.NXActionCT(
+        flags=1 if action.commit else 0, zone_src="", zone_ofs_nbits=action.zone,
+        recirc_table=NO_RECIRC if action.table is None else pipeline.table_id(action.table),
+        alg=0, actions=inner)
+
+
+def _compile_learn(action: Learn):
+    specs = []
+    for dst, src in action.matches:
+        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
+        specs.append(parser.NXFlowSpecMatch(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    for dst, value in action.constants:
+        dst_nxm, ofs, bits = _LEARN_CONSTANTS[dst]
+        specs.append(parser.NXFlowSpecMatch(src=value, dst=(dst_nxm, ofs), n_bits=bits))
+    if action.strip_vlan:  # loading 0 into the TCI removes the tag in OVS
+        specs.append(parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16))
+    for dst, src in action.loads:
+        (dst_nxm, bits), (src_nxm, _) = _LEARN_FIELDS[dst], _LEARN_FIELDS[src]
+        specs.append(parser.NXFlowSpecLoad(src=(src_nxm, 0), dst=(dst_nxm, 0), n_bits=bits))
+    out_nxm, out_bits = _LEARN_FIELDS[action.output_from]
+    specs.append(parser.NXFlowSpecOutput(src=(out_nxm, 0), dst="", n_bits=out_bits))
+    return parser.NXActionLearn(table_id=pipeline.table_id(action.table), specs=specs,
+                                idle_timeout=action.idle_timeout,
+                                hard_timeout=action.hard_timeout,
+                                priority=action.priority,
+                                cookie=pipeline.cookie(action.owner))
+
+
+# --- decode ----------------------------------------------------------------------
+
+
+def _decode_output(action, tables):
+    return Output(RESERVED_BACK.get(action.port, action.port),
+                  action.max_len if action.port == ofp.OFPP_CONTROLLER else 0)
+
+
+def _decode_set_field(action, tables):
+    value = action.value
+    if action.key == "vlan_vid":
+        value &= ~ofp.OFPVID_PRESENT
+    return SetField(action.key, value)
+
+
+def _decode_ct(action, tables):
+    marks = [a for a in action.actions
+             if isinstance(a, parser.NXActionRegMove) and _field(a.dst_field) == "ct_mark"]
+    if action.zone_src or len(marks) != len(action.actions):
+        return Unknown(repr(action))   # zone from a field, or other nested actions: not ours
+    return Ct(action.zone_ofs_nbits,
+              None if action.recirc_table == NO_RECIRC else tables(action.recirc_table),
+              bool(action.flags & 1), _field(marks[0].src_field) if marks else None)
+
+
+def _learn_field(subfield):
+    name, ofs = subfield
+    return _LEARN_BACK.get(name, _field(name)) if ofs == 0 else None
+
+
+def _decode_learn(action, tables):
+    matches, constants, loads, strip, output = [], [], [], False, None
+    for spec in action.specs:
+        if isinstance(spec, parser.NXFlowSpecMatch) and isinstance(spec.src, int):
+            constants.append((_LEARN_CONSTANTS_BACK.get(tuple(spec.dst)), spec.src))
+        elif isinstance(spec, parser.NXFlowSpecMatch):
+            matches.append((_learn_field(spec.dst), _learn_field(spec.src)))
+        elif isinstance(spec, parser.NXFlowSpecLoad) and isinstance(spec.src, int):
+            strip = True
+        elif isinstance(spec, parser.NXFlowSpecLoad):
+            loads.append((_learn_field(spec.dst), _learn_field(spec.src)))
+        else:
+            output = _learn_field(spec.src)
+    return Learn(tables(action.table_id), pipeline.owner_of(action.cookie), tuple(matches),
+                 output, strip, tuple(loads), action.priority, action.idle_timeout,
+                 action.hard_timeout, tuple(constants))
+
+
+# --- print (sdn plan, in the spirit of ovs-ofctl) --------------------------------
+
+
+def _describe_ct(action: Ct):
+    parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \
+        [f"table={action.table}"] * bool(action.table)
+    return f"ct({','.join(parts)})"
+
+
+@dataclass(frozen=True)
+class ActionKind:
+    spec: type                                  # the flows.spec class
+    ryu: type                                   # the Ryu class it compiles to
+    compile: Callable                           # spec value -> Ryu action
+    decode: Callable                            # (Ryu action, tables) -> spec value
+    describe: Callable[[object], str]           # spec value -> text
+    pack: Optional[Callable] = None             # spec value -> bytes or None (ofwire)
+
+
+KINDS: Dict[type, ActionKind] = {k.spec: k for k in (
+    ActionKind(Output, parser.OFPActionOutput, _compile_output, _decode_output,
+               lambda a: f"output:{a.port}", ofwire.pack_output),
+    ActionKind(SetField, parser.OFPActionSetField, _compile_set_field, _decode_set_field,
+               lambda a: f"set_field:{a.value}->{a.field}", ofwire.pack_set_field),
+    ActionKind(PushVlan, parser.OFPActionPushVlan, lambda a: parser.OFPActionPushVlan(a.ethertype),
+               lambda a, tables: PushVlan(a.ethertype), lambda a: "push_vlan",
+               ofwire.pack_push_vlan),
+    ActionKind(PopVlan, parser.OFPActionPopVlan, lambda a: parser.OFPActionPopVlan(),
+               lambda a, tables: PopVlan(), lambda a: "pop_vlan", ofwire.pack_pop_vlan),
+    ActionKind(Group, parser.OFPActionGroup,
+               lambda a: parser.OFPActionGroup(pipeline.group_id(a.ref)),
+               lambda a, tables: Group(group_ref(a.group_id)),
+               lambda a: f"group:{pipeline.group_id(a.ref):#x}"),
+    ActionKind(SetQueue, parser.OFPActionSetQueue,
+               lambda a: parser.OFPActionSetQueue(a.queue_id),
+               lambda a, tables: SetQueue(a.queue_id), lambda a: f"set_queue:{a.queue_id}"),
+    ActionKind(Resubmit, parser.NXActionResubmitTable,
+               lambda a: parser.NXActionResubmitTable(in_port=NX_IN_PORT,
+                                                      table_id=pipeline.table_id(a.table)),
+               lambda a, tables: Resubmit(tables(a.table_id)) if a.in_port == NX_IN_PORT
+               else Unknown(repr(a)),
+               lambda a: f"resubmit(,{a.table})"),
+    ActionKind(Move, parser.NXActionRegMove,
+               lambda a: parser.NXActionRegMove(src_field=a.src, dst_field=a.dst,
+                                                n_bits=_MOVE_BITS[a.src]),
+               lambda a, tables: Move(_field(a.src_field), _field(a.dst_field)),
+               lambda a: f"move:{a.src}->{a.dst}"),
+    ActionKind(Ct, parser.NXActionCT, _compile_ct, _decode_ct, _describe_ct),
+    ActionKind(Learn, parser.NXActionLearn, _compile_learn, _decode_learn,
+               lambda a: f"learn(table={a.table},"
+                         f"{','.join(f'{d}={s}' for d, s in a.matches)})"),
+)}
+_BY_RYU = {k.ryu: k for k in KINDS.values()}
+
+
+def _kind(action) -> ActionKind:
+    kind = KINDS.get(type(action))
+    if kind is None:
+        raise TypeError(f"no action kind for {action!r}")
+    return kind
+
+
+def compile_action(action):
+    return _kind(action).compile(action)
+
+
+def decode_action(action, tables: Callable):
+    """The spec value of a Ryu action (an `Unknown` for what no kind decodes)."""
+    kind = _BY_RYU.get(type(action))
+    return Unknown(repr(action)) if kind is None else kind.decode(action, tables)
+
+
+def describe(action) -> str:
+    return _kind(action).describe(action)
+
+
+def pack(action) -> Optional[bytes]:
+    """The action's bytes when controller/ofwire.py packs this kind, else None."""
+    packer = _kind(action).pack
+    return None if packer is None else packer(action)
