@@ -73,7 +73,7 @@ ITEMS = [
                                           Bucket((Output(12),), 1))),
     GroupSpec(GroupRef(LB, 4), "all", (Bucket((Output(1),)), Bucket((Output(2),))), True),
     MeterSpec(MeterRef(Owner("qos", "rule"), 7), 5000, 2000),
-    FlowSpec("l2_dst", 50, MATCH, Owner("l2_switch", "default"), (PopVlan(), Output(3)),
+    FlowSpec("l2_dst", 100, MATCH, Owner("l2_switch", "default"), (PopVlan(), Output(3)),
              "flood", 30, 60, True, MeterRef(Owner("qos", "rule"), 7)),
     FlowSpec("vip", 200, Match.of(eth_type=0x0800, ip_proto=6, ipv4_dst="10.0.0.100",
                                   tcp_dst=80, ct_state="+trk-rpl"), LB, tuple(ALL_EXAMPLES[6:9])),

@@ -25,120 +25,13 @@ simulated in test_topology.py) and the overlay (its bridges are its own, planned
 test_plan.py). The integration matrix (tests/integration/test_combinations_ovs.py)
 covers both on real OVS.
 """
-import itertools
-
 import pytest
 
 from controller import plan
-from flows import l2, lb, vlan
+from flows import lb
 from flows.spec import NORMAL, Output
-from tests.support.ofsim import Switch, frame
-
-DPID, BONDED = 1, 2
-HOSTS = {  # name: (port, mac, ip, VLAN when the VLAN app runs)
-    "h1": (1, "00:00:00:00:00:01", "10.0.0.1", 10),
-    "h2": (2, "00:00:00:00:00:02", "10.0.0.2", 10),
-    "h3": (3, "00:00:00:00:00:03", "10.0.0.3", 20),
-    "h4": (4, "00:00:00:00:00:04", "10.0.0.4", 10),     # the QoS receiver
-    "b1": (11, "00:00:00:00:00:0b", "10.0.0.11", 10),   # the VIP's backends
-    "b2": (12, "00:00:00:00:00:0c", "10.0.0.12", 10),
-}
-PORTS = {port: f"s1-eth{port}" for port, _, _, _ in HOSTS.values()}
-VIP = "10.0.0.100"
-BROADCAST = "ff:ff:ff:ff:ff:ff"
-
-# one config section per app; a combination's config is the merge of its apps' sections
-SECTIONS = {
-    "vlan": {"ports": [{"switch": DPID, "port": port, "tag": tag}
-                       for port, _, _, tag in HOSTS.values()]},
-    "qos": {"ports": [{"switch": DPID, "port": "s1-eth4", "max_rate": "10M",
-                       "queues": {"0": {"min_rate": "3M"}, "1": {"min_rate": "1M"}}}],
-            "rules": [{"switch": DPID, "id": 1, "queue": 1, "port": "s1-eth4",
-                       "match": {"ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.4"}}]},
-    "lb": {"subnets": ["10.0.0.0/24"],
-           "vips": [{"vip": VIP, "protocol": "tcp", "port": 80, "mode": "nat",
-                     "backends": [{"ip": "10.0.0.11", "port": 8080},
-                                  {"ip": "10.0.0.12", "port": 8080}]}]},
-    "bond": {"bonds": [{"switch": BONDED, "name": "s2-bond", "members": ["s2-eth1", "s2-eth2"],
-                        "mode": "active-backup"}]},
-}
-OTHERS = ("vlan", "qos", "lb", "bond")
-# every subset of the other apps, with no learning app or with it in either mode
-COMBINATIONS = [(mode, others) for mode in (None, "reactive", "datapath")
-                for n in range(len(OTHERS) + 1) for others in itertools.combinations(OTHERS, n)
-                if mode or others]
-
-
-def combo_id(combo):
-    mode, others = combo
-    return "+".join(([f"l2-{mode}"] if mode else []) + list(others))
-
-
-def config_of(mode, others):
-    data = {name: SECTIONS[name] for name in others}
-    if mode:
-        data["l2_switch"] = {"mode": mode}
-    return data
-
-
-class Combination:
-    """The shared switch programmed by the apps of one combination."""
-
-    def __init__(self, mode, others):
-        self.mode, self.apps = mode, set(others)
-        self.data = config_of(mode, others)
-        shared = plan.planned_switch("s1", DPID, PORTS)
-        planned = plan.plan(self.data, shared, datapath="system")
-        assert planned["problems"] == []
-        self.planned = dict(planned["apps"])
-        self.entries = dict(planned["apps"])
-        self.untagged = vlan.untagged_egress_pairs(vlan.effective_ports(
-            vlan.configured_ports(plan.config.section(vlan.VlanSettings, "vlan", self.data).ports,
-                                  shared.is_named, shared.resolve),
-            shared.ports)) if "vlan" in self.apps else frozenset()
-        if "lb" in self.apps:   # the app's push once ARP has located both backends
-            (vip,) = lb.vips_from(plan.config.section(lb.LbSettings, "lb", self.data),
-                                  {}).values()
-            # as the app sees them: a backend's VLAN is the tag its replies arrive with
-            located = [lb.Located(vip.backend(HOSTS[b][2]), HOSTS[b][1], HOSTS[b][0],
-                                  HOSTS[b][3] if "vlan" in self.apps else None)
-                       for b in ("b1", "b2")]
-            self.entries["lb"] = [e for e in self.entries["lb"] if not _is_vip_item(e)] + \
-                lb.vip_flows(vip, located, False, located, self.untagged)
-        self.switch = Switch(sorted(PORTS))
-        for items in self.entries.values():
-            self.switch.apply(items)
-
-    def send(self, host, dst_mac, **fields):
-        """Send a frame from `host`; check the invariants on what comes out; answer the
-        packet-ins as the reactive learning app does. {host: [frames]} delivered."""
-        port, mac, ip, _ = HOSTS[host]
-        fields.setdefault("ipv4_src", ip)
-        result = self.switch.process(frame(port, mac, dst_mac, **fields))
-        delivered = {}
-        by_port = {p: name for name, (p, _, _, _) in HOSTS.items()}
-        for out, frames in result.outputs.items():
-            for sent in frames:
-                if sent["eth_src"] == mac:
-                    assert out != port, f"{host}'s frame went back out of its in_port"
-                assert sent["vlan_vid"] is None, \
-                    f"frame from {host} left port {out} tagged {sent['vlan_vid']}: {sent}"
-                if "vlan" in self.apps:
-                    assert HOSTS[by_port[out]][3] == HOSTS[host][3], \
-                        f"frame from {host} (VLAN {HOSTS[host][3]}) crossed to {by_port[out]}"
-                delivered.setdefault(by_port[out], []).append(sent)
-        if self.mode == "reactive":
-            for copy in result.packet_ins:
-                vid = copy["vlan_vid"]
-                self.switch.apply(l2.learn_host(copy["eth_src"], copy["in_port"], vid, 300,
-                                                (copy["in_port"], vid) in self.untagged))
-        return delivered
-
-
-def _is_vip_item(item):
-    owner = getattr(item, "owner", None) or getattr(getattr(item, "ref", None), "owner", None)
-    return owner is not None and owner.purpose == "vip"
-
+from tests.support.combinations import (BONDED, BROADCAST, COMBINATIONS, DPID, HOSTS, PORTS,
+                                        VIP, Combination, combo_id, config_of)
 
 # --- each app's basic check --------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import pytest
 from controller import pipeline, plan
 from flows import bond, l2, lb, overlay, qos, topology, vlan
 from flows.spec import FlowSpec, Learn, Match, Owner
-from tests.unit import test_app_combinations as combos
-from tests.unit.test_overlay_app_rest import SECTION as OVERLAY_SECTION
+from tests.support import combinations as combos
+from tests.support.overlay_app import SECTION as OVERLAY_SECTION
 
 FABRIC = topology.build({1, 2, 3}, [topology.Link((1, 1), (2, 1)), topology.Link((2, 2), (3, 1)),
                                     topology.Link((1, 2), (3, 2))], [(1, 3), (2, 3), (3, 3)])

@@ -10,7 +10,7 @@ from flows.spec import FlowSpec, Match, Output, Owner, PopVlan
 from tests.support import ofsim
 from tests.support.l2_app import H1, H2, connect, eth, make_app, packet_in
 
-FORWARD = FlowSpec("l2_dst", 10, Match.of(eth_dst=H2), Owner("l2_switch", "host"), (Output(2),))
+FORWARD = FlowSpec("l2_dst", 100, Match.of(eth_dst=H2), Owner("l2_switch", "host"), (Output(2),))
 
 
 def _off_by_one(action):
