@@ -8,7 +8,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from apps import overlay as overlay_app
 from controller import config, rest
-from controller.state import StateStore
+from controller.state import SqliteStateStore
 from tests.fakeswitch import FakeSwitch
 from tests.unit.test_l2_app_rest import Features, call, flow_mods
 from tests.unit.test_vlan_app_rest import port_desc
@@ -32,11 +32,11 @@ class FakeOvsdb:
         return sorted(wanted)
 
 
-def make_app(monkeypatch, tmp_path, section=None):
+def make_app(monkeypatch, tmp_path, section=None, runtime=None):
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
     monkeypatch.setattr(config, "load_file", lambda path=None: {"overlay": section or {}})
     wsgi = rest.WSGIApplication()
-    app = overlay_app.Overlay(wsgi=wsgi)
+    app = overlay_app.Overlay(wsgi=wsgi, runtime=runtime)
     app.wsgi, app.spawn, app.fake_ovsdb = wsgi, lambda f, *a: f(*a), FakeOvsdb()
     app.ovsdb_of = lambda hv: app.fake_ovsdb
     return app
@@ -103,7 +103,7 @@ def test_bad_input_is_refused_and_changes_nothing(monkeypatch, tmp_path, path, b
     code, reply, _ = call(app, "POST", f"/v1/overlay/{path}", json.dumps(body).encode())
     assert code == status and message in reply["error"], reply
     assert call(app, "GET", "/v1/overlay")[1] == before
-    assert StateStore("overlay", tmp_path).load() == {}
+    assert SqliteStateStore("overlay", tmp_path).load()[0] == {}
 
 
 def test_deletes_in_use_404s_and_persistence(monkeypatch, tmp_path):
