@@ -10,7 +10,8 @@ from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from apps import topology as topology_app
-from controller import config, rest, runtime
+from apps import vlan as vlan_app
+from controller import config, rest, runtime, state
 from mininet_topos.topos import QOS_LAB_CONFIG
 from tests.fakeswitch import FakeSwitch, run_inline
 from tests.unit import test_bond as bond_tests
@@ -266,3 +267,50 @@ def test_a_refused_reconciliation_is_not_ready(monkeypatch):
     app._reconcile(app.switches[1])
     assert app.runtime.readiness.describe()[0]["apps"] == {"L2Switch": "pending"}
     assert all(isinstance(m, parser.OFPMultipartRequest) for m in switch.sent)
+
+
+# --- the state store behind the runtime -------------------------------------------
+
+class MemoryStore(state.StateStore):
+    """A backend of the interface's own (what a cluster store plugs in like)."""
+    documents = {}
+
+    def load(self):
+        return self.documents.get(self.app, ({}, state.NO_REVISION))
+
+    def save(self, document, expected_revision):
+        current = self.load()[1]
+        if current != expected_revision:
+            raise state.StateConflict(f"{self.app} moved to revision {current}")
+        self.documents[self.app] = (document, current + 1)
+        return current + 1
+
+
+def test_apps_keep_their_state_where_the_runtime_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(MemoryStore, "documents", {})
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"vlan": vlan_tests.SECTION})
+    run_inline(monkeypatch, vlan_app.hub)
+    wsgi = rest.WSGIApplication()
+    app = vlan_app.Vlan(wsgi=wsgi, runtime=runtime.Runtime(MemoryStore))
+    app.wsgi = wsgi
+    monkeypatch.setattr(app, "send_event_to_observers", lambda ev: None)
+    vlan_tests.bring_up(app)
+    status, _, _ = l2_tests.call(app, "PUT", "/v1/switches/1/ports/uplink/vlan",
+                                 b'{"trunks": [30]}')
+    assert status == 200 and not (tmp_path / state.DB_NAME).exists()
+    assert MemoryStore.documents["vlan"] == ({"0000000000000001": {"3": {"trunks": [30]}}}, 1)
+
+
+def test_a_rest_change_over_another_writers_save_is_a_409_and_changes_nothing(
+        monkeypatch, tmp_path):
+    app = vlan_tests.make_vlan_app(monkeypatch, tmp_path, vlan_tests.SECTION)
+    switch = vlan_tests.bring_up(app)
+    other = state.SqliteStateStore("vlan", tmp_path)          # another writer of the store
+    other.save({"0000000000000001": {"1": None}}, other.load()[1])
+    sent, overrides = len(switch.sent), app.overrides
+    status, body, _ = l2_tests.call(app, "PUT", "/v1/switches/1/ports/uplink/vlan",
+                                    b'{"trunks": [30]}')
+    assert status == 409 and "changed by another writer" in body["error"]
+    assert app.overrides is overrides and len(switch.sent) == sent
+    assert other.load()[0] == {"0000000000000001": {"1": None}}
