@@ -29,8 +29,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (claims, config, ofcompile, ovsdb, pipeline, reload, rest, southbound,
-                        state)
+from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import bond
 from flows.spec import FlowDelete, Owner
@@ -44,14 +43,12 @@ class BondSwitch(SwitchPorts):
 
 
 class Bond(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(bond.BondSettings, "bond")
-            self.store = state.StateStore("bond")
-            self.overrides = self.store.load()   # {"%016x": {name: body or None}}
+            self.store = self.runtime.state("bond")
+            self.overrides, self.revision = self.store.load()   # {"%016x": {name: body or None}}
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"bond: {err}") from None
         self.switches = {}
@@ -71,13 +68,14 @@ class Bond(southbound.SdnApp):
             raise SystemExit(f"bond: {err}") from None
         self.lock = hub.Semaphore(1)
         self.spawn = hub.spawn
-        rest.register(kwargs["wsgi"], BondRest, self)
+        self.runtime.register(kwargs["wsgi"], BondRest, self)
         self.watch_canaries(bond.APP, lambda: [s.datapath for s in self.switches.values()
                                                if s.ready], self._wiped)
         self.contribute_metrics(bond.APP, lambda: [s.datapath for s in self.switches.values()],
                                 self._metric_families)
-        reload.participate("bond", lambda data: config.section(bond.BondSettings, "bond", data),
-                           self.apply_settings)
+        self.runtime.reload.participate(
+            "bond", lambda data: config.section(bond.BondSettings, "bond", data),
+            self.apply_settings)
 
     # --- desired state: config file, then REST --------------------------------------
 
@@ -118,7 +116,7 @@ class Bond(southbound.SdnApp):
             if self.claim(switch, bool(wanted)):
                 return   # reconnecting; programmed on the new connection
             if wanted and not self.in_fabric:
-                southbound.push(switch.datapath, pipeline.other_apps_removal(bond.APP))
+                self.push(switch.datapath, pipeline.other_apps_removal(bond.APP))
             self.converge(switch.datapath, [Owner(bond.APP)],
                           bond.switch_plan(list(wanted.values()), self.in_fabric)
                           + [pipeline.canary(bond.APP)],
@@ -127,10 +125,10 @@ class Bond(southbound.SdnApp):
 
     def update_claims(self):
         """In the fabric (the topology app runs) the bonded bridges are everybody's."""
-        claims.claim(self.name, () if self.in_fabric else self.owned)
-        claims.claim_names(self.name, () if self.in_fabric else
-                           bond.named_bridges(self.settings) - self.released,
-                           lambda dpid: self.ovsdb.bridge_of(dpid))
+        self.runtime.claims.claim(self.name, () if self.in_fabric else self.owned)
+        self.runtime.claims.claim_names(self.name, () if self.in_fabric else
+                                        bond.named_bridges(self.settings) - self.released,
+                                        lambda dpid: self.ovsdb.bridge_of(dpid))
 
     def claim(self, switch, bonded):
         """Claim a bridge with bonds, release one without; True when the change means
@@ -138,7 +136,7 @@ class Bond(southbound.SdnApp):
         if self.in_fabric:
             return False
         dpid = switch.datapath.id
-        before = claims.owner(dpid) == self.name
+        before = self.runtime.claims.owner(dpid) == self.name
         (self.owned.add if bonded else self.owned.discard)(dpid)
         (self.released.discard if bonded else self.released.add)(switch.name)
         try:
@@ -187,7 +185,7 @@ class Bond(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = BondSwitch(datapath)
-        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
@@ -264,7 +262,7 @@ class Bond(southbound.SdnApp):
                     pass  # already reported: OVSDB is not taking changes
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
                 raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
-            rest.persist(self.store, overrides)
+            self.revision = rest.persist(self.store, overrides, self.revision)
             self.overrides = overrides
         self.program(switch)
 

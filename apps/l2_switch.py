@@ -20,8 +20,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, events, ofcompile, ovsdb, pipeline, readback, reload, rest,
-                        southbound)
+from controller import config, events, ofcompile, ovsdb, pipeline, readback, rest, southbound
 from flows import diff, l2
 from flows.mac_table import FLAPPING, KNOWN, MOVED, PORT_FULL, TABLE_FULL, MacTable
 from flows.spec import UNTAGGED, Output, Owner, is_multicast_mac
@@ -57,7 +56,6 @@ class SwitchState:
 
 
 class L2Switch(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
     _EVENTS = [events.EventHostLocation]
 
     def __init__(self, *args, **kwargs):
@@ -69,10 +67,10 @@ class L2Switch(southbound.SdnApp):
         self.switches = {}
         self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
-        rest.register(kwargs["wsgi"], L2Rest, self)
-        reload.participate("l2_switch",
-                           lambda data: config.section(l2.L2Settings, "l2_switch", data),
-                           self.apply_settings)
+        self.runtime.register(kwargs["wsgi"], L2Rest, self)
+        self.runtime.reload.participate(
+            "l2_switch", lambda data: config.section(l2.L2Settings, "l2_switch", data),
+            self.apply_settings)
         self.watch_canaries(l2.APP, lambda: [s.datapath for s in self.switches.values()
                                              if s.reconciled], self._wiped)
         self.contribute_metrics(l2.APP, lambda: [s.datapath for s in self.switches.values()],
@@ -104,10 +102,10 @@ class L2Switch(southbound.SdnApp):
         hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
 
     def _configure(self, datapath):
-        southbound.send(datapath, ofcompile.set_packet_in_bytes(datapath,
-                                                                self.settings.packet_in_bytes))
+        self.send(datapath, ofcompile.set_packet_in_bytes(datapath,
+                                                          self.settings.packet_in_bytes))
         for message in ofcompile.packet_in_limit(datapath, l2.packet_in_limit(self.settings)):
-            southbound.send(datapath, message)
+            self.send(datapath, message)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
     def _switch_ready(self, ev):
@@ -126,9 +124,9 @@ class L2Switch(southbound.SdnApp):
                          for pair in southbound.request_flows(self, datapath, owner)]
         except southbound.SwitchTimeout as err:
             self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
-            southbound.push(datapath, l2.forget_everything() + pipeline.table_misses()
-                            + [pipeline.canary(l2.APP)]
-                            + l2.switch_defaults(self.settings, switch.untagged))
+            self.push(datapath, l2.forget_everything() + pipeline.table_misses()
+                      + [pipeline.canary(l2.APP)]
+                      + l2.switch_defaults(self.settings, switch.untagged))
             switch.reconciled = True
             return
         if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
@@ -231,7 +229,7 @@ class L2Switch(southbound.SdnApp):
             changes += l2.learn_host(entry.mac, entry.port, entry.vlan,
                                      self.settings.idle_timeout,
                                      (entry.port, entry.vlan) in switch.untagged)
-        southbound.push(switch.datapath, changes)
+        self.push(switch.datapath, changes)
         if self.fabric is not None:  # routes pop the tag where it leaves untagged too
             self._apply_fabric(self.fabric, self.fabric)
 
@@ -282,10 +280,10 @@ class L2Switch(southbound.SdnApp):
         if self.fabric is None:
             changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
                                      untagged_egress=(port, vlan) in switch.untagged)
-            southbound.push(msg.datapath, changes, barrier=False)
+            self.push(msg.datapath, changes, barrier=False)
         else:
             if changes:
-                southbound.push(msg.datapath, changes)
+                self.push(msg.datapath, changes)
             self._route(src, vlan, dpid, port, include_home=True)
         self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
 
@@ -301,14 +299,14 @@ class L2Switch(southbound.SdnApp):
             self.logger.warning("switch %016x port %s: more than %d MACs; new sources there "
                                 "dropped for %d s", switch.datapath.id, port,
                                 self.settings.max_macs_per_port, seconds)
-            southbound.push(switch.datapath, [l2.ban_new_sources(port, seconds)], barrier=False)
+            self.push(switch.datapath, [l2.ban_new_sources(port, seconds)], barrier=False)
             return
         self.logger.warning("switch %016x: %s flaps between ports %s and %s; dropped for %d s",
                             switch.datapath.id, mac, previous.port, port, seconds)
         changes = [l2.ban_mac(mac, vlan, seconds)]
         if switch.macs.remove(mac, previous.port, vlan):
             changes = l2.forget_host(mac, previous.port, vlan) + changes
-        southbound.push(switch.datapath, changes)
+        self.push(switch.datapath, changes)
 
     # --- a fabric of switches (with the topology app) ----------------------------
 
@@ -326,29 +324,29 @@ class L2Switch(southbound.SdnApp):
             if dpid == home:
                 switch.routes.pop(key, None)
                 if include_home:
-                    southbound.push(switch.datapath, routes[dpid], barrier=False)
+                    self.push(switch.datapath, routes[dpid], barrier=False)
                 continue
             wanted = routes.get(dpid, [None])[0]
             if switch.routes.get(key) == wanted:
                 continue
             if wanted is None:
                 del switch.routes[key]
-                southbound.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
+                self.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
             else:
                 switch.routes[key] = wanted
-                southbound.push(switch.datapath, [wanted], barrier=False)
+                self.push(switch.datapath, [wanted], barrier=False)
 
     def _unroute(self, mac, vlan):
         for switch in self.switches.values():
             if switch.routes.pop((vlan, mac), None) is not None:
-                southbound.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
+                self.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
 
     def _forget_elsewhere(self, mac, vlan, here):
         """A host heard at an edge port of `here` no longer lives on another switch."""
         for dpid, switch in self.switches.items():
             entry = switch.macs.get(mac, vlan) if dpid != here else None
             if entry is not None and switch.macs.remove(mac, entry.port, vlan):
-                southbound.push(switch.datapath, l2.forget_host(mac, entry.port, vlan))
+                self.push(switch.datapath, l2.forget_host(mac, entry.port, vlan))
 
     def _forget(self, switch, entry):
         """`entry` left switch's port: forget it there and everywhere it was routed."""
@@ -379,23 +377,23 @@ class L2Switch(southbound.SdnApp):
             changes = diff.plan_changes(switch.no_learn, plan)
             switch.no_learn = plan
             if changes:
-                southbound.push(switch.datapath, changes)
+                self.push(switch.datapath, changes)
         if self.settings.mode == "datapath":
             if old is None or old.tree != fabric.tree:  # learned entries follow the old tree
                 for switch in self.switches.values():
-                    southbound.push(switch.datapath, [l2.forget_learned()])
+                    self.push(switch.datapath, [l2.forget_learned()])
             return
         homed = {(e.vlan, e.mac) for s in self.switches.values() for e in s.macs.entries()}
         for switch in self.switches.values():
             for key in [key for key in switch.routes if key not in homed]:
                 del switch.routes[key]  # adopted from a previous controller, host unknown
-                southbound.push(switch.datapath, l2.forget_route(key[1], key[0]), barrier=False)
+                self.push(switch.datapath, l2.forget_route(key[1], key[0]), barrier=False)
         for dpid, switch in self.switches.items():
             for entry in switch.macs.entries():
                 if fabric.is_edge(dpid, entry.port):
                     self._route(entry.mac, entry.vlan, dpid, entry.port, include_home=False)
                 else:
-                    southbound.push(switch.datapath, self._forget(switch, entry))
+                    self.push(switch.datapath, self._forget(switch, entry))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev):
@@ -414,7 +412,7 @@ class L2Switch(southbound.SdnApp):
         vlan = None if vlan == UNTAGGED else vlan
         entry = switch.macs.get(mac, vlan)
         if entry is not None and entry.port == port:
-            southbound.push(msg.datapath, self._forget(switch, entry), barrier=False)
+            self.push(msg.datapath, self._forget(switch, entry), barrier=False)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
@@ -431,7 +429,7 @@ class L2Switch(southbound.SdnApp):
             if entry.port == msg.desc.port_no:
                 changes += self._forget(switch, entry)
         if changes:
-            southbound.push(msg.datapath, changes)
+            self.push(msg.datapath, changes)
 
     # --- what REST asks -----------------------------------------------------------
 
@@ -472,7 +470,7 @@ class L2Switch(southbound.SdnApp):
         switch = self.switch(dpid)
         count = len(self.learned_macs(dpid))
         self._clear_macs(switch)
-        southbound.push(switch.datapath, l2.forget_all_hosts())
+        self.push(switch.datapath, l2.forget_all_hosts())
         return count
 
 

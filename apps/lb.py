@@ -28,7 +28,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, pipeline, reload, rest, southbound, state
+from controller import config, events, ofcompile, pipeline, rest, southbound, state
 from flows import diff, lb, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
@@ -60,14 +60,12 @@ class LbSwitch:
 
 
 class Lb(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(lb.LbSettings, "lb")
-            self.store = state.StateStore("lb")
-            self.overrides = self.store.load()   # {"vips": {"id": body or None}}
+            self.store = self.runtime.state("lb")
+            self.overrides, self.revision = self.store.load()   # {"vips": {"id": body or None}}
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"lb: {err}") from None
         self.vips = self.build_vips(self.overrides)
@@ -79,13 +77,13 @@ class Lb(southbound.SdnApp):
         self.clock = time.monotonic
         self.spawn = hub.spawn
         self.prober = None
-        rest.register(kwargs["wsgi"], LbRest, self)
+        self.runtime.register(kwargs["wsgi"], LbRest, self)
         self.watch_canaries(lb.APP, lambda: [s.datapath for s in self.switches.values()
                                              if s.ready], self._wiped)
         self.contribute_metrics(lb.APP, lambda: [s.datapath for s in self.switches.values()],
                                 self._metric_families)
-        reload.participate("lb", lambda data: config.section(lb.LbSettings, "lb", data),
-                           self.apply_settings)
+        self.runtime.reload.participate(
+            "lb", lambda data: config.section(lb.LbSettings, "lb", data), self.apply_settings)
 
     def _metric_families(self):
         healthy = GaugeMetricFamily("sdn_lb_backend_healthy",
@@ -165,7 +163,7 @@ class Lb(southbound.SdnApp):
                 continue
             if vip is None:
                 if vip_id in switch.groups:
-                    southbound.push(switch.datapath, lb.forget_vip(vip_id))
+                    self.push(switch.datapath, lb.forget_vip(vip_id))
                     switch.groups.discard(vip_id)
                     switch.buckets.pop(vip_id, None)
                     switch.plans.pop(vip_id, None)
@@ -173,7 +171,7 @@ class Lb(southbound.SdnApp):
             plan = self.vip_plan(vip, switch)
             changes = diff.plan_changes(switch.plans.get(vip_id, []), plan)
             if changes:
-                southbound.push(switch.datapath, changes)
+                self.push(switch.datapath, changes)
             switch.plans[vip_id] = plan
 
     def vip_plan(self, vip, switch):
@@ -209,7 +207,7 @@ class Lb(southbound.SdnApp):
         desired = pipeline.table_misses() + [pipeline.canary(lb.APP)] + switch.probe_plan + \
             [item for plan in switch.plans.values() for item in plan]
         if installed is None:
-            southbound.push(datapath, [FlowDelete(Owner(lb.APP))] + [
+            self.push(datapath, [FlowDelete(Owner(lb.APP))] + [
                 i for vip_id in self.vips for i in lb.forget_vip(vip_id)] + desired)
         else:
             southbound.reconcile(self, datapath, installed, desired)
@@ -266,7 +264,7 @@ class Lb(southbound.SdnApp):
         plan = self.probe_entries(switch)
         changes = diff.plan_changes(switch.probe_plan, plan)
         if changes:
-            southbound.push(switch.datapath, changes)
+            self.push(switch.datapath, changes)
         switch.probe_plan = plan
         for vip_id in sorted(self.vips):
             self.program_vip(vip_id, [switch])
@@ -306,7 +304,7 @@ class Lb(southbound.SdnApp):
         if st is not None:
             st.misses = 0  # answered: accepted (healthy) or refused (down at once)
         if reply.accepted and st is not None and st.mac:
-            southbound.send(self.switches[dpid].datapath, ofcompile.packet_out(
+            self.send(self.switches[dpid].datapath, ofcompile.packet_out(
                 self.switches[dpid].datapath, st.port,
                 probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip,
                                  self.probe_vlan(st))))
@@ -360,13 +358,13 @@ class Lb(southbound.SdnApp):
                                        self.probe_vlan(st) if st.mac else None)
             for switch in list(self.switches.values()):
                 if switch.ready:  # one being taken over gets nothing until it is
-                    southbound.send(switch.datapath,
-                                    ofcompile.packet_out(switch.datapath, FLOOD, frame))
+                    self.send(switch.datapath,
+                              ofcompile.packet_out(switch.datapath, FLOOD, frame))
             return
         switch = self.switches[st.dpid]
         port = next(self.ports)
         self.pending[(st.dpid, port)] = (vip.vip_id, backend.ip, self.clock())
-        southbound.send(switch.datapath, ofcompile.packet_out(
+        self.send(switch.datapath, ofcompile.packet_out(
             switch.datapath, st.port, probes.tcp_segment(
                 lb.PROBE_MAC, st.mac, probe_ip, backend.ip, port, backend.port, probes.SYN,
                 seq=port * 7919, vlan=self.probe_vlan(st))))
@@ -406,7 +404,7 @@ class Lb(southbound.SdnApp):
                                              f"(id {other.vip_id})")
         overrides = {"vips": dict(self.overrides.get("vips", {}))}
         overrides["vips"][str(vip_id)] = body
-        rest.persist(self.store, overrides)
+        self.revision = rest.persist(self.store, overrides, self.revision)
         self.overrides = overrides
         self.vips = self.build_vips(overrides)
         for key in [k for k in self.backends if k[0] == vip_id and

@@ -23,7 +23,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import claims, config, ofcompile, ovsdb, pipeline, reload, rest, southbound, state
+from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, overlay
 
@@ -43,14 +43,12 @@ def key_of(kind, item) -> str:
 
 
 class Overlay(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(overlay.OverlaySettings, "overlay")
-            self.store = state.StateStore("overlay")
-            saved = self.store.load()
+            self.store = self.runtime.state("overlay")
+            saved, self.revision = self.store.load()
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"overlay: {err}") from None
         # REST changes over the config file: {kind: {key: body or None}}
@@ -65,12 +63,12 @@ class Overlay(southbound.SdnApp):
         self.lock = hub.Semaphore(1)
         self.model = self.build_model(self.overrides)
         self.allocate_vlans()
-        rest.register(kwargs["wsgi"], OverlayRest, self)
+        self.runtime.register(kwargs["wsgi"], OverlayRest, self)
         self.watch_canaries(overlay.APP, lambda: [self.switches[d].datapath for d in self.pushed
                                                   if d in self.switches], self._wiped)
         self.contribute_metrics(overlay.APP,
                                 lambda: [s.datapath for s in self.switches.values()])
-        reload.participate("overlay", self.prepare_settings, self.apply_settings)
+        self.runtime.reload.participate("overlay", self.prepare_settings, self.apply_settings)
 
     @property
     def model(self):
@@ -79,8 +77,8 @@ class Overlay(southbound.SdnApp):
     @model.setter
     def model(self, model):
         """Every model change also claims the hypervisors' bridges from the other apps."""
-        claims.claim(self.name, [d for hv in model.hypervisors
-                                 for d in (hv.int_dpid, hv.tun_dpid)])
+        self.runtime.claims.claim(self.name, [d for hv in model.hypervisors
+                                              for d in (hv.int_dpid, hv.tun_dpid)])
         self._model = model
 
     def _wiped(self, datapath):
@@ -138,7 +136,7 @@ class Overlay(southbound.SdnApp):
     def save(self, overrides):
         data = dict(overrides, local_vlans={hv: {str(vni): vid for vni, vid in vlans.items()}
                                             for hv, vlans in self.local_vlans.items()})
-        rest.persist(self.store, data)
+        self.revision = rest.persist(self.store, data, self.revision)
 
     def ovsdb_of(self, hv):
         remote = hv.ovsdb or ovsdb.DEFAULT_REMOTE
@@ -179,7 +177,7 @@ class Overlay(southbound.SdnApp):
                                   overlay.forget_integration_bridge(),
                                   skip=[overlay.INTEGRATION_BRIDGE_LEARNED])
                 else:
-                    southbound.push(datapath, diff.plan_changes(previous, plan))
+                    self.push(datapath, diff.plan_changes(previous, plan))
                 self.pushed[dpid] = plan
 
     def sync_tunnels(self):
@@ -207,7 +205,7 @@ class Overlay(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.pushed.pop(datapath.id, None)
-        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
@@ -217,6 +215,7 @@ class Overlay(southbound.SdnApp):
             if role is None:
                 self.logger.info("overlay: switch %016x is no hypervisor's bridge; left alone",
                                  switch.datapath.id)
+                self.leave_alone(switch.datapath)
             elif role[1] == "tun":
                 self.spawn(self.apply)      # its tunnel ports may be missing
             else:

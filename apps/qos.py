@@ -30,8 +30,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, reload, \
-    rest, southbound, state, tc
+from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, rest, \
+    southbound, state, tc
 from controller.ports import SwitchPorts
 from flows import qos
 from flows.spec import Owner
@@ -77,15 +77,13 @@ class QosSwitch(SwitchPorts):
 
 
 class Qos(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(qos.QosSettings, "qos")
-            self.store = state.StateStore("qos")
+            self.store = self.runtime.state("qos")
             # {"%016x": {"ports": {"4": body or None}, "rules": {"3": body or None}}}
-            self.overrides = self.store.load()
+            self.overrides, self.revision = self.store.load()
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"qos: {err}") from None
         self.switches = {}
@@ -95,13 +93,13 @@ class Qos(southbound.SdnApp):
         self.clock = time.monotonic
         self.lock = hub.Semaphore(1)     # one change to a switch's QoS at a time
         self.watcher = None
-        rest.register(kwargs["wsgi"], QosRest, self)
+        self.runtime.register(kwargs["wsgi"], QosRest, self)
         self.watch_canaries(qos.APP, lambda: [s.datapath for s in self.switches.values()
                                               if s.ready], self._wiped)
         self.contribute_metrics(qos.APP, lambda: [s.datapath for s in self.switches.values()],
                                 self._metric_families)
-        reload.participate("qos", lambda data: config.section(qos.QosSettings, "qos", data),
-                           self.apply_settings)
+        self.runtime.reload.participate(
+            "qos", lambda data: config.section(qos.QosSettings, "qos", data), self.apply_settings)
 
     def _metric_families(self):
         """Queue counters as last sampled (every check_interval)."""
@@ -233,7 +231,7 @@ class Qos(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = QosSwitch(datapath)
-        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        self.send(datapath, ofcompile.port_desc_request(datapath))
         if self.watcher is None:
             self.watcher = self.spawn(self._watch)
 
@@ -343,7 +341,7 @@ class Qos(southbound.SdnApp):
                                      f"fit: {'; '.join(why)}; delete or change them first")
 
     def save(self, trial):
-        rest.persist(self.store, trial)
+        self.revision = rest.persist(self.store, trial, self.revision)
         self.overrides = trial
 
     def change_port(self, switch, number, body):

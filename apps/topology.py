@@ -22,15 +22,13 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, drawing, events, ofcompile, pipeline, readback, reload, rest,
-                        southbound)
+from controller import config, drawing, events, ofcompile, pipeline, readback, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
 from flows.spec import Owner
 
 
 class Topology(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
     _EVENTS = [events.EventTopology]
     BUILDS_FABRIC = True   # the bond app leaves its bridges in this fabric (apps/bond.py)
 
@@ -53,8 +51,8 @@ class Topology(southbound.SdnApp):
         # _refresh runs from event handlers and from the discovery loop (two greenlets);
         # a send that blocks must not let the other push a diff against stale guards
         self._refreshing = hub.Semaphore(1)
-        rest.register(kwargs["wsgi"], TopologyRest, self)
-        reload.participate(  # timings only: the next discovery round uses them
+        self.runtime.register(kwargs["wsgi"], TopologyRest, self)
+        self.runtime.reload.participate(  # timings only: the next discovery round uses them
             "topology", lambda data: config.section(topology.TopologySettings, "topology", data),
             lambda settings: setattr(self, "settings", settings))
         self.watch_canaries(topology.APP, lambda: [s.datapath for d, s in self.switches.items()
@@ -71,7 +69,7 @@ class Topology(southbound.SdnApp):
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.live[datapath.id] = {}
         self.described.discard(datapath.id)
-        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        self.send(datapath, ofcompile.port_desc_request(datapath))
         hub.spawn(self._reconcile, self.switches[datapath.id])
 
     def _reconcile(self, switch):
@@ -98,7 +96,7 @@ class Topology(southbound.SdnApp):
             self.guards[datapath.id] = guard
             if not guard:  # floods nothing until the fabric knows it
                 self.guards[datapath.id] = topology.flood_guard(self.fabric, datapath.id)
-                southbound.push(datapath, self.guards[datapath.id])
+                self.push(datapath, self.guards[datapath.id])
         trap = [stat for spec, stat in installed
                 if spec.owner in (topology.DISCOVERY, pipeline.canary_owner(topology.APP))]
         southbound.reconcile(self, datapath, readback.flow_entries(trap),
@@ -172,7 +170,7 @@ class Topology(southbound.SdnApp):
     # --- discovery --------------------------------------------------------------------
 
     def _send_lldp(self, datapath, port):
-        southbound.send(datapath, ofcompile.packet_out(
+        self.send(datapath, ofcompile.packet_out(
             datapath, port, lldp.frame(datapath.id, port)))
 
     def _discover(self):
@@ -233,7 +231,7 @@ class Topology(southbound.SdnApp):
             changes = diff.plan_changes(self.guards[dpid], guard)  # [] when in step
             self.guards[dpid] = guard
             if changes:
-                southbound.push(switch.datapath, changes)
+                self.push(switch.datapath, changes)
         if changed:
             self.send_event_to_observers(events.EventTopology(fabric))
 

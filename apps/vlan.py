@@ -21,33 +21,34 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, pipeline, reload, rest, southbound, state
+from controller import config, events, ofcompile, pipeline, rest, southbound, state
 from controller.ports import SwitchPorts
 from flows import diff, vlan
 from flows.spec import Owner
 
 
 class Vlan(southbound.SdnApp):
-    _CONTEXTS = {"wsgi": rest.WSGIApplication}
     _EVENTS = [events.EventPortVlans]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(vlan.VlanSettings, "vlan")
-            self.store = state.StateStore("vlan")
-            self.overrides = self.store.load()  # {"%016x": {"port": settings or None}}
+            self.store = self.runtime.state("vlan")
+            # {"%016x": {"port": settings or None}}
+            self.overrides, self.revision = self.store.load()
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"vlan: {err}") from None
         self.switches = {}
         self.plans = {}     # dpid -> the plan last pushed
         self.fabric = None  # set when the topology app runs: flood along its tree only
-        rest.register(kwargs["wsgi"], VlanRest, self)
+        self.runtime.register(kwargs["wsgi"], VlanRest, self)
         self.watch_canaries(vlan.APP, lambda: [s.datapath for dpid, s in self.switches.items()
                                                if dpid in self.plans], self._wiped)
         self.contribute_metrics(vlan.APP, lambda: [s.datapath for s in self.switches.values()])
-        reload.participate("vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
-                           self.apply_settings)
+        self.runtime.reload.participate(
+            "vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
+            self.apply_settings)
 
     def apply_settings(self, settings):
         """A reloaded config: every switch gets its new plan (only what differs)."""
@@ -84,7 +85,7 @@ class Vlan(southbound.SdnApp):
         else:
             changes = diff.plan_changes(previous, plan)
             if changes:
-                southbound.push(switch.datapath, changes)
+                self.push(switch.datapath, changes)
         self.send_event_to_observers(events.EventPortVlans(
             switch.datapath.id, vlan.untagged_egress_pairs(ports)))
 
@@ -104,8 +105,8 @@ class Vlan(southbound.SdnApp):
         except southbound.SwitchTimeout as err:
             self.logger.warning("vlan: switch %016x: %s; replacing its entries",
                                 datapath.id, err)
-            southbound.push(datapath, vlan.forget_everything() + pipeline.table_misses()
-                            + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
+            self.push(datapath, vlan.forget_everything() + pipeline.table_misses()
+                      + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
 
     # --- switch events -------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class Vlan(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.plans.pop(datapath.id, None)  # reconnected: start from a clean slate
-        southbound.send(datapath, ofcompile.port_desc_request(datapath))
+        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
@@ -173,7 +174,7 @@ class Vlan(southbound.SdnApp):
                 raise rest.ApiError(400, str(err)) from None
         overrides = {k: dict(v) for k, v in self.overrides.items()}
         overrides.setdefault("%016x" % switch.datapath.id, {})[str(number)] = body
-        rest.persist(self.store, overrides)
+        self.revision = rest.persist(self.store, overrides, self.revision)
         self.overrides = overrides
         self.program(switch)
 

@@ -30,9 +30,9 @@ class FlowInstallBench(southbound.SdnApp):
 
     def _install(self, datapath):
         hub.sleep(1.0)  # past the handshake
-        southbound.push(datapath, [FlowDelete(l2.HOSTS)])
+        self.push(datapath, [FlowDelete(l2.HOSTS)])
         self.confirm(datapath)
         start = time.monotonic()
-        southbound.push(datapath, bench_flows(COUNT), barrier=False)
+        self.push(datapath, bench_flows(COUNT), barrier=False)
         self.confirm(datapath, timeout=120)
         self.logger.info("FLOW_INSTALL flows=%d seconds=%.4f", COUNT, time.monotonic() - start)

@@ -14,23 +14,54 @@ from typing import Callable, Dict, Iterable, Optional
 
 LOG = logging.getLogger(__name__)
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
-_owners: Dict[int, str] = {}
-_named: Dict[str, str] = {}        # bridge name -> app
-_names: Dict[int, Optional[str]] = {}   # datapath id -> bridge name (None: unknown)
-_resolver: Optional[Callable[[int], str]] = None
 
 
-def claim(app: str, dpids: Iterable[int]) -> None:
-    """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
-    _replace(_owners, app, dpids, lambda dpid: f"switch {dpid:016x}")
+class Claims:
+    """The claims of one ryu-manager's apps (held by its controller.runtime.Runtime)."""
 
+    def __init__(self):
+        self._owners: Dict[int, str] = {}
+        self._named: Dict[str, str] = {}        # bridge name -> app
+        self._names: Dict[int, Optional[str]] = {}   # datapath id -> bridge name (None: unknown)
+        self._resolver: Optional[Callable[[int], str]] = None
 
-def claim_names(app: str, names: Iterable[str], resolver: Callable[[int], str]) -> None:
-    """`app` owns exactly the bridges called `names` (besides its datapath ids);
-    `resolver(dpid)` names a connecting switch's bridge (raises when it cannot)."""
-    global _resolver
-    _replace(_named, app, names, lambda name: f"bridge {name}")
-    _resolver = resolver
+    def claim(self, app: str, dpids: Iterable[int]) -> None:
+        """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
+        _replace(self._owners, app, dpids, lambda dpid: f"switch {dpid:016x}")
+
+    def claim_names(self, app: str, names: Iterable[str],
+                    resolver: Callable[[int], str]) -> None:
+        """`app` owns exactly the bridges called `names` (besides its datapath ids);
+        `resolver(dpid)` names a connecting switch's bridge (raises when it cannot)."""
+        _replace(self._named, app, names, lambda name: f"bridge {name}")
+        self._resolver = resolver
+
+    def owner(self, dpid: int) -> Optional[str]:
+        holder = self._owners.get(dpid)
+        if holder is None and self._named and dpid is not None:
+            holder = self._named.get(self._bridge_name(dpid))
+        return holder
+
+    def forget_name(self, dpid: Optional[int]) -> None:
+        """A switch's connection ended: the next one may be another bridge with that id."""
+        self._names.pop(dpid, None)
+
+    def _bridge_name(self, dpid: int) -> Optional[str]:
+        """Asked once per connection: every event of every app comes here, so a lookup
+        that failed (no such bridge in OVSDB, OVSDB away) is not repeated per event; the
+        switch is then nobody's by name until it connects again."""
+        if dpid not in self._names:
+            try:
+                self._names[dpid] = self._resolver(dpid)
+            except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
+                LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
+                self._names[dpid] = None
+        return self._names[dpid]
+
+    def leaves_alone(self, app: str, dpid: Optional[int]) -> bool:
+        """Whether `app` must ignore switch `dpid` (another app owns it)."""
+        holder = self.owner(dpid) if dpid is not None else None
+        return holder is not None and holder != app
 
 
 def _replace(registry, app, keys, describe):
@@ -43,34 +74,3 @@ def _replace(registry, app, keys, describe):
     for key in [k for k, holder in registry.items() if holder == app]:
         del registry[key]
     registry.update(dict.fromkeys(keys, app))
-
-
-def owner(dpid: int) -> Optional[str]:
-    holder = _owners.get(dpid)
-    if holder is None and _named and dpid is not None:
-        holder = _named.get(_bridge_name(dpid))
-    return holder
-
-
-def forget_name(dpid: Optional[int]) -> None:
-    """A switch's connection ended: the next one may be another bridge with that id."""
-    _names.pop(dpid, None)
-
-
-def _bridge_name(dpid: int) -> Optional[str]:
-    """Asked once per connection: every event of every app comes here, so a lookup
-    that failed (no such bridge in OVSDB, OVSDB away) is not repeated per event; the
-    switch is then nobody's by name until it connects again."""
-    if dpid not in _names:
-        try:
-            _names[dpid] = _resolver(dpid)
-        except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
-            LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
-            _names[dpid] = None
-    return _names[dpid]
-
-
-def leaves_alone(app: str, dpid: Optional[int]) -> bool:
-    """Whether `app` must ignore switch `dpid` (another app owns it)."""
-    holder = owner(dpid) if dpid is not None else None
-    return holder is not None and holder != app

@@ -130,11 +130,15 @@ if not getattr(WSGIApplication.__call__, "sdn_guard", False):
     WSGIApplication.__call__ = _answer_500_as_json(WSGIApplication.__call__)
 
 
-def persist(store, data) -> None:
-    """Save REST state; a store that cannot write is the server's failure (500), and
-    the caller's running state stays as it was."""
+def persist(store, data, revision) -> int:
+    """Save REST state over `revision` (what the caller loaded or last saved) and
+    return the new revision. Another writer's save meanwhile is a conflict (409); a
+    store that cannot write is the server's failure (500). Either way nothing was
+    saved and the caller's running state stays as it was."""
     try:
-        store.save(data)
+        return store.save(data, revision)
+    except state.StateConflict as err:
+        raise ApiError(409, str(err)) from None
     except state.StateError as err:
         raise ApiError(500, str(err)) from None
 
@@ -190,7 +194,9 @@ def register(wsgi: WSGIApplication, controller_cls, data):
 
     Each path gets a method-less route after its real ones (answering 405), and
     the catch-all 404 is moved to the end so it never shadows another app's
-    routes registered later. A bad `api` config section stops the app.
+    routes registered later. A bad `api` config section stops the app. (The
+    runtime's own routes come from controller/runtime.py: this module imports no
+    module that builds on it.)
     """
     try:  # one `api` section for every app's routes (controller/reload.py replaces it)
         AppController.api_settings = config.section(ApiSettings, "api")
@@ -207,9 +213,6 @@ def register(wsgi: WSGIApplication, controller_cls, data):
         wsgi.mapper.connect(f"405:{path}", path, controller=_Fallback,
                             action="method_not_allowed", allow=", ".join(sorted(methods)),
                             requirements=dict(requirements))
-    if controller_cls.__module__ != "controller.runtime_api":
-        from controller import runtime_api  # imported here: it builds on this module
-        runtime_api.serve(wsgi)
     catch_all = [r for r in wsgi.mapper.matchlist if r.name == _NOT_FOUND_ROUTE]
     if not catch_all:
         wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:.*}", controller=_Fallback,

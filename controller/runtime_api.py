@@ -1,7 +1,7 @@
 """The runtime's own REST routes, next to every app's: the API's OpenAPI document,
-config status and reload, and Prometheus metrics. `rest.register` serves them on
-every WSGI application an app registers with (once each)."""
-import weakref
+config status and reload, readiness per switch, and Prometheus metrics. The runtime
+(controller/runtime.py, the registered `data`) serves them on every WSGI application
+an app registers with (once each)."""
 from pathlib import Path
 
 import webob
@@ -10,31 +10,30 @@ import yaml
 from controller import metrics, reload, rest
 
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
-_served = weakref.WeakSet()
-
-
-def serve(wsgi) -> None:
-    if wsgi not in _served:
-        _served.add(wsgi)
-        rest.register(wsgi, RuntimeRest, None)
 
 
 class RuntimeRest(rest.AppController):
+    """`self.app` is the Runtime."""
+
     @rest.api("openapi", "/v1/openapi.json", methods=["GET"])
     def openapi(self, req, **_):
         return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
 
     @rest.api("config", "/v1/config", methods=["GET"])
     def get_config(self, req, **_):
-        return reload.status()
+        return self.app.reload.status()
 
     @rest.api("config_reload", "/v1/config/reload", methods=["POST"])
     def post_reload(self, req, **_):
-        result = reload.reload()
+        result = self.app.reload.reload()
         if not result["ok"]:
             raise rest.ApiError(400, f"{reload.REFUSED_MARK}, the running config stays: "
                                      f"{result['last_error']}")
         return result
+
+    @rest.api("runtime_switches", "/v1/runtime/switches", methods=["GET"])
+    def get_switches(self, req, **_):
+        return self.app.readiness.describe()
 
     @rest.api("metrics", "/metrics", methods=["GET"])
     def get_metrics(self, req, **_):

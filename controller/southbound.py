@@ -1,9 +1,10 @@
-"""The one place that sends messages to switches.
+"""How apps talk to switches: the app base (`SdnApp`) and the push of specs.
 
-Apps hand over specs; this compiles and sends them in order, with a barrier between
-deletes and the adds that follow (OpenFlow lets a switch reorder messages that no
-barrier separates) and one at the end. Request/reply (flow stats) is matched by xid
-in `SdnApp.request`.
+Apps hand over specs; this compiles them and hands them, in order, to the runtime's
+one sender (controller/runtime.py `Runtime.send`), with a barrier between deletes and
+the adds that follow (OpenFlow lets a switch reorder messages that no barrier
+separates) and one at the end. Request/reply (flow stats) is matched by xid in
+`SdnApp.request`. Apps send through `SdnApp.push` and `SdnApp.send` only.
 """
 import collections
 import dataclasses
@@ -18,8 +19,9 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (channel, claims, config, fastparse, metrics, ofcompile, ofguard,
-                        pipeline, readback, reload)
+from controller import (channel, config, fastparse, metrics, ofcompile, ofguard, pipeline,
+                        readback, rest, runtime)
+from controller.claims import LEFT_ALONE_MARK
 from flows import diff
 from flows.spec import Owner
 
@@ -34,10 +36,10 @@ class SwitchTimeout(RuntimeError):
     pass
 
 
-def push(datapath, items, barrier=True):
-    """Send specs/deletes in order; deletes are finished before later adds start."""
+def push(sender, datapath, items, barrier=True) -> bool:
+    """Send specs/deletes in order through `sender` (the Runtime); deletes are finished
+    before later adds start. True when sent (False: the runtime may not write there)."""
     messages, previous_was_delete = [], False
-    _count_flow_mods(getattr(item, "owner", None) for item in items)
     for item, message in zip(items, ofcompile.compile_all(datapath, items)):
         is_delete = isinstance(item, ofcompile.DELETES)
         if previous_was_delete and not is_delete:
@@ -46,7 +48,10 @@ def push(datapath, items, barrier=True):
         previous_was_delete = is_delete
     if barrier:
         messages.append(ofcompile.barrier(datapath))
-    _send_together(datapath, messages)
+    if not sender.send(datapath, messages):
+        return False
+    _count_flow_mods(getattr(item, "owner", None) for item in items)
+    return True
 
 
 def _count_flow_mods(owners):
@@ -55,27 +60,6 @@ def _count_flow_mods(owners):
     counts = collections.Counter(owner.app for owner in owners if owner is not None)
     for app, count in counts.items():
         metrics.FLOW_MODS.labels(app).inc(count)
-
-
-def _send_together(datapath, messages):
-    """One write for the lot: Ryu's Datapath queues every send on its own (a semaphore,
-    a queue hand-off and a socket write each), which was a third of the cost of
-    learning a MAC. Test doubles without `send` get the messages one by one."""
-    if len(messages) < 2 or not hasattr(datapath, "send"):
-        for message in messages:
-            datapath.send_msg(message)
-        return
-    buf = bytearray()
-    for message in messages:
-        if message.xid is None:
-            datapath.set_xid(message)
-        message.serialize()
-        buf += message.buf
-    datapath.send(bytes(buf))
-
-
-def send(datapath, message):
-    datapath.send_msg(message)
 
 
 def request_flows(app, datapath, owner, table=None):
@@ -117,13 +101,17 @@ def reconcile(app, datapath, installed, desired):
     app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added or changed, "
                     "%d stale removed", app.name, datapath.id, len(wanted) - len(adds),
                     len(adds), len(stale))
+    sent = True
     if specs:
-        push(datapath, specs, barrier=False)
-        app.confirm(datapath)
-    if stale:
-        _count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale if e.kind == "flow")
-        _send_together(datapath, [readback.removal(datapath, e) for e in stale])
-        app.confirm(datapath)
+        sent = app.push(datapath, specs, barrier=False) and app.confirm(datapath)
+    if stale and sent:
+        sent = app.runtime.send(datapath, [readback.removal(datapath, e) for e in stale])
+        if sent:
+            _count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale
+                             if e.kind == "flow")
+            app.confirm(datapath)
+    if sent:   # readiness (GET /v1/runtime/switches) says so from now on
+        app.runtime.readiness.mark(app.name, datapath, runtime.RECONCILED)
     return adds, stale
 
 
@@ -152,8 +140,10 @@ def _openflow_settings(data):
 
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
-    multipart requests get their replies."""
+    multipart requests get their replies. ryu-manager hands every app the same
+    `runtime` (controller/runtime.py) and `wsgi` (the REST server)."""
     OFP_VERSIONS = [ofp.OFP_VERSION]
+    _CONTEXTS = {"wsgi": rest.WSGIApplication, "runtime": runtime.Runtime}
     # True for an app that makes every switch's flooding loop-free (the topology app):
     # with one loaded, apps that would otherwise take a switch for NORMAL switching
     # leave it in the fabric instead (see fabric_loaded)
@@ -161,11 +151,14 @@ class SdnApp(app_manager.RyuApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # ryu-manager passes the shared one; an app built alone (unit tests) has its own
+        self.runtime = kwargs.get("runtime") or runtime.Runtime()
+        self.runtime.readiness.join(self.name)
         try:  # before any app starts: the OpenFlow listener binds after all are built
             ofguard.configure(_openflow_settings(None))
         except config.ConfigError as err:
             raise SystemExit(f"openflow: {err}") from None
-        reload.participate("openflow", _openflow_settings, ofguard.configure)
+        self.runtime.reload.participate("openflow", _openflow_settings, ofguard.configure)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
 
     def get_handlers(self, ev, state=None):
@@ -173,13 +166,18 @@ class SdnApp(app_manager.RyuApp):
         (controller/claims.py). A connection's end always gets through: an app that
         had the switch before it was claimed must still forget it."""
         gone = isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER
-        dpid = _dpid_of(ev)
+        features = isinstance(ev, ofp_event.EventOFPSwitchFeatures)
+        dpid, claims, readiness = _dpid_of(ev), self.runtime.claims, self.runtime.readiness
+        if features:
+            readiness.connected(ev.msg.datapath)
         if gone:
             claims.forget_name(dpid)
+            readiness.gone(ev.datapath)
         elif claims.leaves_alone(self.name, dpid):
-            if isinstance(ev, ofp_event.EventOFPSwitchFeatures):
+            if features:
                 self.logger.info("%s: %s switch %016x: it is %s's", self.name,
-                                 claims.LEFT_ALONE_MARK, dpid, claims.owner(dpid))
+                                 LEFT_ALONE_MARK, dpid, claims.owner(dpid))
+                self.leave_alone(ev.msg.datapath)
             return []
         return super().get_handlers(ev, state)
 
@@ -189,7 +187,7 @@ class SdnApp(app_manager.RyuApp):
         done, bodies = hub.Event(), []
         self._waiting[message.xid] = (done, bodies)
         try:
-            datapath.send_msg(message)
+            self.runtime.send(datapath, [message])   # a read: always sent
             if not done.wait(timeout=timeout):
                 raise SwitchTimeout(f"switch {datapath.id:016x} did not answer "
                                     f"{type(message).__name__} within {timeout} s")
@@ -273,22 +271,40 @@ class SdnApp(app_manager.RyuApp):
         except SwitchTimeout as err:
             self.logger.warning("%s: switch %016x: %s; replacing its entries", self.name,
                                 datapath.id or 0, err)
-            push(datapath, list(forget) + list(desired))
+            if self.push(datapath, list(forget) + list(desired)):
+                self.runtime.readiness.mark(self.name, datapath, runtime.RECONCILED)
             return None
 
     def confirm(self, datapath, timeout=10.0):
-        """Send a barrier and wait for its reply: everything sent before it is done."""
+        """Send a barrier and wait for its reply: everything sent before it is done.
+        False when the runtime may not write to the switch (nothing to wait for)."""
         message = ofcompile.barrier(datapath)
         datapath.set_xid(message)
         done = hub.Event()
         self._waiting[message.xid] = (done, [])
         try:
-            datapath.send_msg(message)
+            if not self.runtime.send(datapath, [message]):
+                return False
             if not done.wait(timeout=timeout):
                 raise SwitchTimeout(f"switch {datapath.id:016x} did not confirm a barrier "
                                     f"within {timeout} s")
+            return True
         finally:
             self._waiting.pop(message.xid, None)
+
+    def push(self, datapath, items, barrier=True) -> bool:
+        """Send specs and deletes to the switch (see the module's `push`)."""
+        return push(self.runtime, datapath, items, barrier)
+
+    def leave_alone(self, datapath):
+        """This app has nothing to do on the switch: its readiness waits for it no more
+        (a switch another app claims is left alone by `get_handlers`)."""
+        self.runtime.readiness.mark(self.name, datapath, runtime.LEFT_ALONE)
+
+    def send(self, datapath, message) -> bool:
+        """Send one message the app built with controller.ofcompile (a packet-out, a
+        request, a switch setting)."""
+        return self.runtime.send(datapath, [message])
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier_reply(self, ev):

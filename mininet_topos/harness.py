@@ -142,24 +142,26 @@ class Controller:
             except ValueError:
                 return err.code, raw.decode(errors="replace")
 
-    # apps that reconcile every switch of a Mininet network when it connects (the
-    # overlay's bridges live in the hypervisors' own OVS instances)
-    RECONCILING = ("l2_switch", "vlan", "qos", "lb", "topology", "bond")
+    def reconciled_switches(self):
+        """Datapath ids (16 hex digits) of the connected switches every app has
+        reconciled or left alone, as the controller says (GET /v1/runtime/switches)."""
+        try:
+            status, switches = self.rest("GET", "/v1/runtime/switches", timeout=2)
+        except OSError:
+            return set()
+        if status != 200:
+            return set()
+        return {entry["dpid"] for entry in switches if entry["reconciled"]}
 
     def wait_reconciled(self, network, timeout=10):
-        """Until each app has logged its reconciliation of every switch: OVS says a switch
-        is connected before the apps have installed anything (with fail_mode secure it
-        forwards nothing until then). Gives up quietly after `timeout` (a test then
-        sees what is missing)."""
-        apps = [a for a in self.RECONCILING if any(p.endswith(f"{a}.py") for p in self.apps)]
-        wanted = {switch.dpid: len(apps) for switch in network.switches}
-
-        def done():   # an app leaves a switch another app owns (controller/claims.py)
-            text = self.log_text()
-            return all(text.count(f"reconciled switch {dpid}")
-                       + text.count(f"leaving alone switch {dpid}") >= count
-                       for dpid, count in wanted.items())
-        wait_until(done, timeout, step=0.05)
+        """Until every app has reconciled every switch of `network` the controller
+        manages (a standalone switch forwards by itself): OVS says a switch is connected
+        before the apps have installed anything (with fail_mode secure it forwards
+        nothing until then). Gives up quietly after `timeout` (a test then sees what is
+        missing)."""
+        wanted = {switch.dpid for switch in network.switches
+                  if getattr(switch, "failMode", "secure") != "standalone"}
+        wait_until(lambda: wanted <= self.reconciled_switches(), timeout, step=0.05)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -59,10 +59,11 @@ class FakeOvsdb:
         self.calls.append(args)
 
 
-def make_app(monkeypatch, **settings):
+def make_app(monkeypatch, runtime=None, **settings):
+    """`runtime`: the one another app of the same ryu-manager has (default: its own)."""
     monkeypatch.setattr(config, "load_file", lambda path=None: {"l2_switch": settings})
     wsgi = rest.WSGIApplication()
-    app = l2_switch.L2Switch(wsgi=wsgi)
+    app = l2_switch.L2Switch(wsgi=wsgi, runtime=runtime)
     app.wsgi, app.ovsdb = wsgi, FakeOvsdb()
     return app
 

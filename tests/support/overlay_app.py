@@ -29,11 +29,11 @@ class FakeOvsdb:
         return sorted(wanted)
 
 
-def make_app(monkeypatch, tmp_path, section=None):
+def make_app(monkeypatch, tmp_path, section=None, runtime=None):
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
     monkeypatch.setattr(config, "load_file", lambda path=None: {"overlay": section or {}})
     wsgi = rest.WSGIApplication()
-    app = overlay_app.Overlay(wsgi=wsgi)
+    app = overlay_app.Overlay(wsgi=wsgi, runtime=runtime)
     app.wsgi, app.spawn, app.fake_ovsdb = wsgi, lambda f, *a: f(*a), FakeOvsdb()
     app.ovsdb_of = lambda hv: app.fake_ovsdb
     return app

@@ -9,8 +9,8 @@ from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from apps import bond as bond_app
-from controller import claims, pipeline, southbound
-from controller.state import StateStore
+from controller import pipeline, southbound
+from controller.state import SqliteStateStore
 from flows import bond
 from tests.support.fakeswitch import FakeSwitch
 from tests.support import l2_app as l2_tests
@@ -61,7 +61,7 @@ def test_rest_bonds_through_ovsdb_then_forwards_and_persists(monkeypatch, tmp_pa
         app.ovsdb.calls
     (normal,) = forwards(switch)
     assert normal.instructions[0].actions[0].port == ofp.OFPP_NORMAL
-    assert StateStore("bond", tmp_path).load() == {"0000000000000001": {"s1-bond": BODY}}
+    assert SqliteStateStore("bond", tmp_path).load()[0] == {"0000000000000001": {"s1-bond": BODY}}
     status, body, _ = call(app, "GET", "/v1/bonds")
     assert [b["name"] for b in body] == ["s1-bond"]
     status, _, _ = call(app, "DELETE", "/v1/bonds/1/s1-bond")
@@ -78,7 +78,12 @@ def test_bad_rest_input_changes_nothing(monkeypatch, tmp_path, body, status, mes
     bring_up(app)
     code, reply, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(body).encode())
     assert code == status and message in reply["error"]
-    assert app.ovsdb.calls == [] and StateStore("bond", tmp_path).load() == {}
+    assert app.ovsdb.calls == [] and SqliteStateStore("bond", tmp_path).load()[0] == {}
+
+
+def owner(app, dpid):
+    """Which app owns switch `dpid` in the runtime `app` shares with the others."""
+    return app.runtime.claims.owner(dpid)
 
 
 def test_ovsdb_refusing_is_a_502_and_nothing_is_saved(monkeypatch, tmp_path):
@@ -87,7 +92,7 @@ def test_ovsdb_refusing_is_a_502_and_nothing_is_saved(monkeypatch, tmp_path):
     app.ovsdb.refuse = True
     code, reply, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())
     assert code == 502 and "OVSDB refused" in reply["error"]
-    assert StateStore("bond", tmp_path).load() == {} and forwards(switch) == []
+    assert SqliteStateStore("bond", tmp_path).load()[0] == {} and forwards(switch) == []
 
 
 def test_config_bonds_are_made_when_the_switch_connects(monkeypatch, tmp_path):
@@ -100,19 +105,19 @@ def test_config_bonds_are_made_when_the_switch_connects(monkeypatch, tmp_path):
 def test_a_bridge_bonded_over_rest_is_taken_from_the_other_apps_and_given_back(
         monkeypatch, tmp_path):
     app = make_app(monkeypatch, tmp_path)
-    learning = l2_tests.make_app(monkeypatch)           # another app in the same process
+    learning = l2_tests.make_app(monkeypatch, app.runtime)   # another app, same process
     handler.register_instance(learning)
     monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {"Bond": app, "L2Switch": learning})
     first = bring_up(app)                               # no bond yet: everybody's
-    assert claims.owner(1) is None and first.state != DEAD_DISPATCHER
+    assert owner(app, 1) is None and first.state != DEAD_DISPATCHER
     assert call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())[0] == 200
-    assert first.state == DEAD_DISPATCHER and claims.owner(1) == app.name   # taken
+    assert first.state == DEAD_DISPATCHER and owner(app, 1) == app.name   # taken
     gone = ofp_event.EventOFPStateChange(first)
     gone.state = DEAD_DISPATCHER
     app._switch_gone(gone)
 
     second = FakeSwitch(1, app)
-    southbound.push(second, [pipeline.canary("l2_switch")])   # what the learning app left
+    app.push(second, [pipeline.canary("l2_switch")])   # what the learning app left
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(second)))
     app._port_desc(port_desc(second, NAMES, "s1"))
     assert second.state != DEAD_DISPATCHER and len(forwards(second)) == 1
@@ -122,27 +127,27 @@ def test_a_bridge_bonded_over_rest_is_taken_from_the_other_apps_and_given_back(
     assert learning.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(FakeSwitch(2))))
 
     assert call(app, "DELETE", "/v1/bonds/1/s1-bond")[0] == 200   # its last bond
-    assert claims.owner(1) is None and second.state == DEAD_DISPATCHER   # theirs again
+    assert owner(app, 1) is None and second.state == DEAD_DISPATCHER   # theirs again
 
 
 def test_a_bridge_the_config_bonds_by_name_is_claimed_when_it_connects(monkeypatch, tmp_path):
     app = make_app(monkeypatch, tmp_path, {"bonds": [dict(BODY, switch="s1", name="s1-bond")]})
     monkeypatch.setattr(app_manager, "SERVICE_BRICKS",
-                        {"Bond": app, "L2Switch": l2_tests.make_app(monkeypatch)})
-    assert claims.owner(1) == app.name and claims.owner(2) is None   # OVSDB: dpid 1 is s1
+                        {"Bond": app, "L2Switch": l2_tests.make_app(monkeypatch, app.runtime)})
+    assert owner(app, 1) == app.name and owner(app, 2) is None   # OVSDB: dpid 1 is s1
     switch = bring_up(app)
     assert switch.state != DEAD_DISPATCHER and len(forwards(switch)) == 1   # no reconnect
     assert call(app, "DELETE", "/v1/bonds/1/s1-bond")[0] == 200
-    assert claims.owner(1) is None and switch.state == DEAD_DISPATCHER
+    assert owner(app, 1) is None and switch.state == DEAD_DISPATCHER
 
 
 def test_bonded_bridges_are_claimed_before_they_connect(monkeypatch, tmp_path):
-    StateStore("bond", tmp_path).save({"0000000000000003": {"s3-bond": BODY},
-                                       "0000000000000004": {"s4-bond": None}})
+    SqliteStateStore("bond", tmp_path).save({"0000000000000003": {"s3-bond": BODY},
+                                             "0000000000000004": {"s4-bond": None}}, 0)
     app = make_app(monkeypatch, tmp_path, {"bonds": [
         dict(BODY, switch=1, name="b1"), dict(BODY, switch="0000000000000002", name="b2"),
         dict(BODY, switch="s5", name="b5")]})
-    assert {d: claims.owner(d) for d in range(1, 7)} == {   # s5: by name, OVSDB names dpid 5
+    assert {d: owner(app, d) for d in range(1, 7)} == {   # s5: by name, OVSDB names dpid 5
         1: app.name, 2: app.name, 3: app.name, 4: None, 5: app.name, 6: None}
 
 
@@ -169,12 +174,12 @@ def test_with_the_topology_app_bonded_bridges_stay_in_the_fabric(monkeypatch, tm
     in_fabric(monkeypatch)
     app = make_app(monkeypatch, tmp_path, {"bonds": [
         dict(BODY, switch="s1", name="s1-bond"), dict(BODY, switch=3, name="s3-bond")]})
-    learning = l2_tests.make_app(monkeypatch)
+    learning = l2_tests.make_app(monkeypatch, app.runtime)
     handler.register_instance(learning)
     monkeypatch.setattr(app_manager, "SERVICE_BRICKS", {"Bond": app, "L2Switch": learning})
-    assert [claims.owner(dpid) for dpid in (1, 3)] == [None, None]
+    assert [owner(app, dpid) for dpid in (1, 3)] == [None, None]
     first = FakeSwitch(1, app)
-    southbound.push(first, [pipeline.canary("l2_switch")])     # the learning app's
+    app.push(first, [pipeline.canary("l2_switch")])     # the learning app's
     app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(first)))
     app._port_desc(port_desc(first, NAMES, "s1"))
     assert app.ovsdb.bonds["s1-bond"]["members"] == ["s1-eth3", "s1-eth4"]
@@ -187,7 +192,7 @@ def test_with_the_topology_app_bonded_bridges_stay_in_the_fabric(monkeypatch, tm
     app._port_desc(port_desc(second, {n: f"s2-eth{n}" for n in NAMES}, "s2"))
     assert call(app, "PUT", "/v1/bonds/2/s2-bond", json.dumps(
         dict(BODY, members=["s2-eth3", "s2-eth4"], primary="s2-eth3")).encode())[0] == 200
-    assert second.state != DEAD_DISPATCHER and claims.owner(2) is None
+    assert second.state != DEAD_DISPATCHER and owner(app, 2) is None
     assert forwards(second) == []
     status, body, _ = call(app, "GET", "/v1/bonds")
     assert {b["name"]: b["forwarding"] for b in body} == {"s1-bond": "fabric",

@@ -4,7 +4,7 @@ import pytest
 from ryu.controller import handler, ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER
 
-from controller import claims
+from controller.claims import Claims
 from tests.support import l2_app as l2_tests
 from tests.support import overlay_app as overlay_tests
 
@@ -14,6 +14,7 @@ def features(dpid):
 
 
 def test_claims_replace_an_apps_earlier_ones_and_do_not_overlap():
+    claims = Claims()
     claims.claim("Overlay", [1, 2])
     claims.claim("Overlay", [2, 3])
     assert [claims.owner(d) for d in (1, 2, 3)] == [None, "Overlay", "Overlay"]
@@ -27,7 +28,7 @@ def test_claims_replace_an_apps_earlier_ones_and_do_not_overlap():
 
 def test_the_other_apps_never_see_the_overlays_bridges(monkeypatch, tmp_path):
     overlay = overlay_tests.make_app(monkeypatch, tmp_path, overlay_tests.SECTION)
-    l2 = l2_tests.make_app(monkeypatch)
+    l2 = l2_tests.make_app(monkeypatch, overlay.runtime)   # one ryu-manager: one runtime
     for app in (overlay, l2):      # what ryu-manager does when it starts an app
         handler.register_instance(app)
     for dpid in (0x1001, 0x2001, 0x1002, 0x2002):   # hv1, hv2: br-int, br-tun
@@ -50,6 +51,7 @@ def test_name_claims_ask_the_resolver_once_per_connection_and_survive_its_failur
         if dpid == 9:
             raise RuntimeError("OVSDB is away")
         return f"s{dpid}"
+    claims = Claims()
     claims.claim_names("Bond", ["s1"], resolver)
     assert claims.owner(1) == "Bond" and claims.owner(1) == "Bond" and claims.owner(2) is None
     assert claims.owner(9) is None and claims.owner(9) is None      # unknown: not claimed

@@ -9,7 +9,7 @@ from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import pipeline
-from controller.state import StateStore
+from controller.state import SqliteStateStore
 from flows import lb, probes
 from tests.support.l2_app import Features, call
 from tests.support.lb_app import (BACKENDS, SECTION, VIP_BODY, answer_probes, arp_reply, buckets,
@@ -139,7 +139,7 @@ def test_bad_vips_are_refused_and_change_nothing(monkeypatch, tmp_path, body, st
     code, reply, _ = call(app, "POST", "/v1/lb/vips", json.dumps(body).encode())
     assert code == status and message in reply["error"], reply
     assert [v["id"] for v in call(app, "GET", "/v1/lb/vips")[1]] == [1]
-    assert StateStore("lb", tmp_path).load() == {}
+    assert SqliteStateStore("lb", tmp_path).load()[0] == {}
 
 
 def test_backend_and_vip_changes_persist(monkeypatch, tmp_path):

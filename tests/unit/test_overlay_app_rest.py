@@ -5,7 +5,7 @@ import json
 import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller.state import StateStore
+from controller.state import SqliteStateStore
 from tests.support.l2_app import call, flow_mods
 from tests.support.overlay_app import HVS, SECTION, bring_up, connect, make_app
 
@@ -57,7 +57,7 @@ def test_bad_input_is_refused_and_changes_nothing(monkeypatch, tmp_path, path, b
     code, reply, _ = call(app, "POST", f"/v1/overlay/{path}", json.dumps(body).encode())
     assert code == status and message in reply["error"], reply
     assert call(app, "GET", "/v1/overlay")[1] == before
-    assert StateStore("overlay", tmp_path).load() == {}
+    assert SqliteStateStore("overlay", tmp_path).load()[0] == {}
 
 
 def test_deletes_in_use_404s_and_persistence(monkeypatch, tmp_path):

@@ -9,7 +9,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import qos as qos_app
 from controller import pipeline
-from controller.state import StateStore
+from controller.state import SqliteStateStore
 from flows import qos
 from flows.spec import MeterRef
 from mininet_topos.topos import QOS_LAB_CONFIG
@@ -71,7 +71,7 @@ def test_bad_port_qos_is_a_400_and_changes_nothing(lab_app, tmp_path, body):
     before = list(lab_app.ovsdb.calls)
     status, reply, _ = call(lab_app, "PUT", "/v1/qos/1/s1-eth2", body)
     assert status == 400 and reply["error"]
-    assert lab_app.ovsdb.calls == before and StateStore("qos", tmp_path).load() == {}
+    assert lab_app.ovsdb.calls == before and SqliteStateStore("qos", tmp_path).load()[0] == {}
 
 
 def test_policing_via_rest_sets_ovsdb_and_a_meter_and_persists(lab_app, monkeypatch, tmp_path):
@@ -84,7 +84,7 @@ def test_policing_via_rest_sets_ovsdb_and_a_meter_and_persists(lab_app, monkeypa
     meters = [m for m in datapath.sent if isinstance(m, parser.OFPMeterMod)
               and m.command == ofp.OFPMC_ADD]
     assert [m.meter_id for m in meters] == [pipeline.meter_id(MeterRef(qos.POLICE, 1))]
-    assert StateStore("qos", tmp_path).load()["0000000000000001"]["ports"] == {
+    assert SqliteStateStore("qos", tmp_path).load()[0]["0000000000000001"]["ports"] == {
         "1": {"ingress_policing": {"rate": "5M", "burst": "500k"}}}
     again = make_app(monkeypatch, tmp_path, QOS_LAB_CONFIG["qos"])
     bring_up(again)
@@ -156,7 +156,7 @@ def test_ovsdb_refusals_are_reported_and_change_nothing(lab_app, tmp_path):
     lab_app.ovsdb.down = True
     status, reply, _ = call(lab_app, "PUT", "/v1/qos/1/s1-eth3", body)
     assert status == 502 and "cannot reach OVSDB" in reply["error"]
-    assert StateStore("qos", tmp_path).load() == {}
+    assert SqliteStateStore("qos", tmp_path).load()[0] == {}
     assert call(lab_app, "GET", "/v1/qos/1/s1-eth3")[1]["configured"] is False
 
 

@@ -5,14 +5,13 @@ import json
 import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from controller import config, reload
+from controller import config
 from tests.support.l2_app import call, flow_mods
 from tests.support.vlan_app import SECTION, bring_up, make_vlan_app
 
 
 @pytest.fixture
 def app(monkeypatch, tmp_path):
-    monkeypatch.setattr(reload, "_participants", {})
     return make_vlan_app(monkeypatch, tmp_path, SECTION)
 
 

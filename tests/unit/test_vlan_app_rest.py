@@ -5,7 +5,7 @@ import pytest
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from controller import events, pipeline
-from controller.state import StateStore
+from controller.state import SqliteStateStore
 from flows import l2
 from tests.support.l2_app import call, connect, flow_mods, make_app
 from tests.support.vlan_app import SECTION, bring_up, make_vlan_app
@@ -30,10 +30,10 @@ def test_rest_put_validates_then_applies_and_persists(monkeypatch, tmp_path):
                  b'{"trunks": [1, 1]}'):
         status, reply, _ = call(app, "PUT", path, body)
         assert status == 400 and reply["error"], body
-    assert StateStore("vlan", tmp_path).load() == {}  # nothing was stored
+    assert SqliteStateStore("vlan", tmp_path).load()[0] == {}  # nothing was stored
     status, reply, _ = call(app, "PUT", path, b'{"trunks": [30]}')
     assert status == 200 and reply["trunks"] == [30] and reply["port"] == 3
-    assert StateStore("vlan", tmp_path).load() == {
+    assert SqliteStateStore("vlan", tmp_path).load()[0] == {
         "0000000000000001": {"3": {"trunks": [30]}}}
     # a new controller process reads it back
     again = make_vlan_app(monkeypatch, tmp_path, SECTION)

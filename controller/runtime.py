@@ -1,0 +1,118 @@
+"""The runtime all apps of one ryu-manager share: one object, handed to every app as
+a Ryu context (`_CONTEXTS["runtime"]`, like `wsgi`; ryu-manager builds it once).
+
+It holds what used to be module-level registries (claims, reload participants, the
+WSGI applications that serve the runtime's routes), the readiness of each switch,
+the state store of each app, and the one sender: every message to a switch, from
+every app, leaves through `Runtime.send`, so "may this node write to this switch"
+(`may_write`, for a controller cluster: issue 12) is asked in one place.
+
+Module order (no cycles, tests/unit/test_runtime_object.py): rest is a leaf;
+reload and runtime_api build on it; this module on those; southbound on this.
+"""
+import collections
+import logging
+import weakref
+
+from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
+
+from controller import claims, reload, rest, runtime_api, state
+
+LOG = logging.getLogger(__name__)
+# asking a switch is not writing to it (an OpenFlow "slave" controller may read too)
+READS = (ofp_parser.OFPMultipartRequest,)
+
+PENDING, RECONCILED, LEFT_ALONE = "pending", "reconciled", "left alone"
+
+
+class Readiness:
+    """Which apps have made each connected switch hold what they want (reconciled) or
+    leave it to the app that owns it: GET /v1/runtime/switches. Kept per connection:
+    a switch that reconnects is pending again for every app."""
+
+    def __init__(self):
+        self.apps = []        # every app that takes switches, in the order they started
+        self._switches = {}   # dpid -> (datapath, {app: PENDING | RECONCILED | LEFT_ALONE})
+
+    def join(self, app: str) -> None:
+        if app not in self.apps:
+            self.apps.append(app)
+
+    def connected(self, datapath) -> None:
+        """A switch's features arrived (asked once per app: only the first of a
+        connection starts its entry, with every app pending)."""
+        entry = self._switches.get(datapath.id)
+        if entry is None or entry[0] is not datapath:
+            self._switches[datapath.id] = (datapath, dict.fromkeys(self.apps, PENDING))
+
+    def mark(self, app: str, datapath, how: str) -> None:
+        entry = self._switches.get(datapath.id)
+        if entry is not None and entry[0] is datapath:  # not an older connection's news
+            entry[1][app] = how
+
+    def gone(self, datapath) -> None:
+        entry = self._switches.get(datapath.id)
+        if entry is not None and entry[0] is datapath:
+            del self._switches[datapath.id]
+
+    def describe(self):
+        return [{"dpid": rest.format_dpid(dpid), "apps": dict(sorted(apps.items())),
+                 "reconciled": all(how != PENDING for how in apps.values())}
+                for dpid, (_, apps) in sorted(self._switches.items())]
+
+
+class Runtime:
+    def __init__(self, store=state.SqliteStateStore):
+        self.claims = claims.Claims()
+        self.reload = reload.Reloader()
+        self.readiness = Readiness()
+        self.refused = collections.Counter()   # dpid -> messages may_write stopped
+        self._store = store                    # app name -> its state.StateStore
+        self._served = weakref.WeakSet()       # WSGI applications with our routes
+
+    def state(self, app: str) -> state.StateStore:
+        """Where `app` keeps its REST-made document."""
+        return self._store(app)
+
+    def register(self, wsgi, controller_cls, data) -> None:
+        """An app's REST controller on `wsgi`, and the runtime's routes with it (once
+        per WSGI application)."""
+        rest.register(wsgi, controller_cls, data)
+        if wsgi not in self._served:
+            self._served.add(wsgi)
+            rest.register(wsgi, runtime_api.RuntimeRest, self)
+
+    def may_write(self, dpid: int) -> bool:
+        """Whether this node may change switch `dpid`: always, for now. A cluster
+        answers "am I this switch's master?" here."""
+        return True
+
+    def send(self, datapath, messages) -> bool:
+        """The one way out to a switch: `messages` (Ryu message objects, in order) as
+        one write, unless they change the switch and this node may not write to it.
+        True when sent."""
+        if not self.may_write(datapath.id) and \
+                not all(isinstance(message, READS) for message in messages):
+            self.refused[datapath.id] += len(messages)
+            LOG.debug("not sending %d message(s) to switch %016x: this node may not write "
+                      "to it", len(messages), datapath.id)
+            return False
+        _send_together(datapath, messages)
+        return True
+
+
+def _send_together(datapath, messages):
+    """One write for the lot: Ryu's Datapath queues every send on its own (a semaphore,
+    a queue hand-off and a socket write each), which was a third of the cost of
+    learning a MAC. Test doubles without `send` get the messages one by one."""
+    if len(messages) < 2 or not hasattr(datapath, "send"):
+        for message in messages:
+            datapath.send_msg(message)
+        return
+    buf = bytearray()
+    for message in messages:
+        if message.xid is None:
+            datapath.set_xid(message)
+        message.serialize()
+        buf += message.buf
+    datapath.send(bytes(buf))
