@@ -35,8 +35,8 @@ class Vlan(southbound.SdnApp):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(vlan.VlanSettings, "vlan")
-            self.store = state.StateStore("vlan")
-            self.overrides = self.store.load()  # {"%016x": {"port": settings or None}}
+            self.store = state.StateStore("vlan", dpid_keys=True)
+            self.overrides = self.store.load()  # {dpid: {"port": settings or None}}
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"vlan: {err}") from None
         self.switches = {}
@@ -62,7 +62,7 @@ class Vlan(southbound.SdnApp):
         """{port number: PortVlan} of explicitly configured ports: file, then REST."""
         return vlan.configured_ports(
             self.settings.ports, switch.is_named, switch.resolve,
-            self.overrides.get("%016x" % switch.datapath.id, {}),
+            self.overrides.get(switch.datapath.id, {}),
             lambda ref: self.logger.warning("vlan: %s has no port %r (config file)",
                                             switch.name, ref))
 
@@ -102,8 +102,8 @@ class Vlan(southbound.SdnApp):
                 southbound.reconcile(self, datapath, installed, pipeline.table_misses()
                                      + plan + [pipeline.canary(vlan.APP)])
         except southbound.SwitchTimeout as err:
-            self.logger.warning("vlan: switch %016x: %s; replacing its entries",
-                                datapath.id, err)
+            self.logger.warning("vlan: switch %s: %s; replacing its entries",
+                                rest.format_dpid(datapath.id), err)
             southbound.push(datapath, vlan.forget_everything() + pipeline.table_misses()
                             + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
 
@@ -172,7 +172,7 @@ class Vlan(southbound.SdnApp):
             except ValueError as err:
                 raise rest.ApiError(400, str(err)) from None
         overrides = {k: dict(v) for k, v in self.overrides.items()}
-        overrides.setdefault("%016x" % switch.datapath.id, {})[str(number)] = body
+        overrides.setdefault(switch.datapath.id, {})[str(number)] = body
         rest.persist(self.store, overrides)
         self.overrides = overrides
         self.program(switch)

@@ -12,6 +12,8 @@ turns into the name of a connecting switch (an OVSDB lookup, once per datapath i
 import logging
 from typing import Callable, Dict, Iterable, Optional
 
+from flows.dpid import format as format_dpid
+
 LOG = logging.getLogger(__name__)
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
 _owners: Dict[int, str] = {}
@@ -22,7 +24,7 @@ _resolver: Optional[Callable[[int], str]] = None
 
 def claim(app: str, dpids: Iterable[int]) -> None:
     """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
-    _replace(_owners, app, dpids, lambda dpid: f"switch {dpid:016x}")
+    _replace(_owners, app, dpids, lambda dpid: f"switch {format_dpid(dpid)}")
 
 
 def claim_names(app: str, names: Iterable[str], resolver: Callable[[int], str]) -> None:
@@ -65,7 +67,7 @@ def _bridge_name(dpid: int) -> Optional[str]:
         try:
             _names[dpid] = _resolver(dpid)
         except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
-            LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
+            LOG.warning("claims: cannot name switch %s: %s", format_dpid(dpid), err)
             _names[dpid] = None
     return _names[dpid]
 

@@ -21,6 +21,7 @@ from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 from controller import (channel, claims, config, fastparse, metrics, ofcompile, ofguard,
                         pipeline, readback, reload)
 from flows import diff
+from flows.dpid import format as format_dpid
 from flows.spec import Owner
 
 fastparse.install()  # our apps read packet-ins with the lean parser
@@ -114,9 +115,9 @@ def reconcile(app, datapath, installed, desired):
     specs = [dataclasses.replace(e.item, modify=e.slot in taken)
              for e in adds if e.kind != "flow"] + [e.item for e in adds if e.kind == "flow"]
     stale.sort(key=lambda e: e.kind != "flow")
-    app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added or changed, "
-                    "%d stale removed", app.name, datapath.id, len(wanted) - len(adds),
-                    len(adds), len(stale))
+    app.logger.info("%s: reconciled switch %s: %d entries kept, %d added or changed, "
+                    "%d stale removed", app.name, format_dpid(datapath.id),
+                    len(wanted) - len(adds), len(adds), len(stale))
     if specs:
         push(datapath, specs, barrier=False)
         app.confirm(datapath)
@@ -178,8 +179,8 @@ class SdnApp(app_manager.RyuApp):
             claims.forget_name(dpid)
         elif claims.leaves_alone(self.name, dpid):
             if isinstance(ev, ofp_event.EventOFPSwitchFeatures):
-                self.logger.info("%s: %s switch %016x: it is %s's", self.name,
-                                 claims.LEFT_ALONE_MARK, dpid, claims.owner(dpid))
+                self.logger.info("%s: %s switch %s: it is %s's", self.name,
+                                 claims.LEFT_ALONE_MARK, format_dpid(dpid), claims.owner(dpid))
             return []
         return super().get_handlers(ev, state)
 
@@ -191,7 +192,7 @@ class SdnApp(app_manager.RyuApp):
         try:
             datapath.send_msg(message)
             if not done.wait(timeout=timeout):
-                raise SwitchTimeout(f"switch {datapath.id:016x} did not answer "
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id)} did not answer "
                                     f"{type(message).__name__} within {timeout} s")
             return bodies
         finally:
@@ -229,8 +230,8 @@ class SdnApp(app_manager.RyuApp):
                 hub.sleep(self.CANARY_INTERVAL_S)
                 for datapath in list(watched()):
                     if self.canary_gone(app, datapath):
-                        self.logger.warning("%s: switch %016x lost its entries (canary gone): "
-                                            "putting them back", app, datapath.id)
+                        self.logger.warning("%s: switch %s lost its entries (canary gone): "
+                                            "putting them back", app, format_dpid(datapath.id))
                         on_lost(datapath)
         return hub.spawn(canary_loop)
 
@@ -258,7 +259,7 @@ class SdnApp(app_manager.RyuApp):
         deadline = time.monotonic() + timeout
         while datapath.state != MAIN_DISPATCHER:
             if datapath.state == DEAD_DISPATCHER or time.monotonic() > deadline:
-                raise SwitchTimeout(f"switch {datapath.id or 0:016x} did not become ready")
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id or 0)} did not become ready")
             hub.sleep(0.02)
 
     def converge(self, datapath, owners, desired, forget, skip=(), groups=False,
@@ -271,8 +272,8 @@ class SdnApp(app_manager.RyuApp):
             installed = read_entries(self, datapath, owners, skip, groups, meters)
             return reconcile(self, datapath, installed, desired)
         except SwitchTimeout as err:
-            self.logger.warning("%s: switch %016x: %s; replacing its entries", self.name,
-                                datapath.id or 0, err)
+            self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
+                                format_dpid(datapath.id or 0), err)
             push(datapath, list(forget) + list(desired))
             return None
 
@@ -285,7 +286,7 @@ class SdnApp(app_manager.RyuApp):
         try:
             datapath.send_msg(message)
             if not done.wait(timeout=timeout):
-                raise SwitchTimeout(f"switch {datapath.id:016x} did not confirm a barrier "
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id)} did not confirm a barrier "
                                     f"within {timeout} s")
         finally:
             self._waiting.pop(message.xid, None)
@@ -312,5 +313,6 @@ class SdnApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _log_switch_error(self, ev):
         msg = ev.msg
-        self.logger.error("%s %016x: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
-                          msg.datapath.id or 0, msg.type, msg.code, msg.xid, msg.data[:64].hex())
+        self.logger.error("%s %s: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
+                          format_dpid(msg.datapath.id or 0), msg.type, msg.code, msg.xid,
+                          msg.data[:64].hex())

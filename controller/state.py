@@ -6,11 +6,17 @@ runs in WAL mode with synchronous=FULL: a save that returned is on disk, and a c
 (kill -9, power loss) mid-save leaves the previous document, never half of one. Each
 save is one short transaction, so apps in the same process never block each other
 for long. A `<app>.json` file from before the database is imported once.
+
+A document keyed by datapath id (`dpid_keys=True`: vlan, qos, bond) is keyed by ints
+in memory and by 16 hex digits on disk, as it always was; `load` takes any spelling
+flows/dpid.py parses, so documents written before this conversion load unchanged.
 """
 import json
 import os
 import sqlite3
 from pathlib import Path
+
+from flows import dpid
 
 ENV_VAR = "SDN_STATE_DIR"
 DEFAULT_DIR = "/var/lib/sdn-ovs-labs"
@@ -22,8 +28,9 @@ class StateError(RuntimeError):
 
 
 class StateStore:
-    def __init__(self, app: str, directory=None):
+    def __init__(self, app: str, directory=None, dpid_keys: bool = False):
         self.app = app
+        self.dpid_keys = dpid_keys
         self.directory = Path(directory or os.environ.get(ENV_VAR, DEFAULT_DIR))
         self.path = self.directory / DB_NAME
         self._db = None
@@ -70,10 +77,15 @@ class StateStore:
                              f"away to start from the config file alone") from None
         if not isinstance(data, dict):
             raise StateError(f"state of {self.app} in {where} must be a JSON object")
+        if self.dpid_keys:
+            try:
+                return dpid.int_keys(data)
+            except dpid.DpidError as err:
+                raise StateError(f"state of {self.app} in {where}: {err}") from None
         return data
 
     def save(self, data: dict) -> None:
-        document = json.dumps(data, sort_keys=True)
+        document = json.dumps(dpid.text_keys(data) if self.dpid_keys else data, sort_keys=True)
         db = self._connect(create=True)
         try:
             db.execute("INSERT INTO app_state (app, document) VALUES (?, ?) ON CONFLICT(app) "
