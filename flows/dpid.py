@@ -11,8 +11,8 @@ spellings and refuse the same ones with the same message.
     `datapath_id` column and this controller's output use;
   - "0x" or "0X" and 1 to 16 hex digits: "0xff";
   - 1 to 20 decimal digits: "255".
-A string of exactly 16 characters is always read as hex (as ovs-ofctl does), so
-"0000000000000010" is 16, not 10. Signs, spaces, underscores, an empty string and
+A string of exactly 16 characters is always read as hex (the form everything prints),
+so "0000000000000010" is 16, not 10. Signs, spaces, underscores, an empty string and
 values of 2**64 or more are refused (Python's int() would take " 1_0 ").
 
 `format` gives the 16-lowercase-hex-digit form, the one REST output and logs show.
@@ -58,7 +58,7 @@ def parse(value) -> int:
     return number
 
 
-def format(dpid: int) -> str:  # shadows the builtin here only; callers say dpid.format
+def format(dpid: int) -> str:  # shadows the builtin in this module only
     """16 lowercase hex digits: "00000000000000ff"."""
     if isinstance(dpid, bool) or not isinstance(dpid, int) or not 0 <= dpid <= MAX:
         raise DpidError(f"not a datapath id: {dpid!r}")
