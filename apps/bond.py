@@ -47,8 +47,8 @@ class Bond(southbound.SdnApp):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(bond.BondSettings, "bond")
-            self.store = self.runtime.state("bond")
-            self.overrides, self.revision = self.store.load()   # {"%016x": {name: body or None}}
+            self.store = state.DpidKeyed(self.runtime.state("bond"))
+            self.overrides, self.revision = self.store.load()   # {dpid: {name: body or None}}
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"bond: {err}") from None
         self.switches = {}
@@ -81,7 +81,7 @@ class Bond(southbound.SdnApp):
 
     def bonds_of(self, switch, overrides=None):
         """{name: flows.bond.Bond} that should be on `switch`."""
-        dpid = "%016x" % switch.datapath.id
+        dpid = switch.datapath.id
         return bond.bonds_for(self.settings, (self.overrides if overrides is None
                                               else overrides).get(dpid, {}),
                               switch.is_named, dpid)
@@ -112,7 +112,7 @@ class Bond(southbound.SdnApp):
                         self.ovsdb.delete_bond(switch.name, name, bond.APP)
             except ovsdb.OvsdbError as err:
                 switch.problems.append(str(err))
-                self.logger.error("bond %016x: %s", switch.datapath.id, err)
+                self.logger.error("bond %s: %s", rest.format_dpid(switch.datapath.id), err)
             if self.claim(switch, bool(wanted)):
                 return   # reconnecting; programmed on the new connection
             if wanted and not self.in_fabric:
@@ -147,7 +147,7 @@ class Bond(southbound.SdnApp):
             return False
         if before == bonded or not self.others_running():
             return False
-        self.logger.info("bond %016x: %s the other apps; reconnecting it", dpid,
+        self.logger.info("bond %s: %s the other apps; reconnecting it", rest.format_dpid(dpid),
                          "taken from" if bonded else "given back to")
         switch.datapath.close()
         return True
@@ -176,7 +176,7 @@ class Bond(southbound.SdnApp):
                                   labels=["dpid", "bond", "mode"])
         for dpid, switch in sorted(self.switches.items()):
             for name, want in sorted(self.bonds_of(switch).items()):
-                bonds.add_metric(["%016x" % dpid, name, want.mode], len(want.members))
+                bonds.add_metric([rest.format_dpid(dpid), name, want.mode], len(want.members))
         yield bonds
 
     # --- switch events -------------------------------------------------------------------
@@ -224,7 +224,7 @@ class Bond(southbound.SdnApp):
     def change(self, switch, name, body):
         """Set (body) or remove (None) one bond: validated, applied through OVSDB, saved;
         a refusal anywhere leaves the previous bond as it was."""
-        dpid = "%016x" % switch.datapath.id
+        dpid = switch.datapath.id
         if body is not None:
             try:
                 want = bond.bond_from_dict(dpid, name, body)

@@ -98,7 +98,8 @@ class L2Switch(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchState(datapath, self.settings)
         self._configure(datapath)
-        self.logger.info("switch %016x connected (%s learning)", datapath.id, self.settings.mode)
+        self.logger.info("switch %s connected (%s learning)", rest.format_dpid(datapath.id),
+                         self.settings.mode)
         hub.spawn(self._enforce_mac_cap, self.switches[datapath.id])  # OVSDB: off the handshake
 
     def _configure(self, datapath):
@@ -123,7 +124,8 @@ class L2Switch(southbound.SdnApp):
             installed = [pair for owner in (Owner(l2.APP), Owner("pipeline"))
                          for pair in southbound.request_flows(self, datapath, owner)]
         except southbound.SwitchTimeout as err:
-            self.logger.warning("switch %016x: %s; replacing its entries", datapath.id, err)
+            self.logger.warning("switch %s: %s; replacing its entries",
+                                rest.format_dpid(datapath.id), err)
             self.push(datapath, l2.forget_everything() + pipeline.table_misses()
                       + [pipeline.canary(l2.APP)]
                       + l2.switch_defaults(self.settings, switch.untagged))
@@ -142,8 +144,8 @@ class L2Switch(southbound.SdnApp):
                              desired + kept)
         switch.reconciled = True
         if switch.macs:
-            self.logger.info("switch %016x: %d hosts adopted from its entries", datapath.id,
-                             len(switch.macs))
+            self.logger.info("switch %s: %d hosts adopted from its entries",
+                             rest.format_dpid(datapath.id), len(switch.macs))
         if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
 
@@ -203,10 +205,12 @@ class L2Switch(southbound.SdnApp):
         except ovsdb.OvsdbError as err:
             if self.settings.mode == "reactive":
                 switch.mac_cap = "controller"
-                self.logger.debug("switch %016x: no OVSDB to clear an old cap: %s", dpid, err)
+                self.logger.debug("switch %s: no OVSDB to clear an old cap: %s",
+                                  rest.format_dpid(dpid), err)
             else:
                 switch.mac_cap = f"not enforced: {err}"
-                self.logger.warning("switch %016x: max_macs not enforced: %s", dpid, err)
+                self.logger.warning("switch %s: max_macs not enforced: %s",
+                                    rest.format_dpid(dpid), err)
 
     @set_ev_cls(events.EventPortVlans)
     def _port_vlans(self, ev):
@@ -236,7 +240,7 @@ class L2Switch(southbound.SdnApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
         if self.forget_switch(self.switches, ev.datapath):
-            self.logger.info("switch %016x disconnected", ev.datapath.id)
+            self.logger.info("switch %s disconnected", rest.format_dpid(ev.datapath.id))
 
     # --- learning (reactive mode) -------------------------------------------------
 
@@ -276,7 +280,8 @@ class L2Switch(southbound.SdnApp):
         changes = []
         if verdict == MOVED:
             changes += l2.forget_host(src, previous.port, vlan)
-            self.logger.debug("%016x: %s moved %s -> %s", dpid, src, previous.port, port)
+            self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(dpid), src,
+                              previous.port, port)
         if self.fabric is None:
             changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
                                      untagged_egress=(port, vlan) in switch.untagged)
@@ -296,13 +301,14 @@ class L2Switch(southbound.SdnApp):
         seconds = self.settings.ban_s
         switch.bans[key] = now + seconds
         if verdict == PORT_FULL:
-            self.logger.warning("switch %016x port %s: more than %d MACs; new sources there "
-                                "dropped for %d s", switch.datapath.id, port,
+            self.logger.warning("switch %s port %s: more than %d MACs; new sources there "
+                                "dropped for %d s", rest.format_dpid(switch.datapath.id), port,
                                 self.settings.max_macs_per_port, seconds)
             self.push(switch.datapath, [l2.ban_new_sources(port, seconds)], barrier=False)
             return
-        self.logger.warning("switch %016x: %s flaps between ports %s and %s; dropped for %d s",
-                            switch.datapath.id, mac, previous.port, port, seconds)
+        self.logger.warning("switch %s: %s flaps between ports %s and %s; dropped for %d s",
+                            rest.format_dpid(switch.datapath.id), mac, previous.port, port,
+                            seconds)
         changes = [l2.ban_mac(mac, vlan, seconds)]
         if switch.macs.remove(mac, previous.port, vlan):
             changes = l2.forget_host(mac, previous.port, vlan) + changes

@@ -178,9 +178,10 @@ class Lb(southbound.SdnApp):
         live = self.located(vip, switch, healthy_only=True)
         located = self.located(vip, switch, False)
         if len(lb.served_vlans(located)) > 1:
-            self.logger.warning("lb: VIP %s has backends on VLANs %s of switch %016x; a VIP's "
+            self.logger.warning("lb: VIP %s has backends on VLANs %s of switch %s; a VIP's "
                                 "clients and backends must share one VLAN", vip.vip_id,
-                                ", ".join(map(str, lb.served_vlans(located))), switch.datapath.id)
+                                ", ".join(map(str, lb.served_vlans(located))),
+                                rest.format_dpid(switch.datapath.id))
         plan = lb.vip_flows(vip, live, vip.vip_id in switch.groups, located,
                             self.untagged_on(switch.datapath.id))
         switch.groups.add(vip.vip_id)
@@ -199,7 +200,8 @@ class Lb(southbound.SdnApp):
                                                 groups=True)
             self.adopt(switch, installed)
         except southbound.SwitchTimeout as err:
-            self.logger.warning("lb: switch %016x: %s; replacing its entries", datapath.id, err)
+            self.logger.warning("lb: switch %s: %s; replacing its entries",
+                                rest.format_dpid(datapath.id), err)
         switch.groups.clear()
         switch.plans = {vip_id: self.vip_plan(vip, switch)
                         for vip_id, vip in sorted(self.vips.items())}
@@ -232,8 +234,8 @@ class Lb(southbound.SdnApp):
                 st.mac, st.dpid, st.port, st.vlan = mac, switch.datapath.id, port, vlan
             if not st.verdict:
                 st.healthy, st.verdict = (vip_id, ip) in live, True
-                self.logger.info("lb: VIP %s backend %s taken over at %016x port %s VLAN %s "
-                                 "(%s)", vip_id, ip, st.dpid, st.port, st.vlan,
+                self.logger.info("lb: VIP %s backend %s taken over at %s port %s VLAN %s "
+                                 "(%s)", vip_id, ip, rest.format_dpid(st.dpid), st.port, st.vlan,
                                  "healthy" if st.healthy else "down")
 
     # --- switch events -------------------------------------------------------------------

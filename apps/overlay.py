@@ -213,8 +213,8 @@ class Overlay(southbound.SdnApp):
         if switch is not None and switch.update_from_desc(ev.msg):
             role = self.model.role_of(switch.datapath.id)
             if role is None:
-                self.logger.info("overlay: switch %016x is no hypervisor's bridge; left alone",
-                                 switch.datapath.id)
+                self.logger.info("overlay: switch %s is no hypervisor's bridge; left alone",
+                                 rest.format_dpid(switch.datapath.id))
                 self.leave_alone(switch.datapath)
             elif role[1] == "tun":
                 self.spawn(self.apply)      # its tunnel ports may be missing

@@ -65,7 +65,8 @@ class QosSwitch(SwitchPorts):
         return self.kind == datapaths.NETDEV
 
     def dpid(self):
-        return "%016x" % self.datapath.id
+        """The datapath id as text, for REST answers and logs (keys are datapath.id)."""
+        return rest.format_dpid(self.datapath.id)
 
     def port_resolver(self):
         def resolve(ref):
@@ -81,8 +82,8 @@ class Qos(southbound.SdnApp):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(qos.QosSettings, "qos")
-            self.store = self.runtime.state("qos")
-            # {"%016x": {"ports": {"4": body or None}, "rules": {"3": body or None}}}
+            self.store = state.DpidKeyed(self.runtime.state("qos"))
+            # {dpid: {"ports": {"4": body or None}, "rules": {"3": body or None}}}
             self.overrides, self.revision = self.store.load()
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"qos: {err}") from None
@@ -128,12 +129,12 @@ class Qos(southbound.SdnApp):
 
     def bodies(self, switch, overrides, problems=None):
         """({port: body}, {rule id: body}) for `switch`, file first, REST over it."""
-        return qos.switch_bodies(self.settings, overrides.get(switch.dpid(), {}),
+        return qos.switch_bodies(self.settings, overrides.get(switch.datapath.id, {}),
                                  switch.is_named, switch.resolve, problems)
 
     def desired(self, switch, overrides=None):
         """({port: PortQos}, {rule id: Rule}, [problems]): what should be on `switch`."""
-        mine = (self.overrides if overrides is None else overrides).get(switch.dpid(), {})
+        mine = (self.overrides if overrides is None else overrides).get(switch.datapath.id, {})
         return qos.desired_state(self.settings, mine, switch.is_named, switch.resolve,
                                  switch.ports, switch.tc_classified)
 
@@ -326,7 +327,7 @@ class Qos(southbound.SdnApp):
         """A copy of the REST overrides with `changes` ({port or rule id: body or None})."""
         trial = {dpid: {k: dict(v) for k, v in mine.items()}
                  for dpid, mine in self.overrides.items()}
-        mine = trial.setdefault(switch.dpid(), {}).setdefault(key, {})
+        mine = trial.setdefault(switch.datapath.id, {}).setdefault(key, {})
         mine.update({str(ref): body for ref, body in changes.items()})
         return trial
 

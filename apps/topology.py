@@ -83,7 +83,7 @@ class Topology(southbound.SdnApp):
             self.wait_ready(datapath)
             installed = southbound.request_flows(self, datapath, Owner(topology.APP))
         except southbound.SwitchTimeout as err:
-            self.logger.warning("topology: switch %016x: %s", datapath.id, err)
+            self.logger.warning("topology: switch %s: %s", rest.format_dpid(datapath.id), err)
             installed = []
         if self.switches.get(datapath.id) is not switch:
             return  # gone again meanwhile
@@ -194,7 +194,7 @@ class Topology(southbound.SdnApp):
         known = link in self.heard
         self.heard[link] = time.monotonic()
         if not known:
-            self.logger.info("link %016x:%d - %016x:%d", *link.a, *link.b)
+            self.logger.info("link %s", link)
             self._refresh()
 
     def _is_live(self, switch_port):
@@ -204,7 +204,7 @@ class Topology(southbound.SdnApp):
     def _drop_links(self, touches):
         for link in [link for link in self.heard if touches(link.a) or touches(link.b)]:
             del self.heard[link]
-            self.logger.info("link %016x:%d - %016x:%d gone", *link.a, *link.b)
+            self.logger.info("link %s gone", link)
 
     def _refresh(self):
         """Rebuild the fabric from what discovery knows now; if it changed, move every
@@ -217,7 +217,7 @@ class Topology(southbound.SdnApp):
         for link, heard in list(self.heard.items()):
             if now - heard > self.settings.link_timeout_s:
                 del self.heard[link]
-                self.logger.info("link %016x:%d - %016x:%d timed out", *link.a, *link.b)
+                self.logger.info("link %s timed out", link)
         edge = [(dpid, port) for dpid, ports in self.live.items()
                 for port, since in ports.items() if now - since >= self.settings.edge_after_s]
         fabric = topology.build(self.switches, self.heard, edge)

@@ -34,8 +34,8 @@ class Vlan(southbound.SdnApp):
         super().__init__(*args, **kwargs)
         try:
             self.settings = config.section(vlan.VlanSettings, "vlan")
-            self.store = self.runtime.state("vlan")
-            # {"%016x": {"port": settings or None}}
+            self.store = state.DpidKeyed(self.runtime.state("vlan"))
+            # {dpid: {"port": settings or None}}
             self.overrides, self.revision = self.store.load()
         except (config.ConfigError, state.StateError) as err:
             raise SystemExit(f"vlan: {err}") from None
@@ -63,7 +63,7 @@ class Vlan(southbound.SdnApp):
         """{port number: PortVlan} of explicitly configured ports: file, then REST."""
         return vlan.configured_ports(
             self.settings.ports, switch.is_named, switch.resolve,
-            self.overrides.get("%016x" % switch.datapath.id, {}),
+            self.overrides.get(switch.datapath.id, {}),
             lambda ref: self.logger.warning("vlan: %s has no port %r (config file)",
                                             switch.name, ref))
 
@@ -103,8 +103,8 @@ class Vlan(southbound.SdnApp):
                 southbound.reconcile(self, datapath, installed, pipeline.table_misses()
                                      + plan + [pipeline.canary(vlan.APP)])
         except southbound.SwitchTimeout as err:
-            self.logger.warning("vlan: switch %016x: %s; replacing its entries",
-                                datapath.id, err)
+            self.logger.warning("vlan: switch %s: %s; replacing its entries",
+                                rest.format_dpid(datapath.id), err)
             self.push(datapath, vlan.forget_everything() + pipeline.table_misses()
                       + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
 
@@ -173,7 +173,7 @@ class Vlan(southbound.SdnApp):
             except ValueError as err:
                 raise rest.ApiError(400, str(err)) from None
         overrides = {k: dict(v) for k, v in self.overrides.items()}
-        overrides.setdefault("%016x" % switch.datapath.id, {})[str(number)] = body
+        overrides.setdefault(switch.datapath.id, {})[str(number)] = body
         self.revision = rest.persist(self.store, overrides, self.revision)
         self.overrides = overrides
         self.program(switch)

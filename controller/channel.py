@@ -27,6 +27,8 @@ from ryu.controller import controller as ryu_controller  # noqa: I100
 from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.lib import hub
 
+from flows.dpid import format as format_dpid
+
 LOG = logging.getLogger(__name__)
 REFUSED_MARK = "refused a second connection"  # tests grep logs for this
 SILENT_MARK = "did not answer an echo"        # and for this
@@ -65,8 +67,8 @@ def _alive(datapath) -> bool:
 def _claim(datapath, dpid, spawn=hub.spawn) -> bool:
     holder = _holders.get(dpid)
     if holder is not None and holder is not datapath and _alive(holder):
-        LOG.warning("%s claiming datapath %016x (from %s; it is held by %s)", REFUSED_MARK,
-                    dpid, datapath.address, holder.address)
+        LOG.warning("%s claiming datapath %s (from %s; it is held by %s)", REFUSED_MARK,
+                    format_dpid(dpid), datapath.address, holder.address)
         if holder not in _probed:
             _probed.add(holder)
             spawn(_probe, holder, dpid)
@@ -95,8 +97,8 @@ def _probe(holder, dpid, seconds=None):
         if xid in holder.unreplied_echo_requests:
             holder.unreplied_echo_requests.remove(xid)
             if _holders.get(dpid) is holder and _alive(holder):
-                LOG.warning("datapath %016x: the connection from %s %s within %.1f s while "
-                            "another claimed its id: closed", dpid, holder.address,
+                LOG.warning("datapath %s: the connection from %s %s within %.1f s while "
+                            "another claimed its id: closed", format_dpid(dpid), holder.address,
                             SILENT_MARK, PROBE_SECONDS if seconds is None else seconds)
                 holder.close()
     finally:

@@ -12,6 +12,8 @@ turns into the name of a connecting switch (an OVSDB lookup, once per datapath i
 import logging
 from typing import Callable, Dict, Iterable, Optional
 
+from flows.dpid import format as format_dpid
+
 LOG = logging.getLogger(__name__)
 LEFT_ALONE_MARK = "leaving alone"   # logged by each app that ignores a claimed switch
 
@@ -27,7 +29,7 @@ class Claims:
 
     def claim(self, app: str, dpids: Iterable[int]) -> None:
         """`app` owns exactly `dpids` from now on (its earlier claims are dropped)."""
-        _replace(self._owners, app, dpids, lambda dpid: f"switch {dpid:016x}")
+        _replace(self._owners, app, dpids, lambda dpid: f"switch {format_dpid(dpid)}")
 
     def claim_names(self, app: str, names: Iterable[str],
                     resolver: Callable[[int], str]) -> None:
@@ -54,7 +56,7 @@ class Claims:
             try:
                 self._names[dpid] = self._resolver(dpid)
             except Exception as err:  # noqa: B902 - an unknown name only means "not claimed"
-                LOG.warning("claims: cannot name switch %016x: %s", dpid, err)
+                LOG.warning("claims: cannot name switch %s: %s", format_dpid(dpid), err)
                 self._names[dpid] = None
         return self._names[dpid]
 

@@ -32,6 +32,7 @@ import warnings
 # Ryu imports eventlet, which warns on import that it is deprecated: noise in a CLI
 warnings.filterwarnings("ignore", message="Eventlet is deprecated")
 from controller import config, pipeline, plan  # noqa: E402
+from flows import dpid  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -199,7 +200,8 @@ def cmd_qos(api, args):
             return row, _qos_port_rows([row])
         switches = api.call("GET", "/v1/qos")
         if args.switch:
-            switches = [s for s in switches if int(s["dpid"], 16) == _dpid(args.switch)]
+            wanted = _dpid(args.switch)
+            switches = [s for s in switches if dpid.parse(s["dpid"]) == wanted]
         text = []
         for s in switches:
             text.append(f"switch {s['dpid']} ({s.get('datapath')} datapath): "
@@ -332,7 +334,7 @@ def cmd_plan(api, args):
         for item in filter(None, (args.ports or "").split(",")):
             number, _, name = item.partition("=")
             ports[int(number)] = name or f"{args.switch}-eth{number}"
-        switch = plan.planned_switch(args.switch, _dpid(args.dpid), ports)
+        switch = plan.planned_switch(args.switch, dpid.parse(args.dpid), ports)
         result = plan.plan(data, switch, args.datapath)
     except (config.ConfigError, ValueError) as err:
         raise UsageError(f"plan: {err}") from None
@@ -385,22 +387,22 @@ def cmd_trace(api, args):
 
 def _bridge_of(switch):
     """A bridge name as given, or the bridge whose datapath id is `switch`."""
-    try:
-        dpid = "%016x" % _dpid(switch)
-    except ValueError:
+    number = dpid.of_ref(switch)
+    if number is None:
         return switch
     found = subprocess.run(["ovs-vsctl", "--bare", "--columns=name", "find", "Bridge",
-                            f"datapath_id={dpid}"], capture_output=True, text=True)
+                            f"datapath_id={dpid.format(number)}"], capture_output=True, text=True)
     if found.returncode != 0 or not found.stdout.strip():
-        raise UsageError(f"trace: no bridge with datapath id {dpid} on this host")
+        raise UsageError(f"trace: no bridge with datapath id {dpid.format(number)} on this host")
     return found.stdout.split()[0]
 
 
 def _dpid(text):
-    """A datapath id as the API prints it (16 hex digits), as 0x..., or decimal."""
-    if text.lower().startswith("0x") or len(text) == 16:
-        return int(text, 16)
-    return int(text)
+    """A datapath id in the spellings of flows/dpid.py (those REST and config take)."""
+    try:
+        return dpid.parse(text)
+    except dpid.DpidError as err:
+        raise UsageError(str(err)) from None
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -481,8 +483,8 @@ def parser():
                                     "config file (no controller or switch needed)")
     p.add_argument("config", help="the YAML config file")
     p.add_argument("--switch", default="s1", help="the bridge's name (default s1)")
-    p.add_argument("--dpid", default="1", help="its datapath id: 16 hex digits, 0x..., or "
-                                               "decimal (default 1)")
+    p.add_argument("--dpid", default="1", help=f"its datapath id: {dpid.SPELLINGS} "
+                                               "(default 1)")
     p.add_argument("--ports", help="its ports: 1=s1-eth1,2=s1-eth2 (a bare number N is "
                                    "SWITCH-ethN)")
     p.add_argument("--datapath", choices=("netdev", "system"), default="netdev",

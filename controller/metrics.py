@@ -11,6 +11,8 @@ import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from flows.dpid import format as format_dpid
+
 LOG = logging.getLogger(__name__)
 REGISTRY = CollectorRegistry(auto_describe=False)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -57,4 +59,4 @@ def exposition() -> bytes:
 
 
 def dpid_label(dpid: int) -> str:
-    return "%016x" % dpid
+    return format_dpid(dpid)

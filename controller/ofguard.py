@@ -52,6 +52,7 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_protocol
 
 from controller import ofcheck
+from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
 PARSE_ERROR_MARK = "malformed OpenFlow message"   # tests grep logs for these
@@ -109,7 +110,7 @@ def settings() -> OpenFlowSettings:
 def _who(datapath) -> str:
     address = datapath.address
     peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-    dpid = f"datapath {datapath.id:016x}" if datapath.id is not None else "no dpid yet"
+    dpid = f"datapath {format_dpid(datapath.id)}" if datapath.id is not None else "no dpid yet"
     return f"switch at {peer} ({dpid})"
 
 

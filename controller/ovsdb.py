@@ -12,6 +12,8 @@ import os
 from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from flows.dpid import format as format_dpid
+
 DEFAULT_REMOTE = "tcp:127.0.0.1:6640"
 ENV_VAR = "SDN_OVSDB"
 OWNER_KEY = "sdn-owner"
@@ -61,18 +63,20 @@ class Ovsdb:
         return self._api
 
     def bridge_of(self, dpid: int) -> str:
-        rows = self.api().db_find("Bridge", ("datapath_id", "=", "%016x" % dpid),
+        rows = self.api().db_find("Bridge", ("datapath_id", "=", format_dpid(dpid)),
                                   columns=["name"]).execute(check_error=True)
         if not rows:
-            raise OvsdbError(f"no bridge with datapath id {dpid:016x} in OVSDB at {self.remote}")
+            raise OvsdbError(f"no bridge with datapath id {format_dpid(dpid)} in OVSDB at "
+                             f"{self.remote}")
         return rows[0]["name"]
 
     def datapath_type(self, dpid: int) -> str:
         """"netdev" (userspace) or "system" (kernel; OVSDB's empty default)."""
-        rows = self.api().db_find("Bridge", ("datapath_id", "=", "%016x" % dpid),
+        rows = self.api().db_find("Bridge", ("datapath_id", "=", format_dpid(dpid)),
                                   columns=["datapath_type"]).execute(check_error=True)
         if not rows:
-            raise OvsdbError(f"no bridge with datapath id {dpid:016x} in OVSDB at {self.remote}")
+            raise OvsdbError(f"no bridge with datapath id {format_dpid(dpid)} in OVSDB at "
+                             f"{self.remote}")
         return rows[0]["datapath_type"] or "system"
 
     # --- QoS: HTB trees (QoS + Queue rows) and ingress policing ----------------------

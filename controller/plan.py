@@ -17,6 +17,7 @@ from controller import config, ofactions, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
 from flows import bond, l2, lb, overlay, qos, vlan
+from flows.dpid import format as format_dpid
 from flows.spec import FlowSpec, GroupSpec, MeterSpec
 
 SECTIONS = {"l2_switch": l2.L2Settings, "vlan": vlan.VlanSettings, "qos": qos.QosSettings,
@@ -84,7 +85,7 @@ def plan(data, switch, datapath=NETDEV):
             item for _, vip in sorted(vips.items())
             for item in lb.vip_flows(vip, [], False, untagged=untagged)]
     if "bond" in settings:
-        bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, "%016x" % switch.datapath.id)
+        bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, switch.datapath.id)
         out["apps"]["bond"] = bond.switch_plan(list(bonds.values()), "topology" in data) + \
             [pipeline.canary(bond.APP)]
         for name, want in sorted(bonds.items()):
@@ -105,7 +106,7 @@ def _owner(settings, switch, in_fabric=False):
     if "overlay" in settings and settings["overlay"].model().role_of(dpid) is not None:
         return "overlay"
     if "bond" in settings and not in_fabric and bond.bonds_for(settings["bond"], {}, switch.is_named,
-                                             "%016x" % dpid):
+                                             dpid):
         return "bond"
     return None
 
@@ -114,8 +115,8 @@ def _plan_overlay(model, switch, out):
     dpid = switch.datapath.id
     role = model.role_of(dpid)
     if role is None:
-        out["problems"].append(f"overlay: datapath {dpid:016x} is no hypervisor's int_dpid "
-                               f"or tun_dpid")
+        out["problems"].append(f"overlay: datapath {format_dpid(dpid)} is no hypervisor's "
+                               f"int_dpid or tun_dpid")
         return
     hv, kind = role
     vlans = overlay.allocate_vlans({}, model.vnis_on(hv))   # what a fresh controller picks

@@ -2,6 +2,7 @@
 port-description replies and port-status messages, and how a reference by name
 or number (config files, REST paths) resolves."""
 from controller import ofcompile
+from flows import dpid
 
 
 class SwitchPorts:
@@ -19,8 +20,11 @@ class SwitchPorts:
         return next((no for no, name in self.ports.items() if name == ref), None)
 
     def is_named(self, ref):
-        return ref == self.datapath.id or (self.name is not None and ref == self.name) or (
-            isinstance(ref, str) and len(ref) == 16 and ref == "%016x" % self.datapath.id)
+        """A config's switch reference: the bridge's name, or its datapath id in any
+        spelling of flows/dpid.py."""
+        number = dpid.of_ref(ref)
+        return (self.name is not None and ref == self.name) or \
+            (number is not None and number == self.datapath.id)
 
     def update_from_desc(self, msg):
         """Take a port-description reply part; True once the last part arrived."""

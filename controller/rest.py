@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from controller import config, jsonbody, ryu_compat, state
+from flows import dpid
 
 ryu_compat.install()  # no-op when the venv's .pth hook already did it
 
@@ -143,20 +144,15 @@ def persist(store, data, revision) -> int:
         raise ApiError(500, str(err)) from None
 
 
-def format_dpid(dpid: int) -> str:
-    return "%016x" % dpid
+format_dpid = dpid.format  # 16 hex digits, as every edge writes it (flows/dpid.py)
 
 
 def parse_dpid(text: str) -> int:
-    """16 hex digits (Ryu's and ovs-ofctl's form) or a decimal number."""
+    """A path parameter as a datapath id, in the spellings of flows/dpid.py; else 400."""
     try:
-        if len(text) == 16:
-            return int(text, 16)
-        if text.isdigit():
-            return int(text)
-    except ValueError:
-        pass
-    raise ApiError(400, f"bad datapath id {text!r}: give 16 hex digits or a decimal number")
+        return dpid.parse(text)
+    except dpid.DpidError as err:
+        raise ApiError(400, str(err)) from None
 
 
 def parse_json_body(req):

@@ -17,6 +17,7 @@ import weakref
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
 from controller import claims, reload, rest, runtime_api, state
+from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
 # asking a switch is not writing to it (an OpenFlow "slave" controller may read too)
@@ -94,8 +95,8 @@ class Runtime:
         if not self.may_write(datapath.id) and \
                 not all(isinstance(message, READS) for message in messages):
             self.refused[datapath.id] += len(messages)
-            LOG.debug("not sending %d message(s) to switch %016x: this node may not write "
-                      "to it", len(messages), datapath.id)
+            LOG.debug("not sending %d message(s) to switch %s: this node may not write "
+                      "to it", len(messages), format_dpid(datapath.id))
             return False
         _send_together(datapath, messages)
         return True

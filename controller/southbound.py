@@ -23,6 +23,7 @@ from controller import (channel, config, fastparse, metrics, ofcompile, ofguard,
                         readback, rest, runtime)
 from controller.claims import LEFT_ALONE_MARK
 from flows import diff
+from flows.dpid import format as format_dpid
 from flows.spec import Owner
 
 fastparse.install()  # our apps read packet-ins with the lean parser
@@ -98,9 +99,9 @@ def reconcile(app, datapath, installed, desired):
     specs = [dataclasses.replace(e.item, modify=e.slot in taken)
              for e in adds if e.kind != "flow"] + [e.item for e in adds if e.kind == "flow"]
     stale.sort(key=lambda e: e.kind != "flow")
-    app.logger.info("%s: reconciled switch %016x: %d entries kept, %d added or changed, "
-                    "%d stale removed", app.name, datapath.id, len(wanted) - len(adds),
-                    len(adds), len(stale))
+    app.logger.info("%s: reconciled switch %s: %d entries kept, %d added or changed, "
+                    "%d stale removed", app.name, format_dpid(datapath.id),
+                    len(wanted) - len(adds), len(adds), len(stale))
     sent = True
     if specs:
         sent = app.push(datapath, specs, barrier=False) and app.confirm(datapath)
@@ -175,8 +176,8 @@ class SdnApp(app_manager.RyuApp):
             readiness.gone(ev.datapath)
         elif claims.leaves_alone(self.name, dpid):
             if features:
-                self.logger.info("%s: %s switch %016x: it is %s's", self.name,
-                                 LEFT_ALONE_MARK, dpid, claims.owner(dpid))
+                self.logger.info("%s: %s switch %s: it is %s's", self.name,
+                                 LEFT_ALONE_MARK, format_dpid(dpid), claims.owner(dpid))
                 self.leave_alone(ev.msg.datapath)
             return []
         return super().get_handlers(ev, state)
@@ -189,7 +190,7 @@ class SdnApp(app_manager.RyuApp):
         try:
             self.runtime.send(datapath, [message])   # a read: always sent
             if not done.wait(timeout=timeout):
-                raise SwitchTimeout(f"switch {datapath.id:016x} did not answer "
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id)} did not answer "
                                     f"{type(message).__name__} within {timeout} s")
             return bodies
         finally:
@@ -227,8 +228,8 @@ class SdnApp(app_manager.RyuApp):
                 hub.sleep(self.CANARY_INTERVAL_S)
                 for datapath in list(watched()):
                     if self.canary_gone(app, datapath):
-                        self.logger.warning("%s: switch %016x lost its entries (canary gone): "
-                                            "putting them back", app, datapath.id)
+                        self.logger.warning("%s: switch %s lost its entries (canary gone): "
+                                            "putting them back", app, format_dpid(datapath.id))
                         on_lost(datapath)
         return hub.spawn(canary_loop)
 
@@ -256,7 +257,7 @@ class SdnApp(app_manager.RyuApp):
         deadline = time.monotonic() + timeout
         while datapath.state != MAIN_DISPATCHER:
             if datapath.state == DEAD_DISPATCHER or time.monotonic() > deadline:
-                raise SwitchTimeout(f"switch {datapath.id or 0:016x} did not become ready")
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id or 0)} did not become ready")
             hub.sleep(0.02)
 
     def converge(self, datapath, owners, desired, forget, skip=(), groups=False,
@@ -269,8 +270,8 @@ class SdnApp(app_manager.RyuApp):
             installed = read_entries(self, datapath, owners, skip, groups, meters)
             return reconcile(self, datapath, installed, desired)
         except SwitchTimeout as err:
-            self.logger.warning("%s: switch %016x: %s; replacing its entries", self.name,
-                                datapath.id or 0, err)
+            self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
+                                format_dpid(datapath.id or 0), err)
             if self.push(datapath, list(forget) + list(desired)):
                 self.runtime.readiness.mark(self.name, datapath, runtime.RECONCILED)
             return None
@@ -286,7 +287,7 @@ class SdnApp(app_manager.RyuApp):
             if not self.runtime.send(datapath, [message]):
                 return False
             if not done.wait(timeout=timeout):
-                raise SwitchTimeout(f"switch {datapath.id:016x} did not confirm a barrier "
+                raise SwitchTimeout(f"switch {format_dpid(datapath.id)} did not confirm a barrier "
                                     f"within {timeout} s")
             return True
         finally:
@@ -328,5 +329,6 @@ class SdnApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _log_switch_error(self, ev):
         msg = ev.msg
-        self.logger.error("%s %016x: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
-                          msg.datapath.id or 0, msg.type, msg.code, msg.xid, msg.data[:64].hex())
+        self.logger.error("%s %s: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
+                          format_dpid(msg.datapath.id or 0), msg.type, msg.code, msg.xid,
+                          msg.data[:64].hex())

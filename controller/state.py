@@ -14,6 +14,10 @@ previous document, never half of one. Each save is one short transaction, so app
 the same process never block each other for long. A `<app>.json` file from before the
 database is imported once; a database from before revisions gets the column (its rows
 are revision 1).
+
+`DpidKeyed` wraps a store whose document is keyed by datapath id (vlan, qos, bond): ints
+in memory, 16 hex digits in the stored document as they always were; a key in any
+spelling flows/dpid.py parses loads, so documents written before load unchanged.
 """
 import abc
 import json
@@ -21,6 +25,8 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Callable, List, Tuple
+
+from flows import dpid
 
 ENV_VAR = "SDN_STATE_DIR"
 DEFAULT_DIR = "/var/lib/sdn-ovs-labs"
@@ -167,3 +173,26 @@ class SqliteStateStore(StateStore):
         self._seen = revision
         self._changed_elsewhere({} if row is None else self._parse(row[0], self.path), revision)
         return True
+
+
+class DpidKeyed(StateStore):
+    """`inner`'s document with its top-level keys as datapath ids (ints) in memory."""
+
+    def __init__(self, inner: StateStore):
+        super().__init__(inner.app)
+        self.inner = inner
+        inner.watch(lambda document, revision: self._changed_elsewhere(
+            self._ints(document), revision))
+
+    def _ints(self, document: dict) -> dict:
+        try:
+            return dpid.int_keys(document)
+        except dpid.DpidError as err:
+            raise StateError(f"state of {self.app}: {err}") from None
+
+    def load(self) -> Tuple[dict, int]:
+        document, revision = self.inner.load()
+        return self._ints(document), revision
+
+    def save(self, document: dict, expected_revision: int) -> int:
+        return self.inner.save(dpid.text_keys(document), expected_revision)

@@ -11,6 +11,7 @@ NORMAL: run the bond app alone on the bridges whose bonds it manages.
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Set, Tuple
 
+from flows import dpid
 from flows.body import only_keys
 from flows.spec import NORMAL, FlowSpec, Match, Output, Owner
 
@@ -58,7 +59,7 @@ def bond_from_dict(switch, name, body) -> Bond:
     return Bond(switch, name, tuple(members), mode, lacp, primary)
 
 
-def bonds_for(settings, overrides, is_named, dpid_text) -> Dict[str, Bond]:
+def bonds_for(settings, overrides, is_named, switch_id) -> Dict[str, Bond]:
     """{name: Bond} of one switch: the config file's bonds whose switch `is_named` this
     one, then `overrides` ({name: body or None}, from REST)."""
     bonds = {b.name: b for b in settings.bonds if is_named(b.switch)}
@@ -66,21 +67,14 @@ def bonds_for(settings, overrides, is_named, dpid_text) -> Dict[str, Bond]:
         if body is None:
             bonds.pop(name, None)
         else:
-            bonds[name] = bond_from_dict(dpid_text, name, body)
+            bonds[name] = bond_from_dict(switch_id, name, body)
     return bonds
 
 
 def switch_dpid(ref) -> Optional[int]:
-    """A config's switch reference as a datapath id when it is one (an integer or 16 hex
-    digits); a bridge name is only known once the switch has connected."""
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        return ref
-    if isinstance(ref, str) and len(ref) == 16:
-        try:
-            return int(ref, 16)
-        except ValueError:
-            return None
-    return None
+    """A config's switch reference as a datapath id when it is one (flows/dpid.py's
+    spellings); a bridge name is only known once the switch has connected."""
+    return dpid.of_ref(ref)
 
 
 def named_bridges(settings) -> Set[str]:
@@ -90,9 +84,9 @@ def named_bridges(settings) -> Set[str]:
 
 def known_bonded(settings, overrides) -> Set[int]:
     """Datapath ids that will have bonds, known before any switch connects: config bonds
-    named by datapath id, and REST bonds (`overrides`: {"%016x": {name: body or None}})."""
+    named by datapath id, and REST bonds (`overrides`: {dpid: {name: body or None}})."""
     dpids = {switch_dpid(b.switch) for b in settings.bonds} - {None}
-    dpids |= {int(dpid, 16) for dpid, bonds in overrides.items()
+    dpids |= {number for number, bonds in overrides.items()
               if any(body is not None for body in bonds.values())}
     return dpids
 

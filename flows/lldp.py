@@ -2,12 +2,14 @@
 
 The controller sends one out of every switch port; the switch at the other end of a
 link hands it back (a packet-in), which says "dpid A port p is wired to dpid B port q".
-The chassis id is "dpid:%016x" (locally assigned) and the port id the port number
+The chassis id is "dpid:" and 16 hex digits (locally assigned) and the port id the port number
 (port component, 4 bytes), the way Ryu's topology service writes them, so frames from
 another LLDP speaker (a Linux host running lldpd) simply do not parse as ours.
 """
 import struct
 from typing import Optional, Tuple
+
+from flows.dpid import format as format_dpid
 
 LLDP_MAC = "01:80:c2:00:00:0e"   # nearest bridge: never forwarded by a bridge
 ETH_TYPE_LLDP = 0x88CC
@@ -29,7 +31,7 @@ def frame(dpid: int, port: int) -> bytes:
     header = bytes.fromhex(LLDP_MAC.replace(":", "")) + bytes.fromhex(
         SOURCE_MAC.replace(":", "")) + struct.pack("!H", ETH_TYPE_LLDP)
     return header + _tlv(_CHASSIS, bytes([_LOCALLY_ASSIGNED]) + _CHASSIS_PREFIX
-                         + b"%016x" % dpid) \
+                         + format_dpid(dpid).encode("ascii")) \
         + _tlv(_PORT, bytes([_PORT_COMPONENT]) + struct.pack("!I", port)) \
         + _tlv(_TTL, struct.pack("!H", TTL_S)) + _tlv(_END, b"")
 

@@ -22,6 +22,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from flows import arp, l2, vlan
 from flows.body import only_keys
+from flows.dpid import DpidError, format as format_dpid, parse as parse_dpid
 from flows.spec import (FlowDelete, FlowSpec, Learn, Match, Output, Owner, PopVlan, PushVlan,
                         SetField)
 
@@ -68,15 +69,13 @@ class VmPort:
 
 
 def _dpid(value, what):
-    if isinstance(value, str):
-        try:
-            value = int(value, 16) if len(value) == 16 else int(value)
-        except ValueError:
-            raise ValueError(f"{what} must be 16 hex digits or a number, not {value!r}") \
-                from None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2 ** 64:
-        raise ValueError(f"{what} must be a datapath id, not {value!r}")
-    return value
+    try:
+        number = parse_dpid(value)
+    except DpidError as err:
+        raise ValueError(f"{what}: {err}") from None
+    if number == 0:  # the overlay has always refused 0 (and flows/dpid.py takes it)
+        raise ValueError(f"{what} must be a datapath id other than 0")
+    return number
 
 
 def vni_of(value) -> int:
@@ -158,8 +157,8 @@ def vm_port_to_dict(port: VmPort) -> dict:
 
 
 def hypervisor_to_dict(hv: Hypervisor) -> dict:
-    out = {"name": hv.name, "int_dpid": "%016x" % hv.int_dpid, "tun_dpid": "%016x" % hv.tun_dpid,
-           "underlay_ip": hv.underlay_ip}
+    out = {"name": hv.name, "int_dpid": format_dpid(hv.int_dpid),
+           "tun_dpid": format_dpid(hv.tun_dpid), "underlay_ip": hv.underlay_ip}
     if hv.ovsdb:
         out["ovsdb"] = hv.ovsdb
     return out
@@ -231,7 +230,7 @@ class Model:
                     raise Conflict(f"hypervisor {other.name} already has {what} {mine}")
             taken = {other.int_dpid, other.tun_dpid} & {hv.int_dpid, hv.tun_dpid}
             if taken:
-                raise Conflict(f"datapath {min(taken):016x} is already hypervisor "
+                raise Conflict(f"datapath {format_dpid(min(taken))} is already hypervisor "
                                f"{other.name}'s")
         return replace(self, hypervisors=self.hypervisors + (hv,))
 

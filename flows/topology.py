@@ -24,6 +24,7 @@ from typing import Dict, FrozenSet, Iterable, List, Tuple
 import networkx as nx
 
 from flows import lldp
+from flows.dpid import format as format_dpid
 from flows.spec import CONTROLLER, FlowSpec, Match, Output, Owner
 
 APP = "topology"
@@ -55,6 +56,9 @@ class Link:
 
     def far_end(self, dpid: int) -> int:
         return self.b[0] if self.a[0] == dpid else self.a[0]
+
+    def __str__(self):  # as the logs write a link
+        return f"{format_dpid(self.a[0])}:{self.a[1]} - {format_dpid(self.b[0])}:{self.b[1]}"
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,10 @@ def allowed_in_ports(guard: Iterable[FlowSpec]) -> FrozenSet[int]:
 def describe(fabric: Fabric) -> dict:
     """The fabric for the REST API (dpids as 16 hex digits, as everywhere else)."""
     def end(switch_port):
-        return {"dpid": "%016x" % switch_port[0], "port": switch_port[1]}
+        return {"dpid": format_dpid(switch_port[0]), "port": switch_port[1]}
 
     return {
-        "switches": ["%016x" % dpid for dpid in sorted(fabric.switches)],
+        "switches": [format_dpid(dpid) for dpid in sorted(fabric.switches)],
         "links": [{"a": end(link.a), "b": end(link.b), "in_tree": link in fabric.tree}
                   for link in sorted(fabric.links)],
         "edge_ports": [end(port) for port in sorted(fabric.edge)],

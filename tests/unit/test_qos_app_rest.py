@@ -281,3 +281,14 @@ def test_a_config_port_the_switch_lacks_is_reported_once(monkeypatch, tmp_path):
         app.watch(app.switches[1])
     (switch,) = call(app, "GET", "/v1/qos")[1]
     assert switch["problems"] == ["config: no port 's1-eth9' on this switch"]
+
+
+def test_a_controller_restarted_on_an_old_state_document_finds_its_policers(monkeypatch,
+                                                                             tmp_path):
+    """The document as a controller from before int-keyed state wrote it."""
+    SqliteStateStore("qos", tmp_path).save({"0000000000000001": {"ports": {
+        "1": {"ingress_policing": {"rate": "5M", "burst": "500k"}}}}}, 0)
+    app = make_app(monkeypatch, tmp_path, QOS_LAB_CONFIG["qos"])
+    bring_up(app)
+    assert call(app, "GET", "/v1/qos/1/s1-eth1")[1]["ingress_policing"]["rate"] == 5_000_000
+    assert app.ovsdb.policing["s1-eth1"] == (5000, 500)

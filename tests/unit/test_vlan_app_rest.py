@@ -100,3 +100,17 @@ def test_a_restarted_controller_leaves_a_correct_switch_untouched(monkeypatch, t
                         + [pipeline.canary(vlan.APP), stale])
     assert [(m.command, m.match.get("in_port")) for m in flow_mods(datapath)] == \
         [(ofp.OFPFC_DELETE_STRICT, 9)]
+
+
+def test_a_controller_restarted_on_an_old_state_document_finds_its_ports(monkeypatch, tmp_path):
+    """Documents are keyed by 16 hex digits on disk (as before datapath ids became ints
+    inside): one written by an older controller is read as it was meant."""
+    SqliteStateStore("vlan", tmp_path).save({"0000000000000001": {"3": {"trunks": [30]}},
+                                             "0000000000000002": {"1": {"tag": 40}}}, 0)
+    app = make_vlan_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app)
+    assert call(app, "GET", "/v1/switches/1/ports/uplink/vlan")[1]["trunks"] == [30]
+    assert call(app, "PUT", "/v1/switches/0x1/ports/vm2/vlan", b'{"tag": 50}')[0] == 200
+    assert SqliteStateStore("vlan", tmp_path).load()[0] == {   # switch 2's entry kept, same form
+        "0000000000000001": {"3": {"trunks": [30]}, "2": {"tag": 50}},
+        "0000000000000002": {"1": {"tag": 40}}}
