@@ -1,9 +1,10 @@
 """The one registry of action kinds: for each action of flows/spec.py (spec.ACTION_KINDS)
 how it compiles to Ryu's OpenFlow 1.3 object, decodes back from one to the spec value,
-prints in `sdn plan`, and (where controller/ofwire.py can) packs straight to bytes.
-The table simulator's half lives with it in tests (tests/support/ofsim.py), as tests
-may import Ryu-free code only from there; tests/unit/test_action_registry.py fails when
-a kind is missing from any of them.
+and (where controller/ofwire.py can) packs straight to bytes. Two halves live apart
+because of who imports them: how a kind prints (`sdn plan`) is in controller/ofprint.py,
+which the Ryu-free CLI loads, and how the table simulator runs it is in
+tests/support/ofsim.py; tests/unit/test_action_registry.py fails when a kind is missing
+from any of them.
 
 Decoders take `tables`, a function from a table number to what the decoded value names
 the table by: its name in the bridge's pipeline (ofcompile.decode_flow), or the number
@@ -175,57 +176,41 @@ def _decode_learn(action, tables):
                  action.hard_timeout, tuple(constants))
 
 
-# --- print (sdn plan, in the spirit of ovs-ofctl) --------------------------------
-
-
-def _describe_ct(action: Ct):
-    parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \
-        [f"table={action.table}"] * bool(action.table)
-    return f"ct({','.join(parts)})"
-
-
 @dataclass(frozen=True)
 class ActionKind:
     spec: type                                  # the flows.spec class
     ryu: type                                   # the Ryu class it compiles to
     compile: Callable                           # spec value -> Ryu action
     decode: Callable                            # (Ryu action, tables) -> spec value
-    describe: Callable[[object], str]           # spec value -> text
     pack: Optional[Callable] = None             # spec value -> bytes or None (ofwire)
 
 
 KINDS: Dict[type, ActionKind] = {k.spec: k for k in (
     ActionKind(Output, parser.OFPActionOutput, _compile_output, _decode_output,
-               lambda a: f"output:{a.port}", ofwire.pack_output),
+               ofwire.pack_output),
     ActionKind(SetField, parser.OFPActionSetField, _compile_set_field, _decode_set_field,
-               lambda a: f"set_field:{a.value}->{a.field}", ofwire.pack_set_field),
+               ofwire.pack_set_field),
     ActionKind(PushVlan, parser.OFPActionPushVlan, lambda a: parser.OFPActionPushVlan(a.ethertype),
-               lambda a, tables: PushVlan(a.ethertype), lambda a: "push_vlan",
-               ofwire.pack_push_vlan),
+               lambda a, tables: PushVlan(a.ethertype), ofwire.pack_push_vlan),
     ActionKind(PopVlan, parser.OFPActionPopVlan, lambda a: parser.OFPActionPopVlan(),
-               lambda a, tables: PopVlan(), lambda a: "pop_vlan", ofwire.pack_pop_vlan),
+               lambda a, tables: PopVlan(), ofwire.pack_pop_vlan),
     ActionKind(Group, parser.OFPActionGroup,
                lambda a: parser.OFPActionGroup(pipeline.group_id(a.ref)),
-               lambda a, tables: Group(group_ref(a.group_id)),
-               lambda a: f"group:{pipeline.group_id(a.ref):#x}"),
+               lambda a, tables: Group(group_ref(a.group_id))),
     ActionKind(SetQueue, parser.OFPActionSetQueue,
                lambda a: parser.OFPActionSetQueue(a.queue_id),
-               lambda a, tables: SetQueue(a.queue_id), lambda a: f"set_queue:{a.queue_id}"),
+               lambda a, tables: SetQueue(a.queue_id)),
     ActionKind(Resubmit, parser.NXActionResubmitTable,
                lambda a: parser.NXActionResubmitTable(in_port=NX_IN_PORT,
                                                       table_id=pipeline.table_id(a.table)),
                lambda a, tables: Resubmit(tables(a.table_id)) if a.in_port == NX_IN_PORT
-               else Unknown(repr(a)),
-               lambda a: f"resubmit(,{a.table})"),
+               else Unknown(repr(a))),
     ActionKind(Move, parser.NXActionRegMove,
                lambda a: parser.NXActionRegMove(src_field=a.src, dst_field=a.dst,
                                                 n_bits=_MOVE_BITS[a.src]),
-               lambda a, tables: Move(_field(a.src_field), _field(a.dst_field)),
-               lambda a: f"move:{a.src}->{a.dst}"),
-    ActionKind(Ct, parser.NXActionCT, _compile_ct, _decode_ct, _describe_ct),
-    ActionKind(Learn, parser.NXActionLearn, _compile_learn, _decode_learn,
-               lambda a: f"learn(table={a.table},"
-                         f"{','.join(f'{d}={s}' for d, s in a.matches)})"),
+               lambda a, tables: Move(_field(a.src_field), _field(a.dst_field))),
+    ActionKind(Ct, parser.NXActionCT, _compile_ct, _decode_ct),
+    ActionKind(Learn, parser.NXActionLearn, _compile_learn, _decode_learn),
 )}
 _BY_RYU = {k.ryu: k for k in KINDS.values()}
 
@@ -245,10 +230,6 @@ def decode_action(action, tables: Callable):
     """The spec value of a Ryu action (an `Unknown` for what no kind decodes)."""
     kind = _BY_RYU.get(type(action))
     return Unknown(repr(action)) if kind is None else kind.decode(action, tables)
-
-
-def describe(action) -> str:
-    return _kind(action).describe(action)
 
 
 def pack(action) -> Optional[bytes]:

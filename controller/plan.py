@@ -13,7 +13,7 @@ depends on the links LLDP finds between switches.
 """
 import types
 
-from controller import config, ofactions, pipeline
+from controller import config, ofprint, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
 from flows import bond, l2, lb, overlay, qos, vlan
@@ -170,4 +170,4 @@ def describe(item) -> str:
 
 
 def _action(action) -> str:
-    return ofactions.describe(action)   # each kind prints as its registry entry says
+    return ofprint.describe(action)   # each kind prints as its registry entry says

@@ -1,7 +1,9 @@
 """What the apps know about a connected switch's ports: numbers and names, from
 port-description replies and port-status messages, and how a reference by name
-or number (config files, REST paths) resolves."""
-from controller import ofcompile
+or number (config files, REST paths) resolves.
+
+Ryu-free at import (`sdn plan` plans a switch with SwitchPorts, and the CLI must not
+load Ryu): only the message decoders import controller.ofcompile, on first use."""
 from flows import dpid
 
 
@@ -28,6 +30,7 @@ class SwitchPorts:
 
     def update_from_desc(self, msg):
         """Take a port-description reply part; True once the last part arrived."""
+        from controller import ofcompile
         for number, name in ofcompile.decode_port_desc(msg):
             if number == ofcompile.LOCAL_PORT:
                 self.name = name
@@ -37,6 +40,7 @@ class SwitchPorts:
 
     def update_from_status(self, msg):
         """Take a port-status message; True when a port came or went."""
+        from controller import ofcompile
         number, name, deleted = ofcompile.decode_port_status(msg)
         if number == ofcompile.LOCAL_PORT:
             return False

@@ -17,7 +17,7 @@ import time
 from mininet_topos import harness
 from mininet_topos.labs import LabRun, pyplot
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
-from mininet_topos.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
+from mininet_topos.labkit.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
 
 MBIT = 1e6
 CONFIG = dict(QOS_LAB_CONFIG, l2_switch={"mode": "datapath"})

@@ -2,18 +2,20 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from mininet_topos import harness
 
 pytestmark = pytest.mark.integration
-SDN = str(Path(sys.executable).parent / "sdn")
+# the package the `sdn` console script runs (sdn.main:main, tests/unit/test_cli.py), run
+# as `python -m sdn` so that a worktree's PYTHONPATH is honoured (the installed script
+# reads its entry point from the editable install's metadata)
+SDN = [sys.executable, "-m", "sdn"]
 
 
 def sdn(controller, *args):
-    result = subprocess.run([SDN, "--url", f"http://127.0.0.1:{controller.rest_port}", *args],
+    result = subprocess.run([*SDN, "--url", f"http://127.0.0.1:{controller.rest_port}", *args],
                             capture_output=True, text=True, timeout=30)
     return result.returncode, result.stdout, result.stderr
 
@@ -43,7 +45,7 @@ def test_the_cli_shows_and_changes_vlans_on_a_live_network(vlan_pair):
     assert code == 1 and "no switch" in err and "HTTP 404" in err
     code, _, err = sdn(controller, "vlan", "set", "1", "2")                   # the CLI says no
     assert code == 2 and "--tag" in err
-    code, _, err = subprocess.run([SDN, "--url", "http://127.0.0.1:9", "switches"],
+    code, _, err = subprocess.run([*SDN, "--url", "http://127.0.0.1:9", "switches"],
                                   capture_output=True, text=True).returncode, None, None
     assert code == 3
     code, out, _ = sdn(controller, "vlan", "clear", "1", "2")

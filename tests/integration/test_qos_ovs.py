@@ -9,7 +9,7 @@ import pytest
 
 from mininet_topos import harness
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
-from mininet_topos.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
+from mininet_topos.labkit.udpcount import ALL_QUEUES_LENGTH, numbered, ping_received
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/l2_switch.py", "apps/qos.py")

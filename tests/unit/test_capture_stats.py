@@ -1,5 +1,5 @@
 """tcpdump's closing counts, as the harness reads them to refuse a lossy capture."""
-from mininet_topos.harness import capture_stats
+from mininet_topos.labkit.capture import capture_stats
 
 
 def test_tcpdump_closing_counts_are_read():

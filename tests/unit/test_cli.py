@@ -1,11 +1,15 @@
-"""controller/cli.py: argument handling, the requests it makes, tables, exit codes
-(a stub in place of HTTP; tests/integration/test_cli_ovs.py drives a live controller)."""
+"""sdn/ (the `sdn` CLI): argument handling, the requests it makes, tables, exit codes
+(a stub in place of HTTP; tests/integration/test_cli_ovs.py drives a live controller),
+and that it loads no Ryu."""
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from controller import cli
+from sdn import main as cli
 
 
 class StubApi:
@@ -102,7 +106,35 @@ def test_the_console_script_is_declared():
     import configparser
     setup = configparser.ConfigParser()
     setup.read("setup.cfg")
-    assert "sdn = controller.cli:main" in setup["options.entry_points"]["console_scripts"]
+    assert "sdn = sdn.main:main" in setup["options.entry_points"]["console_scripts"]
+
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_LOADED = ("ryu", "eventlet", "webob")
+
+
+def loaded_by(statement):
+    """Which of NOT_LOADED a fresh interpreter has in sys.modules after `statement`
+    (a subprocess: this one has Ryu loaded by other tests)."""
+    probe = ("import json, sys\n" + statement + "\nprint(json.dumps(sorted({m.split('.')[0] "
+             f"for m in sys.modules}} & set({NOT_LOADED!r}))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_cli_loads_neither_ryu_nor_eventlet(tmp_path):
+    # the probe sees them where they are loaded: the apps' compiler and REST do
+    assert loaded_by("import controller.ofcompile, controller.rest") == \
+        ["eventlet", "ryu", "webob"]
+    assert loaded_by("import sdn.main") == []
+    # `sdn plan` runs the apps' flows/ functions (controller/plan.py) in this process
+    config = tmp_path / "lab.yaml"
+    config.write_text(json.dumps({"vlan": {"ports": [{"switch": 1, "port": 2, "tag": 10}]}}))
+    assert loaded_by(f"import io, sdn.main\nout = io.StringIO()\n"
+                     f"assert sdn.main.main(['plan', {str(config)!r}, '--ports', '1,2,3'], "
+                     f"out) == 0\nassert '# vlan:' in out.getvalue(), out.getvalue()") == []
 
 
 def test_bond_set_and_show(monkeypatch):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from controller import cli, config, plan, rest
+from controller import config, plan, rest
 from controller.ports import SwitchPorts
 from controller.state import DpidKeyed, SqliteStateStore, StateError
 from flows import bond, dpid, overlay
+from sdn import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX = 2 ** 64 - 1

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from controller import cli, events, pipeline, plan, readback
+from controller import events, pipeline, plan, readback
 from flows import vlan
+from sdn import main as cli
 from flows.spec import Owner
 from tests.support import bond_app as bond_tests
 from tests.support import lb_app as lb_tests
