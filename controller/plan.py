@@ -13,7 +13,7 @@ depends on the links LLDP finds between switches.
 """
 import types
 
-from controller import config, pipeline
+from controller import config, desired_state, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
 from flows import bond, l2, lb, overlay, qos, vlan
@@ -55,8 +55,7 @@ def plan(data, switch, datapath=NETDEV):
         out["apps"]["vlan"] = pipeline.table_misses() + vlan.switch_plan(
             ports, configured, settings["vlan"].flood_vlans) + [pipeline.canary(vlan.APP)]
     if "l2_switch" in settings:
-        out["apps"]["l2_switch"] = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
-            l2.switch_defaults(settings["l2_switch"], untagged)
+        out["apps"]["l2_switch"] = desired_state.l2_switch(settings["l2_switch"], untagged)
     if "qos" in settings:
         ports, rules, problems = qos.desired_state(settings["qos"], {}, switch.is_named,
                                                    switch.resolve, switch.ports,
