@@ -8,7 +8,7 @@ app's canary (controller/pipeline.py, which flows/ may not import).
 from typing import Iterable, List, Optional, Tuple
 
 from controller import pipeline
-from flows import l2, learning
+from flows import l2, lb, lb_health, learning
 
 
 def framed(app: str, items: Iterable) -> List:
@@ -19,3 +19,8 @@ def l2_switch(settings: l2.L2Settings, untagged: Iterable[Tuple[int, int]] = (),
               dpid: Optional[int] = None) -> List:
     return framed(l2.APP, learning.desired(settings, untagged, fabric, dpid))
 
+
+
+def lb_switch(wanted: lb_health.Desired) -> List:
+    """`wanted`: lb_health.desired() for the switch (plan: no backends located yet)."""
+    return framed(lb.APP, wanted.items())

@@ -16,7 +16,7 @@ import types
 from controller import config, desired_state, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
-from flows import bond, l2, lb, overlay, qos, vlan
+from flows import bond, l2, lb, lb_health, overlay, qos, vlan
 from flows.spec import (Ct, FlowSpec, Group, GroupSpec, Learn, MeterSpec, Move, Output, PopVlan,
                         PushVlan, Resubmit, SetField, SetQueue)
 
@@ -77,12 +77,9 @@ def plan(data, switch, datapath=NETDEV):
         problems = []
         vips = lb.vips_from(settings["lb"], {}, problems)
         out["problems"] += [f"lb: {p}" for p in problems]
-        probe_ip = settings["lb"].probe_ip
-        untagged = frozenset(untagged)  # with the VLAN app: its ARP answers pop the tag
-        out["apps"]["lb"] = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
-            lb.probe_flows(probe_ip, untagged) if probe_ip else []) + [
-            item for _, vip in sorted(vips.items())
-            for item in lb.vip_flows(vip, [], False, untagged=untagged)]
+        # no backends located yet; with the VLAN app, its ARP answers pop the tag
+        out["apps"]["lb"] = desired_state.lb_switch(lb_health.desired(
+            settings["lb"], vips, {}, switch.datapath.id, untagged))
     if "bond" in settings:
         bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, "%016x" % switch.datapath.id)
         out["apps"]["bond"] = bond.switch_plan(list(bonds.values()), "topology" in data) + \
