@@ -5,10 +5,10 @@ The app's own entries come from its flows/ module's desired(); this module only 
 them with what every app's reconcile covers too, the pipeline's table misses and the
 app's canary (controller/pipeline.py, which flows/ may not import).
 """
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from controller import pipeline
-from flows import l2, lb, lb_health, learning
+from flows import l2, lb, lb_health, learning, qos, qos_sync
 
 
 def framed(app: str, items: Iterable) -> List:
@@ -24,3 +24,7 @@ def l2_switch(settings: l2.L2Settings, untagged: Iterable[Tuple[int, int]] = (),
 def lb_switch(wanted: lb_health.Desired) -> List:
     """`wanted`: lb_health.desired() for the switch (plan: no backends located yet)."""
     return framed(lb.APP, wanted.items())
+
+
+def qos_switch(ports: Dict[int, qos.PortQos], rules: Iterable, tc_classified: bool) -> List:
+    return framed(qos.APP, qos_sync.desired_flows(ports, rules, tc_classified))

@@ -16,7 +16,7 @@ import types
 from controller import config, desired_state, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
-from flows import bond, l2, lb, lb_health, overlay, qos, vlan
+from flows import bond, l2, lb, lb_health, overlay, qos, qos_sync, vlan
 from flows.spec import (Ct, FlowSpec, Group, GroupSpec, Learn, MeterSpec, Move, Output, PopVlan,
                         PushVlan, Resubmit, SetField, SetQueue)
 
@@ -61,18 +61,9 @@ def plan(data, switch, datapath=NETDEV):
                                                    switch.resolve, switch.ports,
                                                    datapath == NETDEV)
         out["problems"] += [f"qos: {p}" for p in problems]
-        out["apps"]["qos"] = pipeline.table_misses() + [pipeline.canary(qos.APP)] + \
-            qos.switch_plan(ports, rules.values(), datapath == NETDEV)
-        for number, want in sorted(ports.items()):
-            if want.queues:
-                queues = ", ".join(f"{q}: {c}" for q, c in
-                                   sorted(qos.ovsdb_queue_configs(want).items()))
-                out["ovsdb"].append(f"Port {switch.ports[number]}: QoS linux-htb "
-                                    f"max-rate={want.max_rate}, queues {{{queues}}}")
-            if want.policing:
-                rate, burst = qos.ovsdb_policing(want.policing)
-                out["ovsdb"].append(f"Interface {switch.ports[number]}: "
-                                    f"ingress_policing_rate={rate} burst={burst}")
+        out["apps"]["qos"] = desired_state.qos_switch(ports, rules.values(), datapath == NETDEV)
+        out["ovsdb"] += [qos_sync.describe(change)
+                         for change in qos_sync.fresh_ovsdb(ports, switch.ports)]
     if "lb" in settings:
         problems = []
         vips = lb.vips_from(settings["lb"], {}, problems)
