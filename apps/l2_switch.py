@@ -22,7 +22,7 @@ from ryu.lib import hub
 
 from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline, readback,
                         reload, rest, southbound)
-from flows import diff, l2, learning
+from flows import l2, learning
 from flows.mac_table import MOVED, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
 
@@ -308,16 +308,12 @@ class L2Switch(southbound.SdnApp):
         self._apply_fabric(old, ev.fabric)
 
     def _apply_fabric(self, old, fabric):
-        for dpid, switch in self.switches.items():
-            plan = l2.fabric_ports(self.settings, fabric, dpid)
-            changes = diff.plan_changes(switch.no_learn, plan)
-            switch.no_learn = plan
-            if changes:
-                southbound.push(switch.datapath, changes)
+        plans, changes = learning.refabric(self.settings, old, fabric,
+                                           {d: s.no_learn for d, s in self.switches.items()})
+        for dpid, plan in plans.items():
+            self.switches[dpid].no_learn = plan
+        self._send_each(changes)
         if self.settings.mode == "datapath":
-            if old is None or old.tree != fabric.tree:  # learned entries follow the old tree
-                for switch in self.switches.values():
-                    southbound.push(switch.datapath, [l2.forget_learned()])
             return
         self._send_each(learning.stale_routes({d: s.routes for d, s in self.switches.items()},
                                               [s.macs for s in self.switches.values()]),

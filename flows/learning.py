@@ -205,6 +205,22 @@ def forget_elsewhere(tables: Mapping[int, MacTable], mac: str, vlan: Optional[in
     return out
 
 
+def refabric(settings: l2.L2Settings, old, fabric, no_learn: Mapping[int, List]):
+    """The fabric changed from `old` (None: there was none): ({dpid: its no-learning
+    entries now}, what to send). Each switch's no-learning entries (`no_learn`: as last
+    sent) change only where they differ; in datapath mode a new flood tree flushes what
+    the switches learned along the old one."""
+    plans, out = {}, []
+    for dpid, last in no_learn.items():
+        plans[dpid] = l2.fabric_ports(settings, fabric, dpid)
+        changes = diff.plan_changes(last, plans[dpid])
+        if changes:
+            out.append((dpid, changes))
+    if settings.mode == "datapath" and (old is None or old.tree != fabric.tree):
+        out += [(dpid, [l2.forget_learned()]) for dpid in no_learn]
+    return plans, out
+
+
 def stale_routes(routes: Mapping[int, Dict], tables: Iterable[MacTable]) -> PerSwitch:
     """Routes adopted from a previous controller towards hosts no switch knows."""
     homed = {(e.vlan, e.mac) for macs in tables for e in macs.entries()}

@@ -3,7 +3,7 @@ security, a fabric's routes), checked in the table simulator where it matters.""
 from controller import desired_state
 from flows import l2, learning, topology
 from flows.mac_table import FLAPPING, KNOWN, MOVED, NEW, PORT_FULL, TABLE_FULL
-from flows.spec import FlowDelete
+from flows.spec import FlowDelete, Match
 from flows.topology import Link
 from tests.ofsim import Switch, frame
 
@@ -136,3 +136,24 @@ def test_relearn_moves_defaults_and_hosts_to_the_new_tag_handling():
     learning.packet_in(reactive, macs, {}, H1, 1, 10, now=0)
     changes = learning.relearn(reactive, macs, frozenset(), frozenset({(1, 10)}))
     assert changes == l2.learn_host(H1, 1, 10, reactive.idle_timeout, untagged_egress=True)
+
+
+def test_a_new_fabric_changes_only_the_no_learning_entries_that_differ():
+    s, fabric = settings(), line(3)
+    plans, sent = learning.refabric(s, None, fabric, {1: [], 2: [], 3: []})
+    assert [dpid for dpid, _ in sent] == [1, 2, 3]       # switch 1: port 2; 2: 1, 2; 3: 1
+    assert {d: [e.match.get("in_port") for e in p] for d, p in plans.items()} == \
+        {1: [2], 2: [1, 2], 3: [1]}
+    assert learning.refabric(s, fabric, fabric, plans) == (plans, [])
+    shorter = line(2)
+    plans, sent = learning.refabric(s, fabric, shorter, {1: plans[1], 2: plans[2]})
+    assert sent == [(2, [FlowDelete(l2.NO_LEARN, "l2_src", Match.of(in_port=2),
+                                    l2.NO_LEARN_PRIORITY)])]
+
+
+def test_in_datapath_mode_a_new_flood_tree_flushes_what_was_learned_along_the_old():
+    s, fabric = settings(mode="datapath"), line(2)
+    plans, sent = learning.refabric(s, None, fabric, {1: [], 2: []})
+    assert sent == [(1, [l2.forget_learned()]), (2, [l2.forget_learned()])]  # a line: all tree
+    assert learning.refabric(s, fabric, fabric, plans) == (plans, [])
+
