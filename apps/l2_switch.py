@@ -20,10 +20,11 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, ovsdb, pipeline, readback, rest, southbound
-from flows import diff, l2
-from flows.mac_table import FLAPPING, KNOWN, MOVED, PORT_FULL, TABLE_FULL, MacTable
-from flows.spec import UNTAGGED, Output, Owner, is_multicast_mac
+from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline, readback,
+                        rest, southbound)
+from flows import l2, learning
+from flows.mac_table import MOVED, PORT_FULL
+from flows.spec import UNTAGGED, Output, Owner
 
 _ETH_8021Q = 0x8100
 _L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
@@ -43,8 +44,7 @@ def parse_ethernet(data: bytes):
 class SwitchState:
     def __init__(self, datapath, settings):
         self.datapath = datapath
-        self.macs = MacTable(settings.max_macs, settings.max_macs_per_port,
-                             settings.flap_moves, settings.flap_window_s)
+        self.macs = learning.mac_table(settings)
         self.bans = {}  # ("port", number) or ("mac", vlan, mac) -> when it ends
         self.packet_ins = 0
         self.not_learned = 0  # sources seen while the MAC table was full
@@ -126,19 +126,17 @@ class L2Switch(southbound.SdnApp):
         except southbound.SwitchTimeout as err:
             self.logger.warning("switch %s: %s; replacing its entries",
                                 rest.format_dpid(datapath.id), err)
-            self.push(datapath, l2.forget_everything() + pipeline.table_misses()
-                      + [pipeline.canary(l2.APP)]
-                      + l2.switch_defaults(self.settings, switch.untagged))
+            self.push(datapath, l2.forget_everything()
+                      + desired_state.l2_switch(self.settings, switch.untagged))
             switch.reconciled = True
             return
         if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
             installed = [(spec, stat) for spec, stat in installed if spec.owner != l2.LEARNED]
-        kept = self._adopt(switch, [spec for spec, _ in installed]) \
-            if self.settings.mode == "reactive" else []
-        desired = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
-            l2.switch_defaults(self.settings, switch.untagged)
+        kept = learning.adopt(switch.macs, switch.routes, [spec for spec, _ in installed],
+                              time.monotonic()) if self.settings.mode == "reactive" else []
+        desired = desired_state.l2_switch(self.settings, switch.untagged, self.fabric,
+                                          datapath.id)
         if self.fabric is not None:
-            desired += l2.fabric_ports(self.settings, self.fabric, datapath.id)
             switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
         southbound.reconcile(self, datapath, readback.flow_entries([s for _, s in installed]),
                              desired + kept)
@@ -169,25 +167,6 @@ class L2Switch(southbound.SdnApp):
         switch.routes, switch.no_learn = {}, []
         self._reconcile(switch)
 
-    def _adopt(self, switch, installed):
-        """Reactive host entries a previous controller left, to keep: each source entry
-        puts its MAC back into the table; a destination entry whose host does not live
-        here is a route to a host on another switch (pruned once a fabric says where
-        hosts are)."""
-        now, kept = time.monotonic(), []
-        for spec in installed:
-            if spec.owner == l2.HOSTS and spec.table == "l2_src":
-                mac, port, vlan = l2.host_of(spec)
-                if switch.macs.observe(mac, port, vlan, now)[0] != TABLE_FULL:
-                    kept.append(spec)
-        for spec in installed:
-            if spec.owner == l2.HOSTS and spec.table == "l2_dst":
-                mac, _, vlan = l2.host_of(spec)
-                if switch.macs.get(mac, vlan) is None:
-                    switch.routes[(vlan, mac)] = spec
-                kept.append(spec)
-        return kept
-
     def _enforce_mac_cap(self, switch):
         """reactive: the controller refuses to learn past max_macs. datapath: the switch
         learns by itself, so OVS caps the l2_dst table (Flow_Table flow_limit, refuse)."""
@@ -197,7 +176,7 @@ class L2Switch(southbound.SdnApp):
                 self.ovsdb.clear_flow_limit(dpid, table, owner=l2.APP)
                 switch.mac_cap = "controller"
                 return
-            fixed = sum(1 for s in pipeline.table_misses() + l2.switch_defaults(self.settings)
+            fixed = sum(1 for s in desired_state.l2_switch(self.settings)
                         if s.table == "l2_dst")
             limit = self.settings.max_macs + fixed
             self.ovsdb.set_flow_limit(dpid, table, limit, owner=l2.APP, name="l2_dst")
@@ -225,15 +204,8 @@ class L2Switch(southbound.SdnApp):
         old, switch.untagged = switch.untagged, ev.untagged
         if not switch.reconciled:
             return
-        changes = diff.plan_changes(l2.switch_defaults(self.settings, old),
-                                    l2.switch_defaults(self.settings, switch.untagged))
-        if self.settings.mode == "datapath":
-            changes.append(l2.forget_learned())
-        for entry in switch.macs.entries():
-            changes += l2.learn_host(entry.mac, entry.port, entry.vlan,
-                                     self.settings.idle_timeout,
-                                     (entry.port, entry.vlan) in switch.untagged)
-        self.push(switch.datapath, changes)
+        self.push(switch.datapath,
+                  learning.relearn(self.settings, switch.macs, old, switch.untagged))
         if self.fabric is not None:  # routes pop the tag where it leaves untagged too
             self._apply_fabric(self.fabric, self.fabric)
 
@@ -259,110 +231,72 @@ class L2Switch(southbound.SdnApp):
         if headers is None:
             return
         _, src, vlan = headers
-        if is_multicast_mac(src):
+        if not learning.learnable(src):
             return
         port, dpid = msg.match["in_port"], msg.datapath.id
         if self.fabric is not None:
             if not self.fabric.is_edge(dpid, port):
                 return  # a host attached elsewhere, or a port not classified yet
             self._forget_elsewhere(src, vlan, dpid)
-        now = time.monotonic()
-        verdict, previous = switch.macs.observe(src, port, vlan, now)
-        if verdict == TABLE_FULL:
-            switch.not_learned += 1
-            return
-        if verdict in (PORT_FULL, FLAPPING):
-            switch.not_learned += 1
-            self._ban(switch, verdict, src, port, vlan, previous, now)
-            return
-        if verdict == KNOWN:
-            return
-        changes = []
-        if verdict == MOVED:
-            changes += l2.forget_host(src, previous.port, vlan)
+        decision = learning.packet_in(self.settings, switch.macs, switch.bans, src, port, vlan,
+                                      time.monotonic(), switch.untagged,
+                                      fabric=self.fabric is not None)
+        switch.not_learned += decision.not_learned
+        if decision.banned:
+            self._log_ban(switch, decision, src, port)
+        if decision.verdict == MOVED:
             self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(dpid), src,
-                              previous.port, port)
-        if self.fabric is None:
-            changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
-                                     untagged_egress=(port, vlan) in switch.untagged)
-            self.push(msg.datapath, changes, barrier=False)
-        else:
-            if changes:
-                self.push(msg.datapath, changes)
+                              decision.previous.port, port)
+        if decision.changes:
+            self.push(msg.datapath, decision.changes, barrier=decision.barrier)
+        if not decision.located:
+            return
+        if self.fabric is not None:
             self._route(src, vlan, dpid, port, include_home=True)
         self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
 
-    def _ban(self, switch, verdict, mac, port, vlan, previous, now):
-        """Port security: drop what would thrash the tables, for ban_s, in the switch
-        (counted there; no more packet-ins for it meanwhile)."""
-        key = ("port", port) if verdict == PORT_FULL else ("mac", vlan, mac)
-        if switch.bans.get(key, 0) > now:
-            return  # already banned; a packet-in that raced the drop entry
-        seconds = self.settings.ban_s
-        switch.bans[key] = now + seconds
-        if verdict == PORT_FULL:
+    def _log_ban(self, switch, decision, mac, port):
+        if decision.verdict == PORT_FULL:
             self.logger.warning("switch %s port %s: more than %d MACs; new sources there "
                                 "dropped for %d s", rest.format_dpid(switch.datapath.id), port,
-                                self.settings.max_macs_per_port, seconds)
-            self.push(switch.datapath, [l2.ban_new_sources(port, seconds)], barrier=False)
-            return
-        self.logger.warning("switch %s: %s flaps between ports %s and %s; dropped for %d s",
-                            rest.format_dpid(switch.datapath.id), mac, previous.port, port,
-                            seconds)
-        changes = [l2.ban_mac(mac, vlan, seconds)]
-        if switch.macs.remove(mac, previous.port, vlan):
-            changes = l2.forget_host(mac, previous.port, vlan) + changes
-        self.push(switch.datapath, changes)
+                                self.settings.max_macs_per_port, self.settings.ban_s)
+        else:
+            self.logger.warning("switch %s: %s flaps between ports %s and %s; dropped for "
+                                "%d s", rest.format_dpid(switch.datapath.id), mac,
+                                decision.previous.port, port, self.settings.ban_s)
 
     # --- a fabric of switches (with the topology app) ----------------------------
 
+    def _send_each(self, per_switch, barrier=True):
+        for dpid, changes in per_switch:
+            self.push(self.switches[dpid].datapath, changes, barrier=barrier)
+
     def _route(self, mac, vlan, home, port, include_home):
         """Point every switch at `mac`'s home (dpid, port), sending only what changed."""
-        routes = l2.route_host(self.fabric, mac, vlan, (home, port), self.settings.idle_timeout,
-                               {dpid: s.untagged for dpid, s in self.switches.items()})
-        key = (vlan, mac)
-        # nearest the host first: a switch forwarding towards it must not reach a next
-        # hop that has no entry yet (that one would flood, and a frame coming in off the
-        # flood tree is dropped there)
-        hops = self.fabric.hops_to(home)
-        for dpid, switch in sorted(self.switches.items(),
-                                   key=lambda item: hops.get(item[0], len(hops) + 1)):
-            if dpid == home:
-                switch.routes.pop(key, None)
-                if include_home:
-                    self.push(switch.datapath, routes[dpid], barrier=False)
-                continue
-            wanted = routes.get(dpid, [None])[0]
-            if switch.routes.get(key) == wanted:
-                continue
-            if wanted is None:
-                del switch.routes[key]
-                self.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
-            else:
-                switch.routes[key] = wanted
-                self.push(switch.datapath, [wanted], barrier=False)
+        self._send_each(learning.route(
+            self.fabric, self.settings, mac, vlan, home, port,
+            {dpid: s.routes for dpid, s in self.switches.items()},
+            {dpid: s.untagged for dpid, s in self.switches.items()}, include_home), barrier=False)
 
     def _unroute(self, mac, vlan):
-        for switch in self.switches.values():
-            if switch.routes.pop((vlan, mac), None) is not None:
-                self.push(switch.datapath, l2.forget_route(mac, vlan), barrier=False)
+        self._send_each(learning.unroute({d: s.routes for d, s in self.switches.items()},
+                                         mac, vlan), barrier=False)
 
     def _forget_elsewhere(self, mac, vlan, here):
         """A host heard at an edge port of `here` no longer lives on another switch."""
-        for dpid, switch in self.switches.items():
-            entry = switch.macs.get(mac, vlan) if dpid != here else None
-            if entry is not None and switch.macs.remove(mac, entry.port, vlan):
-                self.push(switch.datapath, l2.forget_host(mac, entry.port, vlan))
+        self._send_each(learning.forget_elsewhere(
+            {dpid: s.macs for dpid, s in self.switches.items()}, mac, vlan, here))
 
     def _forget(self, switch, entry):
         """`entry` left switch's port: forget it there and everywhere it was routed."""
-        if not switch.macs.remove(entry.mac, entry.port, entry.vlan):
+        changes = learning.forget(switch.macs, entry)
+        if not changes:
             return []
         if self.fabric is not None:
             self._unroute(entry.mac, entry.vlan)
         self.send_event_to_observers(events.EventHostLocation(
             entry.mac, entry.vlan, switch.datapath.id, None))
-        return l2.forget_host(entry.mac, entry.port, entry.vlan)
+        return changes
 
     def _clear_macs(self, switch):
         """Forget the switch's hosts in the controller, and their routes elsewhere (the
@@ -378,22 +312,16 @@ class L2Switch(southbound.SdnApp):
         self._apply_fabric(old, ev.fabric)
 
     def _apply_fabric(self, old, fabric):
-        for dpid, switch in self.switches.items():
-            plan = l2.fabric_ports(self.settings, fabric, dpid)
-            changes = diff.plan_changes(switch.no_learn, plan)
-            switch.no_learn = plan
-            if changes:
-                self.push(switch.datapath, changes)
+        plans, changes = learning.refabric(self.settings, old, fabric,
+                                           {d: s.no_learn for d, s in self.switches.items()})
+        for dpid, plan in plans.items():
+            self.switches[dpid].no_learn = plan
+        self._send_each(changes)
         if self.settings.mode == "datapath":
-            if old is None or old.tree != fabric.tree:  # learned entries follow the old tree
-                for switch in self.switches.values():
-                    self.push(switch.datapath, [l2.forget_learned()])
             return
-        homed = {(e.vlan, e.mac) for s in self.switches.values() for e in s.macs.entries()}
-        for switch in self.switches.values():
-            for key in [key for key in switch.routes if key not in homed]:
-                del switch.routes[key]  # adopted from a previous controller, host unknown
-                self.push(switch.datapath, l2.forget_route(key[1], key[0]), barrier=False)
+        self._send_each(learning.stale_routes({d: s.routes for d, s in self.switches.items()},
+                                              [s.macs for s in self.switches.values()]),
+                        barrier=False)
         for dpid, switch in self.switches.items():
             for entry in switch.macs.entries():
                 if fabric.is_edge(dpid, entry.port):
@@ -406,8 +334,7 @@ class L2Switch(southbound.SdnApp):
         msg = ev.msg
         switch = self.switches.get(msg.datapath.id)
         if switch is not None and pipeline.owner_of(msg.cookie) == l2.BANS:
-            now = time.monotonic()  # a ban ended: forget it (and any others past due)
-            switch.bans = {key: end for key, end in switch.bans.items() if end > now + 0.5}
+            switch.bans = learning.bans_after_expiry(switch.bans, time.monotonic())
             return
         if switch is None or pipeline.owner_of(msg.cookie) != l2.HOSTS:
             return
@@ -416,8 +343,8 @@ class L2Switch(southbound.SdnApp):
         match = ofcompile.decode_match(msg.match)
         mac, port, vlan = match.get("eth_src"), match.get("in_port"), match.get("vlan_vid")
         vlan = None if vlan == UNTAGGED else vlan
-        entry = switch.macs.get(mac, vlan)
-        if entry is not None and entry.port == port:
+        entry = learning.expired_host(switch.macs, mac, port, vlan)
+        if entry is not None:
             self.push(msg.datapath, self._forget(switch, entry), barrier=False)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
@@ -431,9 +358,8 @@ class L2Switch(southbound.SdnApp):
         if switch is None or not down:
             return
         changes = []
-        for entry in switch.macs.entries():
-            if entry.port == msg.desc.port_no:
-                changes += self._forget(switch, entry)
+        for entry in learning.on_port(switch.macs, msg.desc.port_no):
+            changes += self._forget(switch, entry)
         if changes:
             self.push(msg.datapath, changes)
 
@@ -466,11 +392,7 @@ class L2Switch(southbound.SdnApp):
         return sorted(macs, key=lambda m: (m["vlan"] or 0, m["mac"]))
 
     def active_bans(self, switch):
-        now = time.monotonic()
-        bans = [({"port": key[1]} if key[0] == "port" else {"mac": key[2], "vlan": key[1]})
-                | {"ends_in_s": round(end - now, 1)}
-                for key, end in switch.bans.items() if end > now]
-        return sorted(bans, key=lambda ban: (ban.get("port", 0), ban.get("mac", "")))
+        return learning.active_bans(switch.bans, time.monotonic())
 
     def flush_macs(self, dpid):
         switch = self.switch(dpid)

@@ -19,8 +19,6 @@ Config section `lb` (flows/lb.py LbSettings). REST (changes persist):
 """
 import itertools
 import time
-from dataclasses import dataclass
-from typing import Optional
 
 from prometheus_client.core import GaugeMetricFamily
 from ryu.controller import ofp_event
@@ -28,25 +26,12 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, pipeline, rest, southbound, state
-from flows import diff, lb, probes
+from controller import config, desired_state, events, ofcompile, pipeline, rest, southbound, \
+    state
+from flows import diff, lb, lb_health, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
 TICK_S = 0.1
-
-
-@dataclass
-class BackendState:
-    """What the controller knows of one backend of one VIP."""
-    mac: Optional[str] = None
-    dpid: Optional[int] = None
-    port: Optional[int] = None
-    vlan: Optional[int] = None  # its VLAN inside the pipeline (None: frames are untagged)
-    healthy: bool = False
-    last_probe: float = 0.0
-    last_change: float = 0.0
-    misses: int = 0           # probes in a row that got no answer
-    verdict: bool = False     # a health check (or a take-over) has decided `healthy`
 
 
 class LbSwitch:
@@ -70,7 +55,7 @@ class Lb(southbound.SdnApp):
             raise SystemExit(f"lb: {err}") from None
         self.vips = self.build_vips(self.overrides)
         self.switches = {}
-        self.backends = {}      # (VIP id, backend ip) -> BackendState
+        self.backends = {}      # (VIP id, backend ip) -> lb_health.BackendState
         self.pending = {}       # (dpid, probe port) -> (VIP id, backend ip, sent at)
         self.untagged = {}      # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
         self.ports = itertools.cycle(range(33000, 61000))
@@ -121,20 +106,6 @@ class Lb(southbound.SdnApp):
             self.logger.error("lb: %s", problem)
         return vips
 
-    def state_of(self, vip_id, ip):
-        if (vip_id, ip) not in self.backends:
-            self.backends[(vip_id, ip)] = BackendState(last_change=self.clock())
-        return self.backends[(vip_id, ip)]
-
-    def located(self, vip, switch, healthy_only):
-        out = []
-        for backend in vip.backends:
-            st = self.backends.get((vip.vip_id, backend.ip))
-            if st and st.mac and st.dpid == switch.datapath.id and \
-                    (st.healthy or not healthy_only):
-                out.append(lb.Located(backend, st.mac, st.port, st.vlan))
-        return out
-
     def untagged_on(self, dpid):
         return self.untagged.get(dpid, frozenset())
 
@@ -147,9 +118,7 @@ class Lb(southbound.SdnApp):
         return st.vlan
 
     def probe_entries(self, switch):
-        if not self.settings.probe_ip:
-            return []
-        return lb.probe_flows(self.settings.probe_ip, self.untagged_on(switch.datapath.id))
+        return lb_health.probe_entries(self.settings, self.untagged_on(switch.datapath.id))
 
     # --- programming -------------------------------------------------------------------
 
@@ -175,18 +144,21 @@ class Lb(southbound.SdnApp):
             switch.plans[vip_id] = plan
 
     def vip_plan(self, vip, switch):
-        live = self.located(vip, switch, healthy_only=True)
-        located = self.located(vip, switch, False)
-        if len(lb.served_vlans(located)) > 1:
+        plan = lb_health.vip_plan(vip, self.backends, switch.datapath.id,
+                                  self.untagged_on(switch.datapath.id),
+                                  vip.vip_id in switch.groups)
+        self._note(vip, switch, plan)
+        return plan.items
+
+    def _note(self, vip, switch, plan):
+        """What the switch now has of `vip`: its group, the backends in bucket order."""
+        if len(plan.vlans) > 1:
             self.logger.warning("lb: VIP %s has backends on VLANs %s of switch %s; a VIP's "
                                 "clients and backends must share one VLAN", vip.vip_id,
-                                ", ".join(map(str, lb.served_vlans(located))),
+                                ", ".join(map(str, plan.vlans)),
                                 rest.format_dpid(switch.datapath.id))
-        plan = lb.vip_flows(vip, live, vip.vip_id in switch.groups, located,
-                            self.untagged_on(switch.datapath.id))
         switch.groups.add(vip.vip_id)
-        switch.buckets[vip.vip_id] = [b.backend.ip for b in live]
-        return plan
+        switch.buckets[vip.vip_id] = plan.buckets
 
     def program_switch(self, switch):
         """In a greenlet, when a switch connects: take over what a previous controller
@@ -203,11 +175,13 @@ class Lb(southbound.SdnApp):
             self.logger.warning("lb: switch %s: %s; replacing its entries",
                                 rest.format_dpid(datapath.id), err)
         switch.groups.clear()
-        switch.plans = {vip_id: self.vip_plan(vip, switch)
-                        for vip_id, vip in sorted(self.vips.items())}
-        switch.probe_plan = self.probe_entries(switch)
-        desired = pipeline.table_misses() + [pipeline.canary(lb.APP)] + switch.probe_plan + \
-            [item for plan in switch.plans.values() for item in plan]
+        wanted = lb_health.desired(self.settings, self.vips, self.backends, datapath.id,
+                                   self.untagged_on(datapath.id))
+        for vip_id, plan in wanted.vips.items():
+            self._note(self.vips[vip_id], switch, plan)
+        switch.plans = {vip_id: plan.items for vip_id, plan in wanted.vips.items()}
+        switch.probe_plan = wanted.probes
+        desired = desired_state.lb_switch(wanted)
         if installed is None:
             self.push(datapath, [FlowDelete(Owner(lb.APP))] + [
                 i for vip_id in self.vips for i in lb.forget_vip(vip_id)] + desired)
@@ -222,21 +196,11 @@ class Lb(southbound.SdnApp):
         located, live = lb.adopt(
             [ofcompile.decode_flow(e.item) if e.kind == "flow" else ofcompile.decode_group(e.item)
              for e in installed if e.kind in ("flow", "group")])
-        for (vip_id, ip), (mac, port, vlan) in sorted(located.items()):
-            vip = self.vips.get(vip_id)
-            if vip is None or vip.backend(ip) is None:
-                continue
-            st = self.state_of(vip_id, ip)
-            # an ARP answer may have located the backend while this switch was being
-            # read (it is fresher: keep it), but until a health check has decided, the
-            # previous controller's verdict stands, so the group comes out unchanged
-            if st.mac is None:
-                st.mac, st.dpid, st.port, st.vlan = mac, switch.datapath.id, port, vlan
-            if not st.verdict:
-                st.healthy, st.verdict = (vip_id, ip) in live, True
-                self.logger.info("lb: VIP %s backend %s taken over at %s port %s VLAN %s "
-                                 "(%s)", vip_id, ip, rest.format_dpid(st.dpid), st.port, st.vlan,
-                                 "healthy" if st.healthy else "down")
+        for vip_id, ip, st in lb_health.take_over(self.vips, self.backends, switch.datapath.id,
+                                                  located, live, self.clock()):
+            self.logger.info("lb: VIP %s backend %s taken over at %s port %s VLAN %s (%s)",
+                             vip_id, ip, rest.format_dpid(st.dpid), st.port, st.vlan,
+                             "healthy" if st.healthy else "down")
 
     # --- switch events -------------------------------------------------------------------
 
@@ -285,44 +249,26 @@ class Lb(southbound.SdnApp):
     # --- health checks ---------------------------------------------------------------------
 
     def on_arp_reply(self, dpid, port, reply):
-        for vip in list(self.vips.values()):
-            if vip.backend(reply.ip) is None:
-                continue
-            st = self.state_of(vip.vip_id, reply.ip)
-            where = (reply.mac, dpid, port, reply.vlan)
-            moved = (st.mac, st.dpid, st.port, st.vlan) != where
-            st.mac, st.dpid, st.port, st.vlan = where
-            if vip.protocol == "udp":   # no service check for UDP: reachable is healthy
-                moved |= self.set_health(vip.vip_id, reply.ip, True)
-            if moved:
-                self.program_vip(vip.vip_id)
+        self._act(lb_health.on_arp_reply(self.vips, self.backends, dpid, port, reply,
+                                         self.clock()))
 
     def on_tcp_reply(self, dpid, reply):
-        waiting = self.pending.pop((dpid, reply.probe_port), None)
-        if waiting is None:
-            return
-        vip_id, ip, _ = waiting
-        st = self.backends.get((vip_id, ip))
-        if st is not None:
-            st.misses = 0  # answered: accepted (healthy) or refused (down at once)
-        if reply.accepted and st is not None and st.mac:
+        outcome = lb_health.on_tcp_reply(self.backends, self.pending, dpid, reply, self.clock())
+        st = outcome.reset
+        if st is not None:   # accepted: end the half-open connection
             self.send(self.switches[dpid].datapath, ofcompile.packet_out(
-                self.switches[dpid].datapath, st.port,
-                probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip,
-                                 self.probe_vlan(st))))
-        if self.set_health(vip_id, ip, reply.accepted):
-            self.program_vip(vip_id)
+          self.switches[dpid].datapath, st.port,
+          probes.reset_for(reply, lb.PROBE_MAC, st.mac, self.settings.probe_ip,
+                           self.probe_vlan(st))))
+        self._act(outcome)
 
-    def set_health(self, vip_id, ip, healthy):
-        """True when the backend's health changed."""
-        st = self.state_of(vip_id, ip)
-        st.verdict = True
-        if st.healthy == healthy:
-            return False
-        st.healthy, st.last_change = healthy, self.clock()
-        self.logger.info("lb: VIP %s backend %s is %s", vip_id, ip,
-                         "healthy" if healthy else "down")
-        return True
+    def _act(self, outcome):
+        """Log the health changes, then reprogram the VIPs they touch."""
+        for vip_id, ip, healthy in outcome.changed:
+            self.logger.info("lb: VIP %s backend %s is %s", vip_id, ip,
+                             "healthy" if healthy else "down")
+        for vip_id in outcome.reprogram:
+            self.program_vip(vip_id)
 
     def _probe_loop(self):
         while True:
@@ -331,29 +277,16 @@ class Lb(southbound.SdnApp):
 
     def probe_round(self):
         now = self.clock()
-        for key, (vip_id, ip, sent) in list(self.pending.items()):
-            vip = self.vips.get(vip_id)
-            if vip is None or now - sent >= vip.health.timeout_s:
-                del self.pending[key]
-                if vip is None:
-                    continue
-                st = self.state_of(vip_id, ip)
-                st.misses += 1
-                if st.misses >= vip.health.misses and self.set_health(vip_id, ip, False):
-                    self.program_vip(vip_id)
+        for vip_id, ip in lb_health.expired(self.pending, self.vips, now):
+            self._act(lb_health.miss(self.vips[vip_id], self.backends, ip, now))
         if not self.settings.probe_ip:
             return
-        for vip in list(self.vips.values()):
-            for backend in vip.backends:
-                st = self.state_of(vip.vip_id, backend.ip)
-                if now - st.last_probe < vip.health.interval_s:
-                    continue
-                st.last_probe = now
-                self.probe(vip, backend, st)
+        for vip, backend, st in lb_health.probes_due(self.vips, self.backends, now):
+            self.probe(vip, backend, st)
 
     def probe(self, vip, backend, st):
         probe_ip = self.settings.probe_ip
-        if st.mac is None or vip.protocol == "udp" or st.dpid not in self.switches:
+        if lb_health.probe_by_arp(vip, st, self.switches):
             # flooded past the VLAN app's egress: untagged, unless the backend was
             # found on a VLAN its port carries tagged
             frame = probes.arp_request(lb.PROBE_MAC, probe_ip, backend.ip,
@@ -386,7 +319,8 @@ class Lb(southbound.SdnApp):
         out = lb.vip_to_dict(vip)
         now = self.clock()
         for entry in out["backends"]:
-            st = self.backends.get((vip.vip_id, entry["ip"])) or BackendState(last_change=now)
+            st = self.backends.get((vip.vip_id, entry["ip"])) or \
+                lb_health.BackendState(last_change=now)
             entry.update(healthy=st.healthy, mac=st.mac, switch_port=st.port, vlan=st.vlan,
                          state_for_s=round(now - st.last_change, 1))
         out["mac"] = lb.vip_mac(vip.vip_id)

@@ -30,10 +30,10 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, datapath as datapaths, ofcompile, ovsdb, pipeline, rest, \
-    southbound, state, tc
+from controller import config, datapath as datapaths, desired_state, ofcompile, ovsdb, \
+    pipeline, rest, southbound, state, tc
 from controller.ports import SwitchPorts
-from flows import qos
+from flows import qos, qos_sync
 from flows.spec import Owner
 
 QUEUE_MECHANISM = {
@@ -157,8 +157,7 @@ class Qos(southbound.SdnApp):
                     switch.problems.append(f"OVSDB: {err}")
                     self.logger.error("qos %s: %s", switch.dpid(), err)
             self.converge(switch.datapath, [Owner(qos.APP), pipeline.MISSES],
-                          pipeline.table_misses() + [pipeline.canary(qos.APP)]
-                          + qos.switch_plan(ports, rules.values(), switch.tc_classified),
+                          desired_state.qos_switch(ports, rules.values(), switch.tc_classified),
                           forget=qos.forget(switch.ports, rules.values()), meters=True)
         self.spawn(self.sync_tc, switch, TREE_WAIT)
 
@@ -167,25 +166,18 @@ class Qos(southbound.SdnApp):
         `rebuild` get their QoS removed and created again, so OVS builds a fresh tc tree."""
         if only is None:
             self.ovsdb.destroy_orphans(qos.APP)  # QoS of bridges deleted meanwhile
-        ours = set(self.ovsdb.ports_with_qos(qos.APP))
-        policed = set(self.ovsdb.policed_interfaces(qos.APP))
-        for number, name in sorted(switch.ports.items()):
-            if only is not None and number != only:
-                continue
-            want = ports.get(number)
-            if want is not None and want.max_rate is not None:
-                queues = qos.ovsdb_queue_configs(want)
-                wanted = (qos.APP, {"max-rate": str(want.max_rate)}, queues)
-                if number in rebuild and name in ours:
-                    self.ovsdb.clear_port_qos(name, qos.APP)  # OVS deletes whatever tree is there
-                if number in rebuild or self.ovsdb.read_port_qos(name) != wanted:
-                    self.ovsdb.set_port_qos(name, want.max_rate, queues, qos.APP)
-            elif name in ours:
-                self.ovsdb.clear_port_qos(name, qos.APP)
-            rate, burst = qos.ovsdb_policing(want.policing if want else None)
-            if (rate or name in policed) and \
-                    self.ovsdb.read_ingress_policing(name) != (rate, burst):
-                self.ovsdb.set_ingress_policing(name, rate, burst, qos.APP)
+        changes = qos_sync.ovsdb_changes(
+            ports, switch.ports, set(self.ovsdb.ports_with_qos(qos.APP)),
+            set(self.ovsdb.policed_interfaces(qos.APP)), self.ovsdb.read_port_qos,
+            self.ovsdb.read_ingress_policing, only, rebuild)
+        for change in changes:
+            if isinstance(change, qos_sync.SetQos) and change.clears:
+                self.ovsdb.clear_port_qos(change.port, qos.APP)
+            elif isinstance(change, qos_sync.SetQos):
+                self.ovsdb.set_port_qos(change.port, change.max_rate, change.queues, qos.APP)
+            else:
+                self.ovsdb.set_ingress_policing(change.interface, change.rate, change.burst,
+                                                qos.APP)
 
     def sync_tc(self, switch, wait=0.0):
         """Check each QoS port's tc tree against OVSDB and, on the userspace datapath,

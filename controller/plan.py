@@ -13,10 +13,10 @@ depends on the links LLDP finds between switches.
 """
 import types
 
-from controller import config, ofprint, pipeline
+from controller import config, desired_state, ofprint, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
-from flows import bond, l2, lb, overlay, qos, vlan
+from flows import bond, l2, lb, lb_health, overlay, qos, qos_sync, vlan
 from flows.dpid import format as format_dpid
 from flows.spec import FlowSpec, GroupSpec, MeterSpec
 
@@ -55,35 +55,22 @@ def plan(data, switch, datapath=NETDEV):
         out["apps"]["vlan"] = pipeline.table_misses() + vlan.switch_plan(
             ports, configured, settings["vlan"].flood_vlans) + [pipeline.canary(vlan.APP)]
     if "l2_switch" in settings:
-        out["apps"]["l2_switch"] = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
-            l2.switch_defaults(settings["l2_switch"], untagged)
+        out["apps"]["l2_switch"] = desired_state.l2_switch(settings["l2_switch"], untagged)
     if "qos" in settings:
         ports, rules, problems = qos.desired_state(settings["qos"], {}, switch.is_named,
                                                    switch.resolve, switch.ports,
                                                    datapath == NETDEV)
         out["problems"] += [f"qos: {p}" for p in problems]
-        out["apps"]["qos"] = pipeline.table_misses() + [pipeline.canary(qos.APP)] + \
-            qos.switch_plan(ports, rules.values(), datapath == NETDEV)
-        for number, want in sorted(ports.items()):
-            if want.queues:
-                queues = ", ".join(f"{q}: {c}" for q, c in
-                                   sorted(qos.ovsdb_queue_configs(want).items()))
-                out["ovsdb"].append(f"Port {switch.ports[number]}: QoS linux-htb "
-                                    f"max-rate={want.max_rate}, queues {{{queues}}}")
-            if want.policing:
-                rate, burst = qos.ovsdb_policing(want.policing)
-                out["ovsdb"].append(f"Interface {switch.ports[number]}: "
-                                    f"ingress_policing_rate={rate} burst={burst}")
+        out["apps"]["qos"] = desired_state.qos_switch(ports, rules.values(), datapath == NETDEV)
+        out["ovsdb"] += [qos_sync.describe(change)
+                         for change in qos_sync.fresh_ovsdb(ports, switch.ports)]
     if "lb" in settings:
         problems = []
         vips = lb.vips_from(settings["lb"], {}, problems)
         out["problems"] += [f"lb: {p}" for p in problems]
-        probe_ip = settings["lb"].probe_ip
-        untagged = frozenset(untagged)  # with the VLAN app: its ARP answers pop the tag
-        out["apps"]["lb"] = pipeline.table_misses() + [pipeline.canary(lb.APP)] + (
-            lb.probe_flows(probe_ip, untagged) if probe_ip else []) + [
-            item for _, vip in sorted(vips.items())
-            for item in lb.vip_flows(vip, [], False, untagged=untagged)]
+        # no backends located yet; with the VLAN app, its ARP answers pop the tag
+        out["apps"]["lb"] = desired_state.lb_switch(lb_health.desired(
+            settings["lb"], vips, {}, switch.datapath.id, untagged))
     if "bond" in settings:
         bonds = bond.bonds_for(settings["bond"], {}, switch.is_named, switch.datapath.id)
         out["apps"]["bond"] = bond.switch_plan(list(bonds.values()), "topology" in data) + \

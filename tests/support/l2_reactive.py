@@ -1,39 +1,34 @@
 """The learning path run against the simulator, for pipeline tests."""
-from flows import l2
-from flows.mac_table import MOVED, NEW, MacTable
-from flows.spec import UNTAGGED, is_multicast_mac
+from flows import l2, learning
 
 
 class ReactiveController:
-    """What apps/l2_switch.py does with a packet-in, minus Ryu: the same pure calls."""
+    """apps/l2_switch.py's packet-in and expiry handling on one switch: the very
+    flows/learning.py calls the app makes, with the simulator as the switch."""
 
     def __init__(self, switch, settings, untagged=frozenset()):
         self.switch, self.settings, self.untagged = switch, settings, untagged
-        self.macs = MacTable(settings.max_macs)
+        self.macs, self.bans = learning.mac_table(settings), {}
 
     def send(self, pkt):
         result = self.switch.process(pkt)
         for packet_in in result.packet_ins:
             src, port, vlan = packet_in["eth_src"], packet_in["in_port"], packet_in["vlan_vid"]
-            if is_multicast_mac(src):
+            if not learning.learnable(src):
                 continue
-            verdict, previous = self.macs.observe(src, port, vlan, self.switch.now)
-            changes = []
-            if verdict == MOVED:
-                changes += l2.forget_host(src, previous.port, vlan)
-            if verdict in (NEW, MOVED):
-                changes += l2.learn_host(src, port, vlan, self.settings.idle_timeout,
-                                         untagged_egress=(port, vlan) in self.untagged)
-            self.switch.apply(changes)
+            decision = learning.packet_in(self.settings, self.macs, self.bans, src, port, vlan,
+                                          self.switch.now, self.untagged)
+            self.switch.apply(decision.changes)
         return result
 
     def expire(self, now):
         self.switch.advance(now)
         for spec in self.switch.removed:
-            mac, port = spec.match.get("eth_src"), spec.match.get("in_port")
-            vlan = None if spec.match.get("vlan_vid") == UNTAGGED else spec.match.get("vlan_vid")
-            if self.macs.remove(mac, port, vlan):
-                self.switch.apply(l2.forget_host(mac, port, vlan))
+            if spec.owner != l2.HOSTS or spec.table != "l2_src":
+                continue  # what apps/l2_switch.py's _flow_removed ignores too
+            entry = learning.expired_host(self.macs, *l2.host_of(spec))
+            if entry is not None:
+                self.switch.apply(learning.forget(self.macs, entry))
         self.switch.removed.clear()
 
 

@@ -1,11 +1,11 @@
 """The learning switch, run through the table simulator (no switch, no root)."""
 import pytest
 
-from controller import pipeline
-from flows import l2
+from controller import desired_state, pipeline
+from flows import l2, learning
 from flows.mac_table import KNOWN, MOVED, NEW, TABLE_FULL, MacTable
-from tests.support.ofsim import Switch, frame
 from tests.support.l2_reactive import DatapathOnly, ReactiveController
+from tests.support.ofsim import Switch, frame
 
 H1, H2, H3 = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -14,7 +14,7 @@ PORTS = (1, 2, 3, 4)
 
 def new_switch(mode, **settings):
     settings = l2.L2Settings(mode=mode, **settings)
-    return Switch(PORTS).apply(pipeline.table_misses() + l2.switch_defaults(settings)), settings
+    return Switch(PORTS).apply(desired_state.l2_switch(settings)), settings
 
 
 def network(mode, **settings):
@@ -120,7 +120,7 @@ def test_flush_forgets_hosts_and_keeps_the_defaults(mode):
 def test_pushing_the_same_plan_twice_changes_nothing(mode):
     switch, settings = new_switch(mode)
     before = switch.snapshot()
-    switch.apply(pipeline.table_misses() + l2.switch_defaults(settings))
+    switch.apply(desired_state.l2_switch(settings))
     assert switch.snapshot() == before
     switch.apply(l2.learn_host(H1, 1, None, 60))
     once = switch.snapshot()
