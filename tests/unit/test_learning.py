@@ -5,7 +5,7 @@ from flows import l2, learning, topology
 from flows.mac_table import FLAPPING, KNOWN, MOVED, NEW, PORT_FULL, TABLE_FULL
 from flows.spec import FlowDelete, Match
 from flows.topology import Link
-from tests.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame
 
 H1, H2 = "00:00:00:00:00:01", "00:00:00:00:00:02"
 BCAST = "ff:ff:ff:ff:ff:ff"
