@@ -20,7 +20,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline, readback,
+from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline,
                         rest, southbound)
 from flows import l2, learning
 from flows.mac_table import MOVED, PORT_FULL
@@ -119,28 +119,27 @@ class L2Switch(southbound.SdnApp):
         entries a controller before this one installed stay in place (with fail_mode
         secure the switch kept forwarding on them meanwhile), and in reactive mode the
         hosts they name are adopted instead of re-learned."""
-        datapath = switch.datapath
-        try:
-            installed = [pair for owner in (Owner(l2.APP), Owner("pipeline"))
-                         for pair in southbound.request_flows(self, datapath, owner)]
-        except southbound.SwitchTimeout as err:
-            self.logger.warning("switch %s: %s; replacing its entries",
-                                rest.format_dpid(datapath.id), err)
-            self.push(datapath, l2.forget_everything()
-                      + desired_state.l2_switch(self.settings, switch.untagged))
-            switch.reconciled = True
-            return
-        if self.settings.mode == "datapath":  # the switch's own learned entries are not ours
-            installed = [(spec, stat) for spec, stat in installed if spec.owner != l2.LEARNED]
-        kept = learning.adopt(switch.macs, switch.routes, [spec for spec, _ in installed],
-                              time.monotonic()) if self.settings.mode == "reactive" else []
-        desired = desired_state.l2_switch(self.settings, switch.untagged, self.fabric,
-                                          datapath.id)
-        if self.fabric is not None:
-            switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
-        southbound.reconcile(self, datapath, readback.flow_entries([s for _, s in installed]),
-                             desired + kept)
+        datapath, kept = switch.datapath, []
+
+        def adopt(installed):
+            if self.settings.mode == "reactive":
+                kept.extend(learning.adopt(
+                    switch.macs, switch.routes,
+                    [ofcompile.decode_flow(e.item) for e in installed if e.kind == "flow"],
+                    time.monotonic()))
+
+        def desired():
+            if self.fabric is not None:
+                switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
+            return desired_state.l2_switch(self.settings, switch.untagged, self.fabric,
+                                           datapath.id) + kept
+        # in datapath mode the switch's own learned entries are not ours to reconcile
+        done = self.converge(datapath, [Owner(l2.APP), Owner("pipeline")], desired,
+                             forget=l2.forget_everything(), adopt=adopt,
+                             skip=[l2.LEARNED] if self.settings.mode == "datapath" else ())
         switch.reconciled = True
+        if done is None:  # it did not answer: replaced, nothing adopted
+            return
         if switch.macs:
             self.logger.info("switch %s: %d hosts adopted from its entries",
                              rest.format_dpid(datapath.id), len(switch.macs))

@@ -165,28 +165,21 @@ class Lb(southbound.SdnApp):
         left there (where backends are, which were live), then reconcile. The VIPs'
         entries and groups come out the same, so they are left untouched and
         connections through them see no gap across a controller restart."""
-        datapath, installed = switch.datapath, None
-        try:
-            self.wait_ready(datapath)
-            installed = southbound.read_entries(self, datapath, [Owner(lb.APP), pipeline.MISSES],
-                                                groups=True)
-            self.adopt(switch, installed)
-        except southbound.SwitchTimeout as err:
-            self.logger.warning("lb: switch %s: %s; replacing its entries",
-                                rest.format_dpid(datapath.id), err)
-        switch.groups.clear()
-        wanted = lb_health.desired(self.settings, self.vips, self.backends, datapath.id,
-                                   self.untagged_on(datapath.id))
-        for vip_id, plan in wanted.vips.items():
-            self._note(self.vips[vip_id], switch, plan)
-        switch.plans = {vip_id: plan.items for vip_id, plan in wanted.vips.items()}
-        switch.probe_plan = wanted.probes
-        desired = desired_state.lb_switch(wanted)
-        if installed is None:
-            self.push(datapath, [FlowDelete(Owner(lb.APP))] + [
-                i for vip_id in self.vips for i in lb.forget_vip(vip_id)] + desired)
-        else:
-            southbound.reconcile(self, datapath, installed, desired)
+        datapath = switch.datapath
+
+        def desired():  # after the take-over: verdicts adopted count
+            switch.groups.clear()
+            wanted = lb_health.desired(self.settings, self.vips, self.backends, datapath.id,
+                                       self.untagged_on(datapath.id))
+            for vip_id, plan in wanted.vips.items():
+                self._note(self.vips[vip_id], switch, plan)
+            switch.plans = {vip_id: plan.items for vip_id, plan in wanted.vips.items()}
+            switch.probe_plan = wanted.probes
+            return desired_state.lb_switch(wanted)
+        self.converge(datapath, [Owner(lb.APP), pipeline.MISSES], desired,
+                      forget=lambda: [FlowDelete(Owner(lb.APP))] + [
+                          i for vip_id in self.vips for i in lb.forget_vip(vip_id)],
+                      groups=True, adopt=lambda installed: self.adopt(switch, installed))
         switch.ready = True
         for vip_id in sorted(self.vips):  # health that changed meanwhile
             self.program_vip(vip_id, [switch])

@@ -22,7 +22,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, drawing, events, ofcompile, pipeline, readback, rest, southbound
+from controller import config, drawing, events, ofcompile, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
 from flows.spec import Owner
@@ -78,16 +78,28 @@ class Topology(southbound.SdnApp):
         let flood become edge ports at once unless LLDP shows a link on them (so a
         restart does not stop broadcasts for edge_after_s). A switch with nothing of
         ours floods nothing until the fabric knows it (every port is pending)."""
-        datapath = switch.datapath
-        try:
-            self.wait_ready(datapath)
-            installed = southbound.request_flows(self, datapath, Owner(topology.APP))
-        except southbound.SwitchTimeout as err:
-            self.logger.warning("topology: switch %s: %s", rest.format_dpid(datapath.id), err)
-            installed = []
-        if self.switches.get(datapath.id) is not switch:
-            return  # gone again meanwhile
-        guard = [spec for spec, _ in installed if spec.owner == topology.FLOOD_GUARD]
+        datapath, taken = switch.datapath, []
+
+        def adopt(installed):
+            if self.switches.get(datapath.id) is not switch:
+                return False  # gone again meanwhile
+            taken.append(datapath.id)
+            specs = [ofcompile.decode_flow(e.item) for e in installed if e.kind == "flow"]
+            self._take_over_guard(datapath, [s for s in specs
+                                             if s.owner == topology.FLOOD_GUARD])
+        # the guard is read (adopt) but kept by _refresh, not reconciled here
+        self.converge(datapath, [Owner(topology.APP)],
+                      topology.discovery_trap() + [pipeline.canary(topology.APP)],
+                      skip=[topology.FLOOD_GUARD], adopt=adopt)
+        if not taken:  # it did not answer: as if it held nothing of ours
+            if self.switches.get(datapath.id) is not switch:
+                return
+            self._take_over_guard(datapath, [])
+        self._refresh()
+
+    def _take_over_guard(self, datapath, guard):
+        """The ports a previous controller's flood guard let flood count as edge ports
+        at once; no guard: flood nothing until the fabric knows the switch."""
         with self._refreshing:
             self.trusted[datapath.id] = topology.allowed_in_ports(guard)
             for port in list(self.live[datapath.id]):
@@ -97,11 +109,6 @@ class Topology(southbound.SdnApp):
             if not guard:  # floods nothing until the fabric knows it
                 self.guards[datapath.id] = topology.flood_guard(self.fabric, datapath.id)
                 self.push(datapath, self.guards[datapath.id])
-        trap = [stat for spec, stat in installed
-                if spec.owner in (topology.DISCOVERY, pipeline.canary_owner(topology.APP))]
-        southbound.reconcile(self, datapath, readback.flow_entries(trap),
-                             topology.discovery_trap() + [pipeline.canary(topology.APP)])
-        self._refresh()
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):

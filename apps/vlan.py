@@ -93,20 +93,13 @@ class Vlan(southbound.SdnApp):
         """Entries a previous controller left that are right stay untouched (the switch
         kept forwarding on them); missing ones are added, then stale ones deleted."""
         datapath = switch.datapath
-        try:
-            self.wait_ready(datapath)
-            # the table misses too: run alone, nothing else would pass frames on
-            installed = southbound.read_entries(self, datapath,
-                                                [Owner(vlan.APP), pipeline.MISSES])
-            plan = self.plans.get(datapath.id)  # the newest, if ports changed meanwhile
-            if plan is not None:
-                southbound.reconcile(self, datapath, installed, pipeline.table_misses()
-                                     + plan + [pipeline.canary(vlan.APP)])
-        except southbound.SwitchTimeout as err:
-            self.logger.warning("vlan: switch %s: %s; replacing its entries",
-                                rest.format_dpid(datapath.id), err)
-            self.push(datapath, vlan.forget_everything() + pipeline.table_misses()
-                      + self.plans.get(datapath.id, []) + [pipeline.canary(vlan.APP)])
+        # the table misses too: run alone, nothing else would pass frames on. The plan
+        # is the newest (ports may have changed meanwhile); none: the switch went away
+        self.converge(datapath, [Owner(vlan.APP), pipeline.MISSES],
+                      lambda: pipeline.table_misses() + self.plans.get(datapath.id, [])
+                      + [pipeline.canary(vlan.APP)],
+                      forget=vlan.forget_everything(),
+                      adopt=lambda installed: datapath.id in self.plans)
 
     # --- switch events -------------------------------------------------------------
 

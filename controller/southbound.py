@@ -260,19 +260,40 @@ class SdnApp(app_manager.RyuApp):
                 raise SwitchTimeout(f"switch {format_dpid(datapath.id or 0)} did not become ready")
             hub.sleep(0.02)
 
-    def converge(self, datapath, owners, desired, forget, skip=(), groups=False,
-                 meters=False):
-        """In a greenlet: make the switch hold `desired` of `owners` by reading back
-        what it has and reconciling (see `reconcile`). A switch that does not answer
-        gets `forget` (deletes of everything of ours) and `desired` pushed instead."""
+    def converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
+                 meters=False, adopt=None):
+        """In a greenlet: the one path by which an app puts a switch right on connect,
+        reconnect, restart, reload and canary repair. Reads back what the switch holds
+        of `owners` (groups/meters too when asked), hands that to `adopt(installed)`
+        (an app's take-over of what a previous controller left: learned hosts, backend
+        verdicts), then reconciles it with `desired` (see `reconcile`). Flows of `skip`
+        owners are read and shown to `adopt` but not reconciled (another path keeps
+        them: learn()'s entries, the topology's flood guard).
+
+        `desired` (and `forget`) may be callables, asked once, after `adopt`: what an
+        app wants can depend on what it took over. `adopt` returning False stops here
+        (the switch went away meanwhile): nothing is sent, returns None. A switch that
+        does not answer gets `forget` (deletes of everything of ours) and `desired`
+        pushed instead, and counts as reconciled when that was sent; returns None.
+        Otherwise returns (adds, removed)."""
+        wanted = []
+
+        def want():
+            if not wanted:
+                wanted.append(list(desired() if callable(desired) else desired))
+            return wanted[0]
         try:
             self.wait_ready(datapath)
-            installed = read_entries(self, datapath, owners, skip, groups, meters)
-            return reconcile(self, datapath, installed, desired)
+            installed = read_entries(self, datapath, owners, (), groups, meters)
+            if adopt is not None and adopt(installed) is False:
+                return None
+            installed = [e for e in installed if not (e.kind == "flow" and any(
+                readback.owns(o, pipeline.owner_of(e.item.cookie)) for o in skip))]
+            return reconcile(self, datapath, installed, want())
         except SwitchTimeout as err:
             self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
                                 format_dpid(datapath.id or 0), err)
-            if self.push(datapath, list(forget) + list(desired)):
+            if self.push(datapath, list(forget() if callable(forget) else forget) + want()):
                 self.runtime.readiness.mark(self.name, datapath, runtime.RECONCILED)
             return None
 
