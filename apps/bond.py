@@ -29,7 +29,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
+from controller import ofcompile, ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import bond
 from flows.spec import FlowDelete, Owner
@@ -43,15 +43,10 @@ class BondSwitch(SwitchPorts):
 
 
 class Bond(southbound.SdnApp):
+    APP, SETTINGS, STATE = bond.APP, bond.BondSettings, "by_switch"  # {dpid: {name: body}}
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(bond.BondSettings, "bond")
-            self.store = state.DpidKeyed(self.runtime.state("bond"))
-            self.overrides, self.revision = self.store.load()   # {dpid: {name: body or None}}
-        except (config.ConfigError, state.StateError) as err:
-            raise SystemExit(f"bond: {err}") from None
-        self.switches = {}
         self.ovsdb = ovsdb.Ovsdb()
         self.in_fabric = southbound.fabric_loaded()
         if self.in_fabric:
@@ -68,14 +63,6 @@ class Bond(southbound.SdnApp):
             raise SystemExit(f"bond: {err}") from None
         self.lock = hub.Semaphore(1)
         self.spawn = hub.spawn
-        self.runtime.register(kwargs["wsgi"], BondRest, self)
-        self.watch_canaries(bond.APP, lambda: [s.datapath for s in self.switches.values()
-                                               if s.ready], self._wiped)
-        self.contribute_metrics(bond.APP, lambda: [s.datapath for s in self.switches.values()],
-                                self._metric_families)
-        self.runtime.reload.participate(
-            "bond", lambda data: config.section(bond.BondSettings, "bond", data),
-            self.apply_settings)
 
     # --- desired state: config file, then REST --------------------------------------
 
@@ -166,12 +153,12 @@ class Bond(southbound.SdnApp):
         held = self.ovsdb.read_bond(name)
         return held is not None and set(held["members"]) <= set(switch.ports.values())
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None:
             self.program(switch)
 
-    def _metric_families(self):
+    def metric_families(self):
         bonds = GaugeMetricFamily("sdn_bond_members", "Members of each bond the app manages",
                                   labels=["dpid", "bond", "mode"])
         for dpid, switch in sorted(self.switches.items()):
@@ -262,9 +249,25 @@ class Bond(southbound.SdnApp):
                     pass  # already reported: OVSDB is not taking changes
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
                 raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
-            self.revision = rest.persist(self.store, overrides, self.revision)
+            try:
+                self.save_state(overrides)
+            except rest.ApiError:
+                self._put_back(switch, name, created=previous is None and body is not None)
+                raise
             self.overrides = overrides
         self.program(switch)
+
+    def _put_back(self, switch, name, created):
+        """OVSDB as the saved state says, after a change it took could not be saved
+        (a bond the change created goes again)."""
+        try:
+            want = self.bonds_of(switch).get(name)
+            if want is not None:
+                self.apply_bond(switch, want)
+            elif created:
+                self.ovsdb.delete_bond(switch.name, name, bond.APP)
+        except ovsdb.OvsdbError as err:
+            self.logger.error("bond: %s: cannot put bond %s back: %s", switch.name, name, err)
 
 
 class BondRest(rest.AppController):
@@ -285,3 +288,6 @@ class BondRest(rest.AppController):
         switch = self.app.switch(rest.parse_dpid(dpid))
         self.app.change(switch, name, None)
         return {"deleted": name, "dpid": rest.format_dpid(switch.datapath.id)}
+
+
+Bond.REST = BondRest   # the app declares its REST controller (defined after it)

@@ -20,7 +20,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline,
+from controller import (desired_state, events, ofcompile, ovsdb, pipeline,
                         rest, southbound)
 from flows import l2, learning
 from flows.mac_table import MOVED, PORT_FULL
@@ -57,24 +57,12 @@ class SwitchState:
 
 class L2Switch(southbound.SdnApp):
     _EVENTS = [events.EventHostLocation]
+    APP, SETTINGS = l2.APP, l2.L2Settings
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(l2.L2Settings, "l2_switch")
-        except config.ConfigError as err:
-            raise SystemExit(f"l2_switch: {err}") from None
-        self.switches = {}
         self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
-        self.runtime.register(kwargs["wsgi"], L2Rest, self)
-        self.runtime.reload.participate(
-            "l2_switch", lambda data: config.section(l2.L2Settings, "l2_switch", data),
-            self.apply_settings)
-        self.watch_canaries(l2.APP, lambda: [s.datapath for s in self.switches.values()
-                                             if s.reconciled], self._wiped)
-        self.contribute_metrics(l2.APP, lambda: [s.datapath for s in self.switches.values()],
-                                self._metric_families)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -146,7 +134,10 @@ class L2Switch(southbound.SdnApp):
         if self.fabric is not None:  # routes to hosts on other switches, as they are now
             self._apply_fabric(self.fabric, self.fabric)
 
-    def _metric_families(self):
+    def programmed_datapaths(self):
+        return [s.datapath for s in self.switches.values() if s.reconciled]
+
+    def metric_families(self):
         macs = GaugeMetricFamily("sdn_learned_macs", "MACs learned, per switch and VLAN",
                                  labels=["dpid", "vlan"])
         for dpid in sorted(self.switches):
@@ -155,7 +146,7 @@ class L2Switch(southbound.SdnApp):
                 macs.add_metric([rest.format_dpid(dpid), str(vlan)], count)
         yield macs
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         """The switch lost our entries without reconnecting: learn afresh, put the rest
         back (the other apps notice their own canaries)."""
         switch = self.current_switch(self.switches, datapath)
@@ -417,3 +408,6 @@ class L2Rest(rest.AppController):
     @rest.api("l2_flush", "/v1/switches/{dpid}/macs", methods=["DELETE"])
     def flush(self, req, dpid, **_):
         return {"flushed": self.app.flush_macs(rest.parse_dpid(dpid))}
+
+
+L2Switch.REST = L2Rest   # the app declares its REST controller (defined after it)

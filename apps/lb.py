@@ -26,8 +26,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, desired_state, events, ofcompile, pipeline, rest, southbound, \
-    state
+from controller import desired_state, events, ofcompile, pipeline, rest, southbound
 from flows import diff, lb, lb_health, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
@@ -45,16 +44,11 @@ class LbSwitch:
 
 
 class Lb(southbound.SdnApp):
+    APP, SETTINGS, STATE = lb.APP, lb.LbSettings, "document"  # {"vips": {id: body or None}}
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(lb.LbSettings, "lb")
-            self.store = self.runtime.state("lb")
-            self.overrides, self.revision = self.store.load()   # {"vips": {"id": body or None}}
-        except (config.ConfigError, state.StateError) as err:
-            raise SystemExit(f"lb: {err}") from None
         self.vips = self.build_vips(self.overrides)
-        self.switches = {}
         self.backends = {}      # (VIP id, backend ip) -> lb_health.BackendState
         self.pending = {}       # (dpid, probe port) -> (VIP id, backend ip, sent at)
         self.untagged = {}      # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
@@ -62,15 +56,8 @@ class Lb(southbound.SdnApp):
         self.clock = time.monotonic
         self.spawn = hub.spawn
         self.prober = None
-        self.runtime.register(kwargs["wsgi"], LbRest, self)
-        self.watch_canaries(lb.APP, lambda: [s.datapath for s in self.switches.values()
-                                             if s.ready], self._wiped)
-        self.contribute_metrics(lb.APP, lambda: [s.datapath for s in self.switches.values()],
-                                self._metric_families)
-        self.runtime.reload.participate(
-            "lb", lambda data: config.section(lb.LbSettings, "lb", data), self.apply_settings)
 
-    def _metric_families(self):
+    def metric_families(self):
         healthy = GaugeMetricFamily("sdn_lb_backend_healthy",
                                     "1 when a VIP's backend passes its health checks",
                                     labels=["vip", "backend"])
@@ -81,7 +68,7 @@ class Lb(southbound.SdnApp):
                                     f"{backend.ip}:{backend.port}"], int(bool(st and st.healthy)))
         yield healthy
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None:
             switch.ready = False
@@ -333,7 +320,7 @@ class Lb(southbound.SdnApp):
                                              f"(id {other.vip_id})")
         overrides = {"vips": dict(self.overrides.get("vips", {}))}
         overrides["vips"][str(vip_id)] = body
-        self.revision = rest.persist(self.store, overrides, self.revision)
+        self.save_state(overrides)
         self.overrides = overrides
         self.vips = self.build_vips(overrides)
         for key in [k for k in self.backends if k[0] == vip_id and
@@ -417,3 +404,6 @@ class LbRest(rest.AppController):
     @rest.api("lb_stats", "/v1/lb/vips/{vip_id}/stats", methods=["GET"])
     def vip_stats(self, req, vip_id, **_):
         return self.app.stats(self.app.vip(vip_id))
+
+
+Lb.REST = LbRest   # the app declares its REST controller (defined after it)

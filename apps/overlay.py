@@ -23,7 +23,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, ofcompile, ovsdb, pipeline, rest, southbound, state
+from controller import ofcompile, ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, overlay
 
@@ -43,19 +43,10 @@ def key_of(kind, item) -> str:
 
 
 class Overlay(southbound.SdnApp):
+    APP, SETTINGS, STATE = overlay.APP, overlay.OverlaySettings, "document"
+
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(overlay.OverlaySettings, "overlay")
-            self.store = self.runtime.state("overlay")
-            saved, self.revision = self.store.load()
-        except (config.ConfigError, state.StateError) as err:
-            raise SystemExit(f"overlay: {err}") from None
-        # REST changes over the config file: {kind: {key: body or None}}
-        self.overrides = {kind: dict(saved.get(kind, {})) for kind in KINDS}
-        self.local_vlans = {hv: {int(vni): vid for vni, vid in vlans.items()}
-                            for hv, vlans in saved.get("local_vlans", {}).items()}
-        self.switches = {}       # dpid -> SwitchPorts, for every connected switch
+        super().__init__(*args, **kwargs)   # self.switches: dpid -> SwitchPorts, all of them
         self.pushed = {}         # dpid -> the plan last pushed (pushed again only if changed)
         self.hv_problems = {}    # hypervisor -> what went wrong with its OVSDB
         self.ovsdbs = {}         # OVSDB remote -> Ovsdb
@@ -63,12 +54,15 @@ class Overlay(southbound.SdnApp):
         self.lock = hub.Semaphore(1)
         self.model = self.build_model(self.overrides)
         self.allocate_vlans()
-        self.runtime.register(kwargs["wsgi"], OverlayRest, self)
-        self.watch_canaries(overlay.APP, lambda: [self.switches[d].datapath for d in self.pushed
-                                                  if d in self.switches], self._wiped)
-        self.contribute_metrics(overlay.APP,
-                                lambda: [s.datapath for s in self.switches.values()])
-        self.runtime.reload.participate("overlay", self.prepare_settings, self.apply_settings)
+
+    def restore_state(self, saved):
+        # REST changes over the config file: {kind: {key: body or None}}
+        self.overrides = {kind: dict(saved.get(kind, {})) for kind in KINDS}
+        self.local_vlans = {hv: {int(vni): vid for vni, vid in vlans.items()}
+                            for hv, vlans in saved.get("local_vlans", {}).items()}
+
+    def programmed_datapaths(self):
+        return [self.switches[d].datapath for d in self.pushed if d in self.switches]
 
     @property
     def model(self):
@@ -81,18 +75,19 @@ class Overlay(southbound.SdnApp):
                                               for d in (hv.int_dpid, hv.tun_dpid)])
         self._model = model
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None:
             with self.lock:
                 self.pushed.pop(datapath.id, None)
             self.program([datapath.id])
 
-    def prepare_settings(self, data):
-        settings = config.section(overlay.OverlaySettings, "overlay", data)
-        for kind in KINDS:  # each entry must parse (conflicts are reported, as at start)
-            for body in getattr(settings, kind) or ():
-                _PARSE[kind](body)
+    def parse_settings(self, data):
+        settings = super().parse_settings(data)
+        if data is not None:   # a reload: each entry must parse (at start a bad one is
+            for kind in KINDS:  # reported and left out; conflicts are reported either way)
+                for body in getattr(settings, kind) or ():
+                    _PARSE[kind](body)
         return settings
 
     def apply_settings(self, settings):
@@ -136,7 +131,7 @@ class Overlay(southbound.SdnApp):
     def save(self, overrides):
         data = dict(overrides, local_vlans={hv: {str(vni): vid for vni, vid in vlans.items()}
                                             for hv, vlans in self.local_vlans.items()})
-        self.revision = rest.persist(self.store, data, self.revision)
+        self.save_state(data)
 
     def ovsdb_of(self, hv):
         remote = hv.ovsdb or ovsdb.DEFAULT_REMOTE
@@ -380,3 +375,6 @@ class OverlayRest(rest.AppController):
     def delete_port(self, req, hypervisor, port, **_):
         self.app.change("ports", key=f"{hypervisor}/{port}")
         return {"deleted": f"{hypervisor}/{port}"}
+
+
+Overlay.REST = OverlayRest   # the app declares its REST controller (defined after it)

@@ -30,8 +30,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, datapath as datapaths, desired_state, ofcompile, ovsdb, \
-    pipeline, rest, southbound, state, tc
+from controller import datapath as datapaths, desired_state, ofcompile, ovsdb, pipeline, rest, \
+    southbound, tc
 from controller.ports import SwitchPorts
 from flows import qos, qos_sync
 from flows.spec import Owner
@@ -78,31 +78,19 @@ class QosSwitch(SwitchPorts):
 
 
 class Qos(southbound.SdnApp):
+    # STATE: {dpid: {"ports": {"4": body or None}, "rules": {"3": body or None}}}
+    APP, SETTINGS, STATE = qos.APP, qos.QosSettings, "by_switch"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(qos.QosSettings, "qos")
-            self.store = state.DpidKeyed(self.runtime.state("qos"))
-            # {dpid: {"ports": {"4": body or None}, "rules": {"3": body or None}}}
-            self.overrides, self.revision = self.store.load()
-        except (config.ConfigError, state.StateError) as err:
-            raise SystemExit(f"qos: {err}") from None
-        self.switches = {}
         self.ovsdb = ovsdb.Ovsdb()
         self.tc = tc
         self.spawn = hub.spawn       # unit tests run it inline
         self.clock = time.monotonic
         self.lock = hub.Semaphore(1)     # one change to a switch's QoS at a time
         self.watcher = None
-        self.runtime.register(kwargs["wsgi"], QosRest, self)
-        self.watch_canaries(qos.APP, lambda: [s.datapath for s in self.switches.values()
-                                              if s.ready], self._wiped)
-        self.contribute_metrics(qos.APP, lambda: [s.datapath for s in self.switches.values()],
-                                self._metric_families)
-        self.runtime.reload.participate(
-            "qos", lambda data: config.section(qos.QosSettings, "qos", data), self.apply_settings)
 
-    def _metric_families(self):
+    def metric_families(self):
         """Queue counters as last sampled (every check_interval)."""
         sent = CounterMetricFamily("sdn_qos_queue_tx_bytes", "Bytes a port's queue sent",
                                    labels=["dpid", "port", "queue"])
@@ -113,7 +101,7 @@ class Qos(southbound.SdnApp):
                                      str(queue)], tx_bytes)
         yield sent
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None:
             self.program(switch, sync_ovsdb=False)
@@ -334,7 +322,7 @@ class Qos(southbound.SdnApp):
                                      f"fit: {'; '.join(why)}; delete or change them first")
 
     def save(self, trial):
-        self.revision = rest.persist(self.store, trial, self.revision)
+        self.save_state(trial)
         self.overrides = trial
 
     def change_port(self, switch, number, body):
@@ -354,14 +342,21 @@ class Qos(southbound.SdnApp):
                                 rebuild=broken)
             except ovsdb.OvsdbError as err:
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
-                with_old = self.desired(switch)[0]
-                try:
-                    self.sync_ovsdb(switch, with_old, only=number)
-                except ovsdb.OvsdbError:
-                    pass  # already reported: OVSDB is not taking changes
+                self._put_back(switch, number)
                 raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
-            self.save(trial)
+            try:
+                self.save(trial)
+            except rest.ApiError:   # not saved: OVSDB goes back to what the state says
+                self._put_back(switch, number)
+                raise
         self.program(switch, sync_ovsdb=False)
+
+    def _put_back(self, switch, number):
+        """The port's OVSDB rows as the saved state says, after a change failed."""
+        try:
+            self.sync_ovsdb(switch, self.desired(switch)[0], only=number)
+        except ovsdb.OvsdbError:
+            pass  # already reported: OVSDB is not taking changes
 
     def add_rule(self, switch, body):
         body = dict(body)
@@ -485,3 +480,6 @@ class QosRest(rest.AppController):
         rule = self.app.rule(switch, rule_id)
         self.app.delete_rules(switch, [rule.rule_id])
         return qos.rule_to_dict(rule)
+
+
+Qos.REST = QosRest   # the app declares its REST controller (defined after it)

@@ -22,7 +22,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, drawing, events, ofcompile, pipeline, rest, southbound
+from controller import drawing, events, ofcompile, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
 from flows.spec import Owner
@@ -31,14 +31,10 @@ from flows.spec import Owner
 class Topology(southbound.SdnApp):
     _EVENTS = [events.EventTopology]
     BUILDS_FABRIC = True   # the bond app leaves its bridges in this fabric (apps/bond.py)
+    APP, SETTINGS = topology.APP, topology.TopologySettings
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(topology.TopologySettings, "topology")
-        except config.ConfigError as err:
-            raise SystemExit(f"topology: {err}") from None
-        self.switches = {}  # dpid -> SwitchPorts
+        super().__init__(*args, **kwargs)   # self.switches: dpid -> SwitchPorts
         self.live = {}      # dpid -> {port: when it came up}
         self.heard = {}     # Link -> when LLDP last crossed it
         self.guards = {}    # dpid -> flood guard last pushed
@@ -51,14 +47,6 @@ class Topology(southbound.SdnApp):
         # _refresh runs from event handlers and from the discovery loop (two greenlets);
         # a send that blocks must not let the other push a diff against stale guards
         self._refreshing = hub.Semaphore(1)
-        self.runtime.register(kwargs["wsgi"], TopologyRest, self)
-        self.runtime.reload.participate(  # timings only: the next discovery round uses them
-            "topology", lambda data: config.section(topology.TopologySettings, "topology", data),
-            lambda settings: setattr(self, "settings", settings))
-        self.watch_canaries(topology.APP, lambda: [s.datapath for d, s in self.switches.items()
-                                                   if d in self.guards], self._wiped)
-        self.contribute_metrics(topology.APP,
-                                lambda: [s.datapath for s in self.switches.values()])
         hub.spawn(self._discover)
 
     # --- switches and ports ---------------------------------------------------------
@@ -162,7 +150,10 @@ class Topology(southbound.SdnApp):
         self._drop_links(lambda end: end[0] == dpid)
         self._refresh()
 
-    def _wiped(self, datapath):
+    def programmed_datapaths(self):
+        return [s.datapath for d, s in self.switches.items() if d in self.guards]
+
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None:
             self._reconcile(switch)
@@ -272,3 +263,6 @@ class TopologyRest(rest.AppController):
     @rest.api("topology_svg", "/v1/topology.svg", methods=["GET"])
     def get_picture(self, req, **_):
         return rest.text_response(drawing.topology_svg(self.app.view()), "image/svg+xml")
+
+
+Topology.REST = TopologyRest   # the app declares its REST controller (defined after it)

@@ -21,7 +21,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import config, events, ofcompile, pipeline, rest, southbound, state
+from controller import events, ofcompile, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, vlan
 from flows.spec import Owner
@@ -29,26 +29,12 @@ from flows.spec import Owner
 
 class Vlan(southbound.SdnApp):
     _EVENTS = [events.EventPortVlans]
+    APP, SETTINGS, STATE = vlan.APP, vlan.VlanSettings, "by_switch"
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        try:
-            self.settings = config.section(vlan.VlanSettings, "vlan")
-            self.store = state.DpidKeyed(self.runtime.state("vlan"))
-            # {dpid: {"port": settings or None}}
-            self.overrides, self.revision = self.store.load()
-        except (config.ConfigError, state.StateError) as err:
-            raise SystemExit(f"vlan: {err}") from None
-        self.switches = {}
+        super().__init__(*args, **kwargs)   # self.overrides: {dpid: {"port": body or None}}
         self.plans = {}     # dpid -> the plan last pushed
         self.fabric = None  # set when the topology app runs: flood along its tree only
-        self.runtime.register(kwargs["wsgi"], VlanRest, self)
-        self.watch_canaries(vlan.APP, lambda: [s.datapath for dpid, s in self.switches.items()
-                                               if dpid in self.plans], self._wiped)
-        self.contribute_metrics(vlan.APP, lambda: [s.datapath for s in self.switches.values()])
-        self.runtime.reload.participate(
-            "vlan", lambda data: config.section(vlan.VlanSettings, "vlan", data),
-            self.apply_settings)
 
     def apply_settings(self, settings):
         """A reloaded config: every switch gets its new plan (only what differs)."""
@@ -56,6 +42,9 @@ class Vlan(southbound.SdnApp):
         for switch in list(self.switches.values()):
             if switch.datapath.id in self.plans:
                 self.program(switch)
+
+    def programmed_datapaths(self):
+        return [s.datapath for dpid, s in self.switches.items() if dpid in self.plans]
 
     # --- desired state ------------------------------------------------------------
 
@@ -122,7 +111,7 @@ class Vlan(southbound.SdnApp):
         if switch is not None and switch.update_from_status(ev.msg):
             self.program(switch)  # a port came or went: flood lists change
 
-    def _wiped(self, datapath):
+    def repair(self, datapath):
         switch = self.current_switch(self.switches, datapath)
         if switch is not None and self.plans.pop(datapath.id, None) is not None:
             self.program(switch)  # first program again: reconciled against what is left
@@ -167,7 +156,7 @@ class Vlan(southbound.SdnApp):
                 raise rest.ApiError(400, str(err)) from None
         overrides = {k: dict(v) for k, v in self.overrides.items()}
         overrides.setdefault(switch.datapath.id, {})[str(number)] = body
-        self.revision = rest.persist(self.store, overrides, self.revision)
+        self.save_state(overrides)
         self.overrides = overrides
         self.program(switch)
 
@@ -202,3 +191,6 @@ class VlanRest(rest.AppController):
     @rest.api("vlan_members", "/v1/vlans", methods=["GET"])
     def list_vlans(self, req, **_):
         return self.app.members()
+
+
+Vlan.REST = VlanRest   # the app declares its REST controller (defined after it)

@@ -1,13 +1,10 @@
-"""How apps talk to switches: the app base (`SdnApp`) and the push of specs.
-
-Apps hand over specs; this compiles them and hands them, in order, to the runtime's
-one sender (controller/runtime.py `Runtime.send`), with a barrier between deletes and
-the adds that follow (OpenFlow lets a switch reorder messages that no barrier
-separates) and one at the end. Request/reply (flow stats) is matched by xid in
+"""The app base (`SdnApp`): an app declares its config section, REST controller and
+state document, and the base does the start-up, the canary watch, /metrics and the one
+reconcile path (`converge`). The push of specs and the read-back are in
+controller/switch_sync.py. Request/reply (flow stats) is matched by xid in
 `SdnApp.request`. Apps send through `SdnApp.push` and `SdnApp.send` only.
 """
 import collections
-import dataclasses
 import time
 
 from prometheus_client.core import GaugeMetricFamily
@@ -20,9 +17,10 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
 from controller import (channel, config, fastparse, metrics, ofcompile, ofguard, pipeline,
-                        readback, rest, runtime)
+                        readback, rest, runtime, state)
+from controller.switch_sync import (SwitchSlow, SwitchTimeout, push, read_entries,  # noqa: F401
+                                    reconcile, request_flows)
 from controller.claims import LEFT_ALONE_MARK
-from flows import diff
 from flows.dpid import format as format_dpid
 from flows.spec import Owner
 
@@ -31,89 +29,6 @@ channel.install()    # working TLS; one connection per datapath id
 ofguard.install()    # bounded parsing, per-connection limits (the venv's .pth did it already)
 
 OFP_ERROR_MARK = "OpenFlow error from switch"  # tests grep logs for this
-
-
-class SwitchTimeout(RuntimeError):
-    pass
-
-
-def push(sender, datapath, items, barrier=True) -> bool:
-    """Send specs/deletes in order through `sender` (the Runtime); deletes are finished
-    before later adds start. True when sent (False: the runtime may not write there)."""
-    messages, previous_was_delete = [], False
-    for item, message in zip(items, ofcompile.compile_all(datapath, items)):
-        is_delete = isinstance(item, ofcompile.DELETES)
-        if previous_was_delete and not is_delete:
-            messages.append(ofcompile.barrier(datapath))
-        messages.append(message)
-        previous_was_delete = is_delete
-    if barrier:
-        messages.append(ofcompile.barrier(datapath))
-    if not sender.send(datapath, messages):
-        return False
-    _count_flow_mods(getattr(item, "owner", None) for item in items)
-    return True
-
-
-def _count_flow_mods(owners):
-    """Count flow-mods per app for /metrics; `owners` of the items sent (FlowSpec and
-    FlowDelete have one, groups and meters None)."""
-    counts = collections.Counter(owner.app for owner in owners if owner is not None)
-    for app, count in counts.items():
-        metrics.FLOW_MODS.labels(app).inc(count)
-
-
-def request_flows(app, datapath, owner, table=None):
-    """Flow-stats entries owned by `owner`, as (FlowSpec, stats entry) pairs."""
-    stats = app.request(datapath, ofcompile.flow_stats_request(datapath, owner, table))
-    return [(ofcompile.decode_flow(stat), stat) for stat in stats]
-
-
-def read_entries(app, datapath, owners, skip=(), groups=False, meters=False):
-    """What the switch holds of `owners` (flows, and groups/meters when asked), as
-    readback.Entry values; flows of `skip` owners (what learn() wrote) are left out."""
-    stats = [stat for owner in owners for stat in app.request(
-        datapath, ofcompile.flow_stats_request(datapath, owner))]
-    stats = [s for s in stats
-             if not any(readback.owns(o, pipeline.owner_of(s.cookie)) for o in skip)]
-    entries = readback.flow_entries(stats)
-    if groups:
-        entries += readback.group_entries(
-            app.request(datapath, readback.group_desc_request(datapath)), owners)
-    if meters:
-        entries += readback.meter_entries(
-            app.request(datapath, readback.meter_config_request(datapath)), owners)
-    return entries
-
-
-def reconcile(app, datapath, installed, desired):
-    """Make the switch's `installed` entries (readback.Entry values) equal the specs
-    `desired` without a gap: what is missing or differs first (groups and meters before
-    the flows that use them; an existing group or meter is modified in place), confirmed
-    by a barrier, then strict removal of the stale entries (flows before the groups and
-    meters they use). Entries already right are not touched. Returns (adds, removed)."""
-    wanted = readback.desired(datapath, desired)
-    adds, stale = diff.reconcile_by(installed, wanted, key=lambda e: e.key,
-                                    slot=lambda e: e.slot)
-    taken = {entry.slot for entry in installed}
-    specs = [dataclasses.replace(e.item, modify=e.slot in taken)
-             for e in adds if e.kind != "flow"] + [e.item for e in adds if e.kind == "flow"]
-    stale.sort(key=lambda e: e.kind != "flow")
-    app.logger.info("%s: reconciled switch %s: %d entries kept, %d added or changed, "
-                    "%d stale removed", app.name, format_dpid(datapath.id),
-                    len(wanted) - len(adds), len(adds), len(stale))
-    sent = True
-    if specs:
-        sent = app.push(datapath, specs, barrier=False) and app.confirm(datapath)
-    if stale and sent:
-        sent = app.runtime.send(datapath, [readback.removal(datapath, e) for e in stale])
-        if sent:
-            _count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale
-                             if e.kind == "flow")
-            app.confirm(datapath)
-    if sent:   # readiness (GET /v1/runtime/switches) says so from now on
-        app.runtime.readiness.mark(app.name, datapath, runtime.RECONCILED)
-    return adds, stale
 
 
 def _dpid_of(ev):
@@ -142,13 +57,32 @@ def _openflow_settings(data):
 class SdnApp(app_manager.RyuApp):
     """Base of our apps: OpenFlow 1.3 only, switch errors are never silent, and
     multipart requests get their replies. ryu-manager hands every app the same
-    `runtime` (controller/runtime.py) and `wsgi` (the REST server)."""
+    `runtime` (controller/runtime.py) and `wsgi` (the REST server).
+
+    An app declares what it has and the base does its start-up (docs/adding-an-app.md):
+
+    - `APP`: its id in the pipeline declaration (cookies, canary, metrics label);
+    - `SETTINGS`: the settings class of its config section (named `APP`), read into
+      `self.settings` at start and on every reload (`apply_settings`);
+    - `REST`: its REST controller class (rest.AppController), served on `wsgi`;
+    - `STATE`: None, "document" or "by_switch" (a document keyed by datapath id): its
+      REST-made state, loaded into `restore_state(document)` with `self.revision`,
+      saved with `save_state`.
+
+    Then the canary watch (`programmed_datapaths`, `repair`) and /metrics
+    (`connected_datapaths`, `metric_families`) run from the hooks below; the base's
+    defaults read `self.switches` (dpid -> an object with .datapath)."""
     OFP_VERSIONS = [ofp.OFP_VERSION]
     _CONTEXTS = {"wsgi": rest.WSGIApplication, "runtime": runtime.Runtime}
     # True for an app that makes every switch's flooding loop-free (the topology app):
     # with one loaded, apps that would otherwise take a switch for NORMAL switching
     # leave it in the fabric instead (see fabric_loaded)
     BUILDS_FABRIC = False
+    APP = None
+    SETTINGS = None
+    REST = None
+    STATE = None
+    STATE_POLL_S = 2.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -161,6 +95,93 @@ class SdnApp(app_manager.RyuApp):
             raise SystemExit(f"openflow: {err}") from None
         self.runtime.reload.participate("openflow", _openflow_settings, ofguard.configure)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
+        self.switches = {}  # dpid -> what the app knows of a connected switch (.datapath)
+        if self.APP is not None:
+            self._start(kwargs.get("wsgi"))
+
+    def _start(self, wsgi):
+        """The declared start-up: settings, state, REST, reload, canaries, metrics. A bad
+        config section or an unreadable state store stops ryu-manager with the reason."""
+        app = self.APP
+        try:
+            if self.SETTINGS is not None:
+                self.settings = self.parse_settings(None)
+            if self.STATE is not None:
+                store = self.runtime.state(app)
+                self.store = state.DpidKeyed(store) if self.STATE == "by_switch" else store
+                document, self.revision = self.store.load()
+                self.restore_state(document)
+                self.store.watch(self._state_changed_elsewhere)
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"{app}: {err}") from None
+        if self.REST is not None and wsgi is not None:
+            self.runtime.register(wsgi, self.REST, self)
+        if self.SETTINGS is not None:
+            self.runtime.reload.participate(app, self.parse_settings, self.apply_settings)
+        self.watch_canaries(app, lambda: self.programmed_datapaths(), self.repair)
+        self.contribute_metrics(app, lambda: self.connected_datapaths(), self.metric_families)
+        if self.STATE is not None:
+            hub.spawn(self._poll_state)
+
+    # --- what an app may override ----------------------------------------------------
+
+    def parse_settings(self, data):
+        """The app's settings from a config file's data (None: the running config file)."""
+        return config.section(self.SETTINGS, self.APP, data)
+
+    def apply_settings(self, settings):
+        """A reloaded config (and another writer's state change): switch over to it."""
+        self.settings = settings
+
+    def restore_state(self, document):
+        """The REST-made state as loaded (at start, or another writer's newer one)."""
+        self.overrides = document
+
+    def connected_datapaths(self):
+        return [s.datapath for s in self.switches.values()]
+
+    def programmed_datapaths(self):
+        """The datapaths whose entries the canary watch guards (the app pushed them)."""
+        return [s.datapath for s in self.switches.values() if getattr(s, "ready", False)]
+
+    def repair(self, datapath):
+        """The canary of `datapath` is gone: put the app's entries back."""
+
+    def metric_families(self):
+        return ()
+
+    # --- REST-made state ----------------------------------------------------------------
+
+    def save_state(self, document):
+        """Save `document` over the revision this app last loaded or saved; the caller
+        switches to it only after this returned. Another writer's save meanwhile is a
+        409: this app takes that writer's state (as a reload would) and the client
+        retries on it. A store that cannot write is a 500. Either way nothing is saved."""
+        try:
+            self.revision = self.store.save(document, self.revision)
+        except state.StateConflict as err:
+            try:   # applied in its own greenlet: the caller may hold the app's lock
+                self._state_changed_elsewhere(*self.store.load(), apply=hub.spawn)
+            except state.StateError as load_err:
+                self.logger.error("%s: cannot reload state: %s", self.APP, load_err)
+            raise rest.ApiError(409, str(err)) from None
+        except state.StateError as err:
+            raise rest.ApiError(500, str(err)) from None
+
+    def _state_changed_elsewhere(self, document, revision, apply=lambda run, *args: run(*args)):
+        self.logger.warning("%s: state changed by another writer (revision %s): applying it",
+                            self.APP, revision)
+        self.revision = revision
+        self.restore_state(document)
+        apply(self.apply_settings, self.settings)
+
+    def _poll_state(self):
+        while True:
+            hub.sleep(self.STATE_POLL_S)
+            try:
+                self.store.poll()
+            except state.StateError as err:
+                self.logger.warning("%s: %s", self.APP, err)
 
     def get_handlers(self, ev, state=None):
         """Ryu's dispatch, minus the events of switches another app owns outright
@@ -260,8 +281,10 @@ class SdnApp(app_manager.RyuApp):
                 raise SwitchTimeout(f"switch {format_dpid(datapath.id or 0)} did not become ready")
             hub.sleep(0.02)
 
+    RECHECK_S = 5.0
+
     def converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
-                 meters=False, adopt=None):
+                 meters=False, adopt=None, retries_left=5):
         """In a greenlet: the one path by which an app puts a switch right on connect,
         reconnect, restart, reload and canary repair. Reads back what the switch holds
         of `owners` (groups/meters too when asked), hands that to `adopt(installed)`
@@ -274,7 +297,9 @@ class SdnApp(app_manager.RyuApp):
         app wants can depend on what it took over. `adopt` returning False stops here
         (the switch went away meanwhile): nothing is sent, returns None. A switch that
         does not answer gets `forget` (deletes of everything of ours) and `desired`
-        pushed instead, and counts as reconciled when that was sent; returns None.
+        pushed instead, and counts as reconciled when that was sent; returns None. One
+        that answered the read-back but not the barriers after the changes keeps its
+        entries and is converged again RECHECK_S later (`adopt` is not asked again).
         Otherwise returns (adds, removed)."""
         wanted = []
 
@@ -290,6 +315,16 @@ class SdnApp(app_manager.RyuApp):
             installed = [e for e in installed if not (e.kind == "flow" and any(
                 readback.owns(o, pipeline.owner_of(e.item.cookie)) for o in skip))]
             return reconcile(self, datapath, installed, want())
+        except SwitchSlow as err:
+            # it answered the read-back: replacing its entries would cut what they carry
+            if datapath.state == DEAD_DISPATCHER or retries_left <= 0:
+                self.logger.warning("%s: %s; giving up", self.name, err)
+                return None
+            self.logger.warning("%s: %s; its entries stay, checked again in %s s", self.name,
+                                err, self.RECHECK_S)
+            hub.sleep(self.RECHECK_S)
+            return self.converge(datapath, owners, desired, forget, skip, groups, meters,
+                                 retries_left=retries_left - 1)
         except SwitchTimeout as err:
             self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
                                 format_dpid(datapath.id or 0), err)

@@ -63,6 +63,11 @@ class StateStore(abc.ABC):
         document (how soon depends on the backend: SqliteStateStore on `poll()`)."""
         self._watchers.append(callback)
 
+    def poll(self) -> bool:
+        """Look for another writer's change now (True: there was one, the watchers were
+        told). A backend that pushes changes to its watchers has nothing to look for."""
+        return False
+
     def _changed_elsewhere(self, document, revision):
         for callback in list(self._watchers):
             callback(document, revision)
@@ -196,3 +201,6 @@ class DpidKeyed(StateStore):
 
     def save(self, document: dict, expected_revision: int) -> int:
         return self.inner.save(dpid.text_keys(document), expected_revision)
+
+    def poll(self) -> bool:
+        return self.inner.poll()

@@ -21,7 +21,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from tests.support import ofsim, wire
 
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
-BACKGROUND_LOOPS = {"_discover", "canary_loop"}  # endless: never run inline
+BACKGROUND_LOOPS = {"_discover", "canary_loop", "_poll_state"}  # endless: never run inline
 
 
 def run_inline(monkeypatch, hub_module):

@@ -197,3 +197,16 @@ def test_with_the_topology_app_bonded_bridges_stay_in_the_fabric(monkeypatch, tm
     status, body, _ = call(app, "GET", "/v1/bonds")
     assert {b["name"]: b["forwarding"] for b in body} == {"s1-bond": "fabric",
                                                           "s2-bond": "fabric"}
+
+
+def test_a_bond_another_writer_saved_over_is_a_409_and_leaves_ovsdb_as_it_was(monkeypatch,
+                                                                              tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    switch = bring_up(app)
+    other = SqliteStateStore("bond", tmp_path)
+    other.save({}, other.load()[1])
+    status, body, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())
+    assert status == 409 and "changed by another writer" in body["error"]
+    assert app.ovsdb.bonds == {} and forwards(switch) == []   # the new bond went again
+    status, _, _ = call(app, "PUT", "/v1/bonds/1/s1-bond", json.dumps(BODY).encode())
+    assert status == 200 and list(app.ovsdb.bonds) == ["s1-bond"]

@@ -18,6 +18,7 @@ from tests.support.fakeswitch import FakeSwitch
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_PATHS = {"reconcile", "read_entries"}   # converge's parts: no app calls them itself
+SWITCH_SIDE = {"southbound", "switch_sync"}  # where they are (switch_sync) and re-exported
 
 
 def own_paths(source):
@@ -26,9 +27,10 @@ def own_paths(source):
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and node.attr in OWN_PATHS and \
-                isinstance(node.value, ast.Name) and node.value.id == "southbound":
+                isinstance(node.value, ast.Name) and node.value.id in SWITCH_SIDE:
             found.append(f"line {node.lineno}: southbound.{node.attr}")
-        elif isinstance(node, ast.ImportFrom) and node.module == "controller.southbound":
+        elif isinstance(node, ast.ImportFrom) and node.module in (
+                "controller.southbound", "controller.switch_sync"):
             found += [f"line {node.lineno}: imports {a.name}" for a in node.names
                       if a.name in OWN_PATHS]
     return found
@@ -38,6 +40,8 @@ def test_the_scan_sees_an_app_that_reconciles_by_itself():
     assert own_paths("southbound.reconcile(self, dp, [], [])\n")
     assert own_paths("x = southbound.read_entries(self, dp, owners)\n")
     assert own_paths("from controller.southbound import reconcile as r\n")
+    assert own_paths("switch_sync.reconcile(self, dp, [], [])\n")
+    assert own_paths("from controller.switch_sync import read_entries\n")
     assert not own_paths("self.converge(dp, owners, desired)\nsouthbound.push(s, dp, [])\n")
 
 

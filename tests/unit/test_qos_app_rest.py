@@ -292,3 +292,20 @@ def test_a_controller_restarted_on_an_old_state_document_finds_its_policers(monk
     bring_up(app)
     assert call(app, "GET", "/v1/qos/1/s1-eth1")[1]["ingress_policing"]["rate"] == 5_000_000
     assert app.ovsdb.policing["s1-eth1"] == (5000, 500)
+
+
+def test_a_change_another_writer_saved_over_is_a_409_and_ovsdb_goes_back(lab_app, tmp_path):
+    """OVSDB is written before the state is saved (OVSDB may refuse); when the save then
+    finds another writer's newer state, OVSDB is put back as that state says."""
+    bring_up(lab_app)
+    before = lab_app.ovsdb.policing.get("s1-eth1", (0, 0))
+    other = SqliteStateStore("qos", tmp_path)
+    other.save({"0000000000000001": {"rules": {}}}, other.load()[1])
+    status, body, _ = call(lab_app, "PUT", "/v1/qos/1/1",
+                           b'{"ingress_policing": {"rate": "5M", "burst": "500k"}}')
+    assert status == 409 and "changed by another writer" in body["error"]
+    assert lab_app.ovsdb.policing.get("s1-eth1", (0, 0)) == before
+    assert other.load()[0] == {"0000000000000001": {"rules": {}}}
+    status, body, _ = call(lab_app, "PUT", "/v1/qos/1/1",        # the retry lands
+                           b'{"ingress_policing": {"rate": "5M", "burst": "500k"}}')
+    assert status == 200 and lab_app.ovsdb.policing["s1-eth1"] == (5000, 500)

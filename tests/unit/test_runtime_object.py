@@ -88,7 +88,7 @@ def test_only_the_runtime_writes_to_a_datapath():
 # --- every app, every kind of message, through the one sender --------------------
 
 def _spawn_inline(run, *args):
-    if run.__name__ not in ("_discover", "canary_loop", "_probe_loop", "_watch"):
+    if run.__name__ not in ("_discover", "canary_loop", "_probe_loop", "_watch", "_poll_state"):
         run(*args)
 
 
@@ -302,15 +302,33 @@ def test_apps_keep_their_state_where_the_runtime_says(monkeypatch, tmp_path):
     assert MemoryStore.documents["vlan"] == ({"0000000000000001": {"3": {"trunks": [30]}}}, 1)
 
 
-def test_a_rest_change_over_another_writers_save_is_a_409_and_changes_nothing(
+def test_a_rest_change_over_another_writers_save_is_a_409_then_the_retry_lands_on_top(
         monkeypatch, tmp_path):
     app = vlan_tests.make_vlan_app(monkeypatch, tmp_path, vlan_tests.SECTION)
-    switch = vlan_tests.bring_up(app)
+    vlan_tests.bring_up(app)
     other = state.SqliteStateStore("vlan", tmp_path)          # another writer of the store
-    other.save({"0000000000000001": {"1": None}}, other.load()[1])
-    sent, overrides = len(switch.sent), app.overrides
+    other.save({"0000000000000001": {"1": {"tag": 40}}}, other.load()[1])
     status, body, _ = l2_tests.call(app, "PUT", "/v1/switches/1/ports/uplink/vlan",
                                     b'{"trunks": [30]}')
     assert status == 409 and "changed by another writer" in body["error"]
-    assert app.overrides is overrides and len(switch.sent) == sent
-    assert other.load()[0] == {"0000000000000001": {"1": None}}
+    assert other.load()[0] == {"0000000000000001": {"1": {"tag": 40}}}   # nothing saved
+    # the app took the other writer's state (no stale revision kept): port 1 follows it
+    assert app.overrides == {1: {"1": {"tag": 40}}}
+    assert l2_tests.call(app, "GET", "/v1/switches/1/ports/1/vlan")[1]["tag"] == 40
+    status, _, _ = l2_tests.call(app, "PUT", "/v1/switches/1/ports/uplink/vlan",
+                                 b'{"trunks": [30]}')
+    assert status == 200
+    assert other.load()[0] == {"0000000000000001": {"1": {"tag": 40},
+                                                    "3": {"trunks": [30]}}}
+
+
+def test_another_writers_change_seen_by_polling_is_applied(monkeypatch, tmp_path):
+    app = vlan_tests.make_vlan_app(monkeypatch, tmp_path, vlan_tests.SECTION)
+    vlan_tests.bring_up(app)
+    assert l2_tests.call(app, "GET", "/v1/switches/1/ports/1/vlan")[1]["tag"] != 41
+    other = state.SqliteStateStore("vlan", tmp_path)
+    other.save({"0000000000000001": {"1": {"tag": 41}}}, other.load()[1])
+    assert app.store.poll() is True and app.store.poll() is False
+    assert l2_tests.call(app, "GET", "/v1/switches/1/ports/1/vlan")[1]["tag"] == 41
+    status, _, _ = l2_tests.call(app, "PUT", "/v1/switches/1/ports/1/vlan", b'{"tag": 42}')
+    assert status == 200 and other.load()[0]["0000000000000001"]["1"] == {"tag": 42}
