@@ -1,174 +1,33 @@
 """Overlay intent -> flows: tenant networks (VNIs) across hypervisors, each with an
 integration bridge (VM ports are access ports of the network's local VLAN) patched
-to a tunnel bridge that runs the overlay lab's pipeline:
-
-    0  tun_in        from the patch port -> 1; from a tunnel -> 3; else drop
-    1  tun_from_int  unicast -> 20; multicast/broadcast -> 21
-    2  tun_drop      drop
-    3  tun_vni       tun_id=VNI -> push local VLAN, -> 10; unknown VNI -> drop
-    10 tun_learn     learn(table 20: VLAN + eth_dst := eth_src -> strip VLAN,
-                     tun_id := tun_id, output:in_port), then to the patch port
-    20 tun_ucast     learned (or L2-population) entries; miss -> 21
-    21 tun_flood     local VLAN -> strip, set_tunnel VNI, out to the tunnels of the
-                     hypervisors that host that VNI; unknown VLAN -> drop
+to a tunnel bridge that runs the overlay lab's pipeline (tables 0/1/2/3/10/20/21).
 
 Local VLANs are per hypervisor (the same VNI may have different ones) and stable:
 a VNI keeps its VLAN while it stays on the hypervisor.
+
+Split by concern: flows/overlay_intent.py (hypervisors, networks and VM ports as
+REST and the config file give them, each checked on its own), flows/overlay_bridges.py
+(the owners and the flows of one tunnel or integration bridge, its pipeline table by
+table). Here: the whole overlay's model (what may change and what each bridge then
+holds), the local VLAN allocation and the `overlay` config section. The parts' names
+are re-exported, so `from flows import overlay` stays the one import of the app's
+callers.
 """
-import ipaddress
-import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from flows import arp, l2, vlan
-from flows.body import only_keys
-from flows.dpid import DpidError, format as format_dpid, parse as parse_dpid
-from flows.spec import (FlowDelete, FlowSpec, Learn, Match, Output, Owner, PopVlan, PushVlan,
-                        SetField)
-
-APP = "overlay"
-TUNNEL = Owner(APP, "tunnel")      # the fixed structure of a tunnel bridge
-TENANT = Owner(APP, "tenant")      # per network: VNI <-> VLAN, flood lists
-L2POP = Owner(APP, "l2pop")        # MACs the controller knows (L2 population)
-LEARNED = Owner(APP, "learned")    # what learn() writes into tun_ucast
-MAX_VNI = 16_777_215
-TUNNEL_TYPES = ("vxlan", "gre")
-LEARN_HARD_TIMEOUT = 300
-UNICAST = ("00:00:00:00:00:00", "01:00:00:00:00:00")
-MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
-INT_PATCH_PORT, TUN_PATCH_PORT = "patch-tun", "patch-int"   # the lab's patch port names
-ARP_PRIORITY = 10
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,9}$")
-
-
-# --- intent -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Hypervisor:
-    name: str
-    int_dpid: int
-    tun_dpid: int
-    underlay_ip: str
-    ovsdb: Optional[str] = None      # its OVSDB (None: the controller's default)
-
-
-@dataclass(frozen=True)
-class Network:
-    vni: int
-    name: str
-    tunnel_type: Optional[str] = None   # None: the overlay's default
-
-
-@dataclass(frozen=True)
-class VmPort:
-    hypervisor: str
-    port: str                        # on the integration bridge, by name or number
-    vni: int
-    mac: Optional[str] = None        # known MAC and IP: L2 population (table 20 entries,
-    ip: Optional[str] = None         # ARP answers in the tunnel bridge)
-
-
-def _dpid(value, what):
-    try:
-        number = parse_dpid(value)
-    except DpidError as err:
-        raise ValueError(f"{what}: {err}") from None
-    if number == 0:  # the overlay has always refused 0 (and flows/dpid.py takes it)
-        raise ValueError(f"{what} must be a datapath id other than 0")
-    return number
-
-
-def vni_of(value) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VNI:
-        raise ValueError(f"vni must be an integer 1..{MAX_VNI}, not {value!r}")
-    return value
-
-
-def tunnel_type_of(value) -> str:
-    if value not in TUNNEL_TYPES:
-        raise ValueError(f"tunnel_type must be one of {', '.join(TUNNEL_TYPES)}, not {value!r}")
-    return value
-
-
-def hypervisor_from_dict(body) -> Hypervisor:
-    only_keys(body, ("name", "int_dpid", "tun_dpid", "underlay_ip", "ovsdb"), "hypervisor")
-    missing = [k for k in ("name", "int_dpid", "tun_dpid", "underlay_ip") if k not in body]
-    if missing:
-        raise ValueError(f"hypervisor needs {', '.join(missing)}")
-    name = body["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"hypervisor name must be 1-10 letters, digits, '_', '.', '-' "
-                         f"(it goes into tunnel port names), not {name!r}")
-    try:
-        ip = str(ipaddress.IPv4Address(body["underlay_ip"]))
-    except (ValueError, TypeError):
-        raise ValueError(f"underlay_ip must be an IPv4 address, not {body['underlay_ip']!r}") \
-            from None
-    int_dpid, tun_dpid = _dpid(body["int_dpid"], "int_dpid"), _dpid(body["tun_dpid"], "tun_dpid")
-    if int_dpid == tun_dpid:
-        raise ValueError("int_dpid and tun_dpid must be two different bridges")
-    ovsdb = body.get("ovsdb")
-    if ovsdb is not None and (not isinstance(ovsdb, str) or
-                              not re.match(r"^(tcp|ssl|unix):.+", ovsdb)):
-        raise ValueError(f"ovsdb must be an OVSDB remote like tcp:IP:PORT or unix:PATH, "
-                         f"not {ovsdb!r}")
-    return Hypervisor(name, int_dpid, tun_dpid, ip, ovsdb)
-
-
-def network_from_dict(body) -> Network:
-    only_keys(body, ("vni", "name", "tunnel_type"), "network")
-    if "vni" not in body:
-        raise ValueError("network needs a vni")
-    name = body.get("name", f"vni{body['vni']}")
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"network name must be a non-empty string, not {name!r}")
-    kind = body.get("tunnel_type")
-    return Network(vni_of(body["vni"]), name, None if kind is None else tunnel_type_of(kind))
-
-
-def vm_port_from_dict(body) -> VmPort:
-    only_keys(body, ("hypervisor", "port", "vni", "mac", "ip"), "port")
-    missing = [k for k in ("hypervisor", "port", "vni") if k not in body]
-    if missing:
-        raise ValueError(f"port needs {', '.join(missing)}")
-    port = body["port"]
-    if isinstance(port, bool) or not isinstance(port, (str, int)) or str(port) == "":
-        raise ValueError(f"port must be a port name or number, not {port!r}")
-    mac = body.get("mac")
-    if mac is not None:
-        mac = Match.of(eth_src=mac).get("eth_src")   # normalises, raises when malformed
-    ip = body.get("ip")
-    if ip is not None:
-        try:
-            ip = str(ipaddress.IPv4Address(ip))
-        except (ValueError, TypeError):
-            raise ValueError(f"ip must be an IPv4 address, not {ip!r}") from None
-        if mac is None:
-            raise ValueError("ip needs the port's mac (ARP answers carry it)")
-    return VmPort(str(body["hypervisor"]), str(port), vni_of(body["vni"]), mac, ip)
-
-
-def vm_port_to_dict(port: VmPort) -> dict:
-    return {k: v for k, v in (("hypervisor", port.hypervisor), ("port", port.port),
-                              ("vni", port.vni), ("mac", port.mac), ("ip", port.ip))
-            if v is not None}
-
-
-def hypervisor_to_dict(hv: Hypervisor) -> dict:
-    out = {"name": hv.name, "int_dpid": format_dpid(hv.int_dpid),
-           "tun_dpid": format_dpid(hv.tun_dpid), "underlay_ip": hv.underlay_ip}
-    if hv.ovsdb:
-        out["ovsdb"] = hv.ovsdb
-    return out
-
-
-def network_to_dict(network: Network) -> dict:
-    out = {"vni": network.vni, "name": network.name}
-    if network.tunnel_type:
-        out["tunnel_type"] = network.tunnel_type
-    return out
+from flows import vlan
+from flows.dpid import format as format_dpid
+from flows.overlay_bridges import (  # noqa: F401
+    APP, ARP_PRIORITY, INT_PATCH_PORT, INTEGRATION_BRIDGE_LEARNED, INTEGRATION_BRIDGE_OWNERS,
+    L2POP, LEARN_HARD_TIMEOUT, LEARNED, MULTICAST, TENANT, TUN_PATCH_PORT, TUNNEL,
+    TUNNEL_BRIDGE_OWNERS, UNICAST, TunnelBridge, arp_responder_flows, forget_integration_bridge,
+    forget_tunnel_bridge, integration_plan, integration_ports, l2pop_flows, network_flows,
+    tunnel_plan, tunnel_port_name, tunnel_structure)
+from flows.overlay_intent import (  # noqa: F401
+    MAX_VNI, TUNNEL_TYPES, Hypervisor, Network, VmPort, hypervisor_from_dict, hypervisor_to_dict,
+    network_from_dict, network_to_dict, tunnel_type_of, vm_port_from_dict, vm_port_to_dict,
+    vni_of)
 
 
 class Conflict(ValueError):
@@ -333,10 +192,6 @@ class Model:
                                                    for vni in self.vnis_on(hv)})
 
 
-def tunnel_port_name(kind: str, remote: str) -> str:
-    """The tunnel port towards `remote` on a tunnel bridge (<= 15 chars, as Linux wants)."""
-    return f"{'vx' if kind == 'vxlan' else 'gre'}-{remote}"
-
 
 def allocate_vlans(current: Mapping[int, int], vnis: Iterable[int]) -> Dict[int, int]:
     """{vni: local VLAN} for `vnis`: VNIs keep the VLAN they have, new ones get the
@@ -352,133 +207,6 @@ def allocate_vlans(current: Mapping[int, int], vnis: Iterable[int]) -> Dict[int,
             except StopIteration:
                 raise ValueError("no free local VLAN left on this hypervisor") from None
     return kept
-
-
-# --- the tunnel bridge ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TunnelBridge:
-    """What one hypervisor's tunnel bridge needs to know."""
-    patch_port: int
-    tunnels: Mapping[Tuple[str, str], int]        # (remote hypervisor, type) -> ofport
-    local_vlans: Mapping[int, int]                # vni -> VLAN on this hypervisor
-    vni_types: Mapping[int, str]                  # vni -> tunnel type
-    remote_members: Mapping[int, Tuple[str, ...]]  # vni -> other hypervisors hosting it
-    remote_macs: Tuple[Tuple[int, str, str], ...] = ()  # L2 pop: (vni, mac, hypervisor)
-    arp_answers: Tuple[Tuple[int, str, str], ...] = ()  # L2 pop: (vni, ip, mac)
-
-
-def tunnel_structure(patch_port: int, tunnel_ports: Iterable[int]) -> List[FlowSpec]:
-    """Tables 0, 1, 2, 10 and the misses of 3, 20 and 21: independent of networks."""
-    specs = [FlowSpec("tun_in", 1, Match.of(in_port=patch_port), TUNNEL, goto="tun_from_int")]
-    specs += [FlowSpec("tun_in", 1, Match.of(in_port=port), TUNNEL, goto="tun_vni")
-              for port in sorted(tunnel_ports)]
-    specs += [
-        FlowSpec("tun_in", 0, Match(), TUNNEL),
-        FlowSpec("tun_from_int", 1, Match.of(eth_dst=UNICAST), TUNNEL, goto="tun_ucast"),
-        FlowSpec("tun_from_int", 1, Match.of(eth_dst=MULTICAST), TUNNEL, goto="tun_flood"),
-        FlowSpec("tun_from_int", 0, Match(), TUNNEL),
-        FlowSpec("tun_drop", 0, Match(), TUNNEL),
-        FlowSpec("tun_vni", 0, Match(), TUNNEL),
-        FlowSpec("tun_learn", 1, Match(), TUNNEL, actions=(
-            Learn("tun_ucast", LEARNED, (("vlan_vid", "vlan_vid"), ("eth_dst", "eth_src")),
-                  strip_vlan=True, loads=(("tunnel_id", "tunnel_id"),),
-                  hard_timeout=LEARN_HARD_TIMEOUT),
-            Output(patch_port))),
-        FlowSpec("tun_ucast", 0, Match(), TUNNEL, goto="tun_flood"),
-        FlowSpec("tun_flood", 0, Match(), TUNNEL),
-    ]
-    return specs
-
-
-def network_flows(bridge: TunnelBridge, vni: int) -> List[FlowSpec]:
-    """Table 3's VNI -> VLAN and table 21's VLAN -> VNI flood to the hypervisors that
-    host `vni` (none: no flood entry, the miss drops)."""
-    vid, kind = bridge.local_vlans[vni], bridge.vni_types[vni]
-    specs = [FlowSpec("tun_vni", 1, Match.of(tunnel_id=vni), TENANT,
-                      actions=(PushVlan(), SetField("vlan_vid", vid)), goto="tun_learn")]
-    outs = [Output(bridge.tunnels[(remote, kind)])
-            for remote in sorted(bridge.remote_members.get(vni, ()))
-            if (remote, kind) in bridge.tunnels]
-    if outs:
-        specs.append(FlowSpec("tun_flood", 1, Match.of(vlan_vid=vid), TENANT,
-                              actions=(PopVlan(), SetField("tunnel_id", vni), *outs)))
-    return specs
-
-
-def l2pop_flows(bridge: TunnelBridge) -> List[FlowSpec]:
-    """tun_ucast entries for MACs the controller knows, where learn() would put them."""
-    specs = []
-    for vni, mac, remote in sorted(bridge.remote_macs):
-        port = bridge.tunnels.get((remote, bridge.vni_types.get(vni)))
-        if vni in bridge.local_vlans and port is not None:
-            specs.append(FlowSpec("tun_ucast", 100, Match.of(vlan_vid=bridge.local_vlans[vni],
-                                                             eth_dst=mac), L2POP,
-                                  actions=(PopVlan(), SetField("tunnel_id", vni),
-                                           Output(port))))
-    return specs
-
-
-def arp_responder_flows(bridge: TunnelBridge) -> List[FlowSpec]:
-    """ARP requests from local VMs for IPs the controller knows are answered in table 1,
-    built in place and sent back through the patch port: no broadcast crosses the
-    underlay for them."""
-    specs = []
-    for vni, ip, mac in sorted(bridge.arp_answers):
-        if vni not in bridge.local_vlans:
-            continue
-        specs.append(FlowSpec("tun_from_int", ARP_PRIORITY,
-                              arp.request_for(ip, vlan_vid=bridge.local_vlans[vni]), L2POP,
-                              actions=arp.reply_actions(ip, mac)))
-    return specs
-
-
-def tunnel_plan(bridge: TunnelBridge) -> List[FlowSpec]:
-    specs = tunnel_structure(bridge.patch_port, bridge.tunnels.values())
-    for vni in sorted(bridge.local_vlans):
-        specs += network_flows(bridge, vni)
-    return specs + l2pop_flows(bridge) + arp_responder_flows(bridge)
-
-
-TUNNEL_BRIDGE_OWNERS = (TUNNEL, TENANT, L2POP)  # not LEARNED: learn() keeps those right
-
-
-def forget_tunnel_bridge() -> List[FlowDelete]:
-    """Deletes for what the controller installs on a tunnel bridge; entries learn()
-    wrote stay (they are still right)."""
-    return [FlowDelete(owner) for owner in TUNNEL_BRIDGE_OWNERS]
-
-
-# --- the integration bridge --------------------------------------------------------
-
-def integration_ports(vm_ports: Mapping[int, int], patch_port: int,
-                      local_vlans: Mapping[int, int]) -> List[vlan.PortVlan]:
-    """Port VLAN settings of an integration bridge: each VM port an access port of its
-    network's local VLAN ({port: vni}), the patch port a trunk of those VLANs."""
-    ports = [vlan.port_vlan_from_dict(port, {"tag": local_vlans[vni]})
-             for port, vni in sorted(vm_ports.items())]
-    trunked = sorted(set(local_vlans.values()))
-    if trunked:   # (an empty trunk list would mean every VLAN)
-        ports.append(vlan.port_vlan_from_dict(patch_port, {"trunks": trunked}))
-    return ports
-
-
-INTEGRATION_BRIDGE_OWNERS = (Owner(vlan.APP), Owner(l2.APP))  # with the table misses
-INTEGRATION_BRIDGE_LEARNED = l2.LEARNED
-
-
-def forget_integration_bridge() -> List[FlowDelete]:
-    """Deletes for everything an integration bridge's plan installs."""
-    return vlan.forget_everything() + l2.forget_everything()
-
-
-def integration_plan(ports: List[vlan.PortVlan], table_misses: List[FlowSpec]) -> List:
-    """VLAN classification and per-VLAN flooding (flows/vlan.py) with datapath MAC
-    learning (flows/l2.py) on the main pipeline; ports of no network drop everything."""
-    configured = [p.port for p in ports]
-    settings = l2.L2Settings(mode="datapath")
-    return (table_misses + vlan.switch_plan(ports, configured, ())
-            + l2.switch_defaults(settings, vlan.untagged_egress_pairs(ports)))
 
 
 @dataclass(frozen=True)

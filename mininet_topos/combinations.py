@@ -32,221 +32,26 @@ and restart ryu-manager on the same OpenFlow port (Controller.stop/start keep
 of_port), but an app that is not loaded in the next set does not remove what it left
 (QoS/Queue rows and tc trees, bond Ports replacing their members, flows and groups),
 so each set would need a hand-written reset of OVSDB and tc that is itself untested.
+
+Split by concern: mininet_topos/combination_layouts.py (where each host sits, the two
+layouts as Mininet topologies), mininet_topos/combination_checks.py (each app's config
+section and check). Here: which apps combine and the runner.
 """
 import itertools
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Tuple
-
-from mininet.topo import Topo
+from typing import Callable, List, Tuple
 
 from mininet_topos import harness
-from mininet_topos.topos import DatapathAware
+from mininet_topos.combination_checks import (Storm, bond_section, check_bond, check_lb,
+                                              check_learning, check_qos, check_topology,
+                                              check_vlan, lb_section, qos_section, vlan_section)
+from mininet_topos.combination_layouts import LAYOUTS, VLAN_OF, LayoutTopo
 
 APP_FILES = {name: f"apps/{name}.py" for name in
              ("l2_switch", "vlan", "qos", "lb", "topology", "bond", "overlay")}
 SHARING = ("vlan", "qos", "lb", "topology", "bond")   # beside l2_switch
-IPS = {"h1": "10.0.0.1", "h2": "10.0.0.2", "h3": "10.0.0.3", "h4": "10.0.0.4",
-       "b1": "10.0.0.11", "b2": "10.0.0.12", "hb1": "10.0.0.21", "hb2": "10.0.0.22"}
-VLAN_OF = {"h1": 10, "h2": 10, "h4": 10, "b1": 10, "b2": 10, "h3": 20}
-VIP = "10.0.0.100"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each host sits ((switch, port)), the links between switches, and which
-    links are the bonded pair's (always present on the ring; on one switch only when
-    the bond app runs, since two parallel links without it are a loop)."""
-    name: str
-    switches: Tuple[str, ...]
-    hosts: Dict[str, Tuple[str, int]]
-    links: Tuple[Tuple[str, int, str, int], ...]
-    bond_links: Tuple[Tuple[str, int, str, int], ...]
-    bond_always: bool
-
-    def bonds(self):
-        members = {}
-        for a, pa, b, pb in self.bond_links:
-            members.setdefault(a, []).append(pa)
-            members.setdefault(b, []).append(pb)
-        return members
-
-
-SINGLE = Layout(
-    "single", ("s1", "s2", "s3"),
-    {"h1": ("s1", 1), "h2": ("s1", 2), "h3": ("s1", 3), "h4": ("s1", 4),
-     "b1": ("s1", 11), "b2": ("s1", 12), "hb1": ("s2", 1), "hb2": ("s3", 1)},
-    (), (("s2", 3, "s3", 3), ("s2", 4, "s3", 4)), bond_always=False)
-RING = Layout(
-    "ring", ("s1", "s2", "s3", "s4"),
-    {"h1": ("s1", 3), "h2": ("s1", 4), "b1": ("s1", 11), "b2": ("s1", 12),
-     "h3": ("s2", 3), "h4": ("s2", 4), "hb1": ("s3", 3), "hb2": ("s4", 3)},
-    (("s1", 1, "s2", 2), ("s2", 1, "s3", 2), ("s4", 1, "s1", 2)),
-    (("s3", 1, "s4", 2), ("s3", 5, "s4", 5)), bond_always=True)
-LAYOUTS = {"single": SINGLE, "ring": RING}
-
-
-class LayoutTopo(DatapathAware, Topo):
-    def build(self, layout=SINGLE, bonded=False):
-        with_pair = bonded or layout.bond_always
-        used = {s for s, _ in layout.hosts.values()} if with_pair else {"s1"}
-        for name in layout.switches:
-            if name in used or with_pair:
-                self.addSwitch(name, dpid="%016x" % int(name[1:]))
-        for host, (switch, port) in layout.hosts.items():
-            if switch in self.switches():
-                self.addLink(self.addHost(host, ip=f"{IPS[host]}/24"), switch, port2=port)
-        for a, pa, b, pb in layout.links + (layout.bond_links if with_pair else ()):
-            self.addLink(a, b, port1=pa, port2=pb)
-
-
-# --- config sections ------------------------------------------------------------------
-
-def vlan_section(layout):
-    return {"ports": [{"switch": layout.hosts[h][0], "port": layout.hosts[h][1], "tag": tag}
-                      for h, tag in VLAN_OF.items()]}
-
-
-def qos_section(layout):
-    switch, port = layout.hosts["h4"]
-    name = f"{switch}-eth{port}"
-    return {"ports": [{"switch": switch, "port": name, "max_rate": "10M",
-                       "queues": {"0": {"min_rate": "3M"}, "1": {"min_rate": "1M"}}}],
-            "rules": [{"switch": switch, "id": 1, "queue": 1, "port": name,
-                       "match": {"ipv4_src": IPS["h1"], "ipv4_dst": IPS["h4"]}}],
-            "check_interval": 1}
-
-
-def lb_section(layout):
-    return {"subnets": ["10.0.0.0/24"],
-            "vips": [{"vip": VIP, "protocol": "tcp", "port": 80, "mode": "nat",
-                      "backends": [{"ip": IPS[b], "port": 8080} for b in ("b1", "b2")],
-                      "health": {"interval_s": 0.5, "timeout_s": 0.5}}]}
-
-
-def bond_section(layout):
-    return {"bonds": [{"switch": switch, "name": f"{switch}-bond",
-                       "members": [f"{switch}-eth{p}" for p in ports], "mode": "active-backup",
-                       "primary": f"{switch}-eth{ports[0]}"}
-                      for switch, ports in layout.bonds().items()]}
-
-
-# --- basic checks (each raises AssertionError with what it saw) -----------------------
-
-def check_learning(ctx):
-    pairs = [("h1", "h2"), ("h1", "h4"), ("h2", "h4")]
-    bad = [p for p in pairs if not harness.wait_until(
-        lambda p=p: harness.ping(ctx.host(p[0]), ctx.host(p[1]), timeout=1), 8)]
-    assert not bad, f"no ping between {bad}"
-
-
-def check_vlan(ctx):
-    assert harness.wait_until(lambda: harness.ping(ctx.host("h1"), ctx.host("h2")), 8), \
-        "h1 -> h2 (both VLAN 10) fails"
-    leaks = [(a, b) for a, b in (("h1", "h3"), ("h3", "h2"), ("h3", "h4"))
-             if harness.ping(ctx.host(a), ctx.host(b))]
-    assert not leaks, f"VLAN 10 and 20 reach each other: {leaks}"
-
-
-def _icmp_in_echos(host):
-    text = host.cmd("cat /proc/net/snmp")
-    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Icmp:")]
-    return int(values[names.index("InEchos")])
-
-
-def check_qos(ctx):
-    switch, port = ctx.layout.hosts["h4"]
-    path = f"/v1/qos/{int(switch[1:])}/{switch}-eth{port}"
-
-    def ready():
-        status, body = ctx.controller.rest("GET", path)
-        return status == 200 and body.get("tc_problems") == [] and body.get("queues")
-    assert harness.wait_until(ready, 15), f"QoS never ready: {ctx.controller.rest('GET', path)}"
-    h1, h4 = ctx.host("h1"), ctx.host("h4")
-    harness.wait_until(lambda: harness.ping(h1, h4), 8)   # ARP settled
-
-    def queue_packets():
-        stats = ctx.controller.rest("GET", path + "/stats")[1]
-        return stats["queues"]["1"]["tx_packets"]
-    before_q, before_rx = queue_packets(), _icmp_in_echos(h4)
-    h1.cmd(f"ping -q -c 50 -i 0.02 -W 1 {h4.IP()}")
-    arrived = _icmp_in_echos(h4) - before_rx
-    assert arrived == 50, f"h4 got {arrived} of 50 echo requests (lost through queue 1)"
-    counted = 0
-    for _ in range(10):   # OVS refreshes queue counters about once a second
-        counted = queue_packets() - before_q
-        if counted >= 50:
-            break
-        time.sleep(0.5)
-    assert counted >= 50, f"queue 1 counted {counted} packets of h1's 50"
-
-
-def check_lb(ctx):
-    servers = [harness.start_http(ctx.host(b), b, 8080) for b in ("b1", "b2")]
-    ctx.cleanups += [s.kill for s in servers]
-
-    def healthy():
-        body = ctx.controller.rest("GET", "/v1/lb/vips/1")[1]
-        return sum(b["healthy"] for b in body["backends"]) == 2
-    assert harness.wait_until(healthy, 10), \
-        f"backends never healthy: {ctx.controller.rest('GET', '/v1/lb/vips/1')[1]}"
-    result = harness.http_requests(ctx.host("h1"), VIP, 80, 20)
-    assert result["failed"] == 0 and set(result["served"]) <= {"b1", "b2"} and \
-        sum(result["served"].values()) == 20, f"VIP served {result}"
-
-
-def check_bond(ctx):
-    hb1, hb2 = ctx.host("hb1"), ctx.host("hb2")
-    assert harness.wait_until(lambda: harness.ping(hb1, hb2, timeout=0.5), 15), \
-        "no ping across the bond"
-    a, pa, b, pb = ctx.layout.bond_links[0]            # the primary members' link
-    for name in (f"{a}-eth{pa}", f"{b}-eth{pb}"):
-        subprocess.run(["ip", "link", "set", name, "down"], check=True)
-    try:
-        assert harness.wait_until(lambda: harness.ping(hb1, hb2, timeout=0.5), 10), \
-            "no failover: the bond's primary link down and hb1 cannot reach hb2"
-    finally:
-        for name in (f"{a}-eth{pa}", f"{b}-eth{pb}"):
-            subprocess.run(["ip", "link", "set", name, "up"], check=True)
-    assert_no_storm(ctx.network, 2)
-
-
-def check_topology(ctx):
-    # with the topology app loaded the bond app claims nothing: bonded bridges stay
-    # in the fabric (apps/bond.py), so the fabric has every switch
-    want = len(ctx.network.switches)
-
-    def converged():
-        view = ctx.controller.rest("GET", "/v1/topology")[1]
-        return len(view["switches"]) == want and view["pending_ports"] == 0
-    assert_no_storm(ctx.network, 1)      # already looping: nothing else is worth a wait
-    assert harness.wait_until(converged, 20), ctx.controller.rest("GET", "/v1/topology")[1]
-    ctx.network.pingall(timeout="0.5")   # broadcasts everywhere: a loop would storm now
-    assert_no_storm(ctx.network, 3)
-
-
-def link_tx_packets(network):
-    """{interface: tx packets} of every switch-to-switch interface."""
-    return {intf.name: int(open(f"/sys/class/net/{intf.name}/statistics/tx_packets").read())
-            for _, intf in harness.inter_switch_interfaces(network)}
-
-
-class Storm(AssertionError):
-    """A loop is flooding: every other check would only wait out its timeouts (and the
-    storm takes the machine's cores meanwhile), so the run stops at once."""
-
-
-def assert_no_storm(network, seconds):
-    before = link_tx_packets(network)
-    if not before:
-        return
-    time.sleep(seconds)
-    after = link_tx_packets(network)
-    rates = {n: (after[n] - before[n]) / seconds for n in before}
-    if max(rates.values()) >= 300:
-        raise Storm(f"storm: frames/s per link {rates}")
 
 
 @dataclass(frozen=True)
