@@ -6,12 +6,11 @@ For each forwarding setup on the same topology, in the same run:
   - packet-ins during a second pingall (warm: should need no controller).
 Ratios are against OVS NORMAL (the switch learning by itself, no controller).
 """
-import argparse
-import os
 import statistics
 import sys
 import time
 
+from bench.throughput import iperf3_parser, packet_ins, print_problems, ready_to_measure
 from mininet_topos import harness
 from mininet_topos.topos import topos
 
@@ -22,12 +21,6 @@ SETUPS = [
     ("l2_switch datapath", ("apps/l2_switch.py",), {"l2_switch": {"mode": "datapath"}}, True),
     ("ryu simple_switch_13", ("ryu.app.simple_switch_13",), None, False),
 ]
-
-
-def packet_ins(controller, ours):
-    if not ours:
-        return None
-    return sum(s["packet_ins"] for s in controller.rest("GET", "/v1/switches")[1])
 
 
 def measure(topo_factory, apps, config, ours, seconds, runs):
@@ -55,14 +48,10 @@ def measure(topo_factory, apps, config, ours, seconds, runs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = iperf3_parser(__doc__)
     parser.add_argument("--topo", default="tree,2,2")
-    parser.add_argument("--seconds", type=int, default=5, help="per iperf3 run")
-    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs (median)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("bench: needs root (Mininet)")
-    harness.ensure_ovs()
+    ready_to_measure()
     name, *params = args.topo.split(",")
     topo_factory = lambda: topos[name](*map(int, params))  # noqa: E731
     print(f"bench: topology {args.topo} on the {topo_factory().datapath} datapath, "
@@ -79,9 +68,7 @@ def main(argv=None):
         warm = "n/a" if r["warm_packet_ins"] is None else r["warm_packet_ins"]
         print(f"{label:<28}{r['mbps']:>9.0f}{r['mbps'] / baseline:>10.2f}{r['pingall_s']:>11.2f}"
               f"{r['loss']:>8.0f}{warm:>17}")
-    problems = [p for _, r in rows for p in r["problems"]]
-    for line in problems:
-        print("controller problem:", line)
+    problems = print_problems(r["problems"] for _, r in rows)
     return 1 if problems or any(r["loss"] for _, r in rows) else 0
 
 

@@ -6,13 +6,11 @@ first pingall with 0 % loss (bring-up, discovery or RSTP convergence, learning),
 packet-ins during a second pingall, and iperf3 TCP between hosts on different
 switches (median of runs).
 """
-import argparse
-import os
 import statistics
 import sys
 import time
 
-from bench.l2_throughput import packet_ins
+from bench.throughput import iperf3_parser, packet_ins, print_problems, ready_to_measure
 from mininet_topos import harness
 from mininet_topos.topos import FatTree, Ring
 
@@ -56,13 +54,8 @@ def measure(topo_factory, mode, src, dst, seconds, runs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="per iperf3 run")
-    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs (median)")
-    args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("bench: needs root (Mininet)")
-    harness.ensure_ovs()
+    args = iperf3_parser(__doc__).parse_args(argv)
+    ready_to_measure()
     print(f"bench: looped topologies, iperf3 {args.runs} x {args.seconds} s (median)")
     rows = []
     for name, factory, src, dst in TOPOLOGIES:
@@ -76,9 +69,7 @@ def main(argv=None):
         warm = "n/a" if r["warm"] is None else r["warm"]
         print(f"{name:<13}{label:<36}{r['ready_s']:>8.1f}{r['mbps']:>8.0f}"
               f"{r['mbps'] / peer['mbps']:>8.2f}{warm:>17}")
-    problems = [p for _, _, r in rows for p in r["problems"]]
-    for line in problems:
-        print("controller problem:", line)
+    problems = print_problems(r["problems"] for _, _, r in rows)
     return 1 if problems else 0
 
 

@@ -62,22 +62,21 @@ class Ovsdb:
             self._api = api
         return self._api
 
-    def bridge_of(self, dpid: int) -> str:
+    def _bridge_column(self, dpid: int, column: str):
+        """`column` of the Bridge row of datapath `dpid`; OvsdbError when there is none."""
         rows = self.api().db_find("Bridge", ("datapath_id", "=", format_dpid(dpid)),
-                                  columns=["name"]).execute(check_error=True)
+                                  columns=[column]).execute(check_error=True)
         if not rows:
             raise OvsdbError(f"no bridge with datapath id {format_dpid(dpid)} in OVSDB at "
                              f"{self.remote}")
-        return rows[0]["name"]
+        return rows[0][column]
+
+    def bridge_of(self, dpid: int) -> str:
+        return self._bridge_column(dpid, "name")
 
     def datapath_type(self, dpid: int) -> str:
         """"netdev" (userspace) or "system" (kernel; OVSDB's empty default)."""
-        rows = self.api().db_find("Bridge", ("datapath_id", "=", format_dpid(dpid)),
-                                  columns=["datapath_type"]).execute(check_error=True)
-        if not rows:
-            raise OvsdbError(f"no bridge with datapath id {format_dpid(dpid)} in OVSDB at "
-                             f"{self.remote}")
-        return rows[0]["datapath_type"] or "system"
+        return self._bridge_column(dpid, "datapath_type") or "system"
 
     # --- QoS: HTB trees (QoS + Queue rows) and ingress policing ----------------------
 

@@ -11,7 +11,7 @@ NORMAL: run the bond app alone on the bridges whose bonds it manages.
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Set, Tuple
 
-from flows import dpid
+from flows import dpid, switch_entries
 from flows.body import only_keys
 from flows.spec import NORMAL, FlowSpec, Match, Output, Owner
 
@@ -140,12 +140,8 @@ class BondSettings:
 
     def __post_init__(self):
         parsed = []
-        for index, entry in enumerate(self.bonds or ()):
-            if not isinstance(entry, dict) or "switch" not in entry or "name" not in entry:
-                raise ValueError(f"bonds[{index}] needs switch and name")
-            body = {k: v for k, v in entry.items() if k not in ("switch", "name")}
-            try:
-                parsed.append(bond_from_dict(entry["switch"], entry["name"], body))
-            except ValueError as err:
-                raise ValueError(f"bonds[{index}]: {err}") from None
+        for label, (switch, name), body in switch_entries.keyed(self.bonds, "bonds",
+                                                                ("switch", "name")):
+            with switch_entries.prefixed(label):   # bond_from_dict's messages name the bond
+                parsed.append(bond_from_dict(switch, name, body))
         object.__setattr__(self, "bonds", tuple(parsed))

@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
+from flows import switch_entries
 from flows.body import only_keys
 from flows.qos_model import MAX_QUEUE_ID, Policing, PortQos, as_int, policing_from_dict, \
     port_qos_from_dict
@@ -202,28 +203,17 @@ class QosSettings:
     check_interval: float = 2.0
 
     def __post_init__(self):
-        ports = []
-        for index, entry in enumerate(self.ports or ()):
-            if not isinstance(entry, dict) or "switch" not in entry or "port" not in entry:
-                raise ValueError(f"ports[{index}] needs switch and port")
-            body = {k: v for k, v in entry.items() if k not in ("switch", "port")}
-            try:
-                port_qos_from_dict(body)
-            except ValueError as err:
-                raise ValueError(f"ports[{index}] ({entry['switch']} {entry['port']}): {err}")
-            ports.append((entry["switch"], entry["port"], body))
+        ports = switch_entries.port_entries(self.ports, port_qos_from_dict)
         rules, ids = [], set()
-        for index, entry in enumerate(self.rules or ()):
-            if not isinstance(entry, dict) or "switch" not in entry:
-                raise ValueError(f"rules[{index}] needs a switch")
-            rule_id = as_int(entry.get("id", index + 1), f"rules[{index}] id", 1, MAX_RULE_ID)
-            if (entry["switch"], rule_id) in ids:
-                raise ValueError(f"rules[{index}]: id {rule_id} repeats; give each rule an id")
-            ids.add((entry["switch"], rule_id))
-            body = {k: v for k, v in entry.items() if k not in ("switch", "id")}
-            only_keys(body, ("match", "queue", "port", "meter", "priority"), f"rules[{index}]")
-            rules.append((entry["switch"], rule_id, body))
-        object.__setattr__(self, "ports", tuple(ports))
+        entries = switch_entries.keyed(self.rules, "rules", ("switch",))
+        for index, (label, (switch,), body) in enumerate(entries):
+            rule_id = as_int(body.pop("id", index + 1), f"{label} id", 1, MAX_RULE_ID)
+            if (switch, rule_id) in ids:
+                raise ValueError(f"{label}: id {rule_id} repeats; give each rule an id")
+            ids.add((switch, rule_id))
+            only_keys(body, ("match", "queue", "port", "meter", "priority"), label)
+            rules.append((switch, rule_id, body))
+        object.__setattr__(self, "ports", ports)
         object.__setattr__(self, "rules", tuple(rules))
         if isinstance(self.check_interval, bool) or not isinstance(self.check_interval,
                                                                   (int, float)) \

@@ -22,7 +22,7 @@ On the way out, `untagged_egress` says where it must be popped.
 from dataclasses import dataclass, field
 from typing import FrozenSet, Iterable, List, Optional, Tuple
 
-from flows import egress
+from flows import egress, switch_entries
 from flows.spec import (TAGGED, UNTAGGED, FlowDelete, FlowSpec, Match, Output, Owner, PopVlan,
                         PushVlan, SetField)
 
@@ -315,17 +315,8 @@ class VlanSettings:
     flood_vlans: tuple = field(default=())
 
     def __post_init__(self):
-        checked = []
-        for index, entry in enumerate(self.ports or ()):
-            if not isinstance(entry, dict) or "switch" not in entry or "port" not in entry:
-                raise ValueError(f"ports[{index}] needs switch and port")
-            body = {k: v for k, v in entry.items() if k not in ("switch", "port")}
-            try:
-                port_vlan_from_dict(0, body)
-            except ValueError as err:
-                raise ValueError(f"ports[{index}] ({entry['switch']} {entry['port']}): {err}")
-            checked.append((entry["switch"], entry["port"], body))
-        object.__setattr__(self, "ports", tuple(checked))
+        object.__setattr__(self, "ports", switch_entries.port_entries(
+            self.ports, lambda body: port_vlan_from_dict(0, body)))
         for vid in self.flood_vlans or ():
             if isinstance(vid, bool) or not isinstance(vid, int) or not 0 <= vid <= MAX_VID:
                 raise ValueError(f"flood_vlans must list VLAN ids 0..{MAX_VID}, not {vid!r}")

@@ -10,14 +10,13 @@ balance-slb: without, each side drops what arrives on a member it does not use.
 Writes reports/bond-lab.md with a chart of each link's share per phase
 (reports/bond-lab.png).
 """
-import argparse
 import re
 import subprocess
 import sys
 import time
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun, pyplot
+from mininet_topos.labs import LabRun, command_line, pyplot
 from mininet_topos.topos import BondLab
 
 LINKS = ("s1-eth3", "s1-eth4")
@@ -149,9 +148,8 @@ def run(lab, controller, network, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=int, default=3, help="length of each ping phase")
-    parser.add_argument("--reports", default="reports")
     args = parser.parse_args(argv)
     lab = LabRun("Bonding lab", "bond-lab", args.reports)
     lab.note("s1 and s2 joined by two links; the bond app alone, bonds made over REST "

@@ -2,6 +2,7 @@
 (check, expected, observed, PASS/FAIL), and a Markdown report with pictures under
 reports/. Each lab module builds its network with the harness (which cleans up
 whatever happens) and returns `LabRun.finish()` as its exit status."""
+import argparse
 import time
 from pathlib import Path
 
@@ -63,6 +64,15 @@ class LabRun:
         ok = self.passed and not problems
         print("PASS" if ok else "FAIL", flush=True)
         return 0 if ok else 1
+
+
+def command_line(doc):
+    """A lab's command line: the first line of its docstring as the description and
+    --reports, where the report goes (tests point it at a temporary folder); the lab
+    adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--reports", default="reports", help="where the report goes")
+    return parser
 
 
 def pyplot():

@@ -7,13 +7,12 @@ out within interval + timeout + 1 s with no request failing, and that it comes b
 Writes reports/lb-lab.md with a bar chart of requests per backend and phase
 (reports/lb-lab.png).
 """
-import argparse
 import re
 import sys
 import time
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun, pyplot
+from mininet_topos.labs import LabRun, command_line, pyplot
 from mininet_topos.topos import LB_LAB_SUBNETS, LbLab
 
 VIP = "10.0.0.100"
@@ -117,9 +116,8 @@ def run(lab, controller, network, requests):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--reports", default="reports")
     args = parser.parse_args(argv)
     lab = LabRun("Load-balancer lab", "lb-lab", args.reports)
     lab.note(f"One switch s1, the learning app (datapath mode) and the load balancer; VIP "

@@ -8,14 +8,13 @@ tenant sees none of it, that the underlay carries the tenant's VNI, that learn()
 fills table 20 with the tunnel id and port, and measures iperf3 through a tunnel.
 Writes reports/overlay-lab.md with a drawing (reports/overlay-lab.png).
 """
-import argparse
 import math
 import re
 import sys
 import tempfile
 
 from mininet_topos import harness
-from mininet_topos.labs import LabRun, pyplot, save_diagram
+from mininet_topos.labs import LabRun, command_line, pyplot, save_diagram
 from mininet_topos.overlay_topo import OverlayLab
 
 PAIRS = ((1, 2), (1, 3), (2, 3))
@@ -110,9 +109,8 @@ def run(lab, controller, network, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=int, default=3, help="iperf3 duration")
-    parser.add_argument("--reports", default="reports")
     args = parser.parse_args(argv)
     lab = LabRun("Overlay lab", "overlay-lab", args.reports)
     lab.note("Three hypervisors, each its own OVS (userspace datapath) in a namespace, "
