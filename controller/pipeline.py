@@ -177,6 +177,11 @@ APP_IDS: Dict[str, int] = {
     "topology": 0x60,
     "bond": 0x70,
 }
+# The flows/ module that holds each app's decisions (settings class, plan hooks:
+# flows/app_plan.py), in the order `sdn plan` asks them: facts reach the later apps.
+APP_LOGIC: Dict[str, str] = {"vlan": "flows.vlan", "l2_switch": "flows.l2", "qos": "flows.qos",
+                             "lb": "flows.lb", "overlay": "flows.overlay", "bond": "flows.bond",
+                             "topology": "flows.topology"}
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,
     "default": 0x02,
@@ -211,6 +216,8 @@ def _check_unique(ids: Dict[str, int], what: str, high: int) -> None:
 
 
 _check_unique(APP_IDS, "app", 0xFF)
+if set(APP_LOGIC) != set(APP_IDS) - {"pipeline"}:
+    raise PipelineError(f"APP_LOGIC names {sorted(APP_LOGIC)}, APP_IDS every app but pipeline")
 _check_unique(PURPOSE_IDS, "purpose", 0xFF)
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48

@@ -426,3 +426,20 @@ class LbSettings:
             except ValueError as err:
                 raise ValueError(f"vips[{index}]: {err}") from None
         object.__setattr__(self, "vips", tuple(self.vips or ()))
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = LbSettings
+
+
+def plan(settings: LbSettings, switch, facts):
+    """The config's VIPs with no backend located yet, a fresh controller's first push
+    (flows/lb_health.py, which builds on this module and so is imported on use); with
+    the VLAN app, its ARP answers pop the tag where frames leave untagged."""
+    from flows import lb_health
+    from flows.app_plan import UNTAGGED, SwitchPlan
+    problems = []
+    vips = vips_from(settings, {}, problems)
+    wanted = lb_health.desired(settings, vips, {}, switch.datapath.id, facts.get(UNTAGGED, ()))
+    return SwitchPlan(wanted.items(), problems=problems)
