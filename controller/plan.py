@@ -39,18 +39,20 @@ def plan(data, switch, datapath=NETDEV):
     for the sections of `data` (a loaded config file; with none of the planned apps'
     sections, the apps planned by default: the learning switch)."""
     modules = declared_apps()
-    planned = [app for app, module in modules.items() if app in data and hasattr(module, "plan")] \
-        or [app for app, module in modules.items() if getattr(module, "PLANNED_BY_DEFAULT", False)]
+    configured = [app for app in modules if app in data]
+    planned = [app for app in configured if hasattr(modules[app], "plan")] or \
+        [app for app, module in modules.items() if getattr(module, "PLANNED_BY_DEFAULT", False)]
     settings = {app: config.section(modules[app].SETTINGS, app, data) for app in planned}
     out = {"apps": {}, "ovsdb": [], "problems": [],
-           "not_planned": {app: module.NOT_PLANNED for app, module in modules.items()
-                           if app in data and hasattr(module, "NOT_PLANNED")}}
+           "not_planned": {app: modules[app].NOT_PLANNED for app in configured
+                           if hasattr(modules[app], "NOT_PLANNED")}}
     facts = {app_plan.TC_CLASSIFIED: datapath == NETDEV}
-    for app in (app for app in modules if app in data):
+    for app in configured:
         facts.update(getattr(modules[app], "CONFIGURED_FACTS", {}))
     owner = next((app for app in settings if hasattr(modules[app], "owns")
                   and modules[app].owns(settings[app], switch, facts)), None)
     if owner is not None:   # the other apps leave this switch alone (controller/claims.py)
+        # in app-id order (pipeline.APP_IDS), as `sdn plan` has always listed them
         out["not_planned"].update({app: f"leaves this switch to the {owner} app"
                                    for app in sorted(settings, key=pipeline.APP_IDS.get)
                                    if app != owner})
