@@ -24,6 +24,10 @@ and where it applies:
 `tc_classified`, `in_fabric` and what the apps declared before this one left in
 their SwitchPlan.facts (the VLAN app's `untagged` egress pairs). An app reads a
 fact with a default, as the app it comes from may not be configured.
+
+The hooks import this module and what they build on when called: the modules they
+need often import the app's module themselves (flows/learning.py imports flows/l2.py,
+flows/lb_health.py flows/lb.py, flows/qos_sync.py flows/qos.py).
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
