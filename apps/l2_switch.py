@@ -119,8 +119,8 @@ class L2Switch(southbound.SdnApp):
         def desired():
             if self.fabric is not None:
                 switch.no_learn = l2.fabric_ports(self.settings, self.fabric, datapath.id)
-            return desired_state.l2_switch(self.settings, switch.untagged, self.fabric,
-                                           datapath.id) + kept
+            return desired_state.framed(l2.APP, learning.desired(
+                self.settings, switch.untagged, self.fabric, datapath.id)) + kept
         # in datapath mode the switch's own learned entries are not ours to reconcile
         done = self.converge(datapath, [Owner(l2.APP), Owner("pipeline")], desired,
                              forget=l2.forget_everything(), adopt=adopt,
@@ -166,7 +166,7 @@ class L2Switch(southbound.SdnApp):
                 self.ovsdb.clear_flow_limit(dpid, table, owner=l2.APP)
                 switch.mac_cap = "controller"
                 return
-            fixed = sum(1 for s in desired_state.l2_switch(self.settings)
+            fixed = sum(1 for s in desired_state.framed(l2.APP, learning.desired(self.settings))
                         if s.table == "l2_dst")
             limit = self.settings.max_macs + fixed
             self.ovsdb.set_flow_limit(dpid, table, limit, owner=l2.APP, name="l2_dst")

@@ -162,7 +162,7 @@ class Lb(southbound.SdnApp):
                 self._note(self.vips[vip_id], switch, plan)
             switch.plans = {vip_id: plan.items for vip_id, plan in wanted.vips.items()}
             switch.probe_plan = wanted.probes
-            return desired_state.lb_switch(wanted)
+            return desired_state.framed(lb.APP, wanted.items())
         self.converge(datapath, [Owner(lb.APP), pipeline.MISSES], desired,
                       forget=lambda: [FlowDelete(Owner(lb.APP))] + [
                           i for vip_id in self.vips for i in lb.forget_vip(vip_id)],

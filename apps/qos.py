@@ -145,7 +145,8 @@ class Qos(southbound.SdnApp):
                     switch.problems.append(f"OVSDB: {err}")
                     self.logger.error("qos %s: %s", switch.dpid(), err)
             self.converge(switch.datapath, [Owner(qos.APP), pipeline.MISSES],
-                          desired_state.qos_switch(ports, rules.values(), switch.tc_classified),
+                          desired_state.framed(qos.APP, qos_sync.desired_flows(
+                              ports, rules.values(), switch.tc_classified)),
                           forget=qos.forget(switch.ports, rules.values()), meters=True)
         self.spawn(self.sync_tc, switch, TREE_WAIT)
 

@@ -42,29 +42,12 @@ cannot drift into each other's priorities unnoticed. Each app's canary sits in a
 of its own at the top of `ingress`, at 0xFF00 + the app's id: distinct app ids
 (checked below) give distinct canaries.
 """
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from controller.pipeline_types import Band, PipelineError, Table  # noqa: F401 (pipeline.Band)
 from flows import egress
 from flows.spec import CONTROLLER, IN_PORT, NORMAL, UNTAGGED, FlowDelete, FlowSpec, GroupRef, \
     Learn, Match, MeterRef, Output, Owner
-
-
-class PipelineError(ValueError):
-    """A spec that the pipeline does not allow (unknown table, illegal goto, field)."""
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    table_id: int
-    purpose: str
-    matches: FrozenSet[str]
-    next_tables: Tuple[str, ...]
-    egress: bool = False     # may output to ports (the stage where VLAN egress happens)
-    # apps whose entries here still output to ports directly: known exceptions, each
-    # a bug of the same class waiting for its fix (see the module docstring)
-    direct_output_apps: FrozenSet[str] = frozenset()
 
 
 # vlan_pcp: OpenFlow's prerequisite (a tagged frame) is the spec's own business
@@ -99,21 +82,6 @@ TUNNEL_PIPELINE: Tuple[Table, ...] = (
     Table("tun_flood", 21, "per VLAN: strip, VNI, to the tunnels", _TUN_FIELDS, ()),
 )
 PIPELINES: Dict[str, Tuple[Table, ...]] = {"main": PIPELINE, "tunnel": TUNNEL_PIPELINE}
-
-
-@dataclass(frozen=True)
-class Band:
-    """Priorities `low`..`high` of one table that `app` writes. A band with a purpose
-    holds only that purpose's entries (app None: every app's); the entries of a
-    purpose that has a band of its own in a table go there and nowhere else."""
-    app: Optional[str]
-    low: int
-    high: int
-    why: str
-    purpose: Optional[str] = None
-
-    def holds(self, priority: int) -> bool:
-        return self.low <= priority <= self.high
 
 
 CANARY_BASE = 0xFF00
@@ -177,6 +145,11 @@ APP_IDS: Dict[str, int] = {
     "topology": 0x60,
     "bond": 0x70,
 }
+# The flows/ module that holds each app's decisions (settings class, plan hooks:
+# flows/app_plan.py), in the order `sdn plan` asks them: facts reach the later apps.
+APP_LOGIC: Dict[str, str] = {"vlan": "flows.vlan", "l2_switch": "flows.l2", "qos": "flows.qos",
+                             "lb": "flows.lb", "overlay": "flows.overlay", "bond": "flows.bond",
+                             "topology": "flows.topology"}
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,
     "default": 0x02,
@@ -211,6 +184,8 @@ def _check_unique(ids: Dict[str, int], what: str, high: int) -> None:
 
 
 _check_unique(APP_IDS, "app", 0xFF)
+if set(APP_LOGIC) != set(APP_IDS) - {"pipeline"}:
+    raise PipelineError(f"APP_LOGIC names {sorted(APP_LOGIC)}, APP_IDS every app but pipeline")
 _check_unique(PURPOSE_IDS, "purpose", 0xFF)
 _APP_MASK = 0xFF << 56
 _PURPOSE_MASK = 0xFF << 48

@@ -145,3 +145,31 @@ class BondSettings:
             with switch_entries.prefixed(label):   # bond_from_dict's messages name the bond
                 parsed.append(bond_from_dict(switch, name, body))
         object.__setattr__(self, "bonds", tuple(parsed))
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = BondSettings
+
+
+def owns(settings: BondSettings, switch, facts) -> bool:
+    """A bridge with bonds is the bond app's alone, but in the topology app's fabric,
+    where bonded bridges are everybody's."""
+    from flows.app_plan import IN_FABRIC
+    return not facts.get(IN_FABRIC, False) and \
+        bool(bonds_for(settings, {}, switch.is_named, switch.datapath.id))
+
+
+def plan(settings: BondSettings, switch, facts):
+    """NORMAL where the app owns the bridge (no table misses: nothing else runs there),
+    and each bond's OVSDB port."""
+    from flows.app_plan import IN_FABRIC, SwitchPlan
+    bonds = bonds_for(settings, {}, switch.is_named, switch.datapath.id)
+    result = SwitchPlan(switch_plan(list(bonds.values()), facts.get(IN_FABRIC, False)),
+                        misses=False, canary_last=True)
+    for name, want in sorted(bonds.items()):
+        ovsdb = ovsdb_settings(want)
+        result.ovsdb.append(f"Port {name} on {switch.name}: interfaces "
+                            f"{','.join(want.members)}, bond_mode={ovsdb['mode']}, "
+                            f"lacp={ovsdb['lacp']}, other_config={ovsdb['other_config']}")
+    return result

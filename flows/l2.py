@@ -264,3 +264,18 @@ def route_host(fabric, mac: str, vlan: Optional[int], home: Tuple[int, int],
     for other, out in fabric.next_hops(dpid, mac).items():
         routes[other] = _dst_entries(mac, vlan, out, (out, vlan) in untagged.get(other, ()))
     return routes
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = L2Settings
+PLANNED_BY_DEFAULT = True   # ryu-manager's default app: a config with no planned section
+
+
+def plan(settings: L2Settings, switch, facts):
+    """The defaults a switch holds before any host has spoken (flows/learning.py, which
+    builds on this module and so is imported on use), stripping where the VLAN app
+    leaves frames untagged."""
+    from flows import learning
+    from flows.app_plan import UNTAGGED, SwitchPlan
+    return SwitchPlan(learning.desired(settings, facts.get(UNTAGGED, ())))

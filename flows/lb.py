@@ -259,3 +259,20 @@ def probe_flows(probe_ip: str, untagged: UntaggedEgress = frozenset()) -> List[F
     return [FlowSpec("vip", PRIO_PROBE, Match.of(eth_dst=PROBE_MAC), PROBES,
                      actions=(Output(CONTROLLER, max_len=0xFFFF),))] + \
         arp_answers(probe_ip, PROBE_MAC, PROBES, (None,), untagged)
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = LbSettings
+
+
+def plan(settings: LbSettings, switch, facts):
+    """The config's VIPs with no backend located yet, a fresh controller's first push
+    (flows/lb_health.py, which builds on this module and so is imported on use); with
+    the VLAN app, its ARP answers pop the tag where frames leave untagged."""
+    from flows import lb_health
+    from flows.app_plan import UNTAGGED, SwitchPlan
+    problems = []
+    vips = vips_from(settings, {}, problems)
+    wanted = lb_health.desired(settings, vips, {}, switch.datapath.id, facts.get(UNTAGGED, ()))
+    return SwitchPlan(wanted.items(), problems=problems)

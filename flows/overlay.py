@@ -244,3 +244,48 @@ class OverlaySettings:
                 except ValueError as err:
                     raise ValueError(f"{what}[{index}]: {err}") from None
         return model
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = OverlaySettings
+
+
+def owns(settings: OverlaySettings, switch, facts) -> bool:
+    """A hypervisor's bridges are the overlay's alone."""
+    return settings.model().role_of(switch.datapath.id) is not None
+
+
+def plan(settings: OverlaySettings, switch, facts):
+    """One hypervisor bridge, as a fresh controller programs it (its VLANs allocated
+    from none), and the tunnel ports a tunnel bridge needs in OVSDB. An integration
+    bridge runs the main pipeline (table misses); a tunnel bridge has its own."""
+    from flows.app_plan import SwitchPlan
+    model, dpid = settings.model(), switch.datapath.id
+    result = SwitchPlan(None, canary_last=True)
+    role = model.role_of(dpid)
+    if role is None:
+        result.problems.append(f"datapath {format_dpid(dpid)} is no hypervisor's int_dpid "
+                               f"or tun_dpid")
+        return result
+    hv, kind = role
+    result.items = model.bridge_plan(dpid, allocate_vlans({}, model.vnis_on(hv)),
+                                     switch.resolve, [])
+    result.misses = kind == "int"
+    if result.items is None:
+        patch = TUN_PATCH_PORT if kind == "tun" else INT_PATCH_PORT
+        result.problems.append(f"{hv}'s {kind} bridge needs its patch port {patch!r} among "
+                               f"the ports")
+        return result
+    if kind == "int":
+        result.problems += [f"VM port {p.port!r} of {hv} is not among the ports (left out "
+                            f"until it is on the bridge)" for p in model.ports
+                            if p.hypervisor == hv and switch.resolve(p.port) is None]
+        return result
+    for name, (tunnel_type, remote) in sorted(model.tunnel_ports(hv).items()):
+        result.ovsdb.append(f"Port {name} on {switch.name}: type={tunnel_type} "
+                            f"options:remote_ip={remote},key=flow")
+        if switch.resolve(name) is None:
+            result.problems.append(f"tunnel port {name!r} is not among the ports (its "
+                                   f"entries are left out until OVS numbers it)")
+    return result

@@ -112,3 +112,22 @@ def forget(ports: Iterable[int], rules: Iterable[Rule]) -> List:
     items += [MeterDelete(MeterRef(RULES, r.rule_id)) for r in sorted(rules,
                                                                       key=lambda r: r.rule_id)]
     return items
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = QosSettings
+
+
+def plan(settings: QosSettings, switch, facts):
+    """The config's ports and rules on this switch (no REST overrides: those live in
+    the controller) and the OVSDB rows a switch with none of ours gets
+    (flows/qos_sync.py, which builds on this module and so is imported on use)."""
+    from flows import qos_sync
+    from flows.app_plan import TC_CLASSIFIED, SwitchPlan
+    tc_classified = facts.get(TC_CLASSIFIED, False)
+    ports, rules, problems = desired_state(settings, {}, switch.is_named, switch.resolve,
+                                           switch.ports, tc_classified)
+    return SwitchPlan(qos_sync.desired_flows(ports, rules.values(), tc_classified),
+                      [qos_sync.describe(c) for c in qos_sync.fresh_ovsdb(ports, switch.ports)],
+                      problems)

@@ -23,7 +23,7 @@ from typing import Dict, FrozenSet, Iterable, List, Tuple
 
 import networkx as nx
 
-from flows import lldp
+from flows import app_plan, lldp
 from flows.dpid import format as format_dpid
 from flows.spec import CONTROLLER, FlowSpec, Match, Output, Owner
 
@@ -220,3 +220,10 @@ class TopologySettings:
         if self.link_timeout_s <= self.lldp_interval_s or self.edge_after_s <= self.lldp_interval_s:
             raise ValueError("link_timeout_s and edge_after_s must be longer than "
                              "lldp_interval_s (a port needs a chance to hear LLDP)")
+
+
+# --- the plan protocol (flows/app_plan.py) ----------------------------------------------
+
+NOT_PLANNED = "depends on the links LLDP finds"
+# with the topology app every switch is in its fabric (a bonded bridge too: flows/bond.py)
+CONFIGURED_FACTS = {app_plan.IN_FABRIC: True}

@@ -321,3 +321,23 @@ class VlanSettings:
             if isinstance(vid, bool) or not isinstance(vid, int) or not 0 <= vid <= MAX_VID:
                 raise ValueError(f"flood_vlans must list VLAN ids 0..{MAX_VID}, not {vid!r}")
         object.__setattr__(self, "flood_vlans", frozenset(self.flood_vlans or ()))
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = VlanSettings
+
+
+def plan(settings: VlanSettings, switch, facts):
+    """The switch's classification and flood lists, pushed as the app does (table
+    misses first: run alone it passes frames on itself, the canary last); the ports
+    whose frames leave untagged go to the apps after it (learning switch, LB)."""
+    from flows.app_plan import UNTAGGED, SwitchPlan
+    result = SwitchPlan(canary_last=True)
+    configured = configured_ports(
+        settings.ports, switch.is_named, switch.resolve,
+        missing=lambda ref: result.problems.append(f"no port {ref!r} on this switch"))
+    ports = effective_ports(configured, switch.ports)
+    result.items = switch_plan(ports, configured, settings.flood_vlans)
+    result.facts[UNTAGGED] = untagged_egress_pairs(ports)
+    return result

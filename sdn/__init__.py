@@ -12,6 +12,7 @@
     sdn bond set SWITCH NAME --members A,B --mode balance-slb --lacp active
     sdn trace SWITCH 'in_port=1,dl_src=...,dl_dst=...'
     sdn plan CONFIG.yaml --switch br0 --dpid 1 --ports 1=vm1,2=vm2,3=uplink
+    sdn routes [APP]                      sdn api METHOD PATH ['{"json": "body"}']
 
 Human-readable tables by default, `--json` for scripts. The controller is at
 `--url` (default $SDN_URL or http://127.0.0.1:8080); `--token` (or $SDN_TOKEN) is

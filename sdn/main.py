@@ -11,6 +11,7 @@ from sdn.args import UsageError
 from sdn.client import DEFAULT_URL, ApiFailure, Client
 from sdn.commands import (cmd_bond, cmd_config, cmd_lb, cmd_macs, cmd_overlay, cmd_qos,
                           cmd_switches, cmd_topology, cmd_vlan, cmd_vlans)
+from sdn.generic import METHODS, cmd_api, cmd_routes
 from sdn.planner import cmd_plan
 from sdn.trace import cmd_trace
 
@@ -107,6 +108,16 @@ def parser():
     p.add_argument("flow", help="as ovs-appctl ofproto/trace takes it, e.g. "
                                 "'in_port=1,dl_src=...,dl_dst=...'")
     p.set_defaults(run=cmd_trace)
+
+    p = sub.add_parser("routes", help="the REST routes of every app (or of APP), from the "
+                                      "controller's OpenAPI document")
+    p.add_argument("app", nargs="?", help="an app, as the document tags it (e.g. bond)")
+    p.set_defaults(run=cmd_routes)
+    p = sub.add_parser("api", help="any REST request: METHOD PATH [JSON body]")
+    p.add_argument("method", type=str.upper, choices=METHODS)
+    p.add_argument("path", help="e.g. /v1/bonds (sdn routes lists them)")
+    p.add_argument("body", nargs="?", help="the request body, as JSON")
+    p.set_defaults(run=cmd_api)
 
     p = sub.add_parser("config", help="the config file's status; --reload reads it again")
     p.add_argument("--reload", action="store_true")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sdn import main as cli
 
@@ -149,3 +150,68 @@ def test_bond_set_and_show(monkeypatch):
     code, out, _, _ = run(monkeypatch, {("GET", "/v1/bonds"): [row]}, "bond")
     assert code == 0 and out.splitlines()[1].split()[:3] == ["0000000000000001", "s1", "s1-bond"]
     assert run(monkeypatch, {}, "bond", "set", "1", "s1-bond")[0] == 2   # no --members
+
+
+# --- the generic commands: any app's routes, from the served OpenAPI document ----------
+
+DOCUMENT = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml")
+                          .read_text())
+OPENAPI = {("GET", "/v1/openapi.json"): DOCUMENT}
+
+
+def test_routes_lists_every_documented_operation_by_app(monkeypatch):
+    code, out, _, calls = run(monkeypatch, OPENAPI, "--json", "routes")
+    assert code == 0 and calls == [("GET", "/v1/openapi.json", None)]
+    rows = json.loads(out)
+    operations = {(method.upper(), path) for path, item in DOCUMENT["paths"].items()
+                  for method in item if method != "parameters"}
+    assert {(r["method"], r["path"]) for r in rows} == operations
+    tags = [t["name"] for t in DOCUMENT["tags"]]
+    assert [r["app"] for r in rows] == sorted((r["app"] for r in rows), key=tags.index)
+    put = next(r for r in rows if (r["method"], r["path"]) == ("PUT", "/v1/bonds/{dpid}/{name}"))
+    assert put["app"] == "bond" and put["body"] is True
+
+
+def test_routes_of_one_app_as_a_table(monkeypatch):
+    code, out, _, _ = run(monkeypatch, OPENAPI, "routes", "bond")
+    head, *rows = out.splitlines()
+    assert code == 0 and head.split()[:4] == ["APP", "METHOD", "PATH", "BODY"]
+    documented = {(m.upper(), p) for p, item in DOCUMENT["paths"].items() for m in item
+                  if m != "parameters" and "bond" in item[m].get("tags", ())}
+    assert {tuple(r.split()[1:3]) for r in rows} == documented and len(rows) == len(documented)
+    assert all(r.split()[0] == "bond" for r in rows)
+    code, _, err, _ = run(monkeypatch, OPENAPI, "routes", "acl")
+    assert code == 2 and "no app 'acl' in the API; it has bond, l2_switch" in err
+
+
+def test_a_new_apps_routes_are_listed_with_no_code_for_it(monkeypatch):
+    document = dict(DOCUMENT, tags=DOCUMENT["tags"] + [{"name": "acl"}],
+                    paths={"/v1/acl/{dpid}": {"put": {"tags": ["acl"], "summary": "deny MACs",
+                                                      "requestBody": {}}}})
+    code, out, _, _ = run(monkeypatch, {("GET", "/v1/openapi.json"): document}, "routes", "acl")
+    assert code == 0 and out.splitlines()[1].split() == ["acl", "PUT", "/v1/acl/{dpid}",
+                                                         "JSON", "deny", "MACs"]
+
+
+def test_api_sends_any_request_and_prints_the_reply(monkeypatch):
+    path, row = "/v1/bonds/1/s1-bond", {"name": "s1-bond", "members": ["s1-eth3", "s1-eth4"]}
+    code, out, _, calls = run(monkeypatch, {("PUT", path): row}, "api", "put", path,
+                              '{"members": ["s1-eth3", "s1-eth4"]}')
+    assert code == 0 and calls == [("PUT", path, {"members": ["s1-eth3", "s1-eth4"]})]
+    assert json.loads(out) == row
+    code, out, _, calls = run(monkeypatch, {("GET", "/metrics"): "sdn_up 1\n"}, "api", "GET",
+                              "/metrics")
+    assert (code, out, calls) == (0, "sdn_up 1\n\n", [("GET", "/metrics", None)])
+    failure = cli.ApiFailure(404, "no bond s1-bond")
+    code, _, err, _ = run(monkeypatch, {("DELETE", path): failure}, "api", "DELETE", path)
+    assert code == 1 and err == "sdn: no bond s1-bond (HTTP 404)\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("api", "GET", "v1/bonds"), "starts with /"),
+    (("api", "GET", "/v1/bonds/{dpid}/{name}"), "fill in {dpid}, {name}"),
+    (("api", "PUT", "/v1/bonds/1/b", "{members"), "not JSON"),
+])
+def test_api_refuses_a_request_it_cannot_send(monkeypatch, argv, message):
+    code, _, err, calls = run(monkeypatch, {}, *argv)
+    assert code == 2 and message in err and calls == []

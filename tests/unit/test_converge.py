@@ -10,7 +10,7 @@ from ryu.controller import handler, ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import desired_state, pipeline, southbound
-from flows import l2, lb, lb_health
+from flows import l2, lb, lb_health, learning
 from flows.spec import Owner
 from tests.support import l2_app as l2_tests
 from tests.support import lb_app as lb_tests
@@ -94,7 +94,7 @@ def test_l2_replaces_a_silent_switchs_entries_and_counts_it_reconciled(monkeypat
     mods = flow_mods_after_reads(switch)
     assert mods[0].command == ofp.OFPFC_DELETE and mods[0].cookie == pipeline.cookie(
         l2.forget_everything()[0].owner)     # forget first: everything of ours goes
-    assert held(switch) == wanted(switch, desired_state.l2_switch(app.settings))
+    assert held(switch) == wanted(switch, desired_state.framed(l2.APP, learning.desired(app.settings)))
     assert app.switches[1].reconciled
     assert readiness(app) == {"L2Switch": "reconciled"}
 
@@ -107,8 +107,8 @@ def test_lb_replaces_a_silent_switchs_entries_takes_it_over_and_counts_it_reconc
     mods = flow_mods_after_reads(switch)
     assert mods[0].command == ofp.OFPFC_DELETE and \
         mods[0].cookie == pipeline.cookie(Owner(lb.APP))   # forget first
-    assert held(switch) == wanted(switch, desired_state.lb_switch(lb_health.desired(
-        app.settings, app.vips, app.backends, 1, frozenset())))
+    assert held(switch) == wanted(switch, desired_state.framed(lb.APP, lb_health.desired(
+        app.settings, app.vips, app.backends, 1, frozenset()).items()))
     groups = [m for m in switch.sent if isinstance(m, parser.OFPGroupMod)]
     assert [g.command for g in groups][-1] == ofp.OFPGC_ADD and groups[0].command == \
         ofp.OFPGC_DELETE                         # the VIP's group: removed, then built anew

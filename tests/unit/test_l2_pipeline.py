@@ -14,7 +14,7 @@ PORTS = (1, 2, 3, 4)
 
 def new_switch(mode, **settings):
     settings = l2.L2Settings(mode=mode, **settings)
-    return Switch(PORTS).apply(desired_state.l2_switch(settings)), settings
+    return Switch(PORTS).apply(desired_state.framed(l2.APP, learning.desired(settings))), settings
 
 
 def network(mode, **settings):
@@ -120,7 +120,7 @@ def test_flush_forgets_hosts_and_keeps_the_defaults(mode):
 def test_pushing_the_same_plan_twice_changes_nothing(mode):
     switch, settings = new_switch(mode)
     before = switch.snapshot()
-    switch.apply(desired_state.l2_switch(settings))
+    switch.apply(desired_state.framed(l2.APP, learning.desired(settings)))
     assert switch.snapshot() == before
     switch.apply(l2.learn_host(H1, 1, None, 60))
     once = switch.snapshot()

@@ -67,7 +67,7 @@ def test_a_flapping_mac_is_forgotten_and_banned_on_every_port():
     assert flap.verdict == FLAPPING and flap.banned == ("mac", None, H1)
     assert flap.changes == l2.forget_host(H1, 2, None) + [l2.ban_mac(H1, None, 30)]
     assert macs.get(H1, None) is None
-    sw = Switch((1, 2, 3)).apply(desired_state.l2_switch(s) + flap.changes)
+    sw = Switch((1, 2, 3)).apply(desired_state.framed(l2.APP, learning.desired(s)) + flap.changes)
     assert all(sw.process(frame(port, H1, BCAST)).outputs == {} for port in (1, 2, 3))
 
 

@@ -1,13 +1,19 @@
 """`sdn plan` (controller/plan.py) against the apps themselves: for a config, the plan
 is exactly what each app installs on a switch with those ports (compared in wire form
 with what the app sent to a fake switch), and the CLI prints it without a controller."""
+import ast
+import dataclasses
 import io
 import json
+import sys
+import types
+from pathlib import Path
 
 import pytest
 
-from controller import events, pipeline, plan, readback
-from flows import vlan
+from controller import config, events, pipeline, plan, readback
+from flows import app_plan, vlan
+from flows.spec import FlowSpec, Match
 from sdn import main as cli
 from flows.spec import Owner
 from tests.support import bond_app as bond_tests
@@ -134,3 +140,105 @@ def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
     assert "not planned: topology" in text
     assert cli.main(["plan", str(tmp_path / "missing.yaml")], io.StringIO(), err) == 2
     assert "cannot read config file" in err.getvalue()
+
+
+# --- discovery: the apps are found through the declaration (controller/pipeline.py) ---
+
+@dataclasses.dataclass(frozen=True)
+class AclSettings:
+    deny: tuple = ()
+
+
+def fake_acl_module(seen):
+    """A flows/ module of a new app `acl` that drops listed source MACs: the plan
+    protocol of flows/app_plan.py and nothing else."""
+    module = types.ModuleType("fake_acl_flows")
+    module.SETTINGS = AclSettings
+
+    def plan_acl(settings, switch, facts):
+        seen.append(dict(facts))
+        return app_plan.SwitchPlan(
+            [FlowSpec("ingress", 5, Match.of(eth_src=mac), Owner("acl", "ban"))
+             for mac in settings.deny],
+            ovsdb=[f"nothing in OVSDB on {switch.name}"],
+            problems=[] if settings.deny else ["no MACs to deny"])
+    module.plan = plan_acl
+    module.owns = lambda settings, switch, facts: switch.datapath.id == 9
+    return module
+
+
+@pytest.fixture
+def acl_app(monkeypatch):
+    seen = []
+    monkeypatch.setitem(sys.modules, "fake_acl_flows", fake_acl_module(seen))
+    monkeypatch.setitem(pipeline.APP_IDS, "acl", 0x80)
+    monkeypatch.setitem(pipeline.APP_LOGIC, "acl", "fake_acl_flows")
+    return seen
+
+
+def test_a_declared_app_is_planned_with_its_framing_and_the_facts_before_it(acl_app):
+    data = {"vlan": vlan_tests.SECTION, "acl": {"deny": ["00:00:00:00:00:0a"]}}
+    result = plan.plan(data, plan.planned_switch("br0", 1, vlan_tests.PORTS))
+    deny = FlowSpec("ingress", 5, Match.of(eth_src="00:00:00:00:00:0a"), Owner("acl", "ban"))
+    assert result["apps"]["acl"] == pipeline.table_misses() + [pipeline.canary("acl"), deny]
+    assert list(result["apps"]) == ["vlan", "acl"]
+    assert result["ovsdb"] == ["nothing in OVSDB on br0"]
+    # the VLAN app's untagged ports reached the app declared after it
+    switch = plan.planned_switch("br0", 1, vlan_tests.PORTS)
+    configured = vlan.configured_ports(vlan.VlanSettings(**vlan_tests.SECTION).ports,
+                                       switch.is_named, switch.resolve)
+    untagged = vlan.untagged_egress_pairs(vlan.effective_ports(configured, vlan_tests.PORTS))
+    assert untagged and acl_app[0][app_plan.UNTAGGED] == untagged
+    alone = plan.plan({"acl": {}}, plan.planned_switch("br0", 1, {}))
+    assert alone["problems"] == ["acl: no MACs to deny"]
+    assert app_plan.UNTAGGED not in acl_app[-1]          # no VLAN app: no such fact
+    with pytest.raises(config.ConfigError, match="'acl': unknown key"):
+        plan.plan({"acl": {"allow": []}}, plan.planned_switch("br0", 1, {}))
+
+
+def test_a_declared_app_that_owns_a_switch_has_it_alone(acl_app):
+    data = {"l2_switch": {"mode": "datapath"}, "acl": {"deny": ["00:00:00:00:00:0a"]}}
+    owned = plan.plan(data, plan.planned_switch("s9", 9, {}))
+    assert list(owned["apps"]) == ["acl"]
+    assert owned["not_planned"] == {"l2_switch": "leaves this switch to the acl app"}
+    shared = plan.plan(data, plan.planned_switch("s1", 1, {}))
+    assert list(shared["apps"]) == ["l2_switch", "acl"]
+
+
+def test_the_cli_prints_a_declared_apps_plan(acl_app, tmp_path):
+    config_file = tmp_path / "acl.yaml"
+    config_file.write_text(json.dumps({"acl": {"deny": ["00:00:00:00:00:0a"]}}))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["plan", str(config_file)], out, err) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"# acl: {len(pipeline.table_misses()) + 2} entries"
+    assert "table=ingress(0) priority=5 eth_src=00:00:00:00:00:0a actions=drop  [acl/ban]" in lines
+
+
+def test_every_declared_app_speaks_the_plan_protocol():
+    for app, module in plan.declared_apps().items():
+        assert module.__name__ == pipeline.APP_LOGIC[app]
+        if hasattr(module, "NOT_PLANNED"):
+            assert not hasattr(module, "plan"), app
+        else:
+            assert dataclasses.is_dataclass(module.SETTINGS) and callable(module.plan), app
+    owners = {app for app, module in plan.declared_apps().items() if hasattr(module, "owns")}
+    assert owners == pipeline.SOLE_OWNERS
+
+
+def test_plan_py_has_no_code_of_its_own_per_app():
+    """Neither an app's name nor its flows module appear in controller/plan.py's code
+    (its docstrings may name them)."""
+    tree = ast.parse(Path(plan.__file__).read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr)}
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+               and isinstance(node.value, str) and id(node) not in docstrings}
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names if node.module == "flows"}
+    apps = set(pipeline.APP_LOGIC)
+    modules = {name.split(".")[-1] for name in pipeline.APP_LOGIC.values()}
+    assert not apps & strings and not (apps | modules) & (names | imported)
