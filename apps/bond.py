@@ -192,12 +192,6 @@ class Bond(southbound.SdnApp):
 
     # --- what REST asks -----------------------------------------------------------------
 
-    def switch(self, dpid):
-        switch = self.switches.get(dpid)
-        if switch is None or not switch.ready:
-            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
-        return switch
-
     def describe(self, switch, want):
         out = dict(bond.bond_to_dict(want), dpid=rest.format_dpid(switch.datapath.id),
                    bridge=switch.name, forwarding="fabric" if self.in_fabric else "normal")

@@ -355,12 +355,6 @@ class L2Switch(southbound.SdnApp):
 
     # --- what REST asks -----------------------------------------------------------
 
-    def switch(self, dpid):
-        switch = self.switches.get(dpid)
-        if switch is None:
-            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
-        return switch
-
     def learned_macs(self, dpid):
         switch = self.switch(dpid)
         if self.settings.mode == "reactive":

@@ -33,7 +33,7 @@ from ryu.lib import hub
 from controller import datapath as datapaths, desired_state, ofcompile, ovsdb, pipeline, rest, \
     southbound, tc
 from controller.ports import SwitchPorts
-from flows import qos, qos_sync
+from flows import qos, qos_report, qos_sync
 from flows.spec import Owner
 
 QUEUE_MECHANISM = {
@@ -63,18 +63,6 @@ class QosSwitch(SwitchPorts):
     @property
     def tc_classified(self):
         return self.kind == datapaths.NETDEV
-
-    def dpid(self):
-        """The datapath id as text, for REST answers and logs (keys are datapath.id)."""
-        return rest.format_dpid(self.datapath.id)
-
-    def port_resolver(self):
-        def resolve(ref):
-            number = self.resolve(ref)
-            if number is None:
-                raise ValueError(f"switch {self.dpid()} has no port {ref!r}")
-            return number
-        return resolve
 
 
 class Qos(southbound.SdnApp):
@@ -270,30 +258,12 @@ class Qos(southbound.SdnApp):
 
     # --- what REST asks ----------------------------------------------------------------
 
-    def switch(self, dpid):
-        switch = self.switches.get(dpid)
-        if switch is None or not switch.ready:
-            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
-        return switch
-
-    def switch_port(self, dpid, port_ref):
-        switch = self.switch(dpid)
-        number = switch.resolve(port_ref)
-        if number is None:
-            raise rest.ApiError(400, f"switch {switch.dpid()} has no port {port_ref!r}")
-        return switch, number
-
     def describe_port(self, switch, number, ports=None):
         ports = self.desired(switch)[0] if ports is None else ports
-        want = ports.get(number)
-        out = dict(qos.port_qos_to_dict(want) if want else {}, dpid=switch.dpid(), port=number,
-                   name=switch.ports[number], configured=want is not None)
-        if want is not None and want.queues:
-            out["queue_mechanism"] = QUEUE_MECHANISM[switch.kind]
-            out["tc_problems"] = switch.tree_problems.get(number, [])
-        if want is not None and want.policing:
-            out["policing_mechanism"] = POLICING_MECHANISM[switch.kind]
-        return out
+        return qos_report.port_report(ports.get(number), switch.dpid(), number,
+                                      switch.ports[number], QUEUE_MECHANISM[switch.kind],
+                                      POLICING_MECHANISM[switch.kind],
+                                      switch.tree_problems.get(number, []))
 
     def describe_switch(self, switch):
         ports, rules, problems = self.desired(switch)
@@ -305,12 +275,7 @@ class Qos(southbound.SdnApp):
                 "problems": switch.problems or problems, "tc_applied": switch.tc_applied}
 
     def overrides_with(self, switch, key, changes):
-        """A copy of the REST overrides with `changes` ({port or rule id: body or None})."""
-        trial = {dpid: {k: dict(v) for k, v in mine.items()}
-                 for dpid, mine in self.overrides.items()}
-        mine = trial.setdefault(switch.datapath.id, {}).setdefault(key, {})
-        mine.update({str(ref): body for ref, body in changes.items()})
-        return trial
+        return qos_report.with_changes(self.overrides, switch.datapath.id, key, changes)
 
     def check_rules_survive(self, switch, trial):
         """409 unless every rule in force now is still valid under `trial`."""
@@ -408,19 +373,10 @@ class Qos(southbound.SdnApp):
             counters = self.sample(switch, number)
         except southbound.SwitchTimeout as err:
             raise rest.ApiError(504, str(err)) from None
-        (t0, before), (t1, after) = (switch.samples[number][0], switch.samples[number][-1])
-        queues = {}
-        for queue_id, (tx_bytes, tx_packets, tx_errors) in sorted(counters.items()):
-            rate = None
-            if t1 > t0 and queue_id in before:
-                rate = round((after[queue_id][0] - before[queue_id][0]) * 8 / (t1 - t0))
-            configured = want.queue(queue_id)
-            queues[str(queue_id)] = {
-                "tx_bytes": tx_bytes, "tx_packets": tx_packets, "tx_errors": tx_errors,
-                "rate_bps": rate, "min_rate": configured and configured.min_rate,
-                "max_rate": configured and configured.max_rate}
+        queues, interval = qos_report.queue_report(want, counters, switch.samples[number][0],
+                                                   switch.samples[number][-1])
         return {"dpid": switch.dpid(), "port": number, "name": switch.ports[number],
-                "queues": queues, "rate_interval_s": round(t1 - t0, 2)}
+                "queues": queues, "rate_interval_s": interval}
 
 
 class QosRest(rest.AppController):

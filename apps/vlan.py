@@ -131,15 +131,6 @@ class Vlan(southbound.SdnApp):
 
     # --- what REST asks ------------------------------------------------------------
 
-    def switch_port(self, dpid, port_ref):
-        switch = self.switches.get(dpid)
-        if switch is None:
-            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
-        number = switch.resolve(port_ref)
-        if number is None:
-            raise rest.ApiError(400, f"switch {rest.format_dpid(dpid)} has no port {port_ref!r}")
-        return switch, number
-
     def describe(self, switch, number):
         configured = self.port_configs(switch)
         cfg = configured.get(number, vlan.trunk_all(number))

@@ -21,6 +21,20 @@ class SwitchPorts:
             return int(ref) if int(ref) in self.ports else None
         return next((no for no, name in self.ports.items() if name == ref), None)
 
+    def dpid(self):
+        """The datapath id as text, for REST answers and logs (keys are datapath.id)."""
+        return dpid.format(self.datapath.id)
+
+    def port_resolver(self):
+        """`resolve` that raises ValueError for a port the switch does not have (for
+        flows/ parsers that report a bad reference in their own words)."""
+        def resolve(ref):
+            number = self.resolve(ref)
+            if number is None:
+                raise ValueError(f"switch {self.dpid()} has no port {ref!r}")
+            return number
+        return resolve
+
     def is_named(self, ref):
         """A config's switch reference: the bridge's name, or its datapath id in any
         spelling of flows/dpid.py."""

@@ -150,6 +150,28 @@ class SdnApp(app_manager.RyuApp):
     def metric_families(self):
         return ()
 
+    # --- what REST asks about a switch -------------------------------------------------
+
+    def serves(self, switch) -> bool:
+        """Whether REST may act on a connected switch: yes, unless the app keeps a `ready`
+        flag (set once it has taken the switch over) that is still down."""
+        return getattr(switch, "ready", True)
+
+    def switch(self, dpid):
+        """The app's entry of switch `dpid`; a 404 unless it is connected and served."""
+        switch = self.switches.get(dpid)
+        if switch is None or not self.serves(switch):
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(dpid)} is connected")
+        return switch
+
+    def switch_port(self, dpid, port_ref):
+        """(switch, port number) for a port given by number or name; a 400 if it has none."""
+        switch = self.switch(dpid)
+        number = switch.resolve(port_ref)
+        if number is None:
+            raise rest.ApiError(400, f"switch {rest.format_dpid(dpid)} has no port {port_ref!r}")
+        return switch, number
+
     # --- REST-made state ----------------------------------------------------------------
 
     def save_state(self, document):
