@@ -114,3 +114,33 @@ def test_lb_replaces_a_silent_switchs_entries_takes_it_over_and_counts_it_reconc
         ofp.OFPGC_DELETE                         # the VIP's group: removed, then built anew
     assert app.switches[1].ready                 # probes may start
     assert readiness(app) == {"Lb": "reconciled"}
+
+
+# --- a switch that answers reads but is slow to confirm -----------------------------------
+
+def test_a_switch_that_reads_back_but_does_not_confirm_keeps_its_entries(monkeypatch, tmp_path,
+                                                                         caplog):
+    """The LB's entries carry pinned connections: a late barrier reply after a good
+    read-back must not turn into forget + push (which would cut them). The switch is
+    read back again later, and counts as reconciled once that shows it holds it all."""
+    app = lb_tests.make_app(monkeypatch, tmp_path)
+    switch = FakeSwitch(1, app)
+    handler.register_instance(app)
+    assert app.get_handlers(ofp_event.EventOFPSwitchFeatures(l2_tests.Features(switch)))
+    lb_tests.connect(app, switch)                  # a normal first take-over
+    assert readiness(app) == {"Lb": "reconciled"}
+    before, sent = held(switch), len(switch.sent)
+    monkeypatch.setattr(switch, "_on_OFPBarrierRequest", lambda req: None)   # no confirms
+    monkeypatch.setattr(app, "confirm",
+                        functools.partial(southbound.SdnApp.confirm, app, timeout=0.01))
+    monkeypatch.setattr(app, "RECHECK_S", 0.0)
+    app.runtime.readiness.connected(switch)        # as after a reconnect: pending again
+    switch.flows.pop(next(iter(switch.flows)))     # one entry lost: something to add
+    app.switches[1].ready = False
+    app.program_switch(app.switches[1])
+    later = switch.sent[sent:]
+    assert not [m for m in later if isinstance(m, parser.OFPFlowMod)
+                and m.command == ofp.OFPFC_DELETE]  # no forget
+    assert held(switch) == before                  # the lost entry is back, nothing went
+    assert len([r for r in caplog.messages if "checked again" in r]) == 1
+    assert readiness(app) == {"Lb": "reconciled"}  # the second read-back: all in place
