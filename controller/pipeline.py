@@ -103,8 +103,8 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
         Band("l2_switch", 1, 9, "send-to-controller/learn default 1, VLAN-0 strip 2, "
                                 "switch-to-switch ports 3"),
         Band("l2_switch", 50, 50, "port security: a banned port's new sources"),
-        Band("vlan", 50, 50, "flood-only VLANs skip learning (the same priority as a port "
-                             "ban: see KNOWN_OVERLAPS)"),
+        Band("vlan", 60, 60, "flood-only VLANs skip learning, above a port ban: a ban "
+                             "guards learning, which these VLANs do not do"),
         Band("l2_switch", 100, 199, "known sources 100, a banned flapping MAC 150"),
     ),
     "l2_dst": (
@@ -128,8 +128,7 @@ for _table in PIPELINE:   # every table's pass-through miss
         BANDS.get(_table.name, ())
 # Bands of two apps that share a switch and overlap: each a tie OpenFlow leaves
 # undefined when one frame matches both entries; listed so no new one comes unnoticed.
-KNOWN_OVERLAPS = {("l2_src", "l2_switch", "vlan"): "a flood-only VLAN's frame from a "
-                  "banned port: skip learning or drop"}
+KNOWN_OVERLAPS: Dict = {}   # (table, app, app): why two apps' bands may overlap
 # Apps that write a switch only when they own it outright (the other apps delete theirs)
 SOLE_OWNERS = frozenset({"bond", "overlay"})
 TABLES: Dict[str, Table] = {t.name: t for tables in PIPELINES.values() for t in tables}

@@ -193,8 +193,11 @@ def untagged_egress_pairs(ports: Iterable[PortVlan]) -> FrozenSet[Tuple[int, int
 
 
 FLOOD_ONLY = Owner(APP, "flood_vlan")  # l2_src entries that skip learning for a VLAN
-# the learning app's port ban has it too: controller/pipeline.py KNOWN_OVERLAPS
-FLOOD_ONLY_PRIORITY = 50
+# above the learning app's port ban (50): a ban protects the controller and the MAC
+# table from a port's flood of new sources, and a flood-only VLAN's frames reach
+# neither, so a ban earned in a learning VLAN must not cut a flood-only VLAN on the
+# same (trunk) port; below known hosts (100), which a flood-only VLAN never has
+FLOOD_ONLY_PRIORITY = 60
 _FIELDS = ("tag", "trunks", "native_mode")
 
 

@@ -204,3 +204,22 @@ def test_members_per_vlan_with_egress_tagging():
         102: [(2, False), (5, True), (6, True)],
         103: [(3, False), (4, False), (5, True)],
     }
+
+
+def test_a_port_ban_drops_new_sources_of_learning_vlans_but_not_a_flood_only_vlan():
+    """The one place the VLAN and learning apps' entries meet at one frame: a trunk port
+    banned for too many MACs, carrying a learning VLAN and a flood-only one. The ban
+    guards learning (controller and MAC table), which a flood-only VLAN does not do:
+    its frames are flooded as before; new sources in the learning VLAN are dropped."""
+    from flows import l2, learning   # noqa: E402 (the learning app's half of the test)
+    ports = [PortVlan(1, tag=10), PortVlan(2, tag=20), PortVlan(3, trunks=(10, 20))]
+    items = pipeline.table_misses() + vlan.switch_plan(ports, [1, 2, 3], flood_only=[20])
+    items += learning.desired(l2.L2Settings(), vlan.untagged_egress_pairs(ports))
+    ban = l2.ban_new_sources(3, 60)
+    for order in ([ban] + items, items + [ban]):   # a tie would go by the order (OVS: either)
+        sw = Switch([1, 2, 3]).apply(order)
+        assert seen(sw, frame(3, A, BCAST, vlan=20)) == {2: [None]}  # flooded, not learned
+        banned = sw.process(frame(3, A, BCAST, vlan=10))
+        assert banned.outputs == {} and not banned.packet_ins         # dropped by the ban
+    unbanned = Switch([1, 2, 3]).apply(items).process(frame(3, A, BCAST, vlan=10))
+    assert unbanned.packet_ins                                        # (learning, unbanned)
