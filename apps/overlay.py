@@ -269,10 +269,13 @@ class Overlay(southbound.SdnApp):
         previous, vlans = self.model, {hv: dict(v) for hv, v in self.local_vlans.items()}
         self.model = model
         self.allocate_vlans()
+        before = self.overrides
         try:
             self.save(overrides)
         except rest.ApiError:
-            self.model, self.local_vlans = previous, vlans
+            self.model = previous   # a 409 took another writer's state: its VLANs stay
+            if self.overrides is before:
+                self.local_vlans = vlans
             raise
         self.overrides = overrides
         self.spawn(self.apply, kind == "hypervisors" or
