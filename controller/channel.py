@@ -27,6 +27,7 @@ from ryu.controller import controller as ryu_controller  # noqa: I100
 from ryu.controller.handler import DEAD_DISPATCHER
 from ryu.lib import hub
 
+from controller import ofguard
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -50,11 +51,20 @@ class TlsStreamServer(hub.StreamServer):
             context.load_verify_locations(ssl_args["ca_certs"])
 
         def wrap_and_handle(sock, addr):
+            # a peer that opens the port and never finishes its TLS handshake would hold
+            # this green thread and the socket forever: it gets the OpenFlow handshake's
+            # budget (openflow.handshake_timeout_s), then it is closed
+            wrapped = sock
             try:
-                wrapped = context.wrap_socket(sock, server_side=True)
+                sock.settimeout(ofguard.settings().handshake_timeout_s)
+                # the TLS socket takes the descriptor over: it is the one to close
+                wrapped = context.wrap_socket(sock, server_side=True,
+                                              do_handshake_on_connect=False)
+                wrapped.do_handshake()
+                wrapped.settimeout(None)   # Ryu's Datapath sets its own from here
             except (ssl.SSLError, OSError) as err:
                 LOG.warning("refused a TLS connection from %s:%s: %s", addr[0], addr[1], err)
-                sock.close()
+                wrapped.close()
                 return
             handle(wrapped, addr)
         self.handle = wrap_and_handle
