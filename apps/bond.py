@@ -228,7 +228,7 @@ class Bond(southbound.SdnApp):
             raise rest.ApiError(404, f"{switch.name} has no bond {name}")
         overrides = {k: dict(v) for k, v in self.overrides.items()}
         overrides.setdefault(dpid, {})[name] = body
-        previous = self.bonds_of(switch).get(name)
+        previous, based_on = self.bonds_of(switch).get(name), self.revision
         with self.lock:
             try:
                 if body is None:
@@ -243,8 +243,8 @@ class Bond(southbound.SdnApp):
                     pass  # already reported: OVSDB is not taking changes
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
                 raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
-            try:
-                self.save_state(overrides)
+            try:   # the lock and OVSDB let other greenlets run: another writer's state
+                self.save_state(overrides, based_on)   # taken meanwhile makes this a 409
             except rest.ApiError:
                 self._put_back(switch, name, created=previous is None and body is not None)
                 raise

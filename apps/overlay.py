@@ -60,6 +60,9 @@ class Overlay(southbound.SdnApp):
         self.overrides = {kind: dict(saved.get(kind, {})) for kind in KINDS}
         self.local_vlans = {hv: {int(vni): vid for vni, vid in vlans.items()}
                             for hv, vlans in saved.get("local_vlans", {}).items()}
+        if hasattr(self, "_model"):   # another writer's state: the model follows it at
+            self.model = self.build_model(self.overrides)   # once (VLANs of a VNI it
+            self.allocate_vlans()                           # no longer has go with it)
 
     def programmed_datapaths(self):
         return [self.switches[d].datapath for d in self.pushed if d in self.switches]
@@ -273,9 +276,8 @@ class Overlay(southbound.SdnApp):
         try:
             self.save(overrides)
         except rest.ApiError:
-            self.model = previous   # a 409 took another writer's state: its VLANs stay
-            if self.overrides is before:
-                self.local_vlans = vlans
+            if self.overrides is before:   # (a 409 took another writer's state: the
+                self.model, self.local_vlans = previous, vlans   # model follows that)
             raise
         self.overrides = overrides
         self.spawn(self.apply, kind == "hypervisors" or

@@ -261,15 +261,15 @@ class Qos(southbound.SdnApp):
     def describe_port(self, switch, number, ports=None):
         ports = self.desired(switch)[0] if ports is None else ports
         return qos_report.port_report(ports.get(number), switch.dpid(), number,
-                                      switch.ports[number], QUEUE_MECHANISM[switch.kind],
-                                      POLICING_MECHANISM[switch.kind],
+                                      switch.ports[number], QUEUE_MECHANISM.get(switch.kind),
+                                      POLICING_MECHANISM.get(switch.kind),
                                       switch.tree_problems.get(number, []))
 
     def describe_switch(self, switch):
         ports, rules, problems = self.desired(switch)
         return {"dpid": switch.dpid(), "name": switch.name, "datapath": switch.kind,
-                "queue_mechanism": QUEUE_MECHANISM[switch.kind],
-                "policing_mechanism": POLICING_MECHANISM[switch.kind],
+                "queue_mechanism": QUEUE_MECHANISM.get(switch.kind),
+                "policing_mechanism": POLICING_MECHANISM.get(switch.kind),
                 "ports": [self.describe_port(switch, n, ports) for n in sorted(ports)],
                 "rules": [qos.rule_to_dict(r) for _, r in sorted(rules.items())],
                 "problems": switch.problems or problems, "tc_applied": switch.tc_applied}
@@ -287,8 +287,8 @@ class Qos(southbound.SdnApp):
             raise rest.ApiError(409, f"rule(s) {', '.join(map(str, lost))} would no longer "
                                      f"fit: {'; '.join(why)}; delete or change them first")
 
-    def save(self, trial):
-        self.save_state(trial)
+    def save(self, trial, based_on=None):
+        self.save_state(trial, based_on)
         self.overrides = trial
 
     def change_port(self, switch, number, body):
@@ -299,7 +299,7 @@ class Qos(southbound.SdnApp):
                 qos.port_qos_from_dict(body)
             except ValueError as err:
                 raise rest.ApiError(400, str(err)) from None
-        trial = self.overrides_with(switch, "ports", {number: body})
+        trial, based_on = self.overrides_with(switch, "ports", {number: body}), self.revision
         self.check_rules_survive(switch, trial)
         with self.lock:
             try:
@@ -310,8 +310,8 @@ class Qos(southbound.SdnApp):
                 status = 409 if isinstance(err, ovsdb.OvsdbConflict) else 502
                 self._put_back(switch, number)
                 raise rest.ApiError(status, f"OVSDB refused the change: {err}") from None
-            try:
-                self.save(trial)
+            try:   # the lock and OVSDB let other greenlets run: another writer's state
+                self.save(trial, based_on)   # taken meanwhile makes this a 409
             except rest.ApiError:   # not saved: OVSDB goes back to what the state says
                 self._put_back(switch, number)
                 raise

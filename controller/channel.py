@@ -20,6 +20,7 @@ default, would hold it for a long time) is closed, and the switch's next attempt
 accepted.
 """
 import logging
+import socket
 import ssl
 
 from ryu.controller import ofp_event, ofp_handler  # first: they import Ryu's controller
@@ -54,14 +55,14 @@ class TlsStreamServer(hub.StreamServer):
             # a peer that opens the port and never finishes its TLS handshake would hold
             # this green thread and the socket forever: it gets the OpenFlow handshake's
             # budget (openflow.handshake_timeout_s), then it is closed
-            wrapped = sock
-            try:
-                sock.settimeout(ofguard.settings().handshake_timeout_s)
-                # the TLS socket takes the descriptor over: it is the one to close
-                wrapped = context.wrap_socket(sock, server_side=True,
-                                              do_handshake_on_connect=False)
-                wrapped.do_handshake()
-                wrapped.settimeout(None)   # Ryu's Datapath sets its own from here
+            wrapped, budget = sock, ofguard.settings().handshake_timeout_s
+            try:   # one deadline for the whole handshake (a byte now and then is no help)
+                with hub.Timeout(budget, socket.timeout(
+                        f"TLS handshake not finished within {budget:g} s")):
+                    # the TLS socket takes the descriptor over: it is the one to close
+                    wrapped = context.wrap_socket(sock, server_side=True,
+                                                  do_handshake_on_connect=False)
+                    wrapped.do_handshake()
             except (ssl.SSLError, OSError) as err:
                 LOG.warning("refused a TLS connection from %s:%s: %s", addr[0], addr[1], err)
                 wrapped.close()

@@ -131,19 +131,6 @@ if not getattr(WSGIApplication.__call__, "sdn_guard", False):
     WSGIApplication.__call__ = _answer_500_as_json(WSGIApplication.__call__)
 
 
-def persist(store, data, revision) -> int:
-    """Save REST state over `revision` (what the caller loaded or last saved) and
-    return the new revision. Another writer's save meanwhile is a conflict (409); a
-    store that cannot write is the server's failure (500). Either way nothing was
-    saved and the caller's running state stays as it was."""
-    try:
-        return store.save(data, revision)
-    except state.StateConflict as err:
-        raise ApiError(409, str(err)) from None
-    except state.StateError as err:
-        raise ApiError(500, str(err)) from None
-
-
 format_dpid = dpid.format  # 16 hex digits, as every edge writes it (flows/dpid.py)
 
 

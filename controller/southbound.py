@@ -95,6 +95,7 @@ class SdnApp(app_manager.RyuApp):
             raise SystemExit(f"openflow: {err}") from None
         self.runtime.reload.participate("openflow", _openflow_settings, ofguard.configure)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
+        self._rechecks = {}  # datapath -> how often a slow switch was checked again
         self.switches = {}  # dpid -> what the app knows of a connected switch (.datapath)
         if self.APP is not None:
             self._start(kwargs.get("wsgi"))
@@ -174,28 +175,32 @@ class SdnApp(app_manager.RyuApp):
 
     # --- REST-made state ----------------------------------------------------------------
 
-    def save_state(self, document):
-        """Save `document` over the revision this app last loaded or saved; the caller
-        switches to it only after this returned. Another writer's save meanwhile is a
+    def save_state(self, document, based_on=None):
+        """Save `document` over `based_on`, the revision it was built from (default: the
+        one this app last loaded, saved or took from another writer: pass it when the
+        document was built before something that yields, as another writer's state may
+        be taken meanwhile); the caller switches to it only after this returned. Another writer's save meanwhile is a
         409: this app takes that writer's state (as a reload would) and the client
         retries on it. A store that cannot write is a 500. Either way nothing is saved."""
         try:
-            self.revision = self.store.save(document, self.revision)
+            self.revision = self.store.save(
+                document, self.revision if based_on is None else based_on)
         except state.StateConflict as err:
             try:   # applied in its own greenlet: the caller may hold the app's lock
-                self._state_changed_elsewhere(*self.store.load(), apply=hub.spawn)
+                self._state_changed_elsewhere(
+                    *self.store.load(), apply=lambda run: hub.spawn(run))
             except state.StateError as load_err:
                 self.logger.error("%s: cannot reload state: %s", self.APP, load_err)
             raise rest.ApiError(409, str(err)) from None
         except state.StateError as err:
             raise rest.ApiError(500, str(err)) from None
 
-    def _state_changed_elsewhere(self, document, revision, apply=lambda run, *args: run(*args)):
+    def _state_changed_elsewhere(self, document, revision, apply=lambda run: run()):
         self.logger.warning("%s: state changed by another writer (revision %s): applying it",
                             self.APP, revision)
         self.revision = revision
         self.restore_state(document)
-        apply(self.apply_settings, self.settings)
+        apply(lambda: self.apply_settings(getattr(self, "settings", None)))   # as it runs then
 
     def _poll_state(self):
         while True:
@@ -204,6 +209,8 @@ class SdnApp(app_manager.RyuApp):
                 self.store.poll()
             except state.StateError as err:
                 self.logger.warning("%s: %s", self.APP, err)
+            except Exception:   # noqa: BLE001 - the loop must outlive one bad change
+                self.logger.exception("%s: applying another writer's state failed", self.APP)
 
     def get_handlers(self, ev, state=None):
         """Ryu's dispatch, minus the events of switches another app owns outright
@@ -304,9 +311,10 @@ class SdnApp(app_manager.RyuApp):
             hub.sleep(0.02)
 
     RECHECK_S = 5.0
+    RECHECKS = 5
 
     def converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
-                 meters=False, adopt=None, retries_left=5):
+                 meters=False, adopt=None):
         """In a greenlet: the one path by which an app puts a switch right on connect,
         reconnect, restart, reload and canary repair. Reads back what the switch holds
         of `owners` (groups/meters too when asked), hands that to `adopt(installed)`
@@ -321,7 +329,8 @@ class SdnApp(app_manager.RyuApp):
         does not answer gets `forget` (deletes of everything of ours) and `desired`
         pushed instead, and counts as reconciled when that was sent; returns None. One
         that answered the read-back but not the barriers after the changes keeps its
-        entries and is converged again RECHECK_S later (`adopt` is not asked again).
+        entries and is repaired (`repair`, the app's own path) RECHECK_S later, in a
+        greenlet of its own (the caller may hold a lock); returns None.
         Otherwise returns (adds, removed)."""
         wanted = []
 
@@ -336,23 +345,39 @@ class SdnApp(app_manager.RyuApp):
                 return None
             installed = [e for e in installed if not (e.kind == "flow" and any(
                 readback.owns(o, pipeline.owner_of(e.item.cookie)) for o in skip))]
-            return reconcile(self, datapath, installed, want())
+            result = reconcile(self, datapath, installed, want())
+            self._rechecks.pop(datapath, None)
+            return result
         except SwitchSlow as err:
             # it answered the read-back: replacing its entries would cut what they carry
-            if datapath.state == DEAD_DISPATCHER or retries_left <= 0:
-                self.logger.warning("%s: %s; giving up", self.name, err)
-                return None
-            self.logger.warning("%s: %s; its entries stay, checked again in %s s", self.name,
-                                err, self.RECHECK_S)
-            hub.sleep(self.RECHECK_S)
-            return self.converge(datapath, owners, desired, forget, skip, groups, meters,
-                                 retries_left=retries_left - 1)
+            self._recheck_later(datapath, err)
+            return None
         except SwitchTimeout as err:
             self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
                                 format_dpid(datapath.id or 0), err)
             if self.push(datapath, list(forget() if callable(forget) else forget) + want()):
                 self.runtime.readiness.mark(self.name, datapath, runtime.RECONCILED)
             return None
+
+    def _recheck_later(self, datapath, err):
+        """A slow switch: the app's repair path runs again RECHECK_S from now (it reads
+        back what is there now, learned entries included), at most RECHECKS times."""
+        count = self._rechecks.get(datapath, 0) + 1
+        if count > self.RECHECKS:
+            self._rechecks.pop(datapath, None)
+            self.logger.error("%s: %s; gave up after %d checks (readiness stays pending)",
+                              self.name, err, self.RECHECKS)
+            return
+        self._rechecks[datapath] = count
+        self.logger.warning("%s: %s; its entries stay, checked again in %s s", self.name, err,
+                            self.RECHECK_S)
+
+        def later():
+            hub.sleep(self.RECHECK_S)
+            if datapath.state != DEAD_DISPATCHER and \
+                    self.current_switch(self.switches, datapath) is not None:
+                self.repair(datapath)
+        hub.spawn(later)
 
     def confirm(self, datapath, timeout=10.0):
         """Send a barrier and wait for its reply: everything sent before it is done.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from ryu.controller import handler, ofp_event
+from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from controller import desired_state, pipeline, southbound
@@ -122,7 +123,8 @@ def test_a_switch_that_reads_back_but_does_not_confirm_keeps_its_entries(monkeyp
                                                                          caplog):
     """The LB's entries carry pinned connections: a late barrier reply after a good
     read-back must not turn into forget + push (which would cut them). The switch is
-    read back again later, and counts as reconciled once that shows it holds it all."""
+    repaired RECHECK_S later (the app's own path, outside any lock of its caller), and
+    counts as reconciled once that read-back shows it holds it all."""
     app = lb_tests.make_app(monkeypatch, tmp_path)
     switch = FakeSwitch(1, app)
     handler.register_instance(app)
@@ -138,6 +140,7 @@ def test_a_switch_that_reads_back_but_does_not_confirm_keeps_its_entries(monkeyp
     switch.flows.pop(next(iter(switch.flows)))     # one entry lost: something to add
     app.switches[1].ready = False
     app.program_switch(app.switches[1])
+    hub.sleep(0.1)                                 # the recheck's greenlet: repair again
     later = switch.sent[sent:]
     assert not [m for m in later if isinstance(m, parser.OFPFlowMod)
                 and m.command == ofp.OFPFC_DELETE]  # no forget

@@ -87,3 +87,26 @@ def test_a_foreign_switch_is_left_alone(monkeypatch, tmp_path):
 def test_bad_config_stops_the_app(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match="networks\\[1\\]: VNI 100 exists"):
         make_app(monkeypatch, tmp_path, dict(SECTION, networks=[{"vni": 100}, {"vni": 100}]))
+
+
+def test_a_409_over_another_writers_state_leaves_a_model_that_matches_it(monkeypatch, tmp_path):
+    """The other writer removed a network (and its local VLAN): after our 409 the model
+    follows that state at once, so the next read does not trip over the VLAN gone."""
+    from controller.state import SqliteStateStore
+    from tests.support.l2_app import call
+    from tests.support.overlay_app import SECTION, bring_up, make_app
+    app = make_app(monkeypatch, tmp_path, SECTION)
+    bring_up(app, 1)
+    assert call(app, "POST", "/v1/overlay/networks", b'{"vni": 300}')[0] == 201
+    assert call(app, "POST", "/v1/overlay/ports",
+                b'{"hypervisor": "hv1", "port": 3, "vni": 300}')[0] == 201
+    other = SqliteStateStore("overlay", tmp_path)
+    doc, rev = other.load()
+    doc["ports"]["hv1/hv1-eth3"], doc["networks"]["300"] = None, None
+    doc["local_vlans"]["hv1"] = {k: v for k, v in doc["local_vlans"]["hv1"].items()
+                                 if k != "300"}
+    other.save(doc, rev)
+    assert call(app, "POST", "/v1/overlay/networks", b'{"vni": 400}')[0] == 409
+    status, body, _ = call(app, "GET", "/v1/overlay")   # before any apply has run
+    assert status == 200, body
+    assert 300 not in {n["vni"] for n in body["networks"]}

@@ -309,3 +309,25 @@ def test_a_change_another_writer_saved_over_is_a_409_and_ovsdb_goes_back(lab_app
     status, body, _ = call(lab_app, "PUT", "/v1/qos/1/1",        # the retry lands
                            b'{"ingress_policing": {"rate": "5M", "burst": "500k"}}')
     assert status == 200 and lab_app.ovsdb.policing["s1-eth1"] == (5000, 500)
+
+
+def test_another_writers_state_taken_while_ovsdb_is_written_makes_the_change_a_409(
+        lab_app, monkeypatch, tmp_path):
+    """The poll may take another writer's state while a PUT waits on OVSDB: the PUT's
+    document was built from the state before, so saving it would lose that writer's
+    change; it is a 409 instead."""
+    bring_up(lab_app)
+    other, real, polled = SqliteStateStore("qos", tmp_path), lab_app.sync_ovsdb, []
+    theirs = {"0000000000000001": {"rules": {"7": {"match": {"udp_dst": 9}, "queue": 1}}}}
+
+    def sync_then_poll(*args, **kwargs):   # the poll greenlet runs while OVSDB is talked to
+        if not polled:
+            polled.append(other.save(theirs, other.load()[1]))
+            spawn, lab_app.spawn = lab_app.spawn, lambda *a, **k: None
+            assert lab_app.store.poll()
+            lab_app.spawn = spawn
+        return real(*args, **kwargs)
+    monkeypatch.setattr(lab_app, "sync_ovsdb", sync_then_poll)
+    status, body, _ = call(lab_app, "PUT", "/v1/qos/1/1",
+                           b'{"ingress_policing": {"rate": "5M", "burst": "500k"}}')
+    assert status == 409 and other.load()[0] == theirs
