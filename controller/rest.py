@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Optional
 
-from controller import config, jsonbody, ryu_compat, state
+from controller import config, jsonbody, ryu_compat
 from flows import dpid
 
 ryu_compat.install()  # no-op when the venv's .pth hook already did it
