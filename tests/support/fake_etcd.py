@@ -149,17 +149,19 @@ class FakeSession:
 
     def post(self, path, json=None, stream=False, timeout=None):
         self.gateway.refuse()
-        return FakeResponse(self.gateway.etcd.stream(self.gateway.url, json))
+        return FakeResponse(lambda: self.gateway.etcd.stream(self.gateway.url, json))
 
 
 class FakeResponse:
+    """A watch stream: what etcd holds when it is read (a change made after the watch
+    was opened but before it was read is in it, as on a real stream)."""
     status_code = 200
 
     def __init__(self, lines):
         self.lines, self.closed = lines, False
 
     def iter_lines(self):
-        yield from self.lines
+        yield from self.lines()
 
     def close(self):
         self.closed = True

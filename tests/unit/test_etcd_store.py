@@ -264,6 +264,28 @@ def test_the_watch_tells_of_other_writers_not_of_this_stores_own_saves():
     assert ours.save({"d": 4}, NO_REVISION) > 0
 
 
+def test_a_save_of_this_store_while_its_watch_is_open_is_not_told_as_another_writers():
+    etcd = FakeEtcd()
+    ours, theirs = store(etcd), store(etcd)
+    heard = heard_by(ours)
+    _, revision = ours.load()
+    opened = ours.client.watch
+
+    saved = []
+
+    def open_then_save(key, start_revision, idle_s):
+        stream = opened(key, start_revision, idle_s)   # open from before the save ...
+        saved.append(ours.save({"own": 1}, revision))   # ... which lands while it is open
+        return stream
+    ours.client.watch = open_then_save
+    ours.watch_once()
+    assert etcd.watches[-1][1] <= saved[0] and heard == []   # the stream had it: not told
+    ours.client.watch = opened
+    changed = theirs.save({"theirs": 1}, theirs.load()[1])
+    ours.watch_once()
+    assert heard == [({"theirs": 1}, changed)]
+
+
 def test_after_a_compaction_the_watch_reloads_the_document_whole():
     etcd = FakeEtcd()
     ours, theirs = store(etcd), store(etcd)
