@@ -132,6 +132,11 @@ class EtcdSettings:
     prefix: str = "/sdn"        # every key of ours is below it
     cluster: str = "sdn"        # the name stored under the prefix: another one is refused
     timeout_s: float = 5.0      # longest a load or save waits for etcd, all endpoints tried
+    # TLS to https:// endpoints: the CA that signed etcd's certificate (default: the
+    # system's), and this node's client certificate and key when etcd asks for one
+    ca_file: str = None
+    cert_file: str = None
+    key_file: str = None
 
     def __post_init__(self):
         endpoints = self.endpoints
@@ -159,6 +164,19 @@ class EtcdSettings:
                 or not 0 < value <= 600:
             raise ValueError(f"etcd.timeout_s must be a number of seconds in (0, 600], "
                              f"not {value!r}")
+        self._check_tls()
+
+    def _check_tls(self):
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"etcd.{name} must be a file path, not {value!r}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("etcd.cert_file and etcd.key_file go together")
+        https = any(url.startswith("https://") for url in self.endpoints)
+        if not https and (self.ca_file or self.cert_file):
+            raise ValueError("etcd.ca_file, cert_file and key_file are for https:// "
+                             "endpoints; every endpoint is http://")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,17 +58,19 @@ def cause(err) -> str:
     return text[:200]
 
 
-def _gateway_client(url, timeout):
+def gateway_client(url, timeout, ca_file=None, cert_file=None, key_file=None):
+    """An etcd3gw client of one endpoint ("http(s)://host:port")."""
     scheme, _, hostport = url.partition("://")
     host, _, port = hostport.rpartition(":")
     return Etcd3Client(host=host.strip("[]"), port=int(port), protocol=scheme,
-                       timeout=timeout)
+                       timeout=timeout, ca_cert=ca_file, cert_key=key_file,
+                       cert_cert=cert_file)
 
 
 class EtcdClient:
     """One etcd cluster reached through any of `endpoints` ("http://host:port")."""
 
-    def __init__(self, endpoints, timeout_s=5.0, make_client=_gateway_client):
+    def __init__(self, endpoints, timeout_s=5.0, make_client=gateway_client):
         self.endpoints = list(endpoints)
         self.timeout_s = timeout_s
         self._make = make_client     # (url, timeout) -> an etcd3gw.Etcd3Client

@@ -18,8 +18,10 @@ revision it knew after the stream broke, and after a compaction (the revisions i
 missed are gone) it reloads the document whole. Changes this store made or loaded
 itself are not reported. `poll()` has nothing to do: etcd pushes.
 """
+import functools
 import json
 import logging
+import os
 import threading
 import time
 
@@ -46,8 +48,14 @@ def _revision(value) -> int:
 def factory(settings, make_client=None, spawn=_spawn):
     """app name -> EtcdStateStore, all on one client (its rotation and cluster check
     shared) for the `state.etcd` settings."""
-    kwargs = {} if make_client is None else {"make_client": make_client}
-    client = etcd_client.EtcdClient(settings.endpoints, settings.timeout_s, **kwargs)
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(settings, name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise StateError(f"cannot read state.etcd.{name} {path}")
+    make_client = make_client or functools.partial(
+        etcd_client.gateway_client, ca_file=settings.ca_file, cert_file=settings.cert_file,
+        key_file=settings.key_file)
+    client = etcd_client.EtcdClient(settings.endpoints, settings.timeout_s, make_client)
     return lambda app: EtcdStateStore(app, client, settings.prefix, settings.cluster,
                                       spawn=spawn)
 

@@ -60,6 +60,16 @@ def test_rest_changes_live_in_etcd_survive_a_restart_and_other_nodes_changes_arr
     status, body = controller.rest("PUT", PATH, {"trunks": [102]})   # over what it heard
     assert status == 200, body
     assert etcd.stored("/lab/state/vlan")[DPID][port] == {"trunks": [102]}
+
+    etcd.kill()   # a write now is a clear 500 within timeout_s, and changes nothing
+    started = time.monotonic()
+    status, body = controller.rest("PUT", PATH, {"trunks": [101, 103]})
+    refused_s = time.monotonic() - started
+    assert status == 500 and body["error"].startswith("etcd unreachable: no answer from "
+                                                      f"{etcd.url} within 2 s"), body
+    assert refused_s < 3.0
+    assert controller.rest("GET", PATH)[1]["trunks"] == [102]
     print(f"observed: REST PUT answered in {put_s * 1e3:.1f} ms with the document in etcd; "
           f"restart with an empty state dir kept it; another node's save applied and seen on "
-          f"REST within {heard_s * 1e3:.0f} ms")
+          f"REST within {heard_s * 1e3:.0f} ms; etcd killed: PUT -> 500 in {refused_s:.2f} s "
+          f"({body['error']})")

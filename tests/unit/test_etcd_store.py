@@ -27,7 +27,8 @@ BAD = {
                                                  "'redis'"),
     "an unknown key": ({"backend": "etcd", "store": 1}, "unknown key(s) store"),
     "an unknown etcd key": ({"etcd": {"endpoint": A}}, "etcd: unknown key(s) endpoint; "
-                                                       "known: cluster, endpoints"),
+                                                       "known: ca_file, cert_file, cluster, "
+                                                       "endpoints"),
     "etcd not a mapping": ({"etcd": [A]}, "etcd must be a mapping"),
     "endpoints a string": ({"etcd": {"endpoints": A}}, "etcd.endpoints must be a non-empty "
                                                        "list of URLs"),
@@ -47,6 +48,12 @@ BAD = {
                                                       "seconds in (0, 600], not '5'"),
     "timeout a boolean": ({"etcd": {"timeout_s": True}}, "etcd.timeout_s must be a number"),
     "timeout zero": ({"etcd": {"timeout_s": 0}}, "etcd.timeout_s must be a number"),
+    "a CA for http": ({"etcd": {"ca_file": "/ca.pem"}}, "are for https:// endpoints; every "
+                                                        "endpoint is http://"),
+    "a cert without its key": ({"etcd": {"endpoints": ["https://h:2379"], "cert_file": "/c"}},
+                               "etcd.cert_file and etcd.key_file go together"),
+    "a CA that is no path": ({"etcd": {"endpoints": ["https://h:2379"], "ca_file": 7}},
+                             "etcd.ca_file must be a file path, not 7"),
 }
 
 
@@ -66,6 +73,20 @@ def test_sqlite_is_the_default_and_etcd_settings_are_normalised():
                                               prefix="/lab/sdn", cluster="sdn", timeout_s=1)
     assert config.state_settings({"state": {"backend": "etcd"}}).etcd.endpoints == (
         "http://127.0.0.1:2379",)
+
+
+def test_tls_files_reach_the_etcd3gw_session_and_an_unreadable_one_is_refused(tmp_path):
+    for name in ("ca.pem", "node.pem", "node.key"):
+        (tmp_path / name).write_text("-")
+    parsed = settings(endpoints=["https://127.0.0.1:2379"], ca_file=str(tmp_path / "ca.pem"),
+                      cert_file=str(tmp_path / "node.pem"), key_file=str(tmp_path / "node.key"))
+    client = etcd_store.factory(parsed.etcd)("vlan").client._client("https://127.0.0.1:2379")
+    assert client.base_url == "https://127.0.0.1:2379"
+    assert client.session.verify == str(tmp_path / "ca.pem")
+    assert client.session.cert == (str(tmp_path / "node.pem"), str(tmp_path / "node.key"))
+    missing = settings(endpoints=["https://127.0.0.1:2379"], ca_file=str(tmp_path / "no.pem"))
+    with pytest.raises(StateError, match=f"cannot read state.etcd.ca_file {tmp_path}/no.pem"):
+        etcd_store.factory(missing.etcd)
 
 
 def test_the_runtime_builds_the_configured_backend(monkeypatch, tmp_path):
