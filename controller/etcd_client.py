@@ -29,7 +29,7 @@ RETRY_PAUSE_S = 0.1   # between two rounds over every endpoint
 # no connection, no answer in time, 503 (no leader, member stopping), 500
 _TRY_ANOTHER = (gateway_errors.ConnectionFailedError, gateway_errors.ConnectionTimeoutError,
                 gateway_errors.InternalServerError)
-_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+|\[SSL: [A-Z0-9_]+\] [^'\"(]+")
 
 
 def encode(text: str) -> str:
@@ -62,9 +62,12 @@ def gateway_client(url, timeout, ca_file=None, cert_file=None, key_file=None):
     """An etcd3gw client of one endpoint ("http(s)://host:port")."""
     scheme, _, hostport = url.partition("://")
     host, _, port = hostport.rpartition(":")
-    return Etcd3Client(host=host.strip("[]"), port=int(port), protocol=scheme,
-                       timeout=timeout, ca_cert=ca_file, cert_key=key_file,
-                       cert_cert=cert_file)
+    client = Etcd3Client(host=host.strip("[]"), port=int(port), protocol=scheme,
+                         timeout=timeout, ca_cert=ca_file, cert_key=key_file,
+                         cert_cert=cert_file)
+    if ca_file:   # requests lets REQUESTS_CA_BUNDLE (set on Debian) win over session.verify
+        client.session.trust_env = False
+    return client
 
 
 class EtcdClient:

@@ -74,7 +74,6 @@ class EtcdStateStore(StateStore):
         self._meta_revision = None   # the marker's mod_revision, once checked
         self._seen = None            # the revision of the document last loaded/saved/told
         self._position = None        # every change of the key up to here is known
-        self._stream = None
         self._watching = False
         self._failures = 0           # watch attempts failed in a row
         self.closed = False
@@ -190,10 +189,10 @@ class EtcdStateStore(StateStore):
             self._spawn(self._watch_loop)
 
     def close(self):
-        """Stop the watch thread (at its stream's next answer or end)."""
+        """Stop the watch thread, at its stream's next answer or end (at most idle_s).
+        Its stream is not closed from here: closing a TLS stream that another thread
+        reads waits for that read."""
         self.closed = True
-        if self._stream is not None:
-            self._stream.close()
 
     def _watch_loop(self):
         while not self.closed:
@@ -214,12 +213,12 @@ class EtcdStateStore(StateStore):
         """One watch stream from where this store was, until it ends."""
         if self._position is None:
             self.resync()
-        self._stream = self.client.watch(self.key, self._position + 1, self.idle_s)
+        stream = self.client.watch(self.key, self._position + 1, self.idle_s)
         if self._failures:
-            LOG.warning("state of %s: watching etcd again (%s)", self.app, self._stream.url)
+            LOG.warning("state of %s: watching etcd again (%s)", self.app, stream.url)
             self._failures = 0
         try:
-            for result in self._stream:
+            for result in stream:
                 if self.closed:
                     return
                 if _revision(result.get("compact_revision")):
@@ -233,7 +232,7 @@ class EtcdStateStore(StateStore):
                 for event in result.get("events") or ():
                     self._event(event)
         finally:
-            self._stream.close()
+            stream.close()
 
     def _event(self, event):
         kv = event["kv"]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from controller import etcd_client
+from controller import config, etcd_client, etcd_store
 from controller.etcd_store import EtcdStateStore
 from controller.state import NO_REVISION, StateConflict, StateError
 from tests.support import etcd_server
@@ -129,3 +129,28 @@ def test_etcd_killed_is_a_clear_error_within_the_timeout_and_a_restart_resumes(e
         assert etcd.stored("/sdn/state/vlan") == {"after": True}
     finally:
         ours.close()
+
+
+def test_mutual_tls_to_etcd_and_a_node_without_a_client_certificate_is_refused(tmp_path):
+    tls = etcd_server.make_tls(tmp_path / "tls")
+    with etcd_server.running(tmp_path / "etcd", tls=tls) as etcd:
+        def node(**files):
+            section = {"state": {"backend": "etcd", "etcd": dict(
+                endpoints=[etcd.url], timeout_s=1.0, **files)}}
+            return etcd_store.factory(config.state_settings(section).etcd, spawn=thread)
+        make = node(ca_file=tls["ca"], cert_file=tls["node"], key_file=tls["node_key"])
+        ours, theirs = make("vlan"), make("vlan")
+        heard = []
+        ours.watch(lambda document, revision: heard.append((document, revision)))
+        try:
+            _, revision = ours.load()
+            revision = theirs.save({"over": "tls"}, theirs.load()[1])
+            assert wait_for(lambda: heard, 5) and heard == [({"over": "tls"}, revision)]
+            assert etcd.stored("/sdn/state/vlan") == {"over": "tls"}
+        finally:
+            ours.close()
+        with pytest.raises(StateError, match=r"\[SSL: \w+\] .*bad certificate"):
+            node(ca_file=tls["ca"])("vlan").load()       # no client certificate
+        with pytest.raises(StateError, match=r"\[SSL: CERTIFICATE_VERIFY_FAILED\] certificate "
+                                             r"verify failed"):
+            node()("vlan").load()                        # etcd's CA not trusted

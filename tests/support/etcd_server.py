@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 
 import requests
 
@@ -17,11 +16,35 @@ from mininet_topos.labkit.controller import free_port
 ETCD = "etcd"
 
 
+def make_tls(directory):
+    """A CA, a certificate for etcd on 127.0.0.1 and one for a controller node (openssl):
+    {"ca", "server", "server_key", "node", "node_key"} -> file paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ext.cnf").write_text("[ext]\nsubjectAltName = IP:127.0.0.1\n"
+                                       "extendedKeyUsage = serverAuth, clientAuth\n")
+    paths = {name: str(directory / f"{name}.pem") for name in
+             ("ca", "ca_key", "server", "server_key", "node", "node_key")}
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=sdn-test-ca", "-keyout", paths["ca_key"], "-out", paths["ca"])
+    for name in ("server", "node"):
+        csr = str(directory / f"{name}.csr")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+                paths[f"{name}_key"], "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"],
+                "-CAcreateserial", "-days", "2", "-out", paths[name],
+                "-extfile", str(directory / "ext.cnf"), "-extensions", "ext")
+    return paths
+
+
 class EtcdServer:
-    def __init__(self, directory, name="sdn-test"):
-        self.directory, self.name = directory, name
+    def __init__(self, directory, name="sdn-test", tls=None):
+        """`tls`: make_tls()'s files: clients must then show a certificate of its CA."""
+        self.directory, self.name, self.tls = directory, name, tls
         self.client_port, self.peer_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.client_port}"
         self.peer_url = f"http://127.0.0.1:{self.peer_port}"
         self.log_path = directory / "etcd.log"
         self.process = None
@@ -33,6 +56,9 @@ class EtcdServer:
                 "--initial-advertise-peer-urls", self.peer_url,
                 "--initial-cluster", f"{self.name}={self.peer_url}",
                 "--initial-cluster-token", f"{self.name}-{self.client_port}"]
+        if self.tls:
+            args += ["--cert-file", self.tls["server"], "--key-file", self.tls["server_key"],
+                     "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")   # noqa: SIM115 -- the child keeps it open
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
@@ -43,10 +69,9 @@ class EtcdServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"etcd exited at start: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
-                    if b'"true"' in answer.read():
-                        return self
-            except OSError:
+                if b'"true"' in self._get("/health"):
+                    return self
+            except (OSError, requests.RequestException):
                 pass
             time.sleep(0.05)
         self.kill()
@@ -59,16 +84,26 @@ class EtcdServer:
             self.process.wait(timeout=10)
         self.process = None
 
+    def _tls_args(self):
+        if not self.tls:
+            return {}
+        return {"verify": self.tls["ca"], "cert": (self.tls["node"], self.tls["node_key"])}
+
+    def _get(self, path):
+        return requests.get(self.url + path, timeout=1, **self._tls_args()).content
+
+    def _post(self, path, body):
+        answer = requests.post(self.url + path, json=body, timeout=5, **self._tls_args())
+        answer.raise_for_status()
+        return answer.json()
+
     def stored(self, key):
         """The JSON value of `key`, read straight from etcd (None: no such key)."""
-        answer = requests.post(self.url + "/v3/kv/range", json={"key": encode(key)},
-                               timeout=5).json()
-        kvs = answer.get("kvs")
+        kvs = self._post("/v3/kv/range", {"key": encode(key)}).get("kvs")
         return None if not kvs else json.loads(decode(kvs[0]["value"]))
 
     def compact(self, revision):
-        requests.post(self.url + "/v3/kv/compaction", json={"revision": revision},
-                      timeout=5).raise_for_status()
+        self._post("/v3/kv/compaction", {"revision": revision})
 
     def log_tail(self, lines=20):
         try:
@@ -78,8 +113,8 @@ class EtcdServer:
 
 
 @contextlib.contextmanager
-def running(directory, name="sdn-test"):
-    server = EtcdServer(directory, name)
+def running(directory, name="sdn-test", tls=None):
+    server = EtcdServer(directory, name, tls)
     try:
         yield server.start()
     finally:

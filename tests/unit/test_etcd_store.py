@@ -11,6 +11,7 @@ from controller.etcd_store import EtcdStateStore
 from controller.state import NO_REVISION, StateConflict, StateError
 from tests.support import l2_app as l2_tests
 from tests.support import vlan_app as vlan_tests
+from tests.support.fake_etcd import REFUSED as FAKE_REFUSED
 from tests.support.fake_etcd import FakeEtcd
 
 A, B, C = "http://127.0.0.1:23791", "http://127.0.0.1:23792", "http://127.0.0.1:23793"
@@ -229,6 +230,24 @@ def test_an_endpoint_that_hangs_gets_its_share_of_the_timeout_and_the_next_answe
     with pytest.raises(StateError, match=r"within 0.4 s \(.*: timed out"):
         store(etcd, endpoints=(A, B), timeout_s=0.4).load()
     assert time.monotonic() - started < 0.6
+
+
+@pytest.mark.parametrize("error, said", [
+    (gateway_errors.ConnectionFailedError(FAKE_REFUSED), "[Errno 111] Connection refused"),
+    (gateway_errors.ConnectionTimeoutError("HTTPConnectionPool(host='h', port=1): Read timed "
+                                           "out. (read timeout=0.5)"), "timed out"),
+    (gateway_errors.ConnectionFailedError(
+        "HTTPSConnectionPool(host='h', port=1): Max retries exceeded with url: /version "
+        "(Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+        "certificate verify failed: unable to get local issuer certificate (_ssl.c:992)')))"),
+     "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local "
+     "issuer certificate"),
+    (gateway_errors.ConnectionFailedError('{"error":"etcdserver: no leader","code":14,'
+                                          '"message":"etcdserver: no leader"}',
+                                          "Service Unavailable"), "etcdserver: no leader"),
+])
+def test_what_went_wrong_is_said_short(error, said):
+    assert etcd_client.cause(error) == said
 
 
 def test_endpoints_of_two_etcd_clusters_are_refused():
