@@ -154,3 +154,49 @@ def test_mutual_tls_to_etcd_and_a_node_without_a_client_certificate_is_refused(t
         with pytest.raises(StateError, match=r"\[SSL: CERTIFICATE_VERIFY_FAILED\] certificate "
                                              r"verify failed"):
             node()("vlan").load()                        # etcd's CA not trusted
+
+
+def test_three_members_a_follower_then_the_leader_killed_and_then_quorum_lost(tmp_path):
+    with etcd_server.running_cluster(tmp_path) as members:
+        leader = next(m for m in members if m.is_leader())
+        follower = next(m for m in members if m is not leader)
+        urls = [follower.url] + [m.url for m in members if m is not follower]
+        # a leader election took 2.0-3.4 s here: 10 s leaves room for a loaded machine
+        ours = EtcdStateStore("vlan", etcd_client.EtcdClient(urls, 10.0), spawn=thread,
+                              idle_s=2.0)
+        theirs = EtcdStateStore("vlan", etcd_client.EtcdClient(urls[::-1], 10.0),
+                                spawn=thread)
+        heard = []
+        ours.watch(lambda document, revision: heard.append((document, revision)))
+        try:
+            _, revision = ours.load()
+            revision = ours.save({"n": 0}, revision)
+            taken = {}
+            for name, member in (("follower in use", follower), ("leader", leader)):
+                member.kill()
+                started = time.monotonic()
+                revision = ours.save({"n": name}, revision)
+                taken[name] = time.monotonic() - started
+                assert ours.client.current != member.url
+                changed = theirs.save({"from": name}, theirs.load()[1])
+                assert wait_for(lambda: heard and heard[-1] == ({"from": name}, changed),
+                                10), heard
+                revision = changed
+                member.start()                     # rejoins with its data dir
+            assert taken["follower in use"] < 1.0, taken
+            quick = EtcdStateStore("vlan", etcd_client.EtcdClient(urls, 2.0),
+                                   spawn=lambda run: None)
+            quick.load()
+            for member in members[1:]:
+                member.kill()                      # one member of three: no quorum
+            started = time.monotonic()
+            with pytest.raises(StateError, match="etcd unreachable: no answer from") as err:
+                quick.save({"n": "no quorum"}, revision)
+            no_quorum = time.monotonic() - started
+            assert 1.9 <= no_quorum <= 2.5, no_quorum
+            print(f"observed: 3 members; save with the member in use killed "
+                  f"{taken['follower in use'] * 1e3:.0f} ms, with the leader killed "
+                  f"{taken['leader']:.2f} s; the watch followed both; without quorum "
+                  f"'{err.value}' after {no_quorum:.2f} s")
+        finally:
+            ours.close()

@@ -4,6 +4,7 @@ here, so the test starts it and `running()` kills it, whatever happened."""
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -48,14 +49,21 @@ class EtcdServer:
         self.peer_url = f"http://127.0.0.1:{self.peer_port}"
         self.log_path = directory / "etcd.log"
         self.process = None
+        self.initial_cluster = f"{name}={self.peer_url}"   # running_cluster() lists all
 
     def start(self, timeout=15):
+        self.launch()
+        return self.wait_healthy(timeout)
+
+    def launch(self):
         args = [ETCD, "--name", self.name, "--data-dir", str(self.directory / "data"),
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                 "--listen-peer-urls", self.peer_url,
                 "--initial-advertise-peer-urls", self.peer_url,
-                "--initial-cluster", f"{self.name}={self.peer_url}",
-                "--initial-cluster-token", f"{self.name}-{self.client_port}"]
+                "--initial-cluster", self.initial_cluster,
+                # one token per test cluster: members of another never join this one
+                "--initial-cluster-token", "sdn-test-" + re.sub(r"\W", "-",
+                                                                self.initial_cluster)]
         if self.tls:
             args += ["--cert-file", self.tls["server"], "--key-file", self.tls["server_key"],
                      "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
@@ -64,6 +72,8 @@ class EtcdServer:
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
+
+    def wait_healthy(self, timeout=15):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -102,6 +112,10 @@ class EtcdServer:
         kvs = self._post("/v3/kv/range", {"key": encode(key)}).get("kvs")
         return None if not kvs else json.loads(decode(kvs[0]["value"]))
 
+    def is_leader(self):
+        status = self._post("/v3/maintenance/status", {})
+        return status["leader"] == status["header"]["member_id"]
+
     def compact(self, revision):
         self._post("/v3/kv/compaction", {"revision": revision})
 
@@ -119,3 +133,20 @@ def running(directory, name="sdn-test", tls=None):
         yield server.start()
     finally:
         server.kill()
+
+
+@contextlib.contextmanager
+def running_cluster(directory, size=3):
+    """`size` members on this machine, one cluster; every member killed at the end."""
+    members = [EtcdServer(directory / f"m{n}", f"m{n}") for n in range(1, size + 1)]
+    everyone = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    try:
+        for member in members:
+            member.initial_cluster = everyone
+            member.launch()
+        for member in members:
+            member.wait_healthy()
+        yield members
+    finally:
+        for member in members:
+            member.kill()
