@@ -179,9 +179,10 @@ class SdnApp(app_manager.RyuApp):
         """Save `document` over `based_on`, the revision it was built from (default: the
         one this app last loaded, saved or took from another writer: pass it when the
         document was built before something that yields, as another writer's state may
-        be taken meanwhile); the caller switches to it only after this returned. Another writer's save meanwhile is a
-        409: this app takes that writer's state (as a reload would) and the client
-        retries on it. A store that cannot write is a 500. Either way nothing is saved."""
+        be taken meanwhile); the caller switches to it only after this returned.
+        Another writer's save meanwhile is a 409: this app takes that writer's state (as
+        a reload would) and the client retries on it. A store that cannot write is a
+        500. Either way nothing is saved."""
         try:
             self.revision = self.store.save(
                 document, self.revision if based_on is None else based_on)
