@@ -126,7 +126,7 @@ class L2Switch(southbound.SdnApp):
                              forget=l2.forget_everything(), adopt=adopt,
                              skip=[l2.LEARNED] if self.settings.mode == "datapath" else ())
         switch.reconciled = True
-        if done is None:  # it did not answer: replaced, nothing adopted
+        if done is None:  # not answered (entries replaced) or slow (repaired later, anew)
             return
         if switch.macs:
             self.logger.info("switch %s: %d hosts adopted from its entries",
