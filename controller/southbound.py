@@ -378,6 +378,8 @@ class SdnApp(app_manager.RyuApp):
             if datapath.state != DEAD_DISPATCHER and \
                     self.current_switch(self.switches, datapath) is not None:
                 self.repair(datapath)
+            else:   # gone meanwhile: keep no count (nor the connection) for it
+                self._rechecks.pop(datapath, None)
         hub.spawn(later)
 
     def confirm(self, datapath, timeout=10.0):
