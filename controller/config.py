@@ -101,12 +101,101 @@ def section(settings_cls, name, data=None):
     raw = data.get(name) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config section {name!r} must be a mapping")
-    known = {f.name for f in dataclasses.fields(settings_cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"config section {name!r}: unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
     try:
-        return settings_cls(**raw)
+        return build(settings_cls, raw)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config section {name!r}: {err}") from None
+
+
+def build(settings_cls, raw: dict, where=""):
+    """`settings_cls` from the mapping `raw` (a section, or a mapping `where` inside
+    one): a key it does not know is an error, never ignored."""
+    known = {f.name for f in dataclasses.fields(settings_cls)}
+    unknown = sorted(map(str, set(raw) - known))
+    if unknown:
+        raise ValueError(f"{where}unknown key(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    return settings_cls(**raw)
+
+
+# --- the `state` section: where apps keep their REST-made documents (controller/state.py)
+
+_ENDPOINT = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})/?$")
+_PREFIX = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class EtcdSettings:
+    """`state.etcd`: the etcd cluster the documents live in (controller/etcd_store.py)."""
+    endpoints: tuple = ("http://127.0.0.1:2379",)   # tried in turn when one fails
+    prefix: str = "/sdn"        # every key of ours is below it
+    cluster: str = "sdn"        # the name stored under the prefix: another one is refused
+    timeout_s: float = 5.0      # longest a load or save waits for etcd, all endpoints tried
+    # TLS to https:// endpoints: the CA that signed etcd's certificate (default: the
+    # system's), and this node's client certificate and key when etcd asks for one
+    ca_file: str = None
+    cert_file: str = None
+    key_file: str = None
+
+    def __post_init__(self):
+        endpoints = self.endpoints
+        if isinstance(endpoints, str) or not isinstance(endpoints, (list, tuple)) \
+                or not endpoints:
+            raise ValueError(f"etcd.endpoints must be a non-empty list of URLs, not "
+                             f"{endpoints!r}")
+        for index, url in enumerate(endpoints):
+            match = _ENDPOINT.match(url) if isinstance(url, str) else None
+            if match is None or not 1 <= int(match.group(2)) <= 65535:
+                raise ValueError(f"etcd.endpoints[{index}] must be http(s)://host:port, not "
+                                 f"{url!r}")
+        endpoints = tuple(url.rstrip("/") for url in endpoints)
+        if len(set(endpoints)) != len(endpoints):
+            raise ValueError("etcd.endpoints names an endpoint twice")
+        object.__setattr__(self, "endpoints", endpoints)
+        if not isinstance(self.prefix, str) or not _PREFIX.match(self.prefix):
+            raise ValueError(f"etcd.prefix must be a key path like /sdn (letters, digits, "
+                             f"'.', '_', '-' between slashes), not {self.prefix!r}")
+        if not isinstance(self.cluster, str) or not _NAME.match(self.cluster):
+            raise ValueError(f"etcd.cluster must be a name (letters, digits, '.', '_', '-'), "
+                             f"not {self.cluster!r}")
+        value = self.timeout_s
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 < value <= 600:
+            raise ValueError(f"etcd.timeout_s must be a number of seconds in (0, 600], "
+                             f"not {value!r}")
+        self._check_tls()
+
+    def _check_tls(self):
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"etcd.{name} must be a file path, not {value!r}")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("etcd.cert_file and etcd.key_file go together")
+        https = any(url.startswith("https://") for url in self.endpoints)
+        if not https and (self.ca_file or self.cert_file):
+            raise ValueError("etcd.ca_file, cert_file and key_file are for https:// "
+                             "endpoints; every endpoint is http://")
+
+
+@dataclasses.dataclass(frozen=True)
+class StateSettings:
+    """The `state` section: `backend: sqlite` (one node, the default) or `etcd`."""
+    backend: str = "sqlite"
+    etcd: EtcdSettings = None   # a mapping in the file; its defaults when absent
+
+    def __post_init__(self):
+        if self.backend not in ("sqlite", "etcd"):
+            raise ValueError(f"backend must be 'sqlite' or 'etcd', not {self.backend!r}")
+        raw = {} if self.etcd is None else self.etcd
+        if isinstance(raw, EtcdSettings):
+            return
+        if not isinstance(raw, dict):
+            raise ValueError(f"etcd must be a mapping, not {raw!r}")
+        object.__setattr__(self, "etcd", build(EtcdSettings, raw, "etcd: "))
+
+
+def state_settings(data=None) -> StateSettings:
+    """The `state` section of `data` (None: the running config file)."""
+    return section(StateSettings, "state", data)

@@ -16,7 +16,7 @@ import weakref
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import claims, reload, rest, runtime_api, state
+from controller import claims, config, reload, rest, runtime_api, state
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -62,17 +62,33 @@ class Readiness:
                 for dpid, (_, apps) in sorted(self._switches.items())]
 
 
+def configured_store(data=None):
+    """app name -> its StateStore, as the config file's `state` section says (SQLite by
+    default; etcd for a cluster: controller/etcd_store.py). StateError when the section
+    is wrong: the apps stop at start with the reason."""
+    try:
+        settings = config.state_settings(data)
+    except config.ConfigError as err:
+        raise state.StateError(str(err)) from None
+    if settings.backend == "sqlite":
+        return state.SqliteStateStore
+    from controller import etcd_store   # only where configured: it loads etcd3gw
+    return etcd_store.factory(settings.etcd)
+
+
 class Runtime:
-    def __init__(self, store=state.SqliteStateStore):
+    def __init__(self, store=None):
         self.claims = claims.Claims()
         self.reload = reload.Reloader()
         self.readiness = Readiness()
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
-        self._store = store                    # app name -> its state.StateStore
+        self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
 
     def state(self, app: str) -> state.StateStore:
         """Where `app` keeps its REST-made document."""
+        if self._store is None:   # asked at the first app's start: one client for all
+            self._store = configured_store()
         return self._store(app)
 
     def register(self, wsgi, controller_cls, data) -> None:

@@ -6,7 +6,8 @@ nobody else wrote since that revision (optimistic concurrency: a cluster of
 controllers, issue 12, plugs an etcd backend in here) and `watch(callback)` hears of
 other writers' changes.
 
-`SqliteStateStore` is today's backend: one SQLite database, `state.db`, in the state
+`SqliteStateStore` is the default backend (`state.backend: sqlite`; `etcd` is
+controller/etcd_store.py, for a cluster of controllers): one SQLite database, `state.db`, in the state
 directory (`SDN_STATE_DIR`, default /var/lib/sdn-ovs-labs), with a row per app holding
 its JSON document and revision. The database runs in WAL mode with synchronous=FULL: a
 save that returned is on disk, and a crash (kill -9, power loss) mid-save leaves the
@@ -40,6 +41,13 @@ class StateError(RuntimeError):
 
 class StateConflict(StateError):
     """Another writer saved the document since the revision the caller had."""
+
+
+def conflict(app: str, current: int, expected: int) -> StateConflict:
+    """What a save over a revision that moved is refused with, on every backend."""
+    return StateConflict(f"state of {app} was changed by another writer (revision {current}, "
+                         f"this controller had {expected}); nothing was saved: reload and "
+                         f"try again")
 
 
 class StateStore(abc.ABC):
@@ -151,10 +159,7 @@ class SqliteStateStore(StateStore):
                                  (self.app,)).fetchone()
                 current = NO_REVISION if row is None else row[0]
                 if current != expected_revision:
-                    raise StateConflict(
-                        f"state of {self.app} was changed by another writer (revision "
-                        f"{current}, this controller had {expected_revision}); nothing was "
-                        f"saved: reload and try again")
+                    raise conflict(self.app, current, expected_revision)
                 db.execute("INSERT INTO app_state (app, document, revision) VALUES (?, ?, ?) "
                            "ON CONFLICT(app) DO UPDATE SET document = excluded.document, "
                            "revision = excluded.revision", (self.app, text, current + 1))
