@@ -97,6 +97,7 @@ class SdnApp(app_manager.RyuApp):
         self.runtime.reload.participate("openflow", _openflow_settings, ofguard.configure)
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
         self.switches = {}  # dpid -> what the app knows of a connected switch (.datapath)
+        self._converging = {}  # dpid -> lock: one converge at a time (see `converge`)
         if self.APP is not None:
             self._start(kwargs.get("wsgi"))
 
@@ -311,8 +312,16 @@ class SdnApp(app_manager.RyuApp):
 
     RECHECK_S = 5.0
 
-    def converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
-                 meters=False, adopt=None, retries_left=5):
+    def converge(self, datapath, *args, **kwargs):
+        """One at a time per switch and app: a cluster node's take-over (`take_over`)
+        can start while the connect's pass still runs; the later one then reads what
+        the earlier one put there and has nothing left to change. See `_converge`."""
+        lock = self._converging.setdefault(datapath.id, hub.BoundedSemaphore(1))
+        with lock:
+            return self._converge(datapath, *args, **kwargs)
+
+    def _converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
+                  meters=False, adopt=None, retries_left=5):
         """In a greenlet: the one path by which an app puts a switch right on connect,
         reconnect, restart, reload and canary repair. Reads back what the switch holds
         of `owners` (groups/meters too when asked), hands that to `adopt(installed)`
@@ -351,8 +360,8 @@ class SdnApp(app_manager.RyuApp):
             self.logger.warning("%s: %s; its entries stay, checked again in %s s", self.name,
                                 err, self.RECHECK_S)
             hub.sleep(self.RECHECK_S)
-            return self.converge(datapath, owners, desired, forget, skip, groups, meters,
-                                 retries_left=retries_left - 1)
+            return self._converge(datapath, owners, desired, forget, skip, groups, meters,
+                                  retries_left=retries_left - 1)
         except SwitchTimeout as err:
             self.logger.warning("%s: switch %s: %s; replacing its entries", self.name,
                                 format_dpid(datapath.id or 0), err)
