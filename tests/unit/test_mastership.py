@@ -25,17 +25,21 @@ def features(switch):
 
 
 def cluster_l2(monkeypatch, elector=None):
-    """The learning app on a cluster node, its switch connected and its connect pass
-    (features, reconcile) run, as Ryu would."""
-    run_inline(monkeypatch, topology_app.hub)
+    """The learning app on a cluster node (a fake elector), its switch connected and
+    its connect pass (features, reconcile) run, as Ryu would."""
     elector = elector or FakeElector()
-    app = l2_tests.make_app(monkeypatch, runtime.Runtime(elector=elector))
+    return connected_l2(monkeypatch, runtime.Runtime(elector=elector)) + (elector,)
+
+
+def connected_l2(monkeypatch, rt):
+    run_inline(monkeypatch, topology_app.hub)
+    app = l2_tests.make_app(monkeypatch, rt)
     handler.register_instance(app)
     switch = FakeSwitch(1, app)
     assert app.get_handlers(features(switch))
     app._switch_connected(features(switch))
     app._reconcile(app.switches[1])
-    return app, switch, elector
+    return app, switch
 
 
 def learn(app, switch, src, dst):
@@ -67,13 +71,7 @@ def test_a_single_node_wins_every_switch_at_once_with_rising_generations():
 
 
 def test_a_single_node_speaks_no_role_protocol(monkeypatch):
-    run_inline(monkeypatch, topology_app.hub)
-    app = l2_tests.make_app(monkeypatch)
-    handler.register_instance(app)
-    switch = FakeSwitch(1, app)
-    app.get_handlers(features(switch))
-    app._switch_connected(features(switch))
-    app._reconcile(app.switches[1])
+    app, switch = connected_l2(monkeypatch, runtime.Runtime())
     assert role_requests(switch) == [] and switch.role == ofp.OFPCR_ROLE_EQUAL
     assert writes(switch) and app.runtime.may_write(1)
     assert "role" not in l2_tests.call(app, "GET", "/v1/runtime/switches")[1][0]
