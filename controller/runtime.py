@@ -111,7 +111,8 @@ class Runtime:
         switches = self.readiness.describe()
         if self.roles.clustered:
             for entry in switches:
-                entry.update(self.roles.describe(int(entry["dpid"], 16)))
+                dpid = int(entry["dpid"], 16)
+                entry.update(self.roles.describe(dpid), refused=self.refused[dpid])
         return switches
 
     def send(self, datapath, messages) -> bool:

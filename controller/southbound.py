@@ -277,6 +277,8 @@ class SdnApp(app_manager.RyuApp):
             while True:
                 hub.sleep(self.CANARY_INTERVAL_S)
                 for datapath in list(watched()):
+                    if not self.runtime.may_write(datapath.id):
+                        continue   # a cluster's slave: the master repairs, on its win we do
                     if self.canary_gone(app, datapath):
                         self.logger.warning("%s: switch %s lost its entries (canary gone): "
                                             "putting them back", app, format_dpid(datapath.id))

@@ -105,7 +105,7 @@ def test_a_slave_sends_slave_first_and_never_writes(monkeypatch, caplog):
     learn(app, switch, H1, H2)
     assert writes(switch) == [] and switch.flows == {} and app.runtime.refused[1] > 0
     (entry,) = l2_tests.call(app, "GET", "/v1/runtime/switches")[1]
-    assert entry["role"] == "slave" and entry["may_write"] is False
+    assert entry["role"] == "slave" and entry["may_write"] is False and entry["refused"] > 0
     assert entry["switch_role"] == "slave" and entry["apps"] == {"L2Switch": "pending"}
     assert no_error_logged(caplog)
 
