@@ -35,7 +35,9 @@ class Elector:
         self._won, self._lost = won, lost
 
     def contend(self, dpid: int) -> None:
-        """This node sees switch `dpid`: it would like to be its master."""
+        """This node sees switch `dpid` (on a new connection): it would like to be its
+        master. When it already is, `won` is called again with the generation it holds
+        (the new connection needs its MASTER request)."""
         raise NotImplementedError
 
     def release(self, dpid: int) -> None:

@@ -184,7 +184,7 @@ class Roles:
         switch = self._switches.get(msg.datapath.id)
         if switch is None or switch.datapath is not msg.datapath:
             return True
-        if ours or (msg.type == ofp.OFPET_BAD_REQUEST and switch.role != SLAVE):
+        if ours or (msg.type == ofp.OFPET_BAD_REQUEST and switch.role == MASTER):
             self._step_down(switch, f"the switch refused us: {_what(msg)}")
         else:   # our SLAVE request, or writes already refused: nothing more to stop
             LOG.info("%s: switch %s: %s (this node is %s)", ROLE_MARK,

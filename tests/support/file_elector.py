@@ -36,6 +36,9 @@ class FileElector(mastership.Elector):
 
     def contend(self, dpid):
         self._contending.add(dpid)
+        if dpid in self._held:   # a reconnect while ours: announce it again
+            self._won(dpid, self._held[dpid])
+            return
         self._check()
 
     def release(self, dpid):
