@@ -274,3 +274,26 @@ def test_the_file_elector_follows_the_file(monkeypatch, tmp_path):
     elector._check()
     assert events == [("won", 1, 2), ("won", 1, 2), ("lost", 1)]
     assert elector.generation(1) == 3
+
+
+def test_a_slave_does_not_repair_a_switch_the_canary_watch_finds_empty(monkeypatch):
+    app, switch, elector = cluster_l2(monkeypatch)
+    loops, checked, rounds = [], [], []
+
+    def sleep(seconds):
+        rounds.append(seconds)
+        if len(rounds) > 3:
+            raise StopIteration
+    monkeypatch.setattr(topology_app.hub, "spawn", lambda run, *args: loops.append(run))
+    monkeypatch.setattr(topology_app.hub, "sleep", sleep)
+    app.watch_canaries("l2_switch", lambda: [switch], lambda dp: checked.append(("repair", dp)))
+    monkeypatch.setattr(app, "canary_gone", lambda name, dp: checked.append("asked") or True)
+    with pytest.raises(StopIteration):
+        loops[0]()
+    assert checked == []                     # a slave: not even asked
+    run_inline(monkeypatch, topology_app.hub)
+    elector.win(1, 2)
+    rounds.clear()
+    with pytest.raises(StopIteration):
+        loops[0]()
+    assert checked[:2] == ["asked", ("repair", switch)]
