@@ -18,10 +18,12 @@ With a single-node elector none of this runs: nothing is sent, every write may g
 """
 import collections
 import logging
+import struct
 import time
 
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
+from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
@@ -30,6 +32,10 @@ from flows.dpid import format as format_dpid
 LOG = logging.getLogger(__name__)
 ROLE_MARK = "OpenFlow role"   # the log's word for expected role refusals (not errors)
 MASTER, TAKING, SLAVE = "master", "becoming master", "slave"
+# OVS tells an OpenFlow 1.3 master it was demoted with the ONF extension's role status
+# (OpenFlow 1.4's ROLE_STATUS): struct onf_role_status {be32 role; u8 reason; pad[3];
+# be64 generation_id}
+ONFT_ROLE_STATUS = 1911
 SWITCH_ROLES = {ofp.OFPCR_ROLE_EQUAL: "equal", ofp.OFPCR_ROLE_MASTER: "master",
                 ofp.OFPCR_ROLE_SLAVE: "slave", ofp.OFPCR_ROLE_NOCHANGE: "nochange"}
 
@@ -169,6 +175,21 @@ class Roles:
 
     def barrier_reply(self, msg) -> None:
         self._answered(msg)
+
+    def role_status(self, msg) -> None:
+        """An experimenter message: when it is the switch's role status saying another
+        node became master, step down now (not at the next refused write)."""
+        if not self.clustered or msg.experimenter != ofproto_common.ONF_EXPERIMENTER_ID or \
+                msg.exp_type != ONFT_ROLE_STATUS or len(msg.data) < 16:
+            return
+        role, _, generation = struct.unpack_from("!IB3xQ", msg.data)
+        switch = self._switches.get(msg.datapath.id)
+        if switch is None or switch.datapath is not msg.datapath:
+            return
+        switch.switch_role = SWITCH_ROLES.get(role, str(role))
+        if role == ofp.OFPCR_ROLE_SLAVE and switch.role == MASTER:
+            self._step_down(switch, f"the switch made it a slave (a master at generation "
+                                    f"{generation})")
 
     def switch_error(self, msg) -> bool:
         """True when `msg` is an expected role refusal of a cluster node: handled here

@@ -413,6 +413,10 @@ class SdnApp(app_manager.RyuApp):
     def _role_reply(self, ev):
         self.runtime.roles.role_reply(ev.msg)
 
+    @set_ev_cls(ofp_event.EventOFPExperimenter, MAIN_DISPATCHER)
+    def _role_status(self, ev):
+        self.runtime.roles.role_status(ev.msg)
+
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
                  ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply,
                  ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPMeterConfigStatsReply],

@@ -18,10 +18,12 @@ refused STALE; a SLAVE is refused FLOW_MOD, GROUP_MOD, METER_MOD, PACKET_OUT,
 PORT_MOD and TABLE_MOD with OFPBRC_IS_SLAVE (nothing applied). `demote` is another
 controller becoming master.
 """
+import struct
+
 from ryu.controller import ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
-from ryu.ofproto import ofproto_protocol
+from ryu.ofproto import ofproto_common, ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
@@ -147,9 +149,16 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
             reply.xid = req.xid
             hub.spawn(self.app._role_reply, ofp_event.EventOFPRoleReply(reply))
 
-    def demote(self, generation_id):
-        """Another controller became master at `generation_id`: this one is a slave."""
+    def demote(self, generation_id, tell=False):
+        """Another controller became master at `generation_id`: this one is a slave
+        (`tell`: a master hears it, as OVS's ONF role status says it)."""
+        was_master = self.role == ofp.OFPCR_ROLE_MASTER
         self.role, self.election_id = ofp.OFPCR_ROLE_SLAVE, generation_id
+        if tell and was_master and self.app is not None:
+            status = parser.OFPExperimenter(
+                self, experimenter=ofproto_common.ONF_EXPERIMENTER_ID, exp_type=1911,
+                data=struct.pack("!IB3xQ", ofp.OFPCR_ROLE_SLAVE, 0, generation_id))
+            hub.spawn(self.app._role_status, ofp_event.EventOFPExperimenter(status))
 
     def _error(self, request, type_, code):
         if self.app is not None:

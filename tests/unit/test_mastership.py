@@ -177,6 +177,18 @@ def test_a_paused_master_refused_by_the_switch_steps_down_and_does_not_fight(
                for r in caplog.records)
 
 
+def test_a_master_the_switch_says_it_demoted_steps_down_before_writing(monkeypatch, caplog):
+    app, switch, elector = cluster_l2(monkeypatch)
+    elector.win(1, 4)
+    switch.demote(6, tell=True)
+    assert not app.runtime.may_write(1)
+    assert elector.calls[-2:] == [("release", 1), ("contend", 1)]
+    learn(app, switch, H1, H2)
+    assert switch.refused == [] and no_error_logged(caplog)
+    (entry,) = l2_tests.call(app, "GET", "/v1/runtime/switches")[1]
+    assert (entry["role"], entry["switch_role"]) == ("slave", "slave")
+
+
 def test_a_stale_generation_is_refused_and_the_node_steps_down(monkeypatch, caplog):
     app, switch, elector = cluster_l2(monkeypatch)
     switch.demote(9)                 # another node is master at 9
