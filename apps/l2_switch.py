@@ -96,6 +96,12 @@ class L2Switch(southbound.SdnApp):
         for message in ofcompile.packet_in_limit(datapath, l2.packet_in_limit(self.settings)):
             self.send(datapath, message)
 
+    def take_over(self, datapath):
+        """A cluster node became master (its connect-time writes were refused): the
+        connect's settings, then converge."""
+        self._configure(datapath)
+        super().take_over(datapath)
+
     @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
     def _switch_ready(self, ev):
         switch = self.current_switch(self.switches, ev.datapath)

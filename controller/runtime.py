@@ -5,7 +5,9 @@ It holds what used to be module-level registries (claims, reload participants, t
 WSGI applications that serve the runtime's routes), the readiness of each switch,
 the state store of each app, and the one sender: every message to a switch, from
 every app, leaves through `Runtime.send`, so "may this node write to this switch"
-(`may_write`, for a controller cluster: issue 12) is asked in one place.
+(`may_write`: is this node the switch's master, controller/roles.py) is asked in one
+place. The election behind it is `elector` (controller/mastership.py; a single node by
+default, which may always write and speaks no role protocol).
 
 Module order (no cycles, tests/unit/test_runtime_object.py): rest is a leaf;
 reload and runtime_api build on it; this module on those; southbound on this.
@@ -16,7 +18,7 @@ import weakref
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import claims, config, reload, rest, runtime_api, state
+from controller import claims, config, mastership, reload, rest, roles, runtime_api, state
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -77,13 +79,14 @@ def configured_store(data=None):
 
 
 class Runtime:
-    def __init__(self, store=None):
+    def __init__(self, store=None, elector=None):
         self.claims = claims.Claims()
         self.reload = reload.Reloader()
         self.readiness = Readiness()
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
+        self.roles = roles.Roles(elector or mastership.from_environment(), _send_together)
 
     def state(self, app: str) -> state.StateStore:
         """Where `app` keeps its REST-made document."""
@@ -100,9 +103,33 @@ class Runtime:
             rest.register(wsgi, runtime_api.RuntimeRest, self)
 
     def may_write(self, dpid: int) -> bool:
-        """Whether this node may change switch `dpid`: always, for now. A cluster
-        answers "am I this switch's master?" here."""
-        return True
+        """Whether this node may change switch `dpid`: always for a single node; in a
+        cluster, once it is the switch's confirmed master (ROLE_REPLY and a barrier)."""
+        return self.roles.may_write(dpid)
+
+    def connected(self, datapath) -> None:
+        """A switch's features arrived (the app base tells, once per app): readiness
+        starts, and a cluster node sends SLAVE and contends for the switch."""
+        self.readiness.connected(datapath)
+        self.roles.connected(datapath)
+
+    def gone(self, datapath) -> None:
+        self.readiness.gone(datapath)
+        self.roles.gone(datapath)
+
+    def on_master(self, listener) -> None:
+        """listener(datapath): this node became the switch's master (cluster only):
+        the app base has its app converge the switch."""
+        self.roles.listen(listener)
+
+    def describe_switches(self):
+        """GET /v1/runtime/switches: readiness, and in a cluster this node's role."""
+        switches = self.readiness.describe()
+        if self.roles.clustered:
+            for entry in switches:
+                dpid = int(entry["dpid"], 16)
+                entry.update(self.roles.describe(dpid), refused=self.refused[dpid])
+        return switches
 
     def send(self, datapath, messages) -> bool:
         """The one way out to a switch: `messages` (Ryu message objects, in order) as

@@ -33,7 +33,7 @@ class RuntimeRest(rest.AppController):
 
     @rest.api("runtime_switches", "/v1/runtime/switches", methods=["GET"])
     def get_switches(self, req, **_):
-        return self.app.readiness.describe()
+        return self.app.describe_switches()
 
     @rest.api("metrics", "/metrics", methods=["GET"])
     def get_metrics(self, req, **_):

@@ -89,6 +89,7 @@ class SdnApp(app_manager.RyuApp):
         # ryu-manager passes the shared one; an app built alone (unit tests) has its own
         self.runtime = kwargs.get("runtime") or runtime.Runtime()
         self.runtime.readiness.join(self.name)
+        self.runtime.on_master(lambda datapath: hub.spawn(self.take_over, datapath))
         try:  # before any app starts: the OpenFlow listener binds after all are built
             ofguard.configure(_openflow_settings(None))
         except config.ConfigError as err:
@@ -97,6 +98,7 @@ class SdnApp(app_manager.RyuApp):
         self._waiting = {}  # xid -> (event set on the last reply part, collected bodies)
         self._rechecks = {}  # datapath -> how often a slow switch was checked again
         self.switches = {}  # dpid -> what the app knows of a connected switch (.datapath)
+        self._converging = {}  # dpid -> lock: one converge at a time (see `converge`)
         if self.APP is not None:
             self._start(kwargs.get("wsgi"))
 
@@ -150,6 +152,11 @@ class SdnApp(app_manager.RyuApp):
 
     def metric_families(self):
         return ()
+
+    def take_over(self, datapath):
+        """In a greenlet: this cluster node has just become the switch's master (its
+        writes were refused until now): converge it, by diff, like a canary repair."""
+        self.repair(datapath)
 
     # --- what REST asks about a switch -------------------------------------------------
 
@@ -219,12 +226,12 @@ class SdnApp(app_manager.RyuApp):
         had the switch before it was claimed must still forget it."""
         gone = isinstance(ev, ofp_event.EventOFPStateChange) and ev.state == DEAD_DISPATCHER
         features = isinstance(ev, ofp_event.EventOFPSwitchFeatures)
-        dpid, claims, readiness = _dpid_of(ev), self.runtime.claims, self.runtime.readiness
+        dpid, claims = _dpid_of(ev), self.runtime.claims
         if features:
-            readiness.connected(ev.msg.datapath)
+            self.runtime.connected(ev.msg.datapath)   # a cluster's SLAVE goes out first
         if gone:
             claims.forget_name(dpid)
-            readiness.gone(ev.datapath)
+            self.runtime.gone(ev.datapath)
         elif claims.leaves_alone(self.name, dpid):
             if features:
                 self.logger.info("%s: %s switch %s: it is %s's", self.name,
@@ -278,6 +285,8 @@ class SdnApp(app_manager.RyuApp):
             while True:
                 hub.sleep(self.CANARY_INTERVAL_S)
                 for datapath in list(watched()):
+                    if not self.runtime.may_write(datapath.id):
+                        continue   # a cluster's slave: the master repairs, on its win we do
                     if self.canary_gone(app, datapath):
                         self.logger.warning("%s: switch %s lost its entries (canary gone): "
                                             "putting them back", app, format_dpid(datapath.id))
@@ -314,8 +323,16 @@ class SdnApp(app_manager.RyuApp):
     RECHECK_S = 5.0
     RECHECKS = 5
 
-    def converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
-                 meters=False, adopt=None):
+    def converge(self, datapath, *args, **kwargs):
+        """One at a time per switch and app: a cluster node's take-over (`take_over`)
+        can start while the connect's pass still runs; the later one then reads what
+        the earlier one put there and has nothing left to change. See `_converge`."""
+        lock = self._converging.setdefault(datapath.id, hub.BoundedSemaphore(1))
+        with lock:
+            return self._converge(datapath, *args, **kwargs)
+
+    def _converge(self, datapath, owners, desired, forget=(), skip=(), groups=False,
+                  meters=False, adopt=None):
         """In a greenlet: the one path by which an app puts a switch right on connect,
         reconnect, restart, reload and canary repair. Reads back what the switch holds
         of `owners` (groups/meters too when asked), hands that to `adopt(installed)`
@@ -418,6 +435,15 @@ class SdnApp(app_manager.RyuApp):
         waiting = self._waiting.get(ev.msg.xid)
         if waiting is not None:
             waiting[0].set()
+        self.runtime.roles.barrier_reply(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _role_reply(self, ev):
+        self.runtime.roles.role_reply(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPExperimenter, MAIN_DISPATCHER)
+    def _role_status(self, ev):
+        self.runtime.roles.role_status(ev.msg)
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
                  ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply,
@@ -435,6 +461,8 @@ class SdnApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _log_switch_error(self, ev):
         msg = ev.msg
+        if self.runtime.roles.switch_error(msg):
+            return   # a cluster node's expected role refusal: handled, not an error
         self.logger.error("%s %s: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
                           format_dpid(msg.datapath.id or 0), msg.type, msg.code, msg.xid,
                           msg.data[:64].hex())

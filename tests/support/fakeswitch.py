@@ -10,17 +10,28 @@ Every flow-, group- and meter-mod is also read back from its bytes, decoded to s
 values and run in a table simulator (`sim`, tests/support/ofsim.py, FAUCET's
 FakeOFTable model), which refuses what OVS refuses: so app tests run what the
 compiler emits, and can ask the simulator where a frame goes.
+
+Roles (controller/roles.py) are answered as Open vSwitch does (ofproto.c
+handle_role_request, connmgr.c): a connection starts EQUAL; ROLE_REQUEST MASTER or
+SLAVE with a generation_id older than the newest seen (signed 64-bit difference) is
+refused STALE; a SLAVE is refused FLOW_MOD, GROUP_MOD, METER_MOD, PACKET_OUT,
+PORT_MOD and TABLE_MOD with OFPBRC_IS_SLAVE (nothing applied). `demote` is another
+controller becoming master.
 """
+import struct
+
 from ryu.controller import ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
-from ryu.ofproto import ofproto_protocol
+from ryu.ofproto import ofproto_common, ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from tests.support import ofsim, wire
 
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
+SLAVE_REFUSED = (parser.OFPFlowMod, parser.OFPGroupMod, parser.OFPMeterMod, parser.OFPPacketOut,
+                 parser.OFPPortMod, parser.OFPTableMod)
 BACKGROUND_LOOPS = {"_discover", "canary_loop", "_poll_state"}  # endless: never run inline
 
 
@@ -48,6 +59,8 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
         self.flows = {}    # (table, priority, match fields) -> OFPFlowStats
         self.groups = {}   # id -> OFPGroupDescStats
         self.meters = {}   # id -> OFPMeterConfigStats
+        self.role, self.election_id = ofp.OFPCR_ROLE_EQUAL, None
+        self.refused = []  # what a slave sent: not applied, answered OFPBRC_IS_SLAVE
 
     # --- what Ryu's Datapath offers an app ------------------------------------------
     def close(self):
@@ -62,6 +75,10 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
             self.set_xid(msg)
         msg.serialize()  # what Ryu would do: it must encode
         self.sent.append(msg)
+        if self.role == ofp.OFPCR_ROLE_SLAVE and isinstance(msg, SLAVE_REFUSED):
+            self.refused.append(msg)
+            self._error(msg, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_IS_SLAVE)
+            return
         item = wire.decoded(msg, self.kind)
         if item is not None:
             self.sim.apply([item])
@@ -118,6 +135,37 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
         self.meters[mod.meter_id] = parser.OFPMeterConfigStats(
             flags=mod.flags, meter_id=mod.meter_id, bands=mod.bands)
 
+    # --- roles ------------------------------------------------------------------------
+    def _on_OFPRoleRequest(self, req):
+        if req.role in (ofp.OFPCR_ROLE_MASTER, ofp.OFPCR_ROLE_SLAVE):
+            if self.election_id is not None and _signed(req.generation_id - self.election_id) < 0:
+                self._error(req, ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE)
+                return
+            self.election_id = req.generation_id
+        if req.role != ofp.OFPCR_ROLE_NOCHANGE:
+            self.role = req.role
+        if self.app is not None:
+            reply = parser.OFPRoleReply(self, self.role, self.election_id or 0)
+            reply.xid = req.xid
+            hub.spawn(self.app._role_reply, ofp_event.EventOFPRoleReply(reply))
+
+    def demote(self, generation_id, tell=False):
+        """Another controller became master at `generation_id`: this one is a slave
+        (`tell`: a master hears it, as OVS's ONF role status says it)."""
+        was_master = self.role == ofp.OFPCR_ROLE_MASTER
+        self.role, self.election_id = ofp.OFPCR_ROLE_SLAVE, generation_id
+        if tell and was_master and self.app is not None:
+            status = parser.OFPExperimenter(
+                self, experimenter=ofproto_common.ONF_EXPERIMENTER_ID, exp_type=1911,
+                data=struct.pack("!IB3xQ", ofp.OFPCR_ROLE_SLAVE, 0, generation_id))
+            hub.spawn(self.app._role_status, ofp_event.EventOFPExperimenter(status))
+
+    def _error(self, request, type_, code):
+        if self.app is not None:
+            error = parser.OFPErrorMsg(self, type_=type_, code=code, data=b"")
+            error.xid = request.xid
+            hub.spawn(self.app._log_switch_error, ofp_event.EventOFPErrorMsg(error))
+
     # --- replies --------------------------------------------------------------------------
     def _reply(self, cls, event, request, body):
         if self.app is None:
@@ -154,6 +202,11 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
                              _wire(s.instructions))) for k, s in self.flows.items()),
                 sorted(repr((g.group_id, g.type, _wire(g.buckets))) for g in self.groups.values()),
                 sorted(repr((m.meter_id, m.flags, _wire(m.bands))) for m in self.meters.values()))
+
+
+def _signed(value):
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >> 63 else value
 
 
 def _refuse_mismatch(kind, number, exists, modify):
