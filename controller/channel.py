@@ -52,6 +52,15 @@ class TlsStreamServer(hub.StreamServer):
             context.load_verify_locations(ssl_args["ca_certs"])
 
         def wrap_and_handle(sock, addr):
+            # a peer in its TLS handshake holds one of its address's connection slots
+            # (openflow.max_connections_per_address), as a connected switch does
+            with ofguard.connection_slot(addr) as admitted:
+                if not admitted:
+                    sock.close()
+                    return
+                handshake_and_handle(sock, addr)
+
+        def handshake_and_handle(sock, addr):
             # a peer that opens the port and never finishes its TLS handshake would hold
             # this green thread and the socket forever: it gets the OpenFlow handshake's
             # budget (openflow.handshake_timeout_s), then it is closed

@@ -36,12 +36,15 @@ runs `install()` right after `ryu.controller.controller` is imported. Our apps r
 `openflow` section of the config file (controller.southbound calls `configure`).
 """
 import collections
+import contextlib
 import ipaddress
 import logging
 import socket as socket_module
 import ssl
 import time
 from dataclasses import dataclass
+
+import greenlet
 
 from ryu import cfg
 from ryu.base import app_manager  # noqa: F401 - first: Ryu's controller module needs it
@@ -92,6 +95,7 @@ class OpenFlowSettings:
 
 _settings = OpenFlowSettings()
 _open = collections.Counter()  # peer address -> open connections
+_holding = set()  # greenlets holding a connection slot (controller/channel.py TLS first)
 _original = {}
 
 
@@ -263,22 +267,42 @@ def send_loop(datapath):
         _shut(datapath)
 
 
-def connection_factory(sock, address):
-    """Ryu's datapath_connection_factory, with at most max_connections_per_address."""
+@contextlib.contextmanager
+def connection_slot(address):
+    """One of the max_connections_per_address slots of `address`, held for the life of
+    a connection from its accept: the TLS listener (controller/channel.py) takes it
+    before the TLS handshake, so peers stuck in a handshake count too. Yields False when
+    the address has no slot left. A slot taken again in the greenlet that holds one (the
+    TLS listener hands the connection to connection_factory) is the same slot."""
+    me = greenlet.getcurrent()
+    if me in _holding:
+        yield True
+        return
     host = address[0] if isinstance(address, tuple) else str(address)
     limit = _settings.max_connections_per_address
     if _open[host] >= limit:
         LOG.warning("%s from %s: %d open, limit %d; refused %s:%s", TOO_MANY_MARK, host,
                     _open[host], limit, host, address[1] if isinstance(address, tuple) else "")
-        sock.close()
+        yield False
         return
     _open[host] += 1
+    _holding.add(me)
     try:
-        _original["factory"](sock, address)
+        yield True
     finally:
+        _holding.discard(me)
         _open[host] -= 1
         if not _open[host]:
             del _open[host]
+
+
+def connection_factory(sock, address):
+    """Ryu's datapath_connection_factory, with at most max_connections_per_address."""
+    with connection_slot(address) as admitted:
+        if not admitted:
+            sock.close()
+            return
+        _original["factory"](sock, address)
 
 
 def _experimenter_multipart(cls, buf, offset):
