@@ -1,0 +1,87 @@
+"""GET /v1/cluster on a ryu-manager with `state.backend: etcd` and three real etcd members
+(Debian's etcd 3.4 on free ports, killed at the end whatever happened): the node records
+and masters written per the agreed key layout, etcd's real members and leader, and after
+the leader member is killed, the new leader. No switch is needed (no OVS touched)."""
+import json
+import time
+
+import pytest
+
+from controller import etcd_client
+from mininet_topos import harness
+from tests.support import etcd_server
+
+pytestmark = pytest.mark.integration
+PREFIX = "/sdn"
+
+
+def put(client, key, value):
+    client.call("kv/put", {"key": etcd_client.encode(key), "value": etcd_client.encode(value)})
+
+
+def record(node_id, pid):
+    return json.dumps({"node_id": node_id, "apps": ["L2Switch"], "config_digest": "abc",
+                       "rest_url": f"http://127.0.0.1:1{pid}", "openflow": 6653, "pid": pid,
+                       "started": int(time.time()), "format": 1})
+
+
+def cluster_view(controller):
+    status, view = controller.rest("GET", "/v1/cluster", timeout=10)
+    assert status == 200, view
+    return view
+
+
+def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_path):
+    with etcd_server.running_cluster(tmp_path / "etcd") as members:
+        urls = [m.url for m in members]
+        writer = etcd_client.EtcdClient(urls, 5.0)
+        put(writer, f"{PREFIX}/cluster/nodes/n2", record("n2", 2002))
+        put(writer, f"{PREFIX}/cluster/nodes/n3", record("n3", 3003))
+        put(writer, f"{PREFIX}/cluster/masters/{1:016x}", "n2")
+        put(writer, f"{PREFIX}/cluster/masters/{2:016x}", "n3")
+        (tmp_path / "n1").mkdir()
+        controller = harness.Controller(config={
+            "cluster": {"node_id": "n1"},
+            "state": {"backend": "etcd", "etcd": {"endpoints": urls, "timeout_s": 2}}},
+            log_dir=tmp_path / "n1")
+        try:
+            controller.start()
+            view = cluster_view(controller)
+            assert view["mode"] == "cluster" and view["node"] == "n1"
+            assert {m["name"] for m in view["etcd"]["members"]} == {"m1", "m2", "m3"}
+            assert all(m["reachable"] for m in view["etcd"]["members"])
+            leader = next(m for m in members if m.is_leader())
+            assert view["etcd"]["leader"] == leader.name
+            assert [m["name"] for m in view["etcd"]["members"] if m["leader"]] == [leader.name]
+            nodes = {n["node_id"]: n for n in view["nodes"]}
+            assert nodes["n2"]["healthy"] and nodes["n3"]["healthy"]
+            assert nodes["n2"]["masters"] == 1 and nodes["n3"]["pid"] == 3003
+            assert [(s["dpid"], s["master"]) for s in view["switches"]] == [
+                (f"{1:016x}", "n2"), (f"{2:016x}", "n3")]
+            assert all(isinstance(s["generation"], int) and s["generation"] > 0
+                       for s in view["switches"])
+
+            leader.kill()
+            killed = time.monotonic()
+            # a new leader took 2.0-3.4 s here; 15 s leaves room for a loaded machine
+            new = None
+            while time.monotonic() - killed < 15:
+                view = cluster_view(controller)
+                new = view["etcd"]["leader"]
+                if new not in (None, leader.name):
+                    break
+                time.sleep(0.2)
+            seen_s = time.monotonic() - killed
+            survivors = [m for m in members if m is not leader]
+            assert new in {m.name for m in survivors}, view
+            assert next(m for m in survivors if m.name == new).is_leader()
+            (gone,) = [m for m in view["etcd"]["members"] if m["name"] == leader.name]
+            assert gone["reachable"] is False and gone["leader"] is False and gone["cause"]
+            assert any(f"etcd endpoint {leader.url} does not answer this node" in p
+                       for p in view["problems"]), view["problems"]
+            assert [s["master"] for s in view["switches"]] == ["n2", "n3"]
+            assert controller.problems() == []
+            print(f"observed: members {sorted(m['name'] for m in view['etcd']['members'])}, "
+                  f"leader {leader.name} killed, the view named {new} after {seen_s:.2f} s")
+        finally:
+            controller.stop()
