@@ -87,15 +87,16 @@ def read_etcd(settings, make_client=None) -> dict:
              "keys_error": None}
     try:
         for url in settings.endpoints:
-            one = etcd_client.EtcdClient([url], min(STATUS_TIMEOUT_S, settings.timeout_s),
-                                         make)
-            facts["endpoints"].append(_status(one, url))
-            if facts["members"] is None and facts["endpoints"][-1]["reachable"]:
-                try:
-                    facts["members"] = one.call("cluster/member/list", {})[0].get(
-                        "members") or []
-                except StateError as err:
-                    facts["endpoints"][-1]["members_error"] = str(err)
+            # one attempt each, not the client's rotation: the cause is this endpoint's,
+            # and a refused connection answers at once
+            gateway = make(url, min(STATUS_TIMEOUT_S, settings.timeout_s))
+            answer, cause = _ask(gateway, "maintenance/status")
+            facts["endpoints"].append(_status(url, answer, cause))
+            if facts["members"] is None and answer is not None:
+                answer, cause = _ask(gateway, "cluster/member/list")
+                if answer is not None:
+                    facts["members"] = [m for m in answer.get("members") or ()
+                                        if isinstance(m, dict)]
         answering = [e["url"] for e in facts["endpoints"] if e["reachable"]]
         if answering:
             keys = etcd_client.EtcdClient(answering, min(KEYS_TIMEOUT_S, settings.timeout_s),
@@ -111,6 +112,8 @@ def read_etcd(settings, make_client=None) -> dict:
                                 for kv in answer.get("kvs") or ()]
             except StateError as err:
                 facts["keys_error"] = str(err)
+            except (KeyError, ValueError) as err:   # not base64 / UTF-8: not our keys
+                facts["keys_error"] = f"a key below {start} is not what etcd stores: {err}"
     finally:
         for client in made:   # a fresh client per request: close its sockets now
             session = getattr(client, "session", None)
@@ -119,13 +122,22 @@ def read_etcd(settings, make_client=None) -> dict:
     return facts
 
 
-def _status(client, url) -> dict:
+def _ask(gateway, path):
+    """(etcd's answer, None) to POST /v3/`path` on one endpoint, or (None, the cause)."""
+    import requests   # deferred, with etcd3gw: only a node on etcd asks
+    from etcd3gw import exceptions as gateway_errors
+    from controller import etcd_client
     try:
-        answer, _ = client.call("maintenance/status", {})
-    except StateError as err:
-        text = str(err)
-        # the client's message names every endpoint; with one, its cause is what counts
-        cause = text.rsplit(f"{url}: ", 1)[-1].rstrip(")") if f"{url}: " in text else text
+        answer = gateway.post(gateway.get_url(path), json={})
+    except (gateway_errors.Etcd3Exception, requests.RequestException, ValueError) as err:
+        return None, etcd_client.cause(err)
+    if not isinstance(answer, dict):
+        return None, f"not an etcd answer to {path}: {str(answer)[:80]!r}"
+    return answer, None
+
+
+def _status(url, answer, cause) -> dict:
+    if answer is None:
         return {"url": url, "reachable": False, "cause": cause}
     header = answer.get("header") or {}
     return {"url": url, "reachable": True, "member_id": str(header.get("member_id", "")),
@@ -350,7 +362,9 @@ def _etcd_view(etcd, local, problems):
             problems.append(f"etcd endpoint {url} does not answer this node: {cause}")
         if leader_id is None:
             problems.append("etcd has no leader: no write (state, lease, mastership) can "
-                            "be committed until its members elect one")
+                            "be committed until its members elect one" + (
+                                "; this node cannot renew its lease either, so it stops "
+                                "writing" if local["mode"] == "cluster" else ""))
         if etcd.get("keys_error"):
             problems.append(f"etcd did not give this node the cluster keys: "
                             f"{etcd['keys_error']}")

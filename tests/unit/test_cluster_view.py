@@ -7,6 +7,7 @@ import time
 import types
 
 import pytest
+from etcd3gw import exceptions as gateway_errors
 from ryu.controller import handler, ofp_event
 
 from controller import cluster_view, config, etcd_client, runtime
@@ -29,6 +30,7 @@ class ClusterEtcd(FakeEtcd):
         super().__init__()
         self.leader = URLS[1]
         self.no_leader = set()   # urls whose member knows no leader
+        self.no_quorum = False   # members answer status, but no read can be served
 
     def header(self, url):
         return dict(super().header(url), member_id=MEMBER_IDS[url])
@@ -42,6 +44,8 @@ class ClusterEtcd(FakeEtcd):
             return {"header": self.header(url), "members": [
                 {"ID": MEMBER_IDS[u], "name": NAMES[u], "clientURLs": [u],
                  "peerURLs": [u.replace("23", "33")]} for u in URLS]}
+        if path == "kv/range" and self.no_quorum:   # a linearizable read waits, fails
+            raise gateway_errors.ConnectionFailedError("etcdserver: request timed out")
         if path == "kv/range" and "range_end" in body:
             start, end = unb64(body["key"]), unb64(body["range_end"])
             kvs = [dict(kv) for key, kv in sorted(self.kv.items()) if start <= key < end]
@@ -210,11 +214,30 @@ def test_one_member_down_and_a_member_without_leader(fake):
     assert any("etcd has no leader" in p for p in result["problems"])
 
 
+def test_etcd_without_quorum_says_so_and_shows_only_this_nodes_view(fake, monkeypatch):
+    monkeypatch.setattr(cluster_view, "KEYS_TIMEOUT_S", 0.2)
+    three_nodes(fake)
+    fake.down.update(URLS[1:])
+    fake.no_leader.add(URLS[0])
+    fake.no_quorum = True
+    result = view(fake, local(switches={1: role("slave")}))
+    assert result["etcd"]["leader"] is None
+    assert [m["reachable"] for m in result["etcd"]["members"]] == [True, False, False]
+    assert any(p.startswith("etcd has no leader") and p.endswith("so it stops writing")
+               for p in result["problems"]), result["problems"]
+    assert any("did not give this node the cluster keys: etcd unreachable" in p
+               for p in result["problems"])
+    assert [n["healthy"] for n in result["nodes"]] == [None]
+    assert [s["master"] for s in result["switches"]] == [None]
+
+
 def test_etcd_unreachable_is_a_clear_problem_not_an_exception(fake):
     three_nodes(fake)
     fake.down.update(URLS)
     here = local(switches={1: role("slave"), 2: role("slave")})
+    started = time.monotonic()
     result = view(fake, here)
+    assert time.monotonic() - started < 0.5   # a refused connection answers at once
     assert result["etcd"]["members"] == [] and result["etcd"]["leader"] is None
     assert [e["reachable"] for e in result["etcd"]["endpoints"]] == [False] * 3
     (problem,) = result["problems"]
