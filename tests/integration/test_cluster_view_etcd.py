@@ -2,6 +2,7 @@
 (Debian's etcd 3.4 on free ports, killed at the end whatever happened): the node records
 and masters written per the agreed key layout, etcd's real members and leader, and after
 the leader member is killed, the new leader. No switch is needed (no OVS touched)."""
+import io
 import json
 import time
 
@@ -9,6 +10,7 @@ import pytest
 
 from controller import etcd_client
 from mininet_topos import harness
+from sdn import main as cli
 from tests.support import etcd_server
 
 pytestmark = pytest.mark.integration
@@ -80,8 +82,23 @@ def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_pat
             assert any(f"etcd endpoint {leader.url} does not answer this node" in p
                        for p in view["problems"]), view["problems"]
             assert [s["master"] for s in view["switches"]] == ["n2", "n3"]
+            out = io.StringIO()
+            assert cli.main(["--url", f"http://127.0.0.1:{controller.rest_port}", "cluster"],
+                            out, io.StringIO()) == 0
+            assert f"etcd leader: {new}" in out.getvalue().splitlines()
+
+            names = sorted(m["name"] for m in view["etcd"]["members"])
+            for member in survivors:   # etcd gone: still 200, and the node says why
+                member.kill()
+            started = time.monotonic()
+            view = cluster_view(controller)
+            down_s = time.monotonic() - started
+            (problem,) = [p for p in view["problems"] if "etcd is unreachable" in p]
+            assert problem.startswith("etcd is unreachable from this node (n1): ")
+            assert "This node stops writing" in problem and down_s < 2.0, down_s
             assert controller.problems() == []
-            print(f"observed: members {sorted(m['name'] for m in view['etcd']['members'])}, "
-                  f"leader {leader.name} killed, the view named {new} after {seen_s:.2f} s")
+            print(f"observed: members {names}, "
+                  f"leader {leader.name} killed, the view named {new} after {seen_s:.2f} s; "
+                  f"every member killed: 200 with the problem in {down_s * 1e3:.0f} ms")
         finally:
             controller.stop()
