@@ -381,7 +381,9 @@ def _unreachable(local, endpoints):
                 f"REST writes fail (the state cannot be saved); the switches keep what "
                 f"they have")
     writable = sum(1 for role in local["switches"].values() if role.get("may_write"))
+    said = local["elector"].get("last_error")   # the elector's own words, when it has them
     return (f"etcd is unreachable from this node ({local['node_id']}): {causes}. This node "
             f"stops writing: without etcd it cannot keep its lease alive, so it holds no "
             f"switch (it may write to {writable} of {len(local['switches'])} connected "
-            f"switch(es) now); the nodes and masters shown are its own view only")
+            f"switch(es) now{'; its elector: ' + str(said) if said else ''}); the nodes and "
+            f"masters shown are its own view only")

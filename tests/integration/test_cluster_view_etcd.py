@@ -21,8 +21,16 @@ def put(client, key, value):
     client.call("kv/put", {"key": etcd_client.encode(key), "value": etcd_client.encode(value)})
 
 
-def record(node_id, pid):
-    return json.dumps({"node_id": node_id, "apps": ["L2Switch"], "config_digest": "abc",
+def stored(client, node_id):
+    kvs = client.call("kv/range", {"key": etcd_client.encode(
+        f"{PREFIX}/cluster/nodes/{node_id}")})[0].get("kvs")
+    return json.loads(etcd_client.decode(kvs[0]["value"])) if kvs else None
+
+
+def record(node_id, pid, like=None):
+    like = like or {"apps": ["L2Switch"], "config_digest": "abc"}
+    return json.dumps({"node_id": node_id, "apps": like["apps"],
+                       "config_digest": like["config_digest"],
                        "rest_url": f"http://127.0.0.1:1{pid}", "openflow": 6653, "pid": pid,
                        "started": int(time.time()), "format": 1})
 
@@ -37,10 +45,6 @@ def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_pat
     with etcd_server.running_cluster(tmp_path / "etcd") as members:
         urls = [m.url for m in members]
         writer = etcd_client.EtcdClient(urls, 5.0)
-        put(writer, f"{PREFIX}/cluster/nodes/n2", record("n2", 2002))
-        put(writer, f"{PREFIX}/cluster/nodes/n3", record("n3", 3003))
-        put(writer, f"{PREFIX}/cluster/masters/{1:016x}", "n2")
-        put(writer, f"{PREFIX}/cluster/masters/{2:016x}", "n3")
         (tmp_path / "n1").mkdir()
         controller = harness.Controller(config={
             "cluster": {"node_id": "n1"},
@@ -48,6 +52,16 @@ def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_pat
             log_dir=tmp_path / "n1")
         try:
             controller.start()
+            # n1's own record is its elector's (once the etcd elector runs here); the other
+            # two are written after n1 joined, with n1's config when it has a record
+            own = None
+            if cluster_view(controller)["elector"].get("elector") == "EtcdElector":
+                assert harness.wait_until(lambda: stored(writer, "n1"), 5)
+                own = stored(writer, "n1")
+            put(writer, f"{PREFIX}/cluster/nodes/n2", record("n2", 2002, own))
+            put(writer, f"{PREFIX}/cluster/nodes/n3", record("n3", 3003, own))
+            put(writer, f"{PREFIX}/cluster/masters/{1:016x}", "n2")
+            put(writer, f"{PREFIX}/cluster/masters/{2:016x}", "n3")
             view = cluster_view(controller)
             assert view["mode"] == "cluster" and view["node"] == "n1"
             assert {m["name"] for m in view["etcd"]["members"]} == {"m1", "m2", "m3"}
@@ -58,6 +72,7 @@ def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_pat
             nodes = {n["node_id"]: n for n in view["nodes"]}
             assert nodes["n2"]["healthy"] and nodes["n3"]["healthy"]
             assert nodes["n2"]["masters"] == 1 and nodes["n3"]["pid"] == 3003
+            assert nodes["n2"]["config_matches"] is (True if own else None)
             assert [(s["dpid"], s["master"]) for s in view["switches"]] == [
                 (f"{1:016x}", "n2"), (f"{2:016x}", "n3")]
             assert all(isinstance(s["generation"], int) and s["generation"] > 0

@@ -247,6 +247,9 @@ def test_etcd_unreachable_is_a_clear_problem_not_an_exception(fake):
     (me,) = result["nodes"]
     assert me["node_id"] == "n1" and me["healthy"] is None
     assert [s["master"] for s in result["switches"]] == [None, None]
+    said = view(fake, local(elector={"last_error": "keepalive failed: timed out"}))
+    assert "(it may write to 0 of 0 connected switch(es) now; its elector: keepalive " \
+           "failed: timed out)" in said["problems"][0]
 
 
 def test_a_slow_member_costs_at_most_the_status_timeout(fake, monkeypatch):
