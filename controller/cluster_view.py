@@ -368,9 +368,13 @@ def _etcd_view(etcd, local, problems):
         if etcd.get("keys_error"):
             problems.append(f"etcd did not give this node the cluster keys: "
                             f"{etcd['keys_error']}")
-    return {"members": shown, "leader": names.get(leader_id, leader_id),
+    by_url = {url.rstrip("/"): entry["name"] for entry in shown
+              for url in entry["client_urls"]}   # who a silent endpoint would have been
+    return {"members": sorted(shown, key=lambda entry: entry["name"]),
+            "leader": names.get(leader_id, leader_id),
             "endpoints": [{"url": e["url"], "reachable": e["reachable"],
-                           "member": names.get(e.get("member_id"), e.get("member_id")),
+                           "member": names.get(e.get("member_id")) or
+                           by_url.get(e["url"].rstrip("/")),
                            "cause": e.get("cause")} for e in endpoints]}
 
 

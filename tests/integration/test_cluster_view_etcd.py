@@ -94,6 +94,8 @@ def test_the_cluster_view_shows_real_members_the_leader_and_a_new_leader(tmp_pat
             assert next(m for m in survivors if m.name == new).is_leader()
             (gone,) = [m for m in view["etcd"]["members"] if m["name"] == leader.name]
             assert gone["reachable"] is False and gone["leader"] is False and gone["cause"]
+            assert [e["member"] for e in view["etcd"]["endpoints"] if not e["reachable"]] \
+                == [leader.name]
             assert any(f"etcd endpoint {leader.url} does not answer this node" in p
                        for p in view["problems"]), view["problems"]
             assert [s["master"] for s in view["switches"]] == ["n2", "n3"]

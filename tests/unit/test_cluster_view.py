@@ -43,7 +43,7 @@ class ClusterEtcd(FakeEtcd):
         if path == "cluster/member/list":
             return {"header": self.header(url), "members": [
                 {"ID": MEMBER_IDS[u], "name": NAMES[u], "clientURLs": [u],
-                 "peerURLs": [u.replace("23", "33")]} for u in URLS]}
+                 "peerURLs": [u.replace("23", "33")]} for u in reversed(URLS)]}
         if path == "kv/range" and self.no_quorum:   # a linearizable read waits, fails
             raise gateway_errors.ConnectionFailedError("etcdserver: request timed out")
         if path == "kv/range" and "range_end" in body:
@@ -206,6 +206,8 @@ def test_one_member_down_and_a_member_without_leader(fake):
     m3 = result["etcd"]["members"][2]
     assert m3["reachable"] is False and "Connection refused" in m3["cause"]
     assert result["etcd"]["leader"] == "m2" and len(result["nodes"]) == 3
+    assert [(e["member"], e["reachable"]) for e in result["etcd"]["endpoints"]] == [
+        ("m1", True), ("m2", True), ("m3", False)]
     assert result["problems"] == [
         f"etcd endpoint {URLS[2]} does not answer this node: [Errno 111] Connection refused"]
     fake.no_leader.update(URLS)
