@@ -1,5 +1,6 @@
 """The runtime's own REST routes, next to every app's: the API's OpenAPI document,
-config status and reload, readiness per switch, and Prometheus metrics. The runtime
+config status and reload, readiness per switch, the cluster view and Prometheus
+metrics. The runtime
 (controller/runtime.py, the registered `data`) serves them on every WSGI application
 an app registers with (once each)."""
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import webob
 import yaml
 
-from controller import metrics, reload, rest
+from controller import cluster_view, metrics, reload, rest
 
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 
@@ -34,6 +35,12 @@ class RuntimeRest(rest.AppController):
     @rest.api("runtime_switches", "/v1/runtime/switches", methods=["GET"])
     def get_switches(self, req, **_):
         return self.app.describe_switches()
+
+    @rest.api("cluster", "/v1/cluster", methods=["GET"])
+    def get_cluster(self, req, **_):
+        """200 even when etcd does not answer: this node is alive and says why it
+        cannot see the rest (in "problems"), docs/cluster-view.md."""
+        return cluster_view.describe(self.app)
 
     @rest.api("metrics", "/metrics", methods=["GET"])
     def get_metrics(self, req, **_):

@@ -9,6 +9,7 @@ import sdn
 from flows import dpid
 from sdn.args import UsageError
 from sdn.client import DEFAULT_URL, ApiFailure, Client
+from sdn.cluster import cmd_cluster
 from sdn.commands import (cmd_bond, cmd_config, cmd_lb, cmd_macs, cmd_overlay, cmd_qos,
                           cmd_switches, cmd_topology, cmd_vlan, cmd_vlans)
 from sdn.generic import METHODS, cmd_api, cmd_routes
@@ -118,6 +119,13 @@ def parser():
     p.add_argument("path", help="e.g. /v1/bonds (sdn routes lists them)")
     p.add_argument("body", nargs="?", help="the request body, as JSON")
     p.set_defaults(run=cmd_api)
+
+    p = sub.add_parser("cluster", help="nodes and their health, the master of each switch, "
+                                       "etcd's members and leader, problems")
+    # also after the command (SUPPRESS: absent, it leaves the top-level --json alone)
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print the API's JSON")
+    p.set_defaults(run=cmd_cluster)
 
     p = sub.add_parser("config", help="the config file's status; --reload reads it again")
     p.add_argument("--reload", action="store_true")
