@@ -109,6 +109,7 @@ class EtcdElector(mastership.Elector):
         self._generations = {}     # dpid -> newest create_revision heard of
         self.nodes = {}            # node_id -> record of every live node (ours too)
         self._position = None      # every change under the prefix up to here is known
+        self._read_at = 0          # revision of the last whole read (older news: known)
         self.closed = False
 
     # --- joining -----------------------------------------------------------------------
@@ -220,10 +221,17 @@ class EtcdElector(mastership.Elector):
     def _schedule(self, dpid):
         """Contend for a free switch: now when this node is the one it goes to, a moment
         later otherwise (the preferred node may not see it, or be dead)."""
-        if not self.healthy:
-            return   # contended anew when etcd answers again
+        if self.healthy:   # (if not: contended anew when etcd answers again)
+            self._spawn_after(0, self._contend_free, dpid)
+
+    def _contend_free(self, dpid):
+        """Decided in a green thread of its own, after the watch has handled the whole
+        answer a DELETE came in (the dead holder's node record goes in the same one)."""
         first = preferred(set(self.nodes) | {self.node_id}, dpid) == self.node_id
-        self._spawn_after(0 if first else self.spread_delay_s, self._try, dpid)
+        if first:
+            self._try(dpid)
+        else:
+            self._spawn_after(self.spread_delay_s, self._try, dpid)
 
     def _try(self, dpid):
         lease = self.lease
@@ -310,9 +318,9 @@ class EtcdElector(mastership.Elector):
     def _event(self, event):
         kv = event["kv"]
         revision = int(kv.get("mod_revision") or 0)
-        if self._position is not None and revision <= self._position:
-            return
-        self._position = revision
+        if revision <= self._read_at:
+            return   # (one revision may hold several events: a lease's keys all go at once)
+        self._position = max(self._position or 0, revision)
         key = decode(kv["key"])
         if key.startswith(self.nodes_prefix):
             name = key[len(self.nodes_prefix):]
@@ -332,11 +340,12 @@ class EtcdElector(mastership.Elector):
 
     def resync(self):
         """Read everything under <prefix>/cluster/ (at join, after a compaction or a loss
-        of etcd): the nodes, and who holds which switch."""
+        of etcd): the nodes, and who holds which switch. Returns the switches whose keys
+        are on our lease: dpid -> generation."""
         answer, _ = self.client.call("kv/range", {"key": encode(self.prefix),
                                                   "range_end": encode(prefix_end(
                                                       self.prefix))})
-        self._position = int(answer["header"]["revision"])
+        self._position = self._read_at = int(answer["header"]["revision"])
         self.nodes, holders = {}, {}
         for kv in answer.get("kvs") or ():
             key = decode(kv["key"])
@@ -352,6 +361,8 @@ class EtcdElector(mastership.Elector):
             self._freed(dpid, self._position)
         for dpid in self._wanted - set(holders) - set(self._held):
             self._schedule(dpid)
+        return {dpid: int(kv["create_revision"]) for dpid, kv in holders.items()
+                if self._is_ours(kv)}
 
     def watch_once(self):
         """One watch stream from where this node was, until it ends."""
@@ -426,21 +437,33 @@ class EtcdElector(mastership.Elector):
             self._lost(dpid)
 
     def _come_back(self):
-        if self._old_lease is not None:
-            try:   # frees our keys now rather than at expiry (an error: it expired)
-                self.client.call("kv/lease/revoke", {"ID": self._old_lease})
-            except StateError:
-                pass
+        """etcd answers again: keep the old lease if it is still alive (nobody could take
+        our switches meanwhile: their keys are on it), else take a new one."""
+        sent = self._clock()
         try:
-            self._grant()
+            answer, _ = self.keepalive_client.call("lease/keepalive", {"ID": self._old_lease})
+            if int((answer.get("result") or {}).get("TTL") or 0) > 0:
+                self.lease, self.healthy, self._last_ok = self._old_lease, True, sent
+                how = "its lease still alive, taking back its switches"
+            else:
+                self._grant()
+                how = f"the old lease expired: a new one, {self.lease}"
             self._old_lease = None
-            self.resync()
+            kept = self.resync()
         except StateError as err:
             self.last_error = f"coming back: {err}"
+            if self._old_lease is None:   # a lease taken, the read failed: keep that one
+                self._old_lease = self.lease
+            self.healthy = False
             return RETRY_S
-        LOG.warning("cluster: node %s: etcd answers again (lease %s): contending for %d "
-                    "switch(es)", self.node_id, self.lease, len(self._wanted))
-        return self.lease_s / KEEPALIVES_PER_LEASE
+        self.last_error = None
+        LOG.warning("cluster: node %s: etcd answers again (%s); contending for %d "
+                    "switch(es)", self.node_id, how, len(self._wanted))
+        for dpid, generation in sorted(kept.items()):
+            if dpid in self._wanted and dpid not in self._held:
+                self._held[dpid] = generation
+                self._won(dpid, generation)
+        return self._until_deadline(self.lease_s / KEEPALIVES_PER_LEASE)
 
     def _keepalive_loop(self):
         while not self.closed:

@@ -86,8 +86,13 @@ class FakeEtcd:
     def expire(self, lease):
         """The lease's TTL ran out (the test says when): its keys go, as DELETE events."""
         self.leases.pop(str(lease), None)
-        for key in [k for k, kv in sorted(self.kv.items()) if kv.get("lease") == str(lease)]:
-            self.delete(key)
+        keys = [k for k, kv in sorted(self.kv.items()) if kv.get("lease") == str(lease)]
+        if keys:
+            self.revision += 1   # as etcd does: every key of the lease in one revision
+        for key in keys:
+            del self.kv[key]
+            self.history.append((self.revision, "DELETE", key,
+                                 {"key": b64(key), "mod_revision": str(self.revision)}))
 
     def _lease(self, url, path, body):
         lease = str(body["ID"])

@@ -30,8 +30,8 @@ class Scheduler:
     def spawn_after(self, delay, function, *args):
         heapq.heappush(self._tasks, (self.now + delay, next(self._seq), function, args))
 
-    def run(self):
-        while self._tasks:
+    def run(self, until=float("inf")):
+        while self._tasks and self._tasks[0][0] <= until:
             when, _, function, args = heapq.heappop(self._tasks)
             self.now = max(self.now, when)
             function(*args)
@@ -108,6 +108,22 @@ def test_a_dead_masters_lease_frees_the_switch_the_other_node_takes_it_at_a_newe
     assert first.events[-1] == ("lost", 5) and first.generation(5) == newer
 
 
+def test_a_dead_preferred_nodes_switch_is_taken_at_once_its_record_went_with_its_lease(
+        etcd, sched):
+    a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
+    dpid = next(d for d in range(1, 50) if preferred({"a", "b"}, d) == "a")
+    a.contend(dpid)
+    sched.run()
+    b.contend(dpid)
+    b.watch_once()
+    etcd.expire(a.lease)   # its record and its master key go in one revision
+    start = sched.now
+    b.watch_once()
+    sched.run()
+    assert b.events[-1][:2] == ("won", dpid) and sched.now == start   # no spread delay
+    assert sorted(b.nodes) == ["b"]
+
+
 def test_a_put_by_another_node_on_a_key_we_held_is_a_loss(etcd, sched):
     a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
     a.contend(9)
@@ -124,6 +140,16 @@ def test_a_put_by_another_node_on_a_key_we_held_is_a_loss(etcd, sched):
 
 # --- the lease ----------------------------------------------------------------------
 
+def lose_etcd(etcd, sched, node):
+    """etcd unreachable from `node` until it gives up: when that was (clock)."""
+    etcd.down.add(A)
+    while not any(event[0] == "lost" for event in node.events):
+        pause = node.keepalive_once()
+        lost_at = sched.now
+        sched.sleep(pause)
+    return lost_at
+
+
 def test_keepalive_failure_gives_every_switch_up_before_the_lease_can_expire(etcd, sched):
     a = make(etcd, sched, "a")
     for dpid in (1, 2, 3):
@@ -131,25 +157,39 @@ def test_keepalive_failure_gives_every_switch_up_before_the_lease_can_expire(etc
     sched.run()
     old, started = a.lease, sched.now
     assert a.keepalive_once() == pytest.approx(2 / 3)   # healthy: every lease_s / 3
-    etcd.down.add(A)                         # etcd unreachable from this node
-    lost_at = None
-    while lost_at is None:
-        pause = a.keepalive_once()
-        if any(event[0] == "lost" for event in a.events):
-            lost_at = sched.now
-        sched.sleep(pause)
+    lost_at = lose_etcd(etcd, sched, a)
     assert sorted(e[1] for e in a.events if e[0] == "lost") == [1, 2, 3]   # all at once
     assert lost_at - started <= 0.6 * 2 + 0.05 < 2   # before etcd could expire the lease
     assert not a.healthy and "no keepalive answer" in a.describe()["last_error"]
     assert a.keepalive_once() > 0 and not a.healthy   # keeps trying while etcd is away
+    etcd.expire(old)                         # meanwhile etcd let the lease run out
     etcd.down.clear()                        # etcd answers again: a new lease, re-contend
     a.keepalive_once()
     sched.run()
-    assert a.healthy and a.lease != old and old not in etcd.leases   # the old one revoked
+    assert a.healthy and a.lease != old and a.last_error is None
     assert etcd.kv[f"{NODES}a"]["lease"] == a.lease
     won = [e for e in a.events if e[0] == "won"]
     assert sorted(e[1] for e in won[3:]) == [1, 2, 3]
     assert all(new[2] > old_win[2] for new, old_win in zip(sorted(won[3:]), sorted(won[:3])))
+    assert {etcd.kv[f"{MASTERS}{d:016x}"]["lease"] for d in (1, 2, 3)} == {a.lease}
+
+
+def test_etcd_back_before_the_lease_expired_gives_the_same_switches_back_unchanged(
+        etcd, sched):
+    a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
+    for dpid in (1, 2):
+        a.contend(dpid)
+    sched.run()
+    won, keys = list(a.events), dict(etcd.kv)
+    lose_etcd(etcd, sched, a)   # (an etcd leader election, say)
+    assert [e for e in a.events if e[0] == "lost"] == [("lost", 1), ("lost", 2)]
+    etcd.down.clear()
+    a.keepalive_once()
+    sched.run()
+    assert a.healthy and a.events[-2:] == won   # the same generations: nobody took them
+    assert etcd.kv == keys                      # no key rewritten, none freed
+    b.watch_once()
+    assert b.events == [] and sorted(b.nodes) == ["a", "b"]
 
 
 def test_a_keepalive_answered_with_no_ttl_is_an_expired_lease_lost_at_once(etcd, sched):
@@ -166,8 +206,11 @@ def test_a_keepalive_answered_with_no_ttl_is_an_expired_lease_lost_at_once(etcd,
 def test_two_nodes_spread_ten_switches_by_rendezvous_hashing(etcd, sched):
     a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
     a.watch_once()   # a hears of b's record
-    for dpid in range(1, 11):
+    for dpid in range(1, 11):   # a meets the switches first, b 0.1 s later
         a.contend(dpid)
+    sched.run(until=sched.now + 0.1)
+    sched.now += 0.1
+    for dpid in range(1, 11):
         b.contend(dpid)
     sched.run()
     held = {name: {e[1] for e in node.events if e[0] == "won"}
