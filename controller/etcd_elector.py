@@ -41,7 +41,10 @@ RETRY_S = 0.3          # between two attempts to reach etcd again after a loss
 WATCH_IDLE_S = 30.0
 WATCH_PAUSE_S = 0.1
 # what a node record must agree on with every live one (node-local fields may differ)
-AGREED = ("apps", "config_digest", "format")
+AGREED = {"apps": "every node of a cluster runs the same apps",
+          "config_digest": "the config sections of the apps differ (only api, openflow, "
+                           "state and cluster may differ between nodes)",
+          "format": "a node of another version (its record's format)"}
 
 
 def _spawn_after(delay, function, *args):
@@ -163,13 +166,12 @@ class EtcdElector(mastership.Elector):
         for name, record in sorted(records.items()):
             if name == self.node_id:
                 continue
-            for field in AGREED:
+            for field, what in AGREED.items():
                 if record.get(field) != self.record[field]:
                     raise SystemExit(
                         f"cluster: node {self.node_id} refused: live node {name} has "
                         f"{field} {_show(record.get(field))}, this node "
-                        f"{_show(self.record[field])}; every node of a cluster runs the same "
-                        f"apps with the same app config sections")
+                        f"{_show(self.record[field])}: {what}")
 
     def _grant(self, create=False):
         answer, _ = self.client.call("lease/grant", {"TTL": self.lease_s, "ID": 0})
@@ -246,8 +248,9 @@ class EtcdElector(mastership.Elector):
                 "success": [{"request_put": {"key": key, "value": encode(self.node_id),
                                              "lease": lease}}],
                 "failure": [{"request_range": {"key": key}}]})
-        except StateError as err:
+        except StateError as err:   # tried again (a lost lease: at its come-back)
             self._error(f"contending for switch {format_dpid(dpid)}: {err}")
+            self._spawn_after(RETRY_S, self._try, dpid)
             return
         if answer.get("succeeded"):
             generation = int(answer["header"]["revision"])

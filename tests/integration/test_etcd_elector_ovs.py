@@ -7,7 +7,9 @@ Exactly one node is master (OVS's Controller table and both nodes' GET
 /v1/runtime/switches agree, and etcd's master key names it); kill -9 of the master:
 the other becomes master within 5 s (its lease runs out, the survivor hears the key's
 DELETE on its watch and takes the switch at a newer generation), OVS shows it, and a
-host pair the dead node never saw pings. The failover time is printed."""
+host pair the dead node never saw pings. The killed node restarts and rejoins as a
+slave; a node whose app config differs is refused with the difference named; kill -9
+of the new master hands the switch back. Both failover times are printed."""
 import json
 import subprocess
 import time
@@ -51,12 +53,13 @@ def pings(source, target_ip, count=1):
 
 
 class Node(harness.Controller):
-    def __init__(self, name, log_dir, etcd_url):
+    def __init__(self, name, log_dir, etcd_url, l2=None):
         super().__init__(("apps/l2_switch.py",), log_dir=log_dir)
         self.name = name
         self.set_config({
             "state": {"backend": "etcd", "etcd": {"endpoints": [etcd_url], "prefix": PREFIX}},
-            "cluster": {"node_id": name, "rest_url": f"http://127.0.0.1:{self.rest_port}"}})
+            "cluster": {"node_id": name, "rest_url": f"http://127.0.0.1:{self.rest_port}"},
+            **({"l2_switch": l2} if l2 else {})})
 
     def environment(self):
         env = super().environment()
@@ -121,7 +124,20 @@ def cluster(tmp_path):
     assert not problems, "controllers logged problems:\n" + "\n".join(problems)
 
 
-def test_one_master_and_kill_9_of_it_fails_over_within_5_s(cluster):
+def fail_over(nodes, master, survivor, pair):
+    """kill -9 `master`: (seconds until `survivor` is master as the switch's ROLE_REPLY
+    says, seconds until the host `pair` pings)."""
+    wait = harness.wait_until
+    killed = time.monotonic()
+    nodes[master].kill()
+    assert wait(lambda: nodes[survivor].role() == ("master", "master"), 8, step=0.05), \
+        nodes[survivor].log_tail()
+    failover = time.monotonic() - killed
+    assert wait(lambda: pings(*pair), 10), nodes[survivor].log_tail()
+    return failover, time.monotonic() - killed
+
+
+def test_one_master_and_kill_9_of_it_fails_over_within_5_s(cluster, tmp_path):
     etcd, nodes = cluster
     wait = harness.wait_until
     for node in nodes.values():
@@ -142,14 +158,13 @@ def test_one_master_and_kill_9_of_it_fails_over_within_5_s(cluster):
     assert wait(lambda: ovs_roles(nodes) == {master: "master", survivor: "slave"}, 12)
     assert wait(lambda: pings("sdnel-h1", "10.77.0.2"), 10)
     generation = nodes[master].switch()["generation"]
+    assert generation == int(etcd._post("/v3/kv/range", {"key": encode(
+        f"{PREFIX}/cluster/masters/{DPID}")})["kvs"][0]["create_revision"])
 
-    killed = time.monotonic()
-    nodes[master].kill()
-    assert wait(lambda: nodes[survivor].role() == ("master", "master"), 8, step=0.05), \
-        nodes[survivor].log_tail()
-    failover = time.monotonic() - killed
-    assert wait(lambda: pings("sdnel-h1", "10.77.0.3"), 10)   # a pair the dead node never saw
-    new_pair = time.monotonic() - killed
+    assert record["openflow"].endswith(f":{nodes[survivor].of_port}")
+
+    # a pair the dead node never saw: the new master learns it
+    failover, new_pair = fail_over(nodes, master, survivor, ("sdnel-h1", "10.77.0.3"))
     print(f"\nfailover (kill -9 -> survivor's ROLE_REPLY master): {failover:.2f} s; "
           f"a new host pair pings after {new_pair:.2f} s")
     assert failover <= 5.0, f"failover took {failover:.2f} s"
@@ -157,3 +172,24 @@ def test_one_master_and_kill_9_of_it_fails_over_within_5_s(cluster):
     assert holder(etcd, DPID) == survivor
     assert etcd.stored(f"{PREFIX}/cluster/nodes/{master}") is None   # its lease ran out
     assert wait(lambda: ovs_roles(nodes)[survivor] == "master", 12)
+
+    # the killed node restarts: it rejoins as a slave, the master stays
+    nodes[master].start()
+    assert wait(lambda: nodes[master].role() == ("slave", "slave"), 10), \
+        nodes[master].log_tail()
+    assert nodes[survivor].role() == ("master", "master") and holder(etcd, DPID) == survivor
+
+    # a node with another l2 config is refused, naming the difference
+    (tmp_path / "odd").mkdir()
+    odd = Node("odd", tmp_path / "odd", etcd.url, l2={"idle_timeout": 60})
+    try:
+        with pytest.raises(RuntimeError, match="live node n[12] has config_digest"):
+            odd.start(timeout=20)
+    finally:
+        odd.stop()
+    assert etcd.stored(f"{PREFIX}/cluster/nodes/odd") is None
+
+    # and back: kill -9 of the new master, the restarted node takes over
+    back, back_pair = fail_over(nodes, survivor, master, ("sdnel-h2", "10.77.0.3"))
+    print(f"failover back: {back:.2f} s; a host pair pings after {back_pair:.2f} s")
+    assert back <= 5.0, f"failover took {back:.2f} s"

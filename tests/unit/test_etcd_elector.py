@@ -201,6 +201,17 @@ def test_a_keepalive_answered_with_no_ttl_is_an_expired_lease_lost_at_once(etcd,
     assert a.events[-1] == ("lost", 4) and "expired" in a.last_error
 
 
+def test_a_contend_that_etcd_did_not_answer_is_tried_again(etcd, sched):
+    a = make(etcd, sched, "a")
+    etcd.down.add(A)
+    a.contend(6)
+    sched.run(until=sched.now)          # the first attempt: no answer
+    assert holder(etcd, 6) is None and "contending for switch" in a.last_error
+    etcd.down.clear()
+    sched.run()
+    assert a.events == [("won", 6, int(etcd.kv[f"{MASTERS}{6:016x}"]["create_revision"]))]
+
+
 # --- spreading masters ------------------------------------------------------------------
 
 def test_two_nodes_spread_ten_switches_by_rendezvous_hashing(etcd, sched):
@@ -243,6 +254,14 @@ def test_a_node_whose_apps_or_config_differ_is_refused(etcd, sched, kwargs, said
     with pytest.raises(SystemExit, match=said):
         b.start(None, None)
     assert f"{NODES}b" not in etcd.kv and len(etcd.leases) == 1   # nothing written
+
+
+def test_a_live_node_record_of_another_format_is_refused(etcd, sched):
+    etcd.put(f"{NODES}old", json.dumps({"node_id": "old", "apps": ["L2Switch"],
+                                        "config_digest": "d1", "format": 2}))
+    with pytest.raises(SystemExit, match="live node old has format 2, this node 1: a node "
+                                         "of another version"):
+        make(etcd, sched, "b")
 
 
 def test_a_second_live_node_of_the_same_name_is_refused_a_dead_ones_record_waited_out(
