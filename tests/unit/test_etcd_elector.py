@@ -143,7 +143,7 @@ def test_a_put_by_another_node_on_a_key_we_held_is_a_loss(etcd, sched):
 def lose_etcd(etcd, sched, node):
     """etcd unreachable from `node` until it gives up: when that was (clock)."""
     etcd.down.add(A)
-    while not any(event[0] == "lost" for event in node.events):
+    while node.healthy:
         pause = node.keepalive_once()
         lost_at = sched.now
         sched.sleep(pause)
@@ -371,3 +371,44 @@ def test_the_test_elector_still_wins_over_the_config(monkeypatch):
     monkeypatch.setenv(mastership.TEST_ELECTOR_ENV, "tests.support.fake_elector:FakeElector")
     elector = runtime.configured_elector({"cluster": {"node_id": "n1"}, "state": ETCD_STATE})
     assert type(elector).__name__ == "FakeElector"
+
+
+# --- with the runtime: the role protocol on a fake switch --------------------------------
+
+def test_a_node_that_loses_etcd_stops_writing_at_once_and_takes_its_switch_back_after(
+        etcd, sched, monkeypatch):
+    from apps import topology as topology_app
+    from ryu.controller import handler, ofp_event
+    from ryu.ofproto import ofproto_v1_3 as ofp
+    from ryu.ofproto import ofproto_v1_3_parser as parser
+    from tests.support import l2_app as l2_tests
+    from tests.support.fakeswitch import FakeSwitch, run_inline
+
+    run_inline(monkeypatch, topology_app.hub)
+    elector = make(etcd, sched, "a", start=False)
+    app = l2_tests.make_app(monkeypatch, runtime.Runtime(elector=elector))
+    handler.register_instance(app)
+    switch = FakeSwitch(1, app)
+    features = ofp_event.EventOFPSwitchFeatures(l2_tests.Features(switch))
+    assert app.get_handlers(features)    # as Ryu dispatches: the runtime hears of it
+    app._switch_connected(features)
+
+    def last_role_request():
+        request = [m for m in switch.sent if isinstance(m, parser.OFPRoleRequest)][-1]
+        return request.role, request.generation_id
+    assert not app.runtime.may_write(1)          # a slave until etcd says otherwise
+    sched.run()
+    generation = int(etcd.kv[f"{MASTERS}{1:016x}"]["create_revision"])
+    assert app.runtime.may_write(1) and switch.role == ofp.OFPCR_ROLE_MASTER
+    assert last_role_request() == (ofp.OFPCR_ROLE_MASTER, generation)
+    lose_etcd(etcd, sched, elector)
+    assert not app.runtime.may_write(1) and switch.role == ofp.OFPCR_ROLE_SLAVE
+    sent = len(switch.sent)
+    app._packet_in(l2_tests.packet_in(switch, 1, l2_tests.eth(l2_tests.H2, l2_tests.H1)))
+    assert not [m for m in switch.sent[sent:] if isinstance(m, (parser.OFPFlowMod,
+                                                                parser.OFPPacketOut))]
+    etcd.down.clear()
+    elector.keepalive_once()
+    sched.run()
+    assert app.runtime.may_write(1) and switch.role == ofp.OFPCR_ROLE_MASTER
+    assert last_role_request() == (ofp.OFPCR_ROLE_MASTER, generation)
