@@ -216,7 +216,8 @@ class EtcdElector(mastership.Elector):
         return {"elector": type(self).__name__, "node_id": self.node_id,
                 "lease": self.lease, "healthy": self.healthy, "lease_s": self.lease_s,
                 "masters": [format_dpid(dpid) for dpid in sorted(self._held)],
-                "nodes": sorted(self.nodes), "last_error": self.last_error}
+                "nodes": sorted(self.nodes), "last_error": self.last_error,
+                "apps": self.record["apps"], "config_digest": self.record["config_digest"]}
 
     # --- contending ----------------------------------------------------------------------
 

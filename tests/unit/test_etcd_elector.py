@@ -85,7 +85,11 @@ def test_one_node_wins_a_switch_in_etcd_and_the_other_hears_who_at_which_generat
     a.contend(dpid)   # a reconnect while master: the same win again, no new key
     assert a.events[-1] == ("won", dpid, generation)
     assert etcd.kv[f"{MASTERS}{dpid:016x}"] == key
-    assert a.describe()["masters"] == [f"{dpid:016x}"] and a.describe()["healthy"]
+    a.watch_once()   # hears of b's record
+    assert a.describe() == {"elector": "EtcdElector", "node_id": "a", "lease": a.lease,
+                            "healthy": True, "lease_s": 2, "masters": [f"{dpid:016x}"],
+                            "nodes": ["a", "b"], "last_error": None, "apps": ["L2Switch"],
+                            "config_digest": "d1"}
 
 
 def test_a_dead_masters_lease_frees_the_switch_the_other_node_takes_it_at_a_newer_generation(
