@@ -9,8 +9,12 @@ the other becomes master within 5 s (its lease runs out, the survivor hears the 
 DELETE on its watch and takes the switch at a newer generation), OVS shows it, and a
 host pair the dead node never saw pings. The killed node restarts and rejoins as a
 slave; a node whose app config differs is refused with the difference named; kill -9
-of the new master hands the switch back. Both failover times are printed."""
+of the new master hands the switch back. Both failover times are printed. A master
+paused (SIGSTOP) past its lease loses the switch to the other node and wakes up
+(SIGCONT) a slave: OVS never shows two masters."""
 import json
+import os
+import signal
 import subprocess
 import time
 
@@ -193,3 +197,39 @@ def test_one_master_and_kill_9_of_it_fails_over_within_5_s(cluster, tmp_path):
     back, back_pair = fail_over(nodes, survivor, master, ("sdnel-h2", "10.77.0.3"))
     print(f"failover back: {back:.2f} s; a host pair pings after {back_pair:.2f} s")
     assert back <= 5.0, f"failover took {back:.2f} s"
+
+
+def test_a_master_paused_past_its_lease_wakes_up_a_slave_and_never_two_masters(cluster):
+    etcd, nodes = cluster
+    wait = harness.wait_until
+    for node in nodes.values():
+        node.start()
+    assert wait(lambda: sorted(str(n.role()) for n in nodes.values()) == [
+        "('master', 'master')", "('slave', 'slave')"], 15)
+    master = next(name for name, node in nodes.items() if node.role()[0] == "master")
+    other = next(name for name in nodes if name != master)
+    assert wait(lambda: pings("sdnel-h1", "10.77.0.2"), 10)
+    offset = len(nodes[master].log_text())
+
+    os.killpg(nodes[master].process.pid, signal.SIGSTOP)   # a long GC, a frozen VM
+    try:
+        paused = time.monotonic()
+        assert wait(lambda: nodes[other].role() == ("master", "master"), 8, step=0.05), \
+            nodes[other].log_tail()
+        print(f"\ntake-over from a paused master: {time.monotonic() - paused:.2f} s")
+        time.sleep(1)
+    finally:
+        os.killpg(nodes[master].process.pid, signal.SIGCONT)
+    seen = []   # OVS never has two masters, whatever the woken node believes
+
+    def settled():
+        seen.append(list(ovs_roles(nodes).values()).count("master"))
+        return nodes[master].role() == ("slave", "slave") and \
+            nodes[other].role() == ("master", "master")
+    assert wait(settled, 10), nodes[master].log_tail()
+    assert max(seen) <= 1
+    woke = nodes[master].log_text()[offset:]
+    assert "giving up mastership" in woke or "lost switch" in woke, woke
+    assert holder(etcd, DPID) == other
+    assert wait(lambda: ovs_roles(nodes) == {master: "slave", other: "master"}, 12)
+    assert wait(lambda: pings("sdnel-h2", "10.77.0.3"), 10)
