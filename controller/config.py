@@ -199,3 +199,48 @@ class StateSettings:
 def state_settings(data=None) -> StateSettings:
     """The `state` section of `data` (None: the running config file)."""
     return section(StateSettings, "state", data)
+
+
+# --- the `cluster` section: this node of a controller cluster (controller/etcd_elector.py)
+
+_REST_URL = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/\S*)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSettings:
+    """The `cluster` section: present, this ryu-manager is one node of a cluster that
+    elects a master per switch in etcd (it needs `state.backend: etcd`); absent, it is a
+    single controller."""
+    node_id: str = None         # this node's name, unique in the cluster (required)
+    lease_s: int = 2            # TTL of the node's etcd lease: how soon a dead node's
+    #                             switches are taken over (etcd's minimum TTL is 2 s)
+    rest_url: str = None        # where this node's REST API is reached (in its node record)
+
+    def __post_init__(self):
+        if self.node_id is None:
+            raise ValueError("node_id is required: this node's name in the cluster")
+        if not isinstance(self.node_id, str) or not _NAME.match(self.node_id):
+            raise ValueError(f"node_id must be a name (letters, digits, '.', '_', '-'), not "
+                             f"{self.node_id!r}")
+        if type(self.lease_s) is not int or self.lease_s not in range(2, 61):
+            raise ValueError(f"lease_s must be a whole number of seconds in [2, 60] (etcd's "
+                             f"shortest lease is 2 s), not {self.lease_s!r}")
+        if self.rest_url is not None and (not isinstance(self.rest_url, str)
+                                          or not _REST_URL.match(self.rest_url)):
+            raise ValueError(f"rest_url must be an http(s):// URL, not {self.rest_url!r}")
+
+
+def cluster_settings(data=None):
+    """(ClusterSettings, EtcdSettings) of a cluster node, or None without a `cluster`
+    section. A cluster keeps its election in the state store's etcd, so it needs
+    `state.backend: etcd`."""
+    data = load_file() if data is None else data
+    if "cluster" not in data:
+        return None
+    cluster = section(ClusterSettings, "cluster", data)
+    state = state_settings(data)
+    if state.backend != "etcd":
+        raise ConfigError(f"config section 'cluster': a cluster node needs `state.backend: "
+                          f"etcd` (its election and shared state live there), not "
+                          f"{state.backend!r}")
+    return cluster, state.etcd

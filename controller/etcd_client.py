@@ -152,10 +152,13 @@ class EtcdClient:
                              f"(id {found}) than {self._cluster_url} (id {self.cluster_id}); "
                              f"list the members of one cluster in state.etcd.endpoints")
 
-    def watch(self, key, start_revision, idle_s):
-        """A WatchStream of `key`'s changes from `start_revision` on, from the first
-        endpoint (in rotation) that takes it; StateError when none does in time."""
+    def watch(self, key, start_revision, idle_s, range_end=None):
+        """A WatchStream of `key`'s changes (every key in [key, range_end) with one) from
+        `start_revision` on, from the first endpoint (in rotation) that takes it;
+        StateError when none does in time."""
         create = {"create_request": {"key": encode(key), "start_revision": start_revision}}
+        if range_end is not None:
+            create["create_request"]["range_end"] = encode(range_end)
         causes = {}
         for url, timeout in self._attempts():
             client = self._make(url, timeout)   # its own session: a stream holds it
@@ -193,6 +196,18 @@ class WatchStream:
             return   # the stream broke (or was closed): the caller resumes
         finally:
             self._response.close()
+
+    def events(self, what):
+        """The stream's events in order; None (then the end) when etcd compacted past
+        its start: the caller reads `what` whole. StateError when etcd cancelled it."""
+        for result in self:
+            if int(result.get("compact_revision") or 0):
+                yield None
+                return
+            if result.get("canceled"):
+                raise StateError(f"etcd cancelled the watch on {what}: "
+                                 f"{result.get('cancel_reason') or 'no reason given'}")
+            yield from result.get("events") or ()
 
     def close(self):
         self._response.close()

@@ -13,8 +13,10 @@ cannot take the switch back.
 protocol, behaves as before clusters existed. `CLUSTERED` says which is which: the
 runtime speaks the role protocol only to a clustered elector.
 
-A test elector (tests/support/file_elector.py) can be named with SDN_TEST_ELECTOR
-("module:Class"); it is for tests only, the etcd-backed elector comes with the store.
+controller/runtime.py chooses from the config file: a `cluster` section makes this node
+one of an etcd-backed cluster (controller/etcd_elector.py), none a single node. A test
+elector (tests/support/file_elector.py) can be named with SDN_TEST_ELECTOR
+("module:Class") instead; it is for tests only.
 """
 import importlib
 import itertools
@@ -87,3 +89,4 @@ def from_environment() -> Elector:
         raise SystemExit(f"{TEST_ELECTOR_ENV}={name!r}: {err}") from None
     LOG.info("mastership: elector %s", name)
     return elector
+

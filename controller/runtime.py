@@ -7,13 +7,15 @@ the state store of each app, and the one sender: every message to a switch, from
 every app, leaves through `Runtime.send`, so "may this node write to this switch"
 (`may_write`: is this node the switch's master, controller/roles.py) is asked in one
 place. The election behind it is `elector` (controller/mastership.py; a single node by
-default, which may always write and speaks no role protocol).
+default, which may always write and speaks no role protocol; an etcd-backed one with a
+`cluster` config section: `configured_elector`, controller/etcd_elector.py).
 
 Module order (no cycles, tests/unit/test_runtime_object.py): rest is a leaf;
 reload and runtime_api build on it; this module on those; southbound on this.
 """
 import collections
 import logging
+import os
 import weakref
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
@@ -78,6 +80,30 @@ def configured_store(data=None):
     return etcd_store.factory(settings.etcd)
 
 
+def configured_elector(data=None) -> mastership.Elector:
+    """The elector the config file asks for (None: the running one): EtcdElector with
+    a `cluster` section, SingleNode without; SDN_TEST_ELECTOR wins over both. A bad
+    `cluster` section, or a node the cluster refuses, stops ryu-manager with the reason."""
+    if os.environ.get(mastership.TEST_ELECTOR_ENV):
+        return mastership.from_environment()
+    if data is None:
+        try:
+            data = config.load_file()
+        except config.ConfigError:
+            return mastership.SingleNode()   # the apps stop at start naming the file's error
+    try:
+        found = config.cluster_settings(data)
+    except config.ConfigError as err:
+        raise SystemExit(f"cluster: {err}") from None
+    if found is None:
+        return mastership.SingleNode()
+    from controller import etcd_elector   # only for a cluster: it loads etcd3gw
+    cluster, etcd = found
+    LOG.info("mastership: node %s of a cluster on etcd %s", cluster.node_id,
+             ", ".join(etcd.endpoints))
+    return etcd_elector.EtcdElector(cluster, etcd, etcd_elector.process_record(data))
+
+
 class Runtime:
     def __init__(self, store=None, elector=None):
         self.claims = claims.Claims()
@@ -86,7 +112,7 @@ class Runtime:
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
-        self.roles = roles.Roles(elector or mastership.from_environment(), _send_together)
+        self.roles = roles.Roles(elector or configured_elector(), _send_together)
 
     def state(self, app: str) -> state.StateStore:
         """Where `app` keeps its REST-made document."""

@@ -1,7 +1,9 @@
 """An etcd cluster in memory, answering as etcd's HTTP gateway does, behind fakes of
 etcd3gw's Etcd3Client (what controller/etcd_client.py talks to): ranges, transactions
-(MOD/CREATE compares), watch streams from a revision (with compaction), endpoints that
-are down, slow or of another cluster."""
+(MOD/CREATE/VALUE/LEASE compares, puts and deletes), ranges and watches of a prefix
+(range_end), watch streams from a revision (with compaction), leases (grant, keepalive,
+revoke; expiry when the test says, deleting the lease's keys), endpoints that are
+down, slow or of another cluster."""
 import base64
 import json
 import time
@@ -35,6 +37,8 @@ class FakeEtcd:
         self.calls = []        # (url, path, attempt timeout)
         self.watches = []      # (url, start_revision) of every watch opened
         self.after_commit = None   # raise this once, after applying the next txn
+        self.leases = {}       # lease id (decimal string) -> TTL granted
+        self._next_lease = 7000
 
     def client(self, url, timeout):
         return FakeGateway(self, url, timeout)
@@ -45,16 +49,21 @@ class FakeEtcd:
 
     # --- what etcd does --------------------------------------------------------------
 
-    def put(self, key, value):
+    def put(self, key, value, lease=None):
         self.revision += 1
         old = self.kv.get(key)
         self.kv[key] = {"key": b64(key), "value": b64(value), "mod_revision": str(self.revision),
                         "create_revision": old["create_revision"] if old else str(self.revision),
                         "version": str(int(old["version"]) + 1 if old else 1)}
+        if lease and int(lease):
+            assert str(lease) in self.leases, f"put on lease {lease}, not granted"
+            self.kv[key]["lease"] = str(lease)
         self.history.append((self.revision, "PUT", key, dict(self.kv[key])))
         return self.revision
 
     def delete(self, key):
+        if key not in self.kv:
+            return
         self.revision += 1
         del self.kv[key]
         self.history.append((self.revision, "DELETE", key,
@@ -67,17 +76,63 @@ class FakeEtcd:
     def compact(self):
         self.compacted = self.revision
 
-    def _range(self, url, body):
+    # --- leases -------------------------------------------------------------------------
+
+    def grant(self, ttl):
+        self._next_lease += 1
+        self.leases[str(self._next_lease)] = int(ttl)
+        return str(self._next_lease)
+
+    def expire(self, lease):
+        """The lease's TTL ran out (the test says when): its keys go, as DELETE events."""
+        self.leases.pop(str(lease), None)
+        keys = [k for k, kv in sorted(self.kv.items()) if kv.get("lease") == str(lease)]
+        if keys:
+            self.revision += 1   # as etcd does: every key of the lease in one revision
+        for key in keys:
+            del self.kv[key]
+            self.history.append((self.revision, "DELETE", key,
+                                 {"key": b64(key), "mod_revision": str(self.revision)}))
+
+    def _lease(self, url, path, body):
+        lease = str(body["ID"])
+        if path == "lease/grant":
+            return {"header": self.header(url), "ID": self.grant(body["TTL"]),
+                    "TTL": str(body["TTL"])}
+        if path == "lease/keepalive":   # an expired or unknown lease: no TTL in the answer
+            result = {"header": self.header(url), "ID": lease}
+            if lease in self.leases:
+                result["TTL"] = str(self.leases[lease])
+            return {"result": result}
+        if lease not in self.leases:    # kv/lease/revoke
+            raise gateway_errors.Etcd3Exception('{"error": "etcdserver: requested lease '
+                                                'not found", "code": 5}')
+        self.expire(lease)
+        return {"header": self.header(url)}
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def keys(self, body):
         key = unb64(body["key"])
+        if "range_end" not in body:
+            return [key] if key in self.kv else []
+        end = unb64(body["range_end"])
+        return [k for k in sorted(self.kv) if key <= k < end]
+
+    def _range(self, url, body):
+        keys = self.keys(body)
         answer = {"header": self.header(url)}
-        if key in self.kv:
-            answer.update(kvs=[dict(self.kv[key])], count="1")
+        if keys:
+            answer.update(kvs=[dict(self.kv[k]) for k in keys], count=str(len(keys)))
         return answer
 
     def _compare(self, compare):
         kv = self.kv.get(unb64(compare["key"]), {})
-        field = {"MOD": "mod_revision", "CREATE": "create_revision"}[compare["target"]]
         assert compare["result"] == "EQUAL"
+        if compare["target"] == "VALUE":
+            return kv.get("value") == compare["value"]
+        field = {"MOD": "mod_revision", "CREATE": "create_revision",
+                 "LEASE": "lease"}[compare["target"]]
         return int(kv.get(field, 0)) == int(compare[field])
 
     def _txn(self, url, body):
@@ -86,8 +141,13 @@ class FakeEtcd:
         for op in body["success" if ok else "failure"]:
             if "request_put" in op:
                 put = op["request_put"]
-                self.put(unb64(put["key"]), unb64(put["value"]))
+                self.put(unb64(put["key"]), unb64(put["value"]), put.get("lease"))
                 responses.append({"response_put": {"header": {"revision": str(self.revision)}}})
+            elif "request_delete_range" in op:
+                keys = self.keys(op["request_delete_range"])
+                for key in keys:
+                    self.delete(key)
+                responses.append({"response_delete_range": {"deleted": str(len(keys))}})
             else:
                 responses.append({"response_range": self._range(url, op["request_range"])})
         answer = {"header": self.header(url), "responses": responses}
@@ -96,6 +156,8 @@ class FakeEtcd:
         return answer
 
     def answer(self, url, path, body):
+        if path in ("lease/grant", "lease/keepalive", "kv/lease/revoke"):
+            return self._lease(url, path, body)
         return {"kv/range": self._range, "kv/txn": self._txn}[path](url, body)
 
     def stream(self, url, body):
@@ -109,8 +171,10 @@ class FakeEtcd:
                                      "compact_revision": str(self.compacted)}})
         else:
             key = unb64(create["key"])
+            end = unb64(create["range_end"]) if "range_end" in create else None
             for revision, kind, changed, kv in self.history:
-                if changed == key and revision >= start:
+                inside = changed == key if end is None else key <= changed < end
+                if inside and revision >= start:
                     event = {"kv": kv} if kind == "PUT" else {"type": "DELETE", "kv": kv}
                     lines.append({"result": {"header": self.header(url), "events": [event]}})
         return [json.dumps(line).encode() for line in lines]
