@@ -152,10 +152,13 @@ class EtcdClient:
                              f"(id {found}) than {self._cluster_url} (id {self.cluster_id}); "
                              f"list the members of one cluster in state.etcd.endpoints")
 
-    def watch(self, key, start_revision, idle_s):
-        """A WatchStream of `key`'s changes from `start_revision` on, from the first
-        endpoint (in rotation) that takes it; StateError when none does in time."""
+    def watch(self, key, start_revision, idle_s, range_end=None):
+        """A WatchStream of `key`'s changes (with `range_end`: of every key in
+        [key, range_end)) from `start_revision` on, from the first endpoint (in rotation)
+        that takes it; StateError when none does in time."""
         create = {"create_request": {"key": encode(key), "start_revision": start_revision}}
+        if range_end is not None:
+            create["create_request"]["range_end"] = encode(range_end)
         causes = {}
         for url, timeout in self._attempts():
             client = self._make(url, timeout)   # its own session: a stream holds it
