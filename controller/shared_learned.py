@@ -219,20 +219,25 @@ class SharedLearned:
                                    range_end=_prefix_end(self.dir))
         try:
             for result in stream:
-                if self.closed:
+                if self.closed or not self._answer(result):
                     return
-                if int(result.get("compact_revision") or 0):
-                    LOG.info("learned %s: etcd compacted past revision %d: reading every "
-                             "document again", self.app, self._position)
-                    self.resync()
-                    return
-                if result.get("canceled"):
-                    raise StateError(f"etcd cancelled the watch on {self.dir}: "
-                                     f"{result.get('cancel_reason') or 'no reason given'}")
-                if self._apply(result.get("events") or ()):
-                    self._tell()
         finally:
             stream.close()
+
+    def _answer(self, result) -> bool:
+        """Take one answer of the stream in; False when the stream is done with (etcd
+        compacted past where it started: every document is read again instead)."""
+        if result.get("canceled") and not int(result.get("compact_revision") or 0):
+            raise StateError(f"etcd cancelled the watch on {self.dir}: "
+                             f"{result.get('cancel_reason') or 'no reason given'}")
+        if int(result.get("compact_revision") or 0):
+            LOG.info("learned %s: etcd compacted past revision %d: reading every document "
+                     "again", self.app, self._position)
+            self.resync()
+            return False
+        if self._apply(result.get("events") or ()):
+            self._tell()
+        return True
 
     def _apply(self, events) -> bool:
         changed = False

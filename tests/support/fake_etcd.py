@@ -108,12 +108,16 @@ class FakeEtcd:
             lines.append({"result": {"header": self.header(url), "canceled": True,
                                      "compact_revision": str(self.compacted)}})
         else:
-            key = unb64(create["key"])
             for revision, kind, changed, kv in self.history:
-                if changed == key and revision >= start:
+                if self.watched(create, changed) and revision >= start:
                     event = {"kv": kv} if kind == "PUT" else {"type": "DELETE", "kv": kv}
                     lines.append({"result": {"header": self.header(url), "events": [event]}})
         return [json.dumps(line).encode() for line in lines]
+
+
+    def watched(self, create, key):
+        """Whether a watch created with `create` (its create_request) sees `key`."""
+        return key == unb64(create["key"])
 
 
 class FakeGateway:

@@ -29,7 +29,8 @@ class LeaseEtcd(FakeEtcd):
             if key in self.kv:
                 self.delete(key)
 
-    def _in(self, body, key):
+    @staticmethod
+    def _in(body, key):
         start = unb64(body["key"])
         end = unb64(body["range_end"]) if "range_end" in body else None
         return key == start if end is None else start <= key < end
@@ -45,7 +46,8 @@ class LeaseEtcd(FakeEtcd):
         if path == "lease/grant":
             self.next_lease += 1
             self.leases[str(self.next_lease)] = set()
-            return {"header": self.header(url), "ID": str(self.next_lease), "TTL": str(body["TTL"])}
+            return {"header": self.header(url), "ID": str(self.next_lease),
+                    "TTL": str(body["TTL"])}
         if path == "lease/keepalive":
             alive = body["ID"] in self.leases
             return {"result": dict({"header": self.header(url), "ID": body["ID"]},
@@ -63,22 +65,8 @@ class LeaseEtcd(FakeEtcd):
             return {"header": self.header(url)}
         return super().answer(url, path, body)
 
-    def stream(self, url, body):
-        create = body["create_request"]
-        if "range_end" not in create:
-            return super().stream(url, body)
-        start = int(create.get("start_revision", 0))
-        self.watches.append((url, start))
-        lines = [{"result": {"header": self.header(url), "created": True}}]
-        if start and start <= self.compacted:
-            lines.append({"result": {"header": self.header(url), "canceled": True,
-                                     "compact_revision": str(self.compacted)}})
-        else:
-            for revision, kind, key, kv in self.history:
-                if self._in(create, key) and revision >= start:
-                    event = {"kv": kv} if kind == "PUT" else {"type": "DELETE", "kv": kv}
-                    lines.append({"result": {"header": self.header(url), "events": [event]}})
-        return [json.dumps(line).encode() for line in lines]
+    def watched(self, create, key):
+        return self._in(create, key)
 
 
 class Clock:

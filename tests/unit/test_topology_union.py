@@ -6,13 +6,14 @@ import pytest
 import webob
 
 from apps import topology as topology_app
-from controller import config, rest
+from controller import config
 from flows import lldp, topology
 from flows.topology import Link
+from controller import shared_learned
 from tests.support.fakeswitch import run_inline
-from tests.support.topology_app import Clock, bring_up
-from tests.unit.test_topology_app import lldp_in, port_down
+from tests.support.topology_app import Clock, app, bring_up, lldp_in, port_down  # noqa: F401
 
+FOR_APP = shared_learned.for_app   # the real one, before any test stands in for it
 # a triangle: s1:1-s2:1, s2:2-s3:1, s3:2-s1:2
 L12, L23, L13 = Link((1, 1), (2, 1)), Link((2, 2), (3, 1)), Link((1, 2), (3, 2))
 
@@ -95,22 +96,12 @@ def clock(monkeypatch):
     return clock
 
 
-@pytest.fixture
-def shared():
-    return FakeShared()
-
-
-@pytest.fixture
-def app(monkeypatch, clock, shared):
-    monkeypatch.setattr(config, "load_file", lambda path=None: {})
+@pytest.fixture(autouse=True)
+def shared(monkeypatch):
+    """Before the app is built: it finds itself a cluster node with this stand-in."""
+    shared = FakeShared()
     monkeypatch.setattr(topology_app.shared_learned, "for_app", lambda app, on_change: shared)
-    run_inline(monkeypatch, topology_app.hub)
-    wsgi = rest.WSGIApplication()
-    app = topology_app.Topology(wsgi=wsgi)
-    app.wsgi = wsgi
-    app.sent_events = []
-    monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
-    return app
+    return shared
 
 
 def others_say(app, shared, **documents):
@@ -119,6 +110,7 @@ def others_say(app, shared, **documents):
 
 
 def test_one_node_runs_without_shared_links(monkeypatch, clock):
+    monkeypatch.setattr(topology_app.shared_learned, "for_app", FOR_APP)
     monkeypatch.setattr(config, "load_file", lambda path=None: {})
     run_inline(monkeypatch, topology_app.hub)
     assert topology_app.Topology().shared is None
