@@ -7,8 +7,10 @@ hears the link s2-s3 itself: it must come from node 2's links in etcd
 (controller/shared_learned.py). Seen: both nodes show every link and the same flood
 tree, hosts on every switch ping each other, the links carry no storm; after node 2 is
 killed and node 1 made master of all, its links stay right and node 2's document is
-gone with its lease."""
+gone with its lease. The learning app shares its hosts the same way: a ping between
+hosts on two nodes' switches gets no duplicates."""
 import json
+import re
 import time
 
 import pytest
@@ -52,6 +54,14 @@ def assert_no_storm(network, seconds):
     time.sleep(seconds)
     rates = {n: (c - before[n]) / seconds for n, c in link_tx_packets(network).items()}
     assert len(rates) == 6 and max(rates.values()) < 100, rates
+
+
+def pings(network, a, b, count=5):
+    """(replies, duplicates) of `count` pings from host a to host b."""
+    out = network[a].cmd(f"ping -c {count} -i 0.2 -W 1 {network[b].IP()}")
+    found = re.search(r"(\d+) received(?:, \+(\d+) duplicates)?", out)
+    assert found, out
+    return int(found.group(1)), int(found.group(2) or 0)
 
 
 def decide(path, masters):
@@ -118,6 +128,10 @@ def test_both_nodes_see_every_link_hosts_ping_and_a_dead_nodes_links_are_reseen(
         len(etcd.stored("/ha/learned/topology/n1")["links"]) == 2
 
     assert network.pingall() == 0
+    # across the two nodes too, each switch routes to every host (the learning app
+    # shares its hosts): no frame is flooded towards a known host, so none arrives twice
+    for a, b in (("h1", "h2"), ("h3", "h1"), ("h2", "h3")):
+        assert pings(network, a, b) == (5, 0), (a, b)
     assert_no_storm(network, 4)
 
     # node 2 dies; node 1 becomes master of every switch (a newer generation)
@@ -132,4 +146,5 @@ def test_both_nodes_see_every_link_hosts_ping_and_a_dead_nodes_links_are_reseen(
     assert whole(view) and tree(view) == tree(one), view
     assert view["changes"] == one["changes"], "the fabric changed during the failover"
     assert network.pingall() == 0
+    assert pings(network, "h2", "h1") == (5, 0)
     assert_no_storm(network, 4)
