@@ -66,6 +66,7 @@ def cluster_identity(data=None):
 def for_app(app, on_change, data=None, make_client=None, spawn=None):
     """A started SharedLearned of `app` in cluster mode, None for a single node. A bad
     config is a ConfigError (the app stops at start with the reason)."""
+    data = config.load_file() if data is None else data
     identity = cluster_identity(data)
     if identity is None:
         return None
