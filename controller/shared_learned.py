@@ -156,8 +156,15 @@ class SharedLearned:
             self._renew_at = now + self.lease_s / 3
         if self._wanted is not None and self._wanted != self._published:
             text = self._wanted
-            self.client.call("kv/put", {"key": encode(self.key), "value": encode(text),
-                                        "lease": self._lease})
+            try:
+                self.client.call("kv/put", {"key": encode(self.key), "value": encode(text),
+                                            "lease": self._lease})
+            except StateError:
+                # the lease may have expired since its keepalive (etcd refuses a put on
+                # it): the next round grants a new one; an old lease still alive expires
+                # by itself and no longer holds the key once it is put on the new one
+                self._lease = None
+                raise
             self._published = text
 
     def _lease_loop(self):
@@ -167,6 +174,8 @@ class SharedLearned:
                 self._said("lease", None)
             except StateError as err:
                 self._said("lease", err)
+            except Exception:  # noqa: BLE001 -- a bug shows, and the lease is kept going
+                LOG.exception("learned %s: the lease loop failed", self.app)
             self._wake.wait(self.lease_s / 3)
             self._wake.clear()
 
@@ -280,3 +289,6 @@ class SharedLearned:
                 failures += 1
                 self._said("watch", err)
                 time.sleep(min(RETRY_MAX_S, 0.1 * 2 ** failures))
+            except Exception:  # noqa: BLE001 -- a bug shows, and the watch goes on
+                LOG.exception("learned %s: the watch failed", self.app)
+                time.sleep(RETRY_MAX_S)

@@ -4,6 +4,7 @@ tests/support/fake_etcd.py, kept here), and the cluster-mode switch."""
 import json
 
 import pytest
+from etcd3gw import exceptions as gateway_errors
 
 from controller import config, etcd_client, shared_learned
 from controller.shared_learned import SharedLearned
@@ -58,7 +59,8 @@ class LeaseEtcd(FakeEtcd):
         if path == "kv/put":
             key, value = unb64(body["key"]), unb64(body["value"])
             if body.get("lease") not in self.leases:
-                raise AssertionError(f"put of {key} on a lease etcd does not have")
+                raise gateway_errors.Etcd3Exception('{"error": "etcdserver: requested lease '
+                                                    'not found", "code": 5}')
             self.leases[body["lease"]].add(key)
             self.puts.append((key, value))
             self.put(key, value)
@@ -138,6 +140,21 @@ def test_keepalive_every_third_of_the_lease_and_an_expired_lease_is_granted_agai
         {"links": [[1, 1, 2, 1]]}
     two.watch_once()
     assert two.documents() == {"n1": {"links": [[1, 1, 2, 1]]}}
+
+
+def test_a_put_refused_on_a_lease_that_just_expired_is_put_again_on_a_new_one(etcd):
+    clock = Clock()
+    one = node(etcd, "n1", clock=clock)
+    one.publish({"links": []})
+    one.step()
+    first = one._lease
+    etcd.leases.pop(first)             # expired after the keepalive, before the put
+    one.publish({"links": [[1, 1, 2, 1]]})
+    with pytest.raises(StateError, match="refused kv/put: etcdserver: requested lease not"):
+        one.step()
+    one.step()
+    assert one._lease not in (None, first)
+    assert etcd.stored("/sdn/learned/topology/n1") == {"links": [[1, 1, 2, 1]]}
 
 
 def test_after_a_compaction_every_document_is_read_again(etcd):
