@@ -20,14 +20,15 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (desired_state, events, ofcompile, ovsdb, pipeline,
-                        rest, southbound)
-from flows import l2, learning
+from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline,
+                        rest, shared_learned, southbound, state)
+from flows import l2, learning, shared_hosts
 from flows.mac_table import MOVED, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
 
 _ETH_8021Q = 0x8100
 _L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
+SHARE_S = 0.5   # a cluster node publishes its hosts this often (and at once on a new one)
 
 
 def parse_ethernet(data: bytes):
@@ -63,6 +64,15 @@ class L2Switch(southbound.SdnApp):
         super().__init__(*args, **kwargs)
         self.fabric = None  # set when the topology app runs (flows/topology.py)
         self.ovsdb = ovsdb.Ovsdb()
+        # a cluster: the other nodes' hosts ({node: {(vlan, mac): (dpid, port)}}) and
+        # those routed to (flows/shared_hosts.py); a single node has no `shared`
+        self._remote_docs, self.remote_hosts = {}, {}
+        try:
+            self.shared = shared_learned.for_app(l2.APP, self._hosts_changed)
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"{l2.APP}: {err}") from None
+        if self.shared is not None:
+            hub.spawn(self._share_loop)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -249,6 +259,7 @@ class L2Switch(southbound.SdnApp):
             return
         if self.fabric is not None:
             self._route(src, vlan, dpid, port, include_home=True)
+            self._share_hosts()
         self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
 
     def _log_ban(self, switch, decision, mac, port):
@@ -316,14 +327,60 @@ class L2Switch(southbound.SdnApp):
         if self.settings.mode == "datapath":
             return
         self._send_each(learning.stale_routes({d: s.routes for d, s in self.switches.items()},
-                                              [s.macs for s in self.switches.values()]),
-                        barrier=False)
+                                              [s.macs for s in self.switches.values()],
+                                              self.remote_hosts), barrier=False)
         for dpid, switch in self.switches.items():
             for entry in switch.macs.entries():
                 if fabric.is_edge(dpid, entry.port):
                     self._route(entry.mac, entry.vlan, dpid, entry.port, include_home=False)
                 else:
                     self.push(switch.datapath, self._forget(switch, entry))
+        self._route_remote(everything=True)
+
+    # --- hosts shared by the nodes of a cluster (reactive, on a fabric) ----------
+
+    def _share_hosts(self):
+        """Publish the hosts learned at edge ports of the switches this node masters."""
+        if self.shared is None or self.fabric is None or self.settings.mode != "reactive":
+            return
+        self.shared.publish(shared_hosts.hosts_document(
+            {d: s.macs for d, s in self.switches.items()}, self.fabric.is_edge,
+            self.runtime.may_write))
+
+    def _share_loop(self):
+        while True:
+            hub.sleep(SHARE_S)
+            self._share_hosts()
+
+    def _hosts_changed(self, documents):
+        """Another node's hosts changed (the watch's green thread)."""
+        hosts = {}
+        for node, document in sorted(documents.items()):
+            try:
+                hosts[node] = shared_hosts.hosts_of(document)
+            except ValueError as err:
+                self.logger.error("hosts of node %s left out: %s", node, err)
+        self._remote_docs = hosts
+        hub.spawn(self._route_remote)
+
+    def _route_remote(self, everything=False):
+        """Route to the other nodes' hosts as to this node's own; a host this node
+        learned itself is its own (it heard it last)."""
+        if self.shared is None or self.fabric is None or self.settings.mode != "reactive":
+            return
+        local = {(e.vlan, e.mac) for dpid, s in self.switches.items()
+                 if self.runtime.may_write(dpid) for e in s.macs.entries()}
+        new = shared_hosts.remote_hosts(self._remote_docs.values(), local)
+        moved, gone = shared_hosts.changes(self.remote_hosts, new)
+        self.remote_hosts = new
+        if everything:   # a new fabric: every route again (only what changed is sent)
+            moved = new
+        for vlan, mac in gone:
+            if (vlan, mac) not in local:
+                self._unroute(mac, vlan)
+        for (vlan, mac), (dpid, port) in moved.items():
+            if dpid in self.fabric.switches:
+                self._route(mac, vlan, dpid, port, include_home=False)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev):

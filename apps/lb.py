@@ -74,6 +74,15 @@ class Lb(southbound.SdnApp):
             switch.ready = False
             self.program_switch(switch)
 
+    def take_over(self, datapath):
+        """A cluster node became this switch's master: the groups there are what the
+        previous master decided last, fresher than any verdict this node made when it
+        was master before, so they are adopted (docs/cluster-learned-state.md)."""
+        for st in self.backends.values():
+            if st.dpid == datapath.id:
+                st.healthy = st.verdict = False
+        super().take_over(datapath)
+
     def apply_settings(self, settings):
         """A reloaded config: the VIPs as file and REST now say, reconciled on every
         switch like at a restart (backends keep their health)."""
@@ -279,10 +288,11 @@ class Lb(southbound.SdnApp):
         switch = self.switches[st.dpid]
         port = next(self.ports)
         self.pending[(st.dpid, port)] = (vip.vip_id, backend.ip, self.clock())
-        self.send(switch.datapath, ofcompile.packet_out(
-            switch.datapath, st.port, probes.tcp_segment(
-                lb.PROBE_MAC, st.mac, probe_ip, backend.ip, port, backend.port, probes.SYN,
-                seq=port * 7919, vlan=self.probe_vlan(st))))
+        if not self.send(switch.datapath, ofcompile.packet_out(
+                switch.datapath, st.port, probes.tcp_segment(
+                    lb.PROBE_MAC, st.mac, probe_ip, backend.ip, port, backend.port, probes.SYN,
+                    seq=port * 7919, vlan=self.probe_vlan(st)))):
+            del self.pending[(st.dpid, port)]   # not master (cluster): a probe not sent is no miss
 
     # --- what REST asks ---------------------------------------------------------------------
 

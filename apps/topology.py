@@ -11,6 +11,11 @@ the learning and VLAN apps (EventTopology), which learn hosts at edge ports, rou
 known unicast on shortest paths and keep VLAN flooding on the tree.
 
 Config section `topology`: lldp_interval_s (1), link_timeout_s (3.5), edge_after_s (3).
+
+In a cluster (controller/shared_learned.py) an LLDP frame is heard only by the master
+of the switch it arrives at, so each node publishes the links it heard and builds the
+fabric from the union of every live node's links (docs/cluster-learned-state.md):
+every node then computes the same flood tree.
 REST:
     GET /v1/topology        switches and their ports' roles, links (in_tree), hosts
     GET /v1/topology.svg    the same as a picture
@@ -22,7 +27,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import drawing, events, ofcompile, pipeline, rest, southbound
+from controller import (config, drawing, events, ofcompile, pipeline, rest, shared_learned,
+                        southbound, state)
 from controller.ports import SwitchPorts
 from flows import diff, lldp, topology
 from flows.spec import Owner
@@ -47,6 +53,13 @@ class Topology(southbound.SdnApp):
         # _refresh runs from event handlers and from the discovery loop (two greenlets);
         # a send that blocks must not let the other push a diff against stale guards
         self._refreshing = hub.Semaphore(1)
+        # a cluster: the links the other live nodes heard, and when each was last among
+        # them (a dead node's links age out like unheard ones); None: a single node
+        self.remote, self.remote_seen = frozenset(), {}
+        try:
+            self.shared = shared_learned.for_app(topology.APP, self._shared_changed)
+        except (config.ConfigError, state.StateError) as err:
+            raise SystemExit(f"{topology.APP}: {err}") from None
         hub.spawn(self._discover)
 
     # --- switches and ports ---------------------------------------------------------
@@ -203,6 +216,28 @@ class Topology(southbound.SdnApp):
         for link in [link for link in self.heard if touches(link.a) or touches(link.b)]:
             del self.heard[link]
             self.logger.info("link %s gone", link)
+        for link in [link for link in self.remote_seen if touches(link.a) or touches(link.b)]:
+            del self.remote_seen[link]
+
+    def _shared_changed(self, documents):
+        """Another node's links changed (the watch's green thread): refresh from them."""
+        links = set()
+        for node, document in sorted(documents.items()):
+            try:
+                links |= topology.links_of(document)
+            except ValueError as err:
+                self.logger.error("links of node %s left out: %s", node, err)
+        self.remote = frozenset(links)
+        hub.spawn(self._refresh)
+
+    def _links(self, now):
+        """The links the fabric is built from: those heard here, and in a cluster those
+        another node heard (or did, less than link_timeout_s ago)."""
+        if self.shared is None:
+            return self.heard
+        self.shared.publish(topology.links_document(self.heard))
+        topology.age_links(self.remote_seen, self.remote, now, self.settings.link_timeout_s)
+        return topology.union_links(self.heard, self.remote_seen, self._is_live)
 
     def _refresh(self):
         """Rebuild the fabric from what discovery knows now; if it changed, move every
@@ -212,13 +247,11 @@ class Topology(southbound.SdnApp):
 
     def _rebuild(self):
         now = time.monotonic()
-        for link, heard in list(self.heard.items()):
-            if now - heard > self.settings.link_timeout_s:
-                del self.heard[link]
-                self.logger.info("link %s timed out", link)
+        for link in topology.age_links(self.heard, (), now, self.settings.link_timeout_s):
+            self.logger.info("link %s timed out", link)
         edge = [(dpid, port) for dpid, ports in self.live.items()
                 for port, since in ports.items() if now - since >= self.settings.edge_after_s]
-        fabric = topology.build(self.switches, self.heard, edge)
+        fabric = topology.build(self.switches, self._links(now), edge)
         changed = fabric != self.fabric
         if changed:
             self.fabric, self.changes, self.changed_at = fabric, self.changes + 1, now
@@ -252,6 +285,10 @@ class Topology(southbound.SdnApp):
         view["pending_ports"] = pending
         view["changes"] = self.changes
         view["stable_for_s"] = round(time.monotonic() - self.changed_at, 1)
+        if self.shared is not None:   # where the links came from
+            view["learned"] = {"node": self.shared.node_id, "heard_here": len(self.heard),
+                               "from_others": len(self.remote_seen),
+                               "nodes": sorted(self.shared.documents())}
         return view
 
 

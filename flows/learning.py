@@ -221,9 +221,11 @@ def refabric(settings: l2.L2Settings, old, fabric, no_learn: Mapping[int, List])
     return plans, out
 
 
-def stale_routes(routes: Mapping[int, Dict], tables: Iterable[MacTable]) -> PerSwitch:
-    """Routes adopted from a previous controller towards hosts no switch knows."""
-    homed = {(e.vlan, e.mac) for macs in tables for e in macs.entries()}
+def stale_routes(routes: Mapping[int, Dict], tables: Iterable[MacTable],
+                 elsewhere: Iterable = ()) -> PerSwitch:
+    """Routes adopted from a previous controller towards hosts no switch knows (nor,
+    in a cluster, another node: `elsewhere`, (vlan, mac) keys)."""
+    homed = {(e.vlan, e.mac) for macs in tables for e in macs.entries()} | set(elsewhere)
     out = []
     for dpid, mine in routes.items():
         for key in [key for key in mine if key not in homed]:

@@ -154,6 +154,50 @@ def _spanning_tree(switches: FrozenSet[int], links: FrozenSet[Link]) -> FrozenSe
     return frozenset(tree)
 
 
+# --- links shared by the nodes of a cluster (controller/shared_learned.py) ------------
+
+def links_document(links: Iterable[Link]) -> dict:
+    """What one node publishes: the links it heard itself, [a dpid, a port, b dpid,
+    b port] each, sorted (the same links always make the same document)."""
+    return {"links": [[link.a[0], link.a[1], link.b[0], link.b[1]] for link in sorted(set(links))]}
+
+
+def links_of(document) -> FrozenSet[Link]:
+    """The links of one node's document; ValueError when it is not one."""
+    entries = document.get("links") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("a links document is {\"links\": [[dpid, port, dpid, port], ...]}")
+    links = set()
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 4 and
+                all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry)):
+            raise ValueError(f"a link is [dpid, port, dpid, port] (whole numbers), not {entry!r}")
+        links.add(Link.between((entry[0], entry[1]), (entry[2], entry[3])))
+    return frozenset(links)
+
+
+def age_links(seen: Dict[Link, float], present: Iterable[Link], now: float,
+              timeout_s: float) -> List[Link]:
+    """Links in `present` count as seen `now`; the others in `seen` stay until
+    `timeout_s` after they were last seen, like a link whose LLDP stopped (so a dead
+    node's links outlive its lease long enough for the new master to hear them).
+    Updates `seen` in place; returns the links that timed out."""
+    for link in present:
+        seen[link] = now
+    gone = sorted(link for link, when in seen.items() if now - when > timeout_s)
+    for link in gone:
+        del seen[link]
+    return gone
+
+
+def union_links(local: Iterable[Link], remote: Iterable[Link], is_live) -> FrozenSet[Link]:
+    """The fabric's links: heard here, or by another node, whose two ends this node
+    sees live (every node hears every port status, so a port down drops the link here
+    at once, before its owner says so)."""
+    return frozenset(local) | frozenset(link for link in remote
+                                        if is_live(link.a) and is_live(link.b))
+
+
 def discovery_trap() -> List[FlowSpec]:
     """Our LLDP frames go to the controller and nowhere else."""
     return [FlowSpec("ingress", _LLDP_PRIORITY,

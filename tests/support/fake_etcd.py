@@ -170,14 +170,19 @@ class FakeEtcd:
             lines.append({"result": {"header": self.header(url), "canceled": True,
                                      "compact_revision": str(self.compacted)}})
         else:
-            key = unb64(create["key"])
-            end = unb64(create["range_end"]) if "range_end" in create else None
             for revision, kind, changed, kv in self.history:
-                inside = changed == key if end is None else key <= changed < end
-                if inside and revision >= start:
+                if self.watched(create, changed) and revision >= start:
                     event = {"kv": kv} if kind == "PUT" else {"type": "DELETE", "kv": kv}
                     lines.append({"result": {"header": self.header(url), "events": [event]}})
         return [json.dumps(line).encode() for line in lines]
+
+
+    def watched(self, create, key):
+        """Whether a watch created with `create` (its create_request) sees `key`: the key
+        itself, or every key in [key, range_end) with one."""
+        start = unb64(create["key"])
+        end = unb64(create["range_end"]) if "range_end" in create else None
+        return key == start if end is None else start <= key < end
 
 
 class FakeGateway:

@@ -10,7 +10,7 @@ from flows import lldp, topology
 from tests.support.l2_app import FakeDatapath, Features, eth, flow_mods, make_app, packet_in
 
 import webob
-from tests.support.topology_app import Clock, app, bring_up
+from tests.support.topology_app import Clock, app, bring_up, lldp_in, port_down
 
 
 @pytest.fixture
@@ -18,22 +18,6 @@ def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(topology_app.time, "monotonic", clock)
     return clock
-
-
-def lldp_in(app, datapath, in_port, data):
-    msg = parser.OFPPacketIn(datapath, buffer_id=ofp.OFP_NO_BUFFER, total_len=len(data),
-                             reason=ofp.OFPR_ACTION, table_id=0,
-                             cookie=pipeline.cookie(topology.DISCOVERY),
-                             match=parser.OFPMatch(in_port=in_port), data=data)
-    app._packet_in(ofp_event.EventOFPPacketIn(msg))
-
-
-def port_down(app, datapath, port):
-    desc = parser.OFPPort(port_no=port, hw_addr="00:00:00:00:00:01", name=b"x", config=0,
-                          state=ofp.OFPPS_LINK_DOWN, curr=0, advertised=0, supported=0,
-                          peer=0, curr_speed=0, max_speed=0)
-    app._port_status(ofp_event.EventOFPPortStatus(
-        parser.OFPPortStatus(datapath, ofp.OFPPR_MODIFY, desc)))
 
 
 def get(app, path):
