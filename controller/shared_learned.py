@@ -43,24 +43,18 @@ RETRY_MAX_S = 2.0           # longest pause between two failed attempts to watch
 def cluster_identity(data=None):
     """(node id, lease seconds) when this node is one of a cluster, else None.
 
-    Cluster mode is `state.backend: etcd` plus a node id: the `cluster` section's
-    `node_id` (and `lease_s`) when the file has one, else the SDN_NODE environment
-    variable. The one place that decides it: swap it for the `cluster` section's own
-    reader once that exists."""
+    Cluster mode is the `cluster` section (controller/config.py cluster_settings: it
+    requires `state.backend: etcd`). Tests that choose masters with the file elector
+    (tests/support/file_elector.py) have no such section: for them, `state.backend:
+    etcd` and the SDN_NODE environment variable name the node."""
     data = config.load_file() if data is None else data
-    if config.state_settings(data).backend != "etcd":
+    settings = config.cluster_settings(data)
+    if settings is not None:
+        cluster, _ = settings
+        return cluster.node_id, float(cluster.lease_s)
+    if config.state_settings(data).backend != "etcd" or not os.environ.get(NODE_ENV):
         return None
-    section = data.get("cluster") or {}
-    if not isinstance(section, dict):
-        raise config.ConfigError("config section 'cluster' must be a mapping")
-    node = section.get("node_id") or os.environ.get(NODE_ENV)
-    if not node:
-        return None
-    lease_s = section.get("lease_s", DEFAULT_LEASE_S)
-    if isinstance(lease_s, bool) or not isinstance(lease_s, (int, float)) or lease_s < 1:
-        raise config.ConfigError(f"cluster.lease_s must be a number of seconds >= 1 (etcd's "
-                                 f"shortest lease), not {lease_s!r}")
-    return str(node), float(lease_s)
+    return os.environ[NODE_ENV], float(DEFAULT_LEASE_S)
 
 
 def for_app(app, on_change, data=None, make_client=None, spawn=None):

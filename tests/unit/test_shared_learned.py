@@ -213,7 +213,6 @@ ETCD = {"state": {"backend": "etcd"}}
 
 @pytest.mark.parametrize("data, env, expected", [
     ({}, "n1", None),                                          # sqlite: one node
-    ({"state": {"backend": "sqlite"}, "cluster": {"node_id": "n1"}}, None, None),
     (ETCD, None, None),                                        # etcd alone: no node id
     (ETCD, "n2", ("n2", 2.0)),                                 # the test elector's name
     (dict(ETCD, cluster={"node_id": "n3", "lease_s": 3}), "n2", ("n3", 3.0)),
@@ -230,12 +229,14 @@ def test_cluster_identity(monkeypatch, data, env, expected):
 
 @pytest.mark.parametrize("cluster, message", [
     ([1], "config section 'cluster' must be a mapping"),
-    ({"node_id": "n1", "lease_s": 0.5}, "cluster.lease_s must be a number of seconds >= 1"),
-    ({"node_id": "n1", "lease_s": "2"}, "cluster.lease_s must be a number"),
+    ({"node_id": "n1", "lease_s": 0.5}, r"lease_s must be a whole number of seconds in \[2, 60\]"),
+    ({"node_id": "n1", "lease_s": "2"}, "lease_s must be a whole number"),
+    ({"node_id": "n1"}, "a cluster node needs `state.backend: etcd`"),
 ])
 def test_a_bad_cluster_section_is_refused(cluster, message):
+    data = {"cluster": cluster} if "backend" in message else dict(ETCD, cluster=cluster)
     with pytest.raises(config.ConfigError, match=message):
-        shared_learned.cluster_identity(dict(ETCD, cluster=cluster))
+        shared_learned.cluster_identity(data)
 
 
 def test_for_app_starts_both_loops_on_the_configured_etcd(etcd):
