@@ -104,6 +104,7 @@ bench: setup
 	$(PY) -m bench.topology
 	$(PY) -m bench.controller_load
 	$(PY) -m bench.flow_install
+	$(PY) -m bench.failover
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
