@@ -108,6 +108,25 @@ class Sampler:
         return [(t, dpid, names) for t, claims in self.samples
                 for dpid, names in claims.items() if len(names) > 1]
 
+    def longest_gaps(self, dpids, start, end):
+        """{dpid: the longest time in [start, end] (sampler seconds) it had no master}."""
+        gaps = {}
+        for dpid in dpids:
+            longest, since = 0.0, None
+            for t, claims in self.samples:
+                if t < start or t > end:
+                    continue
+                if claims.get(dpid):
+                    if since is not None:
+                        longest = max(longest, t - since)
+                    since = None
+                elif since is None:
+                    since = t
+            if since is not None:
+                longest = max(longest, min(end, self.now()) - since)
+            gaps[dpid] = longest
+        return gaps
+
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=5)

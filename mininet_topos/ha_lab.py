@@ -200,17 +200,20 @@ class Steps:
         leader = self.cluster.etcd_leader()
         self.lab.step(f"kill -9 the etcd leader ({leader.name if leader else '?'})")
         self.sampler.mark(f"kill -9 etcd {leader.name if leader else '?'}")
-        killed = time.monotonic()
+        killed = self.sampler.now()
         leader.kill()
-        settled = self.cluster.wait_masters(dpids(self.network), 15)
-        self.lab.check("one master per switch again", "<= 10 s",
-                       f"{time.monotonic() - killed:.2f} s" if settled else "no",
-                       settled and time.monotonic() - killed <= 10)
+        time.sleep(6)   # etcd elects a new leader in 2-3.4 s (measured): watch it all
+        gaps = self.sampler.longest_gaps(dpids(self.network), killed, killed + 6)
+        worst = max(gaps.values())
+        self.lab.check("longest time a switch had no master", "<= 5 s",
+                       f"{worst:.2f} s", worst <= 5.0)
+        settled = self.cluster.wait_masters(dpids(self.network), 5)
+        self.lab.check("one master per switch after it", "1 each",
+                       "1 each" if settled else str(self.cluster.masters()), settled)
         pair = first_ping(self.network, "n4a", "n4b")
         self.lab.check("a new pair n4a (s2) -> n4b (s3)", "pings",
                        "never" if pair is None else f"after {pair:.2f} s", pair is not None)
-        node = self.cluster.nodes[0] if self.cluster.nodes[0].process.poll() is None \
-            else self.cluster.nodes[1]
+        node = next(n for n in self.cluster.nodes if n.process.poll() is None)
         status, body = node.rest("PUT", vlan_path(self.network, "h6"), {"tag": 30})
         self.lab.check(f"a REST write on {node.name}", "200", status, status == 200)
 
@@ -266,9 +269,10 @@ def draw(sampler, nodes, path):
                 ax.barh(row, end - t, left=t, color=colour, height=0.6,
                         label=names[0] if names and names[0] != previous else None)
             previous = names[0] if names else None
-    for t, label in sampler.events:
+    for index, (t, label) in enumerate(sampler.events):
         ax.axvline(t, color="grey", linestyle=":")
-        ax.text(t, len(switches) - 0.4, label, rotation=90, fontsize=7, va="top")
+        ax.text(t, len(switches) - 0.45 - 0.5 * (index % 2), label, fontsize=7, va="top",
+                ha="left", bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})
     ax.set_yticks(range(len(switches)), [f"s{int(d, 16)}" for d in switches])
     ax.set_xlabel("seconds")
     ax.set_title("master of each switch, as the nodes say (no colour: none)")
