@@ -50,7 +50,8 @@ class FlowMonitor:
 
     def __init__(self, switch):
         self.events = []
-        self.process = subprocess.Popen(["ovs-ofctl", "monitor", switch, "watch:!initial"],
+        self.process = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "monitor", switch,
+                                         "watch:!initial"],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -73,13 +74,14 @@ def one_run(cluster, network, k):
     if victim is None:
         raise RuntimeError(f"no single master of s1: {cluster.masters()}")
     monitor = FlowMonitor("s1")
-    pinger = network[f"a{k}"].popen(["ping", "-D", "-i", "0.02", "-W", "0.2", "-w", "12",
-                                     network[f"b{k}"].IP()], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.5)   # the monitor has connected
     try:
-        time.sleep(0.5)
         killed = time.time()
         victim.kill()
+        # the pair starts at the kill: before it, the old master would have answered
+        pinger = network[f"a{k}"].popen(["ping", "-D", "-i", "0.02", "-c", "1", "-w", "8",
+                                         network[f"b{k}"].IP()], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
         others = [n for n in cluster.nodes if n is not victim]
         harness.wait_until(lambda: any(n.roles().get(S1) == "master" for n in others), 10,
                            step=0.02)
@@ -91,8 +93,6 @@ def one_run(cluster, network, k):
         flow = None if flow is None else flow - killed
     finally:
         monitor.stop()
-        if pinger.poll() is None:
-            pinger.kill()
     victim.start()
     if not harness.wait_until(lambda: set(victim.roles().values()) == {"slave"}
                               and len(victim.roles()) == 3, 20):
