@@ -48,12 +48,13 @@ class FailoverTopo(DatapathAware, Topo):
 
 
 class FlowMonitor:
-    """`ovs-ofctl monitor SWITCH watch:`, each flow change timestamped when read."""
+    """`ovs-ofctl monitor SWITCH watch:`, each flow change timestamped when read (line
+    buffered: into a pipe, stdio would hold the lines until the monitor exits)."""
 
     def __init__(self, switch):
         self.events = []
-        self.process = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "monitor", switch,
-                                         "watch:!initial"],
+        self.process = subprocess.Popen(["stdbuf", "-oL", "ovs-ofctl", "-O", "OpenFlow13",
+                                         "monitor", switch, "watch:!initial"],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True)
         threading.Thread(target=self._read, daemon=True).start()
