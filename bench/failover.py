@@ -76,11 +76,14 @@ def one_run(cluster, network, k):
     victim = cluster.master_of(S1)
     if victim is None:
         raise RuntimeError(f"no single master of s1: {cluster.masters()}")
+    pair = (f"a{k}", f"b{k}")
+    ha_cluster.new_hosts(network, pair, k)
     monitor = FlowMonitor("s1")
     time.sleep(0.5)   # the monitor has connected
     try:
         killed = time.time()
         victim.kill()
+        ha_cluster.bring_up(network, pair)
         # the pair starts at the kill (the old master would have learned it before);
         # it pings all along, so the new master gets its packet-ins once it is master
         pinger = network[f"a{k}"].popen(["ping", "-D", "-i", "0.02", "-w", "5",

@@ -29,6 +29,32 @@ def node_config(name, endpoints, apps_config, lease_s=2):
                                                    "cluster": CLUSTER, "timeout_s": 2}})
 
 
+def new_hosts(network, names, serial):
+    """Make hosts `names` new to the network: no IPv6 (Mininet's hosts send neighbour
+    discovery as their links come up, and any frame gets a host learned), a fresh MAC,
+    link down. `bring_up` then lets them speak: their first frames are those of hosts
+    no controller has seen."""
+    for index, name in enumerate(names):
+        intf = network[name].defaultIntf().name
+        mac = "02:5d:%02x:%02x:%02x:%02x" % (serial >> 8 & 255, serial & 255, index, 1)
+        network[name].cmd(f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1; "
+                          f"ip link set {intf} down; ip link set {intf} address {mac}; "
+                          f"ip neigh flush dev {intf}")
+
+
+def bring_up(network, names):
+    for name in names:
+        network[name].cmd(f"ip link set {network[name].defaultIntf().name} up")
+
+
+def learned(network, name):
+    """Is host `name`'s MAC in a learned entry (dl_src=) of the switch it is plugged into?"""
+    intf = network[name].defaultIntf()
+    other = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
+    mac = network[name].cmd(f"cat /sys/class/net/{intf.name}/address").strip()
+    return any(f"dl_src={mac}" in line for line in network.dump_flows(other.node.name))
+
+
 class Node(harness.Controller):
     """One ryu-manager of the cluster, with its relays to every etcd member."""
 
