@@ -12,7 +12,7 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip reliability
+.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip lab-ha reliability
 
 setup: apt ovs venv
 
@@ -87,6 +87,10 @@ lab-bond: setup
 lab-tcpip: setup
 	$(PY) -m mininet_topos.tcpip_lab
 
+# Three etcd members, three controller nodes: kill, pause, cut off; who is master when.
+lab-ha: setup
+	$(PY) -m mininet_topos.ha_lab
+
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
 # Then the whole app combination matrix (every pair, both topologies and learning modes).
 reliability: setup
@@ -100,6 +104,7 @@ bench: setup
 	$(PY) -m bench.topology
 	$(PY) -m bench.controller_load
 	$(PY) -m bench.flow_install
+	$(PY) -m bench.failover
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

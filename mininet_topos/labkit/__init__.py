@@ -7,6 +7,7 @@ project's apps. Mininet and the standard library only.
 - capture: tcpdump on host interfaces, read back per frame
 - traffic: iperf3 TCP/UDP streams and HTTP (httpload.py, udpcount.py run inside hosts)
 - waits: poll until a condition holds
+- etcd: a real etcd, one member or a cluster of several, on free local ports
 
 mininet_topos/harness.py puts our controller and apps' waits on top.
 """

@@ -41,7 +41,8 @@ class RstpOVSSwitch(StandaloneOVSSwitch):
 
 class Network:
     """A Mininet network of `topo` attached to `controller` (None: OVS NORMAL, no
-    controller, with RSTP if `rstp`); `stop()` removes it all."""
+    controller, with RSTP if `rstp`; a list: every switch lists each of them as a
+    controller target, as a controller cluster's switches do); `stop()` removes it all."""
 
     def __init__(self, topo, controller=None, rstp=False):
         setLogLevel(os.environ.get("SDN_MININET_LOG", "warning"))
@@ -51,10 +52,11 @@ class Network:
                                                     else StandaloneOVSSwitch)
         self.net = Mininet(topo=topo, switch=switch, controller=None, autoSetMacs=True,
                            build=False)
-        if self.controlled:
-            self.net.addController("c0", controller=ListeningController, ip="127.0.0.1",
-                                   port=controller.of_port,
-                                   protocol="ssl" if controller.tls else "tcp")
+        controllers = controller if isinstance(controller, (list, tuple)) else [controller]
+        for index, each in enumerate(controllers if self.controlled else ()):
+            self.net.addController(f"c{index}", controller=ListeningController,
+                                   ip="127.0.0.1", port=each.of_port,
+                                   protocol="ssl" if each.tls else "tcp")
 
     def start(self, timeout=30):
         ensure_ovs()
