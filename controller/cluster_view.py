@@ -61,11 +61,6 @@ def local_facts(runtime, data=None) -> dict:
 
 # --- etcd (I/O) -----------------------------------------------------------------------
 
-def _range_end(prefix: str) -> str:
-    """etcd's end of the range of every key starting with `prefix` (its last byte + 1)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
 def _closing(make_client, made):
     def make(url, timeout):
         client = make_client(url, timeout)
@@ -103,9 +98,7 @@ def read_etcd(settings, make_client=None) -> dict:
                                           make)
             start = f"{settings.prefix}/cluster/"
             try:
-                answer, _ = keys.call("kv/range", {"key": etcd_client.encode(start),
-                                                   "range_end": etcd_client.encode(
-                                                       _range_end(start))})
+                answer, _ = keys.call("kv/range", etcd_client.prefix_range(start))
                 facts["kvs"] = [(etcd_client.decode(kv["key"]),
                                  etcd_client.decode(kv.get("value", "")),
                                  int(kv.get("create_revision") or 0))

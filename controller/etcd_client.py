@@ -41,6 +41,26 @@ def decode(value: str) -> str:
     return base64.b64decode(value).decode("utf-8")
 
 
+def prefix_end(prefix: str) -> str:
+    """The range_end that makes a range (or watch) of every key starting with `prefix`
+    (its last character + 1)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def prefix_range(prefix: str) -> dict:
+    """The kv/range request body for every key starting with `prefix`."""
+    return {"key": encode(prefix), "range_end": encode(prefix_end(prefix))}
+
+
+def json_object(kv):
+    """The JSON object a key's value holds, or None when it holds something else."""
+    try:
+        value = json.loads(decode(kv.get("value", "")))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def cause(err) -> str:
     """What went wrong, short: the errno text or etcd's own message, not urllib3's."""
     text = getattr(err, "detail_text", None) or \

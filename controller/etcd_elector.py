@@ -28,7 +28,7 @@ import os
 import time
 
 from controller import etcd_client, mastership
-from controller.etcd_client import decode, encode
+from controller.etcd_client import decode, encode, json_object, prefix_end, prefix_range
 from controller.state import StateError
 from flows.dpid import format as format_dpid
 
@@ -55,11 +55,6 @@ def _spawn_after(delay, function, *args):
 def _sleep(seconds):
     from ryu.lib import hub
     hub.sleep(seconds)
-
-
-def prefix_end(prefix: str) -> str:
-    """The range_end that makes a range (or watch) of every key starting with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def preferred(nodes, dpid):
@@ -149,18 +144,12 @@ class EtcdElector(mastership.Elector):
         self.resync()
 
     def _read_nodes(self):
-        answer, _ = self.client.call("kv/range", {"key": encode(self.nodes_prefix),
-                                                  "range_end": encode(prefix_end(
-                                                      self.nodes_prefix))})
+        answer, _ = self.client.call("kv/range", prefix_range(self.nodes_prefix))
         return dict(filter(None, (self._node(kv) for kv in answer.get("kvs") or ())))
 
     def _node(self, kv):
         name = decode(kv["key"])[len(self.nodes_prefix):]
-        try:
-            record = json.loads(decode(kv.get("value", "")))
-        except ValueError:
-            record = None
-        return name, record if isinstance(record, dict) else {"format": None}
+        return name, json_object(kv) or {"format": None}
 
     def _check_peers(self, records):
         for name, record in sorted(records.items()):
@@ -346,9 +335,7 @@ class EtcdElector(mastership.Elector):
         """Read everything under <prefix>/cluster/ (at join, after a compaction or a loss
         of etcd): the nodes, and who holds which switch. Returns the switches whose keys
         are on our lease: dpid -> generation."""
-        answer, _ = self.client.call("kv/range", {"key": encode(self.prefix),
-                                                  "range_end": encode(prefix_end(
-                                                      self.prefix))})
+        answer, _ = self.client.call("kv/range", prefix_range(self.prefix))
         self._position = self._read_at = int(answer["header"]["revision"])
         self.nodes, holders = {}, {}
         for kv in answer.get("kvs") or ():

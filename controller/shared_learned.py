@@ -81,11 +81,6 @@ def _spawn(function):
     return hub.spawn(function)
 
 
-def _prefix_end(prefix: str) -> str:
-    """etcd's range_end for every key starting with `prefix` (its last byte + 1)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
 class SharedLearned:
     def __init__(self, client, prefix, app, node_id, lease_s=DEFAULT_LEASE_S,
                  on_change=None, spawn=_spawn, idle_s=WATCH_IDLE_S, clock=time.monotonic):
@@ -191,11 +186,8 @@ class SharedLearned:
     def _parse(self, kv):
         """(node id, document or None when it is not a JSON object)."""
         node = decode(kv["key"])[len(self.dir):]
-        try:
-            document = json.loads(decode(kv.get("value", "")))
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
+        document = etcd_client.json_object(kv)
+        if document is None:
             LOG.error("learned %s: the document of node %s in etcd is not a JSON object: "
                       "left out", self.app, node)
             return node, None
@@ -203,8 +195,7 @@ class SharedLearned:
 
     def resync(self) -> None:
         """Read every node's document (at start, and after a compaction)."""
-        answer, _ = self.client.call("kv/range", {"key": encode(self.dir),
-                                                  "range_end": encode(_prefix_end(self.dir))})
+        answer, _ = self.client.call("kv/range", etcd_client.prefix_range(self.dir))
         documents = {}
         for kv in answer.get("kvs") or ():
             node, document = self._parse(kv)
@@ -220,7 +211,7 @@ class SharedLearned:
         if self._position is None:
             self.resync()
         stream = self.client.watch(self.dir, self._position + 1, self.idle_s,
-                                   range_end=_prefix_end(self.dir))
+                                   range_end=etcd_client.prefix_end(self.dir))
         try:
             for result in stream:
                 if self.closed or not self._answer(result):
