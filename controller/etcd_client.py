@@ -15,6 +15,7 @@ What we add to it:
 """
 import base64
 import json
+import logging
 import re
 import time
 
@@ -24,6 +25,7 @@ from etcd3gw import exceptions as gateway_errors
 
 from controller.state import StateError
 
+LOG = logging.getLogger(__name__)
 RETRY_PAUSE_S = 0.1   # between two rounds over every endpoint
 # etcd3gw's errors after which another member (or the same one, a moment later) may do:
 # no connection, no answer in time, 503 (no leader, member stopping), 500
@@ -59,6 +61,28 @@ def json_object(kv):
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def watch_forever(watch_once, closed, sleep, said, what, pause_s=0.1, longest_s=2.0):
+    """Run `watch_once` (one watch stream, to its end) again and again until `closed()`:
+    a stream that ended is opened again after `pause_s` (one that ends at once cannot
+    spin); a StateError goes to `said(err, failures)` and is retried after a pause that
+    doubles up to `longest_s`; `said(None, 0)` once a stream ran. Any other error is a
+    bug: its traceback is logged as `what`'s, and the watch goes on."""
+    failures = 0
+    while not closed():
+        try:
+            watch_once()
+            failures = 0
+            said(None, 0)
+            sleep(pause_s)
+        except StateError as err:
+            failures += 1
+            said(err, failures)
+            sleep(min(longest_s, 0.1 * 2 ** failures))
+        except Exception:  # noqa: BLE001 -- a bug shows, and the watch goes on
+            LOG.exception("%s: the watch on etcd failed", what)
+            sleep(longest_s)
 
 
 def cause(err) -> str:

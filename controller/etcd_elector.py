@@ -28,7 +28,8 @@ import os
 import time
 
 from controller import etcd_client, mastership
-from controller.etcd_client import decode, encode, json_object, prefix_end, prefix_range
+from controller.etcd_client import (decode, encode, json_object, prefix_end, prefix_range,
+                                    watch_forever)
 from controller.state import StateError
 from flows.dpid import format as format_dpid
 
@@ -375,20 +376,11 @@ class EtcdElector(mastership.Elector):
             stream.close()
 
     def _watch_loop(self):
-        failures = 0
-        while not self.closed:
-            try:
-                self.watch_once()
-                failures = 0
-                self._sleep(WATCH_PAUSE_S)
-            except StateError as err:
-                failures += 1
-                if failures == 1:
-                    LOG.warning("cluster: watching etcd: %s; retrying", err)
-                self._sleep(min(2.0, 0.1 * 2 ** failures))
-            except Exception:  # noqa: BLE001 -- a bug shows, and the watch goes on
-                LOG.exception("cluster: the watch on etcd failed")
-                self._sleep(2.0)
+        def said(err, failures):
+            if err is not None and failures == 1:
+                LOG.warning("cluster: watching etcd: %s; retrying", err)
+        watch_forever(self.watch_once, lambda: self.closed, self._sleep, said, "cluster",
+                      WATCH_PAUSE_S)
 
     # --- the lease ---------------------------------------------------------------------
 

@@ -263,17 +263,6 @@ class SharedLearned:
             LOG.exception("learned %s: applying the other nodes' documents failed", self.app)
 
     def _watch_loop(self):
-        failures = 0
-        while not self.closed:
-            try:
-                self.watch_once()
-                failures = 0
-                self._said("watch", None)
-                time.sleep(0.1)   # a stream that ends at once cannot spin
-            except StateError as err:
-                failures += 1
-                self._said("watch", err)
-                time.sleep(min(RETRY_MAX_S, 0.1 * 2 ** failures))
-            except Exception:  # noqa: BLE001 -- a bug shows, and the watch goes on
-                LOG.exception("learned %s: the watch failed", self.app)
-                time.sleep(RETRY_MAX_S)
+        etcd_client.watch_forever(self.watch_once, lambda: self.closed, time.sleep,
+                                  lambda err, _: self._said("watch", err),
+                                  f"learned {self.app}", longest_s=RETRY_MAX_S)
