@@ -39,7 +39,9 @@ KEEPALIVES_PER_LEASE = 3
 LOST_AFTER = 0.6       # of lease_s without a keepalive answer: this node gives up
 SPREAD_DELAY_S = 0.4   # a node not preferred for a free switch waits this long
 RETRY_S = 0.3          # between two attempts to reach etcd again after a loss
-WATCH_IDLE_S = 30.0
+# a watch silent this many leases is opened again (from where it was): a stream to a
+# member that vanished without a FIN (power lost) must not hide freed switches for long
+WATCH_IDLE_LEASES = 2
 WATCH_PAUSE_S = 0.1
 # what a node record must agree on with every live one (node-local fields may differ)
 AGREED = {"apps": "every node of a cluster runs the same apps",
@@ -149,8 +151,15 @@ class EtcdElector(mastership.Elector):
         return dict(filter(None, (self._node(kv) for kv in answer.get("kvs") or ())))
 
     def _node(self, kv):
-        name = decode(kv["key"])[len(self.nodes_prefix):]
-        return name, json_object(kv) or {"format": None}
+        """(name, record) of a node record; None for a key that is not text."""
+        key = _text(kv.get("key"))
+        if key is None:
+            return None
+        try:
+            record = json_object(kv)
+        except ValueError:
+            record = None
+        return key[len(self.nodes_prefix):], record or {"format": None}
 
     def _check_peers(self, records):
         for name, record in sorted(records.items()):
@@ -190,7 +199,25 @@ class EtcdElector(mastership.Elector):
             self._won(dpid, self._held[dpid])
         elif self._holders.get(dpid) is None:
             self._schedule(dpid)
+        elif self._holders.get(dpid) == self.node_id and dpid not in self._releasing:
+            self._spawn_after(0, self._reread, dpid)   # ours, not held: what is it?
         # held by another node: its DELETE (on the watch) brings us back
+
+    def _reread(self, dpid):
+        """Read `dpid`'s master key again and act on what it says (ours on our lease:
+        adopted; another's: noted; none: contended for)."""
+        try:
+            answer, _ = self.client.call("kv/range", {
+                "key": encode(self.masters_prefix + format_dpid(dpid))})
+        except StateError as err:
+            self._error(f"reading switch {format_dpid(dpid)}'s master: {err}")
+            self._spawn_after(RETRY_S, self._reread, dpid)
+            return
+        kv = (answer.get("kvs") or [None])[0]
+        if kv is None:
+            self._freed(dpid, int(answer["header"]["revision"]))
+        else:
+            self._heard(dpid, _text(kv.get("value")), kv)
 
     def release(self, dpid):
         self._wanted.discard(dpid)
@@ -249,11 +276,16 @@ class EtcdElector(mastership.Elector):
             kv = (answer["responses"][0]["response_range"].get("kvs") or [None])[0]
             if kv is None:
                 return   # freed meanwhile: the watch's DELETE brings us back
-            generation = self._heard(dpid, decode(kv.get("value", "")), kv)
+            generation = self._heard(dpid, _text(kv.get("value")), kv)
             if not (retried and self._is_ours(kv)):
-                return   # another node's (or ours from before a retry that landed)
-        if lease != self.lease or not self.healthy or dpid not in self._wanted:
-            return   # lost or given up meanwhile: the key goes with that lease or release
+                return   # another node's (or ours: _heard adopted or released it)
+        if lease != self.lease or not self.healthy:
+            return   # lost meanwhile: the key goes with that lease (or comes back with it)
+        if dpid not in self._wanted:   # given up meanwhile: nobody else would free it
+            self._spawn_after(0, self._release, dpid, generation, lease)
+            return
+        if self._held.get(dpid) == generation:
+            return   # the watch heard our win first and adopted it
         self._generations[dpid] = max(generation, self._generations.get(dpid, 0))
         self._holders[dpid], self._held[dpid] = self.node_id, generation
         LOG.info("cluster: node %s is master of switch %s (generation %d)", self.node_id,
@@ -261,7 +293,7 @@ class EtcdElector(mastership.Elector):
         self._won(dpid, generation)
 
     def _is_ours(self, kv):
-        return decode(kv.get("value", "")) == self.node_id and \
+        return _text(kv.get("value")) == self.node_id and \
             str(kv.get("lease", "")) == str(self.lease)
 
     def _release(self, dpid, generation, lease):
@@ -275,13 +307,18 @@ class EtcdElector(mastership.Elector):
                 {"key": key, "target": "CREATE", "result": "EQUAL",
                  "create_revision": generation}],
                 "success": [{"request_delete_range": {"key": key}}], "failure": []})
-        except StateError as err:   # the key goes with the lease at worst
+        except StateError as err:
             self._error(f"releasing switch {format_dpid(dpid)}: {err}")
-        finally:
-            self._releasing.discard(dpid)
-        if dpid in self._wanted and dpid not in self._held and \
-                self._holders.get(dpid) is None:   # wanted again, its DELETE already heard
-            self._schedule(dpid)
+            if self.healthy and lease == self.lease and not self.closed:
+                # our lease lives on, so nobody else could ever free the key: again
+                self._spawn_after(RETRY_S, self._release, dpid, generation, lease)
+                return
+        self._releasing.discard(dpid)   # done (or its lease is gone, and the key with it)
+        if dpid in self._wanted and dpid not in self._held:   # wanted again meanwhile
+            if self._holders.get(dpid) is None:      # its DELETE already heard
+                self._schedule(dpid)
+            elif self._holders.get(dpid) == self.node_id:   # the delete did not land
+                self._spawn_after(0, self._reread, dpid)
 
     # --- what the watch hears ------------------------------------------------------------
 
@@ -293,7 +330,24 @@ class EtcdElector(mastership.Elector):
         held = self._held.get(dpid)
         if held is not None and generation > held:   # ours went, another win followed
             self._lose(dpid, f"node {holder} won it at generation {generation}")
+        elif held is None and self.healthy and self._is_ours(kv) and \
+                dpid not in self._releasing:
+            self._orphan(dpid, generation)
         return generation
+
+    def _orphan(self, dpid, generation):
+        """A master key on our live lease that this node does not hold (a win whose
+        answer was lost, a contend that landed after a release): nobody else can free
+        it while our lease lives, so it is taken up if the switch is wanted, else
+        deleted. Otherwise the switch would have no master until this node stopped."""
+        if dpid in self._wanted:
+            self._held[dpid] = generation
+            LOG.info("cluster: node %s is master of switch %s (generation %d, a key of "
+                     "ours found on our lease)", self.node_id, format_dpid(dpid), generation)
+            self._won(dpid, generation)
+        else:
+            self._releasing.add(dpid)
+            self._spawn_after(0, self._release, dpid, generation, self.lease)
 
     def _freed(self, dpid, revision):
         self._holders.pop(dpid, None)
@@ -315,7 +369,7 @@ class EtcdElector(mastership.Elector):
         if revision <= self._read_at:
             return   # (one revision may hold several events: a lease's keys all go at once)
         self._position = max(self._position or 0, revision)
-        key = decode(kv["key"])
+        key = _text(kv.get("key")) or ""   # keys not of text are not ours: skipped
         if key.startswith(self.nodes_prefix):
             name = key[len(self.nodes_prefix):]
             if event.get("type") == "DELETE":
@@ -330,7 +384,7 @@ class EtcdElector(mastership.Elector):
         if event.get("type") == "DELETE":
             self._freed(dpid, revision)
         else:
-            self._heard(dpid, decode(kv.get("value", "")), kv)
+            self._heard(dpid, _text(kv.get("value")), kv)
 
     def resync(self):
         """Read everything under <prefix>/cluster/ (at join, after a compaction or a loss
@@ -340,7 +394,7 @@ class EtcdElector(mastership.Elector):
         self._position = self._read_at = int(answer["header"]["revision"])
         self.nodes, holders = {}, {}
         for kv in answer.get("kvs") or ():
-            key = decode(kv["key"])
+            key = _text(kv.get("key")) or ""   # keys not of text are not ours: skipped
             if key.startswith(self.nodes_prefix):
                 name, record = self._node(kv)
                 self.nodes[name] = record
@@ -348,7 +402,7 @@ class EtcdElector(mastership.Elector):
                     _dpid(key[len(self.masters_prefix):]) is not None:
                 holders[_dpid(key[len(self.masters_prefix):])] = kv
         for dpid, kv in holders.items():
-            self._heard(dpid, decode(kv.get("value", "")), kv)
+            self._heard(dpid, _text(kv.get("value")), kv)
         for dpid in set(self._holders) - set(holders):
             self._freed(dpid, self._position)
         for dpid in self._wanted - set(holders) - set(self._held):
@@ -360,7 +414,8 @@ class EtcdElector(mastership.Elector):
         """One watch stream from where this node was, until it ends."""
         if self._position is None:
             self.resync()
-        stream = self.client.watch(self.prefix, self._position + 1, WATCH_IDLE_S,
+        stream = self.client.watch(self.prefix, self._position + 1,
+                                   WATCH_IDLE_LEASES * self.lease_s,
                                    range_end=prefix_end(self.prefix))
         try:
             for event in stream.events(self.prefix):
@@ -433,7 +488,7 @@ class EtcdElector(mastership.Elector):
                 how = f"the old lease expired: a new one, {self.lease}"
             self._old_lease = None
             kept = self.resync()
-        except StateError as err:
+        except (StateError, KeyError, ValueError) as err:   # no answer, or a bad one
             self.last_error = f"coming back: {err}"
             if self._old_lease is None:   # a lease taken, the read failed: keep that one
                 self._old_lease = self.lease
@@ -443,9 +498,8 @@ class EtcdElector(mastership.Elector):
         LOG.warning("cluster: node %s: etcd answers again (%s); contending for %d "
                     "switch(es)", self.node_id, how, len(self._wanted))
         for dpid, generation in sorted(kept.items()):
-            if dpid in self._wanted and dpid not in self._held:
-                self._held[dpid] = generation
-                self._won(dpid, generation)
+            if dpid not in self._held and dpid not in self._releasing:
+                self._orphan(dpid, generation)   # taken back if wanted, else let go
         return self._until_deadline(self.lease_s / KEEPALIVES_PER_LEASE)
 
     def _keepalive_loop(self):
@@ -463,6 +517,14 @@ class EtcdElector(mastership.Elector):
 
     def close(self):
         self.closed = True
+
+
+def _text(value):
+    """A key or value as text, None when it is not base64 of UTF-8 (not ours)."""
+    try:
+        return decode(value or "")
+    except ValueError:   # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
 
 
 def _dpid(text):

@@ -1,6 +1,7 @@
 """The etcd-backed elector (controller/etcd_elector.py) against an etcd in memory
 (tests/support/fake_etcd.py, with leases), on a clock and scheduler the test drives,
 and the `cluster` config section."""
+import base64
 import heapq
 import itertools
 import json
@@ -9,6 +10,7 @@ import pytest
 
 from controller import config, etcd_client, etcd_elector, mastership, runtime
 from controller.etcd_elector import EtcdElector, preferred
+from controller.state import StateError
 from tests.support.fake_etcd import FakeEtcd
 
 A = "http://127.0.0.1:23791"
@@ -416,3 +418,116 @@ def test_a_node_that_loses_etcd_stops_writing_at_once_and_takes_its_switch_back_
     sched.run()
     assert app.runtime.may_write(1) and switch.role == ofp.OFPCR_ROLE_MASTER
     assert last_role_request() == (ofp.OFPCR_ROLE_MASTER, generation)
+
+
+# --- a key of ours on our live lease that we do not hold: taken up or let go ----------
+# (nobody else can free such a key while our lease lives: left alone, the switch would
+# have no master until this node stopped)
+
+def _won(elector, dpid):
+    return [e for e in elector.events if e[0] == "won" and e[1] == dpid]
+
+
+def test_a_switch_given_up_while_etcd_was_away_is_let_go_when_the_lease_comes_back(
+        etcd, sched):
+    a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
+    a.contend(1)
+    sched.run()
+    b.contend(1)
+    sched.run()
+    b.watch_once()
+    lose_etcd(etcd, sched, a)      # a cut off from etcd for less than its lease
+    a.release(1)                   # and its switch connection gone meanwhile
+    etcd.down.clear()
+    a.keepalive_once()             # the old lease still alive: kept
+    sched.run()
+    assert holder(etcd, 1) is None                 # let go, not kept on a's lease
+    b.watch_once()
+    sched.run()
+    assert holder(etcd, 1) == "b" and _won(b, 1)
+
+
+def test_a_contend_that_lands_after_the_switch_went_away_is_deleted(etcd, sched):
+    a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
+    call = a.client.call
+
+    def released_in_flight(path, body):
+        answer = call(path, body)
+        if path == "kv/txn" and 1 in a._wanted:
+            a.release(1)            # the switch went while the txn was on its way
+        return answer
+    a.client.call = released_in_flight
+    a.contend(1)
+    sched.run()
+    a.client.call = call
+    sched.run()
+    assert holder(etcd, 1) is None and 1 not in a._held
+    b.contend(1)
+    sched.run()
+    assert holder(etcd, 1) == "b" and _won(b, 1)
+
+
+def test_a_contend_committed_whose_answer_was_lost_is_won_all_the_same(etcd, sched):
+    a, b = make(etcd, sched, "a"), make(etcd, sched, "b")
+    call, lost = a.client.call, []
+
+    def answer_lost_once(path, body):
+        answer = call(path, body)
+        if path == "kv/txn" and not lost:
+            lost.append(path)
+            raise StateError("etcd unreachable: timed out")   # committed all the same
+        return answer
+    a.client.call = answer_lost_once
+    a.contend(1)
+    sched.run(until=sched.now)
+    a.watch_once()                  # hears its own put: a key of ours, wanted
+    sched.run()
+    b.contend(1)
+    b.watch_once()
+    sched.run()
+    assert holder(etcd, 1) == "a" and len(_won(a, 1)) == 1 and not _won(b, 1)
+    assert a._held == {1: int(etcd.kv[f"{MASTERS}{1:016x}"]["create_revision"])}
+
+
+def test_a_switch_that_comes_back_to_a_node_holding_its_key_unknowingly_is_won(etcd, sched):
+    a = make(etcd, sched, "a")
+    a.contend(1)
+    sched.run()
+    generation = a._held.pop(1)     # as if the win's answer had never been read
+    a._holders[1] = "a"
+    a.contend(1)
+    sched.run()
+    assert a._held == {1: generation} and _won(a, 1)[-1] == ("won", 1, generation)
+
+
+def _bad_key(etcd):
+    """A key under the cluster prefix that is not UTF-8 (not ours)."""
+    etcd.revision += 1
+    etcd.kv["/sdn/cluster/masters/bad"] = {
+        "key": base64.b64encode(b"/sdn/cluster/masters/\xff").decode(),
+        "value": base64.b64encode(b"\xfe").decode(), "mod_revision": str(etcd.revision),
+        "create_revision": str(etcd.revision), "version": "1"}
+
+
+def test_a_key_that_is_not_text_is_skipped_at_join_and_when_etcd_comes_back(etcd, sched):
+    _bad_key(etcd)
+    a = make(etcd, sched, "a")      # joins: no traceback, no refusal
+    a.contend(1)
+    sched.run()
+    assert _won(a, 1)
+    lose_etcd(etcd, sched, a)
+    etcd.down.clear()
+    a.keepalive_once()
+    sched.run()
+    assert a.healthy and 1 in a._held and len(_won(a, 1)) == 2
+
+
+def test_a_silent_watch_is_opened_again_within_two_leases(etcd, sched):
+    """A stream to a member that vanished without a FIN says nothing: freed switches
+    must not wait longer than a couple of leases for the watch to open again."""
+    a = make(etcd, sched, "a", lease_s=3)
+    idle = []
+    watch = a.client.watch
+    a.client.watch = lambda *args, **kwargs: idle.append(args[2]) or watch(*args, **kwargs)
+    a.watch_once()
+    assert idle == [6]
