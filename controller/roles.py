@@ -187,7 +187,9 @@ class Roles:
         if switch is None or switch.datapath is not msg.datapath:
             return
         switch.switch_role = SWITCH_ROLES.get(role, str(role))
-        if role == ofp.OFPCR_ROLE_SLAVE and switch.role == MASTER:
+        if role == ofp.OFPCR_ROLE_SLAVE and switch.role in (MASTER, TAKING):
+            # (while becoming master too: its MASTER reply may already be in, and the
+            # take-over would otherwise go on to write as a master the switch refuses)
             self._step_down(switch, f"the switch made it a slave (a master at generation "
                                     f"{generation})")
 
