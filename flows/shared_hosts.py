@@ -8,6 +8,7 @@ nodes, 4 in 5 pings). So each node publishes the hosts it learned at edge ports 
 switches it masters (controller/shared_learned.py), and routes to the other nodes' as
 to its own. Pure: the apps/l2_switch.py glue passes tables and documents in.
 """
+import re
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 Key = Tuple[Optional[int], str]      # (vlan, mac), as the MAC tables key hosts
@@ -33,15 +34,20 @@ def hosts_of(document) -> Dict[Key, Home]:
     hosts = {}
     for entry in entries:
         if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[1], str)
-                and (entry[0] is None or _whole(entry[0]))
-                and _whole(entry[2]) and _whole(entry[3])):
-            raise ValueError(f"a host is [vlan or null, mac, dpid, port], not {entry!r}")
+                and _MAC.match(entry[1]) and (entry[0] is None or _whole(entry[0], 4096))
+                and _whole(entry[2], 1 << 64) and _whole(entry[3], 1 << 32)
+                and entry[3] > 0):
+            raise ValueError(f"a host is [vlan (0-4095) or null, mac (xx:xx:xx:xx:xx:xx), "
+                             f"dpid (64 bits), port (32 bits)], not {entry!r}")
         hosts[(entry[0], entry[1].lower())] = (entry[2], entry[3])
     return hosts
 
 
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
+
+
+def _whole(value, below) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < below
 
 
 def remote_hosts(documents: Iterable[Mapping[Key, Home]], local: Iterable[Key]

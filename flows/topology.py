@@ -170,8 +170,11 @@ def links_of(document) -> FrozenSet[Link]:
     links = set()
     for entry in entries:
         if not (isinstance(entry, list) and len(entry) == 4 and
-                all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry)):
-            raise ValueError(f"a link is [dpid, port, dpid, port] (whole numbers), not {entry!r}")
+                all(isinstance(n, int) and not isinstance(n, bool) for n in entry) and
+                0 <= entry[0] < 1 << 64 and 0 <= entry[2] < 1 << 64 and
+                0 < entry[1] < 1 << 32 and 0 < entry[3] < 1 << 32):
+            raise ValueError(f"a link is [dpid, port, dpid, port] (a 64-bit datapath id, "
+                             f"a 32-bit port number), not {entry!r}")
         links.add(Link.between((entry[0], entry[1]), (entry[2], entry[3])))
     return frozenset(links)
 

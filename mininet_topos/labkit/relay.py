@@ -35,8 +35,15 @@ class Relay:
                 client.close()
                 continue
             upstream.settimeout(None)
-            with self._lock:
-                self._carried |= {client, upstream}
+            with self._lock:   # a cut() since the accept: this one goes too
+                if self.is_cut:
+                    cut_meanwhile = True
+                else:
+                    cut_meanwhile = False
+                    self._carried |= {client, upstream}
+            if cut_meanwhile:
+                self._drop(client, upstream)
+                continue
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
@@ -63,8 +70,8 @@ class Relay:
 
     def cut(self):
         """No way through any more: what was carried is closed, new peers refused."""
-        self.is_cut = True
         with self._lock:
+            self.is_cut = True
             carried = list(self._carried)
         self._drop(*carried)
 

@@ -37,6 +37,10 @@ def test_a_node_publishes_the_hosts_at_edge_ports_of_its_own_switches():
 @pytest.mark.parametrize("document", [
     [], {}, {"hosts": {}}, {"hosts": [[None, H1, 1]]}, {"hosts": [[None, 5, 1, 3]]},
     {"hosts": [["10", H1, 1, 3]]}, {"hosts": [[None, H1, -1, 3]]}, {"hosts": [[None, H1, 1, True]]},
+    # what the routes would choke on, found by a review: not a MAC, out of range
+    {"hosts": [[None, "00:00:00:00:00:00:zz", 1, 3]]}, {"hosts": [[None, "zz", 1, 3]]},
+    {"hosts": [[4096, H1, 1, 3]]}, {"hosts": [[None, H1, 1 << 64, 3]]},
+    {"hosts": [[None, H1, 1, 1 << 32]]}, {"hosts": [[None, H1, 1, 0]]},
 ])
 def test_a_document_that_is_no_hosts_document_is_refused(document):
     with pytest.raises(ValueError, match="vlan"):

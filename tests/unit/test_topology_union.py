@@ -30,6 +30,7 @@ def test_a_links_document_says_each_link_once_in_one_order():
 @pytest.mark.parametrize("document", [
     [], {}, {"links": {}}, {"links": [[1, 2, 3]]}, {"links": [[1, 2, 3, "4"]]},
     {"links": [[1, 2, 3, -4]]}, {"links": [[1, True, 3, 4]]}, {"links": [1]},
+    {"links": [[1 << 64, 2, 3, 4]]}, {"links": [[1, 1 << 32, 3, 4]]}, {"links": [[1, 0, 3, 4]]},
 ])
 def test_a_document_that_is_no_links_document_is_refused(document):
     with pytest.raises(ValueError, match="dpid, port, dpid, port"):
