@@ -68,15 +68,21 @@ class Node(harness.Controller):
 
     def roles(self, timeout=0.5):
         """{dpid: role} as this node says (empty when it does not answer)."""
+        switches = self.switches(timeout) or {}
+        return {dpid: entry.get("role", "master") for dpid, entry in switches.items()}
+
+    def switches(self, timeout=0.5):
+        """{dpid: its GET /v1/runtime/switches entry}; {} when the node is stopped or
+        paused, None when it should answer and does not."""
         if self.paused or self.process is None or self.process.poll() is not None:
             return {}
         try:
             status, switches = self.rest("GET", "/v1/runtime/switches", timeout=timeout)
         except OSError:
-            return {}
+            return None
         if status != 200 or not isinstance(switches, list):
-            return {}
-        return {entry["dpid"]: entry.get("role", "master") for entry in switches}
+            return None
+        return {entry["dpid"]: entry for entry in switches}
 
     def pause(self):
         os.killpg(self.process.pid, signal.SIGSTOP)
@@ -110,6 +116,7 @@ class Sampler:
         self.nodes, self.samples, self.started = nodes, [], time.monotonic()
         self._stop = threading.Event()
         self.events = []   # (t, label) the lab marks on the timeline
+        self.unanswered = 0   # polls of a running node that got no answer
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -123,8 +130,11 @@ class Sampler:
         while not self._stop.is_set():
             claims = {}
             for node in self.nodes:
-                for dpid, role in node.roles().items():
-                    if role == "master":
+                switches = node.switches()
+                if switches is None:   # a running node that did not answer: counted
+                    self.unanswered += 1
+                for dpid, entry in (switches or {}).items():
+                    if entry.get("role", "master") == "master":
                         claims.setdefault(dpid, []).append(node.name)
             self.samples.append((self.now(), claims))
             self._stop.wait(SAMPLE_S)
