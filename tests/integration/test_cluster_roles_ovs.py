@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from mininet_topos import harness
+from tests.support import file_elector
 
 pytestmark = pytest.mark.integration
 BRIDGE, DPID = "sdnroles0", "00000000000000e1"
@@ -55,9 +56,7 @@ class Node(harness.Controller):
         self.masters_file.write_text(json.dumps({DPID: [master, generation]}))
 
     def environment(self):
-        return dict(super().environment(), SDN_NODE=self.name,
-                    SDN_TEST_ELECTOR="tests.support.file_elector:FileElector",
-                    SDN_TEST_ELECTOR_FILE=str(self.masters_file))
+        return file_elector.environment(super().environment(), self.name, self.masters_file)
 
     def switch(self):
         status, switches = self.rest("GET", "/v1/runtime/switches", timeout=2)

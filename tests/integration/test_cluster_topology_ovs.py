@@ -18,7 +18,7 @@ import pytest
 from mininet_topos import harness
 from mininet_topos.combination_checks import link_tx_packets
 from mininet_topos.topos import Ring
-from tests.support import etcd_server
+from tests.support import etcd_server, file_elector
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/topology.py", "apps/l2_switch.py")
@@ -30,11 +30,10 @@ class Node(harness.Controller):
         super().__init__(APPS, config=config, log_dir=log_dir)
         # the test elector reads who masters what from one file all nodes share; its
         # node name is also this node's id in etcd (controller/shared_learned.py)
-        self.elector = {"SDN_NODE": name, "SDN_TEST_ELECTOR_FILE": str(masters_file),
-                        "SDN_TEST_ELECTOR": "tests.support.file_elector:FileElector"}
+        self.name, self.masters_file = name, masters_file
 
     def environment(self):
-        return {**super().environment(), **self.elector}
+        return file_elector.environment(super().environment(), self.name, self.masters_file)
 
     def topology(self):
         status, view = self.rest("GET", "/v1/topology", timeout=2)

@@ -12,6 +12,7 @@ elector (issue 18) replaces it.
 import json
 import logging
 import os
+import pathlib
 
 from ryu.lib import hub
 
@@ -20,6 +21,17 @@ from flows import dpid as dpids
 
 LOG = logging.getLogger(__name__)
 POLL_S = 0.1
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def environment(base: dict, node: str, masters_file) -> dict:
+    """`base` (a ryu-manager's environment) with this elector named for node `node`.
+    ryu-manager imports the elector from tests/, which is not installed: the
+    repository goes first on its PYTHONPATH (a CI run sets none)."""
+    path = [str(REPO)] + [p for p in base.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(base, SDN_NODE=node, SDN_TEST_ELECTOR_FILE=str(masters_file),
+                SDN_TEST_ELECTOR="tests.support.file_elector:FileElector",
+                PYTHONPATH=os.pathsep.join(path))
 
 
 class FileElector(mastership.Elector):
