@@ -129,22 +129,38 @@ class EtcdElector(mastership.Elector):
 
     def join(self):
         """Check the live node records (SystemExit on a mismatch), take a lease and
-        write this node's record; nothing is contended for yet."""
+        write this node's record; nothing is contended for yet. A record that differs,
+        or has our name, may be a dead node's whose lease has not run out yet (all
+        nodes restarted with a new config): it is waited out before a refusal."""
         deadline = self._clock() + self.lease_s + 1
         while True:
             records = self._read_nodes()
-            self._check_peers(records)
-            if self.node_id not in records:
+            problem = self._peer_problem(records)
+            if problem is None and self.node_id not in records:
                 break
             if self._clock() > deadline:
-                raise SystemExit(
+                raise SystemExit(problem or (
                     f"cluster: node_id {self.node_id!r} is taken by a live node (pid "
                     f"{records[self.node_id].get('pid')}, REST "
                     f"{records[self.node_id].get('rest_url')}); give this node another "
-                    f"cluster.node_id, or stop the other one")
-            self._sleep(0.2)   # a node of that name that died: its lease expires soon
+                    f"cluster.node_id, or stop the other one"))
+            self._sleep(0.2)
         self._grant(create=True)
+        # a node that read the records as we did and wrote its own meanwhile: one of
+        # us checks the other now (both may leave: never a cluster of two configs)
+        problem = self._peer_problem(self._read_nodes())
+        if problem is not None:
+            self._leave()
+            raise SystemExit(problem)
         self.resync()
+
+    def _leave(self):
+        """Give our lease back (our record goes with it)."""
+        try:
+            self.client.call("kv/lease/revoke", {"ID": self.lease})
+        except StateError as err:   # it runs out by itself in lease_s
+            LOG.warning("cluster: node %s: giving its lease back: %s", self.node_id, err)
+        self.healthy = False
 
     def _read_nodes(self):
         answer, _ = self.client.call("kv/range", prefix_range(self.nodes_prefix))
@@ -161,16 +177,17 @@ class EtcdElector(mastership.Elector):
             record = None
         return key[len(self.nodes_prefix):], record or {"format": None}
 
-    def _check_peers(self, records):
+    def _peer_problem(self, records):
+        """Why this node may not join nodes `records` (None: it may)."""
         for name, record in sorted(records.items()):
             if name == self.node_id:
                 continue
             for field, what in AGREED.items():
                 if record.get(field) != self.record[field]:
-                    raise SystemExit(
-                        f"cluster: node {self.node_id} refused: live node {name} has "
-                        f"{field} {_show(record.get(field))}, this node "
-                        f"{_show(self.record[field])}: {what}")
+                    return (f"cluster: node {self.node_id} refused: live node {name} has "
+                            f"{field} {_show(record.get(field))}, this node "
+                            f"{_show(self.record[field])}: {what}")
+        return None
 
     def _grant(self, create=False):
         answer, _ = self.client.call("lease/grant", {"TTL": self.lease_s, "ID": 0})

@@ -531,3 +531,24 @@ def test_a_silent_watch_is_opened_again_within_two_leases(etcd, sched):
     a.client.watch = lambda *args, **kwargs: idle.append(args[2]) or watch(*args, **kwargs)
     a.watch_once()
     assert idle == [6]
+
+
+def test_a_dead_nodes_record_of_another_config_is_waited_out_not_refused(etcd, sched):
+    """All nodes restarted with a new config: the old records live until their leases
+    run out; a node waits for them instead of refusing to join."""
+    a = make(etcd, sched, "a", digest="old")
+    sched.sleep = lambda seconds: etcd.expire(a.lease)   # kill -9'd: its lease runs out
+    b = make(etcd, sched, "b", digest="new")
+    assert b.healthy and f"{NODES}a" not in etcd.kv
+
+
+def test_two_nodes_of_different_configs_that_join_at_once_do_not_both_stay(etcd, sched):
+    a = make(etcd, sched, "a", digest="d1")
+    b = make(etcd, sched, "b", digest="d2", start=False)
+    reads = iter([{}])            # b read the records before a's was written
+    real = b._read_nodes
+    b._read_nodes = lambda: next(reads, None) or real()
+    with pytest.raises(SystemExit, match="live node a has config_digest"):
+        b.start(None, None)
+    assert f"{NODES}b" not in etcd.kv and b.lease not in etcd.leases   # its lease given back
+    assert a.healthy
