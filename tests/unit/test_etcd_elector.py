@@ -545,9 +545,13 @@ def test_a_dead_nodes_record_of_another_config_is_waited_out_not_refused(etcd, s
 def test_two_nodes_of_different_configs_that_join_at_once_do_not_both_stay(etcd, sched):
     a = make(etcd, sched, "a", digest="d1")
     b = make(etcd, sched, "b", digest="d2", start=False)
-    reads = iter([{}])            # b read the records before a's was written
-    real = b._read_nodes
-    b._read_nodes = lambda: next(reads, None) or real()
+    first, real = [True], b._read_nodes
+
+    def read_nodes():             # b read the records before a's was written
+        if first.pop() if first else False:
+            return {}
+        return real()
+    b._read_nodes = read_nodes
     with pytest.raises(SystemExit, match="live node a has config_digest"):
         b.start(None, None)
     assert f"{NODES}b" not in etcd.kv and b.lease not in etcd.leases   # its lease given back
