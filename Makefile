@@ -105,6 +105,7 @@ bench: setup
 	$(PY) -m bench.controller_load
 	$(PY) -m bench.flow_install
 	$(PY) -m bench.failover
+	$(PY) -m bench.cluster_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
