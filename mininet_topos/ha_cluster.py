@@ -47,12 +47,18 @@ def bring_up(network, names):
         network[name].cmd(f"ip link set {network[name].defaultIntf().name} up")
 
 
+def switch_side(network, name):
+    """The switch interface host `name` is plugged into."""
+    intf = network[name].defaultIntf()
+    return intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
+
+
 def learned(network, name):
     """Is host `name`'s MAC in a learned entry (dl_src=) of the switch it is plugged into?"""
     intf = network[name].defaultIntf()
-    other = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
     mac = network[name].cmd(f"cat /sys/class/net/{intf.name}/address").strip()
-    return any(f"dl_src={mac}" in line for line in network.dump_flows(other.node.name))
+    return any(f"dl_src={mac}" in line
+               for line in network.dump_flows(switch_side(network, name).node.name))
 
 
 class Node(harness.Controller):

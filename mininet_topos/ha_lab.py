@@ -71,9 +71,8 @@ def dpids(network):
 
 def vlan_path(network, host):
     """The VLAN app's REST path of the switch port `host` is plugged into."""
-    intf = network[host].defaultIntf()
-    other = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
-    return f"/v1/switches/{other.node.dpid}/ports/{other.name}/vlan"
+    port = ha_cluster.switch_side(network, host)
+    return f"/v1/switches/{port.node.dpid}/ports/{port.name}/vlan"
 
 
 _COUNTERS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*")
