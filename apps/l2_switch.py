@@ -20,26 +20,25 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline,
+from controller import (config, desired_state, events, ofcompile, oftemplate, ovsdb, pipeline,
                         rest, shared_learned, southbound, state)
 from flows import l2, learning, shared_hosts
 from flows.mac_table import MOVED, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
 
-_ETH_8021Q = 0x8100
+_ETH_8021Q = b"\x81\x00"
+_TCI = struct.Struct("!H")
 _L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
 SHARE_S = 0.5   # a cluster node publishes its hosts this often (and at once on a new one)
 
 
-def parse_ethernet(data: bytes):
-    """(dst, src, vlan or None) from the first bytes of a frame; None if too short."""
+def frame_source(data: bytes):
+    """(source MAC, VLAN or None) from the first bytes of a frame; None if too short."""
     if len(data) < 14:
         return None
-    dst, src = data[0:6].hex(":"), data[6:12].hex(":")
-    vlan = None
-    if struct.unpack_from("!H", data, 12)[0] == _ETH_8021Q and len(data) >= 16:
-        vlan = struct.unpack_from("!H", data, 14)[0] & 0x0FFF
-    return dst, src, vlan
+    if data[12:14] == _ETH_8021Q and len(data) >= 16:
+        return data[6:12].hex(":"), _TCI.unpack_from(data, 14)[0] & 0x0FFF
+    return data[6:12].hex(":"), None
 
 
 class SwitchState:
@@ -59,6 +58,7 @@ class SwitchState:
 class L2Switch(southbound.SdnApp):
     _EVENTS = [events.EventHostLocation]
     APP, SETTINGS = l2.APP, l2.L2Settings
+    PACKET_IN_TABLES = ("l2_src",)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,6 +73,8 @@ class L2Switch(southbound.SdnApp):
             raise SystemExit(f"{l2.APP}: {err}") from None
         if self.shared is not None:
             hub.spawn(self._share_loop)
+        self._templates = None   # learn_host precompiled (the fast path's first packet-in)
+        self.serve_packet_ins("l2_src", self._fast_packet_in)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -81,6 +83,7 @@ class L2Switch(southbound.SdnApp):
         with the new limits and is reconciled (reactive hosts adopted from its entries,
         only what differs changed)."""
         self.settings = settings
+        self._templates = None
         for dpid, old in list(self.switches.items()):
             switch = SwitchState(old.datapath, settings)
             switch.untagged = old.untagged
@@ -224,29 +227,73 @@ class L2Switch(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
+        """Ryu's path: the packet-ins the fast path left (a fabric, a switch not ready
+        for it, `openflow: {fast_path: false}`)."""
         msg = ev.msg
         switch = self.switches.get(msg.datapath.id)
         if switch is None:
             return
         if msg.table_id != _L2_SRC:
             return  # another app's (LLDP, health probes)
+        self._heard(switch, msg.match["in_port"], msg.data, self.push, l2.learn_host)
+
+    def _fast_packet_in(self, datapath, port, data, sink):
+        """The fast path (controller/fastpath.py): in the switch's receive loop, new
+        hosts' entries from precompiled templates, sent with the read's other replies.
+        A fabric's hosts take Ryu's path (they are routed across switches)."""
+        switch = self.switches.get(datapath.id)
+        if switch is None or switch.datapath is not datapath or self.fabric is not None:
+            return False
+        if self._templates is None:
+            self._templates = oftemplate.Templated(datapath, self._learn_layout)
+        self._heard(switch, port, data, sink.write, self._fast_learn)
+        return True
+
+    def _learn_layout(self, key):
+        """l2.learn_host for one layout (no / zero / a VLAN, untagged egress, idle
+        timeout), its open slots, and the self-check's values (controller/oftemplate.py)."""
+        vlan_kind, untagged_egress, idle_timeout = key
+        slots = {"mac": oftemplate.Slot(oftemplate.mac_bytes, "02:11:22:33:44:55",
+                                        "0e:ee:dd:cc:bb:aa"),
+                 "port": oftemplate.Slot(oftemplate.port_bytes, 0x11223344, 0x22334455)}
+        check = {"mac": "5a:a5:0f:f0:33:cc", "port": 7}
+        if vlan_kind == "tagged":
+            slots["vlan"] = oftemplate.Slot(oftemplate.vid_bytes, 0x123, 0xABC)
+            check["vlan"] = 42
+
+        def build(mac, port, vlan=None if vlan_kind == "none" else 0):
+            return l2.learn_host(mac, port, vlan, idle_timeout, untagged_egress)
+        return build, slots, check
+
+    def _fast_learn(self, mac, port, vlan, idle_timeout, untagged_egress=False):
+        """l2.learn_host, precompiled (the same bytes: tests/unit/test_fast_path.py)."""
+        kind = "none" if vlan is None else "zero" if vlan == 0 else "tagged"
+        values = {"mac": mac, "port": port} if kind != "tagged" else \
+            {"mac": mac, "port": port, "vlan": vlan}
+        return self._templates.render((kind, untagged_egress, idle_timeout), values) or \
+            l2.learn_host(mac, port, vlan, idle_timeout, untagged_egress)
+
+    def _heard(self, switch, port, data, send, learn):
+        """A frame of `switch` came in on `port` to the l2_src table's controller entry:
+        learn its source, sending the changes with `send` (push, or the fast path's)."""
         switch.packet_ins += 1
         if self.settings.mode != "reactive":
             return
-        headers = parse_ethernet(msg.data)
-        if headers is None:
+        source = frame_source(data)
+        if source is None:
             return
-        _, src, vlan = headers
+        src, vlan = source
         if not learning.learnable(src):
             return
-        port, dpid = msg.match["in_port"], msg.datapath.id
+        datapath = switch.datapath
+        dpid = datapath.id
         if self.fabric is not None:
             if not self.fabric.is_edge(dpid, port):
                 return  # a host attached elsewhere, or a port not classified yet
             self._forget_elsewhere(src, vlan, dpid)
         decision = learning.packet_in(self.settings, switch.macs, switch.bans, src, port, vlan,
                                       time.monotonic(), switch.untagged,
-                                      fabric=self.fabric is not None)
+                                      fabric=self.fabric is not None, learn=learn)
         switch.not_learned += decision.not_learned
         if decision.banned:
             self._log_ban(switch, decision, src, port)
@@ -254,13 +301,14 @@ class L2Switch(southbound.SdnApp):
             self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(dpid), src,
                               decision.previous.port, port)
         if decision.changes:
-            self.push(msg.datapath, decision.changes, barrier=decision.barrier)
+            send(datapath, decision.changes, barrier=decision.barrier)
         if not decision.located:
             return
         if self.fabric is not None:
             self._route(src, vlan, dpid, port, include_home=True)
             self._share_hosts()
-        self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
+        if self.observers.get(events.EventHostLocation):   # none: build no event
+            self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
 
     def _log_ban(self, switch, decision, mac, port):
         if decision.verdict == PORT_FULL:

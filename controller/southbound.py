@@ -16,10 +16,10 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (channel, config, fastparse, metrics, ofcompile, ofguard, pipeline,
-                        readback, rest, runtime, state)
-from controller.switch_sync import (SwitchSlow, SwitchTimeout, push, read_entries,  # noqa: F401
-                                    reconcile, request_flows)
+from controller import (channel, config, fastparse, fastpath, metrics, ofcompile, ofguard,
+                        oftemplate, pipeline, readback, rest, runtime, state)
+from controller.switch_sync import (SwitchSlow, SwitchTimeout, count_flow_mods,  # noqa: F401
+                                    push, read_entries, reconcile, request_flows)
 from controller.claims import LEFT_ALONE_MARK
 from flows.dpid import format as format_dpid
 from flows.spec import Owner
@@ -83,6 +83,10 @@ class SdnApp(app_manager.RyuApp):
     REST = None
     STATE = None
     STATE_POLL_S = 2.0
+    # the tables whose packet-ins the app reads (names); None: any. The packet-in fast
+    # path (controller/fastpath.py) gives the event of a packet-in another app handled
+    # there to every observer that may want it
+    PACKET_IN_TABLES = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -157,6 +161,20 @@ class SdnApp(app_manager.RyuApp):
         """In a greenlet: this cluster node has just become the switch's master (its
         writes were refused until now): converge it, by diff, like a canary repair."""
         self.repair(datapath)
+
+    def packet_in_table_ids(self):
+        """PACKET_IN_TABLES as table ids (None: any table)."""
+        if self.PACKET_IN_TABLES is None:
+            return None
+        return frozenset(pipeline.table_id(name) for name in self.PACKET_IN_TABLES)
+
+    def serve_packet_ins(self, table: str, handler) -> None:
+        """Take the packet-ins of `table` on the fast path: `handler(datapath, in_port,
+        data, sink)` runs in the connection's receive loop and sends with
+        `sink.write(datapath, items, barrier)` as with `push`; it returns False for a
+        packet-in it leaves to the app's event handler (having changed nothing)."""
+        fastpath.serve(self, pipeline.table_id(table), handler, oftemplate.pack,
+                       count_flow_mods)
 
     # --- what REST asks about a switch -------------------------------------------------
 

@@ -38,7 +38,7 @@ def learnable(src: str) -> bool:
     return not is_multicast_mac(src)
 
 
-@dataclass
+@dataclass(slots=True)   # one per packet-in
 class Verdict:
     """What one packet-in from an unknown source means."""
     verdict: str                        # flows/mac_table.py's
@@ -55,10 +55,13 @@ class Verdict:
 
 
 def packet_in(settings: l2.L2Settings, macs: MacTable, bans: Dict, src: str, port: int,
-              vlan: Optional[int], now: float, untagged=frozenset(), fabric=False) -> Verdict:
+              vlan: Optional[int], now: float, untagged=frozenset(), fabric=False,
+              learn=l2.learn_host) -> Verdict:
     """A frame from `src` came in on `port` (reactive mode, an edge port on a fabric).
     On a fabric (`fabric` true) the host's own entries come with its routes
-    (route()), so only a move's deletes are returned here."""
+    (route()), so only a move's deletes are returned here. `learn` makes a new
+    host's entries: l2.learn_host, or the packet-in fast path's precompiled form of
+    it (controller/oftemplate.py: the same bytes)."""
     verdict, previous = macs.observe(src, port, vlan, now)
     if verdict == TABLE_FULL:
         return Verdict(verdict, not_learned=True)
@@ -71,8 +74,8 @@ def packet_in(settings: l2.L2Settings, macs: MacTable, bans: Dict, src: str, por
     changes = l2.forget_host(src, previous.port, vlan) if verdict == MOVED else []
     if fabric:
         return Verdict(verdict, previous, changes)
-    changes += l2.learn_host(src, port, vlan, settings.idle_timeout,
-                             untagged_egress=(port, vlan) in untagged)
+    changes += learn(src, port, vlan, settings.idle_timeout,
+                     untagged_egress=(port, vlan) in untagged)
     return Verdict(verdict, previous, changes, barrier=False)
 
 

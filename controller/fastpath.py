@@ -1,0 +1,207 @@
+"""The packet-in fast path: packet-ins of the tables our apps serve, handled in the
+connection's own receive loop, their replies written in one send per read.
+
+Ryu hands every packet-in to apps as an event: a message object, a match object, an
+event object, a queue put, a hop to the app's green thread, and one socket write
+per reply. For a learning switch that was about 20 µs of a 50 µs packet-in (issue
+19). Here:
+
+- an app registers a handler for the packet-ins of one table (`serve`); the receive
+  loop (controller/ofguard.py) reads in large chunks and offers each whole
+  packet-in to `packet_in_raw`, which parses it with struct (a match of plain fixed
+  fields only; any other match is parsed by Ryu first and offered to
+  `packet_in_msg`, so one table's packet-ins are never split between two paths and
+  their order is kept);
+- the handler runs at once, in the receive loop's green thread, and writes its
+  replies into a `Sink` (the same sequence of messages `push` would send:
+  controller/oftemplate.py); `flush` writes what one read produced in one send,
+  through the runtime's one sender (controller/runtime.py `send_packed`), so a
+  cluster's slave writes nothing here either;
+- a handler that returns False has not touched anything: the packet-in goes to
+  Ryu's event path as before (a switch the app does not serve, a fabric). When it
+  returns True, the apps that still want that packet-in get Ryu's event as before:
+  every observer of EventOFPPacketIn other than the handler's app, unless it is one
+  of ours that declares it reads other tables only (`PACKET_IN_TABLES`); a stock
+  Ryu app (simple_switch_13, ofctl_rest) loaded next to ours sees no difference;
+- counters are added up per read (the packet-ins per switch, the flow-mods per app)
+  instead of bumped per packet.
+
+Off with `openflow: {fast_path: false}` (controller/ofguard.py's settings): then
+every packet-in takes Ryu's path.
+"""
+import logging
+import struct
+from dataclasses import dataclass, field
+
+from ryu.base import app_manager
+from ryu.controller import ofp_event
+from ryu.controller.handler import MAIN_DISPATCHER
+
+from flows.dpid import format as format_dpid
+
+# controller/ofguard.py imports this module in every ryu-manager of the venv, stock
+# apps alone included, right after Ryu's controller module: the parser and the
+# metrics are imported once an app of ours serves a table (`serve`), not here, so a
+# stock app's process loads no more than before (its RSS is a benchmark's peer). The
+# packing and counting of replies come from the app base (`serve`'s caller): they
+# build on the runtime, which builds on this module.
+_lazy = {}
+
+LOG = logging.getLogger(__name__)
+PACKET_IN, OFP13 = 10, 4
+_MATCH = struct.Struct("!HH")
+# a match of in_port alone: OXM, length 12, OXM_OF_IN_PORT (class 0x8000, field 0, 4 bytes)
+_IN_PORT_ONLY = struct.Struct("!HHII")
+_IN_PORT_MATCH = (1, 12, 0x80000004)
+_TOTAL_LEN = struct.Struct("!H")
+enabled = True
+
+
+@dataclass
+class _Server:
+    app: object        # the RyuApp whose handler this is
+    table_id: int
+    handler: object    # handler(datapath, in_port, data, sink) -> bool
+    pack: object       # pack(out, datapath, items, barrier) -> owners (oftemplate.pack)
+    count: object      # count(owners): the flow-mods counter (switch_sync.count_flow_mods)
+
+
+@dataclass
+class Sink:
+    """What the packet-ins of one read of one connection produced, to send at once."""
+    server: _Server
+    out: bytearray = field(default_factory=bytearray)
+    owners: list = field(default_factory=list)   # of the flow-mods written
+    packet_ins: int = 0
+
+    def write(self, datapath, items, barrier=True) -> bool:
+        """Like SdnApp.push (specs, deletes, oftemplate.Rendered), sent at the flush."""
+        self.owners += self.server.pack(self.out, datapath, items, barrier)
+        return True
+
+
+_servers = {}   # table id -> _Server
+_sinks = {}     # datapath -> its Sink for the read being handled
+_others = {}    # (table id, observers seen) -> names of the other apps that want them
+_counters = {}  # dpid -> its sdn_packet_ins counter
+
+
+def serve(app, table_id: int, handler, pack, count) -> None:
+    """`handler(datapath, in_port, data, sink)` takes the packet-ins of `table_id`
+    (OpenFlow 1.3, switches in MAIN_DISPATCHER) from now on; it returns False for one
+    it leaves to Ryu's event path (having changed nothing). `app.runtime` sends."""
+    from controller import fastparse, metrics
+    _lazy.update(fastparse=fastparse, metrics=metrics)
+    _servers[table_id] = _Server(app, table_id, handler, pack, count)
+    _others.clear()
+
+
+def reset() -> None:
+    """Forget every handler (unit tests: their apps are gone after each test)."""
+    _servers.clear()
+    _others.clear()
+    _sinks.clear()
+
+
+def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
+    """Offer one whole message of `buf` (at `offset`, `length` bytes: a packet-in by
+    its type) to the fast path; True when it was handled there. Anything unusual
+    (another version, a match that is not plain fixed fields, lengths that do not
+    add up) is False: the normal path checks and parses it."""
+    if not (enabled and _servers) or length < 32 or buf[offset] != OFP13 \
+            or datapath.state != MAIN_DISPATCHER:
+        return False
+    server = _servers.get(buf[offset + 15])   # header 8, buffer_id 4, total_len 2, reason 1
+    if server is None:
+        return False
+    end = offset + length
+    if length >= 42 and _IN_PORT_ONLY.unpack_from(buf, offset + 24)[:3] == _IN_PORT_MATCH:
+        in_port, data_at = _IN_PORT_ONLY.unpack_from(buf, offset + 24)[3], offset + 42
+    else:   # what OVS sends most is above; any other match of plain fixed fields here
+        match_type, match_len = _MATCH.unpack_from(buf, offset + 24)
+        data_at = offset + 24 + (match_len + 7) // 8 * 8 + 2
+        if match_type != 1 or match_len < 4 or data_at > end:
+            return False
+        fields = _lazy["fastparse"].simple_fields(buf, offset + 28, match_len - 4)
+        in_port = dict(fields).get("in_port") if fields else None
+        if in_port is None:
+            return False
+    total_len = _TOTAL_LEN.unpack_from(buf, offset + 12)[0]
+    data = bytes(buf[data_at:min(end, data_at + total_len)])
+    return _handle(server, datapath, in_port, data, (buf, offset, end))
+
+
+def packet_in_msg(datapath, msg) -> bool:
+    """A packet-in Ryu has parsed (its match was not plain): the same offer."""
+    server = _servers.get(msg.table_id) if enabled else None
+    if server is None or msg.version != OFP13 or datapath.state != MAIN_DISPATCHER:
+        return False
+    in_port = msg.match.get("in_port")
+    if in_port is None:
+        return False
+    # Ryu's parser counted this one in sdn_packet_ins already
+    return _handle(server, datapath, in_port, msg.data, msg, counted=True)
+
+
+def _message(datapath, raw_or_msg):
+    """The Ryu message of a packet-in (for the other apps that want its event)."""
+    if not isinstance(raw_or_msg, tuple):
+        return raw_or_msg
+    buf, offset, end = raw_or_msg
+    raw = bytes(buf[offset:end])
+    version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", raw)
+    return _lazy["fastparse"].parse_packet_in(datapath, version, msg_type, msg_len, xid, raw)
+
+
+def _handle(server, datapath, in_port, data, raw_or_msg, counted=False) -> bool:
+    sink = _sinks.get(datapath)
+    if sink is None:
+        sink = _sinks[datapath] = Sink(server)
+    try:
+        if not server.handler(datapath, in_port, data, sink):
+            return False
+    except Exception:  # noqa: BLE001 - one packet-in must not end the connection
+        LOG.exception("%s: packet-in from switch %s (port %s) failed", server.app.name,
+                      format_dpid(datapath.id or 0), in_port)
+        return True   # dropped, as Ryu's event loop drops an event whose handler raised
+    sink.packet_ins += not counted
+    others = _wanting(datapath.ofp_brick, server)
+    if others:
+        ev = ofp_event.ofp_msg_to_ev(_message(datapath, raw_or_msg))
+        for name in others:
+            datapath.ofp_brick.send_event(name, ev, datapath.state)
+    return True
+
+
+def _wanting(brick, server):
+    """The observers of EventOFPPacketIn, other than the server's app, that want the
+    packet-ins of its table in MAIN_DISPATCHER (observers register as apps start:
+    the answer is kept until their number changes)."""
+    observers = brick.observers.get(ofp_event.EventOFPPacketIn, {})
+    key = (server.table_id, len(observers))
+    found = _others.get(key)
+    if found is None:
+        found = _others[key] = []
+        for name, states in observers.items():
+            app = app_manager.SERVICE_BRICKS.get(name)
+            tables = getattr(app, "packet_in_table_ids", lambda: None)()
+            if name != server.app.name and (not states or MAIN_DISPATCHER in states) \
+                    and (tables is None or server.table_id in tables):
+                found.append(name)
+    return found
+
+
+def flush(datapath) -> None:
+    """Send what the read produced (one write), and add up its counters."""
+    sink = _sinks.pop(datapath, None)
+    if sink is None:
+        return
+    if sink.packet_ins:
+        dpid = datapath.id or 0
+        counter = _counters.get(dpid)
+        if counter is None:
+            metrics = _lazy["metrics"]
+            counter = _counters[dpid] = metrics.PACKET_INS.labels(metrics.dpid_label(dpid))
+        counter.inc(sink.packet_ins)
+    if sink.out and sink.server.app.runtime.send_packed(datapath, bytes(sink.out)):
+        sink.server.count(sink.owners)

@@ -1,0 +1,188 @@
+"""Precompiled flow-mods: the bytes a `flows/` builder compiles to, with its values
+patched in, for the packet-in fast path (controller/fastpath.py).
+
+Compiling specs (ofcompile -> ofwire) was half of our own cost per learned MAC. The
+entries one builder makes for different values of one *shape* (say, l2.learn_host for
+an untagged host) differ only in a few fixed places: the MAC, the port, the VLAN.
+`FlowTemplate` finds those places by compiling the builder's output twice, with one
+value changed each time, and afterwards renders new values by copying the bytes and
+patching them in. The logic stays in the builder: a template is only a faster way to
+get the same bytes, and it checks itself at construction against a third set of
+values (tests/unit/test_oftemplate.py checks it for many more). A builder whose
+output a value changes in any other way (its length, another field) is not
+templatable for that shape: TemplateError, and the caller compiles as before.
+
+`pack(out, datapath, items, barrier)` serializes a mix of specs, deletes and
+rendered templates into `out` in the order `switch_sync.push` sends them (barriers
+included, xids from the datapath's counter as Ryu's `set_xid` gives them), so the
+fast path writes exactly what the normal path would.
+"""
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional
+
+from controller import ofcompile
+from controller.switch_sync import BARRIER, in_order
+
+LOG = logging.getLogger(__name__)
+_XID = struct.Struct("!I")
+_MAX_XID = 0xFFFFFFFF
+
+
+class TemplateError(ValueError):
+    """The builder's output does not vary only at fixed places for this shape."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value the builder takes, how it appears in the message bytes, and a second
+    value (differing from the sample in every encoded byte) to find where."""
+    encode: Callable[[object], bytes]
+    sample: object
+    other: object
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def port_bytes(port: int) -> bytes:
+    return port.to_bytes(4, "big")
+
+
+def vid_bytes(vlan: int) -> bytes:
+    return (0x1000 | vlan).to_bytes(2, "big")   # OFPVID_PRESENT | vid, as matched
+
+
+def compiled(datapath, specs, first_xid: int = 0) -> List[bytes]:
+    """The messages `specs` compile to, with xids first_xid, first_xid + 1, ..."""
+    out = []
+    for xid, message in enumerate(ofcompile.compile_all(datapath, specs), first_xid):
+        message.xid = xid & _MAX_XID
+        message.serialize()
+        out.append(bytes(message.buf))
+    return out
+
+
+class FlowTemplate:
+    """What `build(**values)` compiles to, for any values of the slots given."""
+
+    def __init__(self, datapath, build: Callable[..., list], slots: Mapping[str, Slot],
+                 check: Mapping[str, object]):
+        self.owners = [getattr(spec, "owner", None) for spec in
+                       build(**{n: s.sample for n, s in slots.items()})]
+        base = compiled(datapath, build(**{n: s.sample for n, s in slots.items()}))
+        self.base = b"".join(base)
+        self.starts = [sum(len(m) for m in base[:i]) for i in range(len(base))]
+        self.patches = []   # (name, its encoder, the offsets of its bytes, their size)
+        for name, slot in slots.items():
+            values = {n: s.sample for n, s in slots.items()} | {name: slot.other}
+            other = b"".join(compiled(datapath, build(**values)))
+            self.patches.append((name, slot.encode, self._places(name, slot, other),
+                                 len(slot.encode(slot.sample))))
+        self.xids_at = [start + 4 for start in self.starts]
+        # the self-check: a third set of values, rendered and compiled
+        rendered = self.render(check, 0)
+        expected = b"".join(compiled(datapath, build(**check)))
+        if bytes(rendered) != expected:
+            raise TemplateError("a rendering differs from the builder's own output")
+
+    def _places(self, name, slot, other) -> List[int]:
+        base, old, new = self.base, slot.encode(slot.sample), slot.encode(slot.other)
+        if len(other) != len(base):
+            raise TemplateError(f"{name} changes the length of the messages")
+        if len(old) != len(new) or any(a == b for a, b in zip(old, new)):
+            raise TemplateError(f"{name}: the two samples must differ in every byte")
+        places, covered, at = [], set(), base.find(old)
+        while at != -1:
+            if other[at:at + len(new)] == new:
+                places.append(at)
+                covered.update(range(at, at + len(old)))
+            at = base.find(old, at + 1)
+        changed = {i for i, (a, b) in enumerate(zip(base, other)) if a != b}
+        if not places or changed - covered:
+            raise TemplateError(f"{name} changes more than its own encoded places")
+        return places
+
+    def render(self, values: Mapping[str, object], first_xid: int) -> bytes:
+        """The messages for `values`, their xids first_xid, first_xid + 1, ..."""
+        buf = bytearray(self.base)
+        for name, encode, places, size in self.patches:
+            encoded = encode(values[name])
+            for at in places:
+                buf[at:at + size] = encoded
+        xid = first_xid
+        for at in self.xids_at:
+            _XID.pack_into(buf, at, xid)
+            xid = (xid + 1) & _MAX_XID
+        return buf
+
+    @property
+    def messages(self) -> int:
+        return len(self.starts)
+
+
+class Rendered(NamedTuple):
+    """A template with its values, standing in a list of specs: `pack` writes it (a
+    tuple: one is made per packet-in)."""
+    template: FlowTemplate
+    values: Dict[str, object]
+
+
+def _next_xids(datapath, count: int) -> int:
+    """Take `count` xids from the datapath's counter (Ryu's set_xid, count times)."""
+    first = (datapath.xid + 1) & _MAX_XID
+    datapath.xid = (datapath.xid + count) & _MAX_XID
+    return first
+
+
+def pack(out: bytearray, datapath, items, barrier: bool) -> List:
+    """Append `items` (specs, deletes, Rendered) to `out` as switch_sync.push would
+    send them; returns the owners of the flow-mods written (for the counters)."""
+    if not barrier and len(items) == 1 and type(items[0]) is Rendered:   # a new host
+        template = items[0].template
+        out += template.render(items[0].values, _next_xids(datapath, template.messages))
+        return template.owners
+    owners = []
+    for item in in_order(items, barrier):
+        if item is BARRIER:
+            message = ofcompile.barrier(datapath)
+        elif isinstance(item, Rendered):
+            out += item.template.render(item.values, _next_xids(datapath, item.template.messages))
+            owners += item.template.owners
+            continue
+        else:
+            message = ofcompile.compile_all(datapath, [item])[0]
+            owners.append(getattr(item, "owner", None))
+        datapath.set_xid(message)
+        message.serialize()
+        out += message.buf
+    return owners
+
+
+_UNBUILT = object()
+
+
+class Templated:
+    """Templates of one builder, one per layout, made when first asked for.
+
+    `layouts(key)` gives (build, slots, check) for layout `key`: `build(**values)`
+    with only the slots left open, the slots, and the self-check's values."""
+
+    def __init__(self, datapath, layouts):
+        self._datapath, self._layouts, self._templates = datapath, layouts, {}
+
+    def render(self, key, values) -> Optional[list]:
+        """[Rendered] for `values` in layout `key`; None when it cannot be templated
+        (the caller uses the builder itself)."""
+        template = self._templates.get(key, _UNBUILT)
+        if template is _UNBUILT:
+            build, slots, check = self._layouts(key)
+            try:
+                template = FlowTemplate(self._datapath, build, slots, check)
+            except TemplateError as err:
+                LOG.warning("no precompiled form for layout %s: %s", key, err)
+                template = None
+            self._templates[key] = template
+        return None if template is None else [Rendered(template, values)]
