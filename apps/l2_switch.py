@@ -11,6 +11,7 @@ flap_window_s, ban_s (see flows/l2.py). REST:
     DELETE /v1/switches/{dpid}/macs      flush them
 """
 import collections
+import dataclasses
 import struct
 import time
 
@@ -23,7 +24,7 @@ from ryu.lib import hub
 from controller import (config, desired_state, events, ofcompile, oftemplate, ovsdb, pipeline,
                         rest, shared_learned, southbound, state)
 from flows import l2, learning, shared_hosts
-from flows.mac_table import MOVED, PORT_FULL
+from flows.mac_table import MOVED, NEW, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
 
 _ETH_8021Q = b"\x81\x00"
@@ -235,23 +236,91 @@ class L2Switch(southbound.SdnApp):
             return
         if msg.table_id != _L2_SRC:
             return  # another app's (LLDP, health probes)
-        self._heard(switch, msg.match["in_port"], msg.data, self.push, l2.learn_host)
+        switch.packet_ins += 1
+        source = self._learnable_source(msg.data)
+        if source is None:
+            return
+        src, vlan = source
+        port, dpid = msg.match["in_port"], msg.datapath.id
+        if self.fabric is not None:
+            if not self.fabric.is_edge(dpid, port):
+                return  # a host attached elsewhere, or a port not classified yet
+            self._forget_elsewhere(src, vlan, dpid)
+        decision = learning.packet_in(self.settings, switch.macs, switch.bans, src, port, vlan,
+                                      time.monotonic(), switch.untagged,
+                                      fabric=self.fabric is not None)
+        self._decided(switch, decision, src, port, vlan, self.push)
 
     def _fast_packet_in(self, datapath, port, data, sink):
-        """The fast path (controller/fastpath.py): in the switch's receive loop, new
-        hosts' entries from precompiled templates, sent with the read's other replies.
-        A fabric's hosts take Ryu's path (they are routed across switches)."""
+        """The fast path (controller/fastpath.py), in the switch's receive loop: the
+        same decisions as `_packet_in`, a new host's entries from precompiled bytes,
+        everything sent with the read's other replies. A fabric's hosts take Ryu's
+        path (they are routed across switches)."""
         switch = self.switches.get(datapath.id)
         if switch is None or switch.datapath is not datapath or self.fabric is not None:
             return False
-        if self._templates is None:
-            self._templates = oftemplate.Templated(datapath, self._learn_layout)
-        self._heard(switch, port, data, sink.write, self._fast_learn)
+        switch.packet_ins += 1
+        source = self._learnable_source(data)
+        if source is None:
+            return True
+        src, vlan = source
+        now = time.monotonic()
+        verdict, previous = switch.macs.observe(src, port, vlan, now)
+        if verdict == NEW:   # learning.decide would answer learning.new_host(): precompiled
+            untagged_egress = (port, vlan) in switch.untagged
+            template = self._learn_template(datapath, vlan, untagged_egress)
+            if template is not None:
+                sink.add(datapath, template, (data[6:12], port.to_bytes(4, "big"),
+                                              oftemplate.vid_bytes(vlan or 0)))
+                self._located(src, vlan, datapath.id, port)
+                return True
+        decision = learning.decide(self.settings, switch.macs, switch.bans, verdict, previous,
+                                   src, port, vlan, now, switch.untagged)
+        self._decided(switch, decision, src, port, vlan, sink.write)
         return True
 
+    def _learnable_source(self, data):
+        """(source MAC, VLAN) of a frame reactive learning learns from, else None."""
+        if self.settings.mode != "reactive":
+            return None
+        source = frame_source(data)
+        return source if source is not None and learning.learnable(source[0]) else None
+
+    def _decided(self, switch, decision, src, port, vlan, send):
+        """Carry out a learning decision: log, send its changes with `send` (push, or
+        the fast path's sink), route the host on a fabric and tell the observers."""
+        switch.not_learned += decision.not_learned
+        if decision.banned:
+            self._log_ban(switch, decision, src, port)
+        if decision.verdict == MOVED:
+            self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(switch.datapath.id),
+                              src, decision.previous.port, port)
+        if decision.changes:
+            send(switch.datapath, decision.changes, barrier=decision.barrier)
+        if not decision.located:
+            return
+        if self.fabric is not None:
+            self._route(src, vlan, switch.datapath.id, port, include_home=True)
+            self._share_hosts()
+        self._located(src, vlan, switch.datapath.id, port)
+
+    def _located(self, mac, vlan, dpid, port):
+        if self.observers.get(events.EventHostLocation):   # none: build no event
+            self.send_event_to_observers(events.EventHostLocation(mac, vlan, dpid, port))
+
+    def _learn_template(self, datapath, vlan, untagged_egress):
+        """learning.new_host's entries precompiled for this layout (None: not
+        templatable, compiled as usual)."""
+        if self._templates is None:   # the settings' templates (apply_settings resets)
+            self._templates = oftemplate.Templated(datapath, self._learn_layout)
+        kind = "none" if vlan is None else "zero" if vlan == 0 else "tagged"
+        return self._templates.get((kind, untagged_egress, self.settings.idle_timeout))
+
     def _learn_layout(self, key):
-        """l2.learn_host for one layout (no / zero / a VLAN, untagged egress, idle
-        timeout), its open slots, and the self-check's values (controller/oftemplate.py)."""
+        """learning.new_host for one layout (no / zero / a VLAN, untagged egress, idle
+        timeout): the builder with its open slots (MAC, port, VLAN), the slots and the
+        self-check's values (controller/oftemplate.py). Slots the layout fixes (the
+        VLAN of an untagged host) are still given by the caller and left unpatched."""
         vlan_kind, untagged_egress, idle_timeout = key
         slots = {"mac": oftemplate.Slot(oftemplate.mac_bytes, "02:11:22:33:44:55",
                                         "0e:ee:dd:cc:bb:aa"),
@@ -260,55 +329,12 @@ class L2Switch(southbound.SdnApp):
         if vlan_kind == "tagged":
             slots["vlan"] = oftemplate.Slot(oftemplate.vid_bytes, 0x123, 0xABC)
             check["vlan"] = 42
+        settings = dataclasses.replace(self.settings, idle_timeout=idle_timeout)
 
         def build(mac, port, vlan=None if vlan_kind == "none" else 0):
-            return l2.learn_host(mac, port, vlan, idle_timeout, untagged_egress)
+            return learning.new_host(settings, mac, port, vlan,
+                                     {(port, vlan)} if untagged_egress else ())
         return build, slots, check
-
-    def _fast_learn(self, mac, port, vlan, idle_timeout, untagged_egress=False):
-        """l2.learn_host, precompiled (the same bytes: tests/unit/test_fast_path.py)."""
-        kind = "none" if vlan is None else "zero" if vlan == 0 else "tagged"
-        values = {"mac": mac, "port": port} if kind != "tagged" else \
-            {"mac": mac, "port": port, "vlan": vlan}
-        return self._templates.render((kind, untagged_egress, idle_timeout), values) or \
-            l2.learn_host(mac, port, vlan, idle_timeout, untagged_egress)
-
-    def _heard(self, switch, port, data, send, learn):
-        """A frame of `switch` came in on `port` to the l2_src table's controller entry:
-        learn its source, sending the changes with `send` (push, or the fast path's)."""
-        switch.packet_ins += 1
-        if self.settings.mode != "reactive":
-            return
-        source = frame_source(data)
-        if source is None:
-            return
-        src, vlan = source
-        if not learning.learnable(src):
-            return
-        datapath = switch.datapath
-        dpid = datapath.id
-        if self.fabric is not None:
-            if not self.fabric.is_edge(dpid, port):
-                return  # a host attached elsewhere, or a port not classified yet
-            self._forget_elsewhere(src, vlan, dpid)
-        decision = learning.packet_in(self.settings, switch.macs, switch.bans, src, port, vlan,
-                                      time.monotonic(), switch.untagged,
-                                      fabric=self.fabric is not None, learn=learn)
-        switch.not_learned += decision.not_learned
-        if decision.banned:
-            self._log_ban(switch, decision, src, port)
-        if decision.verdict == MOVED:
-            self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(dpid), src,
-                              decision.previous.port, port)
-        if decision.changes:
-            send(datapath, decision.changes, barrier=decision.barrier)
-        if not decision.located:
-            return
-        if self.fabric is not None:
-            self._route(src, vlan, dpid, port, include_home=True)
-            self._share_hosts()
-        if self.observers.get(events.EventHostLocation):   # none: build no event
-            self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
 
     def _log_ban(self, switch, decision, mac, port):
         if decision.verdict == PORT_FULL:

@@ -32,6 +32,7 @@ every packet-in takes Ryu's path.
 import logging
 import struct
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ryu.base import app_manager
 from ryu.controller import ofp_event
@@ -52,7 +53,7 @@ PACKET_IN, OFP13 = 10, 4
 _MATCH = struct.Struct("!HH")
 # a match of in_port alone: OXM, length 12, OXM_OF_IN_PORT (class 0x8000, field 0, 4 bytes)
 _IN_PORT_ONLY = struct.Struct("!HHII")
-_IN_PORT_MATCH = (1, 12, 0x80000004)
+_OXM_IN_PORT = 0x80000004
 _TOTAL_LEN = struct.Struct("!H")
 enabled = True
 
@@ -63,6 +64,7 @@ class _Server:
     table_id: int
     handler: object    # handler(datapath, in_port, data, sink) -> bool
     pack: object       # pack(out, datapath, items, barrier) -> owners (oftemplate.pack)
+    next_xids: object  # next_xids(datapath, count) -> the first (oftemplate.next_xids)
     count: object      # count(owners): the flow-mods counter (switch_sync.count_flow_mods)
 
 
@@ -74,10 +76,18 @@ class Sink:
     owners: list = field(default_factory=list)   # of the flow-mods written
     packet_ins: int = 0
 
+    others: Optional[list] = None   # the other apps that want these packet-ins' events
+
     def write(self, datapath, items, barrier=True) -> bool:
-        """Like SdnApp.push (specs, deletes, oftemplate.Rendered), sent at the flush."""
+        """Like SdnApp.push (specs and deletes), sent at the flush."""
         self.owners += self.server.pack(self.out, datapath, items, barrier)
         return True
+
+    def add(self, datapath, template, encoded) -> None:
+        """A precompiled template's messages (controller/oftemplate.py) for `encoded`."""
+        self.out += template.render_encoded(encoded, self.server.next_xids(
+            datapath, template.messages))
+        self.owners += template.owners
 
 
 _servers = {}   # table id -> _Server
@@ -86,13 +96,13 @@ _others = {}    # (table id, observers seen) -> names of the other apps that wan
 _counters = {}  # dpid -> its sdn_packet_ins counter
 
 
-def serve(app, table_id: int, handler, pack, count) -> None:
+def serve(app, table_id: int, handler, pack, next_xids, count) -> None:
     """`handler(datapath, in_port, data, sink)` takes the packet-ins of `table_id`
     (OpenFlow 1.3, switches in MAIN_DISPATCHER) from now on; it returns False for one
     it leaves to Ryu's event path (having changed nothing). `app.runtime` sends."""
     from controller import fastparse, metrics
     _lazy.update(fastparse=fastparse, metrics=metrics)
-    _servers[table_id] = _Server(app, table_id, handler, pack, count)
+    _servers[table_id] = _Server(app, table_id, handler, pack, next_xids, count)
     _others.clear()
 
 
@@ -115,8 +125,11 @@ def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
     if server is None:
         return False
     end = offset + length
-    if length >= 42 and _IN_PORT_ONLY.unpack_from(buf, offset + 24)[:3] == _IN_PORT_MATCH:
-        in_port, data_at = _IN_PORT_ONLY.unpack_from(buf, offset + 24)[3], offset + 42
+    match_type = match_len = oxm = None
+    if length >= 42:
+        match_type, match_len, oxm, in_port = _IN_PORT_ONLY.unpack_from(buf, offset + 24)
+    if match_len == 12 and oxm == _OXM_IN_PORT and match_type == 1:
+        data_at = offset + 42
     else:   # what OVS sends most is above; any other match of plain fixed fields here
         match_type, match_len = _MATCH.unpack_from(buf, offset + 24)
         data_at = offset + 24 + (match_len + 7) // 8 * 8 + 2
@@ -165,7 +178,9 @@ def _handle(server, datapath, in_port, data, raw_or_msg, counted=False) -> bool:
                       format_dpid(datapath.id or 0), in_port)
         return True   # dropped, as Ryu's event loop drops an event whose handler raised
     sink.packet_ins += not counted
-    others = _wanting(datapath.ofp_brick, server)
+    others = sink.others
+    if others is None:
+        others = sink.others = _wanting(datapath.ofp_brick, server)
     if others:
         ev = ofp_event.ofp_msg_to_ev(_message(datapath, raw_or_msg))
         for name in others:

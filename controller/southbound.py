@@ -171,10 +171,11 @@ class SdnApp(app_manager.RyuApp):
     def serve_packet_ins(self, table: str, handler) -> None:
         """Take the packet-ins of `table` on the fast path: `handler(datapath, in_port,
         data, sink)` runs in the connection's receive loop and sends with
-        `sink.write(datapath, items, barrier)` as with `push`; it returns False for a
+        `sink.write(datapath, items, barrier)` as with `push` (or `sink.add` of a
+        precompiled template: controller/oftemplate.py); it returns False for a
         packet-in it leaves to the app's event handler (having changed nothing)."""
         fastpath.serve(self, pipeline.table_id(table), handler, oftemplate.pack,
-                       count_flow_mods)
+                       oftemplate.next_xids, count_flow_mods)
 
     # --- what REST asks about a switch -------------------------------------------------
 
