@@ -75,7 +75,7 @@ class L2Switch(southbound.SdnApp):
         if self.shared is not None:
             hub.spawn(self._share_loop)
         self._templates = None   # learn_host precompiled (the fast path's first packet-in)
-        self.serve_packet_ins("l2_src", self._fast_packet_in)
+        self.serve_packet_ins("l2_src", self._fast_packet_ins)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -251,32 +251,39 @@ class L2Switch(southbound.SdnApp):
                                       fabric=self.fabric is not None)
         self._decided(switch, decision, src, port, vlan, self.push)
 
-    def _fast_packet_in(self, datapath, port, data, sink):
-        """The fast path (controller/fastpath.py), in the switch's receive loop: the
-        same decisions as `_packet_in`, a new host's entries from precompiled bytes,
-        everything sent with the read's other replies. A fabric's hosts take Ryu's
-        path (they are routed across switches)."""
+    def _fast_packet_ins(self, datapath, packet_ins, sink):
+        """The fast path (controller/fastpath.py), in the switch's receive loop, for
+        the [(port, frame)] of one read: the same decisions as `_packet_in`, a new
+        host's entries from precompiled bytes, all sent with the read's other replies.
+        A fabric's hosts take Ryu's path (they are routed across switches)."""
         switch = self.switches.get(datapath.id)
         if switch is None or switch.datapath is not datapath or self.fabric is not None:
             return False
-        switch.packet_ins += 1
-        source = self._learnable_source(data)
-        if source is None:
+        switch.packet_ins += len(packet_ins)
+        if self.settings.mode != "reactive":
             return True
-        src, vlan = source
-        now = time.monotonic()
-        verdict, previous = switch.macs.observe(src, port, vlan, now)
-        if verdict == NEW:   # learning.decide would answer learning.new_host(): precompiled
-            untagged_egress = (port, vlan) in switch.untagged
-            template = self._learn_template(datapath, vlan, untagged_egress)
-            if template is not None:
-                sink.add(datapath, template, (data[6:12], port.to_bytes(4, "big"),
-                                              oftemplate.vid_bytes(vlan or 0)))
-                self._located(src, vlan, datapath.id, port)
-                return True
-        decision = learning.decide(self.settings, switch.macs, switch.bans, verdict, previous,
-                                   src, port, vlan, now, switch.untagged)
-        self._decided(switch, decision, src, port, vlan, sink.write)
+        observe, untagged, now = switch.macs.observe, switch.untagged, time.monotonic()
+        templates = {}   # (VLAN, untagged egress) -> its template, for this read
+        for port, data in packet_ins:
+            source = frame_source(data)
+            if source is None or not learning.learnable(source[0]):
+                continue
+            src, vlan = source
+            verdict, previous = observe(src, port, vlan, now)
+            if verdict == NEW:   # learning.decide would answer learning.new_host()
+                untagged_egress = (port, vlan) in untagged
+                template = templates.get((vlan, untagged_egress), False)
+                if template is False:
+                    template = templates[(vlan, untagged_egress)] = self._learn_template(
+                        datapath, vlan, untagged_egress)
+                if template is not None:
+                    sink.add(datapath, template, (data[6:12], port.to_bytes(4, "big"),
+                                                  oftemplate.vid_bytes(vlan or 0)))
+                    self._located(src, vlan, datapath.id, port)
+                    continue
+            decision = learning.decide(self.settings, switch.macs, switch.bans, verdict,
+                                       previous, src, port, vlan, now, untagged)
+            self._decided(switch, decision, src, port, vlan, sink.write)
         return True
 
     def _learnable_source(self, data):

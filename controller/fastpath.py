@@ -32,7 +32,6 @@ every packet-in takes Ryu's path.
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ryu.base import app_manager
 from ryu.controller import ofp_event
@@ -62,7 +61,7 @@ enabled = True
 class _Server:
     app: object        # the RyuApp whose handler this is
     table_id: int
-    handler: object    # handler(datapath, in_port, data, sink) -> bool
+    handler: object    # handler(datapath, [(in_port, frame)], sink) -> bool
     pack: object       # pack(out, datapath, items, barrier) -> owners (oftemplate.pack)
     next_xids: object  # next_xids(datapath, count) -> the first (oftemplate.next_xids)
     count: object      # count(owners): the flow-mods counter (switch_sync.count_flow_mods)
@@ -76,8 +75,6 @@ class Sink:
     owners: list = field(default_factory=list)   # of the flow-mods written
     packet_ins: int = 0
 
-    others: Optional[list] = None   # the other apps that want these packet-ins' events
-
     def write(self, datapath, items, barrier=True) -> bool:
         """Like SdnApp.push (specs and deletes), sent at the flush."""
         self.owners += self.server.pack(self.out, datapath, items, barrier)
@@ -86,20 +83,23 @@ class Sink:
     def add(self, datapath, template, encoded) -> None:
         """A precompiled template's messages (controller/oftemplate.py) for `encoded`."""
         self.out += template.render_encoded(encoded, self.server.next_xids(
-            datapath, template.messages))
+            datapath, template.count))
         self.owners += template.owners
 
 
 _servers = {}   # table id -> _Server
+_pending = {}   # datapath -> [(server, in_port, data, start, end)]: this read's packet-ins
 _sinks = {}     # datapath -> its Sink for the read being handled
 _others = {}    # (table id, observers seen) -> names of the other apps that want them
 _counters = {}  # dpid -> its sdn_packet_ins counter
 
 
 def serve(app, table_id: int, handler, pack, next_xids, count) -> None:
-    """`handler(datapath, in_port, data, sink)` takes the packet-ins of `table_id`
-    (OpenFlow 1.3, switches in MAIN_DISPATCHER) from now on; it returns False for one
-    it leaves to Ryu's event path (having changed nothing). `app.runtime` sends."""
+    """`handler(datapath, packet_ins, sink)` takes the packet-ins of `table_id`
+    (OpenFlow 1.3, switches in MAIN_DISPATCHER) from now on, a list of (in_port,
+    frame) at a time, all of one switch and in order (what one read brought); it
+    returns False for a list it leaves to Ryu's event path, having changed nothing.
+    `app.runtime` sends."""
     from controller import fastparse, metrics
     _lazy.update(fastparse=fastparse, metrics=metrics)
     _servers[table_id] = _Server(app, table_id, handler, pack, next_xids, count)
@@ -110,14 +110,15 @@ def reset() -> None:
     """Forget every handler (unit tests: their apps are gone after each test)."""
     _servers.clear()
     _others.clear()
+    _pending.clear()
     _sinks.clear()
 
 
 def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
     """Offer one whole message of `buf` (at `offset`, `length` bytes: a packet-in by
-    its type) to the fast path; True when it was handled there. Anything unusual
-    (another version, a match that is not plain fixed fields, lengths that do not
-    add up) is False: the normal path checks and parses it."""
+    its type) to the fast path; True when it is queued for `run_pending`. Anything
+    unusual (another version, a match that is not plain fixed fields, lengths that
+    do not add up) is False: the normal path checks and parses it."""
     if not (enabled and _servers) or length < 32 or buf[offset] != OFP13 \
             or datapath.state != MAIN_DISPATCHER:
         return False
@@ -141,11 +142,40 @@ def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
             return False
     total_len = _TOTAL_LEN.unpack_from(buf, offset + 12)[0]
     data = bytes(buf[data_at:min(end, data_at + total_len)])
-    return _handle(server, datapath, in_port, data, (buf, offset, end))
+    queued = _pending.get(datapath)
+    if queued is None:
+        queued = _pending[datapath] = []
+    queued.append((server, in_port, data, offset, end))
+    return True
+
+
+def run_pending(datapath, buf) -> list:
+    """Hand the packet-ins queued from `buf` to their handlers, in order, one run of
+    one table at a time. The receive loop calls it before any other message of the
+    read is handled and at the read's end, so nothing overtakes anything. Returns the
+    raw packet-ins no handler took, for the normal path."""
+    queued = _pending.pop(datapath, None)
+    if not queued:
+        return []
+    left, start = [], 0
+    while start < len(queued):
+        server, stop = queued[start][0], start + 1
+        while stop < len(queued) and queued[stop][0] is server:
+            stop += 1
+        run = queued[start:stop]
+
+        def raws(run=run):   # copied only when needed: for another app, or Ryu's path
+            return [bytes(buf[begin:end]) for *_, begin, end in run]
+        if not _offer(server, datapath, [(port, data) for _, port, data, _, _ in run],
+                      lambda raws=raws: [_parsed(datapath, raw) for raw in raws()]):
+            left += raws()
+        start = stop
+    return left
 
 
 def packet_in_msg(datapath, msg) -> bool:
-    """A packet-in Ryu has parsed (its match was not plain): the same offer."""
+    """A packet-in Ryu has parsed (its match was not plain): offered alone, at once
+    (run_pending has run: the order holds)."""
     server = _servers.get(msg.table_id) if enabled else None
     if server is None or msg.version != OFP13 or datapath.state != MAIN_DISPATCHER:
         return False
@@ -153,38 +183,33 @@ def packet_in_msg(datapath, msg) -> bool:
     if in_port is None:
         return False
     # Ryu's parser counted this one in sdn_packet_ins already
-    return _handle(server, datapath, in_port, msg.data, msg, counted=True)
+    return _offer(server, datapath, [(in_port, msg.data)], lambda: [msg], counted=True)
 
 
-def _message(datapath, raw_or_msg):
-    """The Ryu message of a packet-in (for the other apps that want its event)."""
-    if not isinstance(raw_or_msg, tuple):
-        return raw_or_msg
-    buf, offset, end = raw_or_msg
-    raw = bytes(buf[offset:end])
+def _parsed(datapath, raw):
     version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", raw)
     return _lazy["fastparse"].parse_packet_in(datapath, version, msg_type, msg_len, xid, raw)
 
 
-def _handle(server, datapath, in_port, data, raw_or_msg, counted=False) -> bool:
+def _offer(server, datapath, packet_ins, messages, counted=False) -> bool:
     sink = _sinks.get(datapath)
     if sink is None:
         sink = _sinks[datapath] = Sink(server)
     try:
-        if not server.handler(datapath, in_port, data, sink):
+        if not server.handler(datapath, packet_ins, sink):
             return False
-    except Exception:  # noqa: BLE001 - one packet-in must not end the connection
-        LOG.exception("%s: packet-in from switch %s (port %s) failed", server.app.name,
-                      format_dpid(datapath.id or 0), in_port)
+    except Exception:  # noqa: BLE001 - a bad packet-in must not end the connection
+        LOG.exception("%s: %d packet-in(s) from switch %s failed (dropped)", server.app.name,
+                      len(packet_ins), format_dpid(datapath.id or 0))
         return True   # dropped, as Ryu's event loop drops an event whose handler raised
-    sink.packet_ins += not counted
-    others = sink.others
-    if others is None:
-        others = sink.others = _wanting(datapath.ofp_brick, server)
+    if not counted:
+        sink.packet_ins += len(packet_ins)
+    others = _wanting(datapath.ofp_brick, server)
     if others:
-        ev = ofp_event.ofp_msg_to_ev(_message(datapath, raw_or_msg))
-        for name in others:
-            datapath.ofp_brick.send_event(name, ev, datapath.state)
+        for msg in messages():
+            ev = ofp_event.ofp_msg_to_ev(msg)
+            for name in others:
+                datapath.ofp_brick.send_event(name, ev, datapath.state)
     return True
 
 
@@ -207,7 +232,9 @@ def _wanting(brick, server):
 
 
 def flush(datapath) -> None:
-    """Send what the read produced (one write), and add up its counters."""
+    """Send what the read produced (one write), and add up its counters. Packet-ins
+    still queued (the connection closed mid-read) are dropped with it."""
+    _pending.pop(datapath, None)
     sink = _sinks.pop(datapath, None)
     if sink is None:
         return

@@ -155,8 +155,9 @@ def _parser_module(datapath, version):
     return datapath.ofproto_parser if version == datapath.ofproto.OFP_VERSION else None
 
 
-def handle(datapath, raw) -> bool:
-    """Check, parse and dispatch one whole message; False if it closed the connection."""
+def handle(datapath, raw, offer=True) -> bool:
+    """Check, parse and dispatch one whole message; False if it closed the connection.
+    `offer`: a packet-in goes to the fast path first (not one it has just refused)."""
     version, msg_type, msg_len, xid = ofcheck.HEADER.unpack_from(raw)
     parser = _parser_module(datapath, version)
     if parser is None:
@@ -174,7 +175,8 @@ def handle(datapath, raw) -> bool:
         # are not a message we can use. Handlers run below, outside this try.
         reject(datapath, raw, f"Ryu's parser raised {type(err).__name__}: {err}")
         return False
-    if msg is None or msg_type == fastpath.PACKET_IN and fastpath.packet_in_msg(datapath, msg):
+    if msg is None or offer and msg_type == fastpath.PACKET_IN and \
+            fastpath.packet_in_msg(datapath, msg):
         return True
     ev = ofp_event.ofp_msg_to_ev(msg)
     datapath.ofp_brick.send_event_to_observers(ev, datapath.state)
@@ -197,13 +199,24 @@ def _messages(datapath, buf):
         if len(buf) - offset < msg_len:
             break
         if not (buf[offset + 1] == fastpath.PACKET_IN and
-                fastpath.packet_in_raw(datapath, buf, offset, msg_len)) and \
-                not handle(datapath, bytes(buf[offset:offset + msg_len])):
-            return None
+                fastpath.packet_in_raw(datapath, buf, offset, msg_len)):
+            # the packet-ins queued before it go first: nothing overtakes anything
+            if not _run_pending(datapath, buf) or \
+                    not handle(datapath, bytes(buf[offset:offset + msg_len])):
+                return None
         offset += msg_len
         if datapath.state == DEAD_DISPATCHER:
             return None
-    return offset
+    return offset if _run_pending(datapath, buf) else None
+
+
+def _run_pending(datapath, buf) -> bool:
+    """The fast path's queued packet-ins (controller/fastpath.py); those it left take
+    the normal path. False if the connection closed."""
+    for raw in fastpath.run_pending(datapath, buf):
+        if not handle(datapath, raw, offer=False):
+            return False
+    return True
 
 
 def _deadline(datapath, connected, partial_since):

@@ -77,6 +77,7 @@ class FlowTemplate:
         base = compiled(datapath, build(**{n: s.sample for n, s in slots.items()}))
         self.base = b"".join(base)
         self.starts = [sum(len(m) for m in base[:i]) for i in range(len(base))]
+        self.count = len(base)   # messages
         self.writes = []   # (slot index, offset, size): where each slot's bytes go
         for index, (name, slot) in enumerate(slots.items()):
             values = {n: s.sample for n, s in slots.items()} | {name: slot.other}
@@ -139,14 +140,14 @@ class FlowTemplate:
     def render_encoded(self, encoded: tuple, first_xid: int) -> bytes:
         """render() for values already encoded (a tuple, in the slots' order: the fast
         path has the MAC's bytes from the frame, no text to parse back)."""
-        count = len(self.starts)
+        count = self.count
         xids = tuple(range(first_xid, first_xid + count)) if first_xid + count <= _MAX_XID \
             else tuple((first_xid + k) & _MAX_XID for k in range(count))
         return self._struct.pack(*self._pick(self._constants + xids + encoded))
 
     @property
     def messages(self) -> int:
-        return len(self.starts)
+        return self.count
 
 
 def next_xids(datapath, count: int) -> int:

@@ -169,11 +169,12 @@ class SdnApp(app_manager.RyuApp):
         return frozenset(pipeline.table_id(name) for name in self.PACKET_IN_TABLES)
 
     def serve_packet_ins(self, table: str, handler) -> None:
-        """Take the packet-ins of `table` on the fast path: `handler(datapath, in_port,
-        data, sink)` runs in the connection's receive loop and sends with
-        `sink.write(datapath, items, barrier)` as with `push` (or `sink.add` of a
-        precompiled template: controller/oftemplate.py); it returns False for a
-        packet-in it leaves to the app's event handler (having changed nothing)."""
+        """Take the packet-ins of `table` on the fast path: `handler(datapath,
+        packet_ins, sink)` runs in the connection's receive loop with the [(in_port,
+        frame)] of one read, and sends with `sink.write(datapath, items, barrier)` as
+        with `push` (or `sink.add` of a precompiled template: controller/oftemplate.py);
+        it returns False for packet-ins it leaves to the app's event handler (having
+        changed nothing). See controller/fastpath.py."""
         fastpath.serve(self, pipeline.table_id(table), handler, oftemplate.pack,
                        oftemplate.next_xids, count_flow_mods)
 

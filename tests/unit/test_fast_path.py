@@ -50,9 +50,14 @@ def fast_switch(app, dpid=1, brick=None):
 
 
 def offer(datapath, raw):
-    handled = fastpath.packet_in_raw(datapath, bytearray(raw), 0, len(raw))
+    """One read of one packet-in, as the receive loop handles it: True when the fast
+    path took it (False: it goes the normal way)."""
+    buf = bytearray(raw)
+    queued = fastpath.packet_in_raw(datapath, buf, 0, len(raw))
+    left = fastpath.run_pending(datapath, buf)
     fastpath.flush(datapath)
-    return handled
+    assert left in ([], [raw])
+    return queued and not left
 
 
 def mac(rng):
@@ -139,9 +144,14 @@ def test_the_fast_path_sends_exactly_what_ryus_path_sends(monkeypatch, seed):
     fast = fast_switch(fast_app)
     untagged = frozenset({(2, 10), (3, 0)})   # as the VLAN app would say (untagged egress)
     normal_app.switches[1].untagged = fast_app.switches[1].untagged = untagged
-    for port, frame in _traffic(random.Random(seed)):
+    rng, read = random.Random(seed), bytearray()
+    for port, frame in _traffic(rng):
         normal_app._packet_in(packet_in(normal, port, frame))
-        assert offer(fast, raw_packet_in(port, frame[:128], total_len=len(frame)))
+        read += raw_packet_in(port, frame[:128], total_len=len(frame))
+        if rng.random() < 0.2:   # reads of one to a dozen packet-ins, handled together
+            _read(fast, read)
+            read = bytearray()
+    _read(fast, read)
     assert len(normal.wire) > 2000   # it learned, moved, banned: there is something to compare
     assert bytes(fast.wire) == bytes(normal.wire)
     for name in ("packet_ins", "not_learned"):
@@ -150,6 +160,16 @@ def test_the_fast_path_sends_exactly_what_ryus_path_sends(monkeypatch, seed):
     def hosts(app):
         return sorted((m["mac"], m["port"], -1 if m["vlan"] is None else m["vlan"]) for m in app.learned_macs(1))
     assert hosts(fast_app) == hosts(normal_app)
+
+
+def _read(datapath, chunk):
+    offset = 0
+    while offset < len(chunk):
+        length = struct.unpack_from("!H", chunk, offset + 2)[0]
+        assert fastpath.packet_in_raw(datapath, chunk, offset, length)
+        offset += length
+    assert fastpath.run_pending(datapath, chunk) == []
+    fastpath.flush(datapath)
 
 
 def test_replies_of_one_read_leave_in_one_send(monkeypatch):
@@ -165,6 +185,8 @@ def test_replies_of_one_read_leave_in_one_send(monkeypatch):
         length = struct.unpack_from("!H", chunk, offset + 2)[0]
         assert fastpath.packet_in_raw(datapath, chunk, offset, length)
         offset += length
+    assert sends == [] and not app.switches[1].macs   # queued, handled together
+    assert fastpath.run_pending(datapath, chunk) == []
     assert sends == []
     fastpath.flush(datapath)
     assert len(sends) == 1 and len(app.switches[1].macs) == 5
@@ -232,16 +254,16 @@ def test_a_match_ryu_must_parse_is_still_served_in_order(monkeypatch):
     assert [e.port for e in app.switches[1].macs.entries()] == [3]
 
 
-def test_a_handler_that_raises_drops_that_packet_in_only(monkeypatch, caplog):
+def test_a_handler_that_raises_drops_that_reads_packet_ins_only(monkeypatch, caplog):
     app = make_app(monkeypatch)
     datapath = fast_switch(app)
     calls = []
 
-    def broken(datapath, port, data, sink):
-        calls.append(port)
-        if port == 1:
+    def broken(datapath, packet_ins, sink):
+        calls.append(packet_ins[0][0])
+        if packet_ins[0][0] == 1:
             raise RuntimeError("boom")
-        return app._fast_packet_in(datapath, port, data, sink)
+        return app._fast_packet_ins(datapath, packet_ins, sink)
     fastpath.serve(app, L2_SRC, broken, oftemplate.pack, oftemplate.next_xids,
                    lambda owners: None)
     assert offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:01")))
@@ -277,8 +299,8 @@ def test_fuzzed_packet_ins_never_raise_and_what_is_taken_is_what_ryu_reads(monke
     class App:
         name, runtime = "recorder", None
 
-    def record(datapath, port, data, sink):
-        seen.append((port, data))
+    def record(datapath, packet_ins, sink):
+        seen.extend(packet_ins)
         return True
     fastpath.serve(App(), L2_SRC, record, oftemplate.pack, oftemplate.next_xids,
                    lambda owners: None)
@@ -290,7 +312,9 @@ def test_fuzzed_packet_ins_never_raise_and_what_is_taken_is_what_ryu_reads(monke
         if len(raw) < 8:
             continue
         seen.clear()
-        handled = fastpath.packet_in_raw(datapath, bytearray(raw), 0, len(raw))
+        buf = bytearray(raw)
+        handled = fastpath.packet_in_raw(datapath, buf, 0, len(raw))
+        assert fastpath.run_pending(datapath, buf) == []
         fastpath.flush(datapath)
         if not handled:
             continue
