@@ -73,7 +73,8 @@ class Sink:
     server: _Server
     out: bytearray = field(default_factory=bytearray)
     owners: list = field(default_factory=list)   # of the flow-mods written
-    packet_ins: int = 0
+    packet_ins: int = 0   # not counted yet in sdn_packet_ins
+    fast: int = 0         # taken by a handler here
 
     def write(self, datapath, items, barrier=True) -> bool:
         """Like SdnApp.push (specs and deletes), sent at the flush."""
@@ -91,7 +92,7 @@ _servers = {}   # table id -> _Server
 _pending = {}   # datapath -> [(server, in_port, data, start, end)]: this read's packet-ins
 _sinks = {}     # datapath -> its Sink for the read being handled
 _others = {}    # (table id, observers seen) -> names of the other apps that want them
-_counters = {}  # dpid -> its sdn_packet_ins counter
+_counters = {}  # dpid -> its (sdn_packet_ins, sdn_fast_path_packet_ins) counters
 
 
 def serve(app, table_id: int, handler, pack, next_xids, count) -> None:
@@ -202,6 +203,7 @@ def _offer(server, datapath, packet_ins, messages, counted=False) -> bool:
         LOG.exception("%s: %d packet-in(s) from switch %s failed (dropped)", server.app.name,
                       len(packet_ins), format_dpid(datapath.id or 0))
         return True   # dropped, as Ryu's event loop drops an event whose handler raised
+    sink.fast += len(packet_ins)
     if not counted:
         sink.packet_ins += len(packet_ins)
     others = _wanting(datapath.ofp_brick, server)
@@ -238,12 +240,14 @@ def flush(datapath) -> None:
     sink = _sinks.pop(datapath, None)
     if sink is None:
         return
-    if sink.packet_ins:
+    if sink.fast:
         dpid = datapath.id or 0
-        counter = _counters.get(dpid)
-        if counter is None:
-            metrics = _lazy["metrics"]
-            counter = _counters[dpid] = metrics.PACKET_INS.labels(metrics.dpid_label(dpid))
-        counter.inc(sink.packet_ins)
+        counters = _counters.get(dpid)
+        if counters is None:
+            metrics, label = _lazy["metrics"], _lazy["metrics"].dpid_label(dpid)
+            counters = _counters[dpid] = (metrics.PACKET_INS.labels(label),
+                                          metrics.FAST_PATH.labels(label))
+        counters[0].inc(sink.packet_ins)
+        counters[1].inc(sink.fast)
     if sink.out and sink.server.app.runtime.send_packed(datapath, bytes(sink.out)):
         sink.server.count(sink.owners)
