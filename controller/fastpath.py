@@ -49,11 +49,12 @@ _lazy = {}
 
 LOG = logging.getLogger(__name__)
 PACKET_IN, OFP13 = 10, 4
-_MATCH = struct.Struct("!HH")
-# a match of in_port alone: OXM, length 12, OXM_OF_IN_PORT (class 0x8000, field 0, 4 bytes)
-_IN_PORT_ONLY = struct.Struct("!HHII")
+# after the header and buffer_id: total_len, reason, table_id, cookie, the match's type
+# and length, and (a match of in_port alone, what OVS sends on a plain port) its OXM
+# header (OXM_OF_IN_PORT: class 0x8000, field 0, 4 bytes) and value
+_FIXED = struct.Struct("!HBBQHH")
+_FIXED_AND_IN_PORT = struct.Struct("!HBBQHHII")
 _OXM_IN_PORT = 0x80000004
-_TOTAL_LEN = struct.Struct("!H")
 enabled = True
 
 
@@ -89,7 +90,7 @@ class Sink:
 
 
 _servers = {}   # table id -> _Server
-_pending = {}   # datapath -> [(server, in_port, data, start, end)]: this read's packet-ins
+_pending = {}   # datapath -> [(server, [(in_port, frame)], [(start, end)])]: this read's
 _sinks = {}     # datapath -> its Sink for the read being handled
 _others = {}    # (table id, observers seen) -> names of the other apps that want them
 _counters = {}  # dpid -> its (sdn_packet_ins, sdn_fast_path_packet_ins) counters
@@ -123,17 +124,19 @@ def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
     if not (enabled and _servers) or length < 32 or buf[offset] != OFP13 \
             or datapath.state != MAIN_DISPATCHER:
         return False
-    server = _servers.get(buf[offset + 15])   # header 8, buffer_id 4, total_len 2, reason 1
+    end = offset + length
+    if length >= 42:
+        total_len, _, table_id, _, match_type, match_len, oxm, in_port = \
+            _FIXED_AND_IN_PORT.unpack_from(buf, offset + 12)
+    else:
+        total_len, _, table_id, _, match_type, match_len = _FIXED.unpack_from(buf, offset + 12)
+        oxm = None
+    server = _servers.get(table_id)
     if server is None:
         return False
-    end = offset + length
-    match_type = match_len = oxm = None
-    if length >= 42:
-        match_type, match_len, oxm, in_port = _IN_PORT_ONLY.unpack_from(buf, offset + 24)
     if match_len == 12 and oxm == _OXM_IN_PORT and match_type == 1:
-        data_at = offset + 42
-    else:   # what OVS sends most is above; any other match of plain fixed fields here
-        match_type, match_len = _MATCH.unpack_from(buf, offset + 24)
+        data_at = offset + 42   # what OVS sends most: a match of in_port alone
+    else:   # any other match of plain fixed fields
         data_at = offset + 24 + (match_len + 7) // 8 * 8 + 2
         if match_type != 1 or match_len < 4 or data_at > end:
             return False
@@ -141,12 +144,14 @@ def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
         in_port = dict(fields).get("in_port") if fields else None
         if in_port is None:
             return False
-    total_len = _TOTAL_LEN.unpack_from(buf, offset + 12)[0]
     data = bytes(buf[data_at:min(end, data_at + total_len)])
-    queued = _pending.get(datapath)
-    if queued is None:
-        queued = _pending[datapath] = []
-    queued.append((server, in_port, data, offset, end))
+    runs = _pending.get(datapath)
+    if runs is None:
+        runs = _pending[datapath] = []
+    if not runs or runs[-1][0] is not server:
+        runs.append((server, [], []))
+    runs[-1][1].append((in_port, data))
+    runs[-1][2].append((offset, end))
     return True
 
 
@@ -155,22 +160,16 @@ def run_pending(datapath, buf) -> list:
     one table at a time. The receive loop calls it before any other message of the
     read is handled and at the read's end, so nothing overtakes anything. Returns the
     raw packet-ins no handler took, for the normal path."""
-    queued = _pending.pop(datapath, None)
-    if not queued:
+    runs = _pending.pop(datapath, None)
+    if not runs:
         return []
-    left, start = [], 0
-    while start < len(queued):
-        server, stop = queued[start][0], start + 1
-        while stop < len(queued) and queued[stop][0] is server:
-            stop += 1
-        run = queued[start:stop]
-
-        def raws(run=run):   # copied only when needed: for another app, or Ryu's path
-            return [bytes(buf[begin:end]) for *_, begin, end in run]
-        if not _offer(server, datapath, [(port, data) for _, port, data, _, _ in run],
+    left = []
+    for server, packet_ins, spans in runs:
+        def raws(spans=spans):   # copied only when needed: for another app, or Ryu's path
+            return [bytes(buf[begin:end]) for begin, end in spans]
+        if not _offer(server, datapath, packet_ins,
                       lambda raws=raws: [_parsed(datapath, raw) for raw in raws()]):
             left += raws()
-        start = stop
     return left
 
 

@@ -274,6 +274,19 @@ def test_a_handler_that_raises_drops_that_reads_packet_ins_only(monkeypatch, cap
 
 # --- hostile input -----------------------------------------------------------------------
 
+def test_the_fuzzers_catalogue_has_a_packet_in_the_fast_path_takes():
+    from tests.support import ofmessages
+    assert ofmessages.LEARNING_TABLE == L2_SRC
+    raw = dict(ofmessages.catalogue())["PACKET_IN learning"].data
+    datapath = FakeDatapath(1)
+    datapath.ofp_brick = Brick()
+    taken = []
+    fastpath.serve(type("App", (), {"name": "recorder", "runtime": None})(), L2_SRC,
+                   lambda dp, packet_ins, sink: taken.extend(packet_ins) or True,
+                   oftemplate.pack, oftemplate.next_xids, lambda owners: None)
+    assert offer(datapath, raw) and taken == [(2, raw[-14:])]
+
+
 def _mutations(rng, base):
     for _ in range(3000):
         raw = bytearray(base)
