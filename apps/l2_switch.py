@@ -257,14 +257,16 @@ class L2Switch(southbound.SdnApp):
         host's entries from precompiled bytes, all sent with the read's other replies.
         A fabric's hosts take Ryu's path (they are routed across switches)."""
         switch = self.switches.get(datapath.id)
-        if switch is None or switch.datapath is not datapath or self.fabric is not None:
+        if switch is None or switch.datapath is not datapath or self.fabric is not None \
+                or self.events_pending():   # what is queued before them goes first
             return False
-        switch.packet_ins += len(packet_ins)
         if self.settings.mode != "reactive":
+            switch.packet_ins += len(packet_ins)
             return True
         observe, untagged, now = switch.macs.observe, switch.untagged, time.monotonic()
         templates = {}   # (VLAN, untagged egress) -> its template, for this read
         for port, data in packet_ins:
+            switch.packet_ins += 1
             source = frame_source(data)
             if source is None or not learning.learnable(source[0]):
                 continue
@@ -319,7 +321,7 @@ class L2Switch(southbound.SdnApp):
         """learning.new_host's entries precompiled for this layout (None: not
         templatable, compiled as usual)."""
         if self._templates is None:   # the settings' templates (apply_settings resets)
-            self._templates = oftemplate.Templated(datapath, self._learn_layout)
+            self._templates = oftemplate.Templated(self._learn_layout)
         kind = "none" if vlan is None else "zero" if vlan == 0 else "tagged"
         return self._templates.get((kind, untagged_egress, self.settings.idle_timeout))
 

@@ -78,8 +78,11 @@ class Sink:
     fast: int = 0         # taken by a handler here
 
     def write(self, datapath, items, barrier=True) -> bool:
-        """Like SdnApp.push (specs and deletes), sent at the flush."""
-        self.owners += self.server.pack(self.out, datapath, items, barrier)
+        """Like SdnApp.push (specs and deletes), sent at the flush; all or nothing (a
+        compile error midway leaves no deletes without their adds)."""
+        out = bytearray()
+        self.owners += self.server.pack(out, datapath, items, barrier)
+        self.out += out
         return True
 
     def add(self, datapath, template, encoded) -> None:
@@ -92,7 +95,7 @@ class Sink:
 _servers = {}   # table id -> _Server
 _pending = {}   # datapath -> [(server, [(in_port, frame)], [(start, end)])]: this read's
 _sinks = {}     # datapath -> its Sink for the read being handled
-_others = {}    # (table id, observers seen) -> names of the other apps that want them
+_others = {}    # (table id, the observers) -> names of the other apps that want them
 _counters = {}  # dpid -> its (sdn_packet_ins, sdn_fast_path_packet_ins) counters
 
 
@@ -155,22 +158,20 @@ def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
     return True
 
 
-def run_pending(datapath, buf) -> list:
-    """Hand the packet-ins queued from `buf` to their handlers, in order, one run of
-    one table at a time. The receive loop calls it before any other message of the
-    read is handled and at the read's end, so nothing overtakes anything. Returns the
-    raw packet-ins no handler took, for the normal path."""
+def run_pending(datapath, buf, refused) -> bool:
+    """Hand the packet-ins queued from `buf` to their handlers, in order, a run of one
+    table at a time; `refused(raw)` takes each one no handler took (the normal path),
+    before the next run is offered. The receive loop calls it before any other message
+    of the read is handled and at the read's end, so nothing overtakes anything. False
+    when `refused` said the connection closed."""
     runs = _pending.pop(datapath, None)
-    if not runs:
-        return []
-    left = []
-    for server, packet_ins, spans in runs:
-        def raws(spans=spans):   # copied only when needed: for another app, or Ryu's path
-            return [bytes(buf[begin:end]) for begin, end in spans]
-        if not _offer(server, datapath, packet_ins,
-                      lambda raws=raws: [_parsed(datapath, raw) for raw in raws()]):
-            left += raws()
-    return left
+    for server, packet_ins, spans in runs or ():
+        taken = _offer(server, datapath, packet_ins,
+                       lambda spans=spans: [bytes(buf[b:e]) for b, e in spans])
+        for begin, end in spans[taken:]:
+            if not refused(bytes(buf[begin:end])):
+                return False
+    return True
 
 
 def packet_in_msg(datapath, msg) -> bool:
@@ -183,7 +184,7 @@ def packet_in_msg(datapath, msg) -> bool:
     if in_port is None:
         return False
     # Ryu's parser counted this one in sdn_packet_ins already
-    return _offer(server, datapath, [(in_port, msg.data)], lambda: [msg], counted=True)
+    return _offer(server, datapath, [(in_port, msg.data)], None, msg=msg) == 1
 
 
 def _parsed(datapath, raw):
@@ -191,35 +192,66 @@ def _parsed(datapath, raw):
     return _lazy["fastparse"].parse_packet_in(datapath, version, msg_type, msg_len, xid, raw)
 
 
-def _offer(server, datapath, packet_ins, messages, counted=False) -> bool:
+class _Cursor:
+    """The packet-ins a handler iterates over, with where it got to: when it raises,
+    the one it was at is dropped and the rest are offered again."""
+
+    def __init__(self, items):
+        self.items, self.at = items, 0
+
+    def __len__(self):
+        return len(self.items) - self.at
+
+    def __iter__(self):
+        items = self.items
+        while self.at < len(items):
+            self.at += 1
+            yield items[self.at - 1]
+
+
+def _offer(server, datapath, packet_ins, raws, msg=None) -> int:
+    """Offer `packet_ins` to the server's handler; how many of them (from the first)
+    it took. A packet-in whose handling raised is logged and dropped, as Ryu's event
+    loop drops an event whose handler raised; the others go on. Other apps that want
+    them get the events of all taken (`raws()` or `msg` builds them)."""
     sink = _sinks.get(datapath)
     if sink is None:
         sink = _sinks[datapath] = Sink(server)
-    try:
-        if not server.handler(datapath, packet_ins, sink):
-            return False
-    except Exception:  # noqa: BLE001 - a bad packet-in must not end the connection
-        LOG.exception("%s: %d packet-in(s) from switch %s failed (dropped)", server.app.name,
-                      len(packet_ins), format_dpid(datapath.id or 0))
-        return True   # dropped, as Ryu's event loop drops an event whose handler raised
-    sink.fast += len(packet_ins)
-    if not counted:
-        sink.packet_ins += len(packet_ins)
+    cursor, taken = _Cursor(packet_ins), 0
+    while len(cursor):
+        try:
+            if not server.handler(datapath, cursor, sink):
+                break
+            taken = len(packet_ins)
+        except Exception:  # noqa: BLE001 - a bad packet-in must not end the connection
+            port = packet_ins[cursor.at - 1][0] if cursor.at else None
+            LOG.exception("%s: a packet-in from switch %s port %s failed (dropped)",
+                          server.app.name, format_dpid(datapath.id or 0), port)
+            taken = cursor.at = max(cursor.at, 1)
+            continue
+        break
+    if not taken:
+        return 0
+    sink.fast += taken
+    if msg is None:
+        sink.packet_ins += taken
     others = _wanting(datapath.ofp_brick, server)
     if others:
-        for msg in messages():
-            ev = ofp_event.ofp_msg_to_ev(msg)
+        messages = [msg] if msg is not None else \
+            [_parsed(datapath, raw) for raw in raws()[:taken]]
+        for message in messages:
+            ev = ofp_event.ofp_msg_to_ev(message)
             for name in others:
                 datapath.ofp_brick.send_event(name, ev, datapath.state)
-    return True
+    return taken
 
 
 def _wanting(brick, server):
     """The observers of EventOFPPacketIn, other than the server's app, that want the
-    packet-ins of its table in MAIN_DISPATCHER (observers register as apps start:
-    the answer is kept until their number changes)."""
+    packet-ins of its table in MAIN_DISPATCHER (kept per set of observers)."""
     observers = brick.observers.get(ofp_event.EventOFPPacketIn, {})
-    key = (server.table_id, len(observers))
+    key = (server.table_id, frozenset((name, frozenset(states or ()))
+                                      for name, states in observers.items()))
     found = _others.get(key)
     if found is None:
         found = _others[key] = []

@@ -194,7 +194,9 @@ def _messages(datapath, buf):
     while len(buf) - offset >= 8:
         msg_len = int.from_bytes(buf[offset + 2:offset + 4], "big")
         if msg_len < 8:
-            reject(datapath, buf[offset:offset + 8], f"header length {msg_len} (minimum 8)")
+            if _run_pending(datapath, buf):   # what came before it is handled first
+                reject(datapath, buf[offset:offset + 8],
+                       f"header length {msg_len} (minimum 8)")
             return None
         if len(buf) - offset < msg_len:
             break
@@ -211,12 +213,9 @@ def _messages(datapath, buf):
 
 
 def _run_pending(datapath, buf) -> bool:
-    """The fast path's queued packet-ins (controller/fastpath.py); those it left take
-    the normal path. False if the connection closed."""
-    for raw in fastpath.run_pending(datapath, buf):
-        if not handle(datapath, raw, offer=False):
-            return False
-    return True
+    """The fast path's queued packet-ins (controller/fastpath.py); those it leaves take
+    the normal path, in order. False if the connection closed."""
+    return fastpath.run_pending(datapath, buf, lambda raw: handle(datapath, raw, offer=False))
 
 
 def _deadline(datapath, connected, partial_since):

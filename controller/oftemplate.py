@@ -24,6 +24,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional
 
+from ryu.ofproto import ofproto_protocol, ofproto_v1_3
+
 from controller import ofcompile
 from controller.switch_sync import BARRIER, in_order
 
@@ -184,8 +186,11 @@ class Templated:
     `layouts(key)` gives (build, slots, check) for layout `key`: `build(**values)`
     with only the slots left open, the slots, and the self-check's values."""
 
-    def __init__(self, datapath, layouts):
-        self._datapath, self._layouts, self._templates = datapath, layouts, {}
+    def __init__(self, layouts):
+        # compiled for a stand-in of an OpenFlow 1.3 switch: the bytes do not depend on
+        # which switch, and no connection is kept alive by a template
+        self._datapath = ofproto_protocol.ProtocolDesc(ofproto_v1_3.OFP_VERSION)
+        self._layouts, self._templates = layouts, {}
 
     def get(self, key) -> Optional[FlowTemplate]:
         """The template of layout `key`; None when it cannot be templated (the caller

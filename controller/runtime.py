@@ -14,7 +14,6 @@ Module order (no cycles, tests/unit/test_runtime_object.py): rest is a leaf;
 reload and runtime_api build on it; this module on those; southbound on this.
 """
 import collections
-import gc
 import logging
 import os
 import weakref
@@ -137,7 +136,6 @@ class Runtime:
     def connected(self, datapath) -> None:
         """A switch's features arrived (the app base tells, once per app): readiness
         starts, and a cluster node sends SLAVE and contends for the switch."""
-        _freeze_start_up()
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
 
@@ -183,19 +181,6 @@ class Runtime:
             return False
         datapath.send(buf)
         return True
-
-
-_frozen = []
-
-
-def _freeze_start_up():
-    """At the first switch, once per process: what ryu-manager built at start (Ryu,
-    eventlet, the apps: ~10^5 objects) lives as long as the process, and the cyclic GC
-    would scan it again on every full collection; with 100k learned MACs that was
-    ~10 % of a packet-in's cost (gc.freeze moves it out of the GC's sight)."""
-    if not _frozen:
-        gc.freeze()
-        _frozen.append(True)
 
 
 def _count_messages(buf: bytes) -> int:

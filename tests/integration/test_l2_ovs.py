@@ -8,6 +8,7 @@ import pytest
 from controller import pipeline
 from mininet_topos import harness
 from mininet_topos.topos import Linear, Single, Tree
+from tests.support.scrape import scrape
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
@@ -102,7 +103,6 @@ def test_rest_api_on_a_live_network(lab, mode):
 def test_reactive_learning_takes_the_fast_path_unless_it_is_off(lab, fast_path):
     """OVS's packet-ins of the learning table are handled in the receive loop
     (controller/fastpath.py), and the network works the same with it off."""
-    from tests.integration.test_cli_ovs import scrape
     controller, network = lab(Linear(2), {"l2_switch": {"mode": "reactive"},
                                           "openflow": {"fast_path": fast_path}})
     assert network.pingall() == 0

@@ -6,16 +6,19 @@ import struct
 
 import pytest
 from ryu.base import app_manager
-from ryu.controller import ofp_event
+from ryu.controller import handler, ofp_event
 from ryu.controller.handler import MAIN_DISPATCHER
 from ryu.lib import hub
 
-from controller import fastpath, ofcheck, oftemplate, pipeline
+from controller import fastpath, metrics, ofcheck, ofguard, oftemplate, ofwire, pipeline
 from flows import l2
+from flows.spec import UNTAGGED, Match
 from tests.support.fakeswitch import run_inline
+from tests.support.ofguard_fakes import FakeSocket
 from tests.support.l2_app import FakeDatapath, connect, eth, make_app, packet_in
 
 L2_SRC = pipeline.table_id("l2_src")
+DPID1 = metrics.dpid_label(1)
 
 
 class Brick:
@@ -52,9 +55,9 @@ def fast_switch(app, dpid=1, brick=None):
 def offer(datapath, raw):
     """One read of one packet-in, as the receive loop handles it: True when the fast
     path took it (False: it goes the normal way)."""
-    buf = bytearray(raw)
+    buf, left = bytearray(raw), []
     queued = fastpath.packet_in_raw(datapath, buf, 0, len(raw))
-    left = fastpath.run_pending(datapath, buf)
+    assert fastpath.run_pending(datapath, buf, lambda raw: left.append(raw) or True)
     fastpath.flush(datapath)
     assert left in ([], [raw])
     return queued and not left
@@ -105,7 +108,7 @@ def test_a_builder_whose_value_changes_more_than_its_place_is_not_templated():
     with pytest.raises(oftemplate.TemplateError):
         oftemplate.FlowTemplate(FakeDatapath(1), build, slots, {"mac": "02:00:00:00:00:09",
                                                                "port": 3})
-    templates = oftemplate.Templated(FakeDatapath(1), lambda key: (build, slots, {
+    templates = oftemplate.Templated(lambda key: (build, slots, {
         "mac": "02:00:00:00:00:09", "port": 3}))
     assert templates.get("any") is None
 
@@ -168,8 +171,12 @@ def _read(datapath, chunk):
         length = struct.unpack_from("!H", chunk, offset + 2)[0]
         assert fastpath.packet_in_raw(datapath, chunk, offset, length)
         offset += length
-    assert fastpath.run_pending(datapath, chunk) == []
+    assert fastpath.run_pending(datapath, chunk, refuse_nothing)
     fastpath.flush(datapath)
+
+
+def refuse_nothing(raw):
+    raise AssertionError("the fast path left a packet-in")
 
 
 def test_replies_of_one_read_leave_in_one_send(monkeypatch):
@@ -186,7 +193,7 @@ def test_replies_of_one_read_leave_in_one_send(monkeypatch):
         assert fastpath.packet_in_raw(datapath, chunk, offset, length)
         offset += length
     assert sends == [] and not app.switches[1].macs   # queued, handled together
-    assert fastpath.run_pending(datapath, chunk) == []
+    assert fastpath.run_pending(datapath, chunk, refuse_nothing)
     assert sends == []
     fastpath.flush(datapath)
     assert len(sends) == 1 and len(app.switches[1].macs) == 5
@@ -254,22 +261,131 @@ def test_a_match_ryu_must_parse_is_still_served_in_order(monkeypatch):
     assert [e.port for e in app.switches[1].macs.entries()] == [3]
 
 
-def test_a_handler_that_raises_drops_that_reads_packet_ins_only(monkeypatch, caplog):
+def test_a_packet_in_whose_handling_raises_is_dropped_alone(monkeypatch, caplog):
+    """As Ryu's event loop drops only the event whose handler raised: the others of
+    the read are handled, counted, and other apps get all their events."""
+    app = make_app(monkeypatch)
+    monkeypatch.setitem(app_manager.SERVICE_BRICKS, "stock", object())
+    brick = Brick([app.name, "stock"])
+    datapath = fast_switch(app, brick=brick)
+    hosts = [f"02:00:00:00:00:0{n}" for n in (1, 2, 3)]
+    located = app._located
+
+    def broken(mac, vlan, dpid, port):
+        if mac == hosts[1]:
+            raise RuntimeError("boom")
+        located(mac, vlan, dpid, port)
+    monkeypatch.setattr(app, "_located", broken)
+    before = packet_ins_counted()
+    _read(datapath, bytearray(b"".join(raw_packet_in(n, eth("02:dd:00:00:00:01", host))
+                                       for n, host in enumerate(hosts, 1))))
+    assert "boom" in caplog.text
+    assert {e.mac for e in app.switches[1].macs.entries()} == set(hosts)
+    assert [ev.msg.match["in_port"] for _, ev in brick.sent] == [1, 2, 3]
+    assert packet_ins_counted() == before + 3
+    assert sum(1 for m in datapath.sent if m.msg_type == 14) == 6
+
+
+def packet_ins_counted():
+    """sdn_packet_ins of switch 1 (read from the counter: a scrape of the registry would
+    ask the apps' switches for their flows)."""
+    return metrics.PACKET_INS.labels(DPID1)._value.get()
+
+
+class QueueBrick(Brick):
+    """Ryu's dispatch as the app sees it: OpenFlow events go into the app's own queue,
+    handled later in its green thread (`drain`)."""
+
+    def __init__(self, app):
+        super().__init__([app.name])
+        self.app = app
+
+    def send_event_to_observers(self, ev, state):
+        self.app._send_event(ev, state)
+
+    def send_event(self, name, ev, state):
+        self.app._send_event(ev, state)
+
+    def get_handlers(self, ev):
+        return []
+
+    def drain(self):
+        app = self.app
+        while not app.events.empty():
+            ev, state = app.events.get()
+            app._events_sem.release()
+            for run in app.get_handlers(ev, state):
+                run(ev)
+
+
+def flow_removed(mac, port):
+    match = ofwire._match(Match.of(in_port=port, vlan_vid=UNTAGGED, eth_src=mac))
+    body = struct.pack("!QHBBIIHHQQ", pipeline.cookie(l2.HOSTS), l2.HOST_PRIORITY, 0, L2_SRC,
+                       300, 0, 300, 0, 1, 60) + match
+    return struct.pack("!BBHI", 4, 11, 8 + len(body), 5) + body
+
+
+def port_down(port):
+    desc = struct.pack("!I4x6s2x16sIIIIIIII", port, bytes(6), b"p", 0, 1, 0, 0, 0, 0, 0, 0)
+    body = struct.pack("!B7x", 2) + desc
+    return struct.pack("!BBHI", 4, 12, 8 + len(body), 9) + body
+
+
+def _one_read(monkeypatch, fast, settings, before, read):
+    """`before` (port, source) learned, then `read` through the receive loop's message
+    handling and the app's queue: (flow-mods sent, hosts known, bans)."""
+    run_inline(monkeypatch, hub)
+    app = make_app(monkeypatch, **settings)
+    handler.register_instance(app)   # what ryu-manager does: its handlers by event class
+    datapath = connect(app)
+    datapath.send = datapath.send_packed
+    datapath.ofp_brick = QueueBrick(app)
+    for port, host in before:
+        app._packet_in(packet_in(datapath, port, eth("02:dd:00:00:00:01", host)))
+    datapath.sent.clear()
+    monkeypatch.setattr(fastpath, "enabled", fast)
+    buf = bytearray(read)
+    try:
+        assert ofguard._messages(datapath, buf) == len(buf)
+    finally:
+        fastpath.flush(datapath)
+    datapath.ofp_brick.drain()
+    switch = app.switches[1]
+    return ([(m.table_id, m.command, m.priority) for m in datapath.sent if m.msg_type == 14],
+            sorted((e.mac, e.port) for e in switch.macs.entries()), sorted(switch.bans))
+
+
+@pytest.mark.parametrize("case", ["expiry", "port_down"])
+def test_what_is_queued_before_a_packet_in_is_applied_before_it(monkeypatch, case):
+    """A host's expiry (FLOW_REMOVED) or a port going down, read just before a
+    packet-in, is applied first on both paths: the fast path leaves packet-ins to the
+    event path while the app has events queued."""
+    a, b, c = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    if case == "expiry":   # a's entry expired, then a speaks again: learned anew
+        settings, before = {}, [(1, a)]
+        read = flow_removed(a, 1) + raw_packet_in(1, eth("02:dd:00:00:00:01", a))
+    else:                  # port 3 (at its cap) went down, then a new host there
+        settings, before = {"max_macs_per_port": 2, "ban_s": 30}, [(3, a), (3, b)]
+        read = port_down(3) + raw_packet_in(3, eth("02:dd:00:00:00:01", c))
+    ryu = _one_read(monkeypatch, False, settings, before, read)
+    fastpath.reset()
+    fast = _one_read(monkeypatch, True, settings, before, read)
+    assert fast == ryu
+    assert ryu[1] == ([(a, 1)] if case == "expiry" else [(c, 3)]) and ryu[2] == []
+
+
+def test_packet_ins_before_a_bad_header_are_still_handled(monkeypatch):
     app = make_app(monkeypatch)
     datapath = fast_switch(app)
-    calls = []
-
-    def broken(datapath, packet_ins, sink):
-        calls.append(packet_ins[0][0])
-        if packet_ins[0][0] == 1:
-            raise RuntimeError("boom")
-        return app._fast_packet_ins(datapath, packet_ins, sink)
-    fastpath.serve(app, L2_SRC, broken, oftemplate.pack, oftemplate.next_xids,
-                   lambda owners: None)
-    assert offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:01")))
-    assert offer(datapath, raw_packet_in(2, eth("02:dd:00:00:00:01", "02:00:00:00:00:02")))
-    assert calls == [1, 2] and "boom" in caplog.text
-    assert [e.port for e in app.switches[1].macs.entries()] == [2]
+    datapath.address, datapath.socket = ("192.0.2.7", 40000), FakeSocket()
+    buf = bytearray(raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:01")) +
+                    struct.pack("!BBHI", 4, 2, 4, 1))   # an echo request of length 4
+    try:
+        assert ofguard._messages(datapath, buf) is None
+    finally:
+        fastpath.flush(datapath)
+    assert [e.mac for e in app.switches[1].macs.entries()] == ["02:00:00:00:00:01"]
+    assert sum(1 for m in datapath.sent if m.msg_type == 14) == 2
 
 
 # --- hostile input -----------------------------------------------------------------------
@@ -327,7 +443,7 @@ def test_fuzzed_packet_ins_never_raise_and_what_is_taken_is_what_ryu_reads(monke
         seen.clear()
         buf = bytearray(raw)
         handled = fastpath.packet_in_raw(datapath, buf, 0, len(raw))
-        assert fastpath.run_pending(datapath, buf) == []
+        assert fastpath.run_pending(datapath, buf, refuse_nothing)
         fastpath.flush(datapath)
         if not handled:
             continue
