@@ -11,6 +11,7 @@ flap_window_s, ban_s (see flows/l2.py). REST:
     DELETE /v1/switches/{dpid}/macs      flush them
 """
 import collections
+import dataclasses
 import struct
 import time
 
@@ -20,26 +21,25 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, desired_state, events, ofcompile, ovsdb, pipeline,
+from controller import (config, desired_state, events, ofcompile, oftemplate, ovsdb, pipeline,
                         rest, shared_learned, southbound, state)
 from flows import l2, learning, shared_hosts
-from flows.mac_table import MOVED, PORT_FULL
+from flows.mac_table import MOVED, NEW, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
 
-_ETH_8021Q = 0x8100
+_ETH_8021Q = b"\x81\x00"
+_TCI = struct.Struct("!H")
 _L2_SRC = pipeline.table_id("l2_src")  # the table whose packet-ins are ours
 SHARE_S = 0.5   # a cluster node publishes its hosts this often (and at once on a new one)
 
 
-def parse_ethernet(data: bytes):
-    """(dst, src, vlan or None) from the first bytes of a frame; None if too short."""
+def frame_source(data: bytes):
+    """(source MAC, VLAN or None) from the first bytes of a frame; None if too short."""
     if len(data) < 14:
         return None
-    dst, src = data[0:6].hex(":"), data[6:12].hex(":")
-    vlan = None
-    if struct.unpack_from("!H", data, 12)[0] == _ETH_8021Q and len(data) >= 16:
-        vlan = struct.unpack_from("!H", data, 14)[0] & 0x0FFF
-    return dst, src, vlan
+    if data[12:14] == _ETH_8021Q and len(data) >= 16:
+        return data[6:12].hex(":"), _TCI.unpack_from(data, 14)[0] & 0x0FFF
+    return data[6:12].hex(":"), None
 
 
 class SwitchState:
@@ -59,6 +59,7 @@ class SwitchState:
 class L2Switch(southbound.SdnApp):
     _EVENTS = [events.EventHostLocation]
     APP, SETTINGS = l2.APP, l2.L2Settings
+    PACKET_IN_TABLES = ("l2_src",)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,6 +74,8 @@ class L2Switch(southbound.SdnApp):
             raise SystemExit(f"{l2.APP}: {err}") from None
         if self.shared is not None:
             hub.spawn(self._share_loop)
+        self._templates = None   # learn_host precompiled (the fast path's first packet-in)
+        self.serve_packet_ins("l2_src", self._fast_packet_ins)
         self.logger.info("l2_switch: %s learning, idle_timeout=%ss, max_macs=%s",
                          self.settings.mode, self.settings.idle_timeout, self.settings.max_macs)
 
@@ -81,6 +84,7 @@ class L2Switch(southbound.SdnApp):
         with the new limits and is reconciled (reactive hosts adopted from its entries,
         only what differs changed)."""
         self.settings = settings
+        self._templates = None
         for dpid, old in list(self.switches.items()):
             switch = SwitchState(old.datapath, settings)
             switch.untagged = old.untagged
@@ -224,6 +228,8 @@ class L2Switch(southbound.SdnApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
+        """Ryu's path: the packet-ins the fast path left (a fabric, a switch not ready
+        for it, `openflow: {fast_path: false}`)."""
         msg = ev.msg
         switch = self.switches.get(msg.datapath.id)
         if switch is None:
@@ -231,14 +237,10 @@ class L2Switch(southbound.SdnApp):
         if msg.table_id != _L2_SRC:
             return  # another app's (LLDP, health probes)
         switch.packet_ins += 1
-        if self.settings.mode != "reactive":
+        source = self._learnable_source(msg.data)
+        if source is None:
             return
-        headers = parse_ethernet(msg.data)
-        if headers is None:
-            return
-        _, src, vlan = headers
-        if not learning.learnable(src):
-            return
+        src, vlan = source
         port, dpid = msg.match["in_port"], msg.datapath.id
         if self.fabric is not None:
             if not self.fabric.is_edge(dpid, port):
@@ -247,20 +249,101 @@ class L2Switch(southbound.SdnApp):
         decision = learning.packet_in(self.settings, switch.macs, switch.bans, src, port, vlan,
                                       time.monotonic(), switch.untagged,
                                       fabric=self.fabric is not None)
+        self._decided(switch, decision, src, port, vlan, self.push)
+
+    def _fast_packet_ins(self, datapath, packet_ins, sink):
+        """The fast path (controller/fastpath.py), in the switch's receive loop, for
+        the [(port, frame)] of one read: the same decisions as `_packet_in`, a new
+        host's entries from precompiled bytes, all sent with the read's other replies.
+        A fabric's hosts take Ryu's path (they are routed across switches)."""
+        switch = self.switches.get(datapath.id)
+        if switch is None or switch.datapath is not datapath or self.fabric is not None \
+                or self.events_pending():   # what is queued before them goes first
+            return False
+        if self.settings.mode != "reactive":
+            switch.packet_ins += len(packet_ins)
+            return True
+        observe, untagged, now = switch.macs.observe, switch.untagged, time.monotonic()
+        templates = {}   # (VLAN, untagged egress) -> its template, for this read
+        for port, data in packet_ins:
+            switch.packet_ins += 1
+            source = frame_source(data)
+            if source is None or not learning.learnable(source[0]):
+                continue
+            src, vlan = source
+            verdict, previous = observe(src, port, vlan, now)
+            if verdict == NEW:   # learning.decide would answer learning.new_host()
+                untagged_egress = (port, vlan) in untagged
+                template = templates.get((vlan, untagged_egress), False)
+                if template is False:
+                    template = templates[(vlan, untagged_egress)] = self._learn_template(
+                        datapath, vlan, untagged_egress)
+                if template is not None:
+                    sink.add(datapath, template, (data[6:12], port.to_bytes(4, "big"),
+                                                  oftemplate.vid_bytes(vlan or 0)))
+                    self._located(src, vlan, datapath.id, port)
+                    continue
+            decision = learning.decide(self.settings, switch.macs, switch.bans, verdict,
+                                       previous, src, port, vlan, now, untagged)
+            self._decided(switch, decision, src, port, vlan, sink.write)
+        return True
+
+    def _learnable_source(self, data):
+        """(source MAC, VLAN) of a frame reactive learning learns from, else None."""
+        if self.settings.mode != "reactive":
+            return None
+        source = frame_source(data)
+        return source if source is not None and learning.learnable(source[0]) else None
+
+    def _decided(self, switch, decision, src, port, vlan, send):
+        """Carry out a learning decision: log, send its changes with `send` (push, or
+        the fast path's sink), route the host on a fabric and tell the observers."""
         switch.not_learned += decision.not_learned
         if decision.banned:
             self._log_ban(switch, decision, src, port)
         if decision.verdict == MOVED:
-            self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(dpid), src,
-                              decision.previous.port, port)
+            self.logger.debug("%s: %s moved %s -> %s", rest.format_dpid(switch.datapath.id),
+                              src, decision.previous.port, port)
         if decision.changes:
-            self.push(msg.datapath, decision.changes, barrier=decision.barrier)
+            send(switch.datapath, decision.changes, barrier=decision.barrier)
         if not decision.located:
             return
         if self.fabric is not None:
-            self._route(src, vlan, dpid, port, include_home=True)
+            self._route(src, vlan, switch.datapath.id, port, include_home=True)
             self._share_hosts()
-        self.send_event_to_observers(events.EventHostLocation(src, vlan, dpid, port))
+        self._located(src, vlan, switch.datapath.id, port)
+
+    def _located(self, mac, vlan, dpid, port):
+        if self.observers.get(events.EventHostLocation):   # none: build no event
+            self.send_event_to_observers(events.EventHostLocation(mac, vlan, dpid, port))
+
+    def _learn_template(self, datapath, vlan, untagged_egress):
+        """learning.new_host's entries precompiled for this layout (None: not
+        templatable, compiled as usual)."""
+        if self._templates is None:   # the settings' templates (apply_settings resets)
+            self._templates = oftemplate.Templated(self._learn_layout)
+        kind = "none" if vlan is None else "zero" if vlan == 0 else "tagged"
+        return self._templates.get((kind, untagged_egress, self.settings.idle_timeout))
+
+    def _learn_layout(self, key):
+        """learning.new_host for one layout (no / zero / a VLAN, untagged egress, idle
+        timeout): the builder with its open slots (MAC, port, VLAN), the slots and the
+        self-check's values (controller/oftemplate.py). Slots the layout fixes (the
+        VLAN of an untagged host) are still given by the caller and left unpatched."""
+        vlan_kind, untagged_egress, idle_timeout = key
+        slots = {"mac": oftemplate.Slot(oftemplate.mac_bytes, "02:11:22:33:44:55",
+                                        "0e:ee:dd:cc:bb:aa"),
+                 "port": oftemplate.Slot(oftemplate.port_bytes, 0x11223344, 0x22334455)}
+        check = {"mac": "5a:a5:0f:f0:33:cc", "port": 7}
+        if vlan_kind == "tagged":
+            slots["vlan"] = oftemplate.Slot(oftemplate.vid_bytes, 0x123, 0xABC)
+            check["vlan"] = 42
+        settings = dataclasses.replace(self.settings, idle_timeout=idle_timeout)
+
+        def build(mac, port, vlan=None if vlan_kind == "none" else 0):
+            return learning.new_host(settings, mac, port, vlan,
+                                     {(port, vlan)} if untagged_egress else ())
+        return build, slots, check
 
     def _log_ban(self, switch, decision, mac, port):
         if decision.verdict == PORT_FULL:

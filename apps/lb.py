@@ -45,6 +45,7 @@ class LbSwitch:
 
 class Lb(southbound.SdnApp):
     APP, SETTINGS, STATE = lb.APP, lb.LbSettings, "document"  # {"vips": {id: body or None}}
+    PACKET_IN_TABLES = ("vip",)   # the health checks' replies
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

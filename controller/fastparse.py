@@ -28,7 +28,7 @@ _MATCH_AT = ofp.OFP_HEADER_SIZE + _FIXED.size  # 24
 _ryu_parser = parser.OFPPacketIn.parser
 
 
-def _simple_fields(buf, offset, length):
+def simple_fields(buf, offset, length):
     """[(name, value)] of a match made only of the basic fields above, else None."""
     fields, end = [], offset + length
     while offset < end:
@@ -51,7 +51,7 @@ def parse_packet_in(datapath, version, msg_type, msg_len, xid, buf):
     match_type, match_len = struct.unpack_from("!HH", buf, _MATCH_AT)
     fields = None
     if match_type == ofp.OFPMT_OXM and match_len >= 4 and _MATCH_AT + match_len <= len(buf):
-        fields = _simple_fields(buf, _MATCH_AT + 4, match_len - 4)
+        fields = simple_fields(buf, _MATCH_AT + 4, match_len - 4)
     if fields is None:
         return _ryu_parser(datapath, version, msg_type, msg_len, xid, buf)
     msg = parser.OFPPacketIn(datapath)

@@ -43,6 +43,9 @@ class _Apps:
 REGISTRY.register(_Apps())  # first: a scrape error it counts shows in the same scrape
 PACKET_INS = Counter("sdn_packet_ins", "Packet-ins received from switches", ["dpid"],
                      registry=REGISTRY)
+FAST_PATH = Counter("sdn_fast_path_packet_ins", "Packet-ins an app handled on the fast path "
+                    "(controller/fastpath.py; also counted in sdn_packet_ins)", ["dpid"],
+                    registry=REGISTRY)
 FLOW_MODS = Counter("sdn_flow_mods", "Flow-mods (adds and deletes) sent to switches", ["app"],
                     registry=REGISTRY)
 SCRAPE_ERRORS = Counter("sdn_scrape_errors", "Apps whose metrics could not be read at a scrape",

@@ -54,7 +54,7 @@ from ryu.controller.handler import DEAD_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_D
 from ryu.lib import hub
 from ryu.ofproto import ofproto_protocol
 
-from controller import ofcheck
+from controller import fastpath, ofcheck
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class OpenFlowSettings:
     handshake_timeout_s: float = 10.0   # HELLO to FEATURES_REPLY
     send_timeout_s: float = 5.0         # longest wait to queue a message for a peer
     max_connections_per_address: int = 256
+    fast_path: bool = True              # packet-ins of our apps' tables: controller/fastpath.py
 
     def __post_init__(self):
         try:
@@ -91,6 +92,8 @@ class OpenFlowSettings:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 65535:
             raise ValueError(f"max_connections_per_address must be an integer 1..65535, "
                              f"not {limit!r}")
+        if not isinstance(self.fast_path, bool):
+            raise ValueError(f"fast_path must be true or false, not {self.fast_path!r}")
 
 
 _settings = OpenFlowSettings()
@@ -104,6 +107,7 @@ def configure(settings: OpenFlowSettings) -> None:
     the OpenFlow listener has not started yet (it binds once)."""
     global _settings
     _settings = settings
+    fastpath.enabled = settings.fast_path
     cfg.CONF.set_default("ofp_listen_host", settings.listen_host)
 
 
@@ -151,8 +155,9 @@ def _parser_module(datapath, version):
     return datapath.ofproto_parser if version == datapath.ofproto.OFP_VERSION else None
 
 
-def handle(datapath, raw) -> bool:
-    """Check, parse and dispatch one whole message; False if it closed the connection."""
+def handle(datapath, raw, offer=True) -> bool:
+    """Check, parse and dispatch one whole message; False if it closed the connection.
+    `offer`: a packet-in goes to the fast path first (not one it has just refused)."""
     version, msg_type, msg_len, xid = ofcheck.HEADER.unpack_from(raw)
     parser = _parser_module(datapath, version)
     if parser is None:
@@ -170,7 +175,8 @@ def handle(datapath, raw) -> bool:
         # are not a message we can use. Handlers run below, outside this try.
         reject(datapath, raw, f"Ryu's parser raised {type(err).__name__}: {err}")
         return False
-    if msg is None:
+    if msg is None or offer and msg_type == fastpath.PACKET_IN and \
+            fastpath.packet_in_msg(datapath, msg):
         return True
     ev = ofp_event.ofp_msg_to_ev(msg)
     datapath.ofp_brick.send_event_to_observers(ev, datapath.state)
@@ -179,6 +185,37 @@ def handle(datapath, raw) -> bool:
         if state in handler.callers[ev.__class__].dispatchers:
             handler(ev)
     return True
+
+
+def _messages(datapath, buf):
+    """Handle the whole messages at the start of `buf`; how many bytes they took, or
+    None when the connection was closed."""
+    offset = 0
+    while len(buf) - offset >= 8:
+        msg_len = int.from_bytes(buf[offset + 2:offset + 4], "big")
+        if msg_len < 8:
+            if _run_pending(datapath, buf):   # what came before it is handled first
+                reject(datapath, buf[offset:offset + 8],
+                       f"header length {msg_len} (minimum 8)")
+            return None
+        if len(buf) - offset < msg_len:
+            break
+        if not (buf[offset + 1] == fastpath.PACKET_IN and
+                fastpath.packet_in_raw(datapath, buf, offset, msg_len)):
+            # the packet-ins queued before it go first: nothing overtakes anything
+            if not _run_pending(datapath, buf) or \
+                    not handle(datapath, bytes(buf[offset:offset + msg_len])):
+                return None
+        offset += msg_len
+        if datapath.state == DEAD_DISPATCHER:
+            return None
+    return offset if _run_pending(datapath, buf) else None
+
+
+def _run_pending(datapath, buf) -> bool:
+    """The fast path's queued packet-ins (controller/fastpath.py); those it leaves take
+    the normal path, in order. False if the connection closed."""
+    return fastpath.run_pending(datapath, buf, lambda raw: handle(datapath, raw, offer=False))
 
 
 def _deadline(datapath, connected, partial_since):
@@ -220,19 +257,12 @@ def recv_loop(datapath):
         if not chunk:
             return
         buf += chunk
-        offset = 0
-        while len(buf) - offset >= 8:
-            msg_len = int.from_bytes(buf[offset + 2:offset + 4], "big")
-            if msg_len < 8:
-                reject(datapath, buf[offset:offset + 8], f"header length {msg_len} (minimum 8)")
-                return
-            if len(buf) - offset < msg_len:
-                break
-            if not handle(datapath, bytes(buf[offset:offset + msg_len])):
-                return
-            offset += msg_len
-            if datapath.state == DEAD_DISPATCHER:
-                return
+        try:
+            offset = _messages(datapath, buf)
+        finally:   # the replies of this read's packet-ins, in one send
+            fastpath.flush(datapath)
+        if offset is None:
+            return
         if offset:
             del buf[:offset]
             partial_since = time.monotonic() if buf else None

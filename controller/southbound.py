@@ -5,6 +5,7 @@ controller/switch_sync.py. Request/reply (flow stats) is matched by xid in
 `SdnApp.request`. Apps send through `SdnApp.push` and `SdnApp.send` only.
 """
 import collections
+import gc
 import time
 
 from prometheus_client.core import GaugeMetricFamily
@@ -16,10 +17,10 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (channel, config, fastparse, metrics, ofcompile, ofguard, pipeline,
-                        readback, rest, runtime, state)
-from controller.switch_sync import (SwitchSlow, SwitchTimeout, push, read_entries,  # noqa: F401
-                                    reconcile, request_flows)
+from controller import (channel, config, fastparse, fastpath, metrics, ofcompile, ofguard,
+                        oftemplate, pipeline, readback, rest, runtime, state)
+from controller.switch_sync import (SwitchSlow, SwitchTimeout, count_flow_mods,  # noqa: F401
+                                    push, read_entries, reconcile, request_flows)
 from controller.claims import LEFT_ALONE_MARK
 from flows.dpid import format as format_dpid
 from flows.spec import Owner
@@ -38,6 +39,21 @@ def _dpid_of(ev):
         return msg.datapath_id   # Ryu sets datapath.id from it in its own handler
     datapath = getattr(msg, "datapath", None) or getattr(ev, "datapath", None)
     return getattr(datapath, "id", None)
+
+
+_frozen = []
+
+
+def _freeze_start_up():
+    """Once per process, when the apps start: what ryu-manager built by then (Ryu,
+    eventlet, the apps: ~10^5 objects) lives as long as the process, and the cyclic
+    GC would scan it again on every full collection; with 100k learned MACs that was
+    ~10 % of a packet-in's cost. Garbage is collected first: only what lives stays
+    out of the GC's sight (gc.freeze)."""
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
 
 
 def fabric_loaded() -> bool:
@@ -83,6 +99,10 @@ class SdnApp(app_manager.RyuApp):
     REST = None
     STATE = None
     STATE_POLL_S = 2.0
+    # the tables whose packet-ins the app reads (names); None: any. The packet-in fast
+    # path (controller/fastpath.py) gives the event of a packet-in another app handled
+    # there to every observer that may want it
+    PACKET_IN_TABLES = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,6 +119,7 @@ class SdnApp(app_manager.RyuApp):
         self._rechecks = {}  # datapath -> how often a slow switch was checked again
         self.switches = {}  # dpid -> what the app knows of a connected switch (.datapath)
         self._converging = {}  # dpid -> lock: one converge at a time (see `converge`)
+        self._handling = 0     # event handlers of this app running now (events_pending)
         if self.APP is not None:
             self._start(kwargs.get("wsgi"))
 
@@ -157,6 +178,22 @@ class SdnApp(app_manager.RyuApp):
         """In a greenlet: this cluster node has just become the switch's master (its
         writes were refused until now): converge it, by diff, like a canary repair."""
         self.repair(datapath)
+
+    def packet_in_table_ids(self):
+        """PACKET_IN_TABLES as table ids (None: any table)."""
+        if self.PACKET_IN_TABLES is None:
+            return None
+        return frozenset(pipeline.table_id(name) for name in self.PACKET_IN_TABLES)
+
+    def serve_packet_ins(self, table: str, handler) -> None:
+        """Take the packet-ins of `table` on the fast path: `handler(datapath,
+        packet_ins, sink)` runs in the connection's receive loop with the [(in_port,
+        frame)] of one read, and sends with `sink.write(datapath, items, barrier)` as
+        with `push` (or `sink.add` of a precompiled template: controller/oftemplate.py);
+        it returns False for packet-ins it leaves to the app's event handler (having
+        changed nothing). See controller/fastpath.py."""
+        fastpath.serve(self, pipeline.table_id(table), handler, oftemplate.pack,
+                       oftemplate.next_xids, count_flow_mods)
 
     # --- what REST asks about a switch -------------------------------------------------
 
@@ -238,7 +275,29 @@ class SdnApp(app_manager.RyuApp):
                                  LEFT_ALONE_MARK, format_dpid(dpid), claims.owner(dpid))
                 self.leave_alone(ev.msg.datapath)
             return []
-        return super().get_handlers(ev, state)
+        return [self._tracked(handler) for handler in super().get_handlers(ev, state)]
+
+    def _tracked(self, handler):
+        """`handler`, counted in `_handling` while it runs (it may yield midway)."""
+        def run(ev):
+            self._handling += 1
+            try:
+                return handler(ev)
+            finally:
+                self._handling -= 1
+        return run
+
+    def events_pending(self) -> bool:
+        """Whether events of this app wait in its queue or are being handled. The fast
+        path's handlers then leave their packet-ins to the event path, behind them: a
+        port that went down or a host's expiry, queued before a packet-in, is applied
+        before the packet-in is decided, as on Ryu's path."""
+        return self._handling > 0 or not self.events.empty()
+
+    def start(self):
+        """Ryu starts each app once all are built, before any switch is accepted."""
+        _freeze_start_up()
+        return super().start()
 
     def request(self, datapath, message, timeout=5.0):
         """Send a multipart request and return the bodies of all its reply parts."""

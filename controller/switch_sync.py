@@ -24,25 +24,40 @@ class SwitchSlow(RuntimeError):
     are not replaced (that would cut pinned connections); it is checked again later."""
 
 
+BARRIER = object()   # in in_order's output: a barrier goes here
+
+
+def in_order(items, barrier=True) -> list:
+    """`items` with BARRIER where the switch must finish what came before: between
+    deletes and the adds after them (OpenFlow lets a switch reorder messages no
+    barrier separates), and at the end when `barrier`. controller/oftemplate.py's
+    `pack` writes the same sequence as bytes for the packet-in fast path."""
+    out, previous_was_delete = [], False
+    for item in items:
+        is_delete = isinstance(item, ofcompile.DELETES)
+        if previous_was_delete and not is_delete:
+            out.append(BARRIER)
+        out.append(item)
+        previous_was_delete = is_delete
+    if barrier:
+        out.append(BARRIER)
+    return out
+
+
 def push(sender, datapath, items, barrier=True) -> bool:
     """Send specs/deletes in order through `sender` (the Runtime); deletes are finished
     before later adds start. True when sent (False: the runtime may not write there)."""
-    messages, previous_was_delete = [], False
-    for item, message in zip(items, ofcompile.compile_all(datapath, items)):
-        is_delete = isinstance(item, ofcompile.DELETES)
-        if previous_was_delete and not is_delete:
-            messages.append(ofcompile.barrier(datapath))
-        messages.append(message)
-        previous_was_delete = is_delete
-    if barrier:
-        messages.append(ofcompile.barrier(datapath))
+    sequence = in_order(items, barrier)
+    compiled = iter(ofcompile.compile_all(datapath, [i for i in sequence if i is not BARRIER]))
+    messages = [ofcompile.barrier(datapath) if item is BARRIER else next(compiled)
+                for item in sequence]
     if not sender.send(datapath, messages):
         return False
-    _count_flow_mods(getattr(item, "owner", None) for item in items)
+    count_flow_mods(getattr(item, "owner", None) for item in items)
     return True
 
 
-def _count_flow_mods(owners):
+def count_flow_mods(owners):
     """Count flow-mods per app for /metrics; `owners` of the items sent (FlowSpec and
     FlowDelete have one, groups and meters None)."""
     counts = collections.Counter(owner.app for owner in owners if owner is not None)
@@ -98,7 +113,7 @@ def reconcile(app, datapath, installed, desired):
         # switch finishes the adds before it starts on these deletes
         sent = app.runtime.send(datapath, [readback.removal(datapath, e) for e in stale])
         if sent:
-            _count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale
+            count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale
                              if e.kind == "flow")
             slow = _unconfirmed(app, datapath) or slow
     if slow:

@@ -38,7 +38,7 @@ def learnable(src: str) -> bool:
     return not is_multicast_mac(src)
 
 
-@dataclass
+@dataclass(slots=True)   # one per packet-in
 class Verdict:
     """What one packet-in from an unknown source means."""
     verdict: str                        # flows/mac_table.py's
@@ -60,6 +60,19 @@ def packet_in(settings: l2.L2Settings, macs: MacTable, bans: Dict, src: str, por
     On a fabric (`fabric` true) the host's own entries come with its routes
     (route()), so only a move's deletes are returned here."""
     verdict, previous = macs.observe(src, port, vlan, now)
+    return decide(settings, macs, bans, verdict, previous, src, port, vlan, now, untagged,
+                  fabric)
+
+
+def decide(settings: l2.L2Settings, macs: MacTable, bans: Dict, verdict: str,
+           previous: Optional[MacEntry], src: str, port: int, vlan: Optional[int], now: float,
+           untagged=frozenset(), fabric=False) -> Verdict:
+    """What `macs.observe`'s verdict on a frame means (packet_in's second half).
+
+    For NEW off a fabric it is always new_host(): l2.learn_host's entries, no barrier,
+    located. The packet-in fast path relies on that: it sends those entries from
+    precompiled bytes without building this Verdict (apps/l2_switch.py;
+    tests/unit/test_fast_path.py compares the bytes)."""
     if verdict == TABLE_FULL:
         return Verdict(verdict, not_learned=True)
     if verdict in (PORT_FULL, FLAPPING):
@@ -71,9 +84,15 @@ def packet_in(settings: l2.L2Settings, macs: MacTable, bans: Dict, src: str, por
     changes = l2.forget_host(src, previous.port, vlan) if verdict == MOVED else []
     if fabric:
         return Verdict(verdict, previous, changes)
-    changes += l2.learn_host(src, port, vlan, settings.idle_timeout,
-                             untagged_egress=(port, vlan) in untagged)
-    return Verdict(verdict, previous, changes, barrier=False)
+    return Verdict(verdict, previous, changes + new_host(settings, src, port, vlan, untagged),
+                   barrier=False)
+
+
+def new_host(settings: l2.L2Settings, src: str, port: int, vlan: Optional[int],
+             untagged=frozenset()) -> Changes:
+    """The entries that learn a host at `port` (no barrier needed after them)."""
+    return l2.learn_host(src, port, vlan, settings.idle_timeout,
+                         untagged_egress=(port, vlan) in untagged)
 
 
 def ban(settings: l2.L2Settings, macs: MacTable, bans: Dict, verdict: str, mac: str, port: int,

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from mininet_topos import harness
+from tests.support.scrape import scrape
 
 pytestmark = pytest.mark.integration
 # the package the `sdn` console script runs (sdn.main:main, tests/unit/test_cli.py), run
@@ -62,15 +63,6 @@ def test_the_cli_shows_and_changes_vlans_on_a_live_network(vlan_pair):
     assert owners[0].startswith("vlan/") and "l2_switch/host" in owners, owners
     code, _, err = sdn(controller, "trace", "nosuchbridge", flow)
     assert code == 2 and "unknown bridge" in err
-
-
-def scrape(controller):
-    """{(name, labels as a sorted tuple): value} from GET /metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
-    status, text = controller.rest("GET", "/metrics")
-    assert status == 200, text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_metrics_count_what_happens_on_a_live_network(vlan_pair):

@@ -8,6 +8,7 @@ import pytest
 from controller import pipeline
 from mininet_topos import harness
 from mininet_topos.topos import Linear, Single, Tree
+from tests.support.scrape import scrape
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
@@ -96,6 +97,24 @@ def test_rest_api_on_a_live_network(lab, mode):
     assert controller.rest("GET", "/v1/switches/42/macs")[0] == 404
     assert controller.rest("GET", "/v1/switches/xyz/macs")[0] == 400
     assert controller.rest("PUT", "/v1/switches")[0] == 405
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "ryu_path"])
+def test_reactive_learning_takes_the_fast_path_unless_it_is_off(lab, fast_path):
+    """OVS's packet-ins of the learning table are handled in the receive loop
+    (controller/fastpath.py), and the network works the same with it off."""
+    controller, network = lab(Linear(2), {"l2_switch": {"mode": "reactive"},
+                                          "openflow": {"fast_path": fast_path}})
+    assert network.pingall() == 0
+    assert network.pingall() == 0
+    counts = scrape(controller)
+    packet_ins = sum(v for (name, _), v in counts.items() if name == "sdn_packet_ins_total")
+    fast = sum(v for (name, _), v in counts.items() if name == "sdn_fast_path_packet_ins_total")
+    hosts = {h.MAC() for h in network.hosts}
+    for dpid in ("1", "2"):
+        assert hosts <= {m["mac"] for m in controller.rest("GET", f"/v1/switches/{dpid}/macs")[1]}
+    assert packet_ins >= len(hosts)
+    assert fast == (packet_ins if fast_path else 0), counts
 
 
 def test_datapath_mode_needs_no_packet_ins_in_steady_state(lab):

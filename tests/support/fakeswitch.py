@@ -23,7 +23,7 @@ import struct
 from ryu.controller import ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
-from ryu.ofproto import ofproto_common, ofproto_protocol
+from ryu.ofproto import ofproto_common, ofproto_parser, ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
@@ -54,7 +54,7 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
                                                      through_wire=False)
         self.id, self.app = dpid, app
         self.answer = answer  # called with every message too (other requests a test serves)
-        self.sent, self.xid = [], 0
+        self.sent, self.xid, self.wire = [], 0, bytearray()
         self.state = MAIN_DISPATCHER
         self.flows = {}    # (table, priority, match fields) -> OFPFlowStats
         self.groups = {}   # id -> OFPGroupDescStats
@@ -74,7 +74,29 @@ class FakeSwitch(ofproto_protocol.ProtocolDesc):
         if msg.xid is None:
             self.set_xid(msg)
         msg.serialize()  # what Ryu would do: it must encode
+        self._take(msg)
+
+    def send_packed(self, buf):
+        """Messages already packed (the packet-in fast path writes bytes): each is read
+        back with Ryu's parser and taken as if sent one by one. A test that sets it as
+        a switch's `send` has the runtime write every batch of messages as bytes, as to
+        Ryu's Datapath."""
+        offset = 0
+        while offset < len(buf):
+            version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", buf, offset)
+            raw = bytes(buf[offset:offset + msg_len])
+            if msg_type == ofp.OFPT_BARRIER_REQUEST:   # Ryu parses no barrier request
+                msg = parser.OFPBarrierRequest(self)
+                msg.set_headers(version, msg_type, msg_len, xid)
+                msg.set_buf(raw)
+            else:
+                msg = ofproto_parser.msg(self, version, msg_type, msg_len, xid, raw)
+            self._take(msg)
+            offset += msg_len
+
+    def _take(self, msg):
         self.sent.append(msg)
+        self.wire += msg.buf   # every byte sent, in order
         if self.role == ofp.OFPCR_ROLE_SLAVE and isinstance(msg, SLAVE_REFUSED):
             self.refused.append(msg)
             self._error(msg, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_IS_SLAVE)

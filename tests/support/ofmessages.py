@@ -66,6 +66,7 @@ def match(*fields) -> Blob:
     return tl(1, b"".join(fields) or b"", "match", minimum=4, padding_counted=False)
 
 
+LEARNING_TABLE = 4   # pipeline.table_id("l2_src"): tests/unit/test_fast_path.py checks it
 MATCH = match(oxm(0, struct.pack("!I", 1)), oxm(3, bytes.fromhex("020000000001")))
 
 
@@ -153,6 +154,12 @@ def catalogue() -> List[Tuple[str, Blob]]:
         ("PACKET_IN", msg(10, cat(struct.pack("!IHBBQ", 0xFFFFFFFF, 14, 0, 0, 0), MATCH,
                                   b"\0\0" + bytes.fromhex("ffffffffffff020000000001") +
                                   b"\x08\x06"))),
+        # what OVS sends the learning app: in_port alone, its table (the packet-in fast
+        # path, controller/fastpath.py, reads these)
+        ("PACKET_IN learning", msg(10, cat(
+            struct.pack("!IHBBQ", 0xFFFFFFFF, 14, 0, LEARNING_TABLE, 0),
+            match(oxm(0, struct.pack("!I", 2))),
+            b"\0\0" + bytes.fromhex("02dd00000001020000000002") + b"\x08\x00"))),
         ("FLOW_REMOVED", msg(11, cat(struct.pack("!QHBBIIHHQQ", 1, 10, 0, 0, 1, 0, 0, 0, 2, 3),
                                      MATCH))),
         ("PORT_STATUS", msg(12, struct.pack("!B7x", 0) + port())),
