@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from bench.fake_switches import (ECHO_REPLY, ECHO_REQUEST, FEATURES_REQUEST, HELLO,
-                                 MULTIPART_REQUEST, PACKET_IN, PACKET_OUT, PORT_DESC, message)
+                                 MULTIPART_REQUEST, PACKET_IN, PACKET_OUT, PORT_DESC, READ_SIZE,
+                                 message)
 
 OFPP_CONTROLLER, OFPP_FLOOD = 0xFFFFFFFD, 0xFFFFFFFB
 _FLOOD = struct.pack("!HHIH6x", 0, 16, OFPP_FLOOD, 0)   # output:FLOOD
@@ -68,6 +69,7 @@ def serve(listener: socket.socket, once: bool = False):
 
 def _answer_switches(selector, listener, once):
     inboxes, heads, served = {}, {}, False
+    read = bytearray(READ_SIZE)   # recv(256 KiB) would map and unmap that much every call
     while not (once and served and not inboxes):
         for key, _ in selector.select():
             if key.fileobj is listener:
@@ -80,15 +82,15 @@ def _answer_switches(selector, listener, once):
                 continue
             sock = key.fileobj
             try:
-                data = sock.recv(1 << 18)
+                size = sock.recv_into(read)
             except ConnectionResetError:
-                data = b""
-            if not data:   # the switch has gone
+                size = 0
+            if not size:   # the switch has gone
                 selector.unregister(sock)
                 del inboxes[sock]
                 sock.close()
                 continue
-            chunk = inboxes[sock] + data if inboxes[sock] else data
+            chunk = inboxes[sock] + read[:size]
             reply, end = answers(chunk, heads)
             inboxes[sock] = chunk[end:]
             if reply:

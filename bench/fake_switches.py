@@ -43,6 +43,7 @@ _NO_BUFFER = 0xFFFFFFFF
 _NAMED = re.compile(re.escape(_SRC_PREFIX) + b"(?=(....))", re.DOTALL)
 _FOUR = re.compile(b"....", re.DOTALL)
 BATCH = 1024   # packet-ins built at once per switch (about 100 KiB)
+READ_SIZE = 1 << 18
 
 
 def message(kind: int, xid: int, body: bytes = b"") -> bytes:
@@ -76,12 +77,24 @@ class PacketIns:
         return batch, _FOUR.findall(serials)
 
 
-def named_serial(body: bytes, outstanding) -> int:
-    """The serial of the first outstanding packet-in whose source MAC `body` names."""
-    for key in _NAMED.findall(body):
-        if key in outstanding:
-            return int.from_bytes(key, "big")
-    return -1
+class AnswerShapes:
+    """The (kind, length) pairs of the flow-mods and packet-outs a controller sends,
+    and `skip`: a regular expression that steps over a run of them in C, so the Python
+    walk over the headers sees only the other messages (and each new shape once)."""
+
+    LIMIT = 64   # past this many shapes, the rest are walked in Python
+
+    def __init__(self):
+        self.shapes = set()
+        self.skip = re.compile(b"").match
+
+    def learn(self, kind: int, length: int):
+        if (kind, length) in self.shapes or len(self.shapes) >= self.LIMIT:
+            return
+        self.shapes.add((kind, length))
+        branches = b"|".join(re.escape(struct.pack("!BBH", OFP_VERSION, k, n)) + b".{%d}" % (n - 4)
+                             for k, n in sorted(self.shapes))
+        self.skip = re.compile(b"(?:" + branches + b")*+", re.DOTALL).match
 
 
 @dataclass(eq=False)
@@ -127,6 +140,7 @@ class FakeSwitches:
         self.switches = []
         self.serial = 0              # the last serial handed out
         self.packet_ins = PacketIns(1, table_id)
+        self.answers = AnswerShapes()
         self.answered = 0
         self.latencies: List[float] = []
         self._limit = 0              # while a run is on: packet-ins per switch (0: no end)
@@ -134,6 +148,9 @@ class FakeSwitches:
         self._refill = False         # a run is on: each answer makes room for a packet-in
         self._blocked = set()        # switches whose outbox the controller did not take
         self._start = self._cpu_start = 0.0
+        # one read buffer for all: recv(256 KiB) would map and unmap that much every call
+        self._read = bytearray(READ_SIZE)
+        self._view = memoryview(self._read)
         for dpid in range(first_dpid, first_dpid + count):
             self.add(socket.create_connection(("127.0.0.1", port)), dpid)
 
@@ -182,15 +199,20 @@ class FakeSwitches:
         """What the controller sent `switch`: answer what needs answering, count the
         packet-ins it answered. A message cut by the read waits for the next one."""
         chunk = switch.inbox + data if switch.inbox else data
-        end, size = 0, len(chunk)
-        while size - end >= 8:
+        end, size, skip = 0, len(chunk), self.answers.skip
+        while True:
+            end = skip(chunk, end).end()   # a run of answers of known shapes, in C
+            if size - end < 8:
+                break
             length = chunk[end + 2] << 8 | chunk[end + 3]
             if length < 8:
                 raise ConnectionError(f"switch {switch.dpid}: a message of length {length}")
             if size - end < length:
                 break
             kind = chunk[end + 1]
-            if kind != FLOW_MOD and kind != PACKET_OUT:
+            if kind == FLOW_MOD or kind == PACKET_OUT:
+                self.answers.learn(kind, length)
+            else:
                 self.control(switch, kind, int.from_bytes(chunk[end + 4:end + 8], "big"),
                              chunk[end + 8:end + length])
             end += length
@@ -228,10 +250,10 @@ class FakeSwitches:
         now = time.monotonic()
         for key, _ in ready:
             switch = key.data
-            data = switch.sock.recv(1 << 18)
-            if not data:
+            size = switch.sock.recv_into(self._read)
+            if not size:
                 raise ConnectionError(f"controller closed switch {switch.dpid}'s connection")
-            self.receive(switch, data, now)
+            self.receive(switch, bytes(self._view[:size]), now)
             if switch.outbox:
                 self._flush(switch)
         for switch in list(self._blocked):

@@ -10,8 +10,7 @@ from bench import answering_controller
 from bench.fake_switches import (BARRIER_REPLY, BARRIER_REQUEST, ECHO_REPLY, ECHO_REQUEST,
                                  FEATURES_REPLY, FEATURES_REQUEST, FLOW_MOD, HELLO,
                                  MULTIPART_REPLY, MULTIPART_REQUEST, PACKET_IN, PACKET_OUT,
-                                 PORT_DESC, FakeSwitches, PacketIns, message, named_serial,
-                                 packet_in)
+                                 PORT_DESC, FakeSwitches, PacketIns, message, packet_in)
 
 HEADER = struct.Struct("!BBHI")
 
@@ -184,10 +183,20 @@ def test_a_batch_is_the_packet_ins_one_at_a_time():
         assert serials[i] == serial.to_bytes(4, "big")
 
 
-def test_named_serial_finds_the_outstanding_one():
-    outstanding = {b"\x00\x00\x00\x05": 0.0}
-    assert named_serial(b"xx\x02\xcb\x00\x00\x00\x04\x02\xcb\x00\x00\x00\x05", outstanding) == 5
-    assert named_serial(b"\x02\xcb\x00\x00\x00", outstanding) == -1
+def test_runs_of_known_answers_are_skipped_and_what_follows_is_still_answered(pair):
+    fakes, controller = pair
+    controller.messages(1)
+    fakes.start(window=2)
+    serials = [serial_of(body) for _, _, body in controller.messages(2)]
+    controller.send(flow_mod_naming(serials[0]))   # its shape is learned
+    assert pump_until(fakes, lambda: fakes.answered == 1)
+    assert fakes.answers.shapes == {(FLOW_MOD, len(flow_mod_naming(serials[0])))}
+    controller.send(flow_mod_naming(serials[0]) * 3 + flow_mod_naming(serials[1])
+                    + message(ECHO_REQUEST, 21, b"after") + flow_mod_naming(serials[1])[:-1])
+    assert pump_until(fakes, lambda: fakes.answered == 2)
+    assert [m for m in controller.messages(3) if m[0] != PACKET_IN] == [
+        (ECHO_REPLY, 21, b"after")]
+    assert len(fakes.switches[0].inbox) == len(flow_mod_naming(serials[1])) - 1
 
 
 def test_a_zero_length_message_is_an_error_not_a_hang(pair):
