@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.fake_switches import (ECHO_REPLY, ECHO_REQUEST, FEATURES_REQUEST, HELLO,
                                  MULTIPART_REQUEST, PACKET_IN, PACKET_OUT, PORT_DESC, READ_SIZE,
-                                 message)
+                                 message, whole_message)
 
 OFPP_CONTROLLER, OFPP_FLOOD = 0xFFFFFFFD, 0xFFFFFFFB
 _FLOOD = struct.pack("!HHIH6x", 0, 16, OFPP_FLOOD, 0)   # output:FLOOD
@@ -38,13 +38,9 @@ def packet_out_head(frame_length: int) -> bytes:
 def answers(chunk: bytes, heads: dict):
     """(the answers to the complete messages at the start of `chunk`, where the first
     incomplete one starts). `heads` caches packet_out_head by frame length."""
-    parts, end, size = [], 0, len(chunk)
-    while size - end >= 8:
-        length = chunk[end + 2] << 8 | chunk[end + 3]
-        if length < 8:
-            raise ConnectionError(f"a message of length {length}")
-        if size - end < length:
-            break
+    parts, end = [], 0
+    length = whole_message(chunk, end)
+    while length:
         kind = chunk[end + 1]
         if kind == PACKET_IN:
             match_length = chunk[end + 26] << 8 | chunk[end + 27]
@@ -56,6 +52,7 @@ def answers(chunk: bytes, heads: dict):
         elif kind == ECHO_REQUEST:
             parts.append(message(ECHO_REPLY, 0, chunk[end + 8:end + length]))
         end += length
+        length = whole_message(chunk, end)
     return b"".join(parts), end
 
 

@@ -58,6 +58,16 @@ def packet_in(xid: int, serial: int, in_port: int, table_id: int) -> bytes:
     return message(PACKET_IN, xid, body + frame)
 
 
+def whole_message(chunk: bytes, at: int) -> int:
+    """The length of the message at chunk[at:], 0 when the chunk does not hold all of it."""
+    if len(chunk) - at < 8:
+        return 0
+    length = chunk[at + 2] << 8 | chunk[at + 3]
+    if length < 8:
+        raise ConnectionError(f"a message of length {length}: not OpenFlow")
+    return length if len(chunk) - at >= length else 0
+
+
 class PacketIns:
     """packet_in() for one in_port and table, many at a time: only xid and serial differ."""
 
@@ -199,15 +209,11 @@ class FakeSwitches:
         """What the controller sent `switch`: answer what needs answering, count the
         packet-ins it answered. A message cut by the read waits for the next one."""
         chunk = switch.inbox + data if switch.inbox else data
-        end, size, skip = 0, len(chunk), self.answers.skip
+        end, skip = 0, self.answers.skip
         while True:
             end = skip(chunk, end).end()   # a run of answers of known shapes, in C
-            if size - end < 8:
-                break
-            length = chunk[end + 2] << 8 | chunk[end + 3]
-            if length < 8:
-                raise ConnectionError(f"switch {switch.dpid}: a message of length {length}")
-            if size - end < length:
+            length = whole_message(chunk, end)
+            if not length:
                 break
             kind = chunk[end + 1]
             if kind == FLOW_MOD or kind == PACKET_OUT:
