@@ -17,10 +17,10 @@ generator alone):
   - packet-ins are built a batch at a time: the template repeated, the serials
     written into it by strided slice assignment (C loops, no Python per packet-in),
     and sent with one send per switch per read;
-  - replies are not parsed into objects: a walk over the headers finds what the
-    switch must answer (echo, barrier, multipart, ...), and one regular-expression
-    scan of the complete messages finds every MAC they name; a set intersection
-    with the outstanding serials gives the answers.
+  - replies are not parsed into objects: a walk over the headers (runs of the
+    flow-mods and packet-outs skipped by one regular-expression match) finds what
+    the switch must answer (echo, barrier, multipart, ...), and `named` finds the
+    outstanding MACs the complete messages name (docs/bench-generator.md).
 """
 import re
 import selectors
@@ -66,6 +66,21 @@ def whole_message(chunk: bytes, at: int) -> int:
     if length < 8:
         raise ConnectionError(f"a message of length {length}: not OpenFlow")
     return length if len(chunk) - at >= length else 0
+
+
+def named(outstanding, chunk: bytes, end: int):
+    """The serials of `outstanding` (in the order sent) whose MAC chunk[:end] names.
+    Answers come back in the order the packet-ins went, so one find per serial, each
+    from where the last was found, usually settles it; only when one is missing does
+    a scan of every MAC named say which others are there (some may come back out of
+    order)."""
+    found, at, find = [], 0, chunk.find
+    for serial in outstanding:
+        at = find(_SRC_PREFIX + serial, at, end)
+        if at < 0:
+            return outstanding.keys() & set(_NAMED.findall(chunk, 0, end))
+        found.append(serial)
+    return found
 
 
 class PacketIns:
@@ -225,7 +240,7 @@ class FakeSwitches:
         switch.inbox = chunk[end:]
         if not switch.outstanding or not end:
             return
-        answers = switch.outstanding.keys() & set(_NAMED.findall(chunk, 0, end))
+        answers = named(switch.outstanding, chunk, end)
         if answers:
             self._answered(switch, answers, now)
 

@@ -129,6 +129,18 @@ def test_answers_count_once_per_mac_and_make_room_for_new_packet_ins(pair):
     assert not {serial_of(body) for _, _, body in refills} & set(serials)
 
 
+def test_answers_out_of_order_or_with_gaps_all_count(pair):
+    fakes, controller = pair
+    controller.messages(1)
+    fakes.start(window=4)
+    serials = [serial_of(body) for _, _, body in controller.messages(4)]
+    controller.send(flow_mod_naming(serials[2]) + flow_mod_naming(serials[0]))
+    assert pump_until(fakes, lambda: fakes.answered == 2)
+    controller.send(flow_mod_naming(serials[3]) + flow_mod_naming(serials[1]))
+    assert pump_until(fakes, lambda: fakes.answered == 4)
+    assert not set(serials) & fakes.switches[0].outstanding.keys()
+
+
 def test_a_mac_that_was_never_sent_answers_nothing(pair):
     fakes, controller = pair
     controller.messages(1)
