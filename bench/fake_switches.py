@@ -11,9 +11,9 @@ packet-out that floods the frame (Ryu's simple_switch_13). Each MAC counts once.
 throughput mode keeps `window` packet-ins outstanding per switch; latency mode keeps
 one, so each round trip is timed alone.
 
-The generator must not be what limits the measurement, so it costs about 1 µs per
-packet-in (it reports its own CPU, see bench/answering_controller.py for the
-generator alone):
+The generator must not be what limits the measurement: it reports its own CPU per
+packet-in answered (bench/answering_controller.py measures it alone) and keeps it
+low, Python work per packet-in being mostly C loops:
   - packet-ins are built a batch at a time: the template repeated, the serials
     written into it by strided slice assignment (C loops, no Python per packet-in),
     and sent with one send per switch per read;
