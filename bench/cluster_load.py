@@ -14,12 +14,13 @@ machines each node has its own cores: up to about three times one node's rate, s
 the cluster costs nothing per packet-in (the election is per switch, not per packet).
 """
 import argparse
+import socket
 import struct
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.fake_switches import FakeSwitches, _message
+from bench.fake_switches import FakeSwitches, message
 from mininet_topos import harness, ha_cluster
 from mininet_topos.labkit import etcd
 
@@ -39,16 +40,12 @@ class ClusterFakeSwitches(FakeSwitches):
         self.role = {}   # id(connection) -> the role it was given
         super().__init__(ports[0], count)
         for port in ports[1:]:
-            more = FakeSwitches(port, count)
-            for switch in more.switches:
-                more.selector.unregister(switch.sock)
-                self.selector.register(switch.sock, 1, switch)   # selectors.EVENT_READ
-                self.switches.append(switch)
-            more.selector.close()
+            for dpid in range(1, count + 1):
+                self.add(socket.create_connection(("127.0.0.1", port)), dpid)
 
-    def _handle(self, switch, kind, xid, body, on_answer):
+    def control(self, switch, kind, xid, body):
         if kind != ROLE_REQUEST:
-            return super()._handle(switch, kind, xid, body, on_answer)
+            return super().control(switch, kind, xid, body)
         role, generation = struct.unpack_from("!I4xQ", body)
         if role == MASTER:   # as OVS: a new master demotes the old one
             for other in self.switches:
@@ -56,16 +53,15 @@ class ClusterFakeSwitches(FakeSwitches):
                     self.role[id(other)] = SLAVE
         if role in (MASTER, SLAVE):
             self.role[id(switch)] = role
-        switch.outbox += _message(ROLE_REPLY, xid, struct.pack(
+        switch.outbox += message(ROLE_REPLY, xid, struct.pack(
             "!I4xQ", self.role.get(id(switch), EQUAL), generation))
         return None
 
     def masters(self):
         return {s.dpid for s in self.switches if self.role.get(id(s)) == MASTER}
 
-    def _send_packet_in(self, switch, now):
-        if self.role.get(id(switch)) == MASTER:
-            super()._send_packet_in(switch, now)
+    def loaded(self, switch):
+        return self.role.get(id(switch)) == MASTER
 
 
 def load(fakes, seconds, window):
@@ -105,7 +101,7 @@ def three_nodes(switches, seconds, window, directory):
                     raise RuntimeError("fake switches did not connect")
 
                 def all_mastered():
-                    fakes._pump(0.05, lambda *_: None)
+                    fakes.pump(0.05)
                     return len(fakes.masters()) == switches
                 if not harness.wait_until(all_mastered, 20, step=0):
                     raise RuntimeError(f"a master for {len(fakes.masters())} of {switches}")

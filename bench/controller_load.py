@@ -5,16 +5,20 @@ packet-ins from new source MACs; in the same run, against our learning app
 (reactive mode) and Ryu's own ryu.app.simple_switch_13:
   - throughput: packet-ins answered per second with `window` outstanding per switch,
   - latency: one outstanding per switch, p50/p99 round trip,
-  - scale: 100 switches x 100 new MACs (10k learned), then the controller's RSS and
-    its CPU while learning and while idle.
-The generator's own CPU is printed: if it is near 100 % of one core, the generator
-and not the controller would be the limit.
+  - scale: 100 switches x 1000 new MACs (100k learned), the time it takes, then the
+    controller's RSS and its CPU while learning and while idle.
+Every row shows the generator's CPU per packet-in answered (and the controller's CPU
+share, so a row says which side was the limit). The first row is the generator
+against bench/answering_controller.py, a peer that costs next to nothing: the rate
+the generator can drive at all.
 """
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 
-from bench.fake_switches import FakeSwitches
+from bench import answering_controller
+from bench.fake_switches import FakeSwitches, Result
 from mininet_topos import harness
 
 PEERS = [
@@ -24,6 +28,8 @@ PEERS = [
      {"l2_switch": {"mode": "reactive", "max_macs": 1_000_000, "max_macs_per_port": 0}}, True),
     ("ryu simple_switch_13", ("ryu.app.simple_switch_13",), None, False),
 ]
+GENERATOR_ALONE = "generator alone"
+SCALE_SWITCHES, SCALE_MACS = 100, 1000
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -39,36 +45,83 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+@dataclass
+class Load:
+    """One mode against one controller: the generator's result, the controller's CPU."""
+    result: Result
+    controller_cpu: float   # share of one core over the run
+
+    @classmethod
+    def measure(cls, fakes, pid, seconds, window, per_switch_limit=0):
+        before = cpu_seconds(pid)
+        result = fakes.run(seconds, window, per_switch_limit)
+        load = cls(result, (cpu_seconds(pid) - before) / result.seconds)
+        fakes.idle(0.5)   # what the controller still owed goes by before the next mode
+        return load
+
+
+def connected(port, count, first_dpid=1, log=lambda: ""):
+    fakes = FakeSwitches(port, count, first_dpid=first_dpid)
+    if not fakes.connect():
+        fakes.close()
+        raise RuntimeError(f"{count} fake switches did not all connect:\n{log()}")
+    return fakes
+
+
+def load_modes(port, pid, switches, seconds, window, log=lambda: ""):
+    fakes = connected(port, switches, log=log)
+    try:
+        return {"throughput": Load.measure(fakes, pid, seconds, window),
+                "latency": Load.measure(fakes, pid, seconds, 1)}
+    finally:
+        fakes.close()
+
+
 def measure(apps, config, ours, switches, seconds, window):
     controller = harness.Controller(apps, config)
     controller.start(probe_rest=ours)
     pid = controller.process.pid
     try:
-        fakes = FakeSwitches(controller.of_port, switches)
+        rows = load_modes(controller.of_port, pid, switches, seconds, window,
+                          controller.log_tail)
+        fakes = connected(controller.of_port, SCALE_SWITCHES, 1000, controller.log_tail)
         try:
-            if not fakes.connect():
-                raise RuntimeError("fake switches did not all connect:\n" + controller.log_tail())
-            throughput = fakes.run(seconds, window)
-            latency = fakes.run(seconds, 1)
-        finally:
-            fakes.close()
-        fakes = FakeSwitches(controller.of_port, 100, first_dpid=1000)
-        try:
-            if not fakes.connect():
-                raise RuntimeError("100 fake switches did not all connect")
-            cpu_before = cpu_seconds(pid)
-            scale = fakes.run(120, 10, per_switch_limit=100)
-            learn_cpu = (cpu_seconds(pid) - cpu_before) / scale.seconds
-            cpu_before = cpu_seconds(pid)
+            rows["scale"] = Load.measure(fakes, pid, 300, 10, per_switch_limit=SCALE_MACS)
+            before = cpu_seconds(pid)
             fakes.idle(5)
-            idle_cpu = (cpu_seconds(pid) - cpu_before) / 5
-            rss = rss_mib(pid)
+            rows["idle_cpu"] = (cpu_seconds(pid) - before) / 5
+            rows["rss"] = rss_mib(pid)
         finally:
             fakes.close()
-        return {"throughput": throughput, "latency": latency, "scale": scale, "rss": rss,
-                "learn_cpu": learn_cpu, "idle_cpu": idle_cpu, "problems": controller.problems()}
+        rows["problems"] = controller.problems()
+        return rows
     finally:
         controller.stop()
+
+
+def print_rows(rows):
+    peer = rows[-1][1]
+    print(f"\n{'controller':<24}{'answers/s':>10}{'x ryu':>7}{'ctl CPU':>8}{'gen µs':>7}"
+          f"{'lat p50 ms':>11}{'p99 ms':>7}{'x ryu':>6}{'ctl CPU':>8}{'gen µs':>7}")
+    for label, r in rows:
+        t, lat = r["throughput"], r["latency"]
+        print(f"{label:<24}{t.result.per_second:>10.0f}"
+              f"{t.result.per_second / peer['throughput'].result.per_second:>7.2f}"
+              f"{t.controller_cpu:>8.0%}{t.result.generator_us:>7.2f}"
+              f"{lat.result.percentile(0.5):>11.3f}{lat.result.percentile(0.99):>7.3f}"
+              f"{lat.result.percentile(0.99) / peer['latency'].result.percentile(0.99):>6.2f}"
+              f"{lat.controller_cpu:>8.0%}{lat.result.generator_us:>7.2f}")
+    scaled = [(label, r) for label, r in rows if "scale" in r]
+    print(f"\n{'controller':<24}{f'{SCALE_SWITCHES} sw x {SCALE_MACS} MACs':>19}"
+          f"{'learn CPU':>10}{'idle CPU':>9}{'RSS MiB':>8}{'x ryu':>6}{'unanswered':>11}"
+          f"{'gen µs':>7}")
+    for label, r in scaled:
+        s = r["scale"].result
+        print(f"{label:<24}{s.seconds:>18.1f}s{r['scale'].controller_cpu:>10.0%}"
+              f"{r['idle_cpu']:>9.1%}{r['rss']:>8.0f}{r['rss'] / peer['rss']:>6.2f}"
+              f"{s.unanswered:>11}{s.generator_us:>7.2f}")
+    print("gen µs: the generator's CPU per packet-in answered; ctl CPU: the controller's "
+          "share of one core")
 
 
 def main(argv=None):
@@ -76,31 +129,21 @@ def main(argv=None):
     parser.add_argument("--switches", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--window", type=int, default=50, help="outstanding per switch")
+    parser.add_argument("--generator-only", action="store_true",
+                        help="only the generator against bench/answering_controller.py")
     args = parser.parse_args(argv)
     print(f"bench: controller load, {args.switches} fake switches, {args.seconds:g} s per "
           f"mode, throughput window {args.window}/switch")
-    rows = []
-    for label, apps, config, ours in PEERS:
+    with answering_controller.running() as (port, pid):
+        rows = [(GENERATOR_ALONE, load_modes(port, pid, args.switches, args.seconds,
+                                             args.window))]
+    print(f"  measured: {GENERATOR_ALONE}", flush=True)
+    for label, apps, config, ours in [] if args.generator_only else PEERS:
         rows.append((label, measure(apps, config, ours, args.switches, args.seconds,
                                     args.window)))
         print(f"  measured: {label}", flush=True)
-    peer = rows[-1][1]
-    print(f"\n{'controller':<24}{'answers/s':>10}{'x ryu':>7}{'gen CPU':>9}"
-          f"{'lat p50 ms':>12}{'p99 ms':>8}{'x ryu p99':>10}")
-    for label, r in rows:
-        t, lat = r["throughput"], r["latency"]
-        print(f"{label:<24}{t.per_second:>10.0f}"
-              f"{t.per_second / peer['throughput'].per_second:>7.2f}"
-              f"{t.generator_cpu_s / t.seconds:>9.0%}{lat.percentile(0.5):>12.2f}"
-              f"{lat.percentile(0.99):>8.2f}"
-              f"{lat.percentile(0.99) / peer['latency'].percentile(0.99):>10.2f}")
-    print(f"\n{'controller':<24}{'100 sw x 100 MACs':>18}{'learn CPU':>10}{'idle CPU':>9}"
-          f"{'RSS MiB':>9}{'unanswered':>11}")
-    for label, r in rows:
-        s = r["scale"]
-        print(f"{label:<24}{s.seconds:>17.1f}s{r['learn_cpu']:>10.0%}{r['idle_cpu']:>9.0%}"
-              f"{r['rss']:>9.0f}{s.unanswered:>11}")
-    problems = [p for _, r in rows for p in r["problems"]]
+    print_rows(rows)
+    problems = [p for _, r in rows for p in r.get("problems", ())]
     for line in problems:
         print("controller problem:", line)
     return 1 if problems else 0
