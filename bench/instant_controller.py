@@ -1,9 +1,10 @@
 """An OpenFlow 1.3 controller that costs next to nothing, for bench/ovs_packet_ins.py.
 
-It answers each packet-in as a learning switch does, with one flow-mod that learns
-the frame's source MAC (table LEARN_TABLE, nothing else looks there, so forwarding
-is unchanged) and one packet-out that floods the frame, packed with struct and
-written in one send per read. What it reaches on a real OVS bridge is the OVS side's
+It answers each packet-in as our learning switch does, with two flow-mods that learn
+the frame's source MAC (a destination entry in LEARN_TABLE, a source entry in
+SOURCE_TABLE; nothing else looks there, so forwarding is unchanged), and floods the
+frame with a packet-out (l2_switch lets the pipeline flood it instead), packed with
+struct and written in one send per read. What it reaches on a real OVS bridge is the OVS side's
 own limit: upcall, packet-in, flow-mod and packet-out, with the controller out of
 the way. Run as `python -m bench.instant_controller PORT`; serves one switch
 connection at a time until killed.
@@ -17,8 +18,8 @@ HELLO, ECHO_REQUEST, ECHO_REPLY, PACKET_IN, PACKET_OUT, FLOW_MOD = 0, 2, 3, 10, 
 HEADER = struct.Struct("!BBHI")
 CONTROLLER, FLOOD, ANY = 0xFFFFFFFD, 0xFFFFFFFB, 0xFFFFFFFF
 NO_BUFFER = 0xFFFFFFFF
-OXM_IN_PORT, OXM_ETH_DST = 0, 3
-LEARN_TABLE = 1
+OXM_IN_PORT, OXM_ETH_DST, OXM_ETH_SRC = 0, 3, 4
+LEARN_TABLE, SOURCE_TABLE = 1, 2
 _PACKET_IN_FIXED = 16   # buffer_id, total_len, reason, table_id, cookie
 
 
@@ -60,8 +61,10 @@ def answer(body):
         offset += 4 + length
     frame = body[_PACKET_IN_FIXED + match_length + (-match_length % 8) + 2:]
     learn = flow_mod(LEARN_TABLE, 100, match((OXM_ETH_DST, frame[6:12])), output(in_port))
+    known = flow_mod(SOURCE_TABLE, 100, match((OXM_IN_PORT, struct.pack("!I", in_port)),
+                                              (OXM_ETH_SRC, frame[6:12])), b"")
     flood = output(FLOOD)
-    return learn + message(PACKET_OUT, struct.pack("!IIH6x", NO_BUFFER, in_port, len(flood))
+    return learn + known + message(PACKET_OUT, struct.pack("!IIH6x", NO_BUFFER, in_port, len(flood))
                            + flood + frame)
 
 

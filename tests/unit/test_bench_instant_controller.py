@@ -26,14 +26,18 @@ def split(buf):
     return out
 
 
-def test_answer_is_the_learning_flow_mod_and_a_flood_packet_out():
+def test_answer_is_two_learning_flow_mods_and_a_flood_packet_out():
     for oxms in (oxm(0, 7, 4), oxm(0, 7, 4) + oxm(2, 99, 8)):   # in_port first, or more
         message = packet_in(oxms, FRAME, table_id=0)
-        learn, flood = split(ic.answer(message[8:]))
+        learn, known, flood = split(ic.answer(message[8:]))
         assert learn == ryu_bytes(parser.OFPFlowMod(
             DP, table_id=ic.LEARN_TABLE, priority=100, match=parser.OFPMatch(eth_dst=SRC),
             instructions=[parser.OFPInstructionActions(
                 ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(7, 0xFFFF)])]))
+        assert known == ryu_bytes(parser.OFPFlowMod(
+            DP, table_id=ic.SOURCE_TABLE, priority=100,
+            match=parser.OFPMatch(in_port=7, eth_src=SRC),
+            instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [])]))
         assert flood == ryu_bytes(parser.OFPPacketOut(
             DP, buffer_id=ofp.OFP_NO_BUFFER, in_port=7,
             actions=[parser.OFPActionOutput(ofp.OFPP_FLOOD, 0xFFFF)], data=FRAME))
