@@ -104,6 +104,7 @@ bench: setup
 	$(PY) -m bench.topology
 	$(PY) -m bench.controller_load
 	$(PY) -m bench.flow_install
+	$(PY) -m bench.ovs_packet_ins
 	$(PY) -m bench.failover
 	$(PY) -m bench.cluster_load
 
