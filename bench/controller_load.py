@@ -26,6 +26,10 @@ PEERS = [
     # ban that port after max_macs_per_port, so it is off here, as simple_switch_13 has none
     ("l2_switch reactive", ("apps/l2_switch.py",),
      {"l2_switch": {"mode": "reactive", "max_macs": 1_000_000, "max_macs_per_port": 0}}, True),
+    # the same app with every packet-in on Ryu's event path (controller/fastpath.py off)
+    ("l2_switch, Ryu's path", ("apps/l2_switch.py",),
+     {"l2_switch": {"mode": "reactive", "max_macs": 1_000_000, "max_macs_per_port": 0},
+      "openflow": {"fast_path": False}}, True),
     ("ryu simple_switch_13", ("ryu.app.simple_switch_13",), None, False),
 ]
 GENERATOR_ALONE = "generator alone"
