@@ -31,11 +31,13 @@ every packet-in takes Ryu's path.
 """
 import logging
 import struct
+import time
 from dataclasses import dataclass, field
 
 from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import MAIN_DISPATCHER
+from ryu.lib import hub
 
 from flows.dpid import format as format_dpid
 
@@ -49,6 +51,7 @@ _lazy = {}
 
 LOG = logging.getLogger(__name__)
 PACKET_IN, OFP13 = 10, 4
+CATCH_UP_S = 0.5   # the longest a read's packet-ins wait for their app's queued events
 # after the header and buffer_id: total_len, reason, table_id, cookie, the match's type
 # and length, and (a match of in_port alone, what OVS sends on a plain port) its OXM
 # header (OXM_OF_IN_PORT: class 0x8000, field 0, 4 bytes) and value
@@ -217,6 +220,7 @@ def _offer(server, datapath, packet_ins, raws, msg=None) -> int:
     sink = _sinks.get(datapath)
     if sink is None:
         sink = _sinks[datapath] = Sink(server)
+    _catch_up(server.app)
     cursor, taken = _Cursor(packet_ins), 0
     while len(cursor):
         try:
@@ -244,6 +248,22 @@ def _offer(server, datapath, packet_ins, raws, msg=None) -> int:
             for name in others:
                 datapath.ofp_brick.send_event(name, ev, datapath.state)
     return taken
+
+
+def _catch_up(app):
+    """Let `app` handle the events it has queued before these packet-ins are decided
+    (a port that went down, a host's expiry: Ryu's path would have them wait behind
+    those too). Without it, one packet-in left to Ryu's path under load kept the app's
+    queue from ever emptying, and every later one followed it there (a tenth of the
+    rate). A handler that waits for a reply this very connection must bring is not
+    waited for beyond CATCH_UP_S: the app's handler then leaves the packet-ins to
+    Ryu's path, behind the rest."""
+    pending = getattr(app, "events_pending", None)
+    if pending is None or not pending():
+        return
+    deadline = time.monotonic() + CATCH_UP_S
+    while pending() and time.monotonic() < deadline:
+        hub.sleep(0)
 
 
 def _wanting(brick, server):

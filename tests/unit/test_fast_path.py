@@ -3,6 +3,9 @@
 no input from a switch that makes it raise."""
 import random
 import struct
+import time
+
+import eventlet
 
 import pytest
 from ryu.base import app_manager
@@ -309,9 +312,10 @@ class QueueBrick(Brick):
     def get_handlers(self, ev):
         return []
 
-    def drain(self):
+    def drain_forever(self):
+        """Ryu's RyuApp._event_loop, as far as these tests need it."""
         app = self.app
-        while not app.events.empty():
+        while True:
             ev, state = app.events.get()
             app._events_sem.release()
             for run in app.get_handlers(ev, state):
@@ -333,7 +337,9 @@ def port_down(port):
 
 def _one_read(monkeypatch, fast, settings, before, read):
     """`before` (port, source) learned, then `read` through the receive loop's message
-    handling and the app's queue: (flow-mods sent, hosts known, bans)."""
+    handling, with the app's own event loop draining its queue in a green thread of
+    its own, as in ryu-manager: (flow-mods sent, hosts known, bans, packet-ins the fast
+    path took)."""
     run_inline(monkeypatch, hub)
     app = make_app(monkeypatch, **settings)
     handler.register_instance(app)   # what ryu-manager does: its handlers by event class
@@ -344,22 +350,28 @@ def _one_read(monkeypatch, fast, settings, before, read):
         app._packet_in(packet_in(datapath, port, eth("02:dd:00:00:00:01", host)))
     datapath.sent.clear()
     monkeypatch.setattr(fastpath, "enabled", fast)
+    events = eventlet.spawn(datapath.ofp_brick.drain_forever)
     buf = bytearray(read)
+    taken = fastpath._counters.get(1, (None, None))[1]
+    taken = taken._value.get() if taken else 0
     try:
         assert ofguard._messages(datapath, buf) == len(buf)
     finally:
         fastpath.flush(datapath)
-    datapath.ofp_brick.drain()
-    switch = app.switches[1]
+    eventlet.sleep(0.05)   # the app's loop handles what is left
+    events.kill()
+    switch, counters = app.switches[1], fastpath._counters.get(1)
+    fast_taken = (counters[1]._value.get() if counters else 0) - taken
     return ([(m.table_id, m.command, m.priority) for m in datapath.sent if m.msg_type == 14],
-            sorted((e.mac, e.port) for e in switch.macs.entries()), sorted(switch.bans))
+            sorted((e.mac, e.port) for e in switch.macs.entries()), sorted(switch.bans),
+            fast_taken)
 
 
 @pytest.mark.parametrize("case", ["expiry", "port_down"])
 def test_what_is_queued_before_a_packet_in_is_applied_before_it(monkeypatch, case):
     """A host's expiry (FLOW_REMOVED) or a port going down, read just before a
-    packet-in, is applied first on both paths: the fast path leaves packet-ins to the
-    event path while the app has events queued."""
+    packet-in, is applied first on both paths: the fast path lets the app handle its
+    queued events before it decides the packet-in."""
     a, b, c = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
     if case == "expiry":   # a's entry expired, then a speaks again: learned anew
         settings, before = {}, [(1, a)]
@@ -370,8 +382,21 @@ def test_what_is_queued_before_a_packet_in_is_applied_before_it(monkeypatch, cas
     ryu = _one_read(monkeypatch, False, settings, before, read)
     fastpath.reset()
     fast = _one_read(monkeypatch, True, settings, before, read)
-    assert fast == ryu
+    assert fast[:3] == ryu[:3]
     assert ryu[1] == ([(a, 1)] if case == "expiry" else [(c, 3)]) and ryu[2] == []
+    assert (ryu[3], fast[3]) == (0, 1)   # and the fast path took it, after the app caught up
+
+
+def test_an_app_stuck_in_a_handler_is_waited_for_a_bounded_time(monkeypatch):
+    """A handler waiting for something this very connection brings must not hang the
+    receive loop: after CATCH_UP_S the packet-ins go to Ryu's path, behind it."""
+    app = make_app(monkeypatch)
+    datapath = fast_switch(app)
+    monkeypatch.setattr(fastpath, "CATCH_UP_S", 0.05)
+    app._handling = 1   # a handler of the app is running (and waiting)
+    start = time.monotonic()
+    assert not offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:01")))
+    assert 0.04 < time.monotonic() - start < 1 and not app.switches[1].macs
 
 
 def test_packet_ins_before_a_bad_header_are_still_handled(monkeypatch):
