@@ -55,13 +55,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def idle_cpu(apps, switches, seconds, settle=8.0):
-    """(CPU share of one core while idle, the controller's log lines about canaries)."""
+def idle_cpu(apps, switches, seconds, settle=8.0, keeping=True):
+    """(CPU share of one core while idle, canary repairs in the log, log problems).
+    `keeping=False`: plain fake switches, which answer flow-stats with nothing."""
     ours = not apps[0].startswith("ryu.")
     controller = harness.Controller(apps, CONFIG if ours else None)
     controller.start(probe_rest=ours)
     try:
-        fakes = KeepingSwitches(controller.of_port, switches)
+        fakes = (KeepingSwitches if keeping else FakeSwitches)(controller.of_port, switches)
         try:
             if not fakes.connect():
                 raise RuntimeError("fake switches did not all connect:\n" + controller.log_tail())
@@ -83,13 +84,17 @@ def main(argv=None):
     parser.add_argument("--switches", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--combination", action="append", choices=sorted(COMBINATIONS))
+    parser.add_argument("--plain", action="store_true",
+                        help="fake switches that keep nothing (every canary poll repairs)")
     args = parser.parse_args(argv)
     names = args.combination or list(COMBINATIONS)
-    print(f"bench: idle CPU, {args.switches} fake switches, {args.seconds:g} s")
+    print(f"bench: idle CPU, {args.switches} {'plain' if args.plain else 'keeping'} fake "
+          f"switches, {args.seconds:g} s")
     print(f"{'apps':<18}{'idle CPU':>9}{'repairs':>9}")
     failed = False
     for name in names:
-        share, repairs, problems = idle_cpu(COMBINATIONS[name], args.switches, args.seconds)
+        share, repairs, problems = idle_cpu(COMBINATIONS[name], args.switches, args.seconds,
+                                            keeping=not args.plain)
         print(f"{name:<18}{share:>9.1%}{repairs:>9}", flush=True)
         for line in problems:
             print("  controller problem:", line)

@@ -9,8 +9,16 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 from controller import ofcompile, pipeline, southbound
 from flows import l2
 from tests.support.fakeswitch import run_inline
-from tests.support.l2_app import FakeDatapath, flow_mods, make_app, switch_holding
-from tests.unit.test_l2_app_rest import reconnect
+from tests.support.l2_app import (FakeDatapath, Features, flow_mods, make_app,
+                                  switch_holding)
+
+
+def programmed(app, holding):
+    """A switch that holds `holding`, connected and reconciled by the learning app."""
+    datapath = FakeDatapath(1, answer=switch_holding(app, holding))
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    app._reconcile(app.switches[1])
+    return datapath
 
 
 def removed(datapath, owner, reason=ofp.OFPRR_DELETE):
@@ -27,7 +35,7 @@ def wiped(monkeypatch):
     app = make_app(monkeypatch, mode="reactive")
     holding = pipeline.table_misses() + [pipeline.canary(l2.APP)] + \
         l2.switch_defaults(l2.L2Settings())
-    datapath = reconnect(app, holding)
+    datapath = programmed(app, holding)
     run_inline(monkeypatch, southbound.hub)
     datapath.answer = switch_holding(app, [])
     datapath.sent.clear()
