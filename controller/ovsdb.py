@@ -11,6 +11,7 @@ import os
 
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
+from ryu.lib import hub
 
 from flows.dpid import format as format_dpid
 
@@ -88,21 +89,28 @@ class Ovsdb:
         self.remote = remote or os.environ.get(ENV_VAR, DEFAULT_REMOTE)
         self.timeout = timeout
         self._api = None
+        # one connect for every green thread that asks at once: 100 switches arriving
+        # together made 100 schema fetches and IDLs (seconds of CPU, JSON in Python)
+        self._connecting = hub.BoundedSemaphore(1)
 
     def api(self):
         if self._api is None:
-            try:
-                idl = _idl(self.remote)
-                conn = connection.Connection(idl=idl, timeout=self.timeout)
-                api = _api_class(self.remote)(conn)
-            # ovsdbapp reports an unreachable server as a bare Exception ("Could not
-            # retrieve schema"); this is the boundary where it becomes our error.
-            except Exception as err:  # noqa: BLE001 (see above)
-                raise OvsdbError(f"cannot reach OVSDB at {self.remote} ({err}); "
-                                 f"enable it with: ovs-vsctl set-manager "
-                                 f"p{self.remote}") from None
-            self._api = api
+            with self._connecting:
+                if self._api is None:
+                    self._api = self._connect()
         return self._api
+
+    def _connect(self):
+        try:
+            idl = _idl(self.remote)
+            conn = connection.Connection(idl=idl, timeout=self.timeout)
+            return _api_class(self.remote)(conn)
+        # ovsdbapp reports an unreachable server as a bare Exception ("Could not
+        # retrieve schema"); this is the boundary where it becomes our error.
+        except Exception as err:  # noqa: BLE001 (see above)
+            raise OvsdbError(f"cannot reach OVSDB at {self.remote} ({err}); "
+                             f"enable it with: ovs-vsctl set-manager "
+                             f"p{self.remote}") from None
 
     def _bridge_column(self, dpid: int, column: str):
         """`column` of the Bridge row of datapath `dpid`; OvsdbError when there is none."""
