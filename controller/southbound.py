@@ -281,14 +281,13 @@ class SdnApp(app_manager.RyuApp):
     # `_canary_removed` checks and repairs within a round trip (OVS 3.1, seen: reason
     # DELETE about 35 ms after `ovs-ofctl del-flows br`, likewise for `table=N` of the
     # entry's table; a del-flows test's entries were back in 0.2 s, 1.7 s before).
-    # The poll is only the
-    # backstop for a loss that sends nothing (a notification lost on the way, a switch
-    # whose async config drops flow-removed messages). It used to ask every switch every
-    # 2 s: one flow-stats request per app and switch, which with 100 idle switches was
-    # most of the controller's idle CPU (issue 19). Now each switch is asked at most
-    # every CANARY_INTERVAL_S and an app asks at most CANARY_CHECKS_PER_S switches a
-    # second, one at a time, spread over the round (no burst of requests): a small
-    # network keeps its 2 s backstop, 100 switches are each asked every 100 s (each
+    # The poll is only the backstop for a loss that sends nothing (a notification lost
+    # on the way, a switch whose async config drops flow-removed messages). It used to
+    # ask every switch every 2 s: one flow-stats request per app and switch, which with
+    # 100 idle switches was most of the controller's idle CPU (issue 19). Now each
+    # switch is asked at most every CANARY_INTERVAL_S and an app asks at most
+    # CANARY_CHECKS_PER_S switches a second, one at a time, spread over the round (no
+    # burst of requests): a small network keeps its 2 s backstop, 100 switches are each asked every 100 s (each
     # check costs about 1 ms of CPU: with five apps that is 0.5 % of a core).
     CANARY_INTERVAL_S = 2.0
     CANARY_CHECKS_PER_S = 1.0
