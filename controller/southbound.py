@@ -287,8 +287,8 @@ class SdnApp(app_manager.RyuApp):
     # 100 idle switches was most of the controller's idle CPU (issue 19). Now each
     # switch is asked at most every CANARY_INTERVAL_S and an app asks at most
     # CANARY_CHECKS_PER_S switches a second, one at a time, spread over the round (no
-    # burst of requests): a small network keeps its 2 s backstop, 100 switches are each asked every 100 s (each
-    # check costs about 1 ms of CPU: with five apps that is 0.5 % of a core).
+    # burst of requests): a small network keeps its 2 s backstop, 100 switches are each
+    # asked every 100 s (a check costs about 1 ms of CPU: five apps, 0.5 % of a core).
     CANARY_INTERVAL_S = 2.0
     CANARY_CHECKS_PER_S = 1.0
 
