@@ -40,7 +40,8 @@ $(STAMP): setup.cfg setup.py
 	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,lab]"
 	# Mininet's Python package comes from Debian (with mnexec); link it into the venv.
 	ln -sfn /usr/lib/python3/dist-packages/mininet "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mininet"
-	# Ryu needs its compatibility fix before ryu-manager imports anything: see controller/ryu_compat.py.
+	# Ryu needs its compatibility fix before ryu-manager imports anything, and eventlet's start-up
+	# noise (its deprecation banner, unpatched locks) goes there too: see controller/ryu_compat.py.
 	printf '%s\nimport controller.ryu_compat as _c; _c.install()\n' "$(CURDIR)" \
 	    > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sdn_ryu_compat.pth"
 	$(VENV)/bin/ryu-manager --version

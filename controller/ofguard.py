@@ -58,6 +58,7 @@ from controller import fastpath, ofcheck
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
+FEATURES_REPLY = 6
 PARSE_ERROR_MARK = "malformed OpenFlow message"   # tests grep logs for these
 TIMEOUT_MARK = "OpenFlow connection timed out"
 NOT_READING_MARK = "does not read what the controller sends"
@@ -178,6 +179,11 @@ def handle(datapath, raw, offer=True) -> bool:
     if msg is None or offer and msg_type == fastpath.PACKET_IN and \
             fastpath.packet_in_msg(datapath, msg):
         return True
+    if msg_type == FEATURES_REPLY and datapath.id is None:
+        # Ryu's own handler (run below, after the apps' queues got the event) sets it;
+        # an app whose queue was full handled the event meanwhile (100 switches at once)
+        # and saw no id
+        datapath.id = msg.datapath_id
     ev = ofp_event.ofp_msg_to_ev(msg)
     datapath.ofp_brick.send_event_to_observers(ev, datapath.state)
     state = datapath.state

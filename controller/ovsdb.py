@@ -9,8 +9,9 @@ remove rows that carry our owner.
 import contextlib
 import os
 
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
+from ryu.lib import hub
 
 from flows.dpid import format as format_dpid
 
@@ -21,6 +22,48 @@ POLICING_KEY = "sdn-policing"
 
 
 _API_CLASSES = {}
+
+# What the controller replicates of OVSDB. The IDL keeps a copy of every column it is
+# registered for and ovsdb-server sends every change of them; ovsdbapp's default (all
+# tables, all columns) includes what ovs-vswitchd itself rewrites every few seconds for
+# every interface on the host (statistics, link and protocol status), so an idle
+# controller woke up for each of them: on a host with a few hundred interfaces that
+# was several % of a core (issue 19). We register the tables we read or write (and
+# ovsdbapp's transaction needs: Open_vSwitch's cur_cfg/next_cfg), every column of them
+# but those counters and states, and no column that refers to a table left out.
+TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "QoS", "Queue", "Flow_Table")
+VOLATILE = {
+    "Open_vSwitch": {"statistics"},
+    "Bridge": {"status", "rstp_status"},
+    "Port": {"statistics", "status", "rstp_statistics", "rstp_status", "bond_active_slave"},
+    "Interface": {"statistics", "status", "link_state", "link_resets", "link_speed",
+                  "duplex", "mtu", "admin_state", "ifindex", "lacp_current", "bfd_status",
+                  "cfm_fault", "cfm_fault_status", "cfm_flap_count", "cfm_health",
+                  "cfm_remote_mpids", "cfm_remote_opstate"},
+}
+
+
+def _refers_outside(column) -> bool:
+    """Whether a column (its schema JSON) holds references to a table not in TABLES."""
+    kind = column["type"]
+    parts = [kind.get("key"), kind.get("value")] if isinstance(kind, dict) else []
+    return any(isinstance(part, dict) and part.get("refTable", TABLES[0]) not in TABLES
+               for part in parts)
+
+
+def replicated_columns(schema_json):
+    """{table: [column, ...]} of `schema_json` (the Open_vSwitch schema as the server
+    sends it) that the controller's IDL registers (see TABLES above)."""
+    return {name: sorted(column for column, spec in schema_json["tables"][name]["columns"].items()
+                         if column not in VOLATILE.get(name, ()) and not _refers_outside(spec))
+            for name in TABLES}
+
+
+def _idl(remote):
+    helper = idlutils.get_schema_helper(remote, "Open_vSwitch")
+    for table, columns in replicated_columns(helper.schema_json).items():
+        helper.register_columns(table, columns)
+    return connection.OvsdbIdl(remote, helper)
 
 
 def _api_class(remote):
@@ -46,21 +89,28 @@ class Ovsdb:
         self.remote = remote or os.environ.get(ENV_VAR, DEFAULT_REMOTE)
         self.timeout = timeout
         self._api = None
+        # one connect for every green thread that asks at once: 100 switches arriving
+        # together made 100 schema fetches and IDLs (seconds of CPU, JSON in Python)
+        self._connecting = hub.BoundedSemaphore(1)
 
     def api(self):
         if self._api is None:
-            try:
-                idl = connection.OvsdbIdl.from_server(self.remote, "Open_vSwitch")
-                conn = connection.Connection(idl=idl, timeout=self.timeout)
-                api = _api_class(self.remote)(conn)
-            # ovsdbapp reports an unreachable server as a bare Exception ("Could not
-            # retrieve schema"); this is the boundary where it becomes our error.
-            except Exception as err:  # noqa: BLE001 (see above)
-                raise OvsdbError(f"cannot reach OVSDB at {self.remote} ({err}); "
-                                 f"enable it with: ovs-vsctl set-manager "
-                                 f"p{self.remote}") from None
-            self._api = api
+            with self._connecting:
+                if self._api is None:
+                    self._api = self._connect()
         return self._api
+
+    def _connect(self):
+        try:
+            idl = _idl(self.remote)
+            conn = connection.Connection(idl=idl, timeout=self.timeout)
+            return _api_class(self.remote)(conn)
+        # ovsdbapp reports an unreachable server as a bare Exception ("Could not
+        # retrieve schema"); this is the boundary where it becomes our error.
+        except Exception as err:  # noqa: BLE001 (see above)
+            raise OvsdbError(f"cannot reach OVSDB at {self.remote} ({err}); "
+                             f"enable it with: ovs-vsctl set-manager "
+                             f"p{self.remote}") from None
 
     def _bridge_column(self, dpid: int, column: str):
         """`column` of the Bridge row of datapath `dpid`; OvsdbError when there is none."""

@@ -364,8 +364,11 @@ def canary(app: str) -> FlowSpec:
     # one per app, so each app notices the loss itself. Its own priority: two canaries
     # with one match and priority would be one entry, the second add replacing the
     # first. App ids are distinct bytes (checked at import), so these are distinct.
+    # notify_removed: a delete that takes it makes the switch say so at once (a
+    # FLOW_REMOVED, reason DELETE), so the app repairs without polling for it
+    # (controller/southbound.py, the canary watch).
     return FlowSpec("ingress", canary_priority(app), Match.of(eth_type=_CANARY_ETH_TYPE),
-                    canary_owner(app))
+                    canary_owner(app), notify_removed=True)
 
 
 def canary_priority(app: str) -> int:

@@ -40,8 +40,15 @@ class RyuManager:
         self.process = None
 
     def environment(self) -> dict:
-        """The environment ryu-manager runs in (a subclass adds its settings)."""
-        return dict(os.environ, PYTHONWARNINGS="ignore")
+        """The environment ryu-manager runs in (a subclass adds its settings): ours, as
+        a user's shell would pass it. No blanket PYTHONWARNINGS=ignore: the one noisy
+        warning (eventlet's deprecation banner) is filtered where the venv's Python
+        starts (controller/ryu_compat.py), and any other warning belongs in the log. Not
+        pytest's PYTEST_CURRENT_TEST either: eventlet keeps quiet about locks it could
+        not green when it sees it, and the log should say what a user's would."""
+        env = dict(os.environ)
+        env.pop("PYTEST_CURRENT_TEST", None)
+        return env
 
     def start(self, timeout=30, probe_rest=True):
         """Start ryu-manager; wait until its REST API answers (probe_rest=False, for

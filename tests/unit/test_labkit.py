@@ -2,6 +2,7 @@
 what ryu-manager is started with and what counts as a problem in its log, without
 starting anything (tests/integration run them for real)."""
 import json
+import os
 
 from mininet_topos import harness
 from mininet_topos.labkit.controller import RyuManager
@@ -17,10 +18,22 @@ def test_our_controller_runs_our_apps_with_our_config_and_state(tmp_path, monkey
     assert controller.of_port != controller.rest_port
     env = controller.environment()
     assert json.loads(open(env["SDN_CONFIG"]).read()) == {"vlan": {"ports": []}}
-    assert env["SDN_STATE_DIR"] == str(tmp_path / "state") and env["PYTHONWARNINGS"] == "ignore"
+    assert env["SDN_STATE_DIR"] == str(tmp_path / "state")
     # the kit alone knows none of that
     plain = RyuManager(["ryu.app.simple_switch_13"], log_dir=tmp_path)
     assert not {"SDN_CONFIG", "SDN_STATE_DIR"} & set(plain.environment())
+
+
+def test_ryu_manager_runs_with_warnings_on_and_without_pytest_in_its_environment(tmp_path,
+                                                                               monkeypatch):
+    """What its log shows is what a user's would: no blanket warning filter (only
+    eventlet's banner is dropped, by controller/ryu_compat.py), and no pytest marker
+    (eventlet hides its unpatched-lock report from a process that has it)."""
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "a test")
+    env = RyuManager(["ryu.app.simple_switch_13"], log_dir=tmp_path).environment()
+    assert not {"PYTHONWARNINGS", "PYTEST_CURRENT_TEST"} & set(env)
+    assert env["PATH"] == os.environ["PATH"]
 
 
 def test_problems_are_tracebacks_and_for_us_openflow_errors(tmp_path):
