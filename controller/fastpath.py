@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from ryu.base import app_manager
 from ryu.controller import ofp_event
-from ryu.controller.handler import MAIN_DISPATCHER
+from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.lib import hub
 
 from flows.dpid import format as format_dpid
@@ -100,6 +100,7 @@ _pending = {}   # datapath -> [(server, [(in_port, frame)], [(start, end)])]: th
 _sinks = {}     # datapath -> its Sink for the read being handled
 _others = {}    # (table id, the observers) -> names of the other apps that want them
 _counters = {}  # dpid -> its (sdn_packet_ins, sdn_fast_path_packet_ins) counters
+_behind = set()  # apps a catch-up gave up on (until they have caught up once)
 
 
 def serve(app, table_id: int, handler, pack, next_xids, count) -> None:
@@ -120,6 +121,7 @@ def reset() -> None:
     _others.clear()
     _pending.clear()
     _sinks.clear()
+    _behind.clear()
 
 
 def packet_in_raw(datapath, buf, offset: int, length: int) -> bool:
@@ -171,6 +173,8 @@ def run_pending(datapath, buf, refused) -> bool:
     for server, packet_ins, spans in runs or ():
         taken = _offer(server, datapath, packet_ins,
                        lambda spans=spans: [bytes(buf[b:e]) for b, e in spans])
+        if taken < len(spans):
+            flush(datapath)   # what the handler sent goes before what Ryu's path will
         for begin, end in spans[taken:]:
             if not refused(bytes(buf[begin:end])):
                 return False
@@ -217,10 +221,10 @@ def _offer(server, datapath, packet_ins, raws, msg=None) -> int:
     it took. A packet-in whose handling raised is logged and dropped, as Ryu's event
     loop drops an event whose handler raised; the others go on. Other apps that want
     them get the events of all taken (`raws()` or `msg` builds them)."""
+    _catch_up(server.app, datapath)   # first: it may send (and so end) the read's sink
     sink = _sinks.get(datapath)
     if sink is None:
         sink = _sinks[datapath] = Sink(server)
-    _catch_up(server.app)
     cursor, taken = _Cursor(packet_ins), 0
     while len(cursor):
         try:
@@ -250,20 +254,32 @@ def _offer(server, datapath, packet_ins, raws, msg=None) -> int:
     return taken
 
 
-def _catch_up(app):
+def _catch_up(app, datapath):
     """Let `app` handle the events it has queued before these packet-ins are decided
     (a port that went down, a host's expiry: Ryu's path would have them wait behind
     those too). Without it, one packet-in left to Ryu's path under load kept the app's
     queue from ever emptying, and every later one followed it there (a tenth of the
-    rate). A handler that waits for a reply this very connection must bring is not
-    waited for beyond CATCH_UP_S: the app's handler then leaves the packet-ins to
-    Ryu's path, behind the rest."""
+    rate). What the read's earlier packet-ins produced is sent first: the app may send
+    to this switch while we wait, and must not overtake them.
+
+    An app still busy after CATCH_UP_S (a handler waiting for a full send queue, or
+    for a reply this very connection must bring) is not waited for again until it
+    has caught up once: its handler leaves the packet-ins to Ryu's path, behind the
+    rest. The wait polls every millisecond, not in a busy loop."""
     pending = getattr(app, "events_pending", None)
     if pending is None or not pending():
+        _behind.discard(app)
         return
+    if app in _behind:
+        return
+    flush(datapath)
     deadline = time.monotonic() + CATCH_UP_S
-    while pending() and time.monotonic() < deadline:
-        hub.sleep(0)
+    hub.sleep(0)   # most often the app's loop needs just one turn
+    while pending() and datapath.state != DEAD_DISPATCHER:
+        if time.monotonic() >= deadline:
+            _behind.add(app)
+            return
+        hub.sleep(0.001)
 
 
 def _wanting(brick, server):

@@ -200,7 +200,7 @@ def _messages(datapath, buf):
     while len(buf) - offset >= 8:
         msg_len = int.from_bytes(buf[offset + 2:offset + 4], "big")
         if msg_len < 8:
-            if _run_pending(datapath, buf):   # what came before it is handled first
+            if _before_other(datapath, buf):   # what came before it is handled first
                 reject(datapath, buf[offset:offset + 8],
                        f"header length {msg_len} (minimum 8)")
             return None
@@ -209,7 +209,7 @@ def _messages(datapath, buf):
         if not (buf[offset + 1] == fastpath.PACKET_IN and
                 fastpath.packet_in_raw(datapath, buf, offset, msg_len)):
             # the packet-ins queued before it go first: nothing overtakes anything
-            if not _run_pending(datapath, buf) or \
+            if not _before_other(datapath, buf) or \
                     not handle(datapath, bytes(buf[offset:offset + msg_len])):
                 return None
         offset += msg_len
@@ -222,6 +222,15 @@ def _run_pending(datapath, buf) -> bool:
     """The fast path's queued packet-ins (controller/fastpath.py); those it leaves take
     the normal path, in order. False if the connection closed."""
     return fastpath.run_pending(datapath, buf, lambda raw: handle(datapath, raw, offer=False))
+
+
+def _before_other(datapath, buf) -> bool:
+    """Before a message that is not a packet-in of the fast path: the packet-ins
+    queued before it are handled and what they produced is sent (handling it may yield
+    to the apps, which may send to this switch themselves: nothing may overtake)."""
+    done = _run_pending(datapath, buf)
+    fastpath.flush(datapath)
+    return done
 
 
 def _deadline(datapath, connected, partial_since):

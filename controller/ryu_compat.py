@@ -63,7 +63,9 @@ def _guard_openflow(module) -> None:
 
 
 def _green_first(module) -> None:
-    """Before ryu-manager's module runs: eventlet's whole monkey patch, threads too."""
+    """Before ryu-manager's module runs: eventlet's whole monkey patch, threads too.
+    Skipped for --enable-debugger on the command line, as Ryu skips it (the option set
+    in a config file is not seen this early: threads are then green anyway)."""
     if "--enable-debugger" in sys.argv or os.environ.get("RYU_HUB_TYPE", "eventlet") != "eventlet":
         return
     import eventlet

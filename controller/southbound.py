@@ -5,6 +5,7 @@ controller/switch_sync.py. Request/reply (flow stats) is matched by xid in
 `SdnApp.request`. Apps send through `SdnApp.push` and `SdnApp.send` only.
 """
 import collections
+import functools
 import gc
 import time
 
@@ -280,6 +281,7 @@ class SdnApp(app_manager.RyuApp):
 
     def _tracked(self, handler):
         """`handler`, counted in `_handling` while it runs (it may yield midway)."""
+        @functools.wraps(handler)   # Ryu's log of a handler that raised names it
         def run(ev):
             self._handling += 1
             try:

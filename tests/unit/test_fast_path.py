@@ -362,29 +362,39 @@ def _one_read(monkeypatch, fast, settings, before, read):
     events.kill()
     switch, counters = app.switches[1], fastpath._counters.get(1)
     fast_taken = (counters[1]._value.get() if counters else 0) - taken
+    hosts_held = sorted(str(stat.match) for stat in datapath.flows.values()
+                        if stat.cookie == pipeline.cookie(l2.HOSTS))
     return ([(m.table_id, m.command, m.priority) for m in datapath.sent if m.msg_type == 14],
             sorted((e.mac, e.port) for e in switch.macs.entries()), sorted(switch.bans),
-            fast_taken)
+            fast_taken, hosts_held)
 
 
-@pytest.mark.parametrize("case", ["expiry", "port_down"])
+@pytest.mark.parametrize("case", ["expiry", "port_down", "down_between"])
 def test_what_is_queued_before_a_packet_in_is_applied_before_it(monkeypatch, case):
     """A host's expiry (FLOW_REMOVED) or a port going down, read just before a
     packet-in, is applied first on both paths: the fast path lets the app handle its
-    queued events before it decides the packet-in."""
+    queued events before it decides the packet-in; and what the fast path produced
+    before such a message reaches the switch before what the app sends for it."""
     a, b, c = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    taken = 1
     if case == "expiry":   # a's entry expired, then a speaks again: learned anew
-        settings, before = {}, [(1, a)]
+        settings, before, hosts = {}, [(1, a)], [(a, 1)]
         read = flow_removed(a, 1) + raw_packet_in(1, eth("02:dd:00:00:00:01", a))
-    else:                  # port 3 (at its cap) went down, then a new host there
-        settings, before = {"max_macs_per_port": 2, "ban_s": 30}, [(3, a), (3, b)]
+    elif case == "port_down":   # port 3 (at its cap) went down, then a new host there
+        settings, before, hosts = {"max_macs_per_port": 2, "ban_s": 30}, [(3, a), (3, b)], \
+            [(c, 3)]
         read = port_down(3) + raw_packet_in(3, eth("02:dd:00:00:00:01", c))
+    else:   # a new host on port 1, port 1 goes down, a new host on port 2: a is forgotten
+        settings, before, hosts, taken = {}, [], [(b, 2)], 2
+        read = raw_packet_in(1, eth("02:dd:00:00:00:01", a)) + port_down(1) + \
+            raw_packet_in(2, eth("02:dd:00:00:00:01", b))
     ryu = _one_read(monkeypatch, False, settings, before, read)
     fastpath.reset()
     fast = _one_read(monkeypatch, True, settings, before, read)
-    assert fast[:3] == ryu[:3]
-    assert ryu[1] == ([(a, 1)] if case == "expiry" else [(c, 3)]) and ryu[2] == []
-    assert (ryu[3], fast[3]) == (0, 1)   # and the fast path took it, after the app caught up
+    assert fast[:3] == ryu[:3] and fast[4] == ryu[4]   # what was sent, in order; what is held
+    assert ryu[1] == hosts and ryu[2] == []
+    assert not any(a.replace(":", "") in m.replace(":", "") for m in ryu[4] if case != "expiry")
+    assert (ryu[3], fast[3]) == (0, taken)   # the fast path took them, the app caught up
 
 
 def test_an_app_stuck_in_a_handler_is_waited_for_a_bounded_time(monkeypatch):
@@ -397,6 +407,11 @@ def test_an_app_stuck_in_a_handler_is_waited_for_a_bounded_time(monkeypatch):
     start = time.monotonic()
     assert not offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:01")))
     assert 0.04 < time.monotonic() - start < 1 and not app.switches[1].macs
+    start = time.monotonic()   # still stuck: not waited for again, Ryu's path at once
+    assert not offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:02")))
+    assert time.monotonic() - start < 0.03
+    app._handling = 0          # caught up: the fast path again
+    assert offer(datapath, raw_packet_in(1, eth("02:dd:00:00:00:01", "02:00:00:00:00:03")))
 
 
 def test_packet_ins_before_a_bad_header_are_still_handled(monkeypatch):
