@@ -267,8 +267,8 @@ class L2Switch(southbound.SdnApp):
         templates = {}   # (VLAN, untagged egress) -> its template, for this read
         for port, data in packet_ins:
             switch.packet_ins += 1
-            source = frame_source(data)
-            if source is None or not learning.learnable(source[0]):
+            source = self._learnable_source(data)
+            if source is None:
                 continue
             src, vlan = source
             verdict, previous = observe(src, port, vlan, now)

@@ -74,9 +74,9 @@ class FlowTemplate:
 
     def __init__(self, datapath, build: Callable[..., list], slots: Mapping[str, Slot],
                  check: Mapping[str, object]):
-        self.owners = [getattr(spec, "owner", None) for spec in
-                       build(**{n: s.sample for n, s in slots.items()})]
-        base = compiled(datapath, build(**{n: s.sample for n, s in slots.items()}))
+        specs = build(**{n: s.sample for n, s in slots.items()})
+        self.owners = [getattr(spec, "owner", None) for spec in specs]
+        base = compiled(datapath, specs)
         self.base = b"".join(base)
         self.starts = [sum(len(m) for m in base[:i]) for i in range(len(base))]
         self.count = len(base)   # messages
@@ -146,10 +146,6 @@ class FlowTemplate:
         xids = tuple(range(first_xid, first_xid + count)) if first_xid + count <= _MAX_XID \
             else tuple((first_xid + k) & _MAX_XID for k in range(count))
         return self._struct.pack(*self._pick(self._constants + xids + encoded))
-
-    @property
-    def messages(self) -> int:
-        return self.count
 
 
 def next_xids(datapath, count: int) -> int:

@@ -90,7 +90,7 @@ def test_templates_give_the_builders_bytes_for_any_values(monkeypatch, idle):
                 rendered = template.render_encoded(
                     (oftemplate.mac_bytes(host), oftemplate.port_bytes(port),
                      oftemplate.vid_bytes(vlan or 0)),
-                    oftemplate.next_xids(datapath, template.messages))
+                    oftemplate.next_xids(datapath, template.count))
                 specs = l2.learn_host(host, port, vlan, idle, untagged_egress)
                 expected = b"".join(oftemplate.compiled(FakeDatapath(1), specs,
                                                         (first + 1) & 0xFFFFFFFF))
