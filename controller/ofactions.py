@@ -1,8 +1,8 @@
 """The one registry of action kinds: for each action of flows/spec.py (spec.ACTION_KINDS)
 how it compiles to Ryu's OpenFlow 1.3 object, decodes back from one to the spec value,
 and (where controller/ofwire.py can) packs straight to bytes. Two halves live apart
-because of who imports them: how a kind prints (`sdn plan`) is in controller/ofprint.py,
-which the Ryu-free CLI loads, and how the table simulator runs it is in
+because of who imports them: how a kind prints (`sdn plan`, in ovs-ofctl's syntax) is
+in controller/ofctl_text.py, which the Ryu-free CLI loads, and how the table simulator runs it is in
 tests/support/ofsim.py; tests/unit/test_action_registry.py fails when a kind is missing
 from any of them.
 

@@ -15,7 +15,7 @@ is listed as not planned.
 import importlib
 import types
 
-from controller import config, desired_state, ofprint, pipeline
+from controller import config, desired_state, ofctl_text, pipeline
 from controller.datapath import NETDEV
 from controller.ports import SwitchPorts
 from flows import app_plan
@@ -74,33 +74,15 @@ def plan(data, switch, datapath=NETDEV):
     return out
 
 
-# --- as text, in the spirit of ovs-ofctl dump-flows ---------------------------------------
+# --- as text: ovs-ofctl's own syntax (controller/ofctl_text.py) ---------------------------
 
 def describe(item) -> str:
+    """A flow as an `ovs-ofctl add-flows` line, a group as an `add-groups` line, a meter
+    as an `add-meters` line."""
     if isinstance(item, FlowSpec):
-        owner = "/".join(p for p in (item.owner.app, item.owner.purpose) if p)
-        match = ",".join(f"{n}={v}" if m is None else f"{n}={v}/{m}"
-                         for n, v, m in item.match.fields)
-        actions = ",".join(_action(a) for a in item.actions)
-        text = (f"table={item.table}({pipeline.table_id(item.table)}) priority={item.priority}"
-                f"{' ' + match if match else ''} actions={actions or 'drop' * (not item.goto)}")
-        if item.meter is not None:
-            text += f" meter:{pipeline.meter_id(item.meter):#x}"
-        if item.goto:
-            text += f"{',' if actions else ''}goto:{item.goto}"
-        for name in ("idle_timeout", "hard_timeout"):
-            if getattr(item, name):
-                text += f" {name}={getattr(item, name)}"
-        return f"{text}  [{owner}]"
+        return ofctl_text.flow_line(item)
     if isinstance(item, GroupSpec):
-        buckets = " ".join(f"bucket(weight={b.weight}:{','.join(map(_action, b.actions))})"
-                           for b in item.buckets) or "no buckets (no backend located yet)"
-        return f"group={pipeline.group_id(item.ref):#x} type={item.type} {buckets}"
+        return ofctl_text.group_line(item)
     if isinstance(item, MeterSpec):
-        return (f"meter={pipeline.meter_id(item.ref):#x} drop above {item.rate} bit/s "
-                f"(burst {item.burst} bits)")
+        return ofctl_text.meter_line(item)
     return repr(item)
-
-
-def _action(action) -> str:
-    return ofprint.describe(action)   # each kind prints as its registry entry says

@@ -12,6 +12,7 @@ from sdn.client import DEFAULT_URL, ApiFailure, Client
 from sdn.cluster import cmd_cluster
 from sdn.commands import (cmd_bond, cmd_config, cmd_lb, cmd_macs, cmd_overlay, cmd_qos,
                           cmd_switches, cmd_topology, cmd_vlan, cmd_vlans)
+from sdn.dump import cmd_dump_flows
 from sdn.generic import METHODS, cmd_api, cmd_routes
 from sdn.planner import cmd_plan
 from sdn.trace import cmd_trace
@@ -101,6 +102,9 @@ def parser():
                                    "SWITCH-ethN)")
     p.add_argument("--datapath", choices=("netdev", "system"), default="netdev",
                    help="userspace (netdev) or kernel (system) datapath (QoS differs)")
+    p.add_argument("--only", choices=("flows", "groups", "meters"),
+                   help="print only these, as the file ovs-ofctl add-flows (diff-flows), "
+                        "add-groups or add-meters reads")
     p.set_defaults(run=cmd_plan)
 
     p = sub.add_parser("trace", help="where a packet goes on a bridge of this host, and "
@@ -109,6 +113,12 @@ def parser():
     p.add_argument("flow", help="as ovs-appctl ofproto/trace takes it, e.g. "
                                 "'in_port=1,dl_src=...,dl_dst=...'")
     p.set_defaults(run=cmd_trace)
+
+    p = sub.add_parser("dump-flows", help="a bridge's entries on this host (ovs-ofctl "
+                                          "dump-flows), each labelled with the app that owns it")
+    p.add_argument("switch", help="bridge name or datapath id")
+    p.add_argument("--app", help="only this app's entries (e.g. vlan, or pipeline)")
+    p.set_defaults(run=cmd_dump_flows)
 
     p = sub.add_parser("routes", help="the REST routes of every app (or of APP), from the "
                                       "controller's OpenAPI document")

@@ -13,7 +13,7 @@ _COOKIE = re.compile(r"cookie (0x[0-9a-f]+)")
 def cmd_trace(api, args):
     """ovs-appctl ofproto/trace on this host, each rule it went through named by the app
     (and purpose) whose cookie it carries."""
-    bridge = _bridge_of(args.switch)
+    bridge = bridge_of(args.switch, "trace")
     result = subprocess.run(["ovs-appctl", "ofproto/trace", bridge, args.flow],
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -32,8 +32,9 @@ def cmd_trace(api, args):
             "output": result.stdout}, "\n".join(lines)
 
 
-def _bridge_of(switch):
-    """A bridge name as given, or the bridge whose datapath id is `switch`."""
+def bridge_of(switch, command):
+    """A bridge name as given, or the bridge of this host whose datapath id is `switch`
+    (UsageError, naming `command`, when there is none)."""
     number = dpid.of_ref(switch)
     if number is None:
         return switch
@@ -41,6 +42,6 @@ def _bridge_of(switch):
                             f"datapath_id={dpid.format(number)}"], capture_output=True,
                            text=True)
     if found.returncode != 0 or not found.stdout.strip():
-        raise UsageError(f"trace: no bridge with datapath id {dpid.format(number)} on this "
+        raise UsageError(f"{command}: no bridge with datapath id {dpid.format(number)} on this "
                          f"host")
     return found.stdout.split()[0]

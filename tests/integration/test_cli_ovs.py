@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
+from controller import pipeline
+from flows.spec import Owner
 from mininet_topos import harness
+from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG
 from tests.support.scrape import scrape
 
 pytestmark = pytest.mark.integration
@@ -88,3 +91,40 @@ def test_metrics_count_what_happens_on_a_live_network(vlan_pair):
     dumped = sum(len([line for line in network.dump_flows(s.name) if "cookie=0x20" in line])
                  for s in network.switches)
     assert vlan_entries == dumped > 0
+
+
+def test_a_plan_is_what_the_switch_has_and_dump_flows_names_each_owner(vlan_pair, tmp_path):
+    """`sdn plan --only flows` is a file ovs-ofctl diff-flows compares with the live switch:
+    the only entries the switch has beyond the plan are the hosts learned since it
+    connected; and `sdn dump-flows` names the app of every entry the controller added."""
+    controller, network = vlan_pair()
+    config = tmp_path / "pair.yaml"
+    config.write_text(json.dumps(dict(VLAN_TRUNK_PAIR_CONFIG, l2_switch={"mode": "reactive"})))
+    s1 = network["s1"]
+    ports = ",".join(f"{number}={intf.name}" for intf, number in s1.ports.items() if number > 0)
+    code, out, err = sdn(controller, "plan", str(config), "--switch", "s1", "--dpid", "1",
+                         "--ports", ports, "--only", "flows")
+    assert code == 0, err
+    planned = tmp_path / "plan.txt"
+    planned.write_text(out)
+    diff = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "diff-flows", "s1", str(planned)],
+                          capture_output=True, text=True, timeout=30)
+    assert diff.returncode in (0, 1), diff.stderr       # 1: there are differences
+    extra = [line for line in diff.stdout.splitlines() if line.startswith("-")]
+    missing = [line for line in diff.stdout.splitlines() if line.startswith("+")]
+    assert missing == [], diff.stdout
+    host = f"cookie={pipeline.cookie(Owner('l2_switch', 'host')):#x}"
+    assert all(host in line for line in extra), diff.stdout
+
+    code, out, err = sdn(controller, "--json", "dump-flows", "s1")
+    assert code == 0, err
+    entries = json.loads(out)["flows"]
+    assert len(entries) == len(network.dump_flows("s1"))
+    assert {e["owner"] for e in entries} >= {"pipeline/miss", "vlan/default", "vlan/flood"}
+    assert "not ours" not in {e["owner"] for e in entries}
+    assert {(e["table"], e["table_name"]) for e in entries} >= {(0, "ingress"), (6, "flood")}
+    code, out, _ = sdn(controller, "dump-flows", "1", "--app", "vlan")
+    assert code == 0 and out.strip() and all(line.startswith("vlan/") for line in
+                                             out.splitlines())
+    code, _, err = sdn(controller, "dump-flows", "nosuchbridge")
+    assert code == 2 and "nosuchbridge" in err

@@ -7,7 +7,7 @@ import typing
 import pytest
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from controller import ofactions, ofcompile, ofprint, readback
+from controller import ofactions, ofcompile, ofctl_text, readback
 from flows import spec
 from flows.spec import (CONTROLLER, FLOOD, Bucket, Ct, FlowDelete, FlowSpec, Group, GroupDelete,
                         GroupRef, GroupSpec, Learn, Match, MeterDelete, MeterRef, MeterSpec, Move,
@@ -37,7 +37,7 @@ ALL_EXAMPLES = [a for kind in spec.ACTION_KINDS for a in EXAMPLES.get(kind, [])]
 def test_every_action_kind_is_in_every_half_of_the_registry():
     assert set(typing.get_args(spec.Action)) == set(spec.ACTION_KINDS)
     assert set(ofactions.KINDS) == set(spec.ACTION_KINDS), "compile/decode"
-    assert set(ofprint.DESCRIBE) == set(spec.ACTION_KINDS), "print"
+    assert set(ofctl_text.ACTIONS) == set(spec.ACTION_KINDS), "print (ovs-ofctl syntax)"
     assert set(ofsim.SIMULATE) == set(spec.ACTION_KINDS), "tests/support/ofsim.py"
     assert set(EXAMPLES) == set(spec.ACTION_KINDS), "an example here"
     assert len({k.ryu for k in ofactions.KINDS.values()}) == len(ofactions.KINDS)
@@ -53,7 +53,7 @@ def _wire_action(ryu_action):
 def test_an_action_comes_back_from_the_wire_as_itself(action):
     data, parsed = _wire_action(ofactions.compile_action(action))
     assert ofactions.decode_action(parsed, ofcompile.table_names()) == action
-    assert ofprint.describe(action)
+    assert ofctl_text.action_text(action)
     packed = ofactions.pack(action)
     if packed is not None:   # controller/ofwire.py's fast path: Ryu's bytes exactly
         assert packed == data

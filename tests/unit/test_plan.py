@@ -135,9 +135,15 @@ def test_the_cli_prints_a_plan_without_a_controller(tmp_path):
     assert cli.main(["--url", "http://127.0.0.1:9", "plan", str(config), "--ports", ports],
                     out, err) == 0, err.getvalue()
     text = out.getvalue()
-    assert "# qos:" in text and "set_queue:1" in text and "ipv4_src=192.168.100.101" in text
-    assert "Port s1-eth4: QoS linux-htb max-rate=10000000" in text
-    assert "not planned: topology" in text
+    assert "# qos:" in text and "set_queue:1" in text and "nw_src=192.168.100.101" in text
+    assert "#  Port s1-eth4: QoS linux-htb max-rate=10000000" in text
+    assert "# not planned: topology" in text
+    # the whole text is a file ovs-ofctl add-flows reads: every other line is a comment
+    flows = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert flows and all(line.startswith("table=") for line in flows)
+    only = io.StringIO()
+    assert cli.main(["plan", str(config), "--ports", ports, "--only", "flows"], only, err) == 0
+    assert only.getvalue().split() == flows
     assert cli.main(["plan", str(tmp_path / "missing.yaml")], io.StringIO(), err) == 2
     assert "cannot read config file" in err.getvalue()
 
@@ -212,7 +218,8 @@ def test_the_cli_prints_a_declared_apps_plan(acl_app, tmp_path):
     assert cli.main(["plan", str(config_file)], out, err) == 0, err.getvalue()
     lines = out.getvalue().splitlines()
     assert lines[0] == f"# acl: {len(pipeline.table_misses()) + 2} entries"
-    assert "table=ingress(0) priority=5 eth_src=00:00:00:00:00:0a actions=drop  [acl/ban]" in lines
+    cookie = pipeline.cookie(Owner("acl", "ban"))
+    assert f"table=0,cookie={cookie:#x},priority=5,eth_src=00:00:00:00:00:0a,actions=drop" in lines
 
 
 def test_every_declared_app_speaks_the_plan_protocol():

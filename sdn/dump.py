@@ -1,0 +1,70 @@
+"""`sdn dump-flows SWITCH`: `ovs-ofctl dump-flows` on this host, each entry labelled with
+the app and purpose its cookie names and its table's name from the pipeline
+declaration. Lines are read with the `ovs.flow` parser OVS's own Python package ships,
+not with regular expressions."""
+import subprocess
+
+from ovs.flow.ofp import OFPFlow
+
+from controller import pipeline
+from sdn.args import UsageError
+from sdn.trace import bridge_of
+
+NOT_OURS = "not ours"
+
+
+def owner_label(cookie: int) -> str:
+    """"vlan/default" for a cookie of ours; NOT_OURS for anything else (a flow another
+    tool added, OVS's own default NORMAL flow)."""
+    owner = pipeline.owner_of(cookie)
+    if owner is None:
+        return NOT_OURS
+    return "/".join(str(p) for p in (owner.app, owner.purpose) if p)
+
+
+def _kind(tables) -> str:
+    """A tunnel bridge has tables the main pipeline does not (10, 20, 21)."""
+    main = {t.table_id for t in pipeline.PIPELINES["main"]}
+    return "main" if set(tables) <= main else "tunnel"
+
+
+def _table_name(number: int, kind: str) -> str:
+    try:
+        return pipeline.table_name(number, kind)
+    except pipeline.PipelineError:
+        return "?"
+
+
+def labelled(dump: str):
+    """The entries of an `ovs-ofctl dump-flows` output as dicts, in its order."""
+    flows = [OFPFlow(line) for line in dump.splitlines()
+             if line.strip() and not line.lstrip().startswith(("OFPST_", "NXST_"))]
+    kind = _kind(f.info.get("table", 0) for f in flows)
+    entries = []
+    for flow in flows:
+        table, cookie = flow.info.get("table", 0), flow.info.get("cookie", 0)
+        sections = {s.name: s.string for s in flow.sections}
+        entries.append({
+            "table": table, "table_name": _table_name(table, kind), "owner": owner_label(cookie),
+            "cookie": f"{cookie:#x}", "priority": flow.match.get("priority", 32768),
+            "match": ",".join(p for p in sections.get("match", "").split(",")
+                              if not p.startswith("priority=")),
+            "actions": sections.get("actions", ""),
+            "n_packets": flow.info.get("n_packets", 0), "n_bytes": flow.info.get("n_bytes", 0)})
+    return entries
+
+
+def cmd_dump_flows(api, args):
+    bridge = bridge_of(args.switch, "dump-flows")
+    result = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UsageError(f"dump-flows: {(result.stderr or result.stdout).strip()}")
+    entries = labelled(result.stdout)
+    if args.app:
+        entries = [e for e in entries if e["owner"].split("/")[0] == args.app]
+    width = max((len(e["owner"]) for e in entries), default=0)
+    lines = [f"{e['owner']:<{width}}  table={e['table']}({e['table_name']}) "
+             f"priority={e['priority']}{',' + e['match'] if e['match'] else ''} "
+             f"actions={e['actions']}  n_packets={e['n_packets']}" for e in entries]
+    return {"bridge": bridge, "flows": entries}, "\n".join(lines)
