@@ -57,8 +57,8 @@ def learned(network, name):
     """Is host `name`'s MAC in a learned entry (dl_src=) of the switch it is plugged into?"""
     intf = network[name].defaultIntf()
     mac = network[name].cmd(f"cat /sys/class/net/{intf.name}/address").strip()
-    return any(f"dl_src={mac}" in line
-               for line in network.dump_flows(switch_side(network, name).node.name))
+    return any(f"dl_src={mac}" in flow.match_text
+               for flow in network.flows(switch_side(network, name).node.name))
 
 
 class Node(harness.Controller):

@@ -75,14 +75,6 @@ def vlan_path(network, host):
     return f"/v1/switches/{port.node.dpid}/ports/{port.name}/vlan"
 
 
-_COUNTERS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*")
-
-
-def _strip(flow):
-    """A dump-flows line without its counters."""
-    return _COUNTERS.sub("", flow)
-
-
 def ping_loss(output):
     found = re.search(r"(\d+) packets transmitted, (\d+) received", output)
     return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
@@ -174,8 +166,8 @@ class Steps:
             started = time.monotonic()
             status, body = slave.rest("POST", "/v1/lb/vips", vip_body())
             self.lab.check("POST on the slave", "201", status, status in (200, 201))
-            group = harness.wait_until(lambda: any("group" in line for line in
-                                                   self.network.dump_flows("s1")), 10)
+            group = harness.wait_until(lambda: any(flow.has_action("group") for flow in
+                                                   self.network.flows("s1")), 10)
             landed_s = time.monotonic() - started
             self.lab.check("the VIP's flows on s1 (written by the master)", "present",
                            f"after {landed_s:.2f} s" if group else "absent", group)
@@ -217,11 +209,10 @@ class Steps:
         # a write made on the woken node: the master applies it; the woken node's own
         # writes to s1 are refused by its sender (counted), none reaches the switch
         refused = (victim.switches() or {}).get(s1, {}).get("refused", 0)
-        before = set(self.network.dump_flows("s1"))
+        before = {flow.key for flow in self.network.flows("s1")}
         status, _ = victim.rest("PUT", vlan_path(self.network, "c1"), {"tag": 30})
         landed = harness.wait_until(
-            lambda: {_strip(f) for f in self.network.dump_flows("s1")} !=
-            {_strip(f) for f in before}, 5)
+            lambda: {flow.key for flow in self.network.flows("s1")} != before, 5)
         now_refused = (victim.switches() or {}).get(s1, {}).get("refused", 0)
         self.lab.check("a VLAN PUT on the woken node", "200, on s1 via the master",
                        f"{status}, {'on s1' if landed else 'not on s1'}",

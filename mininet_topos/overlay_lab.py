@@ -96,9 +96,9 @@ def run(lab, controller, network, seconds):
               all(reached))
 
     lab.step("learn() filled br-tun table 20 on hv1 (MAC -> tunnel id + tunnel port)")
-    learned = [line for line in network["hv1"].dump_flows("br-tun", table=20)
-               if "cookie=0x5004" in line]
-    with_tun_id = [line for line in learned if "load:0x64->NXM_NX_TUN_ID[]" in line]
+    learned = [flow for flow in network["hv1"].flows("br-tun", table=20)
+               if flow.cookie >> 48 == 0x5004]     # the overlay app's, purpose learned
+    with_tun_id = [flow for flow in learned if flow.loads().get("NXM_NX_TUN_ID") == 100]
     lab.check("learned entries for tenant a's remote VMs", ">= 2", len(with_tun_id),
               len(with_tun_id) >= 2)
 

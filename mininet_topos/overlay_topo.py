@@ -103,8 +103,16 @@ class Hypervisor(Host):
         return self._run("ovs-ofctl", "-O", "OpenFlow13", *args)
 
     def dump_flows(self, bridge, table=None):
-        out = self.ofctl("dump-flows", bridge, *([f"table={table}"] if table is not None else []))
-        return [line.strip() for line in out.splitlines()[1:] if line.strip()]
+        """The entries' lines as ovs-ofctl prints them (flows() reads them)."""
+        return [flow.text for flow in self.flows(bridge, table)]
+
+    def flows(self, bridge, table=None):
+        """The bridge's entries (of `table`), parsed: flowdump.Flow values."""
+        # imported here: `mn --custom` loads this file with Debian's Python, which may
+        # lack OVS's Python package; only the tests and labs call this
+        from mininet_topos.labkit import flowdump
+        return flowdump.parse(self.ofctl("dump-flows", bridge,
+                                         *([f"table={table}"] if table is not None else [])))
 
     def _run(self, *args):
         # every OVS tool and daemon here uses this hypervisor's run directory (the

@@ -10,6 +10,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
+from mininet_topos.labkit import flowdump
 from mininet_topos.labkit.ovs import ensure_ovs
 
 
@@ -92,11 +93,16 @@ class Network:
         return self.net.pingAll(timeout=timeout)
 
     def dump_flows(self, switch, table=None):
+        """The entries' lines as ovs-ofctl prints them (flows() reads them)."""
+        return [flow.text for flow in self.flows(switch, table)]
+
+    def flows(self, switch, table=None):
+        """The switch's entries (of `table`), parsed: flowdump.Flow values."""
         args = ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch]
         if table is not None:
             args.append(f"table={table}")
-        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-        return [line.strip() for line in out.splitlines()[1:] if line.strip()]
+        return flowdump.parse(subprocess.run(args, capture_output=True, text=True,
+                                             check=True).stdout)
 
     def __enter__(self):
         return self.start()

@@ -88,7 +88,7 @@ def test_metrics_count_what_happens_on_a_live_network(vlan_pair):
     assert after[("sdn_learned_macs", (("dpid", s2), ("vlan", "10")))] == 3  # h1, h3, new
     vlan_entries = sum(v for (name, labels), v in after.items()
                        if name == "sdn_flows" and ("app", "vlan") in labels)
-    dumped = sum(len([line for line in network.dump_flows(s.name) if "cookie=0x20" in line])
+    dumped = sum(len([f for f in network.flows(s.name) if f.app_id == pipeline.APP_IDS["vlan"]])
                  for s in network.switches)
     assert vlan_entries == dumped > 0
 

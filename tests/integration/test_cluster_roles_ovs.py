@@ -16,13 +16,11 @@ import subprocess
 import pytest
 
 from mininet_topos import harness
+from mininet_topos.labkit import flowdump
 from tests.support import file_elector
 
 pytestmark = pytest.mark.integration
 BRIDGE, DPID = "sdnroles0", "00000000000000e1"
-_DURATION = re.compile(r"duration=([0-9.]+)s")
-_COUNTERS = re.compile(r"\b(duration|packet_count|byte_count|n_packets|n_bytes|idle_age|"
-                       r"hard_age)=[^,\s]+,?\s*")
 
 
 def vsctl(*args):
@@ -34,8 +32,7 @@ def flows():
     """{flow without its counters: its duration} as OVS holds them."""
     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", BRIDGE],
                          capture_output=True, text=True, check=True).stdout
-    return {_COUNTERS.sub("", line.strip()): float(_DURATION.search(line).group(1))
-            for line in out.splitlines()[1:] if line.strip()}
+    return {flow.key: flow.duration for flow in flowdump.parse(out)}
 
 
 def ovs_roles(nodes):

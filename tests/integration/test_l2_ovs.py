@@ -6,18 +6,26 @@ import time
 import pytest
 
 from controller import pipeline
+from flows import l2
 from mininet_topos import harness
 from mininet_topos.topos import Linear, Single, Tree
 from tests.support.scrape import scrape
 
 pytestmark = pytest.mark.integration
 MODES = pytest.mark.parametrize("mode", ["reactive", "datapath"])
-LEARNED_COOKIE = {"reactive": "0x1003", "datapath": "0x1004"}  # app 0x10, purpose host/learned
+LEARNED_BY = {"reactive": l2.HOSTS, "datapath": l2.LEARNED}   # who writes the host entries
 
 
 def learned_flows(network, switch, mode):
-    return [f for f in network.dump_flows(switch, table=pipeline.table_id("l2_dst"))
-            if f.startswith(f"cookie={LEARNED_COOKIE[mode]}")]
+    """The l2_dst entries of learned hosts (flowdump.Flow values)."""
+    owner = pipeline.cookie(LEARNED_BY[mode]) >> 48
+    return [f for f in network.flows(switch, table=pipeline.table_id("l2_dst"))
+            if f.cookie >> 48 == owner]
+
+
+def for_host(host, flows):
+    """The entries among `flows` that forward to `host`'s MAC."""
+    return [f for f in flows if f"dl_dst={host.MAC()}" in f.match_text]
 
 
 wait_for = harness.wait_until
@@ -37,17 +45,16 @@ def test_learned_flows_appear_stay_while_talking_and_expire_when_silent(lab, mod
     controller, network = lab(Single(2), {"l2_switch": {"mode": mode, "idle_timeout": 3}})
     h1, h2 = network["h1"], network["h2"]
     assert harness.ping(h1, h2)  # answered by flooding at first; the entries follow
-    assert wait_for(lambda: {(h.MAC(), f"output:{port}") for h, port in ((h1, 1), (h2, 2))
-                             for f in learned_flows(network, "s1", mode)
-                             if h.MAC() in f and f"output:{port}" in f}
-                    == {(h1.MAC(), "output:1"), (h2.MAC(), "output:2")}, timeout=2), \
+    assert wait_for(lambda: {(h.name, port) for h, port in ((h1, 1), (h2, 2))
+                             for f in for_host(h, learned_flows(network, "s1", mode))
+                             if port in f.outputs()} == {("h1", 1), ("h2", 2)}, timeout=2), \
         learned_flows(network, "s1", mode)
     # 5 s of steady traffic: longer than the timeout, yet nothing is forgotten
     h1.cmd(f"ping -c 25 -i 0.2 {h2.IP()}")
     flows = learned_flows(network, "s1", mode)
-    assert any(h1.MAC() in f for f in flows) and any(h2.MAC() in f for f in flows), flows
+    assert for_host(h1, flows) and for_host(h2, flows), flows
     # then silence: both expire (the switch checks timeouts about once a second)
-    assert wait_for(lambda: not any(h.MAC() in f for f in learned_flows(network, "s1", mode)
+    assert wait_for(lambda: not any(for_host(h, learned_flows(network, "s1", mode))
                                     for h in (h1, h2)), timeout=10)
     if mode == "reactive":  # the controller heard the flow-removed and forgot them too
         assert wait_for(lambda: not any(m["mac"] in (h1.MAC(), h2.MAC()) for m in

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 def flood_packets(hv, vlan):
     """n_packets of the tunnel bridge's table-21 flood entry for a local VLAN."""
-    for line in hv.dump_flows("br-tun", table=21):
-        if f"dl_vlan={vlan} " in line:
-            return int(re.search(r"n_packets=(\d+)", line).group(1))
+    for flow in hv.flows("br-tun", table=21):
+        if flow.match.get("dl_vlan") == vlan:
+            return flow.n_packets
     return None
 
 
@@ -55,14 +55,14 @@ def test_the_other_apps_leave_the_hypervisors_bridges_to_the_overlay(lab, tmp_pa
         for tenant in "ab":
             assert harness.ping(vm(network, a, tenant), vm(network, b, tenant), count=2,
                                 timeout=2)
-    others = {"cookie=%#x," % pipeline.cookie(pipeline.canary_owner(app)): app
+    others = {pipeline.cookie(pipeline.canary_owner(app)): app
               for app in ("l2_switch", "vlan", "qos", "lb", "topology")}
-    own = "cookie=%#x," % pipeline.cookie(pipeline.canary_owner(overlay.APP))
+    own = pipeline.cookie(pipeline.canary_owner(overlay.APP))
     for n in (1, 2, 3):
         for bridge in ("br-int", "br-tun"):
-            lines = network[f"hv{n}"].dump_flows(bridge)
-            assert sum(line.startswith(own) for line in lines) == 1, lines
-            strays = [others[c] for line in lines for c in others if line.startswith(c)]
+            flows = network[f"hv{n}"].flows(bridge)
+            assert [flow.cookie for flow in flows].count(own) == 1, flows
+            strays = [others[flow.cookie] for flow in flows if flow.cookie in others]
             assert strays == [], (bridge, strays)
     assert controller.rest("GET", "/v1/switches")[1] == []   # the learning app saw none
     print("observed: six apps in one controller; the hypervisors' bridges carry the "
@@ -77,13 +77,14 @@ def test_learned_entries_take_unicast_off_the_flood_table(lab, tmp_path):
     vlans = {hv: controller.rest("GET", f"/v1/overlay/hypervisors/{hv}")[1]["local_vlans"]["100"]
              for hv in ("hv1", "hv2")}
     def learned():
-        return [line for line in hv1.dump_flows("br-tun", table=20)
-                if line.startswith("cookie=0x5004") and "02:00:00:00:01:02" in line]
+        return [flow for flow in hv1.flows("br-tun", table=20)
+                if flow.cookie == pipeline.cookie(overlay.LEARNED)
+                and "dl_dst=02:00:00:00:01:02" in flow.match_text]
     assert harness.wait_until(learned, 3), hv1.dump_flows("br-tun", table=20)
     learned = learned()
-    assert "load:0x64->NXM_NX_TUN_ID[]" in learned[0]
-    tunnel_port = re.search(r"output:(\d+)", learned[0]).group(1)
-    assert hv1.vsctl("get", "interface", "vx-hv2", "ofport").strip() == tunnel_port
+    assert learned[0].loads()["NXM_NX_TUN_ID"] == 100
+    tunnel_port = learned[0].action("output")["port"]
+    assert int(hv1.vsctl("get", "interface", "vx-hv2", "ofport")) == tunnel_port
     before = (flood_packets(hv1, vlans["hv1"]), flood_packets(hv2, vlans["hv2"]))
     assert harness.ping(vm(network, 1, "a"), vm(network, 2, "a"), count=5, timeout=2)
     after = (flood_packets(hv1, vlans["hv1"]), flood_packets(hv2, vlans["hv2"]))
@@ -109,11 +110,10 @@ def flow_ages(hv, bridge):
     """{flow without its counters: age in seconds} of what the controller installed on
     a bridge (learn()ed entries left out)."""
     ages = {}
-    for line in hv.dump_flows(bridge):
-        if line.startswith("cookie=0x1004"):
+    for flow in hv.flows(bridge):
+        if flow.cookie == pipeline.cookie(overlay.INTEGRATION_BRIDGE_LEARNED):
             continue
-        age = float(re.search(r"duration=([\d.]+)s", line).group(1))
-        ages[re.sub(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?", "", line)] = age
+        ages[flow.key] = flow.duration
     return ages
 
 

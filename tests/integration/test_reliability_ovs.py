@@ -2,13 +2,14 @@
 what the switches do meanwhile (fail_mode secure) and afterwards (reconciliation)."""
 import os
 import random
-import re
 import subprocess
 import threading
 import time
 
 import pytest
 
+from controller import pipeline
+from flows.spec import Owner
 from mininet_topos import harness
 from mininet_topos.topos import Single, VlanTrunkPair
 from tests.support.reliability_lab import flow_tables, iperf3_intervals
@@ -125,9 +126,9 @@ def test_a_flood_of_10k_source_macs_is_banned_and_learning_recovers(lab):
     assert [ban["port"] for ban in switch["bans"]] == [1], switch
     on_port_1 = [m for m in controller.rest("GET", "/v1/switches/1/macs")[1] if m["port"] == 1]
     assert len(on_port_1) <= 50
-    dropped = [line for line in network.dump_flows("s1")
-               if line.startswith("cookie=0x100f")]
-    drops = int(re.search(r"n_packets=(\d+)", dropped[0]).group(1)) if dropped else 0
+    bans = pipeline.cookie(Owner("l2_switch", "ban")) >> 48     # app and purpose
+    dropped = [f for f in network.flows("s1") if f.cookie >> 48 == bans]
+    drops = dropped[0].n_packets if dropped else 0
     assert drops > 0, dropped  # the switch drops (and counts) the rest itself
     assert harness.ping(h1, h2) and harness.ping(h2, h3)  # the legitimate hosts still work
     assert cpu_after - cpu_before < 10 and rss_after - rss_before < 20, \
@@ -135,8 +136,8 @@ def test_a_flood_of_10k_source_macs_is_banned_and_learning_recovers(lab):
     # the ban ends by itself; a new source on port 1 is learned again
     assert harness.wait_until(lambda: not controller.rest("GET", "/v1/switches")[1][0]["bans"],
                               ban_s + 3)
-    assert harness.wait_until(lambda: not [line for line in network.dump_flows("s1")
-                                           if line.startswith("cookie=0x100f")], 3)
+    assert harness.wait_until(lambda: not [f for f in network.flows("s1")
+                                           if f.cookie >> 48 == bans], 3)
     newcomer = "02:aa:00:00:00:01"
 
     def learned_again():  # once the silent flood MACs have idled out, there is room
