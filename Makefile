@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputils-ping \
                 net-tools procps psmisc python3-venv python3-pip traceroute iptables \
-                etcd-server etcd-client
+                etcd-server etcd-client chromium chromium-driver
+# chromium + chromium-driver: the web console's browser tests (selenium drives them).
 # etcd: the cluster state store (state.backend: etcd, docs/cluster-store.md). Not started
 # here (no systemd): whatever needs it starts `etcd` with a data dir of its own.
 # Building Ryu 4.34 needs an old setuptools (see README, "Why these pins").

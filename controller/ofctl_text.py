@@ -33,6 +33,12 @@ _NXM = {"eth_src": "NXM_OF_ETH_SRC[]", "eth_dst": "NXM_OF_ETH_DST[]",
 _LEARN_CONSTANT_BITS = {"vlan_pcp": "NXM_OF_VLAN_TCI[13..15]"}
 
 
+def _table(table) -> int:
+    """A table by its pipeline name, or a number read back from a table no pipeline
+    names (an entry another tool added)."""
+    return table if isinstance(table, int) else pipeline.table_id(table)
+
+
 def _nxm(field: str) -> str:
     if field in _NXM:
         return _NXM[field]
@@ -91,17 +97,18 @@ def _set_field(action: SetField) -> str:
 def _ct(action: Ct) -> str:
     parts = ["commit"] * bool(action.commit) + [f"zone={action.zone}"]
     if action.table is not None:
-        parts.append(f"table={pipeline.table_id(action.table)}")
+        parts.append(f"table={_table(action.table)}")
     if action.mark_from is not None:
         parts.append(f"exec(move:{_nxm(action.mark_from)}->{_nxm('ct_mark')})")
     return f"ct({','.join(parts)})"
 
 
 def _learn(action: Learn) -> str:
-    parts = [f"table={pipeline.table_id(action.table)}"]
+    parts = [f"table={_table(action.table)}"]
     parts += [f"{name}={getattr(action, name)}" for name in ("idle_timeout", "hard_timeout")
               if getattr(action, name)]
-    parts += [f"priority={action.priority}", f"cookie={pipeline.cookie(action.owner):#x}"]
+    cookie = 0 if action.owner is None else pipeline.cookie(action.owner)
+    parts += [f"priority={action.priority}", f"cookie={cookie:#x}"]
     for dst, src in action.matches:
         parts.append(_nxm(dst) if dst == src else f"{_nxm(dst)}={_nxm(src)}")
     for dst, value in action.constants:
@@ -118,9 +125,10 @@ ACTIONS: Dict[type, Callable[[object], str]] = {
     SetField: _set_field,
     PushVlan: lambda a: f"push_vlan:{a.ethertype:#06x}",
     PopVlan: lambda a: "pop_vlan",
-    Group: lambda a: f"group:{pipeline.group_id(a.ref)}",
+    # a group read back whose id is not ours has no ref (ofactions.group_ref)
+    Group: lambda a: "group:(not ours)" if a.ref is None else f"group:{pipeline.group_id(a.ref)}",
     SetQueue: lambda a: f"set_queue:{a.queue_id}",
-    Resubmit: lambda a: f"resubmit(,{pipeline.table_id(a.table)})",
+    Resubmit: lambda a: f"resubmit(,{_table(a.table)})",
     Move: lambda a: f"move:{_nxm(a.src)}->{_nxm(a.dst)}",
     Ct: _ct,
     Learn: _learn,
@@ -132,6 +140,18 @@ def action_text(action) -> str:
     if printer is None:
         raise TypeError(f"no ovs-ofctl form for {action!r}")
     return printer(action)
+
+
+def instructions_text(actions, goto=None, meter=None) -> str:
+    """What follows `actions=` for a flow: the meter, the actions, goto_table. An action
+    read back that no kind decodes (`text` set, controller/ofactions.Unknown) shows as
+    Ryu described it."""
+    steps = [] if meter is None else [f"meter:{pipeline.meter_id(meter)}"]
+    steps += [action.text if type(action) not in ACTIONS and hasattr(action, "text")
+              else action_text(action) for action in actions]
+    if goto is not None:
+        steps.append(f"goto_table:{_table(goto)}")
+    return ",".join(steps) or "drop"
 
 
 def _actions(items: Iterable) -> List[str]:
@@ -146,11 +166,8 @@ def flow_line(spec: FlowSpec) -> str:
     head += [f"{name}={getattr(spec, name)}" for name in ("idle_timeout", "hard_timeout")
              if getattr(spec, name)]
     head += ["send_flow_rem"] * bool(spec.notify_removed)
-    steps = [] if spec.meter is None else [f"meter:{pipeline.meter_id(spec.meter)}"]
-    steps += _actions(spec.actions)
-    if spec.goto:
-        steps.append(f"goto_table:{pipeline.table_id(spec.goto)}")
-    return ",".join(head + match_text(spec.match)) + f",actions={','.join(steps) or 'drop'}"
+    return ",".join(head + match_text(spec.match)) + \
+        f",actions={instructions_text(spec.actions, spec.goto, spec.meter)}"
 
 
 def group_line(group: GroupSpec) -> str:

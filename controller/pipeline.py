@@ -198,6 +198,14 @@ def table_id(name: str) -> int:
         raise PipelineError(f"unknown table {name!r}; the pipeline has {', '.join(TABLES)}") from None
 
 
+def kind_of_tables(numbers) -> str:
+    """Which pipeline a bridge whose entries sit in tables `numbers` runs: "tunnel" when
+    any is a table only the tunnel pipeline has (10, 20, 21), else "main"."""
+    main = {t.table_id for t in PIPELINES["main"]}
+    tunnel_only = {t.table_id for t in PIPELINES["tunnel"]} - main
+    return "tunnel" if tunnel_only & set(numbers) else "main"
+
+
 def table_name(number: int, kind: str = "main") -> str:
     """The name of table `number` in pipeline `kind` ("main" or "tunnel")."""
     for table in PIPELINES[kind]:

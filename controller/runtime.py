@@ -17,10 +17,13 @@ import collections
 import logging
 import os
 import weakref
+from typing import Dict
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import claims, config, mastership, reload, rest, roles, runtime_api, state
+from controller import (claims, config, mastership, pipeline_view, reload, rest, roles,
+                        runtime_api, state)
+from controller.switch_errors import SwitchTimeout
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -110,6 +113,9 @@ class Runtime:
         self.reload = reload.Reloader()
         self.readiness = Readiness()
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
+        # dpid -> (app, datapath): an app that serves the switch, whose `request` reads
+        # it for the runtime's own routes (controller/pipeline_view.py)
+        self._readers: Dict[int, tuple] = {}
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
         self.roles = roles.Roles(elector or configured_elector(), _send_together)
@@ -139,9 +145,29 @@ class Runtime:
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
 
+    def serves(self, app, datapath) -> None:
+        """`app` (a southbound.SdnApp) handles this switch's events: the runtime may
+        read the switch through it (the first such app is kept)."""
+        self._readers.setdefault(datapath.id, (app, datapath))
+
     def gone(self, datapath) -> None:
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
+        if self._readers.get(datapath.id, (None, None))[1] is datapath:
+            del self._readers[datapath.id]
+
+    def switch_flows(self, dpid: int):
+        """Every entry switch `dpid` holds (pipeline_view.describe); None when no app
+        serves a switch of that id; an ApiError 504 when the switch does not answer."""
+        found = self._readers.get(dpid)
+        if found is None:
+            return None
+        app, datapath = found
+        try:
+            stats = app.request(datapath, pipeline_view.all_flows_request(datapath))
+        except SwitchTimeout as err:
+            raise rest.ApiError(504, str(err)) from None
+        return pipeline_view.describe(stats)
 
     def on_master(self, listener) -> None:
         """listener(datapath): this node became the switch's master (cluster only):

@@ -1,16 +1,28 @@
 """The runtime's own REST routes, next to every app's: the API's OpenAPI document,
-config status and reload, readiness per switch, the cluster view and Prometheus
-metrics. The runtime
+config status and reload, readiness per switch, the cluster view, Prometheus
+metrics and the web console's files (controller/console/). The runtime
 (controller/runtime.py, the registered `data`) serves them on every WSGI application
 an app registers with (once each)."""
 from pathlib import Path
 
 import webob
+import webob.exc
 import yaml
 
 from controller import cluster_view, metrics, reload, rest
 
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+CONSOLE = Path(__file__).resolve().parent / "console"
+# The console's files, by the name in its path: nothing else is served from there.
+CONSOLE_FILES = {"index.html": "text/html", "console.js": "application/javascript",
+                 "console.css": "text/css"}
+
+
+def console_file(name: str):
+    response = webob.Response(body=(CONSOLE / name).read_bytes(),
+                              content_type=CONSOLE_FILES[name], charset="utf-8")
+    response.cache_control = "no-cache"   # a new controller's console, not a stale one
+    return response
 
 
 class RuntimeRest(rest.AppController):
@@ -36,11 +48,34 @@ class RuntimeRest(rest.AppController):
     def get_switches(self, req, **_):
         return self.app.describe_switches()
 
+    @rest.api("runtime_switch_flows", "/v1/runtime/switches/{dpid}/flows", methods=["GET"])
+    def get_switch_flows(self, req, dpid, **_):
+        number = rest.parse_dpid(dpid)
+        found = self.app.switch_flows(number)
+        if found is None:
+            raise rest.ApiError(404, f"no switch {rest.format_dpid(number)} is connected")
+        return dict(found, dpid=rest.format_dpid(number))
+
     @rest.api("cluster", "/v1/cluster", methods=["GET"])
     def get_cluster(self, req, **_):
         """200 even when etcd does not answer: this node is alive and says why it
         cannot see the rest (in "problems"), docs/cluster-view.md."""
         return cluster_view.describe(self.app)
+
+    # The console's page and scripts hold no data, so they are served without the
+    # token; everything they show comes from the API routes, which ask for it.
+    @rest.route("console", "/console", methods=["GET"])
+    def get_console(self, req, **_):
+        return console_file("index.html")
+
+    @rest.route("console_file", "/console/{name}", methods=["GET"],
+                requirements={"name": "|".join(n.replace(".", r"\.") for n in CONSOLE_FILES)})
+    def get_console_file(self, req, name, **_):
+        return console_file(name)
+
+    @rest.route("console_home", "/", methods=["GET"])
+    def get_home(self, req, **_):
+        return webob.exc.HTTPFound(location="/console")
 
     @rest.api("metrics", "/metrics", methods=["GET"])
     def get_metrics(self, req, **_):

@@ -277,6 +277,8 @@ class SdnApp(app_manager.RyuApp):
                                  LEFT_ALONE_MARK, format_dpid(dpid), claims.owner(dpid))
                 self.leave_alone(ev.msg.datapath)
             return []
+        elif features:   # this app sees the switch's replies: the runtime may read through it
+            self.runtime.serves(self, ev.msg.datapath)
         return [self._tracked(handler) for handler in super().get_handlers(ev, state)]
 
     def _tracked(self, handler):

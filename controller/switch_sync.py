@@ -11,17 +11,9 @@ import collections
 import dataclasses
 
 from controller import metrics, ofcompile, pipeline, readback, runtime
+from controller.switch_errors import SwitchSlow, SwitchTimeout  # noqa: F401 (raised here)
 from flows import diff
 from flows.dpid import format as format_dpid
-
-
-class SwitchTimeout(RuntimeError):
-    """The switch did not answer a request or a barrier in time."""
-
-
-class SwitchSlow(RuntimeError):
-    """A reconcile was sent but not confirmed: the switch answers reads, so its entries
-    are not replaced (that would cut pinned connections); it is checked again later."""
 
 
 BARRIER = object()   # in in_order's output: a barrier goes here

@@ -22,12 +22,6 @@ def owner_label(cookie: int) -> str:
     return "/".join(str(p) for p in (owner.app, owner.purpose) if p)
 
 
-def _kind(tables) -> str:
-    """A tunnel bridge has tables the main pipeline does not (10, 20, 21)."""
-    main = {t.table_id for t in pipeline.PIPELINES["main"]}
-    return "main" if set(tables) <= main else "tunnel"
-
-
 def _table_name(number: int, kind: str) -> str:
     try:
         return pipeline.table_name(number, kind)
@@ -39,7 +33,7 @@ def labelled(dump: str):
     """The entries of an `ovs-ofctl dump-flows` output as dicts, in its order."""
     flows = [OFPFlow(line) for line in dump.splitlines()
              if line.strip() and not line.lstrip().startswith(("OFPST_", "NXST_"))]
-    kind = _kind(f.info.get("table", 0) for f in flows)
+    kind = pipeline.kind_of_tables(f.info.get("table", 0) for f in flows)
     entries = []
     for flow in flows:
         table, cookie = flow.info.get("table", 0), flow.info.get("cookie", 0)

@@ -96,7 +96,7 @@ def stats_of(spec, seconds=5):
     """A flow-stats entry for `spec`, as a switch would report it."""
     mod = ofcompile.ryu_flow_mod(FakeDatapath(0), spec)
     return parser.OFPFlowStats(
-        table_id=mod.table_id, duration_sec=seconds, priority=mod.priority,
+        table_id=mod.table_id, duration_sec=seconds, duration_nsec=0, priority=mod.priority,
         idle_timeout=mod.idle_timeout, hard_timeout=mod.hard_timeout, flags=mod.flags,
         cookie=mod.cookie, packet_count=3, byte_count=180, match=mod.match,
         instructions=mod.instructions)

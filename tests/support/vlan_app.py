@@ -22,9 +22,12 @@ def port_desc(datapath, names=PORTS, bridge="br0"):
     return ofp_event.EventOFPPortDescStatsReply(reply)
 
 
-def make_vlan_app(monkeypatch, tmp_path, section=None):
+def make_vlan_app(monkeypatch, tmp_path, section=None, api=None):
+    """The VLAN app with its REST routes (and the runtime's) on `app.wsgi`; `api`: the
+    config file's api section (token, body limit)."""
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(config, "load_file", lambda path=None: {"vlan": section or {}})
+    data = {"vlan": section or {}, **({"api": api} if api is not None else {})}
+    monkeypatch.setattr(config, "load_file", lambda path=None: data)
     wsgi = rest.WSGIApplication()
     app = vlan_app.Vlan(wsgi=wsgi)
     app.wsgi = wsgi

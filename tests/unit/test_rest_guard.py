@@ -4,23 +4,15 @@ import json
 import pytest
 import webob
 
-from apps import vlan as vlan_app
-from controller import config, rest
-from tests.support.vlan_app import bring_up
-from tests.support.fakeswitch import run_inline
+from controller import rest
+from tests.support.vlan_app import bring_up, make_vlan_app
 
 TOKEN = "s3cret-token-0123456789"
 PATH = "/v1/switches/1/ports/1/vlan"
 
 
 def make_app(monkeypatch, tmp_path, api):
-    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(config, "load_file", lambda path=None: {"api": api})
-    run_inline(monkeypatch, vlan_app.hub)
-    wsgi = rest.WSGIApplication()
-    app = vlan_app.Vlan(wsgi=wsgi)
-    app.wsgi = wsgi
-    monkeypatch.setattr(app, "send_event_to_observers", lambda ev: None)
+    app = make_vlan_app(monkeypatch, tmp_path, api=api)
     bring_up(app)
     return app
 

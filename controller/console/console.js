@@ -1,0 +1,315 @@
+// The controller's web console: plain JavaScript over the REST API, no build step.
+// Every view reads the same routes the CLI does; a change is the same PUT/DELETE, and an
+// error is shown as the API gave it ({"error": ..., "status": ...}).
+"use strict";
+
+const REFRESH_MS = 2000;
+const state = { view: "topology", switches: [] };
+
+// --- the API -----------------------------------------------------------------------
+
+class ApiFailure extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  const token = sessionStorage.getItem("sdn-token");
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (response.status === 401) document.getElementById("token-box").hidden = false;
+  if (!response.ok) {
+    const message = data && data.error ? data.error : `${method} ${path}: HTTP ${response.status}`;
+    throw new ApiFailure(response.status, message);
+  }
+  return data;
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+// --- rendering helpers ------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function cell(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+// A list of objects as a table (columns: every key seen), anything else as JSON.
+function table(rows, id) {
+  if (!Array.isArray(rows) || rows.length === 0 || typeof rows[0] !== "object") {
+    return el("pre", id ? { id } : {}, JSON.stringify(rows, null, 1));
+  }
+  const columns = [...new Set(rows.flatMap(Object.keys))];
+  const head = el("tr", {}, ...columns.map(c => el("th", {}, c)));
+  const body = rows.map(r => el("tr", {}, ...columns.map(c => el("td", {}, cell(r[c])))));
+  return el("table", id ? { id } : {}, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+function fill(id, ...nodes) {
+  const box = document.getElementById(id);
+  box.replaceChildren(...nodes);
+}
+
+// --- views ------------------------------------------------------------------------
+
+function switchLabel(s) { return s.name ? `${s.name} (${s.dpid})` : s.dpid; }
+
+async function loadSwitches() {
+  const rows = await api("GET", "/v1/runtime/switches");
+  let names = {};
+  try {
+    const topo = await api("GET", "/v1/topology");
+    for (const s of topo.switches) names[s.dpid] = s.name;
+  } catch (e) { /* no topology app: dpids only */ }
+  state.switches = rows.map(r => ({ dpid: r.dpid, name: r.name || names[r.dpid] || null,
+                                    apps: r.apps, reconciled: r.reconciled }));
+  return state.switches;
+}
+
+function layout(switches, width, height) {
+  const places = {};
+  const n = switches.length;
+  const radius = Math.min(width, height) / 2 - 90;
+  switches.forEach((s, i) => {
+    const angle = (2 * Math.PI * i) / Math.max(n, 1) - Math.PI / 2;
+    places[s.dpid] = n === 1 ? { x: width / 2, y: height / 2 }
+      : { x: width / 2 + radius * Math.cos(angle), y: height / 2 + radius * Math.sin(angle) };
+  });
+  return places;
+}
+
+async function viewTopology() {
+  const picture = document.getElementById("topology");
+  let topo;
+  try {
+    topo = await api("GET", "/v1/topology");
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    const switches = await loadSwitches();  // without the topology app: switches only
+    topo = { switches: switches.map(s => ({ dpid: s.dpid, name: s.name, ports: [] })),
+             links: [], hosts: [], missing: "the topology app is not loaded: no links or hosts" };
+  }
+  const width = 800, height = 500;
+  const places = layout(topo.switches, width, height);
+  const nodes = [];
+  for (const link of topo.links) {
+    const a = places[link.a.dpid], b = places[link.b.dpid];
+    if (!a || !b) continue;
+    nodes.push(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y,
+                             class: link.in_tree ? "tree" : "blocked",
+                             "data-a": `${link.a.dpid}:${link.a.port}`,
+                             "data-b": `${link.b.dpid}:${link.b.port}` }));
+  }
+  const perSwitch = {};
+  for (const host of topo.hosts || []) {
+    const at = places[host.dpid];
+    if (!at) continue;
+    const k = perSwitch[host.dpid] = (perSwitch[host.dpid] || 0) + 1;
+    const angle = Math.atan2(at.y - height / 2, at.x - width / 2) + (k - 1) * 0.45 - 0.45;
+    const x = at.x + 70 * Math.cos(angle), y = at.y + 70 * Math.sin(angle);
+    nodes.push(svg("line", { x1: at.x, y1: at.y, x2: x, y2: y, class: "host-link" }));
+    const g = svg("g", { class: "host", "data-mac": host.mac });
+    g.append(svg("circle", { cx: x, cy: y, r: 7 }),
+             svg("text", { x: x + 9, y: y + 4 }, `${host.mac} p${host.port}`));
+    nodes.push(g);
+  }
+  for (const s of topo.switches) {
+    const at = places[s.dpid];
+    const g = svg("g", { class: "switch", "data-dpid": s.dpid });
+    g.append(svg("rect", { x: at.x - 40, y: at.y - 14, width: 80, height: 28, rx: 5 }),
+             svg("text", { x: at.x, y: at.y + 4, "text-anchor": "middle" },
+                 s.name || s.dpid.replace(/^0+(?=.)/, "")));
+    nodes.push(g);
+  }
+  picture.replaceChildren(...nodes);
+  const rows = topo.switches.map(s => ({
+    dpid: s.dpid, name: s.name, ports: (s.ports || []).map(p => `${p.port}:${p.role}`).join(" ") }));
+  fill("topology-table", ...(topo.missing ? [el("p", { class: "hint" }, topo.missing)] : []),
+       table(rows, "switch-list"));
+}
+
+// The entries seen at the last look, by switch: key -> packet count.
+const lastLook = {};
+
+function entryKey(f) { return `${f.table}|${f.priority}|${f.match}|${f.cookie}|${f.actions}`; }
+
+async function viewPipeline() {
+  const switches = await loadSwitches();
+  const select = document.getElementById("pipeline-switch");
+  const chosen = select.value;
+  select.replaceChildren(...switches.map(s => el("option", { value: s.dpid }, switchLabel(s))));
+  if (chosen && switches.some(s => s.dpid === chosen)) select.value = chosen;
+  if (!select.value) { fill("pipeline-tables", el("p", { class: "hint" }, "no switch is connected")); return; }
+  const dpid = select.value;
+  const view = await api("GET", `/v1/runtime/switches/${encodeURIComponent(dpid)}/flows`);
+  const before = lastLook[dpid];
+  const now = {};
+  const byTable = new Map();
+  for (const f of view.flows) {
+    now[entryKey(f)] = f.n_packets;
+    const name = `table ${f.table} (${f.table_name})`;
+    if (!byTable.has(name)) byTable.set(name, []);
+    byTable.get(name).push(f);
+  }
+  const sections = [];
+  for (const [name, flows] of byTable) {
+    const rows = flows.map(f => {
+      const key = entryKey(f);
+      const mark = !before ? "" : !(key in before) ? "new" : before[key] !== f.n_packets ? "ticking" : "";
+      return el("tr", { class: mark, "data-owner": f.owner },
+                ...[f.owner, f.priority, f.match || "(any)", f.actions, f.n_packets]
+                  .map(v => el("td", {}, cell(v))));
+    });
+    sections.push(el("h3", { class: "table-name" }, name),
+                  el("table", { class: "entries" },
+                     el("thead", {}, el("tr", {}, ...["app/purpose", "priority", "match",
+                                                       "actions", "packets"].map(c => el("th", {}, c)))),
+                     el("tbody", {}, ...rows)));
+  }
+  if (before) {
+    const gone = Object.keys(before).filter(k => !(k in now));
+    if (gone.length) sections.push(el("h3", { class: "table-name" }, "gone since the last look"),
+                                   table(gone.map(k => ({ entry: k.replaceAll("|", "  ") })), "gone"));
+  }
+  lastLook[dpid] = now;
+  fill("pipeline-tables", ...sections);
+}
+
+async function viewVlans() {
+  const switches = await loadSwitches();
+  const select = document.getElementById("vlan-switch");
+  const chosen = select.value;
+  select.replaceChildren(...switches.map(s => el("option", { value: s.dpid }, switchLabel(s))));
+  if (chosen) select.value = chosen;
+  const members = await api("GET", "/v1/vlans");
+  const rows = [];
+  for (const [vlan, ports] of Object.entries(members)) {
+    for (const p of ports) rows.push({ vlan: Number(vlan), dpid: p.dpid, port: p.port,
+                                       name: p.name, tagged: p.tagged });
+  }
+  fill("vlans-table", table(rows, "vlan-members"));
+}
+
+async function setVlan(event) {
+  event.preventDefault();
+  const form = document.getElementById("vlan-form");
+  const dpid = form.switch.value, port = form.port.value.trim();
+  const result = document.getElementById("vlan-result");
+  let body;
+  if (form.mode.value === "access") {
+    const text = form.tag.value.trim();
+    body = { tag: /^-?\d+$/.test(text) ? Number(text) : text };
+  } else {
+    const text = form.trunks.value.trim();
+    body = { trunks: text === "" ? [] : text.split(",").map(t => t.trim())
+                                          .map(t => (/^-?\d+$/.test(t) ? Number(t) : t)) };
+  }
+  try {
+    const answer = await api("PUT", `/v1/switches/${encodeURIComponent(dpid)}/ports/` +
+                                    `${encodeURIComponent(port)}/vlan`, body);
+    result.textContent = `port ${answer.port} is now ${answer.mode}` +
+      (answer.mode === "access" ? ` of VLAN ${answer.tag}` : ` of ${answer.trunks.length ? answer.trunks.join(",") : "every VLAN"}`);
+    showError("");
+    await viewVlans();
+  } catch (e) {
+    result.textContent = "";
+    showError(e.message);
+  }
+}
+
+async function clearVlan() {
+  const form = document.getElementById("vlan-form");
+  try {
+    await api("DELETE", `/v1/switches/${encodeURIComponent(form.switch.value)}/ports/` +
+                        `${encodeURIComponent(form.port.value.trim())}/vlan`);
+    showError("");
+    await viewVlans();
+  } catch (e) { showError(e.message); }
+}
+
+async function viewJson(path, id, pick) {
+  try {
+    const data = await api("GET", path);
+    fill(id, table(pick ? pick(data) : data));
+  } catch (e) {
+    if (e.status === 404) fill(id, el("p", { class: "hint" }, `${path}: the app is not loaded`));
+    else throw e;
+  }
+}
+
+async function viewRuntime() {
+  await viewJson("/v1/runtime/switches", "runtime-table",
+                 rows => rows.map(r => ({ dpid: r.dpid, reconciled: r.reconciled, ...r.apps })));
+  await viewJson("/v1/config", "config-table", c => [c]);
+}
+
+const VIEWS = {
+  topology: viewTopology,
+  pipeline: viewPipeline,
+  vlans: viewVlans,
+  qos: () => viewJson("/v1/qos", "qos-table"),
+  lb: () => viewJson("/v1/lb/vips", "lb-table"),
+  overlay: () => viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o),
+  runtime: viewRuntime,
+};
+
+async function refresh() {
+  try {
+    await VIEWS[state.view]();
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    showError("");
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function show(view) {
+  state.view = view;
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.classList.toggle("active", b.dataset.view === view);
+  }
+  for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${view}`;
+  refresh();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.addEventListener("click", () => show(b.dataset.view));
+  }
+  document.getElementById("vlan-form").addEventListener("submit", setVlan);
+  document.getElementById("vlan-clear").addEventListener("click", clearVlan);
+  document.getElementById("token-save").addEventListener("click", () => {
+    sessionStorage.setItem("sdn-token", document.getElementById("token").value);
+    document.getElementById("token-box").hidden = true;
+    refresh();
+  });
+  const wanted = location.hash.replace("#", "");
+  show(VIEWS[wanted] ? wanted : "topology");
+  // the topology refreshes by itself; the forms' views refresh when shown or changed
+  document.getElementById("pipeline-switch").addEventListener("change", refresh);
+  setInterval(() => { if (["topology", "pipeline", "runtime"].includes(state.view)) refresh(); },
+              REFRESH_MS);
+});

@@ -1,0 +1,58 @@
+"""The web console's files (controller/console/), served by the runtime's routes next
+to the API: the page and its two scripts, without the token (they hold no data), and
+nothing else from that folder. Its behaviour in a browser is
+tests/integration/test_console_browser.py."""
+import re
+
+import webob
+
+from controller import runtime_api
+from tests.support.vlan_app import bring_up, make_vlan_app
+
+TOKEN = "s3cret-token-0123456789"
+
+
+def bring_up_app(monkeypatch, tmp_path, api):
+    app = make_vlan_app(monkeypatch, tmp_path, api=api)
+    bring_up(app)
+    return app
+
+
+def get(app, path, token=None):
+    req = webob.Request.blank(path)
+    if token:
+        req.headers["Authorization"] = f"Bearer {token}"
+    return req.get_response(app.wsgi)
+
+
+def test_the_page_and_its_scripts_are_served_without_the_token(monkeypatch, tmp_path):
+    app = bring_up_app(monkeypatch, tmp_path, {"token": TOKEN})
+    page = get(app, "/console")
+    assert page.status_int == 200 and page.content_type == "text/html"
+    assert b'<script src="/console/console.js">' in page.body
+    for name, kind in (("console.js", "application/javascript"), ("console.css", "text/css")):
+        served = get(app, f"/console/{name}")
+        assert (served.status_int, served.content_type) == (200, kind)
+        assert served.body == (runtime_api.CONSOLE / name).read_bytes()
+    assert get(app, "/").status_int == 302 and get(app, "/").location.endswith("/console")
+    assert get(app, "/v1/vlans").status_int == 401          # the data still wants it
+    assert get(app, "/v1/vlans", TOKEN).status_int == 200
+
+
+def test_nothing_else_is_served_from_the_console_folder(monkeypatch, tmp_path):
+    app = bring_up_app(monkeypatch, tmp_path, {})
+    for path in ("/console/../runtime_api.py", "/console/%2e%2e/rest.py", "/console/x.js",
+                 "/console/index.htm", "/console/console.jsx", "/console/"):
+        answer = get(app, path)
+        assert answer.status_int == 404 and answer.content_type == "application/json", path
+
+
+def test_the_page_refers_only_to_files_that_are_served_and_routes_that_exist():
+    page = (runtime_api.CONSOLE / "index.html").read_text()
+    for ref in re.findall(r'(?:src|href)="(/console/[^"]+)"', page):
+        assert ref.rsplit("/", 1)[1] in runtime_api.CONSOLE_FILES, ref
+    script = (runtime_api.CONSOLE / "console.js").read_text()
+    import yaml
+    paths = set(yaml.safe_load(runtime_api.OPENAPI.read_text())["paths"])
+    used = set(re.findall(r'"(/v1/[a-z/._]+)"', script))
+    assert used and used <= paths, used - paths   # every route it reads is documented
