@@ -57,6 +57,7 @@ class ApiSettings:
     """The `api` config section, shared by every app's REST routes."""
     token: Optional[str] = None   # set: every request needs "Authorization: Bearer <token>"
     max_body_bytes: int = 1 << 20
+    lab_reports: str = "reports"  # where the labs' reports are, for the web console
 
     def __post_init__(self):
         if self.token is not None and (not isinstance(self.token, str) or len(self.token) < 16):
@@ -65,6 +66,8 @@ class ApiSettings:
                 or self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be a positive integer, not "
                              f"{self.max_body_bytes!r}")
+        if not isinstance(self.lab_reports, str) or not self.lab_reports:
+            raise ValueError(f"lab_reports must be a folder's path, not {self.lab_reports!r}")
 
 
 def _refusal(settings: ApiSettings, req):

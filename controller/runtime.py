@@ -21,7 +21,7 @@ from typing import Dict
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (claims, config, mastership, pipeline_view, reload, rest, roles,
+from controller import (claims, config, mastership, switch_view, reload, rest, roles,
                         runtime_api, state)
 from controller.switch_errors import SwitchTimeout
 from flows.dpid import format as format_dpid
@@ -114,7 +114,7 @@ class Runtime:
         self.readiness = Readiness()
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         # dpid -> (app, datapath): an app that serves the switch, whose `request` reads
-        # it for the runtime's own routes (controller/pipeline_view.py)
+        # it for the runtime's own routes (controller/switch_view.py)
         self._readers: Dict[int, tuple] = {}
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
@@ -157,17 +157,25 @@ class Runtime:
             del self._readers[datapath.id]
 
     def switch_flows(self, dpid: int):
-        """Every entry switch `dpid` holds (pipeline_view.describe); None when no app
+        """Every entry switch `dpid` holds (switch_view.describe); None when no app
         serves a switch of that id; an ApiError 504 when the switch does not answer."""
+        stats = self._read(dpid, switch_view.all_flows_request)
+        return None if stats is None else switch_view.describe(stats)
+
+    def switch_ports(self, dpid: int):
+        """Switch `dpid`'s port counters (switch_view.describe_ports), as switch_flows."""
+        stats = self._read(dpid, switch_view.all_ports_request)
+        return None if stats is None else switch_view.describe_ports(stats)
+
+    def _read(self, dpid, request):
         found = self._readers.get(dpid)
         if found is None:
             return None
         app, datapath = found
         try:
-            stats = app.request(datapath, pipeline_view.all_flows_request(datapath))
+            return app.request(datapath, request(datapath))
         except SwitchTimeout as err:
             raise rest.ApiError(504, str(err)) from None
-        return pipeline_view.describe(stats)
 
     def on_master(self, listener) -> None:
         """listener(datapath): this node became the switch's master (cluster only):

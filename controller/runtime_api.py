@@ -9,7 +9,7 @@ import webob
 import webob.exc
 import yaml
 
-from controller import cluster_view, metrics, reload, rest
+from controller import cluster_view, lab_reports, metrics, reload, rest
 
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 CONSOLE = Path(__file__).resolve().parent / "console"
@@ -50,11 +50,30 @@ class RuntimeRest(rest.AppController):
 
     @rest.api("runtime_switch_flows", "/v1/runtime/switches/{dpid}/flows", methods=["GET"])
     def get_switch_flows(self, req, dpid, **_):
+        return self._read(dpid, self.app.switch_flows)
+
+    @rest.api("runtime_switch_ports", "/v1/runtime/switches/{dpid}/ports", methods=["GET"])
+    def get_switch_ports(self, req, dpid, **_):
+        return self._read(dpid, self.app.switch_ports)
+
+    @staticmethod
+    def _read(dpid, read):
         number = rest.parse_dpid(dpid)
-        found = self.app.switch_flows(number)
+        found = read(number)
         if found is None:
             raise rest.ApiError(404, f"no switch {rest.format_dpid(number)} is connected")
         return dict(found, dpid=rest.format_dpid(number))
+
+    @rest.api("lab_reports", "/v1/labs/reports", methods=["GET"])
+    def get_lab_reports(self, req, **_):
+        return lab_reports.reports(self.api_settings.lab_reports)
+
+    @rest.api("lab_report", "/v1/labs/reports/{slug}", methods=["GET"])
+    def get_lab_report(self, req, slug, **_):
+        found = lab_reports.report(self.api_settings.lab_reports, slug)
+        if found is None:
+            raise rest.ApiError(404, f"no lab report {slug!r}")
+        return found
 
     @rest.api("cluster", "/v1/cluster", methods=["GET"])
     def get_cluster(self, req, **_):

@@ -553,7 +553,8 @@ class SdnApp(app_manager.RyuApp):
 
     @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPQueueStatsReply,
                  ofp_event.EventOFPMeterStatsReply, ofp_event.EventOFPGroupStatsReply,
-                 ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPMeterConfigStatsReply],
+                 ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPMeterConfigStatsReply,
+                 ofp_event.EventOFPPortStatsReply],
                 MAIN_DISPATCHER)
     def _multipart_reply(self, ev):
         waiting = self._waiting.get(ev.msg.xid)

@@ -101,6 +101,33 @@ function layout(switches, width, height) {
   return places;
 }
 
+// Port byte counters at the last look: "dpid:port" -> {bytes, at}; the load of a link is
+// what its two ends sent between two looks.
+const lastCounters = {};
+
+async function linkLoads(switches) {
+  const rates = {};
+  const now = performance.now() / 1000;
+  for (const s of switches) {
+    let ports;
+    try { ports = (await api("GET", `/v1/runtime/switches/${s.dpid}/ports`)).ports; }
+    catch (e) { continue; }   // gone between the two reads: no load this time
+    for (const p of ports) {
+      const key = `${s.dpid}:${p.port}`;
+      const before = lastCounters[key];
+      if (before && now > before.at) rates[key] = 8 * (p.tx_bytes - before.bytes) / (now - before.at);
+      lastCounters[key] = { bytes: p.tx_bytes, at: now };
+    }
+  }
+  return rates;
+}
+
+function rateText(bits) {
+  if (bits >= 1e6) return `${(bits / 1e6).toFixed(1)} Mbit/s`;
+  if (bits >= 1e3) return `${(bits / 1e3).toFixed(0)} kbit/s`;
+  return `${Math.round(bits)} bit/s`;
+}
+
 async function viewTopology() {
   const picture = document.getElementById("topology");
   let topo;
@@ -114,14 +141,20 @@ async function viewTopology() {
   }
   const width = 800, height = 500;
   const places = layout(topo.switches, width, height);
+  const rates = topo.links.length ? await linkLoads(topo.switches) : {};
   const nodes = [];
   for (const link of topo.links) {
     const a = places[link.a.dpid], b = places[link.b.dpid];
     if (!a || !b) continue;
+    const ends = [`${link.a.dpid}:${link.a.port}`, `${link.b.dpid}:${link.b.port}`];
     nodes.push(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y,
                              class: link.in_tree ? "tree" : "blocked",
-                             "data-a": `${link.a.dpid}:${link.a.port}`,
-                             "data-b": `${link.b.dpid}:${link.b.port}` }));
+                             "data-a": ends[0], "data-b": ends[1] }));
+    if (ends.some(e => e in rates)) {
+      const load = Math.max(...ends.map(e => rates[e] || 0));
+      nodes.push(svg("text", { x: (a.x + b.x) / 2 + 6, y: (a.y + b.y) / 2 - 6, class: "load",
+                               "data-bits": Math.round(load) }, rateText(load)));
+    }
   }
   const perSwitch = {};
   for (const host of topo.hosts || []) {
@@ -266,6 +299,107 @@ async function viewRuntime() {
   await viewJson("/v1/config", "config-table", c => [c]);
 }
 
+// --- changes: every write the API documents for an app, as a form ----------------
+// The forms come from the served OpenAPI document (its tags name the apps), so an app
+// that gains a route gains its form without console code.
+
+let openapi = null;
+
+async function writesOf(tag) {
+  if (openapi === null) openapi = await api("GET", "/v1/openapi.json");
+  const found = [];
+  for (const [path, item] of Object.entries(openapi.paths)) {
+    for (const method of ["post", "put", "delete"]) {
+      const op = item[method];
+      if (op && (op.tags || []).includes(tag)) found.push({ method: method.toUpperCase(), path, op });
+    }
+  }
+  return found;
+}
+
+function exampleBody(op) {
+  const content = op.requestBody && op.requestBody.content && op.requestBody.content["application/json"];
+  if (!content) return null;
+  let schema = content.schema || {};
+  if (schema.$ref) schema = schema.$ref.split("/").slice(1).reduce((o, k) => o[k], openapi);
+  const body = {};
+  for (const name of schema.required || []) body[name] = "";
+  return JSON.stringify(body);
+}
+
+async function buildChanges(box) {
+  if (box.dataset.built) return;
+  box.dataset.built = "1";
+  const writes = await writesOf(box.dataset.tag);
+  if (!writes.length) return;
+  const select = el("select", { class: "operation" },
+                    ...writes.map((w, i) => el("option", { value: i }, `${w.method} ${w.path}`)));
+  const params = el("span", { class: "params" });
+  const body = el("textarea", { class: "body", spellcheck: "false" });
+  const send = el("button", { type: "button", class: "send" }, "Send");
+  const answer = el("pre", { class: "answer", hidden: "" });
+  const summary = el("p", { class: "hint summary" });
+  const choose = () => {
+    const w = writes[select.value];
+    summary.textContent = w.op.summary || "";
+    params.replaceChildren(...[...w.path.matchAll(/{(\w+)}/g)].map(m => el("label", { class: "param" },
+      `${m[1]} `, el("input", { name: m[1], size: 14 }))));
+    const example = exampleBody(w.op);
+    body.hidden = example === null;
+    body.value = example || "";
+  };
+  select.addEventListener("change", choose);
+  send.addEventListener("click", async () => {
+    const w = writes[select.value];
+    let path = w.path;
+    for (const input of params.querySelectorAll("input")) {
+      path = path.replace(`{${input.name}}`, encodeURIComponent(input.value.trim()));
+    }
+    let parsed;
+    if (!body.hidden) {
+      try { parsed = JSON.parse(body.value); }
+      catch (e) { showError(`the body is not JSON: ${e.message}`); return; }
+    }
+    try {
+      const result = await api(w.method, path, parsed);
+      answer.textContent = `${w.method} ${path}\n` + JSON.stringify(result, null, 1);
+      answer.hidden = false;
+      showError("");
+      await VIEWS[state.view]();
+    } catch (e) {
+      answer.hidden = true;
+      showError(e.message);
+    }
+  });
+  box.replaceChildren(el("h2", {}, "Change"), select, summary, params, el("br"), body, el("br"),
+                      send, answer);
+  choose();
+}
+
+async function viewLabs() {
+  const found = await api("GET", "/v1/labs/reports");
+  if (!found.length) {
+    fill("labs-table", el("p", { class: "hint" }, "no lab has written a report yet"));
+    return;
+  }
+  const rows = found.map(r => {
+    const link = el("a", { href: "#labs", "data-slug": r.slug }, r.title);
+    link.addEventListener("click", async event => {
+      event.preventDefault();
+      const shown = document.getElementById("lab-report");
+      shown.textContent = (await api("GET", `/v1/labs/reports/${encodeURIComponent(r.slug)}`)).markdown;
+      shown.hidden = false;
+    });
+    return el("tr", { class: r.ok ? "" : "failed" }, el("td", {}, link),
+              el("td", {}, r.ok ? "PASS" : "FAIL"),
+              el("td", {}, r.checks === null ? "" : `${r.passed} of ${r.checks}`),
+              el("td", {}, new Date(r.modified * 1000).toLocaleString()));
+  });
+  fill("labs-table", el("table", { id: "lab-list" },
+       el("thead", {}, el("tr", {}, ...["lab", "result", "checks", "written"].map(c => el("th", {}, c)))),
+       el("tbody", {}, ...rows)));
+}
+
 const VIEWS = {
   topology: viewTopology,
   pipeline: viewPipeline,
@@ -273,7 +407,9 @@ const VIEWS = {
   qos: () => viewJson("/v1/qos", "qos-table"),
   lb: () => viewJson("/v1/lb/vips", "lb-table"),
   overlay: () => viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o),
+  bonds: () => viewJson("/v1/bonds", "bonds-table"),
   runtime: viewRuntime,
+  labs: viewLabs,
 };
 
 async function refresh() {
@@ -292,6 +428,9 @@ function show(view) {
     b.classList.toggle("active", b.dataset.view === view);
   }
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${view}`;
+  for (const box of document.querySelectorAll(`#view-${view} .changes`)) {
+    buildChanges(box).catch(e => showError(e.message));
+  }
   refresh();
 }
 

@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's chromium, driven by selenium through
 chromium-driver) against a live Mininet network: the topology shows the switches
-Mininet has, a VLAN change made in the page reaches the switch, the pipeline view lists
-what the switch holds, and a bad value shows the API's error. With SDN_SCREENSHOT_DIR set, the pages are saved there
+Mininet has with the load of the link between them, a VLAN change made in the page
+reaches the switch, the pipeline view lists what the switch holds, and a bad value
+shows the API's error. With SDN_SCREENSHOT_DIR set, the pages are saved there
 (docs/console-*.png come from such a run)."""
 import os
 import shutil
@@ -65,7 +66,20 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
     names = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#topology g.switch text")}
     assert names == {"s1", "s2"}
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#topology g.host"))
-    screenshot(browser, "topology")
+    # link load from the ports' counters: ~0.8 Mbit/s of pings across the trunk
+    pinger = network["h1"].popen(["ping", "-q", "-s", "1000", "-i", "0.01", "-c", "600",
+                                  network["h3"].IP()])
+
+    def loaded():
+        """the trunk's label shows the pings' load (LLDP alone is a few hundred bit/s)"""
+        labels = browser.find_elements(By.CSS_SELECTOR, "#topology text.load")
+        return labels and int(labels[0].get_attribute("data-bits")) > 200_000
+    try:
+        wait_for(loaded, 8)
+        screenshot(browser, "topology")
+    finally:
+        pinger.kill()
+        pinger.wait()
 
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-view="vlans"]').click()
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#vlan-members tbody tr"))
@@ -109,3 +123,15 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
     assert status == 400 and error.text == body["error"]      # as the API says it
     assert controller.rest("GET", "/v1/switches/1/ports/2/vlan")[1]["tag"] == 10  # unchanged
     screenshot(browser, "error")
+
+    # the generic change form (from the OpenAPI document): the port back to the default
+    changes = browser.find_element(By.CSS_SELECTOR, '#view-vlans .changes')
+    Select(changes.find_element(By.CSS_SELECTOR, "select.operation")).select_by_visible_text(
+        "DELETE /v1/switches/{dpid}/ports/{port}/vlan")
+    changes.find_element(By.NAME, "dpid").send_keys("1")
+    changes.find_element(By.NAME, "port").send_keys("2")
+    changes.find_element(By.CSS_SELECTOR, "button.send").click()
+    answer = changes.find_element(By.CSS_SELECTOR, "pre.answer")
+    wait_for(lambda: answer.is_displayed() and '"mode": "trunk"' in answer.text)
+    wait_for(lambda: not on_the_switch())
+    screenshot(browser, "change-form")

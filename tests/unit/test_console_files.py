@@ -2,11 +2,13 @@
 to the API: the page and its two scripts, without the token (they hold no data), and
 nothing else from that folder. Its behaviour in a browser is
 tests/integration/test_console_browser.py."""
+import json
 import re
 
+import pytest
 import webob
 
-from controller import runtime_api
+from controller import rest, runtime_api
 from tests.support.vlan_app import bring_up, make_vlan_app
 
 TOKEN = "s3cret-token-0123456789"
@@ -56,3 +58,39 @@ def test_the_page_refers_only_to_files_that_are_served_and_routes_that_exist():
     paths = set(yaml.safe_load(runtime_api.OPENAPI.read_text())["paths"])
     used = set(re.findall(r'"(/v1/[a-z/._]+)"', script))
     assert used and used <= paths, used - paths   # every route it reads is documented
+
+
+REPORT = """# The VLAN lab
+
+| check | expected | observed | result |
+|---|---|---|---|
+| h1 -> h3 | reply | reply | PASS |
+| h1 -> h2 | no reply | reply | FAIL |
+
+1 of 2 checks passed; the run took 12 s.
+"""
+
+
+def test_the_labs_reports_are_listed_and_read_from_the_configured_folder(monkeypatch,
+                                                                           tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "vlan_lab.md").write_text(REPORT)
+    (folder / "qos_lab.md").write_text(REPORT.replace("1 of 2", "2 of 2").replace("VLAN", "QoS"))
+    (folder / "Not A Slug.md").write_text(REPORT)        # not a lab's name: left out
+    app = bring_up_app(monkeypatch, tmp_path / "state", {"lab_reports": str(folder)})
+    listed = json.loads(get(app, "/v1/labs/reports").body)
+    assert {r["slug"]: (r["title"], r["passed"], r["checks"], r["ok"]) for r in listed} == {
+        "vlan_lab": ("The VLAN lab", 1, 2, False), "qos_lab": ("The QoS lab", 2, 2, True)}
+    one = json.loads(get(app, "/v1/labs/reports/vlan_lab").body)
+    assert one["markdown"] == REPORT and one["title"] == "The VLAN lab"
+    for slug in ("nope", "..%2fstate", "..", "Not%20A%20Slug", "vlan_lab.md"):
+        answer = get(app, f"/v1/labs/reports/{slug}")
+        assert answer.status_int == 404 and json.loads(answer.body)["status"] == 404, slug
+
+
+def test_no_reports_folder_is_an_empty_list_and_a_bad_setting_is_refused(monkeypatch, tmp_path):
+    app = bring_up_app(monkeypatch, tmp_path, {"lab_reports": str(tmp_path / "none")})
+    assert json.loads(get(app, "/v1/labs/reports").body) == []
+    with pytest.raises(ValueError, match="lab_reports must be a folder"):
+        rest.ApiSettings(lab_reports="")

@@ -1,9 +1,13 @@
-"""A switch's whole pipeline as the web console and `GET /v1/runtime/switches/{dpid}/flows`
-show it: every entry the switch holds (ours and anyone's), read back with one
-flow-stats request, each with its table's name, the app and purpose its cookie names,
-its match and actions in ovs-ofctl's syntax, and its counters.
+"""What the web console reads of a switch beyond the apps' own state.
 
-The request goes out through an app that serves the switch (the runtime has no
+- Its whole pipeline (`GET /v1/runtime/switches/{dpid}/flows`): every entry the switch
+  holds (ours and anyone's), read back with one flow-stats request, each with its
+  table's name, the app and purpose its cookie names, its match and actions in
+  ovs-ofctl's syntax, and its counters.
+- Its port counters (`GET /v1/runtime/switches/{dpid}/ports`), one port-stats request:
+  the console draws link load from their change between two looks.
+
+A request goes out through an app that serves the switch (the runtime has no
 connection of its own): the first app whose events for it are not left alone
 (controller/claims.py), because only such an app sees the reply.
 """
@@ -19,6 +23,20 @@ def all_flows_request(datapath):
     """Flow stats of every entry in every table, whatever its cookie."""
     return parser.OFPFlowStatsRequest(datapath, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
                                       ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+
+
+def all_ports_request(datapath):
+    return parser.OFPPortStatsRequest(datapath, 0, ofp.OFPP_ANY)
+
+
+def describe_ports(stats):
+    """Port-stats bodies as counters per port (the LOCAL port left out)."""
+    return {"ports": [
+        {"port": s.port_no, "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
+         "rx_bytes": s.rx_bytes, "tx_bytes": s.tx_bytes, "rx_dropped": s.rx_dropped,
+         "tx_dropped": s.tx_dropped, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
+         "duration_s": round(s.duration_sec + s.duration_nsec / 1e9, 3)}
+        for s in sorted(stats, key=lambda s: s.port_no) if s.port_no <= ofp.OFPP_MAX]}
 
 
 def _names(kind):

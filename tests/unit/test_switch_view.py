@@ -1,4 +1,4 @@
-"""A switch's whole pipeline over REST (controller/pipeline_view.py,
+"""A switch's whole pipeline over REST (controller/switch_view.py,
 GET /v1/runtime/switches/{dpid}/flows): every entry read back, named by table, owner,
 match and actions, with its counters; anyone's entries as "not ours"."""
 import json
@@ -8,7 +8,7 @@ from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from controller import pipeline, pipeline_view
+from controller import pipeline, switch_view
 from flows import vlan
 from flows.spec import FlowSpec, Match, Output
 from tests.support.l2_app import Features, stats_of
@@ -62,9 +62,33 @@ def test_anyone_elses_entries_are_not_ours_and_keep_what_ryu_says_of_them():
         match=parser.OFPMatch(eth_type=0x0800, ipv4_dst=("10.0.0.0", "255.0.0.0")),
         instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
                                                    [parser.OFPActionDecNwTtl()])])
-    view = pipeline_view.describe([foreign, ours])
+    view = switch_view.describe([foreign, ours])
     first, second = view["flows"]
     assert (first["table_name"], second["owner"]) == ("l2_dst", NOT_OURS := "not ours")
     assert second["table_name"] == "9" and second["duration_s"] == 1.5
     assert second["match"] == "eth_type=0x800,nw_dst=10.0.0.0/255.0.0.0"
-    assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == pipeline_view.NOT_OURS
+    assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == switch_view.NOT_OURS
+
+
+def test_port_counters_come_back_per_port_without_the_local_port(monkeypatch, tmp_path):
+    from ryu.lib import hub
+    app = make_vlan_app(monkeypatch, tmp_path)
+
+    def answer(msg):
+        if isinstance(msg, parser.OFPPortStatsRequest):
+            body = [parser.OFPPortStats(port_no=port, rx_packets=10 * port, tx_packets=port,
+                                        rx_bytes=1000 * port, tx_bytes=100 * port,
+                                        rx_dropped=0, tx_dropped=0, rx_errors=0, tx_errors=0,
+                                        rx_frame_err=0, rx_over_err=0, rx_crc_err=0,
+                                        collisions=0, duration_sec=2, duration_nsec=0)
+                    for port in (2, 1, ofp.OFPP_LOCAL)]
+            reply = parser.OFPPortStatsReply(msg.datapath, body=body)
+            reply.xid, reply.flags = msg.xid, 0
+            hub.spawn(app._multipart_reply, ofp_event.EventOFPPortStatsReply(reply))
+    datapath = bring_up(app)
+    datapath.answer = answer
+    app.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    status, body = get(app, "/v1/runtime/switches/1/ports")
+    assert status == 200 and [p["port"] for p in body["ports"]] == [1, 2]
+    assert body["ports"][1]["tx_bytes"] == 200 and body["ports"][1]["rx_packets"] == 20
+    assert get(app, "/v1/runtime/switches/9/ports")[0] == 404
