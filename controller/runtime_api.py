@@ -3,14 +3,15 @@ config status and reload, readiness per switch, the cluster view and Prometheus
 metrics. The runtime
 (controller/runtime.py, the registered `data`) serves them on every WSGI application
 an app registers with (once each)."""
-from pathlib import Path
+from importlib import resources
 
 import webob
 import yaml
 
 from controller import cluster_view, metrics, reload, rest
 
-OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+# The API's document is package data (setup.cfg), so an installed copy serves it too.
+OPENAPI = resources.files(__package__).joinpath("openapi.yaml")
 
 
 class RuntimeRest(rest.AppController):
