@@ -46,6 +46,7 @@ $(STAMP): setup.cfg setup.py
 	printf '%s\nimport controller.ryu_compat as _c; _c.install()\n' "$(CURDIR)" \
 	    > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sdn_ryu_compat.pth"
 	$(VENV)/bin/ryu-manager --version
+	$(VENV)/bin/sdn-controller --version
 	touch $@
 
 lint: venv

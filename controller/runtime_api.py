@@ -3,7 +3,7 @@ config status and reload, readiness per switch, the cluster view, Prometheus
 metrics and the web console's files (controller/console/). The runtime
 (controller/runtime.py, the registered `data`) serves them on every WSGI application
 an app registers with (once each)."""
-from pathlib import Path
+from importlib import resources
 
 import webob
 import webob.exc
@@ -11,15 +11,17 @@ import yaml
 
 from controller import cluster_view, lab_reports, metrics, reload, rest
 
-OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
-CONSOLE = Path(__file__).resolve().parent / "console"
+# The API's document and the console's files are package data (setup.cfg), so an
+# installed copy serves them too.
+OPENAPI = resources.files(__package__).joinpath("openapi.yaml")
+CONSOLE = resources.files(__package__).joinpath("console")
 # The console's files, by the name in its path: nothing else is served from there.
 CONSOLE_FILES = {"index.html": "text/html", "console.js": "application/javascript",
                  "console.css": "text/css"}
 
 
 def console_file(name: str):
-    response = webob.Response(body=(CONSOLE / name).read_bytes(),
+    response = webob.Response(body=CONSOLE.joinpath(name).read_bytes(),
                               content_type=CONSOLE_FILES[name], charset="utf-8")
     response.cache_control = "no-cache"   # a new controller's console, not a stale one
     return response

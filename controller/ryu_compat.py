@@ -13,7 +13,8 @@ nothing and then honours the flag.
 
 Because the import happens inside `ryu-manager` before any of our code runs,
 the fix must be in place at interpreter start: `make setup` writes a `.pth`
-file into the venv that calls `install()`. `install()` is cheap: it does not
+file into the venv that calls `install()`. `sdn-controller` (controller/launcher.py)
+calls it itself before it imports Ryu's manager, so an installed copy needs no `.pth`. `install()` is cheap: it does not
 import eventlet, it only registers an import hook that adds the attribute right
 after `eventlet.wsgi` is first loaded.
 

@@ -27,6 +27,11 @@ def vip_body(weights=(1, 1, 1, 1)):
                          for ip, w in zip(BACKENDS, weights)]}
 
 
+# what the lab runs the controller with (etc/lb-lab.yaml says the same)
+CONFIG = {"l2_switch": {"mode": "datapath"},
+          "lb": {"subnets": LB_LAB_SUBNETS, "vips": [vip_body()]}}
+
+
 def healthy_count(controller):
     return sum(b["healthy"] for b in controller.rest("GET", "/v1/lb/vips/1")[1]["backends"])
 
@@ -125,10 +130,8 @@ def main(argv=None):
              f"{HEALTH['interval_s']} s with a {HEALTH['timeout_s']} s timeout. Requests "
              f"are one HTTP GET per TCP connection from c1.")
     lab.step("starting the controller (l2_switch + lb) and Mininet")
-    config = {"l2_switch": {"mode": "datapath"},
-              "lb": {"subnets": LB_LAB_SUBNETS, "vips": [vip_body()]}}
     with harness.running(LbLab(), apps=("apps/l2_switch.py", "apps/lb.py"),
-                         config=config) as (controller, network):
+                         config=CONFIG) as (controller, network):
         phases = run(lab, controller, network, args.requests)
         problems = controller.problems()
     draw(phases, lab.picture("lb-lab.png", "requests served per backend, per phase"))

@@ -19,6 +19,7 @@ HOPS = ["140.252.13.66", "140.252.13.33", "140.252.1.183", "140.252.1.4", OUTSID
 HOP_NAMES = ["bsdi", "sun", "netb", "gateway", "outside"]
 LOWER_HOSTS = {"sun": 0.5, "svr4": 2.0, "bsdi": 3.5}
 UPPER_HOSTS = {"gateway": 0.0, "gemini": 1.3, "solaris": 2.6, "aix": 3.9, "netb": 5.2}
+CONFIG = {"l2_switch": {"mode": "reactive"}}   # etc/learning.yaml says the same
 
 
 def draw(path):
@@ -106,8 +107,7 @@ def main(argv=None):
              "bridges driven by the learning app (reactive), everything else is Linux "
              "in namespaces: static routes, proxy ARP (netb), NAT (gateway).")
     lab.step("starting the controller (l2_switch) and Mininet")
-    with harness.running(TcpIpLab(), config={"l2_switch": {"mode": "reactive"}}) \
-            as (controller, network):
+    with harness.running(TcpIpLab(), config=CONFIG) as (controller, network):
         run(lab, network)
         problems = controller.problems()
     draw(lab.picture("tcpip-lab.png", "the network"))

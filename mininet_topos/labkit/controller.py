@@ -37,6 +37,9 @@ class RyuManager:
         self.log_path = self.log_dir / "ryu-manager.log"
         self.rest_host = rest_host  # None: leave ryu-manager's --wsapi-host at its default
         self.of_host = None  # --ofp-listen-host; None: the controller's own (127.0.0.1)
+        # the program run with ryu-manager's flags; None: this Python's ryu-manager
+        # (another one takes the same command line, e.g. an installed sdn-controller)
+        self.command = None
         self.process = None
 
     def environment(self) -> dict:
@@ -53,7 +56,7 @@ class RyuManager:
     def start(self, timeout=30, probe_rest=True):
         """Start ryu-manager; wait until its REST API answers (probe_rest=False, for
         peers without it: until the OpenFlow port listens)."""
-        ryu_manager = Path(sys.executable).parent / "ryu-manager"
+        command = self.command or [str(Path(sys.executable).parent / "ryu-manager")]
         env = self.environment()
         host = ["--wsapi-host", self.rest_host] if self.rest_host else []
         listen = ["--ofp-listen-host", self.of_host] if self.of_host else []
@@ -62,7 +65,7 @@ class RyuManager:
             "--ctl-cert", self.tls["cert"], "--ca-certs", self.tls["ca"]]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(ryu_manager), *listen, *host,
+                [*command, *listen, *host,
                  "--wsapi-port", str(self.rest_port), *self.apps],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=self.cwd, start_new_session=True)

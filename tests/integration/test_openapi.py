@@ -1,4 +1,4 @@
-"""The REST API against its OpenAPI document (docs/openapi.yaml, served at
+"""The REST API against its OpenAPI document (controller/openapi.yaml, served at
 /v1/openapi.json): schemathesis sends generated valid and invalid requests to every
 operation of every app, on a controller driving a real switch; no answer may be a
 server error (5xx) or differ from the document (status, content type, body schema)."""

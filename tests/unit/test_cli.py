@@ -154,7 +154,7 @@ def test_bond_set_and_show(monkeypatch):
 
 # --- the generic commands: any app's routes, from the served OpenAPI document ----------
 
-DOCUMENT = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml")
+DOCUMENT = yaml.safe_load((Path(__file__).resolve().parents[2] / "controller" / "openapi.yaml")
                           .read_text())
 OPENAPI = {("GET", "/v1/openapi.json"): DOCUMENT}
 

@@ -1,4 +1,4 @@
-"""docs/openapi.yaml describes exactly the routes the apps and the runtime serve. The
+"""controller/openapi.yaml describes exactly the routes the apps and the runtime serve. The
 REST controllers are found, not listed: every rest.AppController subclass an apps/
 module defines, and the runtime's own."""
 import importlib
