@@ -20,7 +20,8 @@ import weakref
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import claims, config, mastership, reload, rest, roles, runtime_api, state
+from controller import (claims, config, mastership, metrics, reload, rest, roles, runtime_api,
+                        state)
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Runtime:
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
+        self._live = weakref.WeakSet()         # connections counted as connected
         self.roles = roles.Roles(elector or configured_elector(), _send_together)
 
     def state(self, app: str) -> state.StateStore:
@@ -133,13 +135,23 @@ class Runtime:
         cluster, once it is the switch's confirmed master (ROLE_REPLY and a barrier)."""
         return self.roles.may_write(dpid)
 
-    def connected(self, datapath) -> None:
+    def connected(self, datapath) -> bool:
         """A switch's features arrived (the app base tells, once per app): readiness
-        starts, and a cluster node sends SLAVE and contends for the switch."""
+        starts, and a cluster node sends SLAVE and contends for the switch. Counted
+        once per connection in /metrics; True the first time for this connection."""
+        new = datapath not in self._live
+        if new:
+            self._live.add(datapath)
+            metrics.CONNECTIONS.inc(datapath.id)
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
+        return new
 
     def gone(self, datapath) -> None:
+        """A connection ended (each app tells); one that had connected is counted."""
+        if datapath in self._live:
+            self._live.discard(datapath)
+            metrics.DISCONNECTIONS.inc(datapath.id)
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
 
