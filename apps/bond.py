@@ -29,7 +29,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import ofcompile, ovsdb, pipeline, rest, southbound
+from controller import metrics, ofcompile, ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import bond
 from flows.spec import FlowDelete, Owner
@@ -44,6 +44,7 @@ class BondSwitch(SwitchPorts):
 
 class Bond(southbound.SdnApp):
     APP, SETTINGS, STATE = bond.APP, bond.BondSettings, "by_switch"  # {dpid: {name: body}}
+    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -160,10 +161,11 @@ class Bond(southbound.SdnApp):
 
     def metric_families(self):
         bonds = GaugeMetricFamily("sdn_bond_members", "Members of each bond the app manages",
-                                  labels=["dpid", "bond", "mode"])
+                                  labels=["dpid", "dp_name", "bond", "mode"])
         for dpid, switch in sorted(self.switches.items()):
             for name, want in sorted(self.bonds_of(switch).items()):
-                bonds.add_metric([rest.format_dpid(dpid), name, want.mode], len(want.members))
+                bonds.add_metric(metrics.switch_labels(dpid) + [name, want.mode],
+                                 len(want.members))
         yield bonds
 
     # --- switch events -------------------------------------------------------------------

@@ -21,8 +21,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import (config, desired_state, events, ofcompile, oftemplate, ovsdb, pipeline,
-                        rest, shared_learned, southbound, state)
+from controller import (config, desired_state, events, metrics, ofcompile, oftemplate, ovsdb,
+                        pipeline, rest, shared_learned, southbound, state)
 from flows import l2, learning, shared_hosts
 from flows.mac_table import MOVED, NEW, PORT_FULL
 from flows.spec import UNTAGGED, Output, Owner
@@ -159,11 +159,11 @@ class L2Switch(southbound.SdnApp):
 
     def metric_families(self):
         macs = GaugeMetricFamily("sdn_learned_macs", "MACs learned, per switch and VLAN",
-                                 labels=["dpid", "vlan"])
+                                 labels=["dpid", "dp_name", "vlan"])
         for dpid in sorted(self.switches):
             per_vlan = collections.Counter(m["vlan"] or 0 for m in self.learned_macs(dpid))
             for vlan, count in sorted(per_vlan.items()):
-                macs.add_metric([rest.format_dpid(dpid), str(vlan)], count)
+                macs.add_metric(metrics.switch_labels(dpid) + [str(vlan)], count)
         yield macs
 
     def repair(self, datapath):

@@ -44,6 +44,7 @@ def key_of(kind, item) -> str:
 
 class Overlay(southbound.SdnApp):
     APP, SETTINGS, STATE = overlay.APP, overlay.OverlaySettings, "document"
+    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)   # self.switches: dpid -> SwitchPorts, all of them

@@ -30,8 +30,8 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import datapath as datapaths, desired_state, ofcompile, ovsdb, pipeline, rest, \
-    southbound, tc
+from controller import datapath as datapaths, desired_state, metrics, ofcompile, ovsdb, pipeline, \
+    rest, southbound, tc
 from controller.ports import SwitchPorts
 from flows import qos, qos_report, qos_sync
 from flows.spec import Owner
@@ -68,6 +68,7 @@ class QosSwitch(SwitchPorts):
 class Qos(southbound.SdnApp):
     # STATE: {dpid: {"ports": {"4": body or None}, "rules": {"3": body or None}}}
     APP, SETTINGS, STATE = qos.APP, qos.QosSettings, "by_switch"
+    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -81,12 +82,12 @@ class Qos(southbound.SdnApp):
     def metric_families(self):
         """Queue counters as last sampled (every check_interval)."""
         sent = CounterMetricFamily("sdn_qos_queue_tx_bytes", "Bytes a port's queue sent",
-                                   labels=["dpid", "port", "queue"])
+                                   labels=["dpid", "dp_name", "port", "queue"])
         for dpid, switch in sorted(self.switches.items()):
             for number, samples in sorted(switch.samples.items()):
                 for queue, (tx_bytes, _, _) in sorted(samples[-1][1].items()):
-                    sent.add_metric([switch.dpid(), switch.ports.get(number, str(number)),
-                                     str(queue)], tx_bytes)
+                    sent.add_metric(metrics.switch_labels(dpid) + [
+                        switch.ports.get(number, str(number)), str(queue)], tx_bytes)
         yield sent
 
     def repair(self, datapath):

@@ -30,6 +30,7 @@ from flows.spec import Owner
 class Vlan(southbound.SdnApp):
     _EVENTS = [events.EventPortVlans]
     APP, SETTINGS, STATE = vlan.APP, vlan.VlanSettings, "by_switch"
+    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)   # self.overrides: {dpid: {"port": body or None}}

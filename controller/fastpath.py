@@ -24,7 +24,8 @@ per reply. For a learning switch that was about 20 µs of a 50 µs packet-in (is
   of ours that declares it reads other tables only (`PACKET_IN_TABLES`); a stock
   Ryu app (simple_switch_13, ofctl_rest) loaded next to ours sees no difference;
 - counters are added up per read (the packet-ins per switch, the flow-mods per app)
-  instead of bumped per packet.
+  instead of bumped per packet, and the read's handling latency is observed once for
+  all its packet-ins.
 
 Off with `openflow: {fast_path: false}` (controller/ofguard.py's settings): then
 every packet-in takes Ryu's path.
@@ -99,7 +100,6 @@ _servers = {}   # table id -> _Server
 _pending = {}   # datapath -> [(server, [(in_port, frame)], [(start, end)])]: this read's
 _sinks = {}     # datapath -> its Sink for the read being handled
 _others = {}    # (table id, the observers) -> names of the other apps that want them
-_counters = {}  # dpid -> its (sdn_packet_ins, sdn_fast_path_packet_ins) counters
 _behind = set()  # apps a catch-up gave up on (until they have caught up once)
 
 
@@ -301,20 +301,20 @@ def _wanting(brick, server):
 
 
 def flush(datapath) -> None:
-    """Send what the read produced (one write), and add up its counters. Packet-ins
+    """Send what the read produced (one write), and add up its counters and its
+    latency (from the read's arrival, `sdn_read_at`: controller/ofguard.py). Packet-ins
     still queued (the connection closed mid-read) are dropped with it."""
     _pending.pop(datapath, None)
     sink = _sinks.pop(datapath, None)
     if sink is None:
         return
-    if sink.fast:
-        dpid = datapath.id or 0
-        counters = _counters.get(dpid)
-        if counters is None:
-            metrics, label = _lazy["metrics"], _lazy["metrics"].dpid_label(dpid)
-            counters = _counters[dpid] = (metrics.PACKET_INS.labels(label),
-                                          metrics.FAST_PATH.labels(label))
-        counters[0].inc(sink.packet_ins)
-        counters[1].inc(sink.fast)
     if sink.out and sink.server.app.runtime.send_packed(datapath, bytes(sink.out)):
         sink.server.count(sink.owners)
+    if sink.fast:
+        metrics, dpid = _lazy["metrics"], datapath.id or 0
+        metrics.PACKET_INS.inc(dpid, amount=sink.packet_ins)
+        metrics.FAST_PATH.inc(dpid, amount=sink.fast)
+        read_at = getattr(datapath, "sdn_read_at", None)
+        if read_at is not None:
+            metrics.PACKET_IN_LATENCY.observe("fast_path", time.perf_counter() - read_at,
+                                              sink.fast)

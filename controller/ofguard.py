@@ -271,6 +271,9 @@ def recv_loop(datapath):
             return
         if not chunk:
             return
+        # when this read arrived: the packet-in handling latency is measured from here
+        # (controller/fastpath.py's flush, the app base's handlers of Ryu's events)
+        datapath.sdn_read_at = time.perf_counter()
         buf += chunk
         try:
             offset = _messages(datapath, buf)

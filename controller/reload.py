@@ -12,7 +12,7 @@ import signal
 import time
 from ryu.lib import hub
 
-from controller import config, rest
+from controller import config, metrics, rest
 
 LOG = logging.getLogger(__name__)
 REFUSED_MARK = "config reload refused"  # tests grep logs for this
@@ -54,11 +54,13 @@ class Reloader:
                                              else f"{name}: {message}") from None
         except config.ConfigError as err:
             status["last_error"] = str(err)
+            metrics.CONFIG_RELOADS.labels("refused").inc()
             LOG.error("%s, the running config stays: %s", REFUSED_MARK, err)
             return self.status()
         for name, apply, settings in prepared:
             apply(settings)
         status["reloads"] += 1
+        metrics.CONFIG_RELOADS.labels("applied").inc()
         status["last_error"] = None
         LOG.info("config reloaded from %s (%s)", status["file"] or "defaults",
                  ", ".join(name for name, _, _ in prepared))

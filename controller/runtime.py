@@ -21,8 +21,8 @@ from typing import Dict
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (claims, config, mastership, switch_view, reload, rest, roles,
-                        runtime_api, state)
+from controller import (claims, config, mastership, metrics, reload, rest, roles, runtime_api,
+                        state, switch_view)
 from controller.switch_errors import SwitchTimeout
 from flows.dpid import format as format_dpid
 
@@ -118,6 +118,7 @@ class Runtime:
         self._readers: Dict[int, tuple] = {}
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
+        self._live = weakref.WeakSet()         # connections counted as connected
         self.roles = roles.Roles(elector or configured_elector(), _send_together)
 
     def state(self, app: str) -> state.StateStore:
@@ -139,11 +140,17 @@ class Runtime:
         cluster, once it is the switch's confirmed master (ROLE_REPLY and a barrier)."""
         return self.roles.may_write(dpid)
 
-    def connected(self, datapath) -> None:
+    def connected(self, datapath) -> bool:
         """A switch's features arrived (the app base tells, once per app): readiness
-        starts, and a cluster node sends SLAVE and contends for the switch."""
+        starts, and a cluster node sends SLAVE and contends for the switch. Counted
+        once per connection in /metrics; True the first time for this connection."""
+        new = datapath not in self._live
+        if new:
+            self._live.add(datapath)
+            metrics.CONNECTIONS.inc(datapath.id)
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
+        return new
 
     def serves(self, app, datapath) -> None:
         """`app` (a southbound.SdnApp) handles this switch's events: the runtime may
@@ -151,6 +158,10 @@ class Runtime:
         self._readers.setdefault(datapath.id, (app, datapath))
 
     def gone(self, datapath) -> None:
+        """A connection ended (each app tells); one that had connected is counted."""
+        if datapath in self._live:
+            self._live.discard(datapath)
+            metrics.DISCONNECTIONS.inc(datapath.id)
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
         if self._readers.get(datapath.id, (None, None))[1] is datapath:

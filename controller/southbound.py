@@ -8,6 +8,7 @@ import collections
 import functools
 import gc
 import time
+import weakref
 
 from prometheus_client.core import GaugeMetricFamily
 from ryu.base import app_manager
@@ -18,15 +19,15 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (channel, config, fastparse, fastpath, metrics, ofcompile, ofguard,
-                        oftemplate, pipeline, readback, rest, runtime, state)
+from controller import (channel, config, fastparse, fastpath, metrics, ofcompile, ofcounters,
+                        ofguard, oftemplate, pipeline, readback, rest, runtime, state)
 from controller.switch_sync import (SwitchSlow, SwitchTimeout, count_flow_mods,  # noqa: F401
                                     push, read_entries, reconcile, request_flows)
 from controller.claims import LEFT_ALONE_MARK
 from flows.dpid import format as format_dpid
-from flows.spec import Owner
 
 fastparse.install()  # our apps read packet-ins with the lean parser
+ofcounters.install()  # errors counted per switch, switches named (/metrics)
 channel.install()    # working TLS; one connection per datapath id
 ofguard.install()    # bounded parsing, per-connection limits (the venv's .pth did it already)
 
@@ -57,13 +58,25 @@ def _freeze_start_up():
         _frozen.append(True)
 
 
+def _loaded_classes():
+    """The app classes of this ryu-manager (none for an app built alone: unit tests)."""
+    classes = list(app_manager.AppManager.get_instance().applications_cls.values())
+    return classes + [type(app) for app in app_manager.SERVICE_BRICKS.values()]
+
+
 def fabric_loaded() -> bool:
     """Whether this ryu-manager runs an app that builds the loop-free fabric. Asked in
     an app's __init__: ryu-manager loads every app class before it instantiates any,
     so the answer does not depend on the order of the apps on the command line."""
-    classes = list(app_manager.AppManager.get_instance().applications_cls.values())
-    classes += [type(app) for app in app_manager.SERVICE_BRICKS.values()]
-    return any(getattr(cls, "BUILDS_FABRIC", False) for cls in classes)
+    return any(getattr(cls, "BUILDS_FABRIC", False) for cls in _loaded_classes())
+
+
+def nobody_asks_ports() -> bool:
+    """Whether this ryu-manager runs apps and none of them asks a connecting switch for
+    its ports (ASKS_PORTS): then the app base asks, so the switch has a name in
+    /metrics (controller/ofcounters.py)."""
+    classes = _loaded_classes()
+    return bool(classes) and not any(getattr(cls, "ASKS_PORTS", False) for cls in classes)
 
 
 def _openflow_settings(data):
@@ -95,6 +108,9 @@ class SdnApp(app_manager.RyuApp):
     # with one loaded, apps that would otherwise take a switch for NORMAL switching
     # leave it in the fabric instead (see fabric_loaded)
     BUILDS_FABRIC = False
+    # True for an app that sends a port-description request to each switch it connects
+    # (its reply names the switch in /metrics: see nobody_asks_ports)
+    ASKS_PORTS = False
     APP = None
     SETTINGS = None
     REST = None
@@ -122,6 +138,8 @@ class SdnApp(app_manager.RyuApp):
         self._converging = {}  # dpid -> lock: one converge at a time (see `converge`)
         self._handling = 0     # event handlers of this app running now (events_pending)
         self._canaries = None  # (app, watched, on_lost) once watch_canaries runs
+        # datapath -> {table id: entries of this app} as its last reconcile left them
+        self._reconciled_flows = weakref.WeakKeyDictionary()
         if self.APP is not None:
             self._start(kwargs.get("wsgi"))
 
@@ -267,7 +285,11 @@ class SdnApp(app_manager.RyuApp):
         features = isinstance(ev, ofp_event.EventOFPSwitchFeatures)
         dpid, claims = _dpid_of(ev), self.runtime.claims
         if features:
-            self.runtime.connected(ev.msg.datapath)   # a cluster's SLAVE goes out first
+            datapath = ev.msg.datapath
+            # a cluster's SLAVE goes out first (runtime.connected), then, if no app
+            # asks for the switch's ports, the request whose reply names it
+            if self.runtime.connected(datapath) and nobody_asks_ports():
+                self.send(datapath, ofcompile.port_desc_request(datapath))
         if gone:
             claims.forget_name(dpid)
             self.runtime.gone(ev.datapath)
@@ -279,10 +301,14 @@ class SdnApp(app_manager.RyuApp):
             return []
         elif features:   # this app sees the switch's replies: the runtime may read through it
             self.runtime.serves(self, ev.msg.datapath)
-        return [self._tracked(handler) for handler in super().get_handlers(ev, state)]
+        # a packet-in's handling latency runs from its read's arrival (fastparse.py)
+        read_at = getattr(ev.msg, "sdn_read_at", None) \
+            if isinstance(ev, ofp_event.EventOFPPacketIn) else None
+        return [self._tracked(handler, read_at) for handler in super().get_handlers(ev, state)]
 
-    def _tracked(self, handler):
-        """`handler`, counted in `_handling` while it runs (it may yield midway)."""
+    def _tracked(self, handler, read_at=None):
+        """`handler`, counted in `_handling` while it runs (it may yield midway); with
+        `read_at`, its end is observed in the packet-in latency histogram."""
         @functools.wraps(handler)   # Ryu's log of a handler that raised names it
         def run(ev):
             self._handling += 1
@@ -290,6 +316,8 @@ class SdnApp(app_manager.RyuApp):
                 return handler(ev)
             finally:
                 self._handling -= 1
+                if read_at is not None:
+                    metrics.PACKET_IN_LATENCY.observe("event", time.perf_counter() - read_at)
         return run
 
     def events_pending(self) -> bool:
@@ -320,23 +348,36 @@ class SdnApp(app_manager.RyuApp):
 
     def contribute_metrics(self, app, watched, more=None):
         """/metrics for this app: switches connected, its entries per switch and table
-        (read back from each datapath `watched()` gives), and `more()`'s families."""
+        as of their last reconcile (no switch is asked at scrape time), and `more()`'s
+        families."""
         def families():
             connected = GaugeMetricFamily("sdn_switches_connected",
                                           "Switches an app has connected", labels=["app"])
-            flows = GaugeMetricFamily("sdn_flows", "Entries an app has installed",
-                                      labels=["app", "dpid", "table"])
+            flows = GaugeMetricFamily(
+                "sdn_flows", "Entries an app holds on a switch, per table, as its last "
+                "reconcile left them (what it read back, plus what it added, minus what it "
+                "removed; no switch is asked at scrape time). Entries the app changed since "
+                "(learned hosts, port changes) and entries that expired are not in it: "
+                "sdn_flow_mods_total counts the changes",
+                labels=["app", "dpid", "dp_name", "table"])
             datapaths = list(watched())
             connected.add_metric([app], len(datapaths))
             for datapath in datapaths:
-                tables = collections.Counter(stat.table_id for _, stat in request_flows(
-                    self, datapath, Owner(app)))
+                tables = self._reconciled_flows.get(datapath, {})
                 for table, count in sorted(tables.items()):
-                    flows.add_metric([app, metrics.dpid_label(datapath.id), str(table)], count)
+                    flows.add_metric([app] + metrics.switch_labels(datapath.id) + [str(table)],
+                                     count)
             yield from (connected, flows)
             if more is not None:
                 yield from more()
         metrics.contribute(app, families)
+
+    def entries_reconciled(self, datapath, entries) -> None:
+        """`entries` (readback.Entry values) are what the switch holds of what this app
+        reconciled: its flows per table are its sdn_flows until the next reconcile."""
+        self._reconciled_flows[datapath] = collections.Counter(
+            entry.slot[1] for entry in entries if entry.kind == "flow"
+            and getattr(entry.item, "owner", None) is not None and entry.item.owner.app == self.APP)
 
     # The canary watch. The canary carries OFPFF_SEND_FLOW_REM (controller/pipeline.py),
     # so a delete that takes it (ovs-ofctl del-flows of the bridge or of its table 0,
@@ -481,6 +522,7 @@ class SdnApp(app_manager.RyuApp):
                                 format_dpid(datapath.id or 0), err)
             if self.push(datapath, list(forget() if callable(forget) else forget) + want()):
                 self.runtime.readiness.mark(self.name, datapath, runtime.RECONCILED)
+                self.entries_reconciled(datapath, readback.desired(datapath, want()))
             return None
 
     def _recheck_later(self, datapath, err):

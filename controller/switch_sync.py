@@ -108,6 +108,8 @@ def reconcile(app, datapath, installed, desired):
             count_flow_mods(pipeline.owner_of(e.item.cookie) for e in stale
                              if e.kind == "flow")
             slow = _unconfirmed(app, datapath) or slow
+    if sent:   # what the switch holds of it now (/metrics: sdn_flows)
+        app.entries_reconciled(datapath, wanted)
     if slow:
         raise SwitchSlow(f"switch {format_dpid(datapath.id)} took what it was sent but did "
                          f"not confirm it in time")

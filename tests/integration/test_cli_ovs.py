@@ -75,17 +75,19 @@ def test_metrics_count_what_happens_on_a_live_network(vlan_pair):
     before = scrape(controller)
     # a source the switch has not seen: one packet-in on s1, learned in VLAN 10 there
     harness.send_frames(h1, [harness.ethernet_frame("02:aa:00:00:00:01", "ff:ff:ff:ff:ff:ff")])
-    assert harness.wait_until(lambda: scrape(controller)[
-        ("sdn_learned_macs", (("dpid", "0000000000000001"), ("vlan", "10")))] == 3, 5)
+    # per-switch metrics: the datapath id and the bridge's name
+    s1 = (("dp_name", "s1"), ("dpid", "0000000000000001"))
+    s2 = (("dp_name", "s2"), ("dpid", "0000000000000002"))
+    assert harness.wait_until(lambda: scrape(controller).get(
+        ("sdn_learned_macs", s1 + (("vlan", "10"),))) == 3, 5)
     after = scrape(controller)
-    s1, s2 = "0000000000000001", "0000000000000002"
     assert after[("sdn_switches_connected", (("app", "l2_switch"),))] == 2
     assert after[("sdn_switches_connected", (("app", "vlan"),))] == 2
-    packet_ins = after[("sdn_packet_ins_total", (("dpid", s1),))]
-    assert packet_ins > before.get(("sdn_packet_ins_total", (("dpid", s1),)), 0)
+    packet_ins = after[("sdn_packet_ins_total", s1)]
+    assert packet_ins > before.get(("sdn_packet_ins_total", s1), 0)
     assert after[("sdn_flow_mods_total", (("app", "l2_switch"),))] > \
         before[("sdn_flow_mods_total", (("app", "l2_switch"),))]      # hosts learned
-    assert after[("sdn_learned_macs", (("dpid", s2), ("vlan", "10")))] == 3  # h1, h3, new
+    assert after[("sdn_learned_macs", s2 + (("vlan", "10"),))] == 3  # h1, h3, new
     vlan_entries = sum(v for (name, labels), v in after.items()
                        if name == "sdn_flows" and ("app", "vlan") in labels)
     dumped = sum(len([f for f in network.flows(s.name) if f.app_id == pipeline.APP_IDS["vlan"]])

@@ -124,6 +124,21 @@ def test_reactive_learning_takes_the_fast_path_unless_it_is_off(lab, fast_path):
     assert fast == (packet_ins if fast_path else 0), counts
 
 
+def test_metrics_name_the_switch_and_count_its_connection_and_packet_in_latency(lab):
+    """l2_switch alone asks no switch for its ports: the app base does, so the bridge's
+    name labels the per-switch metrics; the packet-ins of a ping are in the latency
+    histogram of the fast path."""
+    controller, network = lab(Single(2), {"l2_switch": {"mode": "reactive"}})
+    assert harness.ping(network["h1"], network["h2"])
+    counts = scrape(controller)
+    s1 = (("dp_name", "s1"), ("dpid", "0000000000000001"))
+    assert counts[("sdn_switch_connections_total", s1)] - \
+        counts.get(("sdn_switch_disconnections_total", s1), 0) == 1, counts
+    assert counts[("sdn_packet_ins_total", s1)] > 0
+    assert counts[("sdn_packet_in_handling_seconds_count", (("path", "fast_path"),))] > 0
+    assert counts[("sdn_config_reloads_total", (("outcome", "refused"),))] == 0
+
+
 def test_datapath_mode_needs_no_packet_ins_in_steady_state(lab):
     controller, network = lab(Tree(2, 2), {"l2_switch": {"mode": "datapath"}})
     assert network.pingall() == 0

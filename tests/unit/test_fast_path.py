@@ -21,7 +21,6 @@ from tests.support.ofguard_fakes import FakeSocket
 from tests.support.l2_app import FakeDatapath, connect, eth, make_app, packet_in
 
 L2_SRC = pipeline.table_id("l2_src")
-DPID1 = metrics.dpid_label(1)
 
 
 class Brick:
@@ -292,7 +291,7 @@ def test_a_packet_in_whose_handling_raises_is_dropped_alone(monkeypatch, caplog)
 def packet_ins_counted():
     """sdn_packet_ins of switch 1 (read from the counter: a scrape of the registry would
     ask the apps' switches for their flows)."""
-    return metrics.PACKET_INS.labels(DPID1)._value.get()
+    return metrics.PACKET_INS.value(1)
 
 
 class QueueBrick(Brick):
@@ -352,16 +351,15 @@ def _one_read(monkeypatch, fast, settings, before, read):
     monkeypatch.setattr(fastpath, "enabled", fast)
     events = eventlet.spawn(datapath.ofp_brick.drain_forever)
     buf = bytearray(read)
-    taken = fastpath._counters.get(1, (None, None))[1]
-    taken = taken._value.get() if taken else 0
+    taken = metrics.FAST_PATH.value(1)
     try:
         assert ofguard._messages(datapath, buf) == len(buf)
     finally:
         fastpath.flush(datapath)
     eventlet.sleep(0.05)   # the app's loop handles what is left
     events.kill()
-    switch, counters = app.switches[1], fastpath._counters.get(1)
-    fast_taken = (counters[1]._value.get() if counters else 0) - taken
+    switch = app.switches[1]
+    fast_taken = metrics.FAST_PATH.value(1) - taken
     hosts_held = sorted(str(stat.match) for stat in datapath.flows.values()
                         if stat.cookie == pipeline.cookie(l2.HOSTS))
     return ([(m.table_id, m.command, m.priority) for m in datapath.sent if m.msg_type == 14],
