@@ -20,7 +20,8 @@ import weakref
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import claims, config, mastership, reload, rest, roles, runtime_api, state
+from controller import (claims, config, mastership, reload, rest, roles, runtime_api, state,
+                        switch_names)
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Runtime:
         self.claims = claims.Claims()
         self.reload = reload.Reloader()
         self.readiness = Readiness()
+        # bridge names, for references by name: the LOCAL port's, else what OVSDB said
+        self.names = switch_names.SwitchNames(fallback=self.claims.known_name)
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
@@ -138,10 +141,13 @@ class Runtime:
         starts, and a cluster node sends SLAVE and contends for the switch."""
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
+        if self.names.connected(datapath):   # its LOCAL port's name is the bridge's
+            self.send(datapath, [ofp_parser.OFPPortDescStatsRequest(datapath, 0)])
 
     def gone(self, datapath) -> None:
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
+        self.names.gone(datapath)
 
     def on_master(self, listener) -> None:
         """listener(datapath): this node became the switch's master (cluster only):
@@ -149,8 +155,11 @@ class Runtime:
         self.roles.listen(listener)
 
     def describe_switches(self):
-        """GET /v1/runtime/switches: readiness, and in a cluster this node's role."""
+        """GET /v1/runtime/switches: readiness, the bridge's name (None until its
+        port description arrived), and in a cluster this node's role."""
         switches = self.readiness.describe()
+        for entry in switches:
+            entry["name"] = self.names.name_of(int(entry["dpid"], 16))
         if self.roles.clustered:
             for entry in switches:
                 dpid = int(entry["dpid"], 16)

@@ -36,6 +36,16 @@ class RuntimeRest(rest.AppController):
     def get_switches(self, req, **_):
         return self.app.describe_switches()
 
+    @rest.api("runtime_switch", "/v1/runtime/switches/{dpid}", methods=["GET"])
+    def get_switch(self, req, dpid, **_):
+        """One switch by any reference (a bridge name or a datapath id): how the CLI
+        resolves a name before filtering a listing."""
+        wanted = rest.format_dpid(rest.resolve_switch(dpid, self.app.names))
+        found = [s for s in self.app.describe_switches() if s["dpid"] == wanted]
+        if not found:
+            raise rest.ApiError(404, f"no switch {wanted} is connected")
+        return found[0]
+
     @rest.api("cluster", "/v1/cluster", methods=["GET"])
     def get_cluster(self, req, **_):
         """200 even when etcd does not answer: this node is alive and says why it

@@ -204,6 +204,11 @@ class SdnApp(app_manager.RyuApp):
         flag (set once it has taken the switch over) that is still down."""
         return getattr(switch, "ready", True)
 
+    def dpid_of(self, ref) -> int:
+        """A REST switch reference (a bridge name or a datapath id) as a datapath id,
+        or the ApiError it deserves (rest.resolve_switch)."""
+        return rest.resolve_switch(ref, self.runtime.names)
+
     def switch(self, dpid):
         """The app's entry of switch `dpid`; a 404 unless it is connected and served."""
         switch = self.switches.get(dpid)
@@ -390,6 +395,14 @@ class SdnApp(app_manager.RyuApp):
             return not request_flows(self, datapath, pipeline.canary_owner(app))
         except SwitchTimeout:
             return False  # a slow switch is not a wiped one
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _learn_bridge_name(self, ev):
+        """The runtime asked every new connection for its ports: the LOCAL one is
+        named after the bridge (each app sees the reply; naming it twice is harmless)."""
+        for number, name in ofcompile.decode_port_desc(ev.msg):
+            if number == ofcompile.LOCAL_PORT:
+                self.runtime.names.named(ev.msg.datapath, name)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _canary_removed(self, ev):
