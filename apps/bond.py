@@ -44,7 +44,6 @@ class BondSwitch(SwitchPorts):
 
 class Bond(southbound.SdnApp):
     APP, SETTINGS, STATE = bond.APP, bond.BondSettings, "by_switch"  # {dpid: {name: body}}
-    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -275,13 +274,13 @@ class BondRest(rest.AppController):
 
     @rest.api("bond_put", "/v1/bonds/{dpid}/{name}", methods=["PUT"])
     def put_bond(self, req, dpid, name, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         self.app.change(switch, name, rest.parse_json_body(req))
         return self.app.describe(switch, self.app.bonds_of(switch)[name])
 
     @rest.api("bond_delete", "/v1/bonds/{dpid}/{name}", methods=["DELETE"])
     def delete_bond(self, req, dpid, name, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         self.app.change(switch, name, None)
         return {"deleted": name, "dpid": rest.format_dpid(switch.datapath.id)}
 

@@ -535,7 +535,8 @@ class L2Switch(southbound.SdnApp):
 class L2Rest(rest.AppController):
     @rest.api("l2_switches", "/v1/switches", methods=["GET"])
     def list_switches(self, req, **_):
-        return [{"dpid": rest.format_dpid(dpid), "mode": self.app.settings.mode,
+        return [{"dpid": rest.format_dpid(dpid), "name": self.app.runtime.names.name_of(dpid),
+                 "mode": self.app.settings.mode,
                  "macs": len(self.app.learned_macs(dpid)), "max_macs": self.app.settings.max_macs,
                  "mac_cap": s.mac_cap, "packet_ins": s.packet_ins, "not_learned": s.not_learned,
                  "bans": self.app.active_bans(s)}
@@ -543,11 +544,11 @@ class L2Rest(rest.AppController):
 
     @rest.api("l2_macs", "/v1/switches/{dpid}/macs", methods=["GET"])
     def list_macs(self, req, dpid, **_):
-        return self.app.learned_macs(rest.parse_dpid(dpid))
+        return self.app.learned_macs(self.app.dpid_of(dpid))
 
     @rest.api("l2_flush", "/v1/switches/{dpid}/macs", methods=["DELETE"])
     def flush(self, req, dpid, **_):
-        return {"flushed": self.app.flush_macs(rest.parse_dpid(dpid))}
+        return {"flushed": self.app.flush_macs(self.app.dpid_of(dpid))}
 
 
 L2Switch.REST = L2Rest   # the app declares its REST controller (defined after it)

@@ -26,6 +26,7 @@ from ryu.lib import hub
 from controller import ofcompile, ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, overlay
+from flows.dpid import of_ref
 
 KINDS = ("hypervisors", "networks", "ports")
 _PARSE = {"hypervisors": overlay.hypervisor_from_dict, "networks": overlay.network_from_dict,
@@ -44,7 +45,6 @@ def key_of(kind, item) -> str:
 
 class Overlay(southbound.SdnApp):
     APP, SETTINGS, STATE = overlay.APP, overlay.OverlaySettings, "document"
-    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)   # self.switches: dpid -> SwitchPorts, all of them
@@ -339,7 +339,11 @@ class OverlayRest(rest.AppController):
 
     @rest.api("overlay_hv_post", "/v1/overlay/hypervisors", methods=["POST"])
     def add_hypervisor(self, req, **_):
-        hv = self.app.change("hypervisors", rest.parse_json_body(req))
+        body = rest.parse_json_body(req)
+        for field in ("int_dpid", "tun_dpid"):   # a bridge name is stored as its dpid
+            if isinstance(body.get(field), str) and of_ref(body[field]) is None:
+                body[field] = rest.format_dpid(self.app.dpid_of(body[field]))
+        hv = self.app.change("hypervisors", body)
         return rest.json_response(overlay.hypervisor_to_dict(hv), 201)
 
     @rest.api("overlay_hv_get", "/v1/overlay/hypervisors/{name}", methods=["GET"])

@@ -68,7 +68,6 @@ class QosSwitch(SwitchPorts):
 class Qos(southbound.SdnApp):
     # STATE: {dpid: {"ports": {"4": body or None}, "rules": {"3": body or None}}}
     APP, SETTINGS, STATE = qos.APP, qos.QosSettings, "by_switch"
-    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -389,52 +388,52 @@ class QosRest(rest.AppController):
     @rest.api("qos_port_get", "/v1/qos/{dpid}/{port}", methods=["GET"],
               requirements={"port": PORT_PATH})
     def get_port(self, req, dpid, port, **_):
-        return self.app.describe_port(*self.app.switch_port(rest.parse_dpid(dpid), port))
+        return self.app.describe_port(*self.app.switch_port(self.app.dpid_of(dpid), port))
 
     @rest.api("qos_port_put", "/v1/qos/{dpid}/{port}", methods=["PUT"],
               requirements={"port": PORT_PATH})
     def put_port(self, req, dpid, port, **_):
-        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
         self.app.change_port(switch, number, rest.parse_json_body(req))
         return self.app.describe_port(switch, number)
 
     @rest.api("qos_port_delete", "/v1/qos/{dpid}/{port}", methods=["DELETE"],
               requirements={"port": PORT_PATH})
     def delete_port(self, req, dpid, port, **_):
-        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
         self.app.change_port(switch, number, None)
         return self.app.describe_port(switch, number)
 
     @rest.api("qos_port_stats", "/v1/qos/{dpid}/{port}/stats", methods=["GET"],
               requirements={"port": PORT_PATH})
     def port_stats(self, req, dpid, port, **_):
-        return self.app.queue_stats(*self.app.switch_port(rest.parse_dpid(dpid), port))
+        return self.app.queue_stats(*self.app.switch_port(self.app.dpid_of(dpid), port))
 
     @rest.api("qos_rules_get", "/v1/qos/{dpid}/rules", methods=["GET"])
     def list_rules(self, req, dpid, **_):
-        _, rules, _ = self.app.desired(self.app.switch(rest.parse_dpid(dpid)))
+        _, rules, _ = self.app.desired(self.app.switch(self.app.dpid_of(dpid)))
         return [qos.rule_to_dict(r) for _, r in sorted(rules.items())]
 
     @rest.api("qos_rules_post", "/v1/qos/{dpid}/rules", methods=["POST"])
     def add_rule(self, req, dpid, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         return rest.json_response(self.app.add_rule(switch, rest.parse_json_body(req)), 201)
 
     @rest.api("qos_rules_delete", "/v1/qos/{dpid}/rules", methods=["DELETE"])
     def delete_rules(self, req, dpid, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         ids = sorted(self.app.bodies(switch, self.app.overrides)[1])
         self.app.delete_rules(switch, ids)
         return {"deleted": ids}
 
     @rest.api("qos_rule_get", "/v1/qos/{dpid}/rules/{rule_id}", methods=["GET"])
     def get_rule(self, req, dpid, rule_id, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         return qos.rule_to_dict(self.app.rule(switch, rule_id))
 
     @rest.api("qos_rule_delete", "/v1/qos/{dpid}/rules/{rule_id}", methods=["DELETE"])
     def delete_rule(self, req, dpid, rule_id, **_):
-        switch = self.app.switch(rest.parse_dpid(dpid))
+        switch = self.app.switch(self.app.dpid_of(dpid))
         rule = self.app.rule(switch, rule_id)
         self.app.delete_rules(switch, [rule.rule_id])
         return qos.rule_to_dict(rule)

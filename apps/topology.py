@@ -38,7 +38,6 @@ class Topology(southbound.SdnApp):
     _EVENTS = [events.EventTopology]
     BUILDS_FABRIC = True   # the bond app leaves its bridges in this fabric (apps/bond.py)
     APP, SETTINGS = topology.APP, topology.TopologySettings
-    ASKS_PORTS = True   # each switch's port descriptions, on connect
     PACKET_IN_TABLES = ("ingress",)   # its LLDP trap (flows/topology.py discovery_trap)
 
     def __init__(self, *args, **kwargs):

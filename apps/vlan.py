@@ -30,7 +30,6 @@ from flows.spec import Owner
 class Vlan(southbound.SdnApp):
     _EVENTS = [events.EventPortVlans]
     APP, SETTINGS, STATE = vlan.APP, vlan.VlanSettings, "by_switch"
-    ASKS_PORTS = True   # each switch's port descriptions, on connect
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)   # self.overrides: {dpid: {"port": body or None}}
@@ -165,18 +164,18 @@ class Vlan(southbound.SdnApp):
 class VlanRest(rest.AppController):
     @rest.api("vlan_get", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["GET"])
     def get_port(self, req, dpid, port, **_):
-        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
         return self.app.describe(switch, number)
 
     @rest.api("vlan_put", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["PUT"])
     def put_port(self, req, dpid, port, **_):
-        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
         self.app.change(switch, number, rest.parse_json_body(req))
         return self.app.describe(switch, number)
 
     @rest.api("vlan_delete", "/v1/switches/{dpid}/ports/{port}/vlan", methods=["DELETE"])
     def delete_port(self, req, dpid, port, **_):
-        switch, number = self.app.switch_port(rest.parse_dpid(dpid), port)
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
         self.app.change(switch, number, None)
         return self.app.describe(switch, number)
 

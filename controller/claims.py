@@ -44,6 +44,11 @@ class Claims:
             holder = self._named.get(self._bridge_name(dpid))
         return holder
 
+    def known_name(self, dpid: int) -> Optional[str]:
+        """The bridge name OVSDB gave for `dpid` on this connection, if it was asked
+        (no lookup here: controller/switch_names.py falls back on it)."""
+        return self._names.get(dpid)
+
     def forget_name(self, dpid: Optional[int]) -> None:
         """A switch's connection ended: the next one may be another bridge with that id."""
         self._names.pop(dpid, None)

@@ -145,6 +145,21 @@ def parse_dpid(text: str) -> int:
         raise ApiError(400, str(err)) from None
 
 
+def resolve_switch(ref, names) -> int:
+    """A switch reference (a path parameter or a body field) as a datapath id:
+    `names.resolve` (controller/switch_names.py: a datapath id in the spellings of
+    flows/dpid.py, or a connected bridge's name). 400 for a bad spelling, 404 for a
+    name no connected switch has, 409 for one that names two switches."""
+    try:
+        return names.resolve(ref)
+    except dpid.UnknownSwitchName as err:
+        raise ApiError(404, str(err)) from None
+    except dpid.AmbiguousSwitchName as err:
+        raise ApiError(409, str(err)) from None
+    except dpid.DpidError as err:
+        raise ApiError(400, str(err)) from None
+
+
 def parse_json_body(req):
     if not req.body:
         raise ApiError(400, "request body is empty; expected a JSON object")

@@ -22,7 +22,7 @@ from typing import Dict
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
 from controller import (claims, config, mastership, metrics, reload, rest, roles, runtime_api,
-                        state, switch_view)
+                        state, switch_names, switch_view)
 from controller.switch_errors import SwitchTimeout
 from flows.dpid import format as format_dpid
 
@@ -112,6 +112,8 @@ class Runtime:
         self.claims = claims.Claims()
         self.reload = reload.Reloader()
         self.readiness = Readiness()
+        # bridge names, for references by name: the LOCAL port's, else what OVSDB said
+        self.names = switch_names.SwitchNames(fallback=self.claims.known_name)
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         # dpid -> (app, datapath): an app that serves the switch, whose `request` reads
         # it for the runtime's own routes (controller/switch_view.py)
@@ -150,6 +152,8 @@ class Runtime:
             metrics.CONNECTIONS.inc(datapath.id)
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
+        if self.names.connected(datapath):   # its LOCAL port's name is the bridge's
+            self.send(datapath, [ofp_parser.OFPPortDescStatsRequest(datapath, 0)])
         return new
 
     def serves(self, app, datapath) -> None:
@@ -164,6 +168,7 @@ class Runtime:
             metrics.DISCONNECTIONS.inc(datapath.id)
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
+        self.names.gone(datapath)
         if self._readers.get(datapath.id, (None, None))[1] is datapath:
             del self._readers[datapath.id]
 
@@ -194,8 +199,11 @@ class Runtime:
         self.roles.listen(listener)
 
     def describe_switches(self):
-        """GET /v1/runtime/switches: readiness, and in a cluster this node's role."""
+        """GET /v1/runtime/switches: readiness, the bridge's name (None until its
+        port description arrived), and in a cluster this node's role."""
         switches = self.readiness.describe()
+        for entry in switches:
+            entry["name"] = self.names.name_of(int(entry["dpid"], 16))
         if self.roles.clustered:
             for entry in switches:
                 dpid = int(entry["dpid"], 16)

@@ -50,6 +50,16 @@ class RuntimeRest(rest.AppController):
     def get_switches(self, req, **_):
         return self.app.describe_switches()
 
+    @rest.api("runtime_switch", "/v1/runtime/switches/{dpid}", methods=["GET"])
+    def get_switch(self, req, dpid, **_):
+        """One switch by any reference (a bridge name or a datapath id): how the CLI
+        resolves a name before filtering a listing."""
+        wanted = rest.format_dpid(rest.resolve_switch(dpid, self.app.names))
+        found = [s for s in self.app.describe_switches() if s["dpid"] == wanted]
+        if not found:
+            raise rest.ApiError(404, f"no switch {wanted} is connected")
+        return found[0]
+
     @rest.api("runtime_switch_flows", "/v1/runtime/switches/{dpid}/flows", methods=["GET"])
     def get_switch_flows(self, req, dpid, **_):
         return self._read(dpid, self.app.switch_flows)
@@ -58,9 +68,9 @@ class RuntimeRest(rest.AppController):
     def get_switch_ports(self, req, dpid, **_):
         return self._read(dpid, self.app.switch_ports)
 
-    @staticmethod
-    def _read(dpid, read):
-        number = rest.parse_dpid(dpid)
+    def _read(self, dpid, read):
+        """A switch by any reference (a bridge name or a datapath id), read by `read`."""
+        number = rest.resolve_switch(dpid, self.app.names)
         found = read(number)
         if found is None:
             raise rest.ApiError(404, f"no switch {rest.format_dpid(number)} is connected")

@@ -71,14 +71,6 @@ def fabric_loaded() -> bool:
     return any(getattr(cls, "BUILDS_FABRIC", False) for cls in _loaded_classes())
 
 
-def nobody_asks_ports() -> bool:
-    """Whether this ryu-manager runs apps and none of them asks a connecting switch for
-    its ports (ASKS_PORTS): then the app base asks, so the switch has a name in
-    /metrics (controller/ofcounters.py)."""
-    classes = _loaded_classes()
-    return bool(classes) and not any(getattr(cls, "ASKS_PORTS", False) for cls in classes)
-
-
 def _openflow_settings(data):
     """The `openflow` section (listen host, per-connection limits: controller/ofguard.py)."""
     return config.section(ofguard.OpenFlowSettings, "openflow", data)
@@ -108,9 +100,6 @@ class SdnApp(app_manager.RyuApp):
     # with one loaded, apps that would otherwise take a switch for NORMAL switching
     # leave it in the fabric instead (see fabric_loaded)
     BUILDS_FABRIC = False
-    # True for an app that sends a port-description request to each switch it connects
-    # (its reply names the switch in /metrics: see nobody_asks_ports)
-    ASKS_PORTS = False
     APP = None
     SETTINGS = None
     REST = None
@@ -222,6 +211,11 @@ class SdnApp(app_manager.RyuApp):
         flag (set once it has taken the switch over) that is still down."""
         return getattr(switch, "ready", True)
 
+    def dpid_of(self, ref) -> int:
+        """A REST switch reference (a bridge name or a datapath id) as a datapath id,
+        or the ApiError it deserves (rest.resolve_switch)."""
+        return rest.resolve_switch(ref, self.runtime.names)
+
     def switch(self, dpid):
         """The app's entry of switch `dpid`; a 404 unless it is connected and served."""
         switch = self.switches.get(dpid)
@@ -285,11 +279,9 @@ class SdnApp(app_manager.RyuApp):
         features = isinstance(ev, ofp_event.EventOFPSwitchFeatures)
         dpid, claims = _dpid_of(ev), self.runtime.claims
         if features:
-            datapath = ev.msg.datapath
-            # a cluster's SLAVE goes out first (runtime.connected), then, if no app
-            # asks for the switch's ports, the request whose reply names it
-            if self.runtime.connected(datapath) and nobody_asks_ports():
-                self.send(datapath, ofcompile.port_desc_request(datapath))
+            # a cluster's SLAVE goes out first; the runtime asks a new connection for its
+            # ports once, whose LOCAL port names the switch (REST, CLI, /metrics)
+            self.runtime.connected(ev.msg.datapath)
         if gone:
             claims.forget_name(dpid)
             self.runtime.gone(ev.datapath)
@@ -433,6 +425,14 @@ class SdnApp(app_manager.RyuApp):
             return not request_flows(self, datapath, pipeline.canary_owner(app))
         except SwitchTimeout:
             return False  # a slow switch is not a wiped one
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _learn_bridge_name(self, ev):
+        """The runtime asked every new connection for its ports: the LOCAL one is
+        named after the bridge (each app sees the reply; naming it twice is harmless)."""
+        for number, name in ofcompile.decode_port_desc(ev.msg):
+            if number == ofcompile.LOCAL_PORT:
+                self.runtime.names.named(ev.msg.datapath, name)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _canary_removed(self, ev):

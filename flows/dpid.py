@@ -16,9 +16,13 @@ so "0000000000000010" is 16, not 10. Signs, spaces, underscores, an empty string
 values of 2**64 or more are refused (Python's int() would take " 1_0 ").
 
 `format` gives the 16-lowercase-hex-digit form, the one REST output and logs show.
+
+`resolve` reads a switch reference (REST paths and bodies, the CLI through REST): a
+datapath id in those spellings, or the name of a connected bridge (the name OVS gives
+the bridge's LOCAL port), against a name -> datapath ids mapping the caller supplies.
 """
 import re
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 MAX = 2 ** 64 - 1
 
@@ -30,8 +34,26 @@ _DECIMAL = re.compile(r"[0-9]{1,20}")
 SPELLINGS = "16 hex digits, 0x and up to 16 hex digits, or a decimal number below 2**64"
 
 
+# A bridge has a Linux network device of its name (its LOCAL port: OpenFlow's port name
+# field is 16 bytes with the NUL), so a name follows the kernel's rules: 1-15
+# characters, no '/', ':' or white space. Text that reads as a number (digits with or
+# without a sign or 0x) is meant as a datapath id, never a name.
+MAX_NAME = 15  # IFNAMSIZ - 1
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9]+|[+-]?0[xX].*")
+_BAD_NAME_CHARS = re.compile(r"[/:\s]")
+REFERENCES = f"a connected bridge's name or a datapath id ({SPELLINGS})"
+
+
 class DpidError(ValueError):
     pass
+
+
+class UnknownSwitchName(DpidError):
+    """A well-formed bridge name that no connected switch has (REST: 404)."""
+
+
+class AmbiguousSwitchName(DpidError):
+    """A reference two connected switches answer to (REST: 409)."""
 
 
 def _refuse(value):
@@ -72,6 +94,45 @@ def of_ref(ref) -> Optional[int]:
         return parse(ref)
     except DpidError:
         return None
+
+
+def looks_like_number(value) -> bool:
+    """An int, or text meant as a datapath id (a bad one too: "-1", "0xzz")."""
+    return isinstance(value, int) or (isinstance(value, str) and
+                                      _NUMBER_LIKE.fullmatch(value) is not None)
+
+
+def is_bridge_name(value) -> bool:
+    """Whether `value` can be a bridge's name (see MAX_NAME)."""
+    return isinstance(value, str) and not looks_like_number(value) and \
+        0 < len(value) <= MAX_NAME and not _BAD_NAME_CHARS.search(value)
+
+
+def resolve(ref, names: Mapping[str, Iterable[int]]) -> int:
+    """The datapath id switch reference `ref` names. `names` maps the bridge name of each
+    connected switch to the datapath ids of those called so (two OVS hosts may both have
+    an "s1" or a "br-int").
+
+    A datapath id spelling is that id (connected or not: the caller says whether it
+    knows it), unless a connected bridge of another id is called exactly that (a bridge
+    named "1"): then AmbiguousSwitchName, as for a name two switches have, naming
+    them. A name no connected switch has is UnknownSwitchName; text that is neither
+    a datapath id nor a possible bridge name ("0xzz", "a/b") is DpidError."""
+    number = of_ref(ref)
+    if number is None and not isinstance(ref, str):
+        raise _refuse(ref)
+    candidates = set(names.get(ref, ())) if isinstance(ref, str) else set()
+    if number is not None:
+        candidates.add(number)
+    if len(candidates) > 1:
+        listed = ", ".join(format(c) for c in sorted(candidates))
+        raise AmbiguousSwitchName(f"switch {ref!r} is ambiguous: it names {listed}; give "
+                                  f"the datapath id")
+    if candidates:
+        return candidates.pop()
+    if not is_bridge_name(ref):
+        raise DpidError(f"bad switch {ref!r}: give {REFERENCES}")
+    raise UnknownSwitchName(f"no connected switch is named {ref!r}; give {REFERENCES}")
 
 
 def int_keys(document: Mapping) -> dict:

@@ -16,16 +16,13 @@ reads as a number (digits with or without a sign or 0x) but is no datapath id (n
 name that no bridge can have. A port reference is a port number 1..OFPP_MAX or a port
 name.
 """
-import re
 from contextlib import contextmanager
 from typing import Iterator, Sequence, Tuple
 
 from flows import dpid
 from flows.egress import MAX_PORT
 
-MAX_NAME = 15  # IFNAMSIZ - 1
-_NUMBER_LIKE = re.compile(r"[+-]?[0-9]+|[+-]?0[xX].*")
-_BAD_NAME_CHARS = re.compile(r"[/:\s]")
+MAX_NAME = dpid.MAX_NAME   # the rules of a bridge name are flows/dpid.py's
 
 
 def switch_ref(value, where: str):
@@ -36,10 +33,9 @@ def switch_ref(value, where: str):
         return value
     except dpid.DpidError as err:
         refused = err
-    if isinstance(value, int) or (isinstance(value, str) and _NUMBER_LIKE.fullmatch(value)):
+    if dpid.looks_like_number(value):
         raise ValueError(f"{where}: {refused}") from None    # bools too: no switch is True
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME \
-            or _BAD_NAME_CHARS.search(value):
+    if not dpid.is_bridge_name(value):
         raise ValueError(f"{where} must be a bridge name (1-{MAX_NAME} characters, no '/', "
                          f"':' or spaces) or a datapath id ({dpid.SPELLINGS}), not {value!r}")
     return value

@@ -9,19 +9,25 @@ import os
 import sys
 import time
 
+from mininet.util import buildTopo
+
 from mininet_topos import harness
 from mininet_topos.topos import topos
 
 
 def parse_topo(text):
-    """'tree,2,2' -> Tree(2, 2), as mn's --topo does."""
-    name, *params = text.split(",")
-    if name not in topos:
-        raise argparse.ArgumentTypeError(f"unknown topology {name!r}; have {', '.join(topos)}")
+    """--topo as `mn --topo` reads it, with Mininet's own parser (buildTopo and its
+    splitArgs): a name and its arguments, positional or by keyword, numbers as
+    numbers: "tree,2,2", "tree,depth=2,fanout=2", "linear,3", "single,4", or one of
+    this project's topologies ("ring,n=6")."""
+    name = text.split(",", 1)[0]
+    if name not in topos:   # buildTopo says only "Invalid topo name"
+        raise argparse.ArgumentTypeError(f"unknown topology {name!r}; have "
+                                         f"{', '.join(sorted(topos))}")
     try:
-        return topos[name](*[int(p) for p in params])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"topology parameters must be integers: {text!r}")
+        return buildTopo(topos, text)
+    except (TypeError, ValueError) as err:   # arguments its constructor does not take
+        raise argparse.ArgumentTypeError(f"topology {text!r}: {err}") from None
 
 
 def report(controller, network, loss, ping_s, bits):
@@ -44,12 +50,17 @@ def report(controller, network, loss, ping_s, bits):
     return loss == 0 and bits > 0 and not problems
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--topo", type=parse_topo, default="tree,2,2")
+    parser.add_argument("--topo", type=parse_topo, default="tree,2,2",
+                        help="as mn --topo takes it, e.g. tree,depth=2,fanout=2 or linear,3")
     parser.add_argument("--mode", choices=("reactive", "datapath"), default="reactive")
     parser.add_argument("--seconds", type=int, default=3, help="iperf3 duration")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("demo: Mininet needs root (run: sudo make demo)")
     harness.ensure_ovs()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mininet.link import TCLink
 from mininet.node import Host
-from mininet.topo import LinearTopo, SingleSwitchTopo, Topo
+from mininet.topo import (LinearTopo, MinimalTopo, SingleSwitchReversedTopo, SingleSwitchTopo,
+                          Topo)
 from mininet.topolib import TreeTopo
 
 try:
@@ -82,6 +83,14 @@ class Linear(DatapathAware, LinearTopo):
 
 class Tree(DatapathAware, TreeTopo):
     """A tree of switches of the given depth and fanout, hosts at the leaves."""
+
+
+class Minimal(DatapathAware, MinimalTopo):
+    """One switch, two hosts (mn's default)."""
+
+
+class Reversed(DatapathAware, SingleSwitchReversedTopo):
+    """One switch, k hosts, host i on port k - i + 1."""
 
 
 class VlanLab(DatapathAware, Topo):
@@ -254,6 +263,9 @@ class BondRing(DatapathAware, Topo):
         self.addLink(switches[0], switches[1], port1=4, port2=4)
 
 
-topos = {"single": Single, "linear": Linear, "tree": Tree, "vlanlab": VlanLab,
-         "vlantrunk": VlanTrunkPair, "qoslab": QosLab, "lblab": LbLab, "ring": Ring,
-         "fattree": FatTree, "bondlab": BondLab, "bondring": BondRing}
+# mn's own names first (its TOPOS: all but torus, whose loops a learning switch alone
+# cannot take), then this project's
+topos = {"minimal": Minimal, "single": Single, "reversed": Reversed, "linear": Linear,
+         "tree": Tree, "vlanlab": VlanLab, "vlantrunk": VlanTrunkPair, "qoslab": QosLab,
+         "lblab": LbLab, "ring": Ring, "fattree": FatTree, "bondlab": BondLab,
+         "bondring": BondRing}

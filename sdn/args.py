@@ -1,8 +1,6 @@
-"""What the command line's values mean: field=value lists, VLAN id lists, datapath
-ids, and the error for a command line the CLI itself refuses (exit status 2)."""
-
-
-from flows import dpid
+"""What the command line's values mean: field=value lists and VLAN id lists, and the
+error for a command line the CLI itself refuses (exit status 2). Switches are passed to
+the controller as given: it resolves bridge names and datapath ids alike."""
 
 
 class UsageError(Exception):
@@ -25,11 +23,3 @@ def id_list(text):
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"expected comma-separated VLAN ids, not {text!r}") from None
-
-
-def parse_dpid(text):
-    """A datapath id in the spellings of flows/dpid.py (those REST and config take)."""
-    try:
-        return dpid.parse(text)
-    except dpid.DpidError as err:
-        raise UsageError(str(err)) from None

@@ -1,22 +1,29 @@
 """The commands that talk to the controller: each takes the API client and the parsed
 arguments and returns (data for --json, text for people)."""
 import json
+from urllib.parse import quote
 
-from flows import dpid
-from sdn.args import UsageError, fields, id_list, parse_dpid
+from sdn.args import UsageError, fields, id_list
 from sdn.printing import table
+
+
+def _switch(args):
+    """The command's switch as a path segment: the controller resolves it (a bridge name
+    or a datapath id in any spelling; its 400/404/409 say what is wrong)."""
+    return quote(args.switch, safe="")
 
 
 def cmd_switches(api, args):
     rows = api.call("GET", "/v1/switches")
-    return rows, table(rows, [("dpid", "dpid"), ("mode", "mode"), ("macs", "macs"),
+    return rows, table(rows, [("dpid", "dpid"), ("name", "name"), ("mode", "mode"),
+                              ("macs", "macs"),
                               ("max", "max_macs"), ("packet-ins", "packet_ins"),
                               ("not learned", "not_learned"),
                               ("bans", lambda r: len(r.get("bans") or []))])
 
 
 def cmd_macs(api, args):
-    rows = api.call("GET", f"/v1/switches/{args.switch}/macs")
+    rows = api.call("GET", f"/v1/switches/{_switch(args)}/macs")
     return rows, table(rows, [("mac", "mac"), ("port", "port"), ("vlan", "vlan"),
                               ("age s", "age_s")])
 
@@ -30,7 +37,7 @@ def _vlan_row(row):
 
 
 def cmd_vlan(api, args):
-    path = f"/v1/switches/{args.switch}/ports/{args.port}/vlan"
+    path = f"/v1/switches/{_switch(args)}/ports/{args.port}/vlan"
     if args.action == "show":
         row = api.call("GET", path)
     elif args.action == "clear":
@@ -87,12 +94,12 @@ def _rule_rows(rules):
 def cmd_qos(api, args):
     if args.action == "show":
         if args.switch and args.port:
-            row = api.call("GET", f"/v1/qos/{args.switch}/{args.port}")
+            row = api.call("GET", f"/v1/qos/{_switch(args)}/{args.port}")
             return row, _qos_port_rows([row])
         switches = api.call("GET", "/v1/qos")
         if args.switch:
-            switches = [s for s in switches
-                        if dpid.parse(s["dpid"]) == parse_dpid(args.switch)]
+            wanted = api.call("GET", f"/v1/runtime/switches/{_switch(args)}")["dpid"]
+            switches = [s for s in switches if s["dpid"] == wanted]
         text = []
         for s in switches:
             text.append(f"switch {s['dpid']} ({s.get('datapath')} datapath): "
@@ -116,13 +123,13 @@ def cmd_qos(api, args):
         if not body:
             raise UsageError("qos set: give --max-rate (with --queue Q:MIN[/MAX]...) and/or "
                              "--police RATE[/BURST]")
-        row = api.call("PUT", f"/v1/qos/{args.switch}/{args.port}", body)
+        row = api.call("PUT", f"/v1/qos/{_switch(args)}/{args.port}", body)
         return row, _qos_port_rows([row])
     if args.action == "clear":
-        row = api.call("DELETE", f"/v1/qos/{args.switch}/{args.port}")
+        row = api.call("DELETE", f"/v1/qos/{_switch(args)}/{args.port}")
         return row, _qos_port_rows([row])
     if args.action == "rules":
-        rules = api.call("GET", f"/v1/qos/{args.switch}/rules")
+        rules = api.call("GET", f"/v1/qos/{_switch(args)}/rules")
         return rules, _rule_rows(rules)
     if args.action == "rule-add":
         body = {"match": fields(args.match, "--match")}
@@ -134,9 +141,9 @@ def cmd_qos(api, args):
             body["port"] = args.out_port
         if args.meter:
             body["meter"] = {"rate": args.meter}
-        rule = api.call("POST", f"/v1/qos/{args.switch}/rules", body)
+        rule = api.call("POST", f"/v1/qos/{_switch(args)}/rules", body)
         return rule, _rule_rows([rule])
-    rule = api.call("DELETE", f"/v1/qos/{args.switch}/rules/{args.port}")
+    rule = api.call("DELETE", f"/v1/qos/{_switch(args)}/rules/{args.port}")
     return rule, _rule_rows([rule])
 
 
@@ -203,7 +210,7 @@ def cmd_bond(api, args):
                                     ("primary", "primary")])
     if not (args.switch and args.name):
         raise UsageError(f"bond {args.action}: give SWITCH and NAME")
-    path = f"/v1/bonds/{args.switch}/{args.name}"
+    path = f"/v1/bonds/{_switch(args)}/{args.name}"
     if args.action == "delete":
         result = api.call("DELETE", path)
         return result, f"deleted bond {result['deleted']}"

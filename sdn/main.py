@@ -18,6 +18,7 @@ from sdn.planner import cmd_plan
 from sdn.trace import cmd_trace
 
 __all__ = ["ApiFailure", "Client", "main", "parser"]
+SWITCH_HELP = "bridge name (s1) or datapath id (0000000000000001, 0x1, 1)"
 
 
 def parser():
@@ -29,12 +30,12 @@ def parser():
 
     sub.add_parser("switches", help="connected switches").set_defaults(run=cmd_switches)
     p = sub.add_parser("macs", help="learned MACs of a switch")
-    p.add_argument("switch")
+    p.add_argument("switch", help=SWITCH_HELP)
     p.set_defaults(run=cmd_macs)
 
     p = sub.add_parser("vlan", help="a port's VLAN: show, set, clear")
     p.add_argument("action", choices=("show", "set", "clear"))
-    p.add_argument("switch")
+    p.add_argument("switch", help=SWITCH_HELP)
     p.add_argument("port")
     p.add_argument("--tag", type=int, help="access port of this VLAN")
     p.add_argument("--trunks", help="trunk of these VLANs (comma-separated; '' = every VLAN)")
@@ -47,7 +48,7 @@ def parser():
     p = sub.add_parser("qos", help="QoS: show, set, clear, rules, rule-add, rule-delete")
     p.add_argument("action", nargs="?", default="show",
                    choices=("show", "set", "clear", "rules", "rule-add", "rule-delete"))
-    p.add_argument("switch", nargs="?")
+    p.add_argument("switch", nargs="?", help=SWITCH_HELP)
     p.add_argument("port", nargs="?", help="a port (set/clear/show) or a rule id (rule-delete)")
     p.add_argument("--max-rate")
     p.add_argument("--queue", dest="queue_spec", action="append",
@@ -83,7 +84,7 @@ def parser():
 
     p = sub.add_parser("bond", help="bonds: show, set, delete")
     p.add_argument("action", nargs="?", default="show", choices=("show", "set", "delete"))
-    p.add_argument("switch", nargs="?")
+    p.add_argument("switch", nargs="?", help=SWITCH_HELP)
     p.add_argument("name", nargs="?")
     p.add_argument("--members", help="comma-separated ports of the switch")
     p.add_argument("--mode", default="active-backup",

@@ -30,7 +30,7 @@ def test_the_cli_shows_and_changes_vlans_on_a_live_network(vlan_pair):
     assert harness.ping(h1, h3) and not harness.ping(h2, h3)
 
     code, out, _ = sdn(controller, "switches")
-    assert code == 0 and out.splitlines()[0].split()[:3] == ["DPID", "MODE", "MACS"]
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["DPID", "NAME", "MODE", "MACS"]
     assert {line.split()[0] for line in out.splitlines()[1:]} == \
         {"0000000000000001", "0000000000000002"}
     code, out, _ = sdn(controller, "--json", "macs", "1")

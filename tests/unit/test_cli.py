@@ -1,7 +1,6 @@
 """sdn/ (the `sdn` CLI): argument handling, the requests it makes, tables, exit codes
 (a stub in place of HTTP; tests/integration/test_cli_ovs.py drives a live controller),
 and that it loads no Ryu."""
-import io
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from sdn import main as cli
+from tests.support.cli_run import run_cli
 
 
 class StubApi:
@@ -27,10 +27,7 @@ class StubApi:
 
 def run(monkeypatch, replies, *argv):
     api = StubApi(replies)
-    monkeypatch.setattr(cli, "Client", lambda url, token=None: api)
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), out, err)
-    return code, out.getvalue(), err.getvalue(), api.calls
+    return (*run_cli(monkeypatch, api, *argv), api.calls)
 
 
 PORT = {"dpid": "0000000000000001", "port": 2, "name": "s1-eth2", "mode": "access",

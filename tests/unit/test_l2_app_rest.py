@@ -96,8 +96,10 @@ def test_rest_errors_are_json_with_the_right_status(app):
     connect(app)
     status, body, _ = call(app, "GET", "/v1/switches/99/macs")
     assert status == 404 and "no switch 0000000000000063" in body["error"]
-    status, body, _ = call(app, "GET", "/v1/switches/zz/macs")
-    assert status == 400 and "bad datapath id" in body["error"]
+    status, body, _ = call(app, "GET", "/v1/switches/zz/macs")   # could be a bridge's name
+    assert status == 404 and "no connected switch is named 'zz'" in body["error"]
+    status, body, _ = call(app, "GET", "/v1/switches/0xzz/macs")
+    assert status == 400 and "bad switch '0xzz'" in body["error"]
     status, body, resp = call(app, "POST", "/v1/switches/1/macs")
     assert status == 405 and resp.headers["Allow"] == "DELETE, GET"
     status, body, _ = call(app, "GET", "/v2/nothing")

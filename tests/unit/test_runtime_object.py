@@ -147,7 +147,7 @@ def test_readiness_says_which_apps_have_reconciled_each_switch(monkeypatch, tmp_
     for app in (vlan, l2):        # what Ryu does with the features of a new connection
         assert app.get_handlers(features(switch))
     status, body, _ = l2_tests.call(l2, "GET", "/v1/runtime/switches")
-    assert status == 200 and body == [{"dpid": "0000000000000001", "reconciled": False,
+    assert status == 200 and body == [{"dpid": "0000000000000001", "reconciled": False, "name": None,
                                        "apps": {"L2Switch": "pending", "Vlan": "pending"}}]
     l2._switch_connected(features(switch))
     l2._reconcile(l2.switches[1])

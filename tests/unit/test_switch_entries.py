@@ -1,5 +1,7 @@
 """flows/switch_entries.py: the config entries of the vlan, qos and bond sections that
 name a switch and a port (or a bond), read in one place (no switch, no root)."""
+import re
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -74,7 +76,7 @@ def test_a_switch_reference_is_taken_exactly_when_it_can_name_some_switch(ref):
     as_dpid = dpid.of_ref(ref)
     name_like = isinstance(ref, str) and 0 < len(ref) <= 15 and \
         not any(c in "/:" or c.isspace() for c in ref) and \
-        not switch_entries._NUMBER_LIKE.fullmatch(ref)
+        not re.fullmatch(r"[+-]?[0-9]+|[+-]?0[xX].*", ref)
     try:
         switch_entries.switch_ref(ref, "switch")
         taken = True

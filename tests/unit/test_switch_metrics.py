@@ -7,13 +7,12 @@ import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from ryu.base import app_manager
 from ryu.controller import handler, ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from apps import l2_switch, vlan as vlan_app
+from apps import l2_switch
 from controller import config, fastparse, fastpath, metrics, ofcounters, ofguard, pipeline
 from tests.support import l2_app as l2_tests
 from tests.support.fakeswitch import run_inline
@@ -137,29 +136,21 @@ def test_a_connection_and_its_end_are_counted_once_however_many_apps_see_them(mo
                     (("dp_name", ""), ("dpid", "0000000000000053")))] == connected + 2
 
 
-def test_an_app_set_that_never_asks_for_ports_has_the_base_ask_once(monkeypatch):
-    """ryu-manager running l2_switch alone: the base asks each new connection for its
-    ports (the reply names the switch); with an app that asks itself, it does not."""
+def test_the_runtime_asks_each_new_connection_for_its_ports_once(monkeypatch):
+    """Whichever apps run (l2_switch alone asks for none): one port-description request
+    per connection, however many apps see it connect (the reply names the switch)."""
     l2 = make_app(monkeypatch)
     other = make_app(monkeypatch, l2.runtime)
     for app in (l2, other):
         handler.register_instance(app)
-    manager = app_manager.AppManager.get_instance()
-    monkeypatch.setattr(manager, "applications_cls", {"l2_switch": l2_switch.L2Switch})
     datapath = l2_tests.FakeDatapath(0x54)
     for app in (l2, other):
         app.get_handlers(features(datapath))
     asked = [m for m in datapath.sent if isinstance(m, parser.OFPPortDescStatsRequest)]
     assert len(asked) == 1
-    monkeypatch.setattr(manager, "applications_cls", {"l2_switch": l2_switch.L2Switch,
-                                                      "vlan": vlan_app.Vlan})
-    datapath = l2_tests.FakeDatapath(0x55)
-    l2.get_handlers(features(datapath))
-    assert datapath.sent == []
-    monkeypatch.setattr(manager, "applications_cls", {})   # an app built alone: nor here
-    datapath = l2_tests.FakeDatapath(0x56)
-    l2.get_handlers(features(datapath))
-    assert datapath.sent == []
+    again = l2_tests.FakeDatapath(0x54)      # a new connection of the same switch: again
+    l2.get_handlers(features(again))
+    assert [type(m) for m in again.sent] == [parser.OFPPortDescStatsRequest]
 
 
 def test_config_reloads_are_counted_by_outcome(monkeypatch, tmp_path):

@@ -42,11 +42,12 @@ def test_every_entry_of_a_served_switch_comes_back_named(monkeypatch, tmp_path):
     assert tables == sorted(tables)
 
 
-def test_an_unknown_or_gone_switch_is_a_404_and_a_bad_id_a_400(monkeypatch, tmp_path):
+def test_an_unknown_or_gone_switch_is_a_404_and_a_bad_reference_a_400(monkeypatch, tmp_path):
     app = make_vlan_app(monkeypatch, tmp_path)
     assert get(app, "/v1/runtime/switches/7/flows")[0] == 404
-    status, body = get(app, "/v1/runtime/switches/nope/flows")
-    assert status == 400 and "bad datapath id" in body["error"]
+    status, body = get(app, "/v1/runtime/switches/0xzz/flows")
+    assert status == 400 and "0xzz" in body["error"]
+    assert get(app, "/v1/runtime/switches/nope/flows")[0] == 404   # a name, of no switch
     datapath = bring_up(app)
     app.get_handlers(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
     app.runtime.gone(datapath)
