@@ -9,11 +9,11 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 # chromium + chromium-driver: the web console's browser tests (selenium drives them).
 # etcd: the cluster state store (state.backend: etcd, docs/cluster-store.md). Not started
 # here (no systemd): whatever needs it starts `etcd` with a data dir of its own.
-# Building Ryu 4.34 needs an old setuptools (see README, "Why these pins").
+# Building Ryu 4.34 needs an old setuptools (docs/design/platform.md, "Why these pins").
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
 
-.PHONY: setup apt ovs venv test unit integration lint demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip lab-ha reliability
+.PHONY: setup apt ovs venv test unit integration lint docs docs-serve demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip lab-ha reliability
 
 setup: apt ovs venv
 
@@ -38,7 +38,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg setup.py
 	test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(BUILD_PINS)
-	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,lab]"
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,lab,docs]"
 	# Mininet's Python package comes from Debian (with mnexec); link it into the venv.
 	ln -sfn /usr/lib/python3/dist-packages/mininet "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mininet"
 	# Ryu needs its compatibility fix before ryu-manager imports anything, and eventlet's start-up
@@ -58,8 +58,18 @@ unit: venv
 integration: setup
 	$(PY) -m pytest -q -m integration
 
-# The whole suite: import contracts, unit tests, integration tests on real OVS.
-test: setup lint
+# The documentation site (mkdocs.yml) into site/: the reference pages generated from the
+# code, then a strict build, so a broken link or an orphaned page fails (a few seconds).
+docs: venv
+	$(PY) -m docs.tools.generate
+	$(VENV)/bin/mkdocs build --strict --quiet -d site/
+
+# The site on http://127.0.0.1:8000, rebuilt on each edit (regenerate: make docs).
+docs-serve: docs
+	$(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
+
+# The whole suite: import contracts, the docs build, unit tests, integration tests on real OVS.
+test: setup lint docs
 	$(PY) -m pytest -q
 
 # A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP), about 2.5 minutes.

@@ -2,7 +2,7 @@
 
 `make setup` adds a `ptcp:6640:127.0.0.1` Manager row (localhost only, next to any
 managers already configured). Ryu 4.34's own OVSDB client breaks
-with current `ovs` libraries (see README), ovsdbapp is OpenStack's maintained one.
+with current `ovs` libraries (docs/design/architecture.md, "OVSDB"), ovsdbapp is OpenStack's maintained one.
 Rows we create carry `external_ids:sdn-owner=<app>`; we only ever change or
 remove rows that carry our owner.
 """

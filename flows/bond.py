@@ -134,7 +134,7 @@ class BondSettings:
         bond:
           bonds:
             - {switch: s1, name: bond0, members: [s1-eth3, s1-eth4],
-               mode: active-backup, lacp: off, primary: s1-eth3}
+               mode: active-backup, lacp: "off", primary: s1-eth3}
     """
     bonds: tuple = ()
 

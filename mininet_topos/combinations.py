@@ -9,10 +9,10 @@ tests/integration/test_combinations_ovs.py (the `make test` subset) and
 bench/combinations.py (the whole matrix, `make reliability`).
 
 What "alone" and "can share" mean here:
-- The learning app is the forwarding plane the others were built on (README: QoS, LB
-  and topology run next to it), so each of qos, lb and topology "alone" is that app
+- The learning app is the forwarding plane the others were built on (docs/tutorials: QoS,
+  LB and topology run next to it), so each of qos, lb and topology "alone" is that app
   plus l2_switch, in the chosen learning mode. vlan and bond also run without it
-  (README: "apps/vlan.py alone: VLAN isolation, flooding only"; a bonded bridge
+  (docs/tutorials/vlan.md: "apps/vlan.py alone: VLAN isolation, flooding only"; a bonded bridge
   forwards with NORMAL), so they appear alone too, and l2_switch alone.
 - A pair is l2_switch plus two of vlan, qos, lb, topology, bond: all of these share
   one switch through the pipeline, except the bond app, which claims its bonded

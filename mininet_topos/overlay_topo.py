@@ -1,7 +1,7 @@
 """The overlay lab's network: N "hypervisors" joined by a real IP underlay.
 
     sudo mn --custom mininet_topos/overlay_topo.py --topo overlay,3 --controller none
-    (then run ryu-manager apps/overlay.py with OverlayLab.app_config(); see README)
+    (then run ryu-manager apps/overlay.py with OverlayLab.app_config(); see docs/tutorials/overlay.md)
 
 Each hypervisor is a network namespace running its *own* ovsdb-server and
 ovs-vswitchd (userspace datapath), as a real hypervisor runs its own OVS:

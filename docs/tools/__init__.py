@@ -1,0 +1,1 @@
+"""Generators for the documentation site's reference pages (`make docs` runs them)."""
