@@ -25,7 +25,14 @@ def reports(folder: str) -> List[dict]:
     root = Path(folder)
     if not root.is_dir():
         return []
-    found = [_summary(p) for p in root.glob("*.md") if SLUG.fullmatch(p.stem)]
+    found = []
+    for path in root.glob("*.md"):
+        if not SLUG.fullmatch(path.stem):
+            continue
+        try:
+            found.append(_summary(path))
+        except OSError:   # unreadable, a folder called x.md, a broken link: not a report
+            continue
     return sorted(found, key=lambda r: -r["modified"])
 
 
@@ -34,6 +41,7 @@ def report(folder: str, slug: str) -> Optional[dict]:
     if not SLUG.fullmatch(slug):
         return None
     path = Path(folder) / f"{slug}.md"
-    if not path.is_file():
+    try:
+        return dict(_summary(path), markdown=path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:   # none, or not a readable file
         return None
-    return dict(_summary(path), markdown=path.read_text(encoding="utf-8", errors="replace"))

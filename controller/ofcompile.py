@@ -171,6 +171,16 @@ def flow_stats_request(datapath, owner: Owner, table=None):
         parser.OFPMatch())
 
 
+def all_flows_request(datapath):
+    """Flow stats of every entry in every table, whatever its cookie (the console)."""
+    return parser.OFPFlowStatsRequest(datapath, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
+                                      ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+
+
+def port_stats_request(datapath):
+    return parser.OFPPortStatsRequest(datapath, 0, ofp.OFPP_ANY)
+
+
 def queue_stats_request(datapath, port: int):
     return parser.OFPQueueStatsRequest(datapath, 0, port, ofp.OFPQ_ALL)
 

@@ -82,8 +82,8 @@ def match_text(match: Match) -> List[str]:
 
 
 def _output(action: Output) -> str:
-    if action.port == CONTROLLER:
-        return f"controller(max_len={action.max_len})" if action.max_len else "CONTROLLER"
+    if action.port == CONTROLLER:   # bare CONTROLLER would mean max_len 65535 to OVS
+        return f"controller(max_len={action.max_len})"
     return _PORTS.get(action.port) or f"output:{action.port}"
 
 

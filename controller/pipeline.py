@@ -198,6 +198,18 @@ def table_id(name: str) -> int:
         raise PipelineError(f"unknown table {name!r}; the pipeline has {', '.join(TABLES)}") from None
 
 
+NOT_OURS = "not ours"
+
+
+def owner_label(cookie: int) -> str:
+    """"vlan/default" for a cookie of ours, NOT_OURS for anyone else's (another tool's
+    entry, OVS's own default NORMAL flow): how listings name an entry's owner."""
+    owner = owner_of(cookie)
+    if owner is None:
+        return NOT_OURS
+    return "/".join(str(p) for p in (owner.app, owner.purpose) if p)
+
+
 def kind_of_tables(numbers) -> str:
     """Which pipeline a bridge whose entries sit in tables `numbers` runs: "tunnel" when
     any is a table only the tunnel pipeline has (10, 20, 21), else "main"."""

@@ -158,8 +158,11 @@ class Runtime:
 
     def serves(self, app, datapath) -> None:
         """`app` (a southbound.SdnApp) handles this switch's events: the runtime may
-        read the switch through it (the first such app is kept)."""
-        self._readers.setdefault(datapath.id, (app, datapath))
+        read the switch through it (the first such app of the connection is kept; a
+        new connection of the switch replaces an old one's)."""
+        current = self._readers.get(datapath.id)
+        if current is None or current[1] is not datapath:
+            self._readers[datapath.id] = (app, datapath)
 
     def gone(self, datapath) -> None:
         """A connection ended (each app tells); one that had connected is counted."""

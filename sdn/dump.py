@@ -2,6 +2,7 @@
 the app and purpose its cookie names and its table's name from the pipeline
 declaration. Lines are read with the `ovs.flow` parser OVS's own Python package ships,
 not with regular expressions."""
+import re
 import subprocess
 
 from ovs.flow.ofp import OFPFlow
@@ -10,18 +11,6 @@ from controller import pipeline
 from sdn.args import UsageError
 from sdn.trace import bridge_of
 
-NOT_OURS = "not ours"
-
-
-def owner_label(cookie: int) -> str:
-    """"vlan/default" for a cookie of ours; NOT_OURS for anything else (a flow another
-    tool added, OVS's own default NORMAL flow)."""
-    owner = pipeline.owner_of(cookie)
-    if owner is None:
-        return NOT_OURS
-    return "/".join(str(p) for p in (owner.app, owner.purpose) if p)
-
-
 def _table_name(number: int, kind: str) -> str:
     try:
         return pipeline.table_name(number, kind)
@@ -29,9 +18,17 @@ def _table_name(number: int, kind: str) -> str:
         return "?"
 
 
+def _readable(line: str) -> str:
+    """A dump line as the ovs.flow parser (ovs 4.0.0) takes it: without `importance=N`,
+    which it does not know, and with the default priority where OVS prints no match
+    section ("n_bytes=0, actions=NORMAL")."""
+    return re.sub(r"\bimportance=\d+, ", "", line).replace(", actions=",
+                                                          ", priority=32768 actions=", 1)
+
+
 def labelled(dump: str):
     """The entries of an `ovs-ofctl dump-flows` output as dicts, in its order."""
-    flows = [OFPFlow(line) for line in dump.splitlines()
+    flows = [OFPFlow(_readable(line)) for line in dump.splitlines()
              if line.strip() and not line.lstrip().startswith(("OFPST_", "NXST_"))]
     kind = pipeline.kind_of_tables(f.info.get("table", 0) for f in flows)
     entries = []
@@ -39,7 +36,8 @@ def labelled(dump: str):
         table, cookie = flow.info.get("table", 0), flow.info.get("cookie", 0)
         sections = {s.name: s.string for s in flow.sections}
         entries.append({
-            "table": table, "table_name": _table_name(table, kind), "owner": owner_label(cookie),
+            "table": table, "table_name": _table_name(table, kind),
+            "owner": pipeline.owner_label(cookie),
             "cookie": f"{cookie:#x}", "priority": flow.match.get("priority", 32768),
             "match": ",".join(p for p in sections.get("match", "").split(",")
                               if not p.startswith("priority=")),

@@ -101,22 +101,23 @@ function layout(switches, width, height) {
   return places;
 }
 
-// Port byte counters at the last look: "dpid:port" -> {bytes, at}; the load of a link is
-// what its two ends sent between two looks.
+// Port byte counters at the last look: "dpid:port" -> {bytes, at} where `at` is the
+// port's own age (duration_s), so the rate is the switch's, whatever the page's timing.
+// A port whose age or counter went back (the switch reconnected) starts over.
 const lastCounters = {};
 
 async function linkLoads(switches) {
   const rates = {};
-  const now = performance.now() / 1000;
-  for (const s of switches) {
-    let ports;
-    try { ports = (await api("GET", `/v1/runtime/switches/${s.dpid}/ports`)).ports; }
-    catch (e) { continue; }   // gone between the two reads: no load this time
+  const read = s => api("GET", `/v1/runtime/switches/${s.dpid}/ports`)
+    .then(r => ({ dpid: s.dpid, ports: r.ports }), () => ({ dpid: s.dpid, ports: [] }));
+  for (const { dpid, ports } of await Promise.all(switches.map(read))) {
     for (const p of ports) {
-      const key = `${s.dpid}:${p.port}`;
+      const key = `${dpid}:${p.port}`;
       const before = lastCounters[key];
-      if (before && now > before.at) rates[key] = 8 * (p.tx_bytes - before.bytes) / (now - before.at);
-      lastCounters[key] = { bytes: p.tx_bytes, at: now };
+      if (before && p.duration_s > before.at && p.tx_bytes >= before.bytes) {
+        rates[key] = 8 * (p.tx_bytes - before.bytes) / (p.duration_s - before.at);
+      }
+      lastCounters[key] = { bytes: p.tx_bytes, at: p.duration_s };
     }
   }
   return rates;
@@ -198,6 +199,7 @@ async function viewPipeline() {
   if (!select.value) { fill("pipeline-tables", el("p", { class: "hint" }, "no switch is connected")); return; }
   const dpid = select.value;
   const view = await api("GET", `/v1/runtime/switches/${encodeURIComponent(dpid)}/flows`);
+  if (select.value !== dpid || state.view !== "pipeline") return;  // chosen otherwise meanwhile
   const before = lastLook[dpid];
   const now = {};
   const byTable = new Map();
@@ -260,17 +262,20 @@ async function setVlan(event) {
     body = { trunks: text === "" ? [] : text.split(",").map(t => t.trim())
                                           .map(t => (/^-?\d+$/.test(t) ? Number(t) : t)) };
   }
+  let answer;
   try {
-    const answer = await api("PUT", `/v1/switches/${encodeURIComponent(dpid)}/ports/` +
-                                    `${encodeURIComponent(port)}/vlan`, body);
-    result.textContent = `port ${answer.port} is now ${answer.mode}` +
-      (answer.mode === "access" ? ` of VLAN ${answer.tag}` : ` of ${answer.trunks.length ? answer.trunks.join(",") : "every VLAN"}`);
-    showError("");
-    await viewVlans();
+    answer = await api("PUT", `/v1/switches/${encodeURIComponent(dpid)}/ports/` +
+                              `${encodeURIComponent(port)}/vlan`, body);
   } catch (e) {
     result.textContent = "";
     showError(e.message);
+    return;
   }
+  result.textContent = `port ${answer.port} is now ${answer.mode}` +
+    (answer.mode === "access" ? ` of VLAN ${answer.tag}`
+                              : ` of ${answer.trunks.length ? answer.trunks.join(",") : "every VLAN"}`);
+  showError("");
+  await refresh();
 }
 
 async function clearVlan() {
@@ -278,9 +283,9 @@ async function clearVlan() {
   try {
     await api("DELETE", `/v1/switches/${encodeURIComponent(form.switch.value)}/ports/` +
                         `${encodeURIComponent(form.port.value.trim())}/vlan`);
-    showError("");
-    await viewVlans();
-  } catch (e) { showError(e.message); }
+  } catch (e) { showError(e.message); return; }
+  showError("");
+  await refresh();
 }
 
 async function viewJson(path, id, pick) {
@@ -329,8 +334,8 @@ function exampleBody(op) {
 
 async function buildChanges(box) {
   if (box.dataset.built) return;
+  const writes = await writesOf(box.dataset.tag);   // may fail (no token yet): built later
   box.dataset.built = "1";
-  const writes = await writesOf(box.dataset.tag);
   if (!writes.length) return;
   const select = el("select", { class: "operation" },
                     ...writes.map((w, i) => el("option", { value: i }, `${w.method} ${w.path}`)));
@@ -338,6 +343,9 @@ async function buildChanges(box) {
   const body = el("textarea", { class: "body", spellcheck: "false" });
   const send = el("button", { type: "button", class: "send" }, "Send");
   const answer = el("pre", { class: "answer", hidden: "" });
+  // the form's own error: the views' refreshes clear the page's, not this one
+  const problem = el("p", { class: "form-error", role: "alert", hidden: "" });
+  const say = message => { problem.textContent = message; problem.hidden = !message; };
   const summary = el("p", { class: "hint summary" });
   const choose = () => {
     const w = writes[select.value];
@@ -358,21 +366,23 @@ async function buildChanges(box) {
     let parsed;
     if (!body.hidden) {
       try { parsed = JSON.parse(body.value); }
-      catch (e) { showError(`the body is not JSON: ${e.message}`); return; }
+      catch (e) { say(`the body is not JSON: ${e.message}`); return; }
     }
+    let result;
     try {
-      const result = await api(w.method, path, parsed);
-      answer.textContent = `${w.method} ${path}\n` + JSON.stringify(result, null, 1);
-      answer.hidden = false;
-      showError("");
-      await VIEWS[state.view]();
+      result = await api(w.method, path, parsed);
     } catch (e) {
       answer.hidden = true;
-      showError(e.message);
+      say(e.message);
+      return;
     }
+    answer.textContent = `${w.method} ${path}\n` + JSON.stringify(result, null, 1);
+    answer.hidden = false;
+    say("");
+    await refresh();
   });
   box.replaceChildren(el("h2", {}, "Change"), select, summary, params, el("br"), body, el("br"),
-                      send, answer);
+                      send, problem, answer);
   choose();
 }
 
@@ -412,14 +422,23 @@ const VIEWS = {
   labs: viewLabs,
 };
 
+// One refresh at a time: a slow switch (up to 5 s before its 504) must not pile them up.
+let refreshing = null;
+
 async function refresh() {
-  try {
-    await VIEWS[state.view]();
-    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
-    showError("");
-  } catch (e) {
-    showError(e.message);
-  }
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      await VIEWS[state.view]();
+      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      showError("");
+    } catch (e) {
+      showError(e.message);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
 }
 
 function show(view) {

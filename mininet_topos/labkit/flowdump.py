@@ -5,10 +5,18 @@ cookie, table, counters, match and actions are fields.
     for flow in flowdump.parse(out):
         flow.cookie, flow.table, flow.n_packets, flow.match["dl_vlan"], flow.actions
 """
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from ovs.flow.ofp import OFPFlow
+
+# What OVS prints that the ovs.flow parser (ovs 4.0.0) refuses: `importance=N` among the
+# counters, and an entry of the default priority with an empty match, whose line has no
+# match section at all ("n_bytes=0, actions=NORMAL").
+_IMPORTANCE = re.compile(r"\bimportance=(\d+), ")
+_NO_MATCH = re.compile(r", actions=")
+DEFAULT_PRIORITY = 32768
 
 # What changes while an entry sits in the table (or differs by when it was added): left
 # out of `Flow.key`, so two dumps compare by what the entries are.
@@ -64,12 +72,17 @@ class Flow:
 
 
 def _flow(line: str) -> Flow:
-    parsed = OFPFlow(line)
+    importance = _IMPORTANCE.search(line)
+    readable = _NO_MATCH.sub(f", priority={DEFAULT_PRIORITY} actions=",
+                             _IMPORTANCE.sub("", line), count=1)
+    parsed = OFPFlow(readable)
     sections = {section.name: section.string for section in parsed.sections}
     info = {k: (f"{v:#x}" if k == "cookie" else v) for k, v in parsed.info.items()}
+    if importance:
+        info["importance"] = int(importance.group(1))
     return Flow(
         text=line.strip(), cookie=parsed.info.get("cookie", 0), table=parsed.info.get("table", 0),
-        priority=parsed.match.get("priority", 32768),
+        priority=parsed.match.get("priority", DEFAULT_PRIORITY),
         n_packets=parsed.info.get("n_packets", 0), duration=parsed.info.get("duration", 0.0),
         match={k: v for k, v in parsed.match.items() if k != "priority"},
         match_text=",".join(p for p in sections.get("match", "").split(",")

@@ -19,7 +19,7 @@ def flood_packets(hv, vlan):
     for flow in hv.flows("br-tun", table=21):
         if flow.match.get("dl_vlan") == vlan:
             return flow.n_packets
-    return None
+    raise AssertionError(f"{hv.name}: no table-21 flood entry for VLAN {vlan}")
 
 
 def test_two_tenants_with_the_same_addresses_stay_apart(lab, tmp_path):

@@ -21,6 +21,19 @@ def test_a_dump_reads_as_entries_with_fields():
     assert str(host) == host.text == DUMP.splitlines()[2].strip()
 
 
+def test_lines_the_parser_refuses_as_ovs_prints_them_are_read_too():
+    """ovs-ofctl add-flow br actions=NORMAL prints no match section; importance=N is
+    a field the ovs.flow parser does not know."""
+    bare, important = flowdump.parse([
+        " cookie=0x0, duration=1.5s, table=0, n_packets=4, n_bytes=240, actions=NORMAL",
+        " cookie=0x7, duration=2s, table=3, n_packets=0, n_bytes=0, importance=5, "
+        "priority=3,ip actions=drop"])
+    assert (bare.priority, bare.match, bare.outputs(), bare.n_packets) == \
+        (flowdump.DEFAULT_PRIORITY, {}, ["NORMAL"], 4)
+    assert (important.priority, important.info["importance"], important.cookie) == (3, 5, 7)
+    assert important.has_action("drop") or important.actions_text == "drop"
+
+
 def test_an_entrys_key_leaves_out_what_changes_while_it_sits_there():
     line = DUMP.splitlines()[2]
     later = line.replace("duration=9.5s", "duration=19.5s").replace("n_packets=40", "n_packets=90") \

@@ -93,3 +93,36 @@ def test_port_counters_come_back_per_port_without_the_local_port(monkeypatch, tm
     assert status == 200 and [p["port"] for p in body["ports"]] == [1, 2]
     assert body["ports"][1]["tx_bytes"] == 200 and body["ports"][1]["rx_packets"] == 20
     assert get(app, "/v1/runtime/switches/9/ports")[0] == 404
+
+
+def test_entries_no_printer_knows_are_shown_as_ryu_sees_them_not_a_failed_listing():
+    """A move of vlan_tci and a learn() of the PCP bits (anyone's, no app of ours writes
+    them) are listed with Ryu's words; the other entries keep ovs-ofctl's."""
+    odd = [parser.NXActionRegMove(src_field="vlan_tci", dst_field="reg3", n_bits=16),
+           parser.NXActionLearn(table_id=5, specs=[parser.NXFlowSpecMatch(
+               src=("vlan_tci", 13), dst=("vlan_tci", 13), n_bits=3)])]
+    foreign = [parser.OFPFlowStats(
+        table_id=5, duration_sec=1, duration_nsec=0, priority=9, idle_timeout=0,
+        hard_timeout=0, flags=0, cookie=0, packet_count=0, byte_count=0,
+        match=parser.OFPMatch(), instructions=[parser.OFPInstructionActions(
+            ofp.OFPIT_APPLY_ACTIONS, [action])]) for action in odd]
+    ours = stats_of(ACCESS)
+    view = switch_view.describe(foreign + [ours])
+    texts = {f["priority"]: f["actions"] for f in view["flows"]}
+    assert texts[20] == "goto_table:1" and len(view["flows"]) == 3
+    assert all("NXAction" in f["actions"] for f in view["flows"] if f["priority"] == 9)
+
+
+def test_a_match_on_the_vid_bits_shows_its_value_and_mask():
+    """What learn() writes for an untagged host (VID bits 0 under 0x0fff) is not "any
+    tagged frame": the listing keeps the wire's value and mask."""
+    untagged_host = parser.OFPFlowStats(
+        table_id=5, duration_sec=1, duration_nsec=0, priority=100, idle_timeout=0,
+        hard_timeout=0, flags=0, cookie=0, packet_count=0, byte_count=0,
+        match=parser.OFPMatch(vlan_vid=(0x0000, 0x0fff), eth_dst="00:00:00:00:00:01"),
+        instructions=[])
+    tagged = stats_of(FlowSpec("l2_dst", 5, Match.of(vlan_vid="tagged"), vlan.CLASSIFY))
+    view = switch_view.describe([untagged_host, tagged])
+    shown = {f["priority"]: f["match"] for f in view["flows"]}
+    assert shown[100] == "eth_dst=00:00:00:00:00:01,vlan_vid=0x0000/0x0fff"
+    assert shown[5] == "vlan_vid=0x1000/0x1000"
