@@ -4,13 +4,39 @@ pack). Apart from it because the `sdn` CLI must not load Ryu, and ofactions does
 from typing import Callable, Dict
 
 from controller import pipeline
-from flows.spec import Ct, Group, Learn, Move, Output, PopVlan, PushVlan, Resubmit, SetField, \
-    SetQueue
+from flows.spec import Ct, CtClear, Group, Learn, Move, Nat, Output, PopVlan, PushVlan, \
+    Resubmit, SetField, SetQueue
+
+
+def _describe_nat(nat: Nat) -> str:
+    if nat.kind is None:
+        return "nat"
+    wrap = (lambda ip: f"[{ip}]") if nat.ipv6 else str
+    ips = wrap(nat.ip_min) + (f"-{wrap(nat.ip_max)}" if nat.ip_max != nat.ip_min else "")
+    ports = "" if nat.port_min is None else f":{nat.port_min}" + (
+        f"-{nat.port_max}" if nat.port_max != nat.port_min else "")
+    return f"nat({nat.kind}={ips}{ports})"
+
+
+def _describe_load(name, value_mask, bits) -> str:
+    value, mask = value_mask
+    return f"set_field:{value:#x}" + (f"/{mask:#x}" if mask != (1 << bits) - 1 else "") + \
+        f"->{name}"
 
 
 def _describe_ct(action: Ct) -> str:
-    parts = [f"zone={action.zone}"] + ["commit"] * bool(action.commit) + \
+    """As ovs-ofctl writes it: ct(commit,zone=5,table=vip,nat(src=...),exec(...))."""
+    parts = ["commit"] * bool(action.commit) + [f"zone={action.zone}"] + \
         [f"table={action.table}"] * bool(action.table)
+    if action.nat is not None:
+        parts.append(_describe_nat(action.nat))
+    execs = [f"move:{action.mark_from}->ct_mark"] * bool(action.mark_from)
+    if action.mark is not None:
+        execs.append(_describe_load("ct_mark", action.mark, 32))
+    if action.label is not None:
+        execs.append(_describe_load("ct_label", action.label, 128))
+    if execs:
+        parts.append(f"exec({','.join(execs)})")
     return f"ct({','.join(parts)})"
 
 
@@ -24,6 +50,7 @@ DESCRIBE: Dict[type, Callable[[object], str]] = {
     Resubmit: lambda a: f"resubmit(,{a.table})",
     Move: lambda a: f"move:{a.src}->{a.dst}",
     Ct: _describe_ct,
+    CtClear: lambda a: "ct_clear",
     Learn: lambda a: f"learn(table={a.table},{','.join(f'{d}={s}' for d, s in a.matches)})",
 }
 
