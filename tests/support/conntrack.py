@@ -9,18 +9,19 @@ is not and what the differential test on real OVS checked.
   the original direction or, by the tuple its reply has on the wire (after NAT), in the
   reply direction (+rpl).
 - Only `commit` creates a connection: until then every packet of it is +new.
-- After the commit: a reply is +est+rpl; a packet in the original direction is +est,
-  except (UDP and other protocols without their own tracker) the second one before any
-  reply, which OVS still reports +new.
+- After the commit: a reply is +est+rpl; a packet in the original direction is +est
+  once a reply was seen, +new before (TCP: only a SYN sent again is +new, the rest
+  +est).
 - +inv: what cannot be tracked (no IP, ICMP(v6) other than echo and errors, e.g.
-  neighbour discovery; an echo reply or a TCP SYN+ACK that opens nothing).
+  neighbour discovery; an echo reply or a TCP SYN+ACK that opens nothing; TCP flag
+  combinations OVS calls invalid).
 - +rel: an ICMP error whose quoted packet belongs to a connection.
 - ct_mark and ct_label stay with the connection (commit can set them, masked).
 - NAT: a commit with nat(src|dst=range[:ports]) translates the connection; later packets
   going through ct with nat (any nat, a bare one too) are translated in the original
   direction and un-translated in the reply direction. Ports come from the range (or, with
   none, stay as they are) and the first free one is taken when several connections would
-  otherwise get one reply tuple.
+  otherwise get one reply tuple (without a range: the next one up in the port's class).
 """
 import ipaddress
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ _PORTS = {TCP: ("tcp_src", "tcp_dst"), UDP: ("udp_src", "udp_dst")}
 _TYPE = {ICMP: "icmpv4_type", ICMPV6: "icmpv6_type"}
 TRK, NEW, EST, REL, RPL, INV, SNAT, DNAT = (CT_FLAGS[f] for f in (
     "trk", "new", "est", "rel", "rpl", "inv", "snat", "dnat"))
-SYN, RST, ACK, FIN = 0x02, 0x04, 0x10, 0x01
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,22 @@ def tuple_of(pkt) -> Optional[Tuple5]:
     return Tuple5(eth_type, proto, src, dst)
 
 
+def _bad_tcp_flags(flags) -> bool:
+    """Flag combinations OVS's TCP tracker calls invalid whatever the connection."""
+    if flags & SYN and flags & (RST | FIN):
+        return True
+    if not flags & SYN and not flags & (ACK | RST):
+        return True
+    return not flags & ACK and bool(flags & (FIN | PSH | URG))
+
+
 def _opens(pkt, t: Tuple5) -> bool:
     """Whether a first packet may start a connection (OVS's valid_new)."""
     if t.proto in _ICMP_REPLY:
         return t.dport in _ICMP_REPLY[t.proto]      # a request, not a reply or an error
     if t.proto == TCP:
         flags = pkt.get("tcp_flags", SYN)
-        return not (flags & SYN and flags & (ACK | RST | FIN)) and flags != 0
+        return not _bad_tcp_flags(flags) and not (flags & SYN and flags & ACK)
     return True
 
 
@@ -100,16 +110,21 @@ class Connection:
     mark: int = 0
     label: int = 0
     nat: Optional[str] = None   # "src" or "dst": the translation it was committed with
-    seen: str = "first"        # "first", "multiple" (originals only) or "bidir"
+    replied: bool = False      # a packet in the reply direction was seen
 
-    def update(self, reply: bool, proto: int) -> int:
-        """The ct_state of a packet of this connection (and the connection's progress)."""
+    def update(self, reply: bool, pkt) -> int:
+        """The ct_state of a packet of this connection, as OVS 3.1's trackers give it:
+        until the first reply an original-direction packet is still new (for TCP only a
+        SYN sent again; other TCP packets are established)."""
+        proto = self.original.proto
+        flags = pkt.get("tcp_flags", SYN) if proto == TCP else 0
+        if proto == TCP and _bad_tcp_flags(flags):
+            return TRK | INV
         if reply:
-            self.seen = "bidir"
+            self.replied = True
             return TRK | EST | RPL
-        if self.seen == "first" and proto not in (TCP, ICMP, ICMPV6):
-            self.seen = "multiple"
-            return TRK | NEW   # OVS's "other" tracker: the second packet is still new
+        if not self.replied and (proto != TCP or flags & (SYN | ACK) == SYN):
+            return TRK | NEW
         return TRK | EST
 
     def __str__(self):
@@ -175,7 +190,7 @@ class Conntrack:
         else:
             conn, reply = self._find(zone, t)
             if conn is not None:
-                state = conn.update(reply, t.proto)
+                state = conn.update(reply, pkt)
             elif t.proto in _TYPE and t.dport in _ICMP_ERRORS[t.proto]:
                 conn, reply, state = self._related(zone, pkt)
             else:
@@ -219,9 +234,9 @@ class Conntrack:
         if t.proto in _PORTS:
             if nat.port_min is not None:
                 ports = list(range(nat.port_min, nat.port_max + 1))
-            else:   # the port stays unless taken, then another of its class
+            else:   # the port stays unless taken, then the next free one of its class
                 low, high = next(r for r in _EPHEMERAL if r[0] <= ports[0] <= r[1])
-                ports += [p for p in range(low, high + 1) if p != ports[0]]
+                ports = list(range(ports[0], high + 1)) + list(range(low, ports[0]))
         low, high = (int(ipaddress.ip_address(a)) for a in (nat.ip_min, nat.ip_max))
         for number in range(low, high + 1):
             address = str(ipaddress.ip_address(number))

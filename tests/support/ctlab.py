@@ -98,18 +98,21 @@ def rezoned(first_zone, second_zone, clear=True) -> List[FlowSpec]:
     path: a router's and a port's). The second stage takes untracked packets only, so
     a packet of the first zone's established connection must be ct_clear'ed first;
     `clear=False` leaves that out. A commit (ct without a table) leaves the packet
-    untracked by itself."""
+    untracked by itself. Inside opens, replies come back."""
     second, third = "qos", "l2_src"
     return [
         flow(TRACK, 10, [Ct(first_zone, DECIDE)], eth_type=IPV4),
-        flow(DECIDE, 20, [Ct(first_zone, commit=True), Resubmit(second)],
+        flow(DECIDE, 20, [Ct(first_zone, commit=True), Resubmit(second)], in_port=INSIDE,
              ct_state="+trk+new", ct_zone=first_zone, eth_type=IPV4),
         flow(DECIDE, 10, [CtClear()] * clear + [Resubmit(second)], ct_state="+trk+est",
              ct_zone=first_zone),
         flow(second, 20, [Ct(second_zone, third)], ct_state="-trk", eth_type=IPV4),
-        flow(third, 20, [Ct(second_zone, commit=True), Output(OUTSIDE)],
+        flow(third, 20, [Ct(second_zone, commit=True), Output(OUTSIDE)], in_port=INSIDE,
              ct_state="+trk+new", ct_zone=second_zone, eth_type=IPV4),
-        flow(third, 10, [Output(OUTSIDE)], ct_state="+trk+est", ct_zone=second_zone),
+        flow(third, 10, [Output(OUTSIDE)], in_port=INSIDE, ct_state="+trk+est",
+             ct_zone=second_zone),
+        flow(third, 10, [Output(INSIDE)], in_port=OUTSIDE, ct_state="+trk+est",
+             ct_zone=second_zone),
     ]
 
 

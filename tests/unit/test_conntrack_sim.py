@@ -43,10 +43,26 @@ def test_ct_state_follows_ovs_userspace_conntrack():
     assert state_of(fw, out, 1) == bits["trk"] | bits["new"]           # not committed
     assert state_of(fw, out, 1) == bits["trk"] | bits["new"]           # still not
     assert delivered(fw, out)[0] == OUTSIDE                              # committed now
-    # UDP: the second packet before any reply is still new (OVS's "other" tracker)
-    assert state_of(fw, out, 1) == bits["trk"] | bits["new"]
-    assert state_of(fw, out, 1) == bits["trk"] | bits["est"]
+    # UDP: new until the first reply, however many packets (what OVS 3.1 did)
+    assert state_of(fw, out, 1) == state_of(fw, out, 1) == bits["trk"] | bits["new"]
     assert state_of(fw, back, 1) == bits["trk"] | bits["est"] | bits["rpl"]
+    assert state_of(fw, out, 1) == bits["trk"] | bits["est"]
+    # TCP: a SYN sent again before the answer is new; after it, the client's ACK is not
+    syn = tcp(INSIDE, CLIENT, 40003, SERVER, HTTP, SYN)
+    delivered(fw, syn)
+    assert state_of(fw, syn, 1) == bits["trk"] | bits["new"]
+    delivered(fw, tcp(OUTSIDE, SERVER, HTTP, CLIENT, 40003, SYN_ACK))
+    assert state_of(fw, tcp(INSIDE, CLIENT, 40003, SERVER, HTTP, ACK), 1) == \
+        bits["trk"] | bits["est"]
+    assert state_of(fw, tcp(INSIDE, CLIENT, 40003, SERVER, HTTP, 0x01), 1) == \
+        bits["trk"] | bits["inv"]                           # FIN without ACK
+    # ICMP: every echo request is new until the first reply
+    ping = icmpv6(INSIDE, CLIENT6, SERVER6, 128, icmp_id=7)
+    fw.ct.execute(dict(ping), 1, commit=True)
+    assert state_of(fw, ping, 1) == state_of(fw, ping, 1) == bits["trk"] | bits["new"]
+    pong = icmpv6(OUTSIDE, SERVER6, CLIENT6, 129, icmp_id=7)
+    assert state_of(fw, pong, 1) == bits["trk"] | bits["est"] | bits["rpl"]
+    assert state_of(fw, ping, 1) == bits["trk"] | bits["est"]
     # a TCP SYN+ACK cannot open a connection: invalid, and dropped
     synack = tcp(OUTSIDE, SERVER, HTTP, CLIENT, 40002, SYN_ACK)
     assert state_of(fw, synack, 1) == bits["trk"] | bits["inv"]
@@ -102,7 +118,8 @@ def test_two_clients_with_one_source_port_get_distinct_translated_ports():
     nat = switch(snat())
     first = address(delivered(nat, udp(INSIDE, CLIENT, 40000, SERVER, ECHO_PORT))[1], "src")
     second = address(delivered(nat, udp(INSIDE, CLIENT2, 40000, SERVER, ECHO_PORT))[1], "src")
-    assert first == (SNAT_IP, 40000) and second[0] == SNAT_IP and second[1] != 40000
+    # the first keeps its port; the second gets the next one up (what OVS did)
+    assert first == (SNAT_IP, 40000) and second == (SNAT_IP, 40001)
     # each reply finds its own client
     to_second = delivered(nat, udp(OUTSIDE, SERVER, ECHO_PORT, *second))[1]
     assert address(to_second, "dst") == (CLIENT2, 40000)
@@ -138,15 +155,16 @@ def test_zones_keep_two_networks_identical_tuples_apart():
 def test_ct_clear_lets_a_packet_be_tracked_again_in_another_zone():
     lab = switch(rezoned(3, 4))
     pkt = udp(INSIDE, CLIENT, 40000, SERVER, ECHO_PORT)
+    reply = udp(OUTSIDE, SERVER, ECHO_PORT, CLIENT, 40000)
     port, out = delivered(lab, pkt)
     assert port == OUTSIDE and "ct_state" not in out     # a commit leaves it untracked
     assert sorted(c.zone for c in lab.ct.entries()) == [3, 4]
-    assert delivered(lab, pkt)[0] == OUTSIDE             # established in zone 3: cleared
+    assert delivered(lab, reply)[0] == INSIDE            # established in zone 3: cleared
     assert delivered(lab, pkt)[0] == OUTSIDE
     unclear = switch(rezoned(3, 4, clear=False))
-    delivered(unclear, pkt)
-    delivered(unclear, pkt)                            # the +new-again second UDP packet
-    assert delivered(unclear, pkt) is None              # still tracked: stage two refuses
+    assert delivered(unclear, pkt)[0] == OUTSIDE         # new: committed, so untracked
+    assert delivered(unclear, reply) is None             # still tracked: stage two refuses
+    assert delivered(unclear, pkt) is None
 
 
 def test_ipv6_tcp_is_tracked_and_neighbour_discovery_passes_untracked():
