@@ -19,8 +19,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofwire, pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED,
-                        Ct, Group, GroupRef, Learn, MeterRef, Move, Output, Owner, PopVlan,
-                        PushVlan, Resubmit, SetField, SetQueue)
+                        CT_LABEL_BITS, CT_MARK_BITS, Ct, CtClear, Group, GroupRef, Learn,
+                        MeterRef, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit,
+                        SetField, SetQueue)
 
 RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
             CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
@@ -97,9 +98,51 @@ def _compile_set_field(action: SetField):
     return parser.OFPActionSetField(**{action.field: value})
 
 
+NAT_SRC, NAT_DST = 1, 2            # NX_NAT_F_SRC / NX_NAT_F_DST
+_NAT_FLAGS = {"src": NAT_SRC, "dst": NAT_DST}
+_NAT_KINDS = {v: k for k, v in _NAT_FLAGS.items()}
+
+
+class _PaddedNAT(parser.NXActionNAT):
+    """Ryu 4.34's NXActionNAT says its length rounded up to 8 but writes no padding
+    when a range leaves it short (ports with IPv4 addresses do), so the actions after
+    it inside a ct would be read from the wrong offset."""
+
+    def serialize_body(self):
+        data = super().serialize_body()
+        return data + bytes(-(_NX_PAYLOAD_OFFSET + len(data)) % 8)
+
+
+_NX_PAYLOAD_OFFSET = 10     # experimenter header (8) and the Nicira subtype (2)
+
+
+def _compile_nat(nat: Nat):
+    if nat.kind is None:
+        return _PaddedNAT(flags=0)
+    v4, v6 = ("", "") if nat.ipv6 else (nat.ip_min, nat.ip_max), \
+        (nat.ip_min, nat.ip_max) if nat.ipv6 else ("", "")
+    return _PaddedNAT(flags=_NAT_FLAGS[nat.kind], range_ipv4_min=v4[0],
+                      range_ipv4_max=v4[1], range_ipv6_min=v6[0], range_ipv6_max=v6[1],
+                      range_proto_min=nat.port_min, range_proto_max=nat.port_max)
+
+
+def _compile_ct_field(name, value_mask, bits):
+    value, mask = value_mask
+    if mask == (1 << bits) - 1:
+        return parser.OFPActionSetField(**{name: value})
+    # OpenFlow 1.3's set_field has no mask (OVS refuses one): Nicira's reg_load2 has
+    return parser.NXActionRegLoad2(dst=name, value=value, mask=mask)
+
+
 def _compile_ct(action: Ct):
-    inner = [] if action.mark_from is None else [parser.NXActionRegMove(
-        src_field=action.mark_from, dst_field="ct_mark", n_bits=32)]
+    inner = [] if action.nat is None else [_compile_nat(action.nat)]
+    if action.mark_from is not None:
+        inner.append(parser.NXActionRegMove(src_field=action.mark_from, dst_field="ct_mark",
+                                            n_bits=32))
+    if action.mark is not None:
+        inner.append(_compile_ct_field("ct_mark", action.mark, CT_MARK_BITS))
+    if action.label is not None:
+        inner.append(_compile_ct_field("ct_label", action.label, CT_LABEL_BITS))
     return parser.NXActionCT(
         flags=1 if action.commit else 0, zone_src="", zone_ofs_nbits=action.zone,
         recirc_table=NO_RECIRC if action.table is None else pipeline.table_id(action.table),
@@ -143,14 +186,48 @@ def _decode_set_field(action, tables):
     return SetField(action.key, value)
 
 
+def _decode_nat(action) -> Nat:
+    kind = _NAT_KINDS.get(action.flags & (NAT_SRC | NAT_DST))
+    low = action.range_ipv4_min or action.range_ipv6_min or None
+    high = action.range_ipv4_max or action.range_ipv6_max or None
+    return Nat(kind, low, high, action.range_proto_min, action.range_proto_max)
+
+
+def _loaded(action):
+    """(field, (value, mask)) that a set_field / reg_load / reg_load2 writes."""
+    if isinstance(action, parser.OFPActionSetField):
+        return _field(action.key), action.value
+    if isinstance(action, parser.NXActionRegLoad2):
+        return _field(action.dst), (action.value, action.mask)
+    ofs, bits = action.ofs_nbits >> 6, (action.ofs_nbits & 0x3F) + 1   # NXActionRegLoad
+    return _field(action.dst), (action.value << ofs, ((1 << bits) - 1) << ofs)
+
+
+_LOADS = (parser.OFPActionSetField, parser.NXActionRegLoad, parser.NXActionRegLoad2)
+
+
 def _decode_ct(action, tables):
-    marks = [a for a in action.actions
-             if isinstance(a, parser.NXActionRegMove) and _field(a.dst_field) == "ct_mark"]
-    if action.zone_src or len(marks) != len(action.actions):
-        return Unknown(repr(action))   # zone from a field, or other nested actions: not ours
-    return Ct(action.zone_ofs_nbits,
-              None if action.recirc_table == NO_RECIRC else tables(action.recirc_table),
-              bool(action.flags & 1), _field(marks[0].src_field) if marks else None)
+    """The Ct of an NXActionCT; Unknown for what a Ct cannot say (a zone from a field,
+    nested actions other than nat and writes of ct_mark / ct_label, an ALG)."""
+    fields = {"nat": None, "mark_from": None, "mark": None, "label": None}
+    for inner in action.actions:
+        if isinstance(inner, parser.NXActionNAT) and fields["nat"] is None:
+            fields["nat"] = _decode_nat(inner)
+        elif isinstance(inner, parser.NXActionRegMove) and _field(inner.dst_field) == "ct_mark":
+            fields["mark_from"] = _field(inner.src_field)
+        elif isinstance(inner, _LOADS) and _loaded(inner)[0] in ("ct_mark", "ct_label"):
+            name, value = _loaded(inner)
+            fields[name[3:]] = value
+        else:
+            return Unknown(repr(action))
+    if action.zone_src or action.alg:
+        return Unknown(repr(action))
+    try:
+        return Ct(action.zone_ofs_nbits,
+                  None if action.recirc_table == NO_RECIRC else tables(action.recirc_table),
+                  bool(action.flags & 1), **fields)
+    except ValueError:   # nothing we would send
+        return Unknown(repr(action))
 
 
 def _learn_field(subfield):
@@ -210,6 +287,8 @@ KINDS: Dict[type, ActionKind] = {k.spec: k for k in (
                                                 n_bits=_MOVE_BITS[a.src]),
                lambda a, tables: Move(_field(a.src_field), _field(a.dst_field))),
     ActionKind(Ct, parser.NXActionCT, _compile_ct, _decode_ct),
+    ActionKind(CtClear, parser.NXActionCTClear, lambda a: parser.NXActionCTClear(),
+               lambda a, tables: CtClear()),
     ActionKind(Learn, parser.NXActionLearn, _compile_learn, _decode_learn),
 )}
 _BY_RYU = {k.ryu: k for k in KINDS.values()}

@@ -257,7 +257,7 @@ def _name(raw):
 # --- decoding what a switch reports (and what the compiler emits) -----------------
 # Into spec values: a decoded entry compares with the spec it was compiled from.
 
-_CT_ORDER = ("trk", "new", "est", "rel", "rpl", "inv")   # "+trk-rpl", as the builders write
+_CT_ORDER = ("trk", "new", "est", "rel", "rpl", "inv", "snat", "dnat")  # "+trk-rpl", as builders write
 
 
 def _ct_state_text(value, mask=None) -> str:

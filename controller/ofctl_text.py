@@ -12,9 +12,10 @@ Ryu-free: the `sdn` CLI loads this (import-linter contract sdn-standalone).
 from typing import Callable, Dict, Iterable, List
 
 from controller import pipeline
-from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, Ct,
-                        FlowSpec, Group, GroupSpec, Learn, Match, MeterSpec, Move, Output,
-                        PopVlan, PushVlan, Resubmit, SetField, SetQueue)
+from flows.spec import (ALL, CONTROLLER, CT_LABEL_BITS, CT_MARK_BITS, FLOOD, IN_PORT, NORMAL,
+                        TAGGED, UNTAGGED, Ct, CtClear, FlowSpec, Group, GroupSpec, Learn,
+                        Match, MeterSpec, Move, Nat, Output, PopVlan, PushVlan, Resubmit,
+                        SetField, SetQueue)
 
 VID_PRESENT = 0x1000
 
@@ -94,12 +95,37 @@ def _set_field(action: SetField) -> str:
     return f"set_field:{_number(value)}->{_FIELD_NAMES.get(action.field, action.field)}"
 
 
+def _nat(nat: Nat) -> str:
+    if nat.kind is None:
+        return "nat"
+    wrap = (lambda ip: f"[{ip}]") if nat.ipv6 else str
+    text = wrap(nat.ip_min) + (f"-{wrap(nat.ip_max)}" if nat.ip_max != nat.ip_min else "")
+    if nat.port_min is not None:
+        text += f":{nat.port_min}" + (f"-{nat.port_max}" if nat.port_max != nat.port_min else "")
+    return f"nat({nat.kind}={text})"
+
+
+def _ct_load(field: str, value_mask, bits: int) -> str:
+    value, mask = value_mask
+    whole = mask == (1 << bits) - 1
+    return f"set_field:{value:#x}" + ("" if whole else f"/{mask:#x}") + f"->{field}"
+
+
 def _ct(action: Ct) -> str:
+    """As ofactions._compile_ct nests it: nat first, then what exec() writes."""
     parts = ["commit"] * bool(action.commit) + [f"zone={action.zone}"]
     if action.table is not None:
         parts.append(f"table={_table(action.table)}")
-    if action.mark_from is not None:
-        parts.append(f"exec(move:{_nxm(action.mark_from)}->{_nxm('ct_mark')})")
+    if action.nat is not None:
+        parts.append(_nat(action.nat))
+    execs = [] if action.mark_from is None else [
+        f"move:{_nxm(action.mark_from)}->{_nxm('ct_mark')}"]
+    if action.mark is not None:
+        execs.append(_ct_load("ct_mark", action.mark, CT_MARK_BITS))
+    if action.label is not None:
+        execs.append(_ct_load("ct_label", action.label, CT_LABEL_BITS))
+    if execs:
+        parts.append(f"exec({','.join(execs)})")
     return f"ct({','.join(parts)})"
 
 
@@ -131,6 +157,7 @@ ACTIONS: Dict[type, Callable[[object], str]] = {
     Resubmit: lambda a: f"resubmit(,{_table(a.table)})",
     Move: lambda a: f"move:{_nxm(a.src)}->{_nxm(a.dst)}",
     Ct: _ct,
+    CtClear: lambda a: "ct_clear",
     Learn: _learn,
 }
 

@@ -6,6 +6,7 @@ OpenFlow 1.3 messages. Tables are referred to by name (the pipeline declared in
 (encoded into the cookie by `controller.pipeline`). Value equality gives
 dedupe and diffing for free.
 """
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
@@ -65,6 +66,8 @@ class Match:
                 value, mask = value
             else:
                 mask = None
+            if name in CT_MATCH_BITS:
+                _bits((value, mask) if mask is not None else value, CT_MATCH_BITS[name], name)
             if name in ("eth_src", "eth_dst"):
                 value = normalize_mac(value)
                 mask = normalize_mac(mask) if mask is not None else None
@@ -103,19 +106,130 @@ class Move:
     dst: str
 
 
+CT_ZONES = 1 << 16
+CT_MARK_BITS, CT_LABEL_BITS = 32, 128
+
+
+def _bits(value, bits: int, what: str):
+    """A field value, or (value, mask), as (value, mask) of `bits` bits; raises ValueError."""
+    value, mask = value if isinstance(value, tuple) else (value, (1 << bits) - 1)
+    for part in (value, mask):
+        if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part < 1 << bits:
+            raise ValueError(f"{what} must be {bits}-bit integers, not {part!r}")
+    if value & ~mask:
+        raise ValueError(f"{what} value {value:#x} has bits outside its mask {mask:#x}")
+    return value, mask
+
+
+def check_zone(zone) -> int:
+    if isinstance(zone, bool) or not isinstance(zone, int) or not 0 <= zone < CT_ZONES:
+        raise ValueError(f"conntrack zone must be an integer 0..65535, not {zone!r}")
+    return zone
+
+
+def _address(text, what):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"NAT {what} {text!r} is not an IPv4 or IPv6 address") from None
+
+
+@dataclass(frozen=True)
+class Nat:
+    """NAT inside a `Ct` (OVS's nat). `kind` "src" or "dst" with an address range
+    (`ip_min`..`ip_max`, one address when `ip_max` is not given) and optionally a port
+    range: a new connection is committed translated to an address (and port) of the
+    range. Nat() alone (kind None) applies the NAT a committed connection already has to
+    a later packet of it, in either direction; OVS never translates without a nat in the
+    ct action, whatever the connection holds."""
+    kind: Optional[str] = None
+    ip_min: Optional[str] = None
+    ip_max: Optional[str] = None
+    port_min: Optional[int] = None
+    port_max: Optional[int] = None
+
+    def __post_init__(self):
+        if self.kind is None:
+            if (self.ip_min, self.ip_max, self.port_min, self.port_max) != (None,) * 4:
+                raise ValueError("nat with addresses or ports needs kind 'src' or 'dst'")
+            return
+        if self.kind not in ("src", "dst"):
+            raise ValueError(f"nat kind must be 'src' or 'dst', not {self.kind!r}")
+        if self.ip_min is None:
+            raise ValueError(f"nat({self.kind}) needs an address range")
+        low = _address(self.ip_min, "address")
+        high = low if self.ip_max is None else _address(self.ip_max, "address")
+        if low.version != high.version or high < low:
+            raise ValueError(f"NAT address range {self.ip_min}-{self.ip_max} is not a range "
+                             "of one family, low to high")
+        object.__setattr__(self, "ip_min", str(low))
+        object.__setattr__(self, "ip_max", str(high))
+        if self.port_min is None and self.port_max is not None:
+            raise ValueError("a NAT port range needs its low end")
+        if self.port_min is not None:
+            high_port = self.port_min if self.port_max is None else self.port_max
+            for port in (self.port_min, high_port):
+                if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                    raise ValueError(f"NAT ports must be 1..65535, not {port!r}")
+            if high_port < self.port_min:
+                raise ValueError(f"NAT port range {self.port_min}-{high_port} runs backwards")
+            object.__setattr__(self, "port_max", high_port)
+
+    @property
+    def ipv6(self) -> bool:
+        return self.ip_min is not None and ":" in self.ip_min
+
+
 @dataclass(frozen=True)
 class Ct:
     """Send the packet through connection tracking in `zone`. Without `commit`: look it
-    up, then continue in `table` with ct_state/ct_mark set (match "ct_state" with
-    "+trk"/"-trk", "ct_mark"). With `commit`: record the connection, storing the
-    packet's `mark_from` field (e.g. "reg0") as its ct_mark."""
+    up, then continue in `table` with ct_state/ct_zone/ct_mark/ct_label set (match
+    "ct_state" with "+trk"/"-trk", "ct_mark"). With `commit`: record the connection,
+    storing the packet's `mark_from` field (e.g. "reg0") or the constant `mark` (a
+    value, or (value, mask) to change only the mask's bits) as its ct_mark, and `label`
+    (128 bits, set whole) as its ct_label. `nat`: see `Nat`. Without `table` the packet
+    goes on after the action as it came (OVS does not recirculate it)."""
     zone: int
     table: Optional[str] = None
     commit: bool = False
     mark_from: Optional[str] = None
+    mark: Optional[Tuple[int, int]] = None
+    label: Optional[Tuple[int, int]] = None
+    nat: Optional[Nat] = None
+
+    def __post_init__(self):
+        check_zone(self.zone)
+        if self.mark is not None:
+            object.__setattr__(self, "mark", _bits(self.mark, CT_MARK_BITS, "ct_mark"))
+        if self.label is not None:
+            object.__setattr__(self, "label", _bits(self.label, CT_LABEL_BITS, "ct_label"))
+            if self.label[1] != (1 << CT_LABEL_BITS) - 1:
+                # Ryu 4.34 cannot encode a masked 128-bit load (its reg_load2 pads wrong)
+                raise ValueError("ct sets its ct_label whole (no mask)")
+        if self.mark is not None and self.mark_from is not None:
+            raise ValueError("ct sets its mark from a field or to a constant, not both")
+        if not self.commit and (self.mark, self.label, self.mark_from) != (None,) * 3:
+            raise ValueError("ct can set ct_mark or ct_label only with commit (OVS refuses it)")
+        if self.nat is not None and not isinstance(self.nat, Nat):
+            raise ValueError(f"ct nat must be a Nat, not {self.nat!r}")
+        if self.nat is not None and self.nat.kind is not None and not self.commit:
+            raise ValueError("nat with an address range needs commit: only a committed "
+                             "connection keeps its translation")
 
 
-CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
+@dataclass(frozen=True)
+class CtClear:
+    """Forget the packet's conntrack state (OVS's ct_clear): it is untracked again
+    (ct_state, ct_zone, ct_mark, ct_label 0), so it can be tracked anew, e.g. in
+    another zone."""
+
+
+# ct fields a match may name, their width: (value, mask) or a plain value
+CT_MATCH_BITS = {"ct_zone": 16, "ct_mark": CT_MARK_BITS, "ct_label": CT_LABEL_BITS}
+
+
+CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20,
+            "snat": 0x40, "dnat": 0x80}
 
 
 def ct_state_bits(text: str):
@@ -193,7 +307,8 @@ class Learn:
 
 # Every action kind, once: controller/ofactions.py compiles, decodes and prints each
 # and tests/support/ofsim.py runs each (tests/unit/test_action_registry.py checks both).
-ACTION_KINDS = (Output, SetField, Move, Ct, Resubmit, PushVlan, PopVlan, Group, SetQueue, Learn)
+ACTION_KINDS = (Output, SetField, Move, Ct, CtClear, Resubmit, PushVlan, PopVlan, Group, SetQueue,
+                Learn)
 Action = Union[ACTION_KINDS]
 
 # --- groups -----------------------------------------------------------------------

@@ -9,13 +9,23 @@ import pytest
 
 from controller import ofcompile, plan
 from flows import l2, lb, lb_intent, learning
-from flows.spec import FlowSpec, GroupSpec
+from flows.spec import Ct, CtClear, FlowSpec, GroupSpec, Match, Nat, Owner
 from tests.support import combinations, overlay_app, qos_app, vlan_app
 from tests.support import wire
 
 pytestmark = pytest.mark.integration
 
 _XID = re.compile(r" \(xid=0x[0-9a-f]+\)")
+_LOAD = re.compile(r"load:(0x[0-9a-f]+)->NXM_NX_CT_MARK\[(\d+)\.\.(\d+)\]")
+
+
+def _as_set_field(found) -> str:
+    """ovs-ofctl parses a masked set_field of ct_mark into a Nicira load of those bits
+    and prints it so; the controller sends it as reg_load2, printed as the set_field.
+    The same write either way (OVS keeps both as one masked set-field)."""
+    value, low, high = int(found.group(1), 16), int(found.group(2)), int(found.group(3))
+    mask = ((1 << (high - low + 1)) - 1) << low
+    return f"set_field:{value << low:#x}/{mask:#x}->ct_mark"
 
 
 def _ovs_ofctl(*args) -> str:
@@ -28,7 +38,7 @@ def _ovs_ofctl(*args) -> str:
 def _printed(text: str, kind: str):
     """The OFPT_*_MOD lines of ovs-ofctl's output, without xids (and without the
     out_port an ADD ignores, which ofp-print shows and parse-flows leaves at its default)."""
-    return [_XID.sub("", line).replace(" out_port:0", "")
+    return [_LOAD.sub(_as_set_field, _XID.sub("", line).replace(" out_port:0", ""))
             for line in text.splitlines() if line.startswith(f"OFPT_{kind}_MOD")]
 
 
@@ -62,14 +72,34 @@ def _planned():
     settings = l2.L2Settings()
     for vlan_id, untagged in ((10, frozenset()), (None, frozenset()), (10, {(3, 10)})):
         items += learning.new_host(settings, "00:00:00:00:00:07", 3, vlan_id, untagged)
-    return items
+    return items + CONNTRACK
+
+
+# What conntrack can say that no app says yet (security groups, SNAT and floating IPs
+# will): NAT ranges of both families, constant and masked marks, a label, ct_clear, and
+# matches on the ct fields.
+_OWNER, _IP = Owner("lb", "vip"), {"eth_type": 0x0800, "ip_proto": 6}
+CONNTRACK = [FlowSpec("vip", 200 + n, Match.of(**_IP, tcp_dst=80 + n, **match), _OWNER,
+                      actions=actions)
+             for n, (match, actions) in enumerate([
+                 ({"ct_state": "-trk"}, (CtClear(), Ct(zone=7, table="vip"))),
+                 ({"ct_state": "+trk+new"}, (Ct(zone=7, commit=True, nat=Nat(
+                     "src", "203.0.113.1", "203.0.113.9", 1024, 65000)),)),
+                 ({"ct_state": "+trk+est"}, (Ct(zone=7, nat=Nat()),)),
+                 ({"ct_mark": (1, 0xff)}, (Ct(zone=3, commit=True, mark=(2, 0xff)),)),
+                 ({"ct_mark": 5}, (Ct(zone=3, commit=True, mark=(9, 0xffffffff),
+                                                     label=(1 << 100, (1 << 128) - 1)),)),
+                 ({}, (Ct(zone=4, commit=True, table="qos", nat=Nat("dst", "10.0.0.5")),)),
+             ])] + [FlowSpec("vip", 210, Match.of(eth_type=0x86DD, ip_proto=6), _OWNER,
+                             actions=(Ct(zone=9, commit=True,
+                                         nat=Nat("src", "2001:db8::1", port_min=5000)),))]
 
 
 def test_every_planned_flow_reads_as_what_the_controller_sends(tmp_path):
     flows = list(dict.fromkeys(i for i in _planned() if isinstance(i, FlowSpec)))
     kinds = {type(a).__name__ for spec in flows for a in spec.actions}
     assert {"Output", "SetField", "PushVlan", "PopVlan", "Group", "SetQueue", "Move", "Ct",
-            "Learn"} <= kinds, kinds     # every kind but Resubmit (the groups' test has it)
+            "CtClear", "Learn"} <= kinds, kinds  # every kind but Resubmit (the groups' test)
     assert any(spec.meter for spec in flows) and any(spec.idle_timeout for spec in flows)
     text = tmp_path / "plan.txt"
     text.write_text("".join(plan.describe(spec) + "\n" for spec in flows))

@@ -4,8 +4,8 @@ Enough of OpenFlow to answer "where does this frame go and how does it look
 there": tables in pipeline order, priorities, exact and masked matches,
 add-replaces-same-match, strict/non-strict deletes by cookie and mask,
 apply-actions then goto_table, output (incl. FLOOD/ALL/IN_PORT/CONTROLLER
-truncation), set_field, reg_move, resubmit, conntrack (ct with zone, commit and
-mark), push/pop VLAN with its priority (PCP: push_vlan on an untagged frame gives
+truncation), set_field, reg_move, resubmit, conntrack (ct with zones, commit,
+marks, labels and NAT, ct_clear: the tracker is tests/support/conntrack.py), push/pop VLAN with its priority (PCP: push_vlan on an untagged frame gives
 PCP 0, set_field vlan_vid keeps it, pop_vlan drops it), set_queue, meters (recorded on the
 packet; deleting a meter deletes its flows, as in OVS), groups (all, select,
 indirect), learn() writing entries, and idle/hard timeouts with
@@ -18,10 +18,10 @@ from typing import Dict, List
 
 from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
-                        Ct, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match, MeterDelete,
-                        MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit, SetField,
-                        SetQueue, CT_FLAGS, ct_state_bits)
-from tests.support import wire
+                        Ct, CtClear, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match,
+                        MeterDelete, MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit,
+                        SetField, SetQueue, ct_state_bits)
+from tests.support import conntrack, wire
 
 
 def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, pcp=None, **fields):
@@ -47,6 +47,10 @@ def tag_of(pkt):
     return None if pkt.get("vlan_vid") is None else (pkt["vlan_vid"], pcp_of(pkt))
 
 
+# metadata a packet has as 0 until something sets it (an untracked packet's ct fields)
+_ZERO_UNLESS_SET = ("ct_zone", "ct_mark", "ct_label")
+
+
 def _mac_int(mac):
     return int(mac.replace(":", ""), 16)
 
@@ -55,7 +59,7 @@ def _field_matches(name, want, mask, pkt) -> bool:
     if name == "ct_state":   # the packet carries its bits (0 while untracked)
         value, mask = ct_state_bits(want)
         return pkt.get("ct_state", 0) & mask == value
-    have = pkt.get(name, 0 if name in ("ct_mark", "reg0") else None)
+    have = pkt.get(name, 0 if name in _ZERO_UNLESS_SET or name.startswith("reg") else None)
     if name == "vlan_vid":
         if want == UNTAGGED:
             return have is None
@@ -66,9 +70,10 @@ def _field_matches(name, want, mask, pkt) -> bool:
         have = pcp_of(pkt)
     if have is None:
         return False
-    if name in ("ipv4_src", "ipv4_dst"):
-        mask = int(ipaddress.IPv4Address(mask or "255.255.255.255"))
-        return int(ipaddress.IPv4Address(have)) & mask == int(ipaddress.IPv4Address(want)) & mask
+    if name in ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"):
+        have, want = int(ipaddress.ip_address(have)), int(ipaddress.ip_address(want))
+        mask = -1 if mask is None else int(ipaddress.ip_address(mask))
+        return have & mask == want & mask
     if mask is None:
         return have == want
     if name in ("eth_src", "eth_dst"):
@@ -94,6 +99,21 @@ def _check_pop_vlan(spec: FlowSpec):
                 raise ValueError(f"pop_vlan without a tag in the match "
                                  f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
             tagged = False
+
+
+def _check_ct(spec: FlowSpec):
+    """OVS refuses (OFPBAC_MATCH_INCONSISTENT) a ct whose flow does not match IP, and a
+    NAT range of the other IP family than the match."""
+    eth_type = spec.match.get("eth_type")
+    for action in spec.actions:
+        if isinstance(action, Ct):
+            if eth_type not in (conntrack.IPV4, conntrack.IPV6):
+                raise ValueError(f"ct without an IP eth_type match "
+                                 f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
+            if action.nat is not None and action.nat.ip_min is not None and \
+                    action.nat.ipv6 != (eth_type == conntrack.IPV6):
+                raise ValueError(f"nat range of the other IP family than the match "
+                                 f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
 
 
 def _put(store, item, missing, exists):
@@ -135,7 +155,7 @@ class Switch:
         self.tables: Dict[str, List[Entry]] = {t.name: [] for t in pipeline.PIPELINES[kind]}
         self.groups: Dict[object, GroupSpec] = {}  # GroupRef -> spec
         self.meters: Dict[object, MeterSpec] = {}  # MeterRef -> spec
-        self.conntrack: Dict[tuple, int] = {}      # (zone, 5-tuple) -> ct_mark
+        self.ct = conntrack.Conntrack()
         self.removed: List[FlowSpec] = []     # flow-removed notifications sent
         self.packet_ins: List[dict] = []
 
@@ -170,6 +190,7 @@ class Switch:
         if self.declared:
             pipeline.validate(spec)
         _check_pop_vlan(spec)
+        _check_ct(spec)
         if spec.meter is not None and spec.meter not in self.meters:
             raise ValueError(f"flow uses unknown meter {spec.meter} (OFPMMFC_UNKNOWN_METER)")
         table = self.tables[spec.table]
@@ -208,6 +229,13 @@ class Switch:
         """The whole flow state as a comparable value (order-independent)."""
         return frozenset([e.spec for entries in self.tables.values() for e in entries]
                          + list(self.meters.values()))
+
+    @property
+    def conntrack(self) -> Dict[tuple, int]:
+        """Committed connections, (zone, src, dst, proto, sport, dport) -> ct_mark: the
+        short view tests compare (self.ct has the tracker itself)."""
+        return {(c.zone, c.original.src, c.original.dst, c.original.proto, c.original.sport,
+                 c.original.dport): c.mark for c in self.ct.entries()}
 
     # --- time ---------------------------------------------------------------------
 
@@ -296,21 +324,17 @@ class Switch:
             result.outputs.setdefault(target, []).append(dict(pkt))
         return pkt
 
-    def _ct(self, ct, pkt, result):
-        """Connection tracking keyed by zone and 5-tuple: a lookup marks the packet
-        tracked with the connection's mark (0: not committed) and recirculates it."""
-        key = (ct.zone, pkt.get("ipv4_src"), pkt.get("ipv4_dst"), pkt.get("ip_proto"),
-               pkt.get("tcp_src", pkt.get("udp_src")), pkt.get("tcp_dst", pkt.get("udp_dst")))
-        if ct.commit:
-            self.conntrack[key] = pkt.get(ct.mark_from, 0) if ct.mark_from else \
-                self.conntrack.get(key, 0)
+    def _ct(self, ct: Ct, pkt, result):
+        """The packet goes through the tracker (tests/support/conntrack.py). With a
+        `table` that copy is recirculated there; the packet itself goes on after the
+        action, untracked as in OVS (its ct fields are only seen past the recirculation),
+        with NAT applied when there is no table (OVS's datapath rewrites it in place)."""
+        mark = ct.mark if ct.mark_from is None else (pkt.get(ct.mark_from, 0), 0xFFFFFFFF)
+        tracked = self.ct.execute(dict(pkt), ct.zone, ct.commit, ct.nat, mark, ct.label)
         if ct.table is not None:
-            reverse = (ct.zone, key[2], key[1], key[3], key[5], key[4])
-            state, mark = CT_FLAGS["trk"], self.conntrack.get(key, 0)
-            if key not in self.conntrack and reverse in self.conntrack:
-                state, mark = state | CT_FLAGS["rpl"], self.conntrack[reverse]
-            self._walk(dict(pkt, ct_state=state, ct_mark=mark), result, ct.table)
-        return pkt
+            self._walk(tracked, result, ct.table)
+            return pkt
+        return conntrack.clear(tracked)
 
     def _group(self, action, pkt, result):
         group = self.groups[action.ref]
@@ -373,4 +397,5 @@ SIMULATE = {
     Learn: Switch._learn,
     Resubmit: lambda sw, a, pkt, result: sw._walk(pkt, result, a.table),
     Ct: Switch._ct,
+    CtClear: lambda sw, a, pkt, result: conntrack.clear(pkt),
 }

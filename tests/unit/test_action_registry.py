@@ -9,9 +9,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from controller import ofactions, ofcompile, ofctl_text, readback
 from flows import spec
-from flows.spec import (CONTROLLER, FLOOD, Bucket, Ct, FlowDelete, FlowSpec, Group, GroupDelete,
-                        GroupRef, GroupSpec, Learn, Match, MeterDelete, MeterRef, MeterSpec, Move,
-                        Output, Owner, PopVlan, PushVlan, Resubmit, SetField, SetQueue)
+from flows.spec import (CONTROLLER, FLOOD, Bucket, Ct, CtClear, FlowDelete, FlowSpec, Group,
+                        GroupDelete, GroupRef, GroupSpec, Learn, Match, MeterDelete, MeterRef,
+                        MeterSpec, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit, SetField, SetQueue)
 from tests.support import ofsim, wire
 
 LB = Owner("lb", "vip")
@@ -20,7 +20,15 @@ EXAMPLES = {   # at least one value of every kind, with every field away from it
     SetField: [SetField("vlan_vid", 5), SetField("ipv4_dst", "10.0.0.1"),
                SetField("eth_src", "00:00:00:00:00:0a")],
     Move: [Move("eth_src", "eth_dst"), Move("arp_spa", "arp_tpa")],
-    Ct: [Ct(5), Ct(7, "vip"), Ct(9, None, True, "reg0")],
+    Ct: [Ct(5), Ct(7, "vip"), Ct(9, None, True, "reg0"),
+         Ct(3, "vip", True, mark=1, label=1 << 100),
+         Ct(3, None, True, mark=(0x10, 0xF0)),                   # masked: Nicira reg_load2
+         Ct(4, "vip", True, nat=Nat("src", "203.0.113.1", "203.0.113.9", 1024, 2047)),
+         Ct(4, "vip", True, nat=Nat("src", "203.0.113.1", port_min=1024), mark_from="reg0"),
+         Ct(6, "vip", nat=Nat()),
+         Ct(65535, "vip", True, nat=Nat("dst", "2001:db8::1", "2001:db8::ff", 80, 81),
+            mark=7)],
+    CtClear: [CtClear()],
     Resubmit: [Resubmit("l2_src")],
     PushVlan: [PushVlan(), PushVlan(0x88A8)],
     PopVlan: [PopVlan()],
