@@ -12,7 +12,7 @@ addresses and ports, so one flow stays on one port.
 The selection method. OVS reads a group's selection_method only from OpenFlow 1.5
 group-mods (and OpenFlow 1.0 with its Nicira group-mod): an OpenFlow 1.1-1.4
 group-mod has no properties, and what follows the buckets is parsed as more buckets
-(lib/ofp-group.c). This controller speaks OpenFlow 1.3, so it cannot name the method;
+(lib/ofp-group.c; OVS 3.1 decodes such a message as OFPGMFC_BAD_BUCKET). This controller speaks OpenFlow 1.3, so it cannot name the method;
 it does not need to: a select group without one gets dp_hash from OVS (ofproto-dpif.c
 group_set_selection_method, since 2.10: a symmetric L4 datapath hash over a table of
 16-256 slots) whenever the bucket weights fit such a table, which equal weights on up
