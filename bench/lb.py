@@ -56,7 +56,8 @@ def spread_split(controller, client):
                for b in controller.rest("GET", "/v1/lb/spreads/1/stats")[1]["buckets"]}
         rounds.append((hosts, each, {port: now[port] - before[port] for port in now}))
         before = now
-    return rounds
+    hashes = lb_spread_lab.datapath_hashes()
+    return rounds, (hashes[0] if hashes else "none")
 
 
 def main(count=300, runs=3):
@@ -111,10 +112,12 @@ def main(count=300, runs=3):
     print(f"weights changed over REST -> group updated:      {reweighted * 1000:.0f} ms")
     print(f"\nspread {lb_spread_lab.SUBNET} over ports {lb_spread_lab.PORTS} (select group, "
           f"dp_hash), UDP flows of one datagram each, packets per port:")
-    for hosts, each, counts in split:
+    rounds, hashing = split
+    for hosts, each, counts in rounds:
         total = sum(counts.values()) or 1
-        print(f"  {hosts:>3} addresses x {each:>3} ports: " + "  ".join(
+        print(f"  {hosts:>3} addresses x {each:>3} ports, {hosts * each} sent: " + "  ".join(
             f"port {port} {n} ({n / total:.0%})" for port, n in sorted(counts.items())))
+    print(f"  a datapath flow into the group: actions:{hashing}")
     return 0
 
 
