@@ -16,6 +16,7 @@ Config section `lb` (flows/lb.py LbSettings). REST (changes persist):
     GET/PATCH/DELETE /v1/lb/vips/{id}
     POST/DELETE      /v1/lb/vips/{id}/backends/{ip}        POST body: {port, weight}
     GET              /v1/lb/vips/{id}/stats                packets/bytes per backend, health
+and the spread mode's /v1/lb/spreads (apps/lb_spreads.py: a subnet over ports, no NAT).
 """
 import itertools
 import time
@@ -26,30 +27,35 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
+from apps.lb_spreads import Spreads, SpreadsRest, by_id
 from controller import desired_state, events, ofcompile, pipeline, rest, southbound
-from flows import diff, lb, lb_health, probes
+from controller.ports import SwitchPorts
+from flows import diff, lb, lb_health, lb_spread, probes
 from flows.spec import FLOOD, FlowDelete, GroupRef, Owner
 
 TICK_S = 0.1
 
 
-class LbSwitch:
+class LbSwitch(SwitchPorts):
     def __init__(self, datapath):
-        self.datapath = datapath
+        super().__init__(datapath)  # its ports: a spread's are checked against them
         self.groups = set()     # VIP ids whose group exists here
         self.buckets = {}       # VIP id -> backend IPs, in bucket order
         self.plans = {}         # VIP id -> the flows and group last installed
         self.probe_plan = []    # the probe entries last installed
+        self.reply_plan = []    # the nat reply entries last installed (every VIP's)
+        self.spread_ids = set()  # the spreads installed here
         self.ready = False      # taken over and reconciled (program_switch)
 
 
-class Lb(southbound.SdnApp):
+class Lb(Spreads, southbound.SdnApp):
     APP, SETTINGS, STATE = lb.APP, lb.LbSettings, "document"  # {"vips": {id: body or None}}
     PACKET_IN_TABLES = ("vip",)   # the health checks' replies
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.vips = self.build_vips(self.overrides)
+        self.spreads = self.build_spreads(self.overrides)   # id -> lb_spread.Spread
         self.backends = {}      # (VIP id, backend ip) -> lb_health.BackendState
         self.pending = {}       # (dpid, probe port) -> (VIP id, backend ip, sent at)
         self.untagged = {}      # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
@@ -89,6 +95,7 @@ class Lb(southbound.SdnApp):
         switch like at a restart (backends keep their health)."""
         self.settings = settings
         self.vips = self.build_vips(self.overrides)
+        self.spreads = self.build_spreads(self.overrides)
         for switch in list(self.switches.values()):
             if switch.ready:
                 switch.ready = False
@@ -139,6 +146,17 @@ class Lb(southbound.SdnApp):
             if changes:
                 self.push(switch.datapath, changes)
             switch.plans[vip_id] = plan
+        for switch in list(switches or self.switches.values()):
+            if switch.ready:
+                self.program_replies(switch)
+
+    def program_replies(self, switch):
+        """The nat reply entries, shared by the VIPs of one backend: what changed."""
+        plan = lb_health.reply_entries(self.vips, self.backends, switch.datapath.id)
+        changes = diff.plan_changes(switch.reply_plan, plan)
+        if changes:
+            self.push(switch.datapath, changes)
+        switch.reply_plan = plan
 
     def vip_plan(self, vip, switch):
         plan = lb_health.vip_plan(vip, self.backends, switch.datapath.id,
@@ -172,12 +190,18 @@ class Lb(southbound.SdnApp):
                 self._note(self.vips[vip_id], switch, plan)
             switch.plans = {vip_id: plan.items for vip_id, plan in wanted.vips.items()}
             switch.probe_plan = wanted.probes
-            return desired_state.framed(lb.APP, wanted.items())
+            switch.reply_plan = wanted.replies
+            switch.spread_ids = {s.spread_id for s in self.spreads.values()
+                                 if s.dpid == datapath.id}
+            return desired_state.framed(lb.APP, wanted.items() + self.spread_items(datapath.id))
         self.converge(datapath, [Owner(lb.APP), pipeline.MISSES], desired,
                       forget=lambda: [FlowDelete(Owner(lb.APP))] + [
-                          i for vip_id in self.vips for i in lb.forget_vip(vip_id)],
+                          i for vip_id in self.vips for i in lb.forget_vip(vip_id)] + [
+                          i for spread_id in self.spreads
+                          for i in lb_spread.forget_spread(spread_id)],
                       groups=True, adopt=lambda installed: self.adopt(switch, installed))
         switch.ready = True
+        self.sync_spreads(switch)   # made or deleted meanwhile
         for vip_id in sorted(self.vips):  # health that changed meanwhile
             self.program_vip(vip_id, [switch])
 
@@ -198,9 +222,22 @@ class Lb(southbound.SdnApp):
     def _switch_connected(self, ev):
         switch = LbSwitch(ev.msg.datapath)
         self.switches[switch.datapath.id] = switch
+        self.send(switch.datapath, ofcompile.port_desc_request(switch.datapath))
         self.spawn(self.program_switch, switch)  # it waits for replies: not in the handler
         if self.prober is None:
             self.prober = self.spawn(self._probe_loop)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _port_desc(self, ev):
+        switch = self.current_switch(self.switches, ev.msg.datapath)
+        if switch is not None:
+            switch.update_from_desc(ev.msg)   # the ports a spread may name
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        switch = self.current_switch(self.switches, ev.msg.datapath)
+        if switch is not None:
+            switch.update_from_status(ev.msg)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _switch_gone(self, ev):
@@ -298,13 +335,7 @@ class Lb(southbound.SdnApp):
     # --- what REST asks ---------------------------------------------------------------------
 
     def vip(self, vip_id):
-        try:
-            vip = self.vips.get(int(vip_id))
-        except ValueError:
-            raise rest.ApiError(400, f"bad VIP id {vip_id!r}: a number") from None
-        if vip is None:
-            raise rest.ApiError(404, f"no VIP {vip_id}")
-        return vip
+        return by_id(self.vips, vip_id, "VIP")
 
     def describe(self, vip):
         out = lb.vip_to_dict(vip)
@@ -329,7 +360,8 @@ class Lb(southbound.SdnApp):
                         (vip.ip, vip.protocol, vip.port):
                     raise rest.ApiError(409, f"VIP {vip.ip} {vip.protocol}/{vip.port} exists "
                                              f"(id {other.vip_id})")
-        overrides = {"vips": dict(self.overrides.get("vips", {}))}
+        overrides = dict(self.overrides)   # the spreads stay as they are
+        overrides["vips"] = dict(self.overrides.get("vips", {}))
         overrides["vips"][str(vip_id)] = body
         self.save_state(overrides)
         self.overrides = overrides
@@ -363,7 +395,7 @@ class Lb(southbound.SdnApp):
         return out
 
 
-class LbRest(rest.AppController):
+class LbRest(SpreadsRest, rest.AppController):
     @rest.api("lb_list", "/v1/lb/vips", methods=["GET"])
     def list_vips(self, req, **_):
         return [self.app.describe(v) for _, v in sorted(self.app.vips.items())]

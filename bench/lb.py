@@ -1,13 +1,15 @@
 """`make bench` (load-balancer line): HTTP requests per second through a VIP (NAT, new
 connection per request) against the same client talking to one backend directly, in
-the same run; and how long the switch takes to reflect a change of the backend set.
+the same run; how long the switch takes to reflect a change of the backend set; and
+the spread mode's split (mininet_topos/lb_spread_lab.py): flows to 192.168.2.0/24 per
+port of its select group (dp_hash).
 """
 import statistics
 import subprocess
 import sys
 import time
 
-from mininet_topos import harness
+from mininet_topos import harness, lb_spread_lab
 from mininet_topos.topos import LB_LAB_SUBNETS, LbLab
 
 VIP = "10.0.0.100"
@@ -37,6 +39,25 @@ def until(predicate, timeout=10):
     if not harness.wait_until(predicate, timeout, step=0.01):
         sys.exit("timed out waiting for the switch")
     return time.monotonic() - started
+
+
+def spread_split(controller, client):
+    """Flows per port of the spread's group: 250 addresses x 4 destination ports, then
+    8 addresses x 125 (few addresses, many flows each), one datagram per flow."""
+    status, body = controller.rest("POST", "/v1/lb/spreads", lb_spread_lab.SPREAD)
+    if status != 201:
+        sys.exit(f"spread refused: {body}")
+    lb_spread_lab.route_through_gateway(client, "c1-eth0")
+    rounds, before = [], dict.fromkeys(lb_spread_lab.PORTS, 0)
+    for hosts, each in ((250, 4), (8, 125)):
+        lb_spread_lab.send_udp(client, hosts, each, port=20000 if hosts == 8 else 9000)
+        time.sleep(1.5)    # OVS updates group counters about once a second
+        now = {b["port"]: b["packets"]
+               for b in controller.rest("GET", "/v1/lb/spreads/1/stats")[1]["buckets"]}
+        rounds.append((hosts, each, {port: now[port] - before[port] for port in now}))
+        before = now
+    hashes = lb_spread_lab.datapath_hashes()
+    return rounds, (hashes[0] if hashes else "none")
 
 
 def main(count=300, runs=3):
@@ -71,6 +92,7 @@ def main(count=300, runs=3):
             reweighted = until(lambda: "weight:2" in subprocess.run(
                 ["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "s1"], capture_output=True,
                 text=True).stdout)
+            split = spread_split(controller, client)
             problems = controller.problems()
         finally:
             for server in servers:
@@ -88,6 +110,14 @@ def main(count=300, runs=3):
     print(f"\nbackend added over REST -> in the switch's group: {added * 1000:.0f} ms "
           f"(includes its first health check)")
     print(f"weights changed over REST -> group updated:      {reweighted * 1000:.0f} ms")
+    print(f"\nspread {lb_spread_lab.SUBNET} over ports {lb_spread_lab.PORTS} (select group, "
+          f"dp_hash), UDP flows of one datagram each, packets per port:")
+    rounds, hashing = split
+    for hosts, each, counts in rounds:
+        total = sum(counts.values()) or 1
+        print(f"  {hosts:>3} addresses x {each:>3} ports, {hosts * each} sent: " + "  ".join(
+            f"port {port} {n} ({n / total:.0%})" for port, n in sorted(counts.items())))
+    print(f"  a datapath flow into the group: actions:{hashing}")
     return 0
 
 

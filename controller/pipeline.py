@@ -97,7 +97,8 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
              purpose="canary"),
     ),
     "police": (Band("qos", 10, 10, "a policed port's meter"),),
-    "vip": (Band("lb", 100, 499, "replies 150-160, conntrack 190-220, ARP 300-301, probes 400"),),
+    "vip": (Band("lb", 100, 499, "spreads 120, replies 150-160, conntrack 190-220, ARP 300-301, "
+                          "probes 400"),),
     "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
     "l2_src": (
         Band("l2_switch", 1, 9, "send-to-controller/learn default 1, VLAN-0 strip 2, "
@@ -168,6 +169,8 @@ PURPOSE_IDS: Dict[str, int] = {
     "canary": 0x10,     # one entry whose absence means the switch lost our entries
     "egress": 0x11,     # where frames directed to a port leave (flows/egress.py)
     "inter_switch": 0x12,  # switch-to-switch ports, where the learning app does not learn
+    "reply": 0x13,      # the load balancer's nat replies, shared by the VIPs of a backend
+    "spread": 0x14,     # a destination subnet spread over ports by a select group
 }
 
 

@@ -60,6 +60,7 @@ def vip_owner(vip_id: int) -> Owner:
 
 
 PROBES = Owner(APP, "probe")
+REPLIES = Owner(APP, "reply")   # nat replies of every VIP (reply_flows)
 
 
 def vip_mac(vip_id: int) -> str:
@@ -189,8 +190,6 @@ def vip_flows(vip: Vip, live: Iterable[Located], group_exists: bool,
             FlowSpec("vip", PRIO_PINNED, vip_match(vip, ct_state="+trk", ct_mark=mark,
                                                    **_vlan_of(backend.vlan)), owner,
                      actions=_to_backend(vip, backend, untagged))]
-        if vip.mode == "nat":
-            items += reply_flows(vip, backend.backend)
     if vip.mode == "nat":
         items.append(FlowSpec("vip", PRIO_REPLY_OF_VIP,
                               _from(vip, vip.ip, vip.port, ct_state="+trk+rpl"), owner,
@@ -203,22 +202,49 @@ def _from(vip, ip, port, **more):
     return Match.of(eth_type=IPV4, ip_proto=proto, ipv4_src=ip, **{f"{l4}_src": port}, **more)
 
 
-def reply_flows(vip: Vip, backend: Backend) -> List[FlowSpec]:
-    """nat: a packet from the backend's service gets the VIP as its source and is
-    looked up in the VIP's conntrack zone; a reply of a VIP connection goes on like
-    that, anything else (a client talking to the backend directly) gets its own
-    source back."""
-    owner, mark = vip_owner(vip.vip_id), mark_of(backend.ip)
+def reply_flows(vips: Iterable[Tuple[Vip, Iterable[Located]]]) -> List[FlowSpec]:
+    """nat: how a packet from a backend's service gets its VIP back, for every nat VIP
+    at once (`vips`: each with its located backends). A reply carries no trace of the
+    VIP its connection came through, and several VIPs may share one backend IP:port,
+    so the VIPs of one backend service are tried in turn (by VIP id): the packet gets
+    the first one's address as its source and is looked up in its conntrack zone; a
+    reply of a connection made through that VIP goes on like that (the VIP's own
+    priority-160 entry), anything else tries the next VIP, and after the last one gets
+    its own source back (a client talking to the backend directly).
+
+    One owner (REPLIES) for all of them: the entries of one backend service depend on
+    every VIP that uses it, so none of those VIPs may delete them alone."""
+    chains: Dict[Tuple[str, str, int], List[Vip]] = {}
+    for vip, located in vips:
+        if vip.mode != "nat":
+            continue
+        for backend in located:
+            b = backend.backend
+            chains.setdefault((b.ip, vip.protocol, b.port), []).append(vip)
+    items = []
+    for (ip, _, port), chain in sorted(chains.items()):
+        chain = sorted(chain, key=lambda v: v.vip_id)
+        mark = mark_of(ip)
+        first = chain[0]
+        items.append(FlowSpec("vip", PRIO_REPLY, _from(first, ip, port, ct_state="-trk"),
+                              REPLIES, actions=(SetField("reg0", mark),)
+                              + _as_from_vip(first)))
+        for vip, after in zip(chain, chain[1:] + [None]):
+            l4, _ = _l4(vip)
+            then = _as_from_vip(after) if after is not None else (
+                SetField("ipv4_src", ip), SetField(f"{l4}_src", port))
+            items.append(FlowSpec("vip", PRIO_NOT_A_REPLY,
+                                  _from(vip, vip.ip, vip.port, ct_state="+trk-rpl", reg0=mark),
+                                  REPLIES, actions=then,
+                                  goto="qos" if after is None else None))
+    return items
+
+
+def _as_from_vip(vip: Vip):
+    """Give a backend's packet `vip` as its source and look it up in the VIP's zone."""
     l4, _ = _l4(vip)
-    return [
-        FlowSpec("vip", PRIO_REPLY, _from(vip, backend.ip, backend.port, ct_state="-trk"),
-                 owner, actions=(SetField("reg0", mark), SetField("ipv4_src", vip.ip),
-                                 SetField(f"{l4}_src", vip.port),
-                                 Ct(zone=vip.vip_id, table="vip"))),
-        FlowSpec("vip", PRIO_NOT_A_REPLY,
-                 _from(vip, vip.ip, vip.port, ct_state="+trk-rpl", reg0=mark), owner,
-                 actions=(SetField("ipv4_src", backend.ip), SetField(f"{l4}_src", backend.port)),
-                 goto="qos")]
+    return (SetField("ipv4_src", vip.ip), SetField(f"{l4}_src", vip.port),
+            Ct(zone=vip.vip_id, table="vip"))
 
 
 def forget_vip(vip_id: int) -> List:

@@ -186,13 +186,22 @@ def probe_entries(settings: lb.LbSettings, untagged=frozenset()) -> List:
     return lb.probe_flows(settings.probe_ip, untagged)
 
 
+def reply_entries(vips: Mapping[int, lb.Vip], backends, dpid: int) -> List:
+    """The nat replies of every VIP, from the backends located on switch `dpid` (live
+    or not: their connections stay pinned)."""
+    return lb.reply_flows([(vip, located(vip, backends, dpid, False))
+                           for _, vip in sorted(vips.items())])
+
+
 @dataclass
 class Desired:
     probes: List                    # the probe entries
     vips: Dict[int, VipPlan]        # by VIP id, in id order
+    replies: List = field(default_factory=list)   # every nat VIP's reply entries
 
     def items(self) -> List:
-        return self.probes + [item for plan in self.vips.values() for item in plan.items]
+        return self.probes + [item for plan in self.vips.values() for item in plan.items] \
+            + self.replies
 
 
 def desired(settings: lb.LbSettings, vips: Mapping[int, lb.Vip], backends, dpid: int,
@@ -204,4 +213,5 @@ def desired(settings: lb.LbSettings, vips: Mapping[int, lb.Vip], backends, dpid:
     untagged = frozenset(untagged)
     return Desired(probe_entries(settings, untagged),
                    {vip_id: vip_plan(vip, backends, dpid, untagged)
-                    for vip_id, vip in sorted(vips.items())})
+                    for vip_id, vip in sorted(vips.items())},
+                   reply_entries(vips, backends, dpid))

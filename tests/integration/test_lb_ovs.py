@@ -68,6 +68,23 @@ def test_nat_spreads_requests_over_the_backends_by_weight(lab, servers):
     assert weighted["failed"] == 0 and 0.40 <= shares(weighted)["b1"] <= 0.60, weighted
 
 
+def test_two_nat_vips_sharing_their_backends_each_answer_from_their_own_address(lab, servers):
+    second = "10.0.0.101"
+    controller, network = start(lab, [vip_body(), vip_body(vip=second)])
+    servers(network)
+    wait_healthy(controller, vip_id=1)
+    wait_healthy(controller, vip_id=2)
+    c1 = network["c1"]
+    for vip in (VIP, second):
+        with harness.Capture([(c1, "c1-eth0")], bpf="tcp") as capture:
+            result = harness.http_requests(c1, vip, 80, 40)
+        assert result["failed"] == 0 and len(result["served"]) >= 3, (vip, result)
+        sources = {m.group(1) for line in capture.lines["c1-eth0"]
+                   for m in [re.search(r" (\d+\.\d+\.\d+\.\d+)\.\d+ > 10\.0\.0\.1\.", line)]
+                   if m}
+        assert sources == {vip}, (vip, sources)
+
+
 def test_dsr_backends_answer_from_the_vip_themselves(lab, servers):
     controller, network = start(lab, [vip_body(mode="dsr", backend_port=80)])
     for n in (1, 2, 3, 4):

@@ -51,7 +51,8 @@ ABUSIVE_BODIES = (b"[" * 2000 + b"]" * 2000, b'{"a":' * 2000 + b"1" + b"}" * 200
                   json.dumps({"a": "x" * 100000}).encode(), b'{"a": "\xff"}', b'{"a": "\\ud800"}',
                   b"[" * 100000)
 SAMPLE = {"dpid": "0000000000000001", "port": "1", "rule_id": "1", "vip_id": "1",
-          "ip": "192.168.100.200", "name": "h1", "vni": "100", "hypervisor": "hv1"}
+          "spread_id": "1", "ip": "192.168.100.200", "name": "h1", "vni": "100",
+          "hypervisor": "hv1"}
 
 
 def test_abusive_bodies_on_every_write_get_a_json_4xx_and_change_nothing(lab):

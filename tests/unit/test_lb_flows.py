@@ -33,7 +33,7 @@ def lb_switch(vip, live=None):
     switch = Switch([1, 2] + [port for _, _, port in BACKENDS])
     switch.apply(pipeline.table_misses())
     return switch.apply(lb.vip_flows(vip, located(vip) if live is None else live, False,
-                                     located(vip)))
+                                     located(vip)) + lb.reply_flows([(vip, located(vip))]))
 
 
 def syn(sport, dst="10.0.0.100", dport=80, src=CLIENT_IP):

@@ -39,7 +39,8 @@ def with_apps(configured, backend_vlan, backends=BACKENDS, mode="nat"):
     switch.apply(vlan.switch_plan(ports, configured))
     switch.apply(l2.switch_defaults(l2.L2Settings(mode="datapath"), untagged))
     switch.apply(lb.probe_flows(PROBE_IP, untagged))
-    switch.apply(lb.vip_flows(vip, located, False, located, untagged))
+    switch.apply(lb.vip_flows(vip, located, False, located, untagged)
+                 + lb.reply_flows([(vip, located)]))
     return switch
 
 
