@@ -29,7 +29,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import metrics, ofcompile, ovsdb, pipeline, rest, southbound
+from controller import metrics, ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import bond
 from flows.spec import FlowDelete, Owner
@@ -173,7 +173,6 @@ class Bond(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = BondSwitch(datapath)
-        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):

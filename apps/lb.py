@@ -222,7 +222,6 @@ class Lb(Spreads, southbound.SdnApp):
     def _switch_connected(self, ev):
         switch = LbSwitch(ev.msg.datapath)
         self.switches[switch.datapath.id] = switch
-        self.send(switch.datapath, ofcompile.port_desc_request(switch.datapath))
         self.spawn(self.program_switch, switch)  # it waits for replies: not in the handler
         if self.prober is None:
             self.prober = self.spawn(self._probe_loop)

@@ -23,7 +23,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import ofcompile, ovsdb, pipeline, rest, southbound
+from controller import ovsdb, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, overlay
 from flows.dpid import of_ref
@@ -204,7 +204,6 @@ class Overlay(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.pushed.pop(datapath.id, None)
-        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):

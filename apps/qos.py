@@ -201,7 +201,6 @@ class Qos(southbound.SdnApp):
     def _switch_connected(self, ev):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = QosSwitch(datapath)
-        self.send(datapath, ofcompile.port_desc_request(datapath))
         if self.watcher is None:
             self.watcher = self.spawn(self._watch)
 

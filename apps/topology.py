@@ -71,7 +71,6 @@ class Topology(southbound.SdnApp):
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.live[datapath.id] = {}
         self.described.discard(datapath.id)
-        self.send(datapath, ofcompile.port_desc_request(datapath))
         hub.spawn(self._reconcile, self.switches[datapath.id])
 
     def _reconcile(self, switch):

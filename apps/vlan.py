@@ -21,7 +21,7 @@ from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DIS
                                     set_ev_cls)
 from ryu.lib import hub
 
-from controller import events, ofcompile, pipeline, rest, southbound
+from controller import events, pipeline, rest, southbound
 from controller.ports import SwitchPorts
 from flows import diff, vlan
 from flows.spec import Owner
@@ -97,7 +97,6 @@ class Vlan(southbound.SdnApp):
         datapath = ev.msg.datapath
         self.switches[datapath.id] = SwitchPorts(datapath)
         self.plans.pop(datapath.id, None)  # reconnected: start from a clean slate
-        self.send(datapath, ofcompile.port_desc_request(datapath))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):

@@ -115,8 +115,8 @@ class Runtime:
         # bridge names, for references by name: the LOCAL port's, else what OVSDB said
         self.names = switch_names.SwitchNames(fallback=self.claims.known_name)
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
-        # dpid -> (app, datapath): an app that serves the switch, whose `request` reads
-        # it for the runtime's own routes (controller/switch_view.py)
+        # dpid -> (datapath, [apps]): the connection and the apps that serve it, whose
+        # `request` reads it for the runtime's own routes (controller/switch_view.py)
         self._readers: Dict[int, tuple] = {}
         self._store = store   # app name -> its state.StateStore (None: configured_store)
         self._served = weakref.WeakSet()       # WSGI applications with our routes
@@ -158,11 +158,13 @@ class Runtime:
 
     def serves(self, app, datapath) -> None:
         """`app` (a southbound.SdnApp) handles this switch's events: the runtime may
-        read the switch through it (the first such app of the connection is kept; a
-        new connection of the switch replaces an old one's)."""
+        read the switch through it (a new connection of the switch replaces an old
+        one's apps)."""
         current = self._readers.get(datapath.id)
-        if current is None or current[1] is not datapath:
-            self._readers[datapath.id] = (app, datapath)
+        if current is None or current[0] is not datapath:
+            current = self._readers[datapath.id] = (datapath, [])
+        if app not in current[1]:
+            current[1].append(app)
 
     def gone(self, datapath) -> None:
         """A connection ended (each app tells); one that had connected is counted."""
@@ -172,7 +174,7 @@ class Runtime:
         self.readiness.gone(datapath)
         self.roles.gone(datapath)
         self.names.gone(datapath)
-        if self._readers.get(datapath.id, (None, None))[1] is datapath:
+        if self._readers.get(datapath.id, (None, None))[0] is datapath:
             del self._readers[datapath.id]
 
     def switch_flows(self, dpid: int):
@@ -187,10 +189,11 @@ class Runtime:
         return None if stats is None else switch_view.describe_ports(stats)
 
     def _read(self, dpid, request):
-        found = self._readers.get(dpid)
-        if found is None:
+        datapath, apps = self._readers.get(dpid, (None, ()))
+        # one that still sees the switch's replies (a claim made since may cut one off)
+        app = next((a for a in apps if not self.claims.leaves_alone(a.name, dpid)), None)
+        if app is None:
             return None
-        app, datapath = found
         try:
             return app.request(datapath, request(datapath))
         except SwitchTimeout as err:

@@ -102,7 +102,8 @@ def test_rest_api_on_a_live_network(lab, mode):
         assert all(m["age_s"] < 2 for m in after), after
     assert network.pingall() == 0  # flushing only costs a re-learn
     assert controller.rest("GET", "/v1/switches/42/macs")[0] == 404
-    assert controller.rest("GET", "/v1/switches/xyz/macs")[0] == 400
+    assert controller.rest("GET", "/v1/switches/0xyz/macs")[0] == 400   # no spelling of one
+    assert controller.rest("GET", "/v1/switches/xyz/macs")[0] == 404    # a name, of none
     assert controller.rest("PUT", "/v1/switches")[0] == 405
 
 
@@ -125,8 +126,8 @@ def test_reactive_learning_takes_the_fast_path_unless_it_is_off(lab, fast_path):
 
 
 def test_metrics_name_the_switch_and_count_its_connection_and_packet_in_latency(lab):
-    """l2_switch alone asks no switch for its ports: the app base does, so the bridge's
-    name labels the per-switch metrics; the packet-ins of a ping are in the latency
+    """The runtime asks every connection for its ports once (l2_switch alone asks for
+    none), so the bridge's name labels the per-switch metrics; the packet-ins of a ping are in the latency
     histogram of the fast path."""
     controller, network = lab(Single(2), {"l2_switch": {"mode": "reactive"}})
     assert harness.ping(network["h1"], network["h2"])

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from controller import ofcompile, plan
-from flows import l2, lb, lb_intent, learning
+from flows import l2, lb, lb_intent, lb_spread, learning
 from flows.spec import Ct, CtClear, FlowSpec, GroupSpec, Match, Nat, Owner
 from tests.support import combinations, overlay_app, qos_app, vlan_app
 from tests.support import wire
@@ -69,6 +69,15 @@ def _planned():
     located = [lb.Located(b, f"00:00:00:00:00:{n:02x}", 10 + n, vlan)
                for n, (b, vlan) in enumerate(zip(vip.backends, (10, None)), 1)]
     items += lb.vip_flows(vip, located, False, located, frozenset({(11, 10)}))
+    # a second nat VIP on the same backends: the replies try both VIPs' zones in turn
+    other = lb_intent.vips_from(lb_intent.LbSettings(**dict(
+        combinations.SECTIONS["lb"], vips=[combinations.SECTIONS["lb"]["vips"][0],
+                                           dict(combinations.SECTIONS["lb"]["vips"][0],
+                                                vip="10.0.0.101")])), {})[2]
+    items += lb.reply_flows([(vip, located), (other, located)])
+    spread = lb_spread.spread_from_dict(1, 1, {"subnet": "192.168.2.0/24", "ports": [12, 13]},
+                                        int)
+    items += lb_spread.spread_flows(spread)
     settings = l2.L2Settings()
     for vlan_id, untagged in ((10, frozenset()), (None, frozenset()), (10, {(3, 10)})):
         items += learning.new_host(settings, "00:00:00:00:00:07", 3, vlan_id, untagged)
@@ -101,6 +110,7 @@ def test_every_planned_flow_reads_as_what_the_controller_sends(tmp_path):
     assert {"Output", "SetField", "PushVlan", "PopVlan", "Group", "SetQueue", "Move", "Ct",
             "CtClear", "Learn"} <= kinds, kinds  # every kind but Resubmit (the groups' test)
     assert any(spec.meter for spec in flows) and any(spec.idle_timeout for spec in flows)
+    assert {"reply", "spread"} <= {spec.owner.purpose for spec in flows}   # the LB's newest
     text = tmp_path / "plan.txt"
     text.write_text("".join(plan.describe(spec) + "\n" for spec in flows))
     from_text = _printed(_ovs_ofctl("parse-flows", str(text)), "FLOW")
