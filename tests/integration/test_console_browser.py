@@ -96,7 +96,6 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
                    for f in network.flows("s1", table=pipeline.table_id("ingress")))
     wait_for(on_the_switch)
     assert harness.wait_until(lambda: harness.ping(network["h2"], network["h3"]), 5)
-    screenshot(browser, "vlans")
 
     # the pipeline of s1: every entry the switch holds, by table, named by its app
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-view="pipeline"]').click()
