@@ -423,10 +423,15 @@ const VIEWS = {
 };
 
 // One refresh at a time: a slow switch (up to 5 s before its 504) must not pile them up.
+// One asked for meanwhile (another tab shown, a change made) runs right after, once.
 let refreshing = null;
+let wanted = false;
 
-async function refresh() {
-  if (refreshing) return refreshing;
+function refresh() {
+  if (refreshing) {
+    wanted = true;
+    return refreshing;
+  }
   refreshing = (async () => {
     try {
       await VIEWS[state.view]();
@@ -438,7 +443,12 @@ async function refresh() {
       refreshing = null;
     }
   })();
-  return refreshing;
+  return refreshing.then(() => {
+    if (wanted) {
+      wanted = false;
+      return refresh();
+    }
+  });
 }
 
 function show(view) {

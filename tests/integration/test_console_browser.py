@@ -53,7 +53,8 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
     from selenium.webdriver.support.ui import Select
     controller, network = lab(VlanTrunkPair(), VLAN_TRUNK_PAIR_CONFIG, apps=APPS)
     harness.wait_vlans_programmed(controller, network)
-    assert harness.ping(network["h1"], network["h3"])      # hosts for the picture
+    # hosts for the picture, once the topology app has decided the trunk's ports
+    assert harness.wait_until(lambda: harness.ping(network["h1"], network["h3"]), 15)
     browser.get(f"http://127.0.0.1:{controller.rest_port}/")
 
     def drawn():
@@ -99,6 +100,7 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
 
     # the pipeline of s1: every entry the switch holds, by table, named by its app
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-view="pipeline"]').click()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#pipeline-switch option"))
     Select(browser.find_element(By.ID, "pipeline-switch")).select_by_value(network["s1"].dpid)
 
     def pipeline_shown():
@@ -125,6 +127,7 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
 
     # the generic change form (from the OpenAPI document): the port back to the default
     changes = browser.find_element(By.CSS_SELECTOR, '#view-vlans .changes')
+    wait_for(lambda: changes.find_elements(By.CSS_SELECTOR, "select.operation option"))
     Select(changes.find_element(By.CSS_SELECTOR, "select.operation")).select_by_visible_text(
         "DELETE /v1/switches/{dpid}/ports/{port}/vlan")
     changes.find_element(By.NAME, "dpid").send_keys("1")
