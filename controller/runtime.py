@@ -21,8 +21,8 @@ from typing import Dict
 
 from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
-from controller import (claims, config, mastership, metrics, reload, rest, roles, runtime_api,
-                        state, switch_names, switch_view)
+from controller import (claims, config, mastership, metrics, ofcompile, reload, rest, roles,
+                        runtime_api, state, switch_names, switch_view)
 from controller.switch_errors import SwitchTimeout
 from flows.dpid import format as format_dpid
 
@@ -153,7 +153,7 @@ class Runtime:
         self.readiness.connected(datapath)
         self.roles.connected(datapath)
         if self.names.connected(datapath):   # its LOCAL port's name is the bridge's
-            self.send(datapath, [ofp_parser.OFPPortDescStatsRequest(datapath, 0)])
+            self.send(datapath, [ofcompile.port_desc_request(datapath)])
         return new
 
     def serves(self, app, datapath) -> None:
@@ -180,12 +180,12 @@ class Runtime:
     def switch_flows(self, dpid: int):
         """Every entry switch `dpid` holds (switch_view.describe); None when no app
         serves a switch of that id; an ApiError 504 when the switch does not answer."""
-        stats = self._read(dpid, switch_view.all_flows_request)
+        stats = self._read(dpid, ofcompile.all_flows_request)
         return None if stats is None else switch_view.describe(stats)
 
     def switch_ports(self, dpid: int):
         """Switch `dpid`'s port counters (switch_view.describe_ports), as switch_flows."""
-        stats = self._read(dpid, switch_view.all_ports_request)
+        stats = self._read(dpid, ofcompile.port_stats_request)
         return None if stats is None else switch_view.describe_ports(stats)
 
     def _read(self, dpid, request):

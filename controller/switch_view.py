@@ -16,19 +16,10 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from controller import ofcompile, ofctl_text, pipeline
 from controller.pipeline_types import PipelineError
 
-NOT_OURS = pipeline.NOT_OURS
 # What rendering an entry no app of ours wrote may raise: a field or bit range with no
 # printer here (a move of vlan_tci, a learn() of bits 13..15). Such an entry is shown
 # as Ryu describes it rather than failing the whole listing.
 _UNPRINTABLE = (ValueError, KeyError, TypeError, AttributeError, PipelineError)
-
-
-def all_flows_request(datapath):
-    return ofcompile.all_flows_request(datapath)
-
-
-def all_ports_request(datapath):
-    return ofcompile.port_stats_request(datapath)
 
 
 def describe_ports(stats):

@@ -68,7 +68,7 @@ def test_anyone_elses_entries_are_not_ours_and_keep_what_ryu_says_of_them():
     assert (first["table_name"], second["owner"]) == ("l2_dst", NOT_OURS := "not ours")
     assert second["table_name"] == "9" and second["duration_s"] == 1.5
     assert second["match"] == "eth_type=0x800,nw_dst=10.0.0.0/255.0.0.0"
-    assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == switch_view.NOT_OURS
+    assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == pipeline.NOT_OURS
 
 
 def test_port_counters_come_back_per_port_without_the_local_port(monkeypatch, tmp_path):
