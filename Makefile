@@ -70,7 +70,7 @@ docs-serve: docs
 
 # The whole suite: import contracts, the docs build, unit tests, integration tests on real OVS.
 test: setup lint docs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=40
 
 # A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP), about 2.5 minutes.
 demo: setup
