@@ -255,6 +255,7 @@ class Topology(southbound.SdnApp):
         changed = fabric != self.fabric
         if changed:
             self.fabric, self.changes, self.changed_at = fabric, self.changes + 1, now
+            self.runtime.links = fabric.links   # what a trace follows (controller/trace.py)
         for dpid, switch in list(self.switches.items()):
             if dpid not in self.described or dpid not in self.guards:
                 continue  # ports or installed guard not known yet: leave it as it is

@@ -114,6 +114,9 @@ class Runtime:
         self.readiness = Readiness()
         # bridge names, for references by name: the LOCAL port's, else what OVSDB said
         self.names = switch_names.SwitchNames(fallback=self.claims.known_name)
+        # the switch-to-switch links the topology app found (controller/trace.py follows a
+        # packet over them); none without that app
+        self.links = frozenset()
         self.refused = collections.Counter()   # dpid -> messages may_write stopped
         # dpid -> (datapath, [apps]): the connection and the apps that serve it, whose
         # `request` reads it for the runtime's own routes (controller/switch_view.py)

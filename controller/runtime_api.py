@@ -9,7 +9,7 @@ import webob
 import webob.exc
 import yaml
 
-from controller import cluster_view, lab_reports, metrics, reload, rest
+from controller import cluster_view, lab_reports, metrics, reload, rest, trace
 
 # The API's document and the console's files are package data (setup.cfg), so an
 # installed copy serves them too.
@@ -75,6 +75,25 @@ class RuntimeRest(rest.AppController):
         if found is None:
             raise rest.ApiError(404, f"no switch {rest.format_dpid(number)} is connected")
         return dict(found, dpid=rest.format_dpid(number))
+
+    @rest.api("trace", "/v1/trace", methods=["POST"])
+    def post_trace(self, req, **_):
+        """Where a packet from a switch port goes across the fabric (controller/trace.py):
+        ofproto/trace at each switch it reaches, over the topology app's links."""
+        body = rest.parse_json_body(req)
+        names = self.app.names
+
+        def dpid_of(bridge):
+            found = names.by_name().get(bridge, [])
+            return found[0] if len(found) == 1 else None
+
+        try:
+            request = trace.request_from(body)
+            start = rest.resolve_switch(request.switch, names)
+            tracer = trace.Tracer(names.name_of, dpid_of, trace.link_ends(self.app.links))
+            return tracer.run(start, request)
+        except trace.TraceError as err:
+            raise rest.ApiError(err.status, err.message) from None
 
     @rest.api("lab_reports", "/v1/labs/reports", methods=["GET"])
     def get_lab_reports(self, req, **_):

@@ -11,6 +11,7 @@
     sdn overlay                           sdn config [--reload]
     sdn bond set SWITCH NAME --members A,B --mode balance-slb --lacp active
     sdn trace SWITCH 'in_port=1,dl_src=...,dl_dst=...'
+    sdn path SWITCH PORT SRC_MAC DST_MAC [--proto tcp --nw-dst IP --tp-dst 80]
     sdn plan CONFIG.yaml --switch br0 --dpid 1 --ports 1=vm1,2=vm2,3=uplink
     sdn routes [APP]                      sdn api METHOD PATH ['{"json": "body"}']
 

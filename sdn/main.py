@@ -15,7 +15,7 @@ from sdn.commands import (cmd_bond, cmd_config, cmd_lb, cmd_macs, cmd_overlay, c
 from sdn.dump import cmd_dump_flows
 from sdn.generic import METHODS, cmd_api, cmd_routes
 from sdn.planner import cmd_plan
-from sdn.trace import cmd_trace
+from sdn.trace import cmd_path, cmd_trace
 
 __all__ = ["ApiFailure", "Client", "main", "parser"]
 SWITCH_HELP = "bridge name (s1) or datapath id (0000000000000001, 0x1, 1)"
@@ -114,6 +114,20 @@ def parser():
     p.add_argument("flow", help="as ovs-appctl ofproto/trace takes it, e.g. "
                                 "'in_port=1,dl_src=...,dl_dst=...'")
     p.set_defaults(run=cmd_trace)
+
+    p = sub.add_parser("path", help="where a packet from a switch port goes across the "
+                                    "fabric, switch by switch (the controller's trace)")
+    p.add_argument("switch", help="bridge name or datapath id")
+    p.add_argument("port", help="the port it comes in on: number or name")
+    p.add_argument("src", help="its source MAC")
+    p.add_argument("dst", help="its destination MAC (ff:ff:ff:ff:ff:ff: a broadcast)")
+    p.add_argument("--proto", choices=("ip", "icmp", "tcp", "udp", "arp"))
+    p.add_argument("--nw-src", dest="nw_src")
+    p.add_argument("--nw-dst", dest="nw_dst")
+    p.add_argument("--tp-src", dest="tp_src", type=int)
+    p.add_argument("--tp-dst", dest="tp_dst", type=int)
+    p.add_argument("--vlan", type=int, help="it arrives tagged with this VLAN")
+    p.set_defaults(run=cmd_path)
 
     p = sub.add_parser("dump-flows", help="a bridge's entries on this host (ovs-ofctl "
                                           "dump-flows), each labelled with the app that owns it")

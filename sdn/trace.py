@@ -1,5 +1,6 @@
 """`sdn trace`: ovs-appctl ofproto/trace on this host (and ovs-vsctl to find a bridge by
-its datapath id), each rule named by the app whose cookie it carries."""
+its datapath id), each rule named by the app whose cookie it carries. `sdn path`: the
+controller's POST /v1/trace, the same question followed across the fabric."""
 import re
 import subprocess
 
@@ -21,10 +22,8 @@ def cmd_trace(api, args):
     lines, decided_by = [], []
     for line in result.stdout.splitlines():
         found = _COOKIE.search(line)
-        owner = pipeline.owner_of(int(found.group(1), 16)) if found else None
         if found:
-            name = "not ours" if owner is None else \
-                "/".join(str(p) for p in (owner.app, owner.purpose) if p)
+            name = pipeline.owner_label(int(found.group(1), 16))
             decided_by.append({"rule": line.strip(), "owner": name})
             line = f"{line}    <- {name}"
         lines.append(line)
@@ -45,3 +44,45 @@ def bridge_of(switch, command):
         raise UsageError(f"{command}: no bridge with datapath id {dpid.format(number)} on this "
                          f"host")
     return found.stdout.split()[0]
+
+
+def cmd_path(api, args):
+    """POST /v1/trace: the packet from SWITCH PORT followed from switch to switch, with
+    the entries (and their apps) that decided it at each."""
+    body = {"switch": args.switch, "in_port": args.port, "dl_src": args.src, "dl_dst": args.dst}
+    for key in ("proto", "nw_src", "nw_dst", "tp_src", "tp_dst", "vlan"):
+        value = getattr(args, key)
+        if value is not None:
+            body["dl_vlan" if key == "vlan" else key] = value
+    result = api.call("POST", "/v1/trace", body)
+    return result, path_text(result)
+
+
+def path_text(result) -> str:
+    lines = [f"packet: {result['packet']}"]
+    for hop in result["hops"]:
+        again = " (again)" if hop.get("revisit") else ""
+        lines.append(f"{hop['name'] or hop['dpid']} in_port {hop['in_port']}{again}:")
+        if hop.get("error"):
+            lines.append(f"    {hop['error']}")
+            continue
+        for rule in hop["rules"]:
+            match = "no match" if rule["match"] is None else rule["match"] or "(any)"
+            table = f"{rule['table']}({rule['table_name']})" if rule.get("table_name") else \
+                rule["table"]
+            lines.append(f"    table {table} [{rule['owner']}] {match}: "
+                         f"{' '.join(rule['actions'])}")
+        for out in hop["outputs"]:
+            vlan = "untagged" if out.get("vlan") is None else f"vlan {out['vlan']}"
+            where = f"{out['to']['dpid']} port {out['to']['port']}" if out.get("to") else \
+                "leaves the fabric"
+            lines.append(f"    -> port {out['port']} ({out['name']}) {vlan}: {where}")
+        if hop["to_controller"]:
+            lines.append("    -> the controller")
+        if hop["dropped"]:
+            lines.append("    dropped")
+    ends = [f"{d['bridge']} port {d['port']} ({d['name']})" for d in result["delivered"]]
+    lines.append("delivered at: " + (", ".join(ends) if ends else "nowhere"))
+    if result["truncated"]:
+        lines.append("(stopped: too many switches)")
+    return "\n".join(lines)

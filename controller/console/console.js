@@ -179,10 +179,115 @@ async function viewTopology() {
     nodes.push(g);
   }
   picture.replaceChildren(...nodes);
+  markTrace();
+  traceHosts(topo);
   const rows = topo.switches.map(s => ({
     dpid: s.dpid, name: s.name, ports: (s.ports || []).map(p => `${p.port}:${p.role}`).join(" ") }));
   fill("topology-table", ...(topo.missing ? [el("p", { class: "hint" }, topo.missing)] : []),
        table(rows, "switch-list"));
+}
+
+// --- trace: where a packet from a host goes (POST /v1/trace, controller/trace.py) ----
+
+// A host as the trace form offers it: "dpid|port|mac".
+function hostValue(h) { return `${h.dpid}|${h.port}|${h.mac}`; }
+
+function traceHosts(topo) {
+  const names = Object.fromEntries(topo.switches.map(s => [s.dpid, s.name || s.dpid]));
+  const seen = new Map();
+  for (const h of topo.hosts || []) seen.set(hostValue(h), h);
+  const hosts = [...seen.values()];
+  const options = hosts.map(h => [hostValue(h), `${h.mac} at ${names[h.dpid] || h.dpid} port ${h.port}`]);
+  for (const [id, extra] of [["trace-from", []],
+                             ["trace-to", [["||ff:ff:ff:ff:ff:ff", "broadcast ff:ff:ff:ff:ff:ff"]]]]) {
+    const select = document.getElementById(id);
+    const wanted = select.value;
+    const all = [...options, ...extra];
+    const now = all.map(([value]) => value).join(" ");
+    if (select.dataset.options === now) continue;   // unchanged: keep the user's choice
+    select.dataset.options = now;
+    select.replaceChildren(...all.map(([value, label]) => el("option", { value }, label)));
+    if (all.some(([value]) => value === wanted)) select.value = wanted;
+  }
+  document.getElementById("trace-hint").hidden = hosts.length > 0;
+}
+
+// The last trace, drawn again on every refresh of the picture.
+let lastTrace = null;
+
+function markTrace() {
+  if (!lastTrace) return;
+  const ends = new Set();
+  for (const hop of lastTrace.hops) {
+    for (const out of hop.outputs) {
+      if (out.to) ends.add(`${out.dpid}:${out.port}|${out.to.dpid}:${out.to.port}`);
+    }
+  }
+  for (const line of document.querySelectorAll("#topology line[data-a]")) {
+    const a = line.dataset.a, b = line.dataset.b;
+    line.classList.toggle("traced", ends.has(`${a}|${b}`) || ends.has(`${b}|${a}`));
+  }
+  const reached = new Set(lastTrace.hops.map(h => h.dpid));
+  for (const g of document.querySelectorAll("#topology g.switch")) {
+    g.classList.toggle("on-path", reached.has(g.dataset.dpid));
+  }
+}
+
+function hopFate(hop) {
+  if (hop.error) return hop.error;
+  const outs = hop.outputs.map(o => {
+    const port = `port ${o.port === null ? "dp " + o.dp_port : o.port}${o.name ? ` (${o.name})` : ""}`;
+    const vlan = o.vlan === null || o.vlan === undefined ? "untagged" : `VLAN ${o.vlan}`;
+    return o.to ? `${port} ${vlan} to ${o.to.dpid} port ${o.to.port}` : `${port} ${vlan}, leaves the fabric`;
+  });
+  if (hop.to_controller) outs.push("to the controller");
+  if (hop.dropped) return "dropped";
+  return "out: " + outs.join("; ");
+}
+
+function showTrace(result) {
+  const parts = [el("p", { class: "hint" }, `packet: ${result.packet}`)];
+  for (const hop of result.hops) {
+    parts.push(el("h3", { class: "trace-hop", "data-dpid": hop.dpid },
+                  `${hop.name || hop.dpid}, in port ${hop.in_port}${hop.revisit ? " (again)" : ""}: ` +
+                  hopFate(hop)));
+    if (hop.rules.length) {
+      parts.push(table(hop.rules.map(r => ({ bridge: r.bridge,
+        table: r.table_name ? `${r.table} (${r.table_name})` : r.table, owner: r.owner,
+        priority: r.priority, match: r.match === null ? "(no match)" : r.match,
+        actions: r.actions.join(" ") }))));
+    }
+  }
+  const left = result.delivered.map(d => `${d.bridge} port ${d.port}${d.name ? ` (${d.name})` : ""}`);
+  parts.push(el("p", { class: "trace-delivered" },
+                left.length ? `leaves the fabric at: ${left.join(", ")}` : "reaches no host"));
+  if (result.truncated) parts.push(el("p", { class: "hint" }, "stopped after 64 switches"));
+  fill("trace-result", ...parts);
+}
+
+async function runTrace(event) {
+  event.preventDefault();
+  const [dpid, port, mac] = document.getElementById("trace-from").value.split("|");
+  const to = document.getElementById("trace-to").value.split("|")[2];
+  const body = { switch: dpid, in_port: Number(port), dl_src: mac, dl_dst: to };
+  const proto = document.getElementById("trace-proto").value;
+  if (proto) body.proto = proto;
+  for (const [id, key, number] of [["trace-nw-src", "nw_src"], ["trace-nw-dst", "nw_dst"],
+                                   ["trace-tp-dst", "tp_dst", true]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) body[key] = number && /^[0-9]+$/.test(value) ? Number(value) : value;
+  }
+  const problem = document.getElementById("trace-error");
+  try {
+    lastTrace = await api("POST", "/v1/trace", body);
+  } catch (e) {
+    problem.textContent = e.message;
+    problem.hidden = false;
+    return;
+  }
+  problem.hidden = true;
+  showTrace(lastTrace);
+  markTrace();
 }
 
 // The entries seen at the last look, by switch: key -> packet count.
@@ -316,6 +421,7 @@ async function writesOf(tag) {
   for (const [path, item] of Object.entries(openapi.paths)) {
     for (const method of ["post", "put", "delete"]) {
       const op = item[method];
+      if (op && op["x-read-only"]) continue;   // a question asked by POST (a trace)
       if (op && (op.tags || []).includes(tag)) found.push({ method: method.toUpperCase(), path, op });
     }
   }
@@ -469,6 +575,7 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   document.getElementById("vlan-form").addEventListener("submit", setVlan);
   document.getElementById("vlan-clear").addEventListener("click", clearVlan);
+  document.getElementById("trace-form").addEventListener("submit", runTrace);
   document.getElementById("token-save").addEventListener("click", () => {
     sessionStorage.setItem("sdn-token", document.getElementById("token").value);
     document.getElementById("token-box").hidden = true;

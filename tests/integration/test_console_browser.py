@@ -1,7 +1,8 @@
 """The web console in a real browser (Debian's chromium, driven by selenium through
 chromium-driver) against a live Mininet network: the topology shows the switches
 Mininet has with the load of the link between them, a VLAN change made in the page
-reaches the switch, the pipeline view lists what the switch holds, and a bad value
+reaches the switch, a trace draws the packet's path, the pipeline view lists what the
+switch holds, and a bad value
 shows the API's error. With SDN_SCREENSHOT_DIR set, the pages are saved there
 (docs/console-*.png come from such a run)."""
 import os
@@ -45,7 +46,16 @@ def screenshot(driver, name):
 
 
 def wait_for(condition, timeout=10):
-    assert harness.wait_until(condition, timeout, step=0.2), condition.__doc__
+    """Until `condition()` holds. The page redraws every 2 s, so an element found a moment
+    ago may be gone when read (stale): that look counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def holds():
+        try:
+            return condition()
+        except StaleElementReferenceException:
+            return False
+    assert harness.wait_until(holds, timeout, step=0.2), condition.__doc__
 
 
 def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
@@ -81,6 +91,26 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
     finally:
         pinger.kill()
         pinger.wait()
+
+    # a trace from h1 to h3: drawn across the trunk, each switch with its entries
+    h1, h3, s1, s2 = network["h1"], network["h3"], network["s1"], network["s2"]
+    source = f"{s1.dpid}|1|{h1.MAC()}"
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR,
+                                           f'#trace-from option[value="{source}"]'))
+    Select(browser.find_element(By.ID, "trace-from")).select_by_value(source)
+    Select(browser.find_element(By.ID, "trace-to")).select_by_value(f"{s2.dpid}|1|{h3.MAC()}")
+    browser.find_element(By.ID, "trace-run").click()
+
+    def traced():
+        """the page lists s1 then s2 and draws the trunk between them as the path"""
+        hops = [e.get_attribute("data-dpid")
+                for e in browser.find_elements(By.CSS_SELECTOR, "#trace-result h3.trace-hop")]
+        return hops == [s1.dpid, s2.dpid] and \
+            len(browser.find_elements(By.CSS_SELECTOR, "#topology line.traced")) == 1
+    wait_for(traced)
+    text = browser.find_element(By.ID, "trace-result").text
+    assert "VLAN 10" in text and "vlan/" in text, text   # tagged on the trunk, by the VLAN app
+    screenshot(browser, "trace")
 
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-view="vlans"]').click()
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#vlan-members tbody tr"))

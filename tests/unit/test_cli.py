@@ -212,3 +212,28 @@ def test_api_sends_any_request_and_prints_the_reply(monkeypatch):
 def test_api_refuses_a_request_it_cannot_send(monkeypatch, argv, message):
     code, _, err, calls = run(monkeypatch, {}, *argv)
     assert code == 2 and message in err and calls == []
+
+
+def test_path_asks_the_controller_for_a_trace_and_prints_each_switch(monkeypatch):
+    result = {"packet": "tcp,in_port=1,dl_src=00:00:00:00:00:01", "truncated": False,
+              "hops": [{"dpid": "0000000000000001", "name": "s1", "in_port": 1,
+                        "revisit": False, "to_controller": False, "dropped": False,
+                        "rules": [{"table": 0, "owner": "vlan/default", "match": "in_port=1",
+                                   "actions": ["goto_table:1"]}],
+                        "outputs": [{"port": 3, "name": "s1-eth3", "vlan": 10,
+                                     "to": {"dpid": "0000000000000002", "port": 1}}]},
+                       {"dpid": "0000000000000002", "name": "s2", "in_port": 1,
+                        "revisit": False, "to_controller": False, "dropped": True,
+                        "rules": [{"table": 0, "owner": "table miss", "match": None,
+                                   "actions": []}], "outputs": []}],
+              "delivered": []}
+    code, out, _, calls = run(monkeypatch, {("POST", "/v1/trace"): result}, "path", "s1", "1",
+                              "00:00:00:00:00:01", "00:00:00:00:00:02", "--proto", "tcp",
+                              "--tp-dst", "80", "--vlan", "10")
+    assert code == 0 and calls == [("POST", "/v1/trace", {
+        "switch": "s1", "in_port": "1", "dl_src": "00:00:00:00:00:01",
+        "dl_dst": "00:00:00:00:00:02", "proto": "tcp", "tp_dst": 80, "dl_vlan": 10})]
+    lines = out.splitlines()
+    assert "    table 0 [vlan/default] in_port=1: goto_table:1" in lines
+    assert "    -> port 3 (s1-eth3) vlan 10: 0000000000000002 port 1" in lines
+    assert lines[-2:] == ["    dropped", "delivered at: nowhere"]

@@ -100,3 +100,42 @@ def test_no_reports_folder_is_an_empty_list_and_a_bad_setting_is_refused(monkeyp
     assert json.loads(get(app, "/v1/labs/reports").body) == []
     with pytest.raises(ValueError, match="lab_reports must be a folder"):
         rest.ApiSettings(lab_reports="")
+
+
+def post(app, path, body):
+    req = webob.Request.blank(path, method="POST", body=json.dumps(body).encode(),
+                              content_type="application/json")
+    return req.get_response(app.wsgi)
+
+
+def test_a_trace_is_asked_by_post_and_bad_ones_get_the_api_error(monkeypatch, tmp_path):
+    """The route's own answers (the trace itself: tests/unit/test_trace.py, on OVS:
+    tests/integration/test_trace_ovs.py)."""
+    from controller import trace
+    app = bring_up_app(monkeypatch, tmp_path, {})
+    dpif = "netdev@ovs-netdev: hit:0 missed:0\n  br0:\n    vm1 1/2: (system)\n"
+    asked = []
+
+    def appctl(args):
+        asked.append(args)
+        if args == ["dpif/show"]:
+            return 0, dpif
+        return 0, "Datapath actions: drop\n"
+    monkeypatch.setattr(trace, "run_appctl", appctl)
+    good = {"switch": "1", "in_port": "vm1", "dl_src": "00:00:00:00:00:01",
+            "dl_dst": "ff:ff:ff:ff:ff:ff"}
+    datapath = app.switches[1].datapath
+    app.runtime.names.connected(datapath)
+    app.runtime.names.named(datapath, "br0")
+    answer = post(app, "/v1/trace", good)
+    assert answer.status_int == 200, answer.body
+    hops = json.loads(answer.body)["hops"]
+    assert [(h["name"], h["in_port"], h["dropped"]) for h in hops] == [("br0", 1, True)]
+    assert asked[-1] == ["ofproto/trace", "br0",
+                         "in_port=1,dl_src=00:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff"]
+    for body, status in ((dict(good, switch="2"), 404), (dict(good, switch="nope"), 404),
+                         (dict(good, in_port=7), 404), (dict(good, dl_src="x"), 400),
+                         ([], 400), (dict(good, switch="0x"), 400)):
+        answer = post(app, "/v1/trace", body)
+        assert answer.status_int == status, (body, answer.body)
+        assert "error" in json.loads(answer.body) and b"Traceback" not in answer.body
