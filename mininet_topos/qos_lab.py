@@ -58,6 +58,13 @@ class Lab(LabRun):
         self.rate("sum of all three (port max-rate)", 10 * MBIT, 0.10, sum(rates))
         joined = [rate for t, rate in stairs[2] if t <= 2 * n + 3]
         self.at_least("h3 within 3 s of joining (reclaim)", 5 * MBIT, max(joined, default=0))
+        # what the switch itself counted, through OpenFlow queue stats: every queue carried
+        # at least one step's worth of its min-rate (1 Mbit/s for n s is n/8 MB)
+        _, stats = self.rest("GET", "/v1/qos/1/s1-eth4/stats")
+        for queue in ("0", "1", "2"):
+            sent = stats.get("queues", {}).get(queue, {}).get("tx_bytes", 0)
+            self.check(f"queue {queue} tx_bytes (OpenFlow queue stats)",
+                       f">= {n / 8:.1f} MB", f"{sent / 1e6:.1f} MB", sent >= n * 1e6 / 8)
         self.step("ingress policing of h1's port at 5 Mbit/s (PUT /v1/qos/1/s1-eth1)")
         self.rest("PUT", "/v1/qos/1/s1-eth1", {"ingress_policing": {"rate": "5M"}})
         (policed,) = harness.udp_streams(self.h4, [(self.senders[0], 0, n)])

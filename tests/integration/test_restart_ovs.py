@@ -179,7 +179,8 @@ def test_a_crashed_ovs_vswitchd_is_programmed_again_within_5_s(vlan_pair, mode):
     controller, network = vlan_pair(mode)
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     assert harness.ping(h1, h3) and harness.ping(h2, h4)
-    hosts = tuple("cookie=%#x," % pipeline.cookie(o) for o in (l2.HOSTS, l2.LEARNED))
+    # flow keys read "cookie=0x... table=... ": the space ends the cookie
+    hosts = tuple("cookie=%#x " % pipeline.cookie(o) for o in (l2.HOSTS, l2.LEARNED))
 
     def fixed():  # all but the host entries (learned again as traffic comes)
         return {name: [line for line in lines if not line.startswith(hosts)]
