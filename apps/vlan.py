@@ -16,18 +16,16 @@ REST (a PUT or DELETE takes effect at once and survives a restart):
     GET/PUT/DELETE /v1/switches/{dpid}/ports/{port}/vlan
     GET            /v1/vlans                                 members per VLAN
 """
-from ryu.controller import ofp_event
-from ryu.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
-                                    set_ev_cls)
+from ryu.controller.handler import set_ev_cls
 from ryu.lib import hub
 
 from controller import events, pipeline, rest, southbound
-from controller.ports import SwitchPorts
+from controller.port_plans import PortPlans
 from flows import diff, vlan
 from flows.spec import Owner
 
 
-class Vlan(southbound.SdnApp):
+class Vlan(PortPlans, southbound.SdnApp):
     _EVENTS = [events.EventPortVlans]
     APP, SETTINGS, STATE = vlan.APP, vlan.VlanSettings, "by_switch"
 
@@ -42,9 +40,6 @@ class Vlan(southbound.SdnApp):
         for switch in list(self.switches.values()):
             if switch.datapath.id in self.plans:
                 self.program(switch)
-
-    def programmed_datapaths(self):
-        return [s.datapath for dpid, s in self.switches.items() if dpid in self.plans]
 
     # --- desired state ------------------------------------------------------------
 
@@ -90,30 +85,7 @@ class Vlan(southbound.SdnApp):
                       forget=vlan.forget_everything(),
                       adopt=lambda installed: datapath.id in self.plans)
 
-    # --- switch events -------------------------------------------------------------
-
-    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
-    def _switch_connected(self, ev):
-        datapath = ev.msg.datapath
-        self.switches[datapath.id] = SwitchPorts(datapath)
-        self.plans.pop(datapath.id, None)  # reconnected: start from a clean slate
-
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
-    def _port_desc(self, ev):
-        switch = self.switches.get(ev.msg.datapath.id)
-        if switch is not None and switch.update_from_desc(ev.msg):
-            self.program(switch)
-
-    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
-    def _port_status(self, ev):
-        switch = self.switches.get(ev.msg.datapath.id)
-        if switch is not None and switch.update_from_status(ev.msg):
-            self.program(switch)  # a port came or went: flood lists change
-
-    def repair(self, datapath):
-        switch = self.current_switch(self.switches, datapath)
-        if switch is not None and self.plans.pop(datapath.id, None) is not None:
-            self.program(switch)  # first program again: reconciled against what is left
+    # --- switch events (the rest: controller/port_plans.py) ---------------------------
 
     @set_ev_cls(events.EventTopology)
     def _topology(self, ev):
@@ -122,11 +94,6 @@ class Vlan(southbound.SdnApp):
             if dpid in self.plans and (old is None or
                                        old.flood_ports(dpid) != ev.fabric.flood_ports(dpid)):
                 self.program(switch)
-
-    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
-    def _switch_gone(self, ev):
-        if self.forget_switch(self.switches, ev.datapath):
-            self.plans.pop(ev.datapath.id, None)
 
     # --- what REST asks ------------------------------------------------------------
 

@@ -7,11 +7,14 @@ priority >= 1.
 
     0 ingress   port/VLAN classification (access tag, trunk admit), port security
     1 police    per-port ingress rate limits (a meter per policed port)
-    2 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
-    3 qos       classification into queues (set_queue) or meters
-    4 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
-    5 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
-    6 flood     broadcast/unknown unicast: per-VLAN member ports
+    2 sg        security groups: what conntrack sees, in which zone; spoofing dropped
+    3 sg_out    security groups: the source port's egress rules, replies, cut marks
+    4 sg_in     security groups: the destination port's ingress rules, the commit
+    5 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
+    6 qos       classification into queues (set_queue) or meters
+    7 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
+    8 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
+    9 flood     broadcast/unknown unicast: per-VLAN member ports
 
 Frames leave the switch only from the egress tables (l2_dst, flood): that is where
 VLAN egress happens (the internal tag popped for untagged ports, other VLANs kept
@@ -54,17 +57,22 @@ from flows.spec import CONTROLLER, IN_PORT, NORMAL, UNTAGGED, FlowDelete, FlowSp
 _L2_FIELDS = frozenset({"in_port", "vlan_vid", "vlan_pcp", "eth_src", "eth_dst", "eth_type"})
 _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst",
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
+_SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
+                           "ct_zone"}
 
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
-    Table("police", 1, "ingress rate limits per port", frozenset({"in_port"}), ("vip",)),
-    Table("vip", 2, "virtual IPs (load balancer)", _L3_FIELDS | {"ct_state", "ct_mark", "reg0"},
+    Table("police", 1, "ingress rate limits per port", frozenset({"in_port"}), ("sg",)),
+    Table("sg", 2, "security groups: tracking", _SG_FIELDS, ("sg_out", "vip")),
+    Table("sg_out", 3, "security groups: egress rules", _SG_FIELDS, ("sg_in", "vip")),
+    Table("sg_in", 4, "security groups: ingress rules", _SG_FIELDS, ("vip",)),
+    Table("vip", 5, "virtual IPs (load balancer)", _L3_FIELDS | {"ct_state", "ct_mark", "reg0"},
           ("qos",), direct_output_apps=frozenset({"lb"})),
-    Table("qos", 3, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
-    Table("l2_src", 4, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
-    Table("l2_dst", 5, "destination MAC forwarding", _L2_FIELDS | {egress.OUT_PORT},
+    Table("qos", 6, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
+    Table("l2_src", 7, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
+    Table("l2_dst", 8, "destination MAC forwarding", _L2_FIELDS | {egress.OUT_PORT},
           ("flood",), egress=True),
-    Table("flood", 6, "flooding per VLAN", _L2_FIELDS | {egress.OUT_PORT}, (), egress=True),
+    Table("flood", 9, "flooding per VLAN", _L2_FIELDS | {egress.OUT_PORT}, (), egress=True),
 )
 
 # The overlay lab's tunnel bridge: a bridge of its own (patched to an integration
@@ -97,6 +105,11 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
              purpose="canary"),
     ),
     "police": (Band("qos", 10, 10, "a policed port's meter"),),
+    "sg": (Band("security", 100, 300, "to a bound address 100, spoofed 200, from a bound "
+                                      "port 210, neighbour discovery 300"),),
+    "sg_out": (Band("security", 10, 500, "deny 10, cut 20, egress rules 100, replies 400, "
+                                         "cut replies 450, invalid 500"),),
+    "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, ingress rules 100"),),
     "vip": (Band("lb", 100, 499, "spreads 120, replies 150-160, conntrack 190-220, ARP 300-301, "
                           "probes 400"),),
     "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
@@ -144,12 +157,13 @@ APP_IDS: Dict[str, int] = {
     "overlay": 0x50,
     "topology": 0x60,
     "bond": 0x70,
+    "security": 0x80,
 }
 # The flows/ module that holds each app's decisions (settings class, plan hooks:
 # flows/app_plan.py), in the order `sdn plan` asks them: facts reach the later apps.
 APP_LOGIC: Dict[str, str] = {"vlan": "flows.vlan", "l2_switch": "flows.l2", "qos": "flows.qos",
                              "lb": "flows.lb", "overlay": "flows.overlay", "bond": "flows.bond",
-                             "topology": "flows.topology"}
+                             "topology": "flows.topology", "security": "flows.security"}
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,
     "default": 0x02,

@@ -84,7 +84,7 @@ def police_flows(port: int, policing: Policing) -> List:
     ref = MeterRef(POLICE, port)
     return [MeterSpec(ref, policing.rate, policing.burst),
             FlowSpec("police", POLICE_PRIORITY, Match.of(in_port=port), POLICE, meter=ref,
-                     goto="vip")]
+                     goto="sg")]
 
 
 def switch_plan(ports: Dict[int, PortQos], rules: Iterable[Rule], meter_policing: bool) -> List:

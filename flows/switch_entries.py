@@ -97,3 +97,26 @@ def port_entries(items, check) -> tuple:
             check(body)
         out.append((switch, port, body))
     return tuple(out)
+
+
+def for_switch(entries, is_named, resolve, parse, overrides=None, missing=None) -> dict:
+    """{port number: parse(number, body)} of one switch's configured ports: the config
+    file's `entries` ((switch ref, port ref, body)) whose switch `is_named` this one, then
+    `overrides` ({"port number": body or None}, from REST; None drops the port).
+    `resolve(port ref)` gives a port number or None (then `missing(port ref)` is told)."""
+    configured = {}
+    for switch, port, body in entries:
+        if not is_named(switch):
+            continue
+        number = resolve(port)
+        if number is None:
+            if missing is not None:
+                missing(port)
+            continue
+        configured[number] = parse(number, body)
+    for port, body in (overrides or {}).items():
+        if body is None:
+            configured.pop(int(port), None)
+        else:
+            configured[int(port)] = parse(int(port), body)
+    return configured

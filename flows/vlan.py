@@ -219,25 +219,9 @@ def port_vlan_from_dict(port: int, body: dict) -> PortVlan:
 
 def configured_ports(entries, is_named, resolve, overrides=None, missing=None):
     """{port number: PortVlan} of one switch's explicitly configured ports: the config
-    file's `entries` ((switch ref, port ref, body)) whose switch `is_named` this one,
-    then `overrides` ({"port number": body or None}, from REST). `resolve(port ref)`
-    gives a port number or None (then `missing(port ref)` is told)."""
-    configured = {}
-    for switch_ref, port_ref, body in entries:
-        if not is_named(switch_ref):
-            continue
-        number = resolve(port_ref)
-        if number is None:
-            if missing is not None:
-                missing(port_ref)
-            continue
-        configured[number] = port_vlan_from_dict(number, body)
-    for port, body in (overrides or {}).items():
-        if body is None:
-            configured.pop(int(port), None)
-        else:
-            configured[int(port)] = port_vlan_from_dict(int(port), body)
-    return configured
+    file's, then REST's (flows/switch_entries.py `for_switch`)."""
+    return switch_entries.for_switch(entries, is_named, resolve, port_vlan_from_dict,
+                                     overrides, missing)
 
 
 def effective_ports(configured, port_numbers) -> List[PortVlan]:

@@ -45,6 +45,16 @@ def bond_section(layout):
                       for switch, ports in layout.bonds().items()]}
 
 
+def security_section(layout):
+    """b2 is a web server on 8081 behind a security group (8080 too: it may also be a
+    VIP's backend); no other check pings it."""
+    switch, port = layout.hosts["b2"]
+    return {"groups": {"web": [{"direction": "ingress", "protocol": "tcp",
+                                "ports": "8080-8081"}]},
+            "ports": [{"switch": switch, "port": f"{switch}-eth{port}",
+                       "addresses": [IPS["b2"]], "groups": ["web"]}]}
+
+
 # --- basic checks (each raises AssertionError with what it saw) -----------------------
 
 def check_learning(ctx):
@@ -107,6 +117,20 @@ def check_lb(ctx):
     result = harness.http_requests(ctx.host("h1"), VIP, 80, 20)
     assert result["failed"] == 0 and set(result["served"]) <= {"b1", "b2"} and \
         sum(result["served"].values()) == 20, f"VIP served {result}"
+
+
+def check_security(ctx):
+    h1, b2 = ctx.host("h1"), ctx.host("b2")
+    server = harness.start_http(b2, "b2", 8081)
+    ctx.cleanups.append(server.kill)
+
+    def served():
+        result = harness.http_requests(h1, IPS["b2"], 8081, 1)
+        return sum(result["served"].values()) == 1
+    assert harness.wait_until(served, 10), "h1 cannot reach b2's allowed TCP 8081"
+    assert harness.wait_until(lambda: harness.ping(b2, h1, timeout=1), 8), \
+        "b2's own ping to h1 is not answered (egress or its replies blocked)"
+    assert not harness.ping(h1, b2, timeout=1), "h1's ping reached b2: no rule allows it"
 
 
 def check_bond(ctx):

@@ -45,13 +45,14 @@ from typing import Callable, List, Tuple
 
 from mininet_topos import harness
 from mininet_topos.combination_checks import (Storm, bond_section, check_bond, check_lb,
-                                              check_learning, check_qos, check_topology,
-                                              check_vlan, lb_section, qos_section, vlan_section)
+                                              check_learning, check_qos, check_security,
+                                              check_topology, check_vlan, lb_section,
+                                              qos_section, security_section, vlan_section)
 from mininet_topos.combination_layouts import LAYOUTS, VLAN_OF, LayoutTopo
 
 APP_FILES = {name: f"apps/{name}.py" for name in
-             ("l2_switch", "vlan", "qos", "lb", "topology", "bond", "overlay")}
-SHARING = ("vlan", "qos", "lb", "topology", "bond")   # beside l2_switch
+             ("l2_switch", "vlan", "qos", "lb", "topology", "bond", "overlay", "security")}
+SHARING = ("vlan", "qos", "lb", "topology", "bond", "security")   # beside l2_switch
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,10 @@ APPS = {
     "lb": App(lb_section, check_lb),
     "topology": App(lambda layout: {"lldp_interval_s": 1, "edge_after_s": 3}, check_topology),
     "bond": App(bond_section, check_bond),
+    "security": App(security_section, check_security),
 }
 # check order: the loop-freedom checks first (a storm makes every other check moot)
-ORDER = ("topology", "bond", "l2_switch", "vlan", "qos", "lb")
+ORDER = ("topology", "bond", "l2_switch", "vlan", "qos", "lb", "security")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ def run(combination):
     return failures, time.monotonic() - started, problems
 
 
-OVERLAY_SETS = (("overlay",), ("l2_switch", "vlan", "qos", "lb", "topology", "bond", "overlay"))
+OVERLAY_SETS = (("overlay",), ("l2_switch", "vlan", "qos", "lb", "topology", "bond", "security",
+                              "overlay"))
 
 
 def overlay_combinations(sets=OVERLAY_SETS, others=SHARING):

@@ -15,10 +15,16 @@ pytestmark = pytest.mark.integration
 # mode (the other two all-together runs, that mode's apps alone on the ring and the pairs
 # are `make reliability`: make test must stay within its time)
 ALL_TOGETHER = {("ring", "reactive"), ("single", "datapath")}
+
+
+def together(c):
+    return set(c.apps) >= set(matrix.SHARING)
+
+
 SUBSET = [c for layout in ("single", "ring") for mode in ("reactive", "datapath")
           for c in matrix.combinations(layout, mode, pairs=False)
-          if (len(c.apps) < 6 and (layout, mode) != ("ring", "datapath"))
-          or (len(c.apps) >= 6 and (layout, mode) in ALL_TOGETHER)]
+          if (not together(c) and (layout, mode) != ("ring", "datapath"))
+          or (together(c) and (layout, mode) in ALL_TOGETHER)]
 
 
 @pytest.mark.parametrize("combination", SUBSET, ids=lambda c: c.id)

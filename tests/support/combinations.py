@@ -34,8 +34,15 @@ SECTIONS = {
                                   {"ip": "10.0.0.12", "port": 8080}]}]},
     "bond": {"bonds": [{"switch": BONDED, "name": "s2-bond", "members": ["s2-eth1", "s2-eth2"],
                         "mode": "active-backup"}]},
+    # h1 bound to a group that lets everything in, h2 (a web server) to one that lets in
+    # TCP 80 only: what the other apps do must go through the security stage unchanged
+    "security": {"groups": {"open": [{"direction": "ingress"},
+                                     {"direction": "ingress", "ethertype": "IPv6"}],
+                            "web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]},
+                 "ports": [{"switch": DPID, "port": HOSTS[name][0], "addresses": [HOSTS[name][2]],
+                            "groups": [group]} for name, group in (("h1", "open"), ("h2", "web"))]},
 }
-OTHERS = ("vlan", "qos", "lb", "bond")
+OTHERS = ("vlan", "qos", "lb", "bond", "security")
 # every subset of the other apps, with no learning app or with it in either mode
 COMBINATIONS = [(mode, others) for mode in (None, "reactive", "datapath")
                 for n in range(len(OTHERS) + 1) for others in itertools.combinations(OTHERS, n)

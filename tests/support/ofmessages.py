@@ -66,7 +66,7 @@ def match(*fields) -> Blob:
     return tl(1, b"".join(fields) or b"", "match", minimum=4, padding_counted=False)
 
 
-LEARNING_TABLE = 4   # pipeline.table_id("l2_src"): tests/unit/test_fast_path.py checks it
+LEARNING_TABLE = 7   # pipeline.table_id("l2_src"): tests/unit/test_fast_path.py checks it
 MATCH = match(oxm(0, struct.pack("!I", 1)), oxm(3, bytes.fromhex("020000000001")))
 
 

@@ -2,7 +2,7 @@
 
 The apps were each tested alone and in a few chosen pairs; what broke (issue 16,
 2a-2c) broke only in combinations. Here one switch gets the desired entries of every
-subset of {l2_switch (both modes), vlan, qos, lb, bond}, composed the way `sdn plan`
+subset of {l2_switch (both modes), vlan, qos, lb, bond, security}, composed the way `sdn plan`
 composes them (controller/plan.py: the same flows/ functions each app calls when the
 switch connects), and each loaded app's basic behaviour is checked with simulated
 frames, together with invariants no combination may break:
@@ -80,8 +80,29 @@ def check_bond(combo):
         assert {k: v for k, v in combo.planned.items() if k != "bond"} == shared["apps"]
 
 
+def check_security(combo):
+    """h2 is a web server: h4 reaches its TCP 80 and gets the answer, not its port 22, not
+    with a ping; h2 cannot send from an address that is not its own. (Without the
+    learning or the VLAN app nothing forwards: only the refusals are checked.)"""
+    forwards = combo.mode is not None or "vlan" in combo.apps
+    to_h2 = dict(ipv4_src="10.0.0.4", ipv4_dst="10.0.0.2", ip_proto=6, tcp_src=40000)
+    syn = combo.send("h4", HOSTS["h2"][1], tcp_dst=80, tcp_flags=0x02, **to_h2)
+    assert "h2" in syn or not forwards, f"TCP 80 to the web server went to {sorted(syn)}"
+    back = combo.send("h2", HOSTS["h4"][1], ipv4_src="10.0.0.2", ipv4_dst="10.0.0.4",
+                      ip_proto=6, tcp_src=80, tcp_dst=40000, tcp_flags=0x12)
+    assert ("h4" in back) == bool(forwards), f"the web server's answer went to {sorted(back)}"
+    ssh = combo.send("h4", HOSTS["h2"][1], tcp_dst=22, tcp_flags=0x02, **dict(to_h2, tcp_src=40001))
+    assert "h2" not in ssh, "TCP 22 reached the web server"
+    ping = combo.send("h4", HOSTS["h2"][1], ipv4_src="10.0.0.4", ipv4_dst="10.0.0.2", ip_proto=1,
+                      icmpv4_type=8, icmpv4_code=0, icmp_id=1)
+    assert "h2" not in ping, "a ping reached the web server"
+    spoofed = combo.send("h2", HOSTS["h4"][1], ipv4_src="10.0.0.99", ipv4_dst="10.0.0.4",
+                         ip_proto=17, udp_src=5000, udp_dst=5000)
+    assert spoofed == {}, f"a spoofed source left to {sorted(spoofed)}"
+
+
 CHECKS = {"vlan": check_vlan_isolation, "qos": check_qos_queue, "lb": check_vip,
-          "bond": check_bond}
+          "bond": check_bond, "security": check_security}
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS, ids=combo_id)

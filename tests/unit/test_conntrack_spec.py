@@ -68,9 +68,9 @@ def test_ct_prints_as_ovs_ofctl_writes_it():
     text = ofctl_text.action_text
     assert text(Ct(4, "vip", True, nat=Nat("src", "203.0.113.1", "203.0.113.9", 1024, 2047),
                    mark=(1, 3))) == \
-        "ct(commit,zone=4,table=2,nat(src=203.0.113.1-203.0.113.9:1024-2047)," \
+        "ct(commit,zone=4,table=5,nat(src=203.0.113.1-203.0.113.9:1024-2047)," \
         "exec(set_field:0x1/0x3->ct_mark))"
-    assert text(Ct(4, "vip", nat=Nat())) == "ct(zone=4,table=2,nat)"
+    assert text(Ct(4, "vip", nat=Nat())) == "ct(zone=4,table=5,nat)"
     assert text(Ct(1, commit=True, nat=Nat("dst", "2001:db8::1"))) == \
         "ct(commit,zone=1,nat(dst=[2001:db8::1]))"
     assert text(CtClear()) == "ct_clear"

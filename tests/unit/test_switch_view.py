@@ -58,7 +58,7 @@ def test_anyone_elses_entries_are_not_ours_and_keep_what_ryu_says_of_them():
     ours = stats_of(FlowSpec("l2_dst", 100, Match.of(eth_dst="00:00:00:00:00:01"),
                              pipeline.canary_owner("l2_switch"), (Output(1),)))
     foreign = parser.OFPFlowStats(
-        table_id=9, duration_sec=1, duration_nsec=500_000_000, priority=7, idle_timeout=0,
+        table_id=12, duration_sec=1, duration_nsec=500_000_000, priority=7, idle_timeout=0,
         hard_timeout=0, flags=0, cookie=0x0, packet_count=1, byte_count=60,
         match=parser.OFPMatch(eth_type=0x0800, ipv4_dst=("10.0.0.0", "255.0.0.0")),
         instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
@@ -66,7 +66,7 @@ def test_anyone_elses_entries_are_not_ours_and_keep_what_ryu_says_of_them():
     view = switch_view.describe([foreign, ours])
     first, second = view["flows"]
     assert (first["table_name"], second["owner"]) == ("l2_dst", NOT_OURS := "not ours")
-    assert second["table_name"] == "9" and second["duration_s"] == 1.5
+    assert second["table_name"] == "12" and second["duration_s"] == 1.5
     assert second["match"] == "eth_type=0x800,nw_dst=10.0.0.0/255.0.0.0"
     assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == pipeline.NOT_OURS
 

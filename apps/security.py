@@ -1,0 +1,291 @@
+"""Stateful security groups: ports bound to groups of rules, enforced with conntrack.
+
+    ryu-manager apps/l2_switch.py apps/security.py            # with any other apps too
+
+What goes on the switch is in flows/security.py (three tables before the load
+balancer's: tracking, the source's egress rules, the destination's ingress rules). A
+bound port takes in only what an ingress rule of its groups allows, gets the replies
+of what it opened, and may send what its egress rules allow (everything, without
+any). Removing a rule cuts the connections it let in; adding it back lets them live.
+
+Config section `security` (flows/security_model.py). REST (changes persist):
+    GET              /v1/security                              groups, rules, bound ports
+    POST             /v1/security/groups/{group}/rules         a rule (the group is made)
+    GET/DELETE       /v1/security/rules/{rule_id}              GET: with its counters
+    GET/PUT/DELETE   /v1/switches/{dpid}/ports/{port}/security a port's binding
+"""
+from prometheus_client.core import CounterMetricFamily
+from ryu.lib import hub
+
+from controller import metrics, ofcompile, pipeline, rest, southbound
+from controller.port_plans import PortPlans
+from flows import diff, security
+from flows.security_model import (APP, MAX_RULE_ID, binding_from_dict, group_name,
+                                  rule_from_dict)
+from flows.spec import Owner
+
+COUNTER_POLL_S = 10.0   # how old the rule counters on /metrics may be
+
+RULES = Owner(APP, "rule")   # every rule's entries (one instance per rule id)
+
+
+class Security(PortPlans, southbound.SdnApp):
+    # {"rules": {"id": {"group": g, ...rule} or None}, "ports": {"dpid": {"port": body or None}}}
+    APP, SETTINGS, STATE = APP, security.SecuritySettings, "document"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plans = {}     # dpid -> the entries last pushed
+        self.counted = {}   # dpid -> {rule id: (packets, bytes)} as last read
+        hub.spawn(self._poll_counters)
+
+    def metric_families(self):
+        """Each rule's packets and bytes per switch, as last read (every COUNTER_POLL_S
+        and on each GET of the rule): a scrape asks no switch."""
+        rules = {r.rule_id: r for rs in self.groups().values() for r in rs}
+        labels = ["dpid", "dp_name", "rule", "group", "direction"]
+        packets = CounterMetricFamily("sdn_security_rule_packets",
+                                      "Packets a security group rule's entries matched",
+                                      labels=labels)
+        octets = CounterMetricFamily("sdn_security_rule_bytes",
+                                     "Bytes a security group rule's entries matched",
+                                     labels=labels)
+        for dpid, counted in sorted(self.counted.items()):
+            if dpid not in self.plans:
+                continue    # gone (or not programmed again yet)
+            for rule_id, (n, size) in sorted(counted.items()):
+                rule = rules.get(rule_id)
+                if rule is None:
+                    continue
+                values = metrics.switch_labels(dpid) + [str(rule_id), rule.group, rule.direction]
+                packets.add_metric(values, n)
+                octets.add_metric(values, size)
+        yield packets
+        yield octets
+
+    def _poll_counters(self):
+        while True:
+            hub.sleep(COUNTER_POLL_S)
+            for datapath in self.programmed_datapaths():
+                if self.plans.get(datapath.id):
+                    try:
+                        self.read_counters(datapath)
+                    except southbound.SwitchTimeout as err:
+                        self.logger.warning("security: counters: %s", err)
+
+    def restore_state(self, document):
+        self.overrides = {"rules": dict((document or {}).get("rules", {})),
+                          "ports": dict((document or {}).get("ports", {}))}
+
+    def apply_settings(self, settings):
+        """A reloaded config (or another writer's state): every switch gets its new plan."""
+        self.settings = settings
+        self.program_all()
+
+    # --- desired state ------------------------------------------------------------
+
+    def groups(self, overrides=None):
+        """{group: (Rule, ...)}: the config file's rules, then REST's (added or deleted)."""
+        rules = {r.rule_id: r for rs in self.settings.groups.values() for r in rs}
+        named = set(self.settings.groups)
+        for key, body in (overrides or self.overrides)["rules"].items():
+            if body is None:
+                rules.pop(int(key), None)
+                continue
+            body = dict(body)
+            group = body.pop("group")
+            rules[int(key)] = rule_from_dict(body, group, int(key))
+            named.add(group)
+        out = {name: [] for name in sorted(named)}
+        for rule_id, rule in sorted(rules.items()):
+            out[rule.group].append(rule)
+        return {name: tuple(rs) for name, rs in out.items()}
+
+    def bindings(self, switch, overrides=None):
+        dpid = rest.format_dpid(switch.datapath.id)
+        return security.bound_ports(
+            self.settings.ports, switch.is_named, switch.resolve,
+            (overrides or self.overrides)["ports"].get(dpid, {}),
+            lambda ref: self.logger.warning("security: %s has no port %r (config file)",
+                                            switch.name, ref))
+
+    def program(self, switch):
+        """Push the switch's plan: reconciled the first time, then only what changed."""
+        dpid = switch.datapath.id
+        plan = security.desired(self.bindings(switch), self.groups())
+        previous = self.plans.get(dpid)
+        self.plans[dpid] = plan
+        if previous is None:
+            hub.spawn(self._reconcile, switch)
+        else:
+            changes = diff.plan_changes(previous, plan)
+            if changes:
+                self.push(switch.datapath, changes)
+
+    def program_all(self):
+        for switch in list(self.switches.values()):
+            if switch.datapath.id in self.plans:
+                self.program(switch)
+
+    def _reconcile(self, switch):
+        datapath = switch.datapath
+        self.converge(datapath, [Owner(APP), pipeline.MISSES],
+                      lambda: pipeline.table_misses() + self.plans.get(datapath.id, [])
+                      + [pipeline.canary(APP)],
+                      forget=security.forget_everything(),
+                      adopt=lambda installed: datapath.id in self.plans)
+
+    # --- what REST asks ------------------------------------------------------------
+
+    def _commit(self, overrides):
+        """Check the new state whole, save it, then switch to it (a bad one changes
+        nothing: 400)."""
+        try:
+            self.groups(overrides)
+            for switch in self.switches.values():
+                self._check_groups(self.bindings(switch, overrides), self.groups(overrides))
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        self.save_state(overrides)
+        self.overrides = overrides
+        self.program_all()
+
+    @staticmethod
+    def _check_groups(bound, groups):
+        for port, binding in bound.items():
+            unknown = set(binding.groups) - set(groups)
+            if unknown:
+                raise ValueError(f"port {port} names unknown group(s) "
+                                 f"{', '.join(sorted(unknown))}")
+
+    def _copy(self):
+        return {"rules": dict(self.overrides["rules"]),
+                "ports": {k: dict(v) for k, v in self.overrides["ports"].items()}}
+
+    def describe(self):
+        ports = []
+        for dpid, switch in sorted(self.switches.items()):
+            for number, binding in sorted(self.bindings(switch).items()):
+                ports.append(dict(binding.to_dict(), dpid=rest.format_dpid(dpid), port=number,
+                                  name=switch.ports.get(number), bound=True))
+        return {"groups": {name: [r.to_dict() for r in rules]
+                           for name, rules in self.groups().items()}, "ports": ports}
+
+    def add_rule(self, group, body):
+        try:
+            group_name(group)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        taken = {r.rule_id for rs in self.groups().values() for r in rs} | \
+            {int(k) for k in self.overrides["rules"]}
+        rule_id = max(taken, default=0) + 1
+        if rule_id > MAX_RULE_ID:
+            raise rest.ApiError(409, f"no rule id left (at most {MAX_RULE_ID})")
+        try:
+            rule = rule_from_dict(body, group, rule_id)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        overrides = self._copy()
+        overrides["rules"][str(rule_id)] = dict(body, group=group)
+        self._commit(overrides)
+        return rule.to_dict()
+
+    def rule(self, rule_id):
+        try:
+            number = int(rule_id)
+        except ValueError:
+            raise rest.ApiError(400, f"bad rule id {rule_id!r}: a number") from None
+        rule = next((r for rs in self.groups().values() for r in rs if r.rule_id == number),
+                    None)
+        if rule is None:
+            raise rest.ApiError(404, f"no rule {rule_id}")
+        return rule
+
+    def delete_rule(self, rule_id):
+        rule = self.rule(rule_id)
+        overrides = self._copy()
+        overrides["rules"][str(rule.rule_id)] = None
+        self._commit(overrides)
+        return rule.to_dict()
+
+    def read_counters(self, datapath):
+        """One flow-stats request for every rule's entries on the switch, summed per rule."""
+        bodies = self.request(datapath, ofcompile.flow_stats_request(datapath, RULES))
+        counted = {}
+        for body in bodies:
+            owner = pipeline.owner_of(body.cookie)
+            if owner is not None and owner.instance is not None:
+                n, size = counted.get(owner.instance, (0, 0))
+                counted[owner.instance] = (n + body.packet_count, size + body.byte_count)
+        self.counted[datapath.id] = counted
+        return counted
+
+    def counters(self, rule):
+        """Packets and bytes of the rule's entries, read now from every programmed switch."""
+        packets = octets = 0
+        for datapath in self.programmed_datapaths():
+            try:
+                n, size = self.read_counters(datapath).get(rule.rule_id, (0, 0))
+            except southbound.SwitchTimeout as err:
+                raise rest.ApiError(504, str(err)) from None
+            packets, octets = packets + n, octets + size
+        return {"packets": packets, "bytes": octets}
+
+    def describe_port(self, switch, number):
+        binding = self.bindings(switch).get(number)
+        return dict(binding.to_dict() if binding else {"addresses": [], "groups": [],
+                                                       "network": 0},
+                    dpid=switch.dpid(), port=number, name=switch.ports.get(number),
+                    bound=binding is not None)
+
+    def change_port(self, switch, number, body):
+        if body is not None:
+            try:
+                binding = binding_from_dict(body)
+            except ValueError as err:
+                raise rest.ApiError(400, str(err)) from None
+            unknown = set(binding.groups) - set(self.groups())
+            if unknown:
+                raise rest.ApiError(400, f"unknown group(s) {', '.join(sorted(unknown))}")
+        overrides = self._copy()
+        overrides["ports"].setdefault(switch.dpid(), {})[str(number)] = body
+        self._commit(overrides)
+
+
+class SecurityRest(rest.AppController):
+    @rest.api("security_get", "/v1/security", methods=["GET"])
+    def get_all(self, req, **_):
+        return self.app.describe()
+
+    @rest.api("security_rule_post", "/v1/security/groups/{group}/rules", methods=["POST"])
+    def add_rule(self, req, group, **_):
+        return rest.json_response(self.app.add_rule(group, rest.parse_json_body(req)), 201)
+
+    @rest.api("security_rule_get", "/v1/security/rules/{rule_id}", methods=["GET"])
+    def get_rule(self, req, rule_id, **_):
+        rule = self.app.rule(rule_id)
+        return dict(rule.to_dict(), **self.app.counters(rule))
+
+    @rest.api("security_rule_delete", "/v1/security/rules/{rule_id}", methods=["DELETE"])
+    def delete_rule(self, req, rule_id, **_):
+        return self.app.delete_rule(rule_id)
+
+    @rest.api("security_port_get", "/v1/switches/{dpid}/ports/{port}/security", methods=["GET"])
+    def get_port(self, req, dpid, port, **_):
+        return self.app.describe_port(*self.app.switch_port(self.app.dpid_of(dpid), port))
+
+    @rest.api("security_port_put", "/v1/switches/{dpid}/ports/{port}/security", methods=["PUT"])
+    def put_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
+        self.app.change_port(switch, number, rest.parse_json_body(req))
+        return self.app.describe_port(switch, number)
+
+    @rest.api("security_port_delete", "/v1/switches/{dpid}/ports/{port}/security",
+              methods=["DELETE"])
+    def delete_port(self, req, dpid, port, **_):
+        switch, number = self.app.switch_port(self.app.dpid_of(dpid), port)
+        self.app.change_port(switch, number, None)
+        return self.app.describe_port(switch, number)
+
+
+Security.REST = SecurityRest

@@ -1,0 +1,223 @@
+"""Stateful security groups in flows: what one switch needs for its bound ports.
+
+Three tables, before the load balancer's (so a VIP's clients are checked too):
+
+    sg      which packets conntrack sees: from a bound port (only from its own
+            addresses; others are spoofed and dropped), or to a bound port's address,
+            in the zone of the port's network. ICMPv6 neighbour discovery and MLD pass
+            untracked (conntrack calls them invalid). Everything else passes on.
+    sg_out  the source side. Invalid: drop. Replies (+rpl) of connections a rule let in
+            pass, unless the connection was cut (ct_mark 1). Packets in the original
+            direction from a bound port must match an egress rule of its groups (with
+            no egress rule at all, everything may leave).
+    sg_in   the destination side: packets to a bound port's address must match an
+            ingress rule of its groups; then, and for destinations nobody binds, the
+            connection is committed with ct_mark 0. `ct_clear` before going on: the
+            load balancer tracks packets again in zones of its own.
+
+Rules are checked for every packet in the original direction, not only the first: a
+packet of an established connection that no rule allows any more commits ct_mark 1
+and is dropped (Neutron's way), so the replies are dropped too, and a rule that allows
+it again commits ct_mark 0, so the connection lives again.
+"""
+import ipaddress
+from typing import Dict, List, Mapping, Tuple
+
+from flows import switch_entries
+from flows.security_model import APP, ETHERTYPES, PROTOCOLS, Binding, Rule, \
+    SecuritySettings, binding_from_dict
+from flows.spec import Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
+
+DEFAULTS = Owner(APP, "default")
+MISSES = "pipeline"
+NEXT = "vip"                 # the table after the security stage
+ZONE_BASE = 0x4000           # conntrack zone of network N: ZONE_BASE + N (the LB's: VIP ids)
+CUT_MARK = 1
+# sg
+ND_PRIORITY, FROM_PORT_PRIORITY, SPOOFED_PRIORITY, TO_PORT_PRIORITY = 300, 210, 200, 100
+# sg_out and sg_in
+INVALID_PRIORITY, CUT_REPLY_PRIORITY, REPLY_PRIORITY = 500, 450, 400
+RULE_PRIORITY, CUT_PRIORITY, DENY_PRIORITY, COMMIT_PRIORITY = 100, 20, 10, 5
+ND_TYPES = (130, 131, 132, 133, 134, 135, 136, 137, 143)
+LINK_LOCAL = ("fe80::", "ffc0::")
+IPV4, IPV6 = ETHERTYPES["IPv4"], ETHERTYPES["IPv6"]
+
+
+def rule_owner(rule_id: int) -> Owner:
+    return Owner(APP, "rule", rule_id)
+
+
+def zone(binding: Binding) -> int:
+    return ZONE_BASE + binding.network
+
+
+def _family(address: str) -> int:
+    return IPV6 if ":" in address else IPV4
+
+
+def _address_field(address_or_net: str, side: str) -> Tuple[str, object]:
+    """("ipv4_src", "10.0.0.1") or (..., (network, mask)) for a prefix."""
+    net = ipaddress.ip_network(address_or_net, strict=False)
+    name = f"ipv{net.version}_{side}"
+    if net.prefixlen == net.max_prefixlen:
+        return name, str(net.network_address)
+    return name, (str(net.network_address), str(net.netmask))
+
+
+def port_range_masks(low: int, high: int) -> List[Tuple[int, int]]:
+    """The fewest (value, mask) pairs of 16-bit ports that cover low..high exactly."""
+    out = []
+    while low <= high:
+        size = low & -low if low else 1 << 16
+        while size > high - low + 1:
+            size >>= 1
+        out.append((low, 0xFFFF & ~(size - 1)))
+        low += size
+    return out
+
+
+def rule_matches(rule: Rule, side: str) -> List[dict]:
+    """The match fields of a rule, one dict per port-range piece; `side` is where its
+    remote end is ("dst" for egress rules, "src" for ingress)."""
+    fields = {"eth_type": ETHERTYPES[rule.ethertype]}
+    if rule.protocol is not None:
+        fields["ip_proto"] = PROTOCOLS[rule.protocol]
+    if rule.remote is not None:
+        name, value = _address_field(rule.remote, side)
+        fields[name] = value
+    if rule.port_min is None:
+        return [fields]
+    name = f"{rule.protocol}_dst"
+    return [dict(fields, **{name: piece if piece[1] != 0xFFFF else piece[0]})
+            for piece in port_range_masks(rule.port_min, rule.port_max)]
+
+
+def _rules_of(binding: Binding, groups: Mapping[str, Tuple[Rule, ...]], direction: str):
+    seen = {}
+    for name in binding.groups:
+        for rule in groups.get(name, ()):
+            if rule.direction == direction:
+                seen[rule.rule_id] = rule
+    return [seen[i] for i in sorted(seen)]
+
+
+def _flow(table, priority, owner, actions=(), goto=None, **match) -> FlowSpec:
+    return FlowSpec(table, priority, Match.of(**match), owner, tuple(actions), goto=goto)
+
+
+def _tracking(port: int, binding: Binding) -> List[FlowSpec]:
+    z = zone(binding)
+    specs = []
+    for address in binding.addresses:
+        name, value = _address_field(address, "src")
+        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+                           in_port=port, eth_type=_family(address), **{name: value}))
+        name, value = _address_field(address, "dst")
+        specs.append(_flow("sg", TO_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+                           eth_type=_family(address), **{name: value}))
+    if any(_family(a) == IPV6 for a in binding.addresses):
+        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+                           in_port=port, eth_type=IPV6, ipv6_src=LINK_LOCAL))
+    specs += [_flow("sg", SPOOFED_PRIORITY, DEFAULTS, in_port=port, eth_type=eth_type)
+              for eth_type in (IPV4, IPV6)]
+    return specs
+
+
+def _source_side(port: int, binding: Binding, groups) -> List[FlowSpec]:
+    z, rules = zone(binding), _rules_of(binding, groups, "egress")
+    specs = [_flow("sg_out", RULE_PRIORITY, rule_owner(rule.rule_id), goto="sg_in",
+                   in_port=port, ct_state="+trk-rpl", **fields)
+             for rule in rules for fields in rule_matches(rule, "dst")]
+    if not rules:   # no egress rule at all: everything may leave
+        specs.append(_flow("sg_out", RULE_PRIORITY, DEFAULTS, goto="sg_in", in_port=port,
+                           ct_state="+trk-rpl"))
+    # a ct action needs an IP match (OVS refuses it otherwise): one per family
+    return specs + [
+        _flow("sg_out", CUT_PRIORITY, DEFAULTS, [Ct(z, commit=True, mark=CUT_MARK)],
+              in_port=port, ct_state="+trk+est-rpl", eth_type=eth_type)
+        for eth_type in (IPV4, IPV6)] + [
+        _flow("sg_out", DENY_PRIORITY, DEFAULTS, in_port=port, ct_state="+trk")]
+
+
+def _destination_side(binding: Binding, groups) -> List[FlowSpec]:
+    z, rules = zone(binding), _rules_of(binding, groups, "ingress")
+    accept = [Ct(z, commit=True, mark=0), CtClear()]
+    specs = []
+    for address in binding.addresses:
+        name, value = _address_field(address, "dst")
+        to_port = {"eth_type": _family(address), name: value}
+        specs += [_flow("sg_in", RULE_PRIORITY, rule_owner(rule.rule_id), accept, goto=NEXT,
+                        ct_state="+trk-rpl", **dict(fields, **to_port))
+                  for rule in rules if ETHERTYPES[rule.ethertype] == _family(address)
+                  for fields in rule_matches(rule, "src")]
+        specs += [
+            _flow("sg_in", CUT_PRIORITY, DEFAULTS, [Ct(z, commit=True, mark=CUT_MARK)],
+                  ct_state="+trk+est-rpl", **to_port),
+            _flow("sg_in", DENY_PRIORITY, DEFAULTS, ct_state="+trk", **to_port)]
+    return specs
+
+
+def _shared(zones) -> List[FlowSpec]:
+    """Entries every switch with a bound port has once."""
+    specs = [_flow("sg", ND_PRIORITY, DEFAULTS, goto=NEXT, eth_type=IPV6, ip_proto=58,
+                   icmpv6_type=kind) for kind in ND_TYPES]
+    specs += [
+        _flow("sg_out", INVALID_PRIORITY, DEFAULTS, ct_state="+trk+inv"),
+        _flow("sg_out", CUT_REPLY_PRIORITY, DEFAULTS, ct_state="+trk+rpl", ct_mark=CUT_MARK),
+        _flow("sg_out", REPLY_PRIORITY, DEFAULTS, [CtClear()], goto=NEXT, ct_state="+trk+rpl")]
+    # what a bound port sends to a destination nobody binds: committed in its zone
+    specs += [_flow("sg_in", COMMIT_PRIORITY, DEFAULTS, [Ct(z, commit=True, mark=0), CtClear()],
+                    goto=NEXT, ct_state="+trk-rpl", ct_zone=z, eth_type=eth_type)
+              for z in sorted(zones) for eth_type in (IPV4, IPV6)]
+    return specs
+
+
+def desired(bindings: Mapping[int, Binding],
+            groups: Mapping[str, Tuple[Rule, ...]]) -> List[FlowSpec]:
+    """Every entry one switch needs for its bound ports ({port number: Binding}). A
+    packet to a port bound on another switch is checked there, where it leaves the
+    fabric; one between two switches' bound ports, at both ends."""
+    if not bindings:
+        return []
+    specs = []
+    for port, binding in sorted(bindings.items()):
+        specs += _tracking(port, binding) + _source_side(port, binding, groups)
+        specs += _destination_side(binding, groups)
+    return _dedupe(_shared({zone(b) for b in bindings.values()}) + specs)
+
+
+def _dedupe(specs: List[FlowSpec]) -> List[FlowSpec]:
+    """One entry per (table, priority, match): two bound ports sharing an address would
+    otherwise ask for the same entry twice."""
+    seen: Dict[tuple, FlowSpec] = {}
+    for spec in specs:
+        seen.setdefault((spec.table, spec.priority, spec.match), spec)
+    return list(seen.values())
+
+
+def forget_everything() -> List[FlowDelete]:
+    return [FlowDelete(Owner(APP))]
+
+
+def bound_ports(entries, is_named, resolve, overrides=None, missing=None) -> Dict[int, Binding]:
+    """{port number: Binding} of one switch: the config file's, then REST's
+    (flows/switch_entries.py `for_switch`)."""
+    return switch_entries.for_switch(entries, is_named, resolve,
+                                     lambda number, body: binding_from_dict(body),
+                                     overrides, missing)
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = SecuritySettings
+
+
+def plan(settings: SecuritySettings, switch, facts):
+    """The entries for the switch's bound ports, as the app pushes them."""
+    from flows.app_plan import SwitchPlan
+    result = SwitchPlan()
+    bound = bound_ports(settings.ports, switch.is_named, switch.resolve,
+                        missing=lambda ref: result.problems.append(f"no port {ref!r} on "
+                                                                   "this switch"))
+    result.items = desired(bound, settings.groups)
+    return result

@@ -1,0 +1,212 @@
+"""Security groups as data: rules, port bindings and the `security` config section,
+checked at the door (a bad key or value is a ValueError that names it).
+
+    security:
+      groups:
+        web:                                   # a group: a list of rules
+          - {direction: ingress, protocol: tcp, ports: 80}
+          - {direction: ingress, protocol: icmp, remote: 10.0.0.0/24}
+      ports:
+        - {switch: s1, port: s1-eth2, addresses: [10.0.0.2], groups: [web]}
+
+A port bound to groups (its `addresses` are the ones it may send from and is reached
+at; `network` chooses its conntrack zone) gets Neutron's semantics: nothing comes in
+unless an ingress rule of one of its groups allows it, replies of what it opened come
+back, and egress is open until its groups have an egress rule, then only what the
+egress rules allow. Rules are OpenStack's: `direction`, `protocol` (tcp, udp, icmp,
+icmpv6 or any), `ports` (tcp/udp: "80" or "8000-8080"), `remote` (a CIDR, the far end:
+the source of an ingress rule, the destination of an egress rule) and `ethertype`
+(IPv4 or IPv6, from `remote` when it is given, else IPv4).
+"""
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from flows import switch_entries
+from flows.body import only_keys
+
+APP = "security"
+MAX_RULE_ID = 0xFFFF
+MAX_NETWORK = 4095
+DIRECTIONS = ("ingress", "egress")
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+ETHERTYPES = {"IPv4": 0x0800, "IPv6": 0x86DD}
+RULE_KEYS = ("direction", "protocol", "ports", "remote", "ethertype")
+BINDING_KEYS = ("addresses", "groups", "network")
+GROUP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass(frozen=True)
+class Rule:
+    rule_id: int
+    group: str
+    direction: str
+    ethertype: str = "IPv4"
+    protocol: Optional[str] = None          # None: any protocol
+    port_min: Optional[int] = None
+    port_max: Optional[int] = None
+    remote: Optional[str] = None            # a CIDR; None: anywhere
+
+    def to_dict(self) -> dict:
+        ports = None
+        if self.port_min is not None:
+            ports = str(self.port_min) if self.port_min == self.port_max else \
+                f"{self.port_min}-{self.port_max}"
+        return {"id": self.rule_id, "group": self.group, "direction": self.direction,
+                "ethertype": self.ethertype, "protocol": self.protocol or "any",
+                "ports": ports, "remote": self.remote}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A port's part in the security groups: its addresses, groups and network."""
+    addresses: Tuple[str, ...]
+    groups: Tuple[str, ...]
+    network: int = 0
+
+    def to_dict(self) -> dict:
+        return {"addresses": list(self.addresses), "groups": list(self.groups),
+                "network": self.network}
+
+
+def _int(value, what, low, high):
+    if isinstance(value, str) and value.strip().isdigit() and value.isascii():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer {low}..{high}, not {value!r}")
+    return value
+
+
+def group_name(value) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or \
+            not set(value) <= GROUP_NAME_CHARS:
+        raise ValueError(f"a group name is 1-64 letters, digits, '-', '_' or '.', "
+                         f"not {value!r}")
+    return value
+
+
+def _ports(value) -> Tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        low = high = value
+    elif isinstance(value, str) and value.count("-") <= 1:
+        low, _, high = value.partition("-")
+        low = _int(low.strip(), "ports", 1, 65535)
+        high = low if not high.strip() and "-" not in value else high.strip()
+    else:
+        raise ValueError(f"ports must be a port 1..65535 or a range like '8000-8080', "
+                         f"not {value!r}")
+    low, high = _int(low, "ports", 1, 65535), _int(high, "ports", 1, 65535)
+    if high < low:
+        raise ValueError(f"ports range {low}-{high} runs backwards")
+    return low, high
+
+
+def _remote(value) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except (ValueError, TypeError):
+        raise ValueError(f"remote must be an IPv4 or IPv6 address or CIDR, not {value!r}") \
+            from None
+
+
+def rule_from_dict(body, group: str, rule_id: int) -> Rule:
+    only_keys(body, RULE_KEYS, "rule")
+    direction = body.get("direction")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"rule direction must be ingress or egress, not {direction!r}")
+    protocol = body.get("protocol", "any")
+    if protocol not in (*PROTOCOLS, "any"):
+        raise ValueError(f"rule protocol must be one of {', '.join([*PROTOCOLS, 'any'])}, "
+                         f"not {protocol!r}")
+    protocol = None if protocol == "any" else protocol
+    remote = None if body.get("remote") is None else _remote(body["remote"])
+    family = None if remote is None else ("IPv6" if ":" in remote else "IPv4")
+    ethertype = body.get("ethertype", family or ("IPv6" if protocol == "icmpv6" else "IPv4"))
+    if ethertype not in ETHERTYPES:
+        raise ValueError(f"rule ethertype must be IPv4 or IPv6, not {ethertype!r}")
+    if family is not None and family != ethertype:
+        raise ValueError(f"remote {remote} is not an {ethertype} network")
+    if (protocol, ethertype) in (("icmp", "IPv6"), ("icmpv6", "IPv4")):
+        raise ValueError(f"protocol {protocol} does not go with ethertype {ethertype}")
+    low = high = None
+    if body.get("ports") is not None:
+        if protocol not in ("tcp", "udp"):
+            raise ValueError("ports need protocol tcp or udp")
+        low, high = _ports(body["ports"])
+    return Rule(rule_id, group_name(group), direction, ethertype, protocol, low, high, remote)
+
+
+def _address(value) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"addresses must list IPv4 or IPv6 addresses, not {value!r}") from None
+
+
+def binding_from_dict(body) -> Binding:
+    only_keys(body, BINDING_KEYS, "port")
+    addresses = body.get("addresses")
+    if not isinstance(addresses, list) or not addresses:
+        raise ValueError("a bound port needs addresses: a list of its IP addresses (what it "
+                         "may send from and is reached at)")
+    groups = body.get("groups", [])
+    if not isinstance(groups, list):
+        raise ValueError(f"groups must be a list of group names, not {groups!r}")
+    network = _int(body.get("network", 0), "network", 0, MAX_NETWORK)
+    return Binding(tuple(dict.fromkeys(_address(a) for a in addresses)),
+                   tuple(dict.fromkeys(group_name(g) for g in groups)), network)
+
+
+def groups_from_dict(raw, first_id: int = 1) -> Dict[str, Tuple[Rule, ...]]:
+    """{name: [rule body, ...]} -> {name: (Rule, ...)}; rules without an id are numbered
+    from `first_id` on, in order; ids must be unique."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"groups must map group names to lists of rules, not {raw!r}")
+    given = [r["id"] for rules in raw.values() if isinstance(rules, list)
+             for r in rules if isinstance(r, dict) and "id" in r]
+    taken = {_int(i, "rule id", 1, MAX_RULE_ID) for i in given}
+    if len(taken) != len(given):
+        raise ValueError("rule ids must be unique")
+    next_id, groups = first_id, {}
+    for name, rules in raw.items():
+        group_name(name)
+        if not isinstance(rules, list):
+            raise ValueError(f"group {name!r} must be a list of rules, not {rules!r}")
+        parsed = []
+        for index, body in enumerate(rules):
+            if isinstance(body, dict) and "id" in body:
+                rule_id = int(body["id"])
+            else:
+                while next_id in taken:
+                    next_id += 1
+                rule_id, next_id = next_id, next_id + 1
+                taken.add(rule_id)
+            if rule_id > MAX_RULE_ID:
+                raise ValueError(f"more than {MAX_RULE_ID} rules")
+            with switch_entries.prefixed(f"groups.{name}[{index}]"):
+                parsed.append(rule_from_dict(
+                    {k: v for k, v in body.items() if k != "id"} if isinstance(body, dict)
+                    else body, name, rule_id))
+        groups[name] = tuple(parsed)
+    return groups
+
+
+def groups_to_dict(groups) -> dict:
+    return {name: [{k: v for k, v in r.to_dict().items() if k != "group" and v is not None}
+                   for r in rules] for name, rules in groups.items()}
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """The `security` config section (see the module docstring)."""
+    groups: dict = field(default_factory=dict)
+    ports: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "groups", groups_from_dict(self.groups or {}))
+        object.__setattr__(self, "ports", switch_entries.port_entries(
+            self.ports, binding_from_dict))
+        for _, _, body in self.ports:
+            unknown = set(binding_from_dict(body).groups) - set(self.groups)
+            if unknown:
+                raise ValueError(f"ports name unknown group(s) {', '.join(sorted(unknown))}")

@@ -1,0 +1,106 @@
+"""Security groups on real Open vSwitch, with the learning and VLAN apps in one
+ryu-manager (OVS's userspace conntrack): h1 is a web server in VLAN 10 whose group lets
+in TCP 80 only. h2 (VLAN 10) gets its pages, not its port 8080 and not a ping; h1's own
+pings out work and their replies come back; h4 (VLAN 20) cannot get in at all. Removing
+the rule cuts a live TCP connection, adding it back lets that connection go on; the
+rule's counters come over REST; a bad rule is a 400 that changes nothing."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.labkit import traffic
+from mininet_topos.topos import Single
+
+pytestmark = pytest.mark.integration
+APPS = ("apps/l2_switch.py", "apps/vlan.py", "apps/security.py")
+TCPECHO = Path(traffic.__file__).with_name("tcpecho.py")
+WEB_RULE = {"direction": "ingress", "protocol": "tcp", "ports": 80}
+
+
+def config(mode):
+    return {"l2_switch": {"mode": mode},
+            "vlan": {"ports": [{"switch": "s1", "port": f"s1-eth{n}", "tag": tag}
+                               for n, tag in ((1, 10), (2, 10), (3, 10), (4, 20))]},
+            "security": {"groups": {"web": [WEB_RULE]},
+                         "ports": [{"switch": "s1", "port": "s1-eth1",
+                                    "addresses": ["10.0.0.1"], "groups": ["web"]}]}}
+
+
+def served(client, server_ip, port, count=3):
+    result = harness.http_requests(client, server_ip, port, count)
+    return sum(result["served"].values())
+
+
+@pytest.mark.parametrize("mode", ["reactive", "datapath"])
+def test_a_web_server_behind_its_security_group(lab, mode):
+    controller, network = lab(Single(k=4), config(mode), apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
+    servers = [harness.start_http(h1, "web", 80), harness.start_http(h1, "admin", 8080)]
+    try:
+        assert harness.wait_until(lambda: served(h2, h1.IP(), 80, 1) == 1, 10)
+        assert served(h2, h1.IP(), 80, 5) == 5
+        assert served(h2, h1.IP(), 8080, 2) == 0          # no rule for 8080
+        assert not harness.ping(h2, h1)                    # nor for a ping
+        assert harness.ping(h1, h2) and harness.ping(h1, h3)   # its own pings: answered
+        assert harness.ping(h2, h3)                        # unbound ports: untouched
+        assert served(h4, h1.IP(), 80, 1) == 0            # another VLAN: never reaches it
+        status, rule = controller.rest("GET", "/v1/security/rules/1")
+        assert status == 200 and rule["packets"] > 0, rule
+        # bad input changes nothing
+        before = controller.rest("GET", "/v1/security")[1]
+        for body in ({"direction": "in"}, {"direction": "ingress", "ports": 80},
+                     {"direction": "ingress", "protocol": "tcp", "ports": "90-80"}):
+            status, answer = controller.rest("POST", "/v1/security/groups/web/rules", body)
+            assert status == 400 and "error" in answer, (body, status, answer)
+        assert controller.rest("PUT", "/v1/switches/s1/ports/s1-eth2/security",
+                               {"addresses": ["10.0.0.2"], "groups": ["nope"]})[0] == 400
+        assert controller.rest("GET", "/v1/security")[1] == before
+        # a rule added over REST opens 8080 at once
+        status, added = controller.rest("POST", "/v1/security/groups/web/rules",
+                                        {"direction": "ingress", "protocol": "tcp",
+                                         "ports": "8000-8080", "remote": "10.0.0.0/24"})
+        assert status == 201, added
+        assert harness.wait_until(lambda: served(h2, h1.IP(), 8080, 1) == 1, 5)
+        assert controller.rest("DELETE", f"/v1/security/rules/{added['id']}")[0] == 200
+        assert harness.wait_until(lambda: served(h2, h1.IP(), 8080, 1) == 0, 5)
+    finally:
+        for proc in servers:
+            proc.kill()
+    print(f"\nobserved ({mode}): h2 -> h1:80 served, :8080 and ping refused, h4 kept "
+          f"out, rule 1 matched {rule['packets']} packets")
+
+
+def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(lab):
+    controller, network = lab(Single(k=4), config("datapath"), apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2 = network["h1"], network["h2"]
+    server = h1.popen(["python3", str(TCPECHO), "serve", "80"])
+    try:
+        assert harness.wait_until(lambda: ":80 " in h1.cmd("ss -ltn"), 5, step=0.1)
+        talker = h2.popen(["python3", str(TCPECHO), "talk", h1.IP(), "80", "13", "0.1"],
+                          stdout=-1, text=True)
+        started = time.time()
+        time.sleep(2)                                        # 2 s of echoes
+        status, _ = controller.rest("DELETE", "/v1/security/rules/1")
+        assert status == 200
+        cut_at = time.time()
+        time.sleep(3)                                        # 3 s cut
+        status, again = controller.rest("POST", "/v1/security/groups/web/rules", WEB_RULE)
+        assert status == 201, again
+        back_at = time.time()
+        out, _ = talker.communicate(timeout=20)
+        echoes = json.loads(out.strip().splitlines()[-1])["echoes"]
+    finally:
+        server.kill()
+    before = [t for t in echoes if started < t < cut_at]
+    during = [t for t in echoes if cut_at + 0.5 < t < back_at]
+    after = [t for t in echoes if t > back_at]
+    assert len(before) >= 10, echoes
+    assert during == [], echoes                     # the live connection was cut
+    assert after, echoes                            # and lives again on the same socket
+    print(f"\nobserved: {len(before)} echoes before the rule went, {len(during)} while it "
+          f"was gone, {len(after)} after it came back (first at {after[0] - back_at:.2f} s)")

@@ -1,0 +1,119 @@
+"""apps/security.py driven by synthetic OpenFlow events and its REST API at the WSGI level
+(no switch, no root): the config's bindings programmed, rules added and removed over
+REST and kept across a restart, bad bodies refused with nothing changed."""
+import json
+
+import pytest
+from ryu.ofproto import ofproto_v1_3 as ofp
+
+from apps import security as security_app
+from controller import config, pipeline, rest
+from controller.state import SqliteStateStore
+from flows import security
+from tests.support.fakeswitch import run_inline
+from tests.support.l2_app import call, flow_mods
+from tests.support.vlan_app import bring_up
+
+SECTION = {"groups": {"web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]},
+           "ports": [{"switch": "br0", "port": "vm1", "addresses": ["10.0.0.1"],
+                      "groups": ["web"]}]}
+
+
+def make_app(monkeypatch, tmp_path, section=SECTION):
+    monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(config, "load_file", lambda path=None: {"security": section})
+    wsgi = rest.WSGIApplication()
+    app = security_app.Security(wsgi=wsgi)
+    app.wsgi = wsgi
+    run_inline(monkeypatch, security_app.hub)
+    return app
+
+
+def rule_cookies(datapath, command=ofp.OFPFC_ADD):
+    return {m.cookie for m in flow_mods(datapath) if m.command == command
+            and pipeline.owner_of(m.cookie).purpose == "rule"}
+
+
+def post(app, body, group="web"):
+    return call(app, "POST", f"/v1/security/groups/{group}/rules", json.dumps(body).encode())
+
+
+def test_the_configs_bound_port_is_programmed_in_the_security_tables(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    tables = {m.table_id for m in flow_mods(datapath) if m.command == ofp.OFPFC_ADD
+              and pipeline.owner_of(m.cookie).app == "security"}
+    assert {pipeline.table_id(t) for t in ("sg", "sg_out", "sg_in")} <= tables
+    assert rule_cookies(datapath) == {pipeline.cookie(security.rule_owner(1))}
+    status, body, _ = call(app, "GET", "/v1/security")
+    assert status == 200 and body["groups"]["web"][0]["ports"] == "80"
+    assert body["ports"] == [{"dpid": "0000000000000001", "port": 1, "name": "vm1",
+                              "bound": True, "addresses": ["10.0.0.1"], "groups": ["web"],
+                              "network": 0}]
+
+
+def test_a_rule_added_and_removed_over_rest_is_pushed_and_survives_a_restart(monkeypatch,
+                                                                            tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    datapath.sent.clear()
+    status, rule, _ = post(app, {"direction": "ingress", "protocol": "udp", "ports": "53-54"})
+    assert status == 201 and rule["id"] == 2 and rule["group"] == "web", rule
+    assert rule_cookies(datapath) == {pipeline.cookie(security.rule_owner(2))}
+    again = make_app(monkeypatch, tmp_path)           # a new controller process
+    assert [r["id"] for r in call(again, "GET", "/v1/security")[1]["groups"]["web"]] == [1, 2]
+    datapath.sent.clear()
+    status, gone, _ = call(app, "DELETE", "/v1/security/rules/1")   # a config file's rule
+    assert status == 200 and gone["id"] == 1
+    deleted = {m.cookie for m in flow_mods(datapath) if m.command == ofp.OFPFC_DELETE_STRICT}
+    assert deleted == {pipeline.cookie(security.rule_owner(1))}
+    assert call(app, "GET", "/v1/security/rules/1")[0] == 404
+    again = make_app(monkeypatch, tmp_path)
+    assert [r["id"] for r in call(again, "GET", "/v1/security")[1]["groups"]["web"]] == [2]
+
+
+@pytest.mark.parametrize("body", [
+    {"direction": "in"}, {"direction": "ingress", "ports": 80}, {"id": 7, "direction": "egress"},
+    {"direction": "ingress", "protocol": "tcp", "ports": "90-80"}, {"direction": "ingress",
+                                                                   "remote": "not an ip"}])
+def test_a_bad_rule_is_a_400_and_changes_nothing(monkeypatch, tmp_path, body):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    before = call(app, "GET", "/v1/security")[1]
+    datapath.sent.clear()
+    status, reply, _ = post(app, body)
+    assert status == 400 and reply["error"], reply
+    assert call(app, "GET", "/v1/security")[1] == before and flow_mods(datapath) == []
+    assert SqliteStateStore("security", tmp_path).load()[0] == {}
+    assert post(app, {"direction": "ingress"}, group="bad name!")[0] == 400
+    for raw in (b"", b"{", b"[1]"):
+        assert call(app, "POST", "/v1/security/groups/web/rules", raw)[0] == 400
+
+
+def test_bindings_over_rest(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    path = "/v1/switches/1/ports/vm2/security"
+    assert call(app, "GET", path)[1]["bound"] is False
+    for body in ({"groups": ["web"]}, {"addresses": ["10.0.0.2"], "groups": ["nope"]},
+                 {"addresses": ["10.0.0.2"], "network": 9999}, {"addresses": "10.0.0.2"}):
+        assert call(app, "PUT", path, json.dumps(body).encode())[0] == 400, body
+    datapath.sent.clear()
+    status, bound, _ = call(app, "PUT", path, b'{"addresses": ["10.0.0.2"], "groups": ["web"]}')
+    assert status == 200 and bound["bound"] and bound["port"] == 2
+    assert any(m.match.get("in_port") == 2 for m in flow_mods(datapath))
+    assert call(app, "DELETE", path)[1]["bound"] is False
+    assert call(app, "GET", "/v1/switches/1/ports/eth9/security")[0] == 400
+    assert call(app, "GET", "/v1/switches/2/ports/1/security")[0] == 404
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"groups": {"web": [{"direction": "up"}]}}, "groups.web\\[0\\]: rule direction"),
+    ({"ports": [{"switch": "br0", "port": "vm1", "addresses": ["10.0.0.1"],
+                 "groups": ["web"]}]}, "unknown group"),
+    ({"colour": 1}, "unknown key"),
+])
+def test_a_bad_section_stops_the_app_with_a_clear_message(monkeypatch, tmp_path, section,
+                                                          message):
+    with pytest.raises(SystemExit, match=message):
+        make_app(monkeypatch, tmp_path, section)
