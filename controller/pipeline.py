@@ -219,12 +219,16 @@ NOT_OURS = "not ours"
 
 
 def owner_label(cookie: int) -> str:
-    """"vlan/default" for a cookie of ours, NOT_OURS for anyone else's (another tool's
-    entry, OVS's own default NORMAL flow): how listings name an entry's owner."""
+    """"vlan/default" for a cookie of ours ("security/rule 3" for a user's rule, by its
+    id), NOT_OURS for anyone else's (another tool's entry, OVS's own default NORMAL
+    flow): how listings name an entry's owner."""
     owner = owner_of(cookie)
     if owner is None:
         return NOT_OURS
-    return "/".join(str(p) for p in (owner.app, owner.purpose) if p)
+    label = "/".join(str(p) for p in (owner.app, owner.purpose) if p)
+    if owner.purpose == "rule" and owner.instance is not None:
+        label += f" {owner.instance}"   # the user's rule by its id: "security/rule 3"
+    return label
 
 
 def kind_of_tables(numbers) -> str:

@@ -13,7 +13,9 @@ from flows.body import only_keys
 
 MODES = ("nat", "dsr")
 PROTOCOLS = {"tcp": 6, "udp": 17}
-MAX_VIPS = 0xFFFF
+# a VIP's id is its conntrack zone: 1..0x3FFF, below the security groups' zones
+# (0x4000 + network, flows/security.py), so the two never share connections
+MAX_VIPS = 0x3FFF
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from flows.spec import Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
 DEFAULTS = Owner(APP, "default")
 MISSES = "pipeline"
 NEXT = "vip"                 # the table after the security stage
-ZONE_BASE = 0x4000           # conntrack zone of network N: ZONE_BASE + N (the LB's: VIP ids)
+ZONE_BASE = 0x4000           # zone of network N: ZONE_BASE + N (the LB's: VIP ids, below)
 CUT_MARK = 1
 # sg
 ND_PRIORITY, FROM_PORT_PRIORITY, SPOOFED_PRIORITY, TO_PORT_PRIORITY = 300, 210, 200, 100

@@ -136,21 +136,28 @@ def rule_from_dict(body, group: str, rule_id: int) -> Rule:
     return Rule(rule_id, group_name(group), direction, ethertype, protocol, low, high, remote)
 
 
+MAX_ADDRESSES = 64
+
+
 def _address(value) -> str:
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except (ValueError, TypeError):
         raise ValueError(f"addresses must list IPv4 or IPv6 addresses, not {value!r}") from None
+    if address.is_multicast or address.is_unspecified or address.is_loopback or \
+            address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"a port's address is a unicast address of its own, not {value}")
+    return str(address)
 
 
 def binding_from_dict(body) -> Binding:
     only_keys(body, BINDING_KEYS, "port")
     addresses = body.get("addresses")
-    if not isinstance(addresses, list) or not addresses:
-        raise ValueError("a bound port needs addresses: a list of its IP addresses (what it "
-                         "may send from and is reached at)")
+    if not isinstance(addresses, list) or not 1 <= len(addresses) <= MAX_ADDRESSES:
+        raise ValueError(f"a bound port needs addresses: a list of 1-{MAX_ADDRESSES} of its IP "
+                         "addresses (what it may send from and is reached at)")
     groups = body.get("groups", [])
-    if not isinstance(groups, list):
+    if not isinstance(groups, list) or len(groups) > MAX_ADDRESSES:
         raise ValueError(f"groups must be a list of group names, not {groups!r}")
     network = _int(body.get("network", 0), "network", 0, MAX_NETWORK)
     return Binding(tuple(dict.fromkeys(_address(a) for a in addresses)),

@@ -403,6 +403,13 @@ async function viewJson(path, id, pick) {
   }
 }
 
+async function viewSecurity() {
+  // every group's rules in one table (a group is a name on its rules), then the ports
+  await viewJson("/v1/security", "security-rules",
+                 s => Object.values(s.groups).flat());
+  await viewJson("/v1/security", "security-ports", s => s.ports);
+}
+
 async function viewRuntime() {
   await viewJson("/v1/runtime/switches", "runtime-table",
                  rows => rows.map(r => ({ dpid: r.dpid, reconciled: r.reconciled, ...r.apps })));
@@ -524,6 +531,7 @@ const VIEWS = {
   lb: () => viewJson("/v1/lb/vips", "lb-table"),
   overlay: () => viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o),
   bonds: () => viewJson("/v1/bonds", "bonds-table"),
+  security: viewSecurity,
   runtime: viewRuntime,
   labs: viewLabs,
 };

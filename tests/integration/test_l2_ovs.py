@@ -191,7 +191,8 @@ def test_datapath_mode_mac_cap_is_enforced_by_the_switch(lab):
     def cap_in_force():   # ovs-vswitchd applies the OVSDB row a moment after it is written
         features = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-table-features",
                                    "s1"], capture_output=True, text=True).stdout
-        return re.search(r'table 5 \("l2_dst"\):\s+.*?max_entries=4', features, re.S)
+        return re.search(rf'table {pipeline.table_id("l2_dst")} \("l2_dst"\):\s+.*?max_entries=4',
+                         features, re.S)
     assert wait_for(cap_in_force, timeout=5)
     assert network.pingall() == 0  # hosts beyond the cap are flooded to, not cut off
     learned = learned_flows(network, "s1", "datapath")

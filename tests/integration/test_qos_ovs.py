@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from controller import pipeline
 from mininet_topos import harness
 from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
 
@@ -83,7 +84,7 @@ def test_rest_restart_bad_input_and_no_orphaned_rows(lab):
     status, rules = controller.rest("GET", "/v1/qos/1/rules")
     assert [r["id"] for r in rules] == [1, 2, 3, 4]
     assert any(f.match_text == "udp,tp_dst=5001" and f.action("set_queue") == 2
-               for f in network.flows("s1", table=3))
+               for f in network.flows("s1", table=pipeline.table_id("qos")))
     # no rewrite on reconnect: the same rows
     assert (ovsdb_rows("qos"), ovsdb_rows("queue")) == (qos_rows, queue_rows)
     assert controller.rest("DELETE", "/v1/qos/1/s1-eth4")[0] == 409  # rules use its queues

@@ -207,6 +207,12 @@ def test_a_bad_rule_is_refused_naming_what_is_wrong(body, message):
     ({"ports": [{"switch": "s1", "port": 1, "addresses": ["10.0.0.1"], "network": 5000}]},
      "network must be"),
     ({"ports": [{"port": 1}]}, "needs switch and port"),
+    ({"ports": [{"switch": "s1", "port": 1, "addresses": ["224.0.0.1"]}]}, "unicast"),
+    ({"ports": [{"switch": "s1", "port": 1, "addresses": ["0.0.0.0"]}]}, "unicast"),
+    ({"ports": [{"switch": "s1", "port": 1, "addresses": ["255.255.255.255"]}]}, "unicast"),
+    ({"ports": [{"switch": "s1", "port": 1, "addresses": ["::1"]}]}, "unicast"),
+    ({"ports": [{"switch": "s1", "port": 1,
+                 "addresses": [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(65)]}]}, "1-64"),
 ])
 def test_a_bad_section_is_refused_naming_the_entry(section, message):
     with pytest.raises(ValueError, match=message):
