@@ -17,9 +17,9 @@ Config section `security` (flows/security_model.py). REST (changes persist):
 from prometheus_client.core import CounterMetricFamily
 from ryu.lib import hub
 
-from controller import metrics, ofcompile, pipeline, rest, southbound
+from controller import config, metrics, ofcompile, pipeline, rest, southbound
 from controller.port_plans import PortPlans
-from flows import diff, security
+from flows import diff, lb, security
 from flows.security_model import (APP, MAX_RULE_ID, binding_from_dict, group_name,
                                   rule_from_dict)
 from flows.spec import Owner
@@ -37,7 +37,20 @@ class Security(PortPlans, southbound.SdnApp):
         super().__init__(*args, **kwargs)
         self.plans = {}     # dpid -> the entries last pushed
         self.counted = {}   # dpid -> {rule id: (packets, bytes)} as last read
+        self.trusted = self.controller_addresses()
         hub.spawn(self._poll_counters)
+
+    @staticmethod
+    def controller_addresses(data=None):
+        """The load balancer's probe source when it runs here: its probes leave the
+        controller as packet-outs that conntrack never sees, so their answers would be
+        invalid; nothing but the controller lives at that address."""
+        if not southbound.app_loaded(lb.APP):
+            return ()
+        try:
+            return lb.controller_addresses(config.section(lb.LbSettings, lb.APP, data))
+        except config.ConfigError:
+            return ()   # the LB app itself refuses such a section
 
     def metric_families(self):
         """Each rule's packets and bytes per switch, as last read (every COUNTER_POLL_S
@@ -80,6 +93,7 @@ class Security(PortPlans, southbound.SdnApp):
     def apply_settings(self, settings):
         """A reloaded config (or another writer's state): every switch gets its new plan."""
         self.settings = settings
+        self.trusted = self.controller_addresses()
         self.program_all()
 
     # --- desired state ------------------------------------------------------------
@@ -112,7 +126,7 @@ class Security(PortPlans, southbound.SdnApp):
     def program(self, switch):
         """Push the switch's plan: reconciled the first time, then only what changed."""
         dpid = switch.datapath.id
-        plan = security.desired(self.bindings(switch), self.groups())
+        plan = security.desired(self.bindings(switch), self.groups(), self.trusted)
         previous = self.plans.get(dpid)
         self.plans[dpid] = plan
         if previous is None:

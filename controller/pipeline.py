@@ -106,7 +106,8 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
     ),
     "police": (Band("qos", 10, 10, "a policed port's meter"),),
     "sg": (Band("security", 100, 300, "to a bound address 100, spoofed 200, from a bound "
-                                      "port 210, neighbour discovery 300"),),
+                                      "port 210, the controller's own addresses 290, "
+                                      "neighbour discovery 300"),),
     "sg_out": (Band("security", 10, 500, "deny 10, cut 20, egress rules 100, replies 400, "
                                          "cut replies 450, invalid 500"),),
     "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, ingress rules 100"),),

@@ -71,6 +71,12 @@ def fabric_loaded() -> bool:
     return any(getattr(cls, "BUILDS_FABRIC", False) for cls in _loaded_classes())
 
 
+def app_loaded(name: str) -> bool:
+    """Whether this ryu-manager runs the app whose APP is `name` (asked in __init__, like
+    fabric_loaded)."""
+    return any(getattr(cls, "APP", None) == name for cls in _loaded_classes())
+
+
 def _openflow_settings(data):
     """The `openflow` section (listen host, per-connection limits: controller/ofguard.py)."""
     return config.section(ofguard.OpenFlowSettings, "openflow", data)

@@ -36,6 +36,7 @@ from typing import Dict, List, Optional
 TC_CLASSIFIED = "tc_classified"  # the datapath classifies into queues by tc (userspace)
 IN_FABRIC = "in_fabric"          # the topology app runs: every switch is in its fabric
 UNTAGGED = "untagged"            # (port, VLAN) pairs whose frames leave untagged
+CONTROLLER_ADDRESSES = "controller_addresses"  # IPs the controller itself speaks from (LB)
 
 
 @dataclass

@@ -297,8 +297,17 @@ def plan(settings: LbSettings, switch, facts):
     (flows/lb_health.py, which builds on this module and so is imported on use); with
     the VLAN app, its ARP answers pop the tag where frames leave untagged."""
     from flows import lb_health
-    from flows.app_plan import UNTAGGED, SwitchPlan
+    from flows.app_plan import CONTROLLER_ADDRESSES, UNTAGGED, SwitchPlan
     problems = []
     vips = vips_from(settings, {}, problems)
     wanted = lb_health.desired(settings, vips, {}, switch.datapath.id, facts.get(UNTAGGED, ()))
-    return SwitchPlan(wanted.items(), problems=problems)
+    return SwitchPlan(wanted.items(), problems=problems,
+                      facts={CONTROLLER_ADDRESSES: controller_addresses(settings)})
+
+
+def controller_addresses(settings: LbSettings) -> tuple:
+    """The addresses the controller itself speaks from on the data plane: the health
+    probes' source, which the switch answers ARP for and whose replies it sends to the
+    controller. Nothing else lives there, so a firewall stage leaves them alone (it never
+    saw the probes the controller sent as packet-outs)."""
+    return (settings.probe_ip,) if settings.probe_ip else ()

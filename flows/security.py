@@ -34,7 +34,8 @@ NEXT = "vip"                 # the table after the security stage
 ZONE_BASE = 0x4000           # zone of network N: ZONE_BASE + N (the LB's: VIP ids, below)
 CUT_MARK = 1
 # sg
-ND_PRIORITY, FROM_PORT_PRIORITY, SPOOFED_PRIORITY, TO_PORT_PRIORITY = 300, 210, 200, 100
+ND_PRIORITY, TRUSTED_PRIORITY, FROM_PORT_PRIORITY, SPOOFED_PRIORITY, TO_PORT_PRIORITY = \
+    300, 290, 210, 200, 100
 # sg_out and sg_in
 INVALID_PRIORITY, CUT_REPLY_PRIORITY, REPLY_PRIORITY = 500, 450, 400
 RULE_PRIORITY, CUT_PRIORITY, DENY_PRIORITY, COMMIT_PRIORITY = 100, 20, 10, 5
@@ -157,10 +158,14 @@ def _destination_side(binding: Binding, groups) -> List[FlowSpec]:
     return specs
 
 
-def _shared(zones) -> List[FlowSpec]:
+def _shared(zones, trusted) -> List[FlowSpec]:
     """Entries every switch with a bound port has once."""
     specs = [_flow("sg", ND_PRIORITY, DEFAULTS, goto=NEXT, eth_type=IPV6, ip_proto=58,
                    icmpv6_type=kind) for kind in ND_TYPES]
+    for address in trusted:   # the controller's own (the LB's probes): left alone
+        name, value = _address_field(address, "dst")
+        specs.append(_flow("sg", TRUSTED_PRIORITY, DEFAULTS, goto=NEXT,
+                           eth_type=_family(address), **{name: value}))
     specs += [
         _flow("sg_out", INVALID_PRIORITY, DEFAULTS, ct_state="+trk+inv"),
         _flow("sg_out", CUT_REPLY_PRIORITY, DEFAULTS, ct_state="+trk+rpl", ct_mark=CUT_MARK),
@@ -172,18 +177,20 @@ def _shared(zones) -> List[FlowSpec]:
     return specs
 
 
-def desired(bindings: Mapping[int, Binding],
-            groups: Mapping[str, Tuple[Rule, ...]]) -> List[FlowSpec]:
+def desired(bindings: Mapping[int, Binding], groups: Mapping[str, Tuple[Rule, ...]],
+            trusted: Tuple[str, ...] = ()) -> List[FlowSpec]:
     """Every entry one switch needs for its bound ports ({port number: Binding}). A
     packet to a port bound on another switch is checked there, where it leaves the
-    fabric; one between two switches' bound ports, at both ends."""
+    fabric; one between two switches' bound ports, at both ends. Packets to `trusted`
+    addresses (the controller's own: the load balancer's health probes, whose requests
+    conntrack never saw) pass untracked."""
     if not bindings:
         return []
     specs = []
     for port, binding in sorted(bindings.items()):
         specs += _tracking(port, binding) + _source_side(port, binding, groups)
         specs += _destination_side(binding, groups)
-    return _dedupe(_shared({zone(b) for b in bindings.values()}) + specs)
+    return _dedupe(_shared({zone(b) for b in bindings.values()}, trusted) + specs)
 
 
 def _dedupe(specs: List[FlowSpec]) -> List[FlowSpec]:
@@ -213,11 +220,12 @@ SETTINGS = SecuritySettings
 
 
 def plan(settings: SecuritySettings, switch, facts):
-    """The entries for the switch's bound ports, as the app pushes them."""
-    from flows.app_plan import SwitchPlan
+    """The entries for the switch's bound ports, as the app pushes them (with the load
+    balancer's probe source left alone when it is planned too)."""
+    from flows.app_plan import CONTROLLER_ADDRESSES, SwitchPlan
     result = SwitchPlan()
     bound = bound_ports(settings.ports, switch.is_named, switch.resolve,
                         missing=lambda ref: result.problems.append(f"no port {ref!r} on "
                                                                    "this switch"))
-    result.items = desired(bound, settings.groups)
+    result.items = desired(bound, settings.groups, facts.get(CONTROLLER_ADDRESSES, ()))
     return result

@@ -19,17 +19,17 @@ SYN, SYN_ACK, ACK = 0x02, 0x12, 0x10
 WEB = {"web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]}
 
 
-def plan(groups, bindings):
+def plan(groups, bindings, trusted=()):
     return security.desired({port: binding_from_dict(body) for port, body in bindings.items()},
-                            groups_from_dict(groups))
+                            groups_from_dict(groups), trusted)
 
 
-def network(groups=WEB, bindings=None):
+def network(groups=WEB, bindings=None, trusted=()):
     """A switch with the server bound to `groups`' rules and every host's MAC known."""
     bindings = bindings or {SERVER: {"addresses": [IPS[SERVER], IP6[SERVER]],
                                      "groups": list(groups)}}
     sw = Switch(sorted(MACS))
-    sw.apply(pipeline.table_misses() + plan(groups, bindings))
+    sw.apply(pipeline.table_misses() + plan(groups, bindings, trusted))
     for port, mac in MACS.items():
         sw.apply(l2.learn_host(mac, port, None, 0))
     return sw
@@ -74,6 +74,16 @@ def test_traffic_between_unbound_ports_is_untouched_and_untracked():
     sw = network()
     assert reached(sw, tcp(CLIENT, OTHER, 40000, 22, SYN)) == {OTHER}
     assert sw.ct.entries() == []
+
+
+def test_the_answer_to_a_health_probe_the_controller_sent_passes_to_the_controller():
+    """The load balancer's probe SYN leaves the controller as a packet-out straight to the
+    port: conntrack never sees it, so the SYN+ACK would be invalid, and is dropped unless
+    the probe's source is one of the controller's own addresses."""
+    answer = dict(tcp(SERVER, CLIENT, 80, 40000, SYN_ACK), ipv4_dst="10.0.0.254",
+                  eth_dst="02:00:00:00:00:fe")
+    assert "vip" not in network().process(answer).tables_visited
+    assert "vip" in network(trusted=("10.0.0.254",)).process(answer).tables_visited
 
 
 def test_a_spoofed_source_is_dropped():
