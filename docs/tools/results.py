@@ -183,9 +183,12 @@ def _wrap(text):
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
-def record_lines(data, heading=True):
+def record_lines(data, heading=True, dated=False):
+    """`heading`: the record's title as a heading, with its date if `dated` (another
+    record on the page has the same title)."""
     run = "transcribed" if data["source"] == TRANSCRIBED else "recorded"
-    lines = [f"### {data['title']}", ""] if heading else []
+    title = f"{data['title']}, {_date(data['date'])}" if dated else data["title"]
+    lines = [f"### {title}", ""] if heading else []
     command = f"`{shlex.join(data['command'])}`, " if data["command"] else ""
     lines.append(_wrap(f"Run: {_date(data['date'])} ({run}), {command}"
                        f"on {machine_text(data['machine'])}."))
@@ -214,13 +217,15 @@ def render(records):
     others = sorted((d for d in records if d["name"] not in placed),
                     key=lambda d: (d["name"], _when(d)))
     sections.append((OTHER, others))
+    titles = [d["title"] for _, chosen in sections for d in chosen]
     lines = [INTRO.rstrip()]
     for heading, chosen in sections:
         if chosen:
             lines += ["", f"## {heading}"]
             alone = len(chosen) == 1 and chosen[0]["title"] == heading
             for data in chosen:
-                lines += [""] + record_lines(data, heading=not alone)
+                lines += [""] + record_lines(data, heading=not alone,
+                                             dated=titles.count(data["title"]) > 1)
     return "\n".join(lines) + "\n"
 
 
