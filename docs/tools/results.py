@@ -13,6 +13,7 @@ its file's name.
 import argparse
 import datetime
 import json
+import re
 import shlex
 import sys
 import textwrap
@@ -179,6 +180,11 @@ def table_lines(table):
     return lines
 
 
+def _slug(title):
+    """The anchor Markdown's toc would give this title."""
+    return re.sub(r"\s+", "-", re.sub(r"[^\w\s-]", "", title.lower()).strip())
+
+
 def _wrap(text):
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False)
 
@@ -187,7 +193,10 @@ def record_lines(data, heading=True, dated=False):
     """`heading`: the record's title as a heading, with its date if `dated` (another
     record on the page has the same title)."""
     run = "transcribed" if data["source"] == TRANSCRIBED else "recorded"
-    title = f"{data['title']}, {_date(data['date'])}" if dated else data["title"]
+    title = data["title"]
+    if dated:   # the first keeps the anchor the title alone would have: links go there
+        title += f", {_date(data['date'])}" + (f" {{#{_slug(title)}}}" if dated == "first"
+                                               else "")
     lines = [f"### {title}", ""] if heading else []
     command = f"`{shlex.join(data['command'])}`, " if data["command"] else ""
     lines.append(_wrap(f"Run: {_date(data['date'])} ({run}), {command}"
@@ -217,15 +226,17 @@ def render(records):
     others = sorted((d for d in records if d["name"] not in placed),
                     key=lambda d: (d["name"], _when(d)))
     sections.append((OTHER, others))
-    titles = [d["title"] for _, chosen in sections for d in chosen]
+    titles, seen = [d["title"] for _, chosen in sections for d in chosen], set()
     lines = [INTRO.rstrip()]
     for heading, chosen in sections:
         if chosen:
             lines += ["", f"## {heading}"]
             alone = len(chosen) == 1 and chosen[0]["title"] == heading
             for data in chosen:
-                lines += [""] + record_lines(data, heading=not alone,
-                                             dated=titles.count(data["title"]) > 1)
+                dated = titles.count(data["title"]) > 1 and (
+                    "first" if data["title"] not in seen else True)
+                seen.add(data["title"])
+                lines += [""] + record_lines(data, heading=not alone, dated=dated)
     return "\n".join(lines) + "\n"
 
 

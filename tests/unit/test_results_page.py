@@ -72,8 +72,8 @@ def test_the_page_shows_each_runs_date_machine_and_rows_in_order(tmp_path):
            "datapath), Python 3.11.2, Ryu 4.34." in prose
     assert "on 2 CPUs, Linux 6.18." in prose
     assert "`python -m bench.l2_throughput --runs 1`" in prose
-    # two runs of the same title: each heading says which
-    assert "\n### Learning switch, 2026-12-02 09:30 UTC\n" in page
+    # two runs of the same title: each heading says which; links to the title reach the first
+    assert "\n### Learning switch, 2026-12-02 09:30 UTC {#learning-switch}\n" in page
     assert "\n### Learning switch, 2026-12-03 09:30 UTC\n" in page
     # older run first, within its section; an unknown name under "Other runs", last
     assert page.index("2026-12-02 09:30") < page.index("2026-12-03 09:30") \
