@@ -14,7 +14,6 @@ Standard library and controller.datapath only (the labs under mininet_topos/ wri
 records too).
 """
 import datetime
-import getpass
 import json
 import os
 import platform
@@ -127,11 +126,29 @@ def directory(default=None):
     return Path(os.environ.get(ENV_VAR) or default or DEFAULT_DIR)
 
 
-def _scrub(text):
-    """No host or user names in a record."""
-    for secret in {socket.gethostname(), getpass.getuser()} - {"", "root"}:
-        text = text.replace(secret, "<host>")
-    return text
+def _scrub(text, host=None):
+    """No host name in a record (a command line may hold it)."""
+    host = socket.gethostname() if host is None else host
+    if len(host) < 3:
+        return text
+    return re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", "<host>", text)
+
+
+def dumps(data, indent=0):
+    """JSON, one line per key, but a list or object of plain values (a row, a column)
+    on one line when it fits: a record reads and diffs a row at a time."""
+    flat = json.dumps(data, ensure_ascii=False)
+    if not isinstance(data, (list, dict)):
+        return flat
+    values = data.values() if isinstance(data, dict) else data
+    if indent + len(flat) <= 96 and not any(isinstance(v, (list, dict)) for v in values):
+        return flat
+    inner = " " * (indent + 1)
+    if isinstance(data, dict):
+        items = [f"{inner}{json.dumps(k)}: {dumps(v, indent + 1)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [inner + dumps(v, indent + 1) for v in data]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
 def command(argv):
@@ -168,11 +185,12 @@ class Run:
                 "command": self.command, "tables": [t.as_json() for t in self.tables]}
 
     def write(self, where=None):
-        """Write the record as <dir>/<name>-<date>.json; returns the path."""
-        target = directory(where)
+        """Write the record as <where>/<name>-<date>.json (`where` by default:
+        directory()); returns the path."""
+        target = Path(where) if where else directory()
         target.mkdir(parents=True, exist_ok=True)
         path = target / f"{self.name}-{self.date.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(self.as_json(), indent=1, ensure_ascii=False) + "\n")
+        path.write_text(dumps(self.as_json()) + "\n")
         print(f"record: {path}", flush=True)
         return path
 

@@ -4,6 +4,7 @@ and machine and its rows in order, a broken record is refused by its file's name
 the committed docs/results.md is what the committed records make."""
 import datetime
 import json
+import socket
 
 import pytest
 
@@ -43,6 +44,19 @@ def test_a_record_written_is_the_record_read(tmp_path, monkeypatch):
     assert results.check(path, data) is data
 
 
+def test_a_record_file_holds_a_row_a_line():
+    text = record.dumps(sample_run().as_json())
+    assert json.loads(text) == sample_run().as_json()
+    assert '\n    ["l2_switch reactive", 1254, 1.05, 0],\n' in text
+    assert '\n    {"name": "rate", "unit": "Mbit/s"},\n' in text
+
+
+def test_a_command_line_names_no_host():
+    assert record._scrub("ssh lab-host.example -p 22 lab-host", "lab-host") == \
+        "ssh <host>.example -p 22 <host>"
+    assert record._scrub("a lab-hosts b", "lab-host") == "a lab-hosts b"
+
+
 def test_a_row_must_have_a_value_per_column():
     table = sample_run().tables[0]
     with pytest.raises(ValueError, match="3 values for 4 columns"):
@@ -54,6 +68,8 @@ def test_the_machine_facts_are_there_and_name_no_host(tmp_path):
     assert set(facts) == set(FACTS)
     assert facts["cpu_count"] >= 1 and facts["python"].startswith("3.")
     assert facts["datapath"] in ("system", "netdev")
+    host = socket.gethostname()
+    assert len(host) < 3 or host not in json.dumps(facts)
     run = record.Run("x", "X", argv=["x"])
     assert run.as_json()["date"].endswith("Z")
 
