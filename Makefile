@@ -12,8 +12,12 @@ APT_PACKAGES := openvswitch-switch mininet iperf3 ethtool tcpdump iproute2 iputi
 # Building Ryu 4.34 needs an old setuptools (docs/design/platform.md, "Why these pins").
 BUILD_PINS := "setuptools<58" wheel==0.45.1 pbr==7.1.3
 DEMO_ARGS ?=
+# where make bench and make reliability write their records (bench/record.py); the labs
+# write theirs under reports/results/ too
+RESULTS ?= reports/results
 
 .PHONY: setup apt ovs venv test unit integration lint docs docs-serve demo bench clean lab-qos lab-vlan lab-lb lab-overlay lab-bond lab-tcpip lab-ha reliability
+.PHONY: results results-publish
 
 setup: apt ovs venv
 
@@ -64,6 +68,14 @@ docs: venv
 	$(PY) -m docs.tools.generate
 	$(VENV)/bin/mkdocs build --strict --quiet -d site/
 
+# docs/results.md from the published records in docs/results/*.json (make docs does it too).
+results: venv
+	$(PY) -m docs.tools.results
+
+# The newest record of each run under $(RESULTS) into docs/results/, then docs/results.md.
+results-publish: venv
+	$(PY) -m docs.tools.results publish --from $(RESULTS)
+
 # The site on http://127.0.0.1:8000, rebuilt on each edit (regenerate: make docs).
 docs-serve: docs
 	$(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
@@ -103,6 +115,8 @@ lab-tcpip: setup
 # Three etcd members, three controller nodes: kill, pause, cut off; who is master when.
 lab-ha: setup
 	$(PY) -m mininet_topos.ha_lab
+
+bench reliability: export SDN_RESULTS_DIR := $(RESULTS)
 
 # Restarts, floods, failures on real OVS: a table of scenario, expectation, result.
 # Then the whole app combination matrix (every pair, both topologies and learning modes).

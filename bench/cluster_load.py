@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import record
 from bench.fake_switches import FakeSwitches, message
 from mininet_topos import harness, ha_cluster
 from mininet_topos.labkit import etcd
@@ -121,18 +122,29 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--window", type=int, default=50)
     args = parser.parse_args(argv)
+    rec = record.Run("cluster_load", "Cluster packet-ins")
     single = one_node(args.switches, args.seconds, args.window)
     cluster, held = three_nodes(args.switches, args.seconds, args.window,
                                 Path(tempfile.mkdtemp(prefix="sdn-bench-cluster-")))
+    spread = " ".join(f"{name}:{count}" for name, count in sorted(held.items()))
+    table = rec.table(f"packet-ins, {args.switches} fake switches, l2_switch reactive, "
+                      f"{args.seconds:g} s per mode, window {args.window} (throughput), "
+                      f"1 (latency)", [
+                          record.Column("setup"), record.Column("rate", "answered/s"),
+                          record.Column("p50", "ms"), record.Column("p99", "ms"),
+                          record.Column("generator CPU", "%")])
+    for label, (rate, p50, p99, gen) in (("one node", single),
+                                          (f"three nodes on etcd ({spread})", cluster)):
+        table.add(label, round(rate), round(p50, 2), round(p99, 2), round(gen * 100),
+                  peer=label == "one node")
     print(f"\npacket-ins, {args.switches} fake switches, l2_switch reactive, "
           f"{args.seconds:g} s per mode, window {args.window} (throughput), 1 (latency)")
     print(f"{'setup':<46}{'answered/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'gen CPU':>9}")
-    spread = " ".join(f"{name}:{count}" for name, count in sorted(held.items()))
-    for label, (rate, p50, p99, gen) in (("one node", single),
-                                          (f"three nodes on etcd ({spread})", cluster)):
-        print(f"{label:<46}{rate:>11.0f}{p50:>8.2f}{p99:>8.2f}{gen:>9.0%}")
-    print(f"three nodes / one node: {cluster[0] / single[0]:.2f} (one 2-core machine: the "
-          f"nodes share its cores)")
+    for label, rate, p50, p99, gen in table.rows:
+        print(f"{label:<46}{rate:>11.0f}{p50:>8.2f}{p99:>8.2f}{gen:>8}%")
+    print(f"three nodes / one node: {table.rows[1][1] / table.rows[0][1]:.2f} (one 2-core "
+          f"machine: the nodes share its cores)")
+    rec.write()
     return 0
 
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import record
 from mininet_topos import combinations as matrix
 
 
@@ -32,6 +33,9 @@ def main(argv=None):
     parser.add_argument("--id", action="append", help="exactly this combination (repeatable)")
     args = parser.parse_args(argv)
     combos = select(matrix.full_matrix(), args.layout, args.mode, args.only, args.id)
+    rec = record.Run("combinations", "The app combination matrix")
+    table = rec.table("every combination's checks on real OVS", [
+        record.Column("combination"), record.Column("time", "s"), record.Column("result")])
     started, failed = time.monotonic(), 0
     print(f"{'combination':<62} {'s':>5}  result")
     for combo in combos:
@@ -45,9 +49,15 @@ def main(argv=None):
             failures, seconds, problems = [f"start: {err}"], 0.0, []
         failures += [f"log: {p}" for p in problems[:3]]
         failed += bool(failures)
-        print(f"{combo.id:<62} {seconds:5.1f}  {'; '.join(failures) or 'ok'}", flush=True)
-    print(f"{len(combos)} combinations, {failed} failed, "
-          f"{time.monotonic() - started:.0f} s")
+        name, seconds, result = table.add(combo.id, round(seconds, 1),
+                                          "; ".join(failures) or "ok")
+        print(f"{name:<62} {seconds:5.1f}  {result}", flush=True)
+    total = rec.table("the whole matrix", [record.Column("combinations"),
+                                           record.Column("failed"), record.Column("time", "s")])
+    total.add(len(combos), failed, round(time.monotonic() - started))
+    for count, failing, elapsed in total.rows:
+        print(f"{count} combinations, {failing} failed, {elapsed} s")
+    rec.write()
     return 1 if failed else 0
 
 

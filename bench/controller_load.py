@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from bench import answering_controller
+from bench import answering_controller, record
 from bench.fake_switches import FakeSwitches, Result
 from mininet_topos import harness
 
@@ -111,27 +111,48 @@ def measure(apps, config, ours, switches, seconds, window):
         controller.stop()
 
 
-def print_rows(rows):
+def print_rows(rows, rec):
+    """Record both tables in `rec` and print them from the recorded rows."""
     peer = rows[-1][1]
-    print(f"\n{'controller':<24}{'answers/s':>10}{'x ryu':>7}{'ctl CPU':>8}{'gen µs':>7}"
-          f"{'lat p50 ms':>11}{'p99 ms':>7}{'x ryu':>6}{'ctl CPU':>8}{'gen µs':>7}")
+    load = rec.table("throughput (window per switch) and latency (one outstanding)", [
+        record.Column("controller"), record.Column("answers/s"), record.Column("x ryu"),
+        record.Column("ctl CPU", "%"), record.Column("gen", "µs"),
+        record.Column("lat p50", "ms"), record.Column("p99", "ms"), record.Column("x ryu p99"),
+        record.Column("lat ctl CPU", "%"), record.Column("lat gen", "µs")])
     for label, r in rows:
         t, lat = r["throughput"], r["latency"]
-        print(f"{label:<24}{t.result.per_second:>10.0f}"
-              f"{t.result.per_second / peer['throughput'].result.per_second:>7.2f}"
-              f"{t.controller_cpu:>8.0%}{t.result.generator_us:>7.2f}"
-              f"{lat.result.percentile(0.5):>11.3f}{lat.result.percentile(0.99):>7.3f}"
-              f"{lat.result.percentile(0.99) / peer['latency'].result.percentile(0.99):>6.2f}"
-              f"{lat.controller_cpu:>8.0%}{lat.result.generator_us:>7.2f}")
-    scaled = [(label, r) for label, r in rows if "scale" in r]
+        p99 = lat.result.percentile(0.99)
+        load.add(label, round(t.result.per_second),
+                 round(t.result.per_second / peer["throughput"].result.per_second, 2),
+                 round(t.controller_cpu * 100), round(t.result.generator_us, 2),
+                 round(lat.result.percentile(0.5), 3), round(p99, 3),
+                 round(p99 / peer["latency"].result.percentile(0.99), 2),
+                 round(lat.controller_cpu * 100), round(lat.result.generator_us, 2),
+                 peer=r is peer or label == GENERATOR_ALONE)
+    print(f"\n{'controller':<24}{'answers/s':>10}{'x ryu':>7}{'ctl CPU':>8}{'gen µs':>7}"
+          f"{'lat p50 ms':>11}{'p99 ms':>7}{'x ryu':>6}{'ctl CPU':>8}{'gen µs':>7}")
+    for label, rate, x_ryu, cpu, gen, p50, p99, x_p99, lat_cpu, lat_gen in load.rows:
+        print(f"{label:<24}{rate:>10.0f}{x_ryu:>7.2f}{cpu:>7}%{gen:>7.2f}"
+              f"{p50:>11.3f}{p99:>7.3f}{x_p99:>6.2f}{lat_cpu:>7}%{lat_gen:>7.2f}")
+    scale = rec.table(f"{SCALE_SWITCHES} switches x {SCALE_MACS} new MACs each, then 5 s idle, "
+                      f"in a controller process of its own", [
+                          record.Column("controller"), record.Column("learning", "s"),
+                          record.Column("learn CPU", "%"), record.Column("idle CPU", "%"),
+                          record.Column("RSS", "MiB"), record.Column("x ryu"),
+                          record.Column("unanswered"), record.Column("gen", "µs")])
+    for label, r in rows:
+        if "scale" in r:
+            s = r["scale"].result
+            scale.add(label, round(s.seconds, 1), round(r["scale"].controller_cpu * 100),
+                      round(r["idle_cpu"] * 100, 1), round(r["rss"]),
+                      round(r["rss"] / peer["rss"], 2), s.unanswered, round(s.generator_us, 2),
+                      peer=r is peer)
     print(f"\n{'controller':<24}{f'{SCALE_SWITCHES} sw x {SCALE_MACS} MACs':>19}"
           f"{'learn CPU':>10}{'idle CPU':>9}{'RSS MiB':>8}{'x ryu':>6}{'unanswered':>11}"
           f"{'gen µs':>7}")
-    for label, r in scaled:
-        s = r["scale"].result
-        print(f"{label:<24}{s.seconds:>18.1f}s{r['scale'].controller_cpu:>10.0%}"
-              f"{r['idle_cpu']:>9.1%}{r['rss']:>8.0f}{r['rss'] / peer['rss']:>6.2f}"
-              f"{s.unanswered:>11}{s.generator_us:>7.2f}")
+    for label, seconds, cpu, idle, rss, x_ryu, unanswered, gen in scale.rows:
+        print(f"{label:<24}{seconds:>18.1f}s{cpu:>9}%{idle:>8.1f}%{rss:>8.0f}{x_ryu:>6.2f}"
+              f"{unanswered:>11}{gen:>7.2f}")
     print("gen µs: the generator's CPU per packet-in answered; ctl CPU: the controller's "
           "share of one core")
 
@@ -144,6 +165,7 @@ def main(argv=None):
     parser.add_argument("--generator-only", action="store_true",
                         help="only the generator against bench/answering_controller.py")
     args = parser.parse_args(argv)
+    rec = record.Run("controller_load", "The controller under packet-ins")
     print(f"bench: controller load, {args.switches} fake switches, {args.seconds:g} s per "
           f"mode, throughput window {args.window}/switch")
     with answering_controller.running() as (port, pid):
@@ -154,7 +176,8 @@ def main(argv=None):
         rows.append((label, measure(apps, config, ours, args.switches, args.seconds,
                                     args.window)))
         print(f"  measured: {label}", flush=True)
-    print_rows(rows)
+    print_rows(rows, rec)
+    rec.write()
     problems = [p for _, r in rows for p in r.get("problems", ())]
     for line in problems:
         print("controller problem:", line)

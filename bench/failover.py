@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mininet.topo import Topo
 
+from bench import record
 from mininet_topos import harness, ha_cluster
 from mininet_topos.topos import DatapathAware
 
@@ -79,19 +80,28 @@ def one_run(cluster, network, k):
 
 
 def summary(label, values, target_median=3.0, target_max=5.0):
+    """(label, median, max, min, missed, within the targets); None for never."""
     got = [v for v in values if v is not None]
     if not got:
-        return f"{label:<44}{'never':>10}"
+        return label, None, None, None, len(values), False
     median, worst = statistics.median(got), max(got)
     ok = median <= target_median and worst <= target_max and len(got) == len(values)
-    return (f"{label:<44}{median:>9.2f}s{worst:>9.2f}s{min(got):>9.2f}s"
-            f"{len(values) - len(got):>8}  {'within' if ok else 'OUTSIDE'} target")
+    return (label, round(median, 2), round(worst, 2), round(min(got), 2),
+            len(values) - len(got), ok)
+
+
+def summary_line(label, median, worst, least, missed, ok):
+    if median is None:
+        return f"{label:<44}{'never':>10}"
+    return (f"{label:<44}{median:>9.2f}s{worst:>9.2f}s{least:>9.2f}s"
+            f"{missed:>8}  {'within' if ok else 'OUTSIDE'} target")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args(argv)
+    rec = record.Run("failover", "Cluster failover")
     harness.ensure_ovs()
     directory = Path(tempfile.mkdtemp(prefix="sdn-bench-failover-"))
     results = []
@@ -103,12 +113,25 @@ def main(argv=None):
                   f"{'-' if flow is None else f'{flow:.2f} s'}, new pair pings "
                   f"{'-' if ping is None else f'{ping:.2f} s'}", flush=True)
         problems = cluster.problems()
+    runs = rec.table("each run: from the kill of s1's master to", [
+        record.Column("run"), record.Column("killed"), record.Column("another node master", "s"),
+        record.Column("first flow-mod on s1", "s"), record.Column("new pair pings", "s")])
+    for k, (name, master, flow, ping) in enumerate(results, start=1):
+        runs.add(k, name, *(None if v is None else round(v, 2) for v in (master, flow, ping)))
+    table = rec.table(f"kill -9 of s1's master, {args.runs} runs (3 etcd members, 3 nodes, "
+                      f"lease 2 s, etcd default timings; targets: median <= 3 s, max <= 5 s)", [
+                          record.Column("from the kill to"), record.Column("median", "s"),
+                          record.Column("max", "s"), record.Column("min", "s"),
+                          record.Column("missed"), record.Column("within the targets")])
+    table.add(*summary("the new master's first flow-mod on s1", [r[2] for r in results]))
+    table.add(*summary("a new host pair's first ping answer", [r[3] for r in results]))
+    table.add(*summary("another node says it is master", [r[1] for r in results]))
     print(f"\nfailover, kill -9 of s1's master, {args.runs} runs (3 etcd members, 3 nodes, "
           f"lease 2 s, etcd default timings)")
     print(f"{'from the kill to':<44}{'median':>10}{'max':>10}{'min':>10}{'missed':>8}")
-    print(summary("the new master's first flow-mod on s1", [r[2] for r in results]))
-    print(summary("a new host pair's first ping answer", [r[3] for r in results]))
-    print(summary("another node says it is master", [r[1] for r in results]))
+    for row in table.rows:
+        print(summary_line(*row))
+    rec.write()
     if problems:
         print("controller problems:\n" + "\n".join(problems))
         return 1

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import record
 from bench.flow_install_app import bench_flows
 from controller import pipeline
 from mininet_topos import harness
@@ -45,6 +46,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=10000)
     args = parser.parse_args(argv)
+    started = record.now()
     harness.ensure_ovs()
     run("ovs-vsctl", "--if-exists", "del-br", BRIDGE)
     run("ovs-vsctl", "add-br", BRIDGE, "--", "set", "bridge", BRIDGE, "datapath_type=netdev",
@@ -77,12 +79,24 @@ def main(argv=None):
     run("ovs-vsctl", "--if-exists", "del-br", BRIDGE)
     same = ours == theirs and len(ours) == args.flows
     print(f"bench: install {args.flows} flows into one netdev bridge, confirmed by the switch")
+    rec = record.Run("flow_install", "Flow programming", started=started)
+    table = rec.table(f"{args.flows} entries into one netdev bridge, until the switch "
+                      f"confirms (barrier reply)", [
+                          record.Column("installer"), record.Column("time", "s"),
+                          record.Column("rate", "flows/s"), record.Column("x ovs-ofctl")])
+    table.add("controller (flows/ -> one batched push)", round(ours_s, 3),
+              round(args.flows / ours_s), round(ours_s / ofctl_s, 2))
+    table.add("ovs-ofctl add-flows (file)", round(ofctl_s, 3), round(args.flows / ofctl_s),
+              1.0, peer=True)
     print(f"\n{'installer':<40}{'seconds':>9}{'flows/s':>10}{'x ovs-ofctl':>13}")
-    print(f"{'controller (flows/ -> one batched push)':<40}{ours_s:>9.3f}"
-          f"{args.flows / ours_s:>10.0f}{ours_s / ofctl_s:>13.2f}")
-    print(f"{'ovs-ofctl add-flows (file)':<40}{ofctl_s:>9.3f}{args.flows / ofctl_s:>10.0f}"
-          f"{1:>13.2f}")
+    for label, seconds, rate, ratio in table.rows:
+        print(f"{label:<40}{seconds:>9.3f}{rate:>10.0f}{ratio:>13.2f}")
+    compared = rec.table("both tables afterwards", [
+        record.Column("entries, controller"), record.Column("entries, ovs-ofctl"),
+        record.Column("the same entries")])
+    compared.add(len(ours), len(theirs), same)
     print(f"same entries in both tables: {'yes' if same else 'NO'} ({len(ours)} / {len(theirs)})")
+    rec.write()
     return 0 if same else 1
 
 

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+from bench import record
 from bench.fake_switches import FLOW_MOD, MULTIPART_REQUEST, FakeSwitches
 from bench.flow_table import FlowTable
 from mininet_topos import harness
@@ -96,16 +97,24 @@ def main(argv=None):
     names = args.combination or list(COMBINATIONS)
     print(f"bench: idle CPU, {args.switches} {'plain' if args.plain else 'keeping'} fake "
           f"switches, {args.seconds:g} s")
+    rec = record.Run("idle_cpu", "Idle cost")
+    table = rec.table(f"{args.switches} {'plain' if args.plain else 'keeping'} fake switches, "
+                      f"{args.seconds:g} s idle, share of one core", [
+                          record.Column("apps"), record.Column("idle CPU", "%"),
+                          record.Column("repairs")])
     print(f"{'apps':<18}{'idle CPU':>9}{'repairs':>9}")
     failed = False
     for name in names:
         share, repairs, problems, log = idle_cpu(COMBINATIONS[name], args.switches,
                                                  args.seconds, keeping=not args.plain)
-        print(f"{name:<18}{share:>9.1%}{repairs:>9}" + (f"  (log: {log})" if problems else ""),
+        apps, percent, repairs = table.add(name, round(share * 100, 1), repairs,
+                                           peer=name == "simple_switch_13")
+        print(f"{apps:<18}{percent:>8.1f}%{repairs:>9}" + (f"  (log: {log})" if problems else ""),
               flush=True)
         for line in problems:
             print("  controller problem:", line)
         failed = failed or bool(problems)
+    rec.write()
     return 1 if failed else 0
 
 

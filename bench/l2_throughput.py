@@ -10,6 +10,7 @@ import statistics
 import sys
 import time
 
+from bench import record
 from bench.throughput import iperf3_parser, packet_ins, print_problems, ready_to_measure
 from mininet_topos import harness
 from mininet_topos.topos import topos
@@ -51,6 +52,7 @@ def main(argv=None):
     parser = iperf3_parser(__doc__)
     parser.add_argument("--topo", default="tree,2,2")
     args = parser.parse_args(argv)
+    run = record.Run("l2_throughput", "Learning switch")
     ready_to_measure()
     name, *params = args.topo.split(",")
     topo_factory = lambda: topos[name](*map(int, params))  # noqa: E731
@@ -62,12 +64,21 @@ def main(argv=None):
         rows.append((label, result))
         print(f"  measured: {label}", flush=True)
     baseline = rows[0][1]["mbps"]
+    table = run.table(f"{args.topo}, iperf3 h1 -> last host, median of {args.runs} x "
+                      f"{args.seconds} s", [
+                          record.Column("setup"), record.Column("rate", "Mbit/s"),
+                          record.Column("x NORMAL"), record.Column("first pingall", "s"),
+                          record.Column("loss", "%"), record.Column("warm packet-ins")])
+    for label, r in rows:
+        table.add(label, round(r["mbps"]), round(r["mbps"] / baseline, 2),
+                  round(r["pingall_s"], 2), round(r["loss"]), r["warm_packet_ins"],
+                  peer=r is rows[0][1])
     print(f"\n{'setup':<28}{'Mbit/s':>9}{'x NORMAL':>10}{'pingall s':>11}"
           f"{'loss %':>8}{'warm packet-ins':>17}")
-    for label, r in rows:
-        warm = "n/a" if r["warm_packet_ins"] is None else r["warm_packet_ins"]
-        print(f"{label:<28}{r['mbps']:>9.0f}{r['mbps'] / baseline:>10.2f}{r['pingall_s']:>11.2f}"
-              f"{r['loss']:>8.0f}{warm:>17}")
+    for label, mbps, ratio, pingall_s, loss, warm in table.rows:
+        warm = "n/a" if warm is None else warm
+        print(f"{label:<28}{mbps:>9.0f}{ratio:>10.2f}{pingall_s:>11.2f}{loss:>8.0f}{warm:>17}")
+    run.write()
     problems = print_problems(r["problems"] for _, r in rows)
     return 1 if problems or any(r["loss"] for _, r in rows) else 0
 

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+from bench import record
 from mininet_topos import harness, lb_spread_lab
 from mininet_topos.topos import LB_LAB_SUBNETS, LbLab
 
 VIP = "10.0.0.100"
 BACKENDS = [f"10.0.0.{10 + n}" for n in (1, 2, 3, 4)]
+BACKEND_NAMES = ("b1", "b2", "b3", "b4")
 
 
 def requests_per_second(client, ip, port, count, runs):
@@ -61,6 +63,7 @@ def spread_split(controller, client):
 
 
 def main(count=300, runs=3):
+    run = record.Run("lb", "The load balancer")
     harness.ensure_ovs()
     config = {"l2_switch": {"mode": "datapath"}, "lb": {"subnets": LB_LAB_SUBNETS, "vips": [
         {"vip": VIP, "port": 80, "health": {"interval_s": 0.5, "timeout_s": 0.5},
@@ -99,25 +102,45 @@ def main(count=300, runs=3):
                 server.kill()
     if problems:
         sys.exit("controller problems:\n" + "\n".join(problems))
+    rps = run.table(f"HTTP GETs, a new connection each, median of {runs} x {count}", [
+        record.Column("path"), record.Column("rate", "requests/s"), record.Column("x direct")])
+    rps.add("c1 -> one backend directly", round(direct), 1.0, peer=True)
+    rps.add("c1 -> VIP (nat, 4 backends)", round(through), round(through / direct, 2))
     print(f"\nHTTP GETs, a new connection each, {runs} x {count}, median")
     print(f"{'path':<34}{'requests/s':>12}{'x direct':>10}")
-    print(f"{'c1 -> one backend directly':<34}{direct:>12.0f}{1:>10.2f}")
-    print(f"{'c1 -> VIP (nat, 4 backends)':<34}{through:>12.0f}{through / direct:>10.2f}")
-    for label, served in (("weights 1:1:1:1", spread), ("weights 3:1:1:1", weighted)):
-        shares = "  ".join(f"{name} {served.get(name, 0) / 4:.0f}%" for name in
-                           ("b1", "b2", "b3", "b4"))
-        print(f"400 new connections, {label}: {shares}")
-    print(f"\nbackend added over REST -> in the switch's group: {added * 1000:.0f} ms "
-          f"(includes its first health check)")
-    print(f"weights changed over REST -> group updated:      {reweighted * 1000:.0f} ms")
+    for label, rate, ratio in rps.rows:
+        print(f"{label:<34}{rate:>12.0f}{ratio:>10.2f}")
+    shares = run.table("400 new connections, share per backend", [
+        record.Column("weights"), *(record.Column(name, "%") for name in BACKEND_NAMES)])
+    for label, served in (("1:1:1:1", spread), ("3:1:1:1", weighted)):
+        shares.add(label, *(round(served.get(name, 0) / 4) for name in BACKEND_NAMES))
+    for label, *percent in shares.rows:
+        print(f"400 new connections, weights {label}: " + "  ".join(
+            f"{name} {p}%" for name, p in zip(BACKEND_NAMES, percent)))
+    changes = run.table("a change over REST until the switch's group shows it", [
+        record.Column("change"), record.Column("time", "ms")])
+    changes.add("backend added (includes its first health check)", round(added * 1000))
+    changes.add("weights changed", round(reweighted * 1000))
+    print()
+    for label, ms in changes.rows:
+        print(f"{label + ' -> group updated:':<58}{ms:>6} ms")
+    rounds, hashing = split
+    ports = sorted(lb_spread_lab.PORTS)
+    spreads = run.table(f"spread {lb_spread_lab.SUBNET} over ports {lb_spread_lab.PORTS} "
+                        f"(select group, dp_hash), UDP flows of one datagram each", [
+                            record.Column("addresses"), record.Column("ports each"),
+                            record.Column("flows"),
+                            *(record.Column(f"port {port}", "packets") for port in ports)])
+    for hosts, each, counts in rounds:
+        spreads.add(hosts, each, hosts * each, *(counts.get(port, 0) for port in ports))
     print(f"\nspread {lb_spread_lab.SUBNET} over ports {lb_spread_lab.PORTS} (select group, "
           f"dp_hash), UDP flows of one datagram each, packets per port:")
-    rounds, hashing = split
-    for hosts, each, counts in rounds:
-        total = sum(counts.values()) or 1
-        print(f"  {hosts:>3} addresses x {each:>3} ports, {hosts * each} sent: " + "  ".join(
-            f"port {port} {n} ({n / total:.0%})" for port, n in sorted(counts.items())))
+    for hosts, each, flows, *counts in spreads.rows:
+        total = sum(counts) or 1
+        print(f"  {hosts:>3} addresses x {each:>3} ports, {flows} sent: " + "  ".join(
+            f"port {port} {n} ({n / total:.0%})" for port, n in zip(ports, counts)))
     print(f"  a datapath flow into the group: actions:{hashing}")
+    run.write()
     return 0
 
 

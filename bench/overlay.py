@@ -10,6 +10,7 @@ import statistics
 import sys
 import tempfile
 
+from bench import record
 from controller import pipeline
 from flows import overlay
 from mininet_topos import harness, overlay_handwritten
@@ -87,6 +88,7 @@ def modelled_flows(hypervisors, networks):
 
 
 def main(seconds=5, runs=3):
+    run = record.Run("overlay", "The overlay")
     harness.ensure_ovs()
     rows = []
     with harness.Network(Single(2), controller=None) as network:
@@ -97,22 +99,40 @@ def main(seconds=5, runs=3):
     for kind in ("vxlan", "gre"):
         measured, installed[kind] = overlay_rate(kind, seconds, runs)
         rows.append((f"overlay app, {kind}", measured))
+    table = run.table(f"VM -> VM across 2 of {HYPERVISORS} hypervisors, iperf3 median of "
+                      f"{runs} x {seconds} s, ping 20 x 50 ms (mean)", [
+                          record.Column("setup"), record.Column("rate", "Mbit/s"),
+                          record.Column("x NORMAL"), record.Column("x hand"),
+                          record.Column("ping", "ms")])
+    for label, (mbps, rtt) in rows:
+        table.add(label, round(mbps), round(mbps / rows[0][1][0], 2), round(mbps / hand[0], 2),
+                  round(rtt, 3), peer="app" not in label)
     print(f"\nVM -> VM across 2 of {HYPERVISORS} hypervisors, iperf3 {runs} x {seconds} s "
           f"(median), ping 20 x 50 ms (mean)")
     print(f"{'setup':<38}{'Mbit/s':>9}{'x NORMAL':>10}{'x hand':>8}{'ping ms':>9}")
-    for label, (mbps, rtt) in rows:
-        print(f"{label:<38}{mbps:>9.0f}{mbps / rows[0][1][0]:>10.2f}{mbps / hand[0]:>8.2f}"
-              f"{rtt:>9.3f}")
+    for label, mbps, x_normal, x_hand, rtt in table.rows:
+        print(f"{label:<38}{mbps:>9.0f}{x_normal:>10.2f}{x_hand:>8.2f}{rtt:>9.3f}")
     ours = dict(rows)["overlay app, vxlan"]
     print(f"ours / hand-written (vxlan, same lab): throughput {ours[0] / hand[0]:.2f}, "
           f"round trip {ours[1] / hand[1]:.2f}")
-    print("\nflows on one tunnel bridge (every network on every hypervisor, learned not counted)")
-    print(f"{'hypervisors':>12}{'networks':>10}{'flows':>8}")
+    model = run.table("flows on one tunnel bridge (every network on every hypervisor, "
+                      "learned not counted)", [record.Column("hypervisors"),
+                                               record.Column("networks"),
+                                               record.Column("flows")])
     for hypervisors in (3, 10, 50):
         for networks in (2, 10, 100):
-            print(f"{hypervisors:>12}{networks:>10}{modelled_flows(hypervisors, networks):>8}")
-    print(f"real bridge, {HYPERVISORS} hypervisors x 2 networks: {installed['vxlan']} flows "
-          f"(model: {modelled_flows(HYPERVISORS, 2)})")
+            model.add(hypervisors, networks, modelled_flows(hypervisors, networks))
+    print("\nflows on one tunnel bridge (every network on every hypervisor, learned not counted)")
+    print(f"{'hypervisors':>12}{'networks':>10}{'flows':>8}")
+    for hypervisors, networks, flows in model.rows:
+        print(f"{hypervisors:>12}{networks:>10}{flows:>8}")
+    real = run.table("a real tunnel bridge against the model", [
+        record.Column("hypervisors"), record.Column("networks"),
+        record.Column("flows on the bridge"), record.Column("model")])
+    real.add(HYPERVISORS, 2, installed["vxlan"], modelled_flows(HYPERVISORS, 2))
+    print(f"real bridge, {HYPERVISORS} hypervisors x 2 networks: {real.rows[0][2]} flows "
+          f"(model: {real.rows[0][3]})")
+    run.write()
     return 0
 
 

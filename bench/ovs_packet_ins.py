@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import record
 from bench.controller_load import cpu_seconds
 from bench.flow_install import ofctl_line
 from bench.flow_install_app import bench_flows
@@ -198,15 +199,26 @@ def ofctl_flow_mods(count):
     return count / seconds
 
 
-def print_rows(results):
-    print(f"\n{'controller':<26}{'offered/s':>10}{'answered/s':>11}{'frames out/s':>13}"
-          f"{'lost':>7}{'ovs CPU':>8}{'ctl CPU':>8}{'gen CPU':>8}{'ovs us/answer':>14}")
+def print_rows(results, rec, seconds):
+    """Record the rows in `rec` and print them from the recorded rows."""
+    table = rec.table(f"new source MACs at stepped offered rates, {seconds:g} s each", [
+        record.Column("controller"), record.Column("offered", "frames/s"),
+        record.Column("answered", "1/s"), record.Column("frames out", "1/s"),
+        record.Column("lost"), record.Column("ovs CPU", "%"), record.Column("ctl CPU", "%"),
+        record.Column("gen CPU", "%"), record.Column("ovs per answer", "µs")])
     for label, rows in results:
         for r in rows:
-            per_answer = r["ovs_cpu"] / r["answered"] * 1e6 if r["answered"] else float("nan")
-            print(f"{label:<26}{r['offered']:>10.0f}{r['answered']:>11.0f}{r['out']:>13.0f}"
-                  f"{r['lost']:>7}{r['ovs_cpu']:>8.0%}{r['ctl_cpu']:>8.0%}{r['gen_cpu']:>8.0%}"
-                  f"{per_answer:>14.0f}")
+            per_answer = round(r["ovs_cpu"] / r["answered"] * 1e6) if r["answered"] else None
+            table.add(label, round(r["offered"]), round(r["answered"]), round(r["out"]),
+                      r["lost"], round(r["ovs_cpu"] * 100), round(r["ctl_cpu"] * 100),
+                      round(r["gen_cpu"] * 100), per_answer,
+                      peer=label == "OVS alone (instant ctl)")
+    print(f"\n{'controller':<26}{'offered/s':>10}{'answered/s':>11}{'frames out/s':>13}"
+          f"{'lost':>7}{'ovs CPU':>8}{'ctl CPU':>8}{'gen CPU':>8}{'ovs us/answer':>14}")
+    for label, offered, answered, out, lost, ovs, ctl, gen, per_answer in table.rows:
+        per_answer = float("nan") if per_answer is None else per_answer
+        print(f"{label:<26}{offered:>10.0f}{answered:>11.0f}{out:>13.0f}{lost:>7}{ovs:>7}%"
+              f"{ctl:>7}%{gen:>7}%{per_answer:>14.0f}")
 
 
 def verdict(best, flow_mods_per_s, flow_mods_per_answer=2):
@@ -240,6 +252,7 @@ def main(argv=None):
     parser.add_argument("--flows", type=int, default=20000, help="for ovs-ofctl add-flows")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
+    rec = record.Run("ovs_packet_ins", "Packet-ins on real OVS")
     harness.ensure_ovs()
     print(f"bench: packet-ins on one netdev bridge, new source MACs, {args.seconds:g} s per "
           f"offered rate")
@@ -263,11 +276,15 @@ def main(argv=None):
         finally:
             generator.close()
         flow_mods = ofctl_flow_mods(args.flows)
-    print_rows(results)
-    print(f"{'ovs-ofctl add-flows':<26}{args.flows:>10} flows: {flow_mods:.0f} flow-mods/s "
-          f"accepted")
+    print_rows(results, rec, args.seconds)
+    ofctl = rec.table("ovs-vswitchd alone: `ovs-ofctl add-flows` of distinct flows, until "
+                      "confirmed", [record.Column("flows"), record.Column("rate", "flow-mods/s")])
+    ofctl.add(args.flows, round(flow_mods))
+    for flows, rate in ofctl.rows:
+        print(f"{'ovs-ofctl add-flows':<26}{flows:>10} flows: {rate:.0f} flow-mods/s accepted")
     best = {label: max(rows, key=lambda r: r["answered"]) for label, rows in results}
     verdict(best, flow_mods)
+    rec.write()
     for line in problems:
         print("controller problem:", line)
     return 1 if problems else 0

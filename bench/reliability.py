@@ -11,6 +11,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench import record
+
 REPO = Path(__file__).resolve().parents[1]
 R, T = "tests/integration/test_reliability_ovs.py", "tests/integration/test_topology_ovs.py"
 S, X = "tests/integration/test_restart_ovs.py", "tests/integration/test_tls_ovs.py"
@@ -83,6 +85,7 @@ SCENARIOS = [
 
 
 def main():
+    rec = record.Run("reliability", "Reliability")
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -96,12 +99,17 @@ def main():
             observed = next((line[len("observed: "):] for line in out.splitlines()
                              if line.startswith("observed: ")), "")
             cases[case.get("name")] = ("FAIL" if failed else "pass", observed)
+    table = rec.table("scenarios on real OVS", [
+        record.Column("scenario"), record.Column("expected"), record.Column("result"),
+        record.Column("observed")])
+    for node, scenario, expected in SCENARIOS:
+        table.add(scenario, expected, *cases.get(node.split("::")[1], ("FAIL", "did not run")))
     print(f"\n{'scenario':<44}{'expected':<66}{'result':<7}observed")
     failures = 0
-    for node, scenario, expected in SCENARIOS:
-        result, observed = cases.get(node.split("::")[1], ("FAIL", "did not run"))
+    for scenario, expected, result, observed in table.rows:
         failures += result != "pass"
         print(f"{scenario:<44}{expected:<66}{result:<7}{observed}")
+    rec.write()
     return 1 if failures else 0
 
 

@@ -10,6 +10,7 @@ import statistics
 import sys
 import time
 
+from bench import record
 from bench.throughput import iperf3_parser, packet_ins, print_problems, ready_to_measure
 from mininet_topos import harness
 from mininet_topos.topos import FatTree, Ring
@@ -55,6 +56,7 @@ def measure(topo_factory, mode, src, dst, seconds, runs):
 
 def main(argv=None):
     args = iperf3_parser(__doc__).parse_args(argv)
+    run = record.Run("topology", "Looped topologies")
     ready_to_measure()
     print(f"bench: looped topologies, iperf3 {args.runs} x {args.seconds} s (median)")
     rows = []
@@ -62,13 +64,21 @@ def main(argv=None):
         for label, mode in SETUPS:
             rows.append((name, label, measure(factory, mode, src, dst, args.seconds, args.runs)))
             print(f"  measured: {name} {label}", flush=True)
-    print(f"\n{'topology':<13}{'setup':<36}{'ready s':>8}{'Mbit/s':>8}{'x RSTP':>8}"
-          f"{'warm packet-ins':>17}")
+    table = run.table(f"ready = start to the first loss-free pingall; iperf3 median of "
+                      f"{args.runs} x {args.seconds} s", [
+                          record.Column("topology"), record.Column("setup"),
+                          record.Column("ready", "s"), record.Column("rate", "Mbit/s"),
+                          record.Column("x RSTP"), record.Column("packet-ins, 2nd pingall")])
     for name, label, r in rows:
         peer = next(x for n, _, x in rows if n == name)
-        warm = "n/a" if r["warm"] is None else r["warm"]
-        print(f"{name:<13}{label:<36}{r['ready_s']:>8.1f}{r['mbps']:>8.0f}"
-              f"{r['mbps'] / peer['mbps']:>8.2f}{warm:>17}")
+        table.add(name, label, round(r["ready_s"], 1), round(r["mbps"]),
+                  round(r["mbps"] / peer["mbps"], 2), r["warm"], peer=r is peer)
+    print(f"\n{'topology':<13}{'setup':<36}{'ready s':>8}{'Mbit/s':>8}{'x RSTP':>8}"
+          f"{'warm packet-ins':>17}")
+    for name, label, ready_s, mbps, ratio, warm in table.rows:
+        warm = "n/a" if warm is None else warm
+        print(f"{name:<13}{label:<36}{ready_s:>8.1f}{mbps:>8.0f}{ratio:>8.2f}{warm:>17}")
+    run.write()
     problems = print_problems(r["problems"] for _, _, r in rows)
     return 1 if problems else 0
 

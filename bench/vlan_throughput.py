@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 
+from bench import record
 from mininet_topos import harness
 from mininet_topos.topos import VLAN_TRUNK_PAIR_CONFIG, VlanTrunkPair
 
@@ -18,6 +19,7 @@ def rate(network, seconds, runs):
 
 
 def main(seconds=5, runs=3):
+    run = record.Run("vlan_throughput", "VLANs")
     harness.ensure_ovs()
     rows = []
     with harness.Network(VlanTrunkPair(), controller=None) as network:
@@ -33,10 +35,17 @@ def main(seconds=5, runs=3):
             problems = controller.problems()
             if problems:
                 sys.exit("controller problems:\n" + "\n".join(problems))
+    table = run.table(f"VLAN 10 across a trunk (two switches), iperf3 h1 -> h3, median of "
+                      f"{runs} x {seconds} s", [record.Column("setup"),
+                                                record.Column("rate", "Mbit/s"),
+                                                record.Column("x OVS port tags")])
+    for index, (label, mbps) in enumerate(rows):
+        table.add(label, round(mbps), round(mbps / rows[0][1], 2), peer=index == 0)
     print(f"\nVLAN 10 across a trunk (two switches), iperf3 {runs} x {seconds} s, median")
     print(f"{'setup':<28}{'Mbit/s':>9}{'x OVS tags':>12}")
-    for label, mbps in rows:
-        print(f"{label:<28}{mbps:>9.0f}{mbps / rows[0][1]:>12.2f}")
+    for label, mbps, ratio in table.rows:
+        print(f"{label:<28}{mbps:>9.0f}{ratio:>12.2f}")
+    run.write()
     return 0
 
 

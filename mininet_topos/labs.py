@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from bench import record
+
 
 class LabRun:
     def __init__(self, title, slug, reports="reports"):
@@ -14,6 +16,7 @@ class LabRun:
         self.reports.mkdir(parents=True, exist_ok=True)
         self.rows, self.pictures, self.notes = [], [], []
         self.steps, self.started = 0, time.monotonic()
+        self.record = record.Run(slug, title)
         print(f"=== {title} ===", flush=True)
 
     def step(self, text):
@@ -62,8 +65,21 @@ class LabRun:
         for problem in problems:
             print(f"controller problem: {problem}")
         ok = self.passed and not problems
+        self.write_record(elapsed)
         print("PASS" if ok else "FAIL", flush=True)
         return 0 if ok else 1
+
+    def write_record(self, elapsed):
+        """The checks as a record (bench/record.py) under <reports>/results/, or
+        $SDN_RESULTS_DIR."""
+        checks = self.record.table("checks", [record.Column(name) for name in (
+            "check", "expected", "observed", "result")])
+        for row in self.rows:
+            checks.add(*row)
+        total = self.record.table("the run", [
+            record.Column("checks"), record.Column("passed"), record.Column("time", "s")])
+        total.add(len(self.rows), sum(r[-1] == "PASS" for r in self.rows), round(elapsed))
+        self.record.write(record.directory(self.reports / "results"))
 
 
 def command_line(doc):
