@@ -103,6 +103,8 @@ def _ports(value) -> Tuple[int, int]:
 
 def _remote(value) -> str:
     try:
+        if not isinstance(value, str):
+            raise TypeError(value)        # ipaddress takes an int for an address too
         return str(ipaddress.ip_network(value, strict=False))
     except (ValueError, TypeError):
         raise ValueError(f"remote must be an IPv4 or IPv6 address or CIDR, not {value!r}") \
@@ -122,7 +124,7 @@ def rule_from_dict(body, group: str, rule_id: int) -> Rule:
     remote = None if body.get("remote") is None else _remote(body["remote"])
     family = None if remote is None else ("IPv6" if ":" in remote else "IPv4")
     ethertype = body.get("ethertype", family or ("IPv6" if protocol == "icmpv6" else "IPv4"))
-    if ethertype not in ETHERTYPES:
+    if not isinstance(ethertype, str) or ethertype not in ETHERTYPES:
         raise ValueError(f"rule ethertype must be IPv4 or IPv6, not {ethertype!r}")
     if family is not None and family != ethertype:
         raise ValueError(f"remote {remote} is not an {ethertype} network")
@@ -141,6 +143,8 @@ MAX_ADDRESSES = 64
 
 def _address(value) -> str:
     try:
+        if not isinstance(value, str):
+            raise TypeError(value)
         address = ipaddress.ip_address(value)
     except (ValueError, TypeError):
         raise ValueError(f"addresses must list IPv4 or IPv6 addresses, not {value!r}") from None

@@ -15,13 +15,17 @@ from mininet_topos.topos import QOS_LAB_CONFIG, QosLab
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/l2_switch.py", "apps/vlan.py", "apps/qos.py", "apps/lb.py", "apps/overlay.py",
-        "apps/topology.py", "apps/bond.py")
+        "apps/topology.py", "apps/bond.py", "apps/security.py")
+# a group with a rule and a bound port, so the security operations have something to read
+SECURITY = {"groups": {"web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]},
+            "ports": [{"switch": "s1", "port": "s1-eth1", "addresses": ["10.0.0.1"],
+                       "groups": ["web"]}]}
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance,response_headers_conformance")
 
 
 def test_every_operation_keeps_to_the_document_and_never_fails_on_the_server(lab, tmp_path):
-    config = dict(QOS_LAB_CONFIG, overlay={"networks": [{"vni": 100}]}, lb={
+    config = dict(QOS_LAB_CONFIG, overlay={"networks": [{"vni": 100}]}, security=SECURITY, lb={
         "subnets": ["192.168.100.0/24"],
         "vips": [{"vip": "192.168.100.50", "port": 80,
                   "backends": [{"ip": "192.168.100.200", "port": 8080}]}]})
@@ -52,11 +56,11 @@ ABUSIVE_BODIES = (b"[" * 2000 + b"]" * 2000, b'{"a":' * 2000 + b"1" + b"}" * 200
                   b"[" * 100000)
 SAMPLE = {"dpid": "0000000000000001", "port": "1", "rule_id": "1", "vip_id": "1",
           "spread_id": "1", "ip": "192.168.100.200", "name": "h1", "vni": "100",
-          "hypervisor": "hv1"}
+          "hypervisor": "hv1", "group": "web"}
 
 
 def test_abusive_bodies_on_every_write_get_a_json_4xx_and_change_nothing(lab):
-    config = dict(QOS_LAB_CONFIG, overlay={"networks": [{"vni": 100}]})
+    config = dict(QOS_LAB_CONFIG, overlay={"networks": [{"vni": 100}]}, security=SECURITY)
     controller, _ = lab(QosLab(), config, apps=APPS)
     _, document = controller.rest("GET", "/v1/openapi.json")
     writes = [(method.upper(), re.sub(r"{(\w+)}", lambda m: SAMPLE[m.group(1)], path))

@@ -4,6 +4,7 @@ out, a ping refused, a removed rule cutting a live connection and a re-added one
 it live again, egress rules, remote prefixes, IPv6 with neighbour discovery, spoofing.
 The tracker is tests/support/conntrack.py (docs/conntrack-model.md)."""
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from controller import pipeline
 from flows import diff, l2, security
@@ -195,6 +196,7 @@ def test_every_entry_stays_inside_the_pipeline_declaration():
     ({"direction": "ingress", "protocol": "tcp", "ports": 0}, "1..65535"),
     ({"direction": "ingress", "protocol": "tcp", "ports": "a-b"}, "1..65535"),
     ({"direction": "ingress", "remote": "10.0.0.300/24"}, "remote must be"),
+    ({"direction": "ingress", "remote": 167772160}, "remote must be"),
     ({"direction": "ingress", "remote": "10.0.0.0/8", "ethertype": "IPv6"}, "not an IPv6"),
     ({"direction": "ingress", "protocol": "icmp", "ethertype": "IPv6"}, "does not go with"),
     ({"direction": "ingress", "colour": "red"}, "unknown key(s) colour"),
@@ -214,6 +216,7 @@ def test_a_bad_rule_is_refused_naming_what_is_wrong(body, message):
                                "groups": ["nope"]}]}, "unknown group"),
     ({"ports": [{"switch": "s1", "port": 1, "groups": []}]}, "needs addresses"),
     ({"ports": [{"switch": "s1", "port": 1, "addresses": ["x"]}]}, "IPv4 or IPv6 addresses"),
+    ({"ports": [{"switch": "s1", "port": 1, "addresses": [167772161]}]}, "IPv4 or IPv6"),
     ({"ports": [{"switch": "s1", "port": 1, "addresses": ["10.0.0.1"], "network": 5000}]},
      "network must be"),
     ({"ports": [{"port": 1}]}, "needs switch and port"),
@@ -236,3 +239,54 @@ def test_config_rules_are_numbered_in_order_around_given_ids():
     assert groups["a"][2].to_dict() == {"id": 3, "group": "a", "direction": "ingress",
                                         "ethertype": "IPv4", "protocol": "icmp", "ports": None,
                                         "remote": None}
+
+
+# --- whatever a config file or a REST client sends -----------------------------------
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() |
+                       st.text(max_size=20), lambda inner: st.lists(inner, max_size=3) |
+                       st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+RULE_VALUES = {"direction": st.sampled_from(["ingress", "egress", "in", ""]) | JSONISH,
+               "protocol": st.sampled_from(["tcp", "udp", "icmp", "icmpv6", "any"]) | JSONISH,
+               "ports": st.integers(-1, 70000) | st.from_regex(r"\A\d{1,6}(-\d{0,6})?\Z") |
+               JSONISH,
+               "remote": st.sampled_from(["10.0.0.0/8", "2001:db8::/32", "::/0", "1.2.3.4"]) |
+               JSONISH,
+               "ethertype": st.sampled_from(["IPv4", "IPv6"]) | JSONISH}
+
+
+@given(st.fixed_dictionaries({}, optional=RULE_VALUES) | JSONISH)
+@settings(max_examples=300, deadline=None)
+def test_any_rule_body_is_a_rule_or_a_value_error_and_a_rule_makes_valid_entries(body):
+    try:
+        rule = rule_from_dict(body, "g", 1)
+    except ValueError:
+        return
+    binding = binding_from_dict({"addresses": ["10.0.0.1", "2001:db8::1"], "groups": ["g"]})
+    for spec in security.desired({1: binding}, {"g": (rule,)}):
+        pipeline.validate(spec)
+    assert rule_from_dict({k: v for k, v in rule.to_dict().items()
+                           if k not in ("id", "group") and v is not None}, "g", 1) == rule
+
+
+BINDING_VALUES = {"addresses": st.lists(st.sampled_from(["10.0.0.1", "fe80::1", "224.0.0.1"]) |
+                                        JSONISH, max_size=3) | JSONISH,
+                  "groups": st.lists(st.sampled_from(["g", "bad name"]) | JSONISH,
+                                     max_size=3) | JSONISH,
+                  "network": st.integers(-1, 5000) | JSONISH}
+
+
+@given(st.fixed_dictionaries({}, optional=BINDING_VALUES) | JSONISH,
+       st.dictionaries(st.sampled_from(["g", "h", "x y"]) | st.text(max_size=4),
+                       st.lists(st.fixed_dictionaries({}, optional=dict(
+                           RULE_VALUES, id=st.integers(-1, 70000) | JSONISH)) | JSONISH,
+                           max_size=3) | JSONISH, max_size=3) | JSONISH)
+@settings(max_examples=300, deadline=None)
+def test_any_binding_and_groups_are_accepted_whole_or_refused_with_a_value_error(body, groups):
+    try:
+        binding = binding_from_dict(body)
+        parsed = groups_from_dict(groups)
+    except ValueError:
+        return
+    for spec in security.desired({1: binding}, parsed):
+        pipeline.validate(spec)
