@@ -23,7 +23,7 @@ from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
 from controller import (claims, config, mastership, metrics, ofcompile, reload, rest, roles,
                         runtime_api, state, switch_names, switch_view)
-from controller.switch_errors import SwitchTimeout
+from controller.switch_errors import SwitchRefused, SwitchTimeout
 from flows.dpid import format as format_dpid
 
 LOG = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ class Runtime:
 
     def switch_flows(self, dpid: int):
         """Every entry switch `dpid` holds (switch_view.describe); None when no app
-        serves a switch of that id; an ApiError 504 when the switch does not answer."""
+        serves a switch of that id; an ApiError 504 when the switch does not answer, 502
+        when it answers with an OpenFlow error."""
         stats = self._read(dpid, ofcompile.all_flows_request)
         return None if stats is None else switch_view.describe(stats)
 
@@ -199,6 +200,8 @@ class Runtime:
             return None
         try:
             return app.request(datapath, request(datapath))
+        except SwitchRefused as err:
+            raise rest.ApiError(502, str(err)) from None
         except SwitchTimeout as err:
             raise rest.ApiError(504, str(err)) from None
 

@@ -21,6 +21,7 @@ from ryu.ofproto import ofproto_v1_3_parser as ofp_parser
 
 from controller import (channel, config, fastparse, fastpath, metrics, ofcompile, ofcounters,
                         ofguard, oftemplate, pipeline, readback, rest, runtime, state)
+from controller.switch_errors import SwitchRefused  # noqa: F401 (southbound.SwitchRefused)
 from controller.switch_sync import (SwitchSlow, SwitchTimeout, count_flow_mods,  # noqa: F401
                                     push, read_entries, reconcile, request_flows)
 from controller.claims import LEFT_ALONE_MARK
@@ -333,13 +334,16 @@ class SdnApp(app_manager.RyuApp):
     def request(self, datapath, message, timeout=5.0):
         """Send a multipart request and return the bodies of all its reply parts."""
         datapath.set_xid(message)
-        done, bodies = hub.Event(), []
-        self._waiting[message.xid] = (done, bodies)
+        done, bodies, errors = hub.Event(), [], []
+        self._waiting[message.xid] = (done, bodies, errors)
         try:
             self.runtime.send(datapath, [message])   # a read: always sent
             if not done.wait(timeout=timeout):
                 raise SwitchTimeout(f"switch {format_dpid(datapath.id)} did not answer "
                                     f"{type(message).__name__} within {timeout} s")
+            if errors:
+                raise SwitchRefused(f"switch {format_dpid(datapath.id)} answered "
+                                    f"{type(message).__name__} with {errors[0]}")
             return bodies
         finally:
             self._waiting.pop(message.xid, None)
@@ -608,7 +612,7 @@ class SdnApp(app_manager.RyuApp):
         waiting = self._waiting.get(ev.msg.xid)
         if waiting is None:
             return
-        done, bodies = waiting
+        done, bodies, _ = waiting
         bodies.extend(ev.msg.body)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             done.set()
@@ -621,3 +625,7 @@ class SdnApp(app_manager.RyuApp):
         self.logger.error("%s %s: type=0x%x code=0x%x xid=%s data=%s", OFP_ERROR_MARK,
                           format_dpid(msg.datapath.id or 0), msg.type, msg.code, msg.xid,
                           msg.data[:64].hex())
+        waiting = self._waiting.get(msg.xid)
+        if waiting is not None:   # the answer to a read of this app's: fail it now
+            waiting[2].append(f"an OpenFlow error (type {msg.type:#x}, code {msg.code:#x})")
+            waiting[0].set()

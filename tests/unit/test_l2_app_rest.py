@@ -1,5 +1,7 @@
 """apps/l2_switch.py driven by synthetic events, and its REST API at the WSGI level."""
 
+import time
+
 import pytest
 from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
@@ -204,6 +206,28 @@ def test_a_switch_that_does_not_answer_is_a_timeout_not_a_hang(monkeypatch):
     with pytest.raises(southbound.SwitchTimeout, match="did not answer OFPFlowStatsRequest"):
         app.request(datapath, request, timeout=0.1)
     assert app._waiting == {}
+
+
+def test_a_switch_that_answers_a_read_with_an_error_fails_it_at_once(monkeypatch):
+    """Not after the 5 s timeout: the error names what the switch said, and REST (the
+    console's pipeline read) answers 502 with it."""
+    from ryu.lib import hub
+    from controller import southbound
+
+    def refuse(msg):
+        if isinstance(msg, parser.OFPFlowStatsRequest):
+            error = parser.OFPErrorMsg(msg.datapath, type_=ofp.OFPET_BAD_REQUEST,
+                                       code=ofp.OFPBRC_BAD_MULTIPART, data=b"")
+            error.xid = msg.xid
+            hub.spawn(app._log_switch_error, ofp_event.EventOFPErrorMsg(error))
+
+    app = make_app(monkeypatch, mode="datapath")
+    datapath = FakeDatapath(1, answer=refuse)
+    app._switch_connected(ofp_event.EventOFPSwitchFeatures(Features(datapath)))
+    started = time.monotonic()
+    with pytest.raises(southbound.SwitchRefused, match=r"OpenFlow error \(type 0x1, code 0x2\)"):
+        app.request(datapath, parser.OFPFlowStatsRequest(datapath), timeout=5)
+    assert time.monotonic() - started < 1 and app._waiting == {}
 
 
 def test_port_security_bans_a_port_that_floods_new_macs_once(monkeypatch):
