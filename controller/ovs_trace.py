@@ -81,7 +81,8 @@ def parse_trace(text: str) -> Trace:
             rules.append(current)
             continue
         if current is not None and line.strip() and line.startswith("    "):
-            current.actions.append(line.strip())
+            if not line.strip().startswith("->"):   # OVS's comments on what an action did
+                current.actions.append(line.strip())
         elif not line.strip() or line.startswith(("Final flow", "Megaflow", "Flow:", "=")):
             current = None
     return Trace(rules, actions, passes)

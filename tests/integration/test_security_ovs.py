@@ -5,6 +5,8 @@ pings out work and their replies come back; h4 (VLAN 20) cannot get in at all. R
 the rule cuts a live TCP connection, adding it back lets that connection go on; the
 rule's counters come over REST; a bad rule is a 400 that changes nothing."""
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -104,3 +106,25 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
     assert after, echoes                            # and lives again on the same socket
     print(f"\nobserved: {len(before)} echoes before the rule went, {len(during)} while it "
           f"was gone, {len(after)} after it came back (first at {after[0] - back_at:.2f} s)")
+
+
+def test_a_trace_names_the_rule_that_let_a_packet_in_and_the_entry_that_dropped_one(lab):
+    controller, network = lab(Single(k=4), config("reactive"), apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2 = network["h1"], network["h2"]
+    assert harness.ping(h1, h2)     # both learned: the trace follows known hosts
+
+    def path(port):
+        done = subprocess.run(
+            [sys.executable, "-m", "sdn", "--url", f"http://127.0.0.1:{controller.rest_port}",
+             "path", "s1", "2", h2.MAC(), h1.MAC(), "--proto", "tcp", "--nw-src", h2.IP(),
+             "--nw-dst", h1.IP(), "--tp-src", "40000", "--tp-dst", str(port)],
+            capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    allowed, refused = path(80), path(22)
+    print(f"\n$ sdn path s1 2 ... --tp-dst 80\n{allowed}\n$ sdn path s1 2 ... --tp-dst 22\n"
+          f"{refused}")
+    assert "[security/rule 1]" in allowed and "delivered at: s1 port 1" in allowed, allowed
+    assert "[security/rule 1]" not in refused and "[security/default]" in refused, refused
+    assert "dropped" in refused and "delivered at: nowhere" in refused, refused
