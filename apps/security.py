@@ -87,8 +87,41 @@ class Security(PortPlans, southbound.SdnApp):
                         self.logger.warning("security: counters: %s", err)
 
     def restore_state(self, document):
-        self.overrides = {"rules": dict((document or {}).get("rules", {})),
-                          "ports": dict((document or {}).get("ports", {}))}
+        """The REST-made state as stored. What does not parse (written by another
+        version or node) is left out and logged, so it neither breaks programming nor
+        blocks the next change; the next save drops it."""
+        document = document if isinstance(document, dict) else {}
+        rules, ports = document.get("rules"), document.get("ports")
+        rules = {key: body for key, body in (rules.items() if isinstance(rules, dict) else ())
+                 if self._stored_rule_parses(key, body)}
+        ports = {dpid: {port: body for port, body in by_port.items()
+                        if self._stored_binding_parses(dpid, port, body)}
+                 for dpid, by_port in (ports.items() if isinstance(ports, dict) else ())
+                 if isinstance(by_port, dict)}
+        self.overrides = {"rules": rules, "ports": ports}
+
+    def _stored_rule_parses(self, key, body):
+        try:
+            int(key)
+            if body is not None:
+                body = dict(body)
+                rule_from_dict({k: v for k, v in body.items() if k != "group"},
+                               body.get("group"), int(key))
+            return True
+        except (ValueError, TypeError) as err:
+            self.logger.error("security: stored rule %r left out: %s", key, err)
+            return False
+
+    def _stored_binding_parses(self, dpid, port, body):
+        try:
+            int(port)
+            if body is not None:
+                binding_from_dict(body)
+            return True
+        except (ValueError, TypeError) as err:
+            self.logger.error("security: stored binding of %s port %r left out: %s", dpid,
+                              port, err)
+            return False
 
     def apply_settings(self, settings):
         """A reloaded config (or another writer's state): every switch gets its new plan."""
@@ -99,7 +132,8 @@ class Security(PortPlans, southbound.SdnApp):
     # --- desired state ------------------------------------------------------------
 
     def groups(self, overrides=None):
-        """{group: (Rule, ...)}: the config file's rules, then REST's (added or deleted)."""
+        """{group: (Rule, ...)}: the config file's rules, then REST's (added or deleted).
+        ValueError for a rule that does not parse (a REST change: its 400)."""
         rules = {r.rule_id: r for rs in self.settings.groups.values() for r in rs}
         named = set(self.settings.groups)
         for key, body in (overrides or self.overrides)["rules"].items():
@@ -107,7 +141,7 @@ class Security(PortPlans, southbound.SdnApp):
                 rules.pop(int(key), None)
                 continue
             body = dict(body)
-            group = body.pop("group")
+            group = body.pop("group", None)
             rules[int(key)] = rule_from_dict(body, group, int(key))
             named.add(group)
         out = {name: [] for name in sorted(named)}
@@ -116,6 +150,7 @@ class Security(PortPlans, southbound.SdnApp):
         return {name: tuple(rs) for name, rs in out.items()}
 
     def bindings(self, switch, overrides=None):
+        """{port: Binding} of the switch: the config file's, then REST's."""
         dpid = rest.format_dpid(switch.datapath.id)
         return security.bound_ports(
             self.settings.ports, switch.is_named, switch.resolve,
@@ -153,24 +188,17 @@ class Security(PortPlans, southbound.SdnApp):
 
     def _commit(self, overrides):
         """Check the new state whole, save it, then switch to it (a bad one changes
-        nothing: 400)."""
+        nothing: 400). A port bound to a group whose last rule goes stays bound: an empty
+        group lets nothing in."""
         try:
             self.groups(overrides)
             for switch in self.switches.values():
-                self._check_groups(self.bindings(switch, overrides), self.groups(overrides))
+                self.bindings(switch, overrides)
         except ValueError as err:
             raise rest.ApiError(400, str(err)) from None
         self.save_state(overrides)
         self.overrides = overrides
         self.program_all()
-
-    @staticmethod
-    def _check_groups(bound, groups):
-        for port, binding in bound.items():
-            unknown = set(binding.groups) - set(groups)
-            if unknown:
-                raise ValueError(f"port {port} names unknown group(s) "
-                                 f"{', '.join(sorted(unknown))}")
 
     def _copy(self):
         return {"rules": dict(self.overrides["rules"]),

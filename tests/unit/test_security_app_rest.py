@@ -117,3 +117,28 @@ def test_a_bad_section_stops_the_app_with_a_clear_message(monkeypatch, tmp_path,
                                                           message):
     with pytest.raises(SystemExit, match=message):
         make_app(monkeypatch, tmp_path, section)
+
+
+def test_a_stored_state_that_does_not_parse_is_left_out_not_a_crash(monkeypatch, tmp_path):
+    """What another version or node wrote: the good parts apply, the rest is logged."""
+    SqliteStateStore("security", tmp_path).save({
+        "rules": {"5": {"group": "web", "direction": "ingress", "protocol": "udp"},
+                  "6": {"group": "web", "direction": "sideways"}, "x": None, "7": [1]},
+        "ports": {"0000000000000001": {"2": {"addresses": ["10.0.0.2"], "groups": ["web"]},
+                                       "3": {"addresses": "nope"}}, "junk": 5}}, 0)
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    body = call(app, "GET", "/v1/security")[1]
+    assert [r["id"] for r in body["groups"]["web"]] == [1, 5]
+    assert [p["port"] for p in body["ports"]] == [1, 2]
+    assert any(m.match.get("in_port") == 2 for m in flow_mods(datapath))
+    status, _, _ = post(app, {"direction": "egress"})   # a change still works
+    assert status == 201
+
+
+def test_the_last_rule_of_a_group_a_port_uses_can_go(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    bring_up(app)
+    assert call(app, "DELETE", "/v1/security/rules/1")[0] == 200
+    body = call(app, "GET", "/v1/security")[1]
+    assert body["groups"]["web"] == [] and body["ports"][0]["groups"] == ["web"]
