@@ -1,6 +1,6 @@
 """Stateful security groups in flows: what one switch needs for its bound ports.
 
-Three tables, before the load balancer's (so a VIP's clients are checked too):
+Three tables, before the load balancer's (a VIP's clients are checked as they send):
 
     sg      which packets conntrack sees: from a bound port (only from its own
             addresses; others are spoofed and dropped), or to a bound port's address,
@@ -29,7 +29,6 @@ from flows.security_model import APP, ETHERTYPES, PROTOCOLS, Binding, Rule, \
 from flows.spec import Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
 
 DEFAULTS = Owner(APP, "default")
-MISSES = "pipeline"
 NEXT = "vip"                 # the table after the security stage
 ZONE_BASE = 0x4000           # zone of network N: ZONE_BASE + N (the LB's: VIP ids, below)
 CUT_MARK = 1
