@@ -13,6 +13,8 @@ Config section `security` (flows/security_model.py). REST (changes persist):
     POST             /v1/security/groups/{group}/rules         a rule (the group is made)
     GET/DELETE       /v1/security/rules/{rule_id}              GET: with its counters
     GET/PUT/DELETE   /v1/switches/{dpid}/ports/{port}/security a port's binding
+    POST             /v1/security/acls                         a stateless ACL
+    GET/DELETE       /v1/security/acls/{acl_id}                GET: with its counters
 """
 from prometheus_client.core import CounterMetricFamily
 from ryu.lib import hub
@@ -20,13 +22,14 @@ from ryu.lib import hub
 from controller import config, metrics, ofcompile, pipeline, rest, southbound
 from controller.port_plans import PortPlans
 from flows import diff, lb, security
-from flows.security_model import (APP, MAX_RULE_ID, binding_from_dict, group_name,
-                                  rule_from_dict)
+from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
+                                  group_name, rule_from_dict)
 from flows.spec import Owner
 
 COUNTER_POLL_S = 10.0   # how old the rule counters on /metrics may be
 
 RULES = Owner(APP, "rule")   # every rule's entries (one instance per rule id)
+ACLS = Owner(APP, "acl")     # every ACL's entry (one instance per ACL id)
 
 
 class Security(PortPlans, southbound.SdnApp):
@@ -91,14 +94,16 @@ class Security(PortPlans, southbound.SdnApp):
         version or node) is left out and logged, so it neither breaks programming nor
         blocks the next change; the next save drops it."""
         document = document if isinstance(document, dict) else {}
-        rules, ports = document.get("rules"), document.get("ports")
+        rules, ports, acls = document.get("rules"), document.get("ports"), document.get("acls")
         rules = {key: body for key, body in (rules.items() if isinstance(rules, dict) else ())
                  if self._stored_rule_parses(key, body)}
+        acls = {key: body for key, body in (acls.items() if isinstance(acls, dict) else ())
+                if self._stored_acl_parses(key, body)}
         ports = {dpid: {port: body for port, body in by_port.items()
                         if self._stored_binding_parses(dpid, port, body)}
                  for dpid, by_port in (ports.items() if isinstance(ports, dict) else ())
                  if isinstance(by_port, dict)}
-        self.overrides = {"rules": rules, "ports": ports}
+        self.overrides = {"rules": rules, "ports": ports, "acls": acls}
 
     def _stored_rule_parses(self, key, body):
         try:
@@ -110,6 +115,16 @@ class Security(PortPlans, southbound.SdnApp):
             return True
         except (ValueError, TypeError) as err:
             self.logger.error("security: stored rule %r left out: %s", key, err)
+            return False
+
+    def _stored_acl_parses(self, key, body):
+        try:
+            if body is not None:
+                acl_from_dict(body, int(key))
+            int(key)
+            return True
+        except (ValueError, TypeError) as err:
+            self.logger.error("security: stored ACL %r left out: %s", key, err)
             return False
 
     def _stored_binding_parses(self, dpid, port, body):
@@ -149,6 +164,16 @@ class Security(PortPlans, southbound.SdnApp):
             out[rule.group].append(rule)
         return {name: tuple(rs) for name, rs in out.items()}
 
+    def acls(self, overrides=None):
+        """{id: Acl}: the config file's, then REST's (added or deleted)."""
+        acls = {a.acl_id: a for a in self.settings.acls}
+        for key, body in (overrides or self.overrides)["acls"].items():
+            if body is None:
+                acls.pop(int(key), None)
+            else:
+                acls[int(key)] = acl_from_dict(body, int(key))
+        return dict(sorted(acls.items()))
+
     def bindings(self, switch, overrides=None):
         """{port: Binding} of the switch: the config file's, then REST's."""
         dpid = rest.format_dpid(switch.datapath.id)
@@ -161,7 +186,11 @@ class Security(PortPlans, southbound.SdnApp):
     def program(self, switch):
         """Push the switch's plan: reconciled the first time, then only what changed."""
         dpid = switch.datapath.id
-        plan = security.desired(self.bindings(switch), self.groups(), self.trusted)
+        acls = security.acls_here(
+            self.acls().values(), switch.is_named, switch.resolve,
+            lambda ref: self.logger.warning("security: %s has no port %r (an ACL)",
+                                            switch.name, ref))
+        plan = security.desired(self.bindings(switch), self.groups(), self.trusted, acls)
         previous = self.plans.get(dpid)
         self.plans[dpid] = plan
         if previous is None:
@@ -192,6 +221,7 @@ class Security(PortPlans, southbound.SdnApp):
         group lets nothing in."""
         try:
             self.groups(overrides)
+            self.acls(overrides)
             for switch in self.switches.values():
                 self.bindings(switch, overrides)
         except ValueError as err:
@@ -201,7 +231,7 @@ class Security(PortPlans, southbound.SdnApp):
         self.program_all()
 
     def _copy(self):
-        return {"rules": dict(self.overrides["rules"]),
+        return {"rules": dict(self.overrides["rules"]), "acls": dict(self.overrides["acls"]),
                 "ports": {k: dict(v) for k, v in self.overrides["ports"].items()}}
 
     def describe(self):
@@ -211,7 +241,8 @@ class Security(PortPlans, southbound.SdnApp):
                 ports.append(dict(binding.to_dict(), dpid=rest.format_dpid(dpid), port=number,
                                   name=switch.ports.get(number), bound=True))
         return {"groups": {name: [r.to_dict() for r in rules]
-                           for name, rules in self.groups().items()}, "ports": ports}
+                           for name, rules in self.groups().items()}, "ports": ports,
+                "acls": [a.to_dict() for a in self.acls().values()]}
 
     def add_rule(self, group, body):
         try:
@@ -250,28 +281,62 @@ class Security(PortPlans, southbound.SdnApp):
         self._commit(overrides)
         return rule.to_dict()
 
-    def read_counters(self, datapath):
-        """One flow-stats request for every rule's entries on the switch, summed per rule."""
-        bodies = self.request(datapath, ofcompile.flow_stats_request(datapath, RULES))
+    def read_counters(self, datapath, owner=RULES):
+        """One flow-stats request for every rule's (or ACL's) entries on the switch,
+        summed per rule."""
+        bodies = self.request(datapath, ofcompile.flow_stats_request(datapath, owner))
         counted = {}
         for body in bodies:
             owner = pipeline.owner_of(body.cookie)
             if owner is not None and owner.instance is not None:
                 n, size = counted.get(owner.instance, (0, 0))
                 counted[owner.instance] = (n + body.packet_count, size + body.byte_count)
-        self.counted[datapath.id] = counted
+        if owner == RULES:
+            self.counted[datapath.id] = counted
         return counted
 
-    def counters(self, rule):
-        """Packets and bytes of the rule's entries, read now from every programmed switch."""
+    def counters(self, number, owner=RULES):
+        """Packets and bytes of a rule's (or an ACL's) entries, read now from every
+        programmed switch."""
         packets = octets = 0
         for datapath in self.programmed_datapaths():
             try:
-                n, size = self.read_counters(datapath).get(rule.rule_id, (0, 0))
+                n, size = self.read_counters(datapath, owner).get(number, (0, 0))
             except southbound.SwitchTimeout as err:
                 raise rest.ApiError(504, str(err)) from None
             packets, octets = packets + n, octets + size
         return {"packets": packets, "bytes": octets}
+
+    def add_acl(self, body):
+        taken = set(self.acls()) | {int(k) for k in self.overrides["acls"]}
+        acl_id = max(taken, default=0) + 1
+        if acl_id > MAX_RULE_ID:
+            raise rest.ApiError(409, f"no ACL id left (at most {MAX_RULE_ID})")
+        try:
+            acl = acl_from_dict(body, acl_id)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        overrides = self._copy()
+        overrides["acls"][str(acl_id)] = body
+        self._commit(overrides)
+        return acl.to_dict()
+
+    def acl(self, acl_id):
+        try:
+            number = int(acl_id)
+        except ValueError:
+            raise rest.ApiError(400, f"bad ACL id {acl_id!r}: a number") from None
+        acl = self.acls().get(number)
+        if acl is None:
+            raise rest.ApiError(404, f"no ACL {acl_id}")
+        return acl
+
+    def delete_acl(self, acl_id):
+        acl = self.acl(acl_id)
+        overrides = self._copy()
+        overrides["acls"][str(acl.acl_id)] = None
+        self._commit(overrides)
+        return acl.to_dict()
 
     def describe_port(self, switch, number):
         binding = self.bindings(switch).get(number)
@@ -306,11 +371,24 @@ class SecurityRest(rest.AppController):
     @rest.api("security_rule_get", "/v1/security/rules/{rule_id}", methods=["GET"])
     def get_rule(self, req, rule_id, **_):
         rule = self.app.rule(rule_id)
-        return dict(rule.to_dict(), **self.app.counters(rule))
+        return dict(rule.to_dict(), **self.app.counters(rule.rule_id))
 
     @rest.api("security_rule_delete", "/v1/security/rules/{rule_id}", methods=["DELETE"])
     def delete_rule(self, req, rule_id, **_):
         return self.app.delete_rule(rule_id)
+
+    @rest.api("security_acl_post", "/v1/security/acls", methods=["POST"])
+    def add_acl(self, req, **_):
+        return rest.json_response(self.app.add_acl(rest.parse_json_body(req)), 201)
+
+    @rest.api("security_acl_get", "/v1/security/acls/{acl_id}", methods=["GET"])
+    def get_acl(self, req, acl_id, **_):
+        acl = self.app.acl(acl_id)
+        return dict(acl.to_dict(), **self.app.counters(acl.acl_id, ACLS))
+
+    @rest.api("security_acl_delete", "/v1/security/acls/{acl_id}", methods=["DELETE"])
+    def delete_acl(self, req, acl_id, **_):
+        return self.app.delete_acl(acl_id)
 
     @rest.api("security_port_get", "/v1/switches/{dpid}/ports/{port}/security", methods=["GET"])
     def get_port(self, req, dpid, port, **_):

@@ -107,7 +107,9 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
     "police": (Band("qos", 10, 10, "a policed port's meter"),),
     "sg": (Band("security", 100, 300, "to a bound address 100, spoofed 200, from a bound "
                                       "port 210, the controller's own addresses 290, "
-                                      "neighbour discovery 300"),),
+                                      "neighbour discovery 300"),
+           Band("security", 1001, 1999, "stateless ACLs: 1000 + the ACL's priority",
+                purpose="acl")),
     "sg_out": (Band("security", 10, 500, "deny 10, cut 20, egress rules 100, replies 400, "
                                          "cut replies 450, invalid 500"),),
     "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, ingress rules 100"),),
@@ -186,6 +188,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "inter_switch": 0x12,  # switch-to-switch ports, where the learning app does not learn
     "reply": 0x13,      # the load balancer's nat replies, shared by the VIPs of a backend
     "spread": 0x14,     # a destination subnet spread over ports by a select group
+    "acl": 0x15,        # a stateless ACL (the security app's); the free bits hold its id
 }
 
 
@@ -227,7 +230,7 @@ def owner_label(cookie: int) -> str:
     if owner is None:
         return NOT_OURS
     label = "/".join(str(p) for p in (owner.app, owner.purpose) if p)
-    if owner.purpose == "rule" and owner.instance is not None:
+    if owner.purpose in ("rule", "acl") and owner.instance is not None:
         label += f" {owner.instance}"   # the user's rule by its id: "security/rule 3"
     return label
 

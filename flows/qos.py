@@ -19,10 +19,9 @@ How a packet reaches its queue depends on the datapath (see docs/qos-design-note
   class and not in OVS's shared socket buffer nor in the rest of OVS's send batch,
   and ingress policing becomes a meter.
 """
-import ipaddress
 from typing import Dict, Iterable, List, Optional
 
-from flows import egress
+from flows import egress, qos_rules
 from flows.qos_model import (HTB_PRIORITIES, MAX_QUEUE_ID, Policing, PortQos,  # noqa: F401
                              Queue, as_int, ovsdb_policing, ovsdb_queue_configs, parse_rate,
                              policing_from_dict, port_qos_from_dict, port_qos_to_dict)
@@ -44,13 +43,7 @@ POLICE_PRIORITY = 10
 
 
 def _of_match(rule: Rule) -> Match:
-    fields = {}
-    for name, value in rule.match:
-        if name.startswith("ipv4_") and "/" in str(value):
-            net = ipaddress.IPv4Network(value)
-            value = (str(net.network_address), str(net.netmask))
-        fields[name] = value
-    return Match.of(**fields)
+    return qos_rules.match_spec(rule.match)
 
 
 def rule_meter(rule: Rule) -> Optional[MeterSpec]:

@@ -44,6 +44,18 @@ def _ipv4(value, what):
     return str(net.network_address) if net.prefixlen == 32 else str(net)
 
 
+def match_spec(pairs) -> Match:
+    """A normalised match (match_from_dict's pairs) as a spec Match: an IPv4 prefix
+    becomes (network, netmask)."""
+    fields = {}
+    for name, value in pairs:
+        if name.startswith("ipv4_") and "/" in str(value):
+            net = ipaddress.IPv4Network(value)
+            value = (str(net.network_address), str(net.netmask))
+        fields[name] = value
+    return Match.of(**fields)
+
+
 def match_from_dict(raw, resolve_port: Callable) -> Tuple[Tuple[str, object], ...]:
     """Validate and normalise a rule's match; adds the prerequisites OpenFlow needs
     (eth_type for IP fields, ip_proto for L4 ports) and rejects conflicting ones."""

@@ -23,8 +23,8 @@ it again commits ct_mark 0, so the connection lives again.
 import ipaddress
 from typing import Dict, List, Mapping, Tuple
 
-from flows import switch_entries
-from flows.security_model import APP, ETHERTYPES, PROTOCOLS, Binding, Rule, \
+from flows import qos_rules, switch_entries
+from flows.security_model import APP, ETHERTYPES, PROTOCOLS, Acl, Binding, Rule, \
     SecuritySettings, binding_from_dict
 from flows.spec import Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
 
@@ -43,8 +43,24 @@ LINK_LOCAL = ("fe80::", "ffc0::")
 IPV4, IPV6 = ETHERTYPES["IPv4"], ETHERTYPES["IPv6"]
 
 
+ACL_BASE = 1000            # an ACL's entry: ACL_BASE + its priority, above every other
+
+
 def rule_owner(rule_id: int) -> Owner:
     return Owner(APP, "rule", rule_id)
+
+
+def acl_owner(acl_id: int) -> Owner:
+    return Owner(APP, "acl", acl_id)
+
+
+def acl_flows(acl: Acl, port=None) -> List[FlowSpec]:
+    """The ACL's entry in `sg` (`port`: the number its switch/port names here): allow
+    goes past the security groups untracked, drop drops."""
+    scope = Match.of(in_port=port, vlan_vid=acl.vlan).fields
+    match = Match(tuple(sorted(qos_rules.match_spec(acl.match).fields + scope)))
+    return [FlowSpec("sg", ACL_BASE + acl.priority, match, acl_owner(acl.acl_id),
+                     goto=NEXT if acl.action == "allow" else None)]
 
 
 def zone(binding: Binding) -> int:
@@ -177,19 +193,20 @@ def _shared(zones, trusted) -> List[FlowSpec]:
 
 
 def desired(bindings: Mapping[int, Binding], groups: Mapping[str, Tuple[Rule, ...]],
-            trusted: Tuple[str, ...] = ()) -> List[FlowSpec]:
+            trusted: Tuple[str, ...] = (), acls=()) -> List[FlowSpec]:
     """Every entry one switch needs for its bound ports ({port number: Binding}). A
     packet to a port bound on another switch is checked there, where it leaves the
     fabric; one between two switches' bound ports, at both ends. Packets to `trusted`
     addresses (the controller's own: the load balancer's health probes, whose requests
-    conntrack never saw) pass untracked."""
+    conntrack never saw) pass untracked. `acls`: (Acl, port number or None) of the
+    ACLs that apply here, before everything else."""
+    specs = [spec for acl, port in acls for spec in acl_flows(acl, port)]
     if not bindings:
-        return []
-    specs = []
+        return _dedupe(specs)
     for port, binding in sorted(bindings.items()):
         specs += _tracking(port, binding) + _source_side(port, binding, groups)
         specs += _destination_side(binding, groups)
-    return _dedupe(_shared({zone(b) for b in bindings.values()}, trusted) + specs)
+    return _dedupe(specs + _shared({zone(b) for b in bindings.values()}, trusted))
 
 
 def _dedupe(specs: List[FlowSpec]) -> List[FlowSpec]:
@@ -213,6 +230,24 @@ def bound_ports(entries, is_named, resolve, overrides=None, missing=None) -> Dic
                                      overrides, missing)
 
 
+def acls_here(acls, is_named, resolve, missing=None) -> List[Tuple[Acl, object]]:
+    """(Acl, port number or None) of the ACLs one switch applies: those on a port of
+    its own (`resolve` gives the number; a port it lacks: `missing(ref)`), those on a
+    VLAN and those on everything."""
+    here = []
+    for acl in acls:
+        if acl.switch is None:
+            here.append((acl, None))
+        elif is_named(acl.switch):
+            number = resolve(acl.port)
+            if number is None:
+                if missing is not None:
+                    missing(acl.port)
+                continue
+            here.append((acl, number))
+    return here
+
+
 # --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
 
 SETTINGS = SecuritySettings
@@ -226,5 +261,8 @@ def plan(settings: SecuritySettings, switch, facts):
     bound = bound_ports(settings.ports, switch.is_named, switch.resolve,
                         missing=lambda ref: result.problems.append(f"no port {ref!r} on "
                                                                    "this switch"))
-    result.items = desired(bound, settings.groups, facts.get(CONTROLLER_ADDRESSES, ()))
+    acls = acls_here(settings.acls, switch.is_named, switch.resolve,
+                     lambda ref: result.problems.append(f"an ACL names port {ref!r}, which "
+                                                        "this switch does not have"))
+    result.items = desired(bound, settings.groups, facts.get(CONTROLLER_ADDRESSES, ()), acls)
     return result

@@ -8,6 +8,9 @@ checked at the door (a bad key or value is a ValueError that names it).
           - {direction: ingress, protocol: icmp, remote: 10.0.0.0/24}
       ports:
         - {switch: s1, port: s1-eth2, addresses: [10.0.0.2], groups: [web]}
+      acls:                                    # stateless, before the groups
+        - {switch: s1, port: s1-eth3, match: {udp_dst: 53}, action: drop}
+        - {vlan: 20, match: {ipv4_dst: 10.0.0.0/24}, action: allow, priority: 200}
 
 A port bound to groups (its `addresses` are the ones it may send from and is reached
 at; `network` chooses its conntrack zone) gets Neutron's semantics: nothing comes in
@@ -17,12 +20,17 @@ egress rules allow. Rules are OpenStack's: `direction`, `protocol` (tcp, udp, ic
 icmpv6 or any), `ports` (tcp/udp: "80" or "8000-8080"), `remote` (a CIDR, the far end:
 the source of an ingress rule, the destination of an egress rule) and `ethertype`
 (IPv4 or IPv6, from `remote` when it is given, else IPv4).
+
+An ACL is stateless and comes first: frames in at one port (`switch` and `port`), in
+one VLAN (`vlan`, the tag inside the pipeline) or anywhere (neither) that match its
+L2-L4 fields (the QoS rules' `match`) are dropped (`drop`) or let past the security
+groups untracked (`allow`), the highest `priority` (1-999, default 100) first.
 """
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from flows import switch_entries
+from flows import qos_rules, switch_entries
 from flows.body import only_keys
 
 APP = "security"
@@ -33,6 +41,9 @@ PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 ETHERTYPES = {"IPv4": 0x0800, "IPv6": 0x86DD}
 RULE_KEYS = ("direction", "protocol", "ports", "remote", "ethertype")
 BINDING_KEYS = ("addresses", "groups", "network")
+ACL_KEYS = ("switch", "port", "vlan", "match", "action", "priority")
+ACL_ACTIONS = ("allow", "drop")
+MAX_ACL_PRIORITY = 999
 GROUP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -173,31 +184,17 @@ def groups_from_dict(raw, first_id: int = 1) -> Dict[str, Tuple[Rule, ...]]:
     from `first_id` on, in order; ids must be unique."""
     if not isinstance(raw, dict):
         raise ValueError(f"groups must map group names to lists of rules, not {raw!r}")
-    given = [r["id"] for rules in raw.values() if isinstance(rules, list)
-             for r in rules if isinstance(r, dict) and "id" in r]
-    taken = {_int(i, "rule id", 1, MAX_RULE_ID) for i in given}
-    if len(taken) != len(given):
-        raise ValueError("rule ids must be unique")
-    next_id, groups = first_id, {}
+    bodies = [body for rules in raw.values() if isinstance(rules, list) for body in rules]
+    ids = iter(numbered(bodies, "rule", first_id))
+    groups = {}
     for name, rules in raw.items():
         group_name(name)
         if not isinstance(rules, list):
             raise ValueError(f"group {name!r} must be a list of rules, not {rules!r}")
         parsed = []
         for index, body in enumerate(rules):
-            if isinstance(body, dict) and "id" in body:
-                rule_id = int(body["id"])
-            else:
-                while next_id in taken:
-                    next_id += 1
-                rule_id, next_id = next_id, next_id + 1
-                taken.add(rule_id)
-            if rule_id > MAX_RULE_ID:
-                raise ValueError(f"more than {MAX_RULE_ID} rules")
             with switch_entries.prefixed(f"groups.{name}[{index}]"):
-                parsed.append(rule_from_dict(
-                    {k: v for k, v in body.items() if k != "id"} if isinstance(body, dict)
-                    else body, name, rule_id))
+                parsed.append(rule_from_dict(_without_id(body), name, next(ids)))
         groups[name] = tuple(parsed)
     return groups
 
@@ -208,12 +205,94 @@ def groups_to_dict(groups) -> dict:
 
 
 @dataclass(frozen=True)
+class Acl:
+    acl_id: int
+    action: str                              # allow | drop
+    match: Tuple[Tuple[str, object], ...]    # normalised (field, value), as QoS rules'
+    priority: int = 100
+    switch: object = None                    # with `port`: frames in at that port
+    port: object = None
+    vlan: Optional[int] = None               # frames in that VLAN (the pipeline's tag)
+
+    def to_dict(self) -> dict:
+        return {"id": self.acl_id, "action": self.action, "priority": self.priority,
+                "match": dict(self.match), "switch": self.switch, "port": self.port,
+                "vlan": self.vlan}
+
+
+def _no_in_port(ref):
+    raise ValueError("an ACL names its port with switch and port, not in_port")
+
+
+def acl_from_dict(body, acl_id: int) -> Acl:
+    only_keys(body, ACL_KEYS, "acl")
+    action = body.get("action")
+    if action not in ACL_ACTIONS:
+        raise ValueError(f"acl action must be allow or drop, not {action!r}")
+    priority = _int(body.get("priority", 100), "acl priority", 1, MAX_ACL_PRIORITY)
+    switch, port, vlan = body.get("switch"), body.get("port"), body.get("vlan")
+    if (switch is None) != (port is None):
+        raise ValueError("an ACL on a port needs both switch and port")
+    if switch is not None:
+        switch_entries.switch_ref(switch, "acl switch")
+        switch_entries.port_ref(port, "acl port")
+        if vlan is not None:
+            raise ValueError("an ACL is on a port or on a VLAN, not both")
+    if vlan is not None:
+        vlan = _int(vlan, "acl vlan", 1, MAX_NETWORK)
+    match = body.get("match", {})
+    if not isinstance(match, dict):
+        raise ValueError(f"acl match must be an object of fields, not {match!r}")
+    return Acl(_int(acl_id, "acl id", 1, MAX_RULE_ID), action,
+               qos_rules.match_from_dict(match, _no_in_port), priority, switch, port, vlan)
+
+
+def acls_from_list(raw) -> Tuple[Acl, ...]:
+    """The config's `acls`: numbered in order (or by their `id`), ids unique."""
+    if not isinstance(raw, list):
+        raise ValueError(f"acls must be a list, not {raw!r}")
+    out = []
+    for index, (body, acl_id) in enumerate(zip(raw, numbered(raw, "acl"))):
+        with switch_entries.prefixed(f"acls[{index}]"):
+            out.append(acl_from_dict(_without_id(body), acl_id))
+    return tuple(out)
+
+
+def numbered(bodies, what: str, first_id: int = 1) -> list:
+    """The id of each config entry in order: its own `id`, or the next free one from
+    `first_id` on; ids must be unique and at most MAX_RULE_ID."""
+    given = [b["id"] for b in bodies if isinstance(b, dict) and "id" in b]
+    taken = {_int(i, f"{what} id", 1, MAX_RULE_ID) for i in given}
+    if len(taken) != len(given):
+        raise ValueError(f"{what} ids must be unique")
+    ids, next_id = [], first_id
+    for body in bodies:
+        if isinstance(body, dict) and "id" in body:
+            ids.append(_int(body["id"], f"{what} id", 1, MAX_RULE_ID))
+            continue
+        while next_id in taken:
+            next_id += 1
+        if next_id > MAX_RULE_ID:
+            raise ValueError(f"more than {MAX_RULE_ID} {what}s")
+        ids.append(next_id)
+        taken.add(next_id)
+    return ids
+
+
+def _without_id(body):
+    return {k: v for k, v in body.items() if k != "id"} if isinstance(body, dict) else body
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     """The `security` config section (see the module docstring)."""
     groups: dict = field(default_factory=dict)
     ports: tuple = ()
+    acls: tuple = ()
 
     def __post_init__(self):
+        acls = list(self.acls) if isinstance(self.acls, tuple) else self.acls
+        object.__setattr__(self, "acls", acls_from_list(acls if acls is not None else []))
         object.__setattr__(self, "groups", groups_from_dict(self.groups or {}))
         object.__setattr__(self, "ports", switch_entries.port_entries(
             self.ports, binding_from_dict))

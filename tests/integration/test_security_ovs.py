@@ -3,7 +3,8 @@ ryu-manager (OVS's userspace conntrack): h1 is a web server in VLAN 10 whose gro
 in TCP 80 only. h2 (VLAN 10) gets its pages, not its port 8080 and not a ping; h1's own
 pings out work and their replies come back; h4 (VLAN 20) cannot get in at all. Removing
 the rule cuts a live TCP connection, adding it back lets that connection go on; the
-rule's counters come over REST; a bad rule is a 400 that changes nothing."""
+rule's counters come over REST; a bad rule is a 400 that changes nothing; a stateless
+ACL drops a port's pings until it is removed."""
 import json
 import subprocess
 import sys
@@ -69,6 +70,16 @@ def test_a_web_server_behind_its_security_group(lab, mode):
         assert harness.wait_until(lambda: served(h2, h1.IP(), 8080, 1) == 1, 5)
         assert controller.rest("DELETE", f"/v1/security/rules/{added['id']}")[0] == 200
         assert harness.wait_until(lambda: served(h2, h1.IP(), 8080, 1) == 0, 5)
+        # a stateless ACL: h3 (bound to nothing) may not ping, and may again once it goes
+        status, acl = controller.rest("POST", "/v1/security/acls", {
+            "switch": "s1", "port": "s1-eth3", "match": {"ip_proto": 1}, "action": "drop"})
+        assert status == 201, acl
+        assert harness.wait_until(lambda: not harness.ping(h3, h2), 5)
+        assert served(h3, h1.IP(), 80, 1) == 1            # only ICMP is dropped
+        status, counted = controller.rest("GET", f"/v1/security/acls/{acl['id']}")
+        assert status == 200 and counted["packets"] > 0, counted
+        assert controller.rest("DELETE", f"/v1/security/acls/{acl['id']}")[0] == 200
+        assert harness.wait_until(lambda: harness.ping(h3, h2), 5)
     finally:
         for proc in servers:
             proc.kill()

@@ -40,7 +40,11 @@ SECTIONS = {
                                      {"direction": "ingress", "ethertype": "IPv6"}],
                             "web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]},
                  "ports": [{"switch": DPID, "port": HOSTS[name][0], "addresses": [HOSTS[name][2]],
-                            "groups": [group]} for name, group in (("h1", "open"), ("h2", "web"))]},
+                            "groups": [group]} for name, group in (("h1", "open"), ("h2", "web"))],
+                 # h4 may not send UDP 9 (discard); VLAN 10's UDP 7 (echo) goes untracked
+                 "acls": [{"switch": DPID, "port": 4, "match": {"udp_dst": 9}, "action": "drop"},
+                          {"vlan": 10, "match": {"udp_dst": 7}, "action": "allow",
+                           "priority": 200}]},
 }
 OTHERS = ("vlan", "qos", "lb", "bond", "security")
 # every subset of the other apps, with no learning app or with it in either mode

@@ -99,6 +99,11 @@ def check_security(combo):
     spoofed = combo.send("h2", HOSTS["h4"][1], ipv4_src="10.0.0.99", ipv4_dst="10.0.0.4",
                          ip_proto=17, udp_src=5000, udp_dst=5000)
     assert spoofed == {}, f"a spoofed source left to {sorted(spoofed)}"
+    to_h1 = dict(ipv4_src="10.0.0.4", ipv4_dst="10.0.0.1", ip_proto=17, udp_src=5000)
+    discard = combo.send("h4", HOSTS["h1"][1], udp_dst=9, **to_h1)
+    assert "h1" not in discard, "h4's UDP 9 got past its port's drop ACL"
+    other = combo.send("h4", HOSTS["h1"][1], udp_dst=10, **to_h1)
+    assert ("h1" in other) == bool(forwards), f"h4's UDP 10 went to {sorted(other)}"
 
 
 CHECKS = {"vlan": check_vlan_isolation, "qos": check_qos_queue, "lb": check_vip,

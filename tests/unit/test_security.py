@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from controller import pipeline
 from flows import diff, l2, security
-from flows.security_model import SecuritySettings, binding_from_dict, groups_from_dict, \
-    rule_from_dict
+from flows.security_model import SecuritySettings, acl_from_dict, binding_from_dict, \
+    groups_from_dict, rule_from_dict
 from tests.support.ofsim import Switch, frame
 
 SERVER, CLIENT, OTHER = 1, 2, 3          # ports
@@ -25,12 +25,16 @@ def plan(groups, bindings, trusted=()):
                             groups_from_dict(groups), trusted)
 
 
-def network(groups=WEB, bindings=None, trusted=()):
-    """A switch with the server bound to `groups`' rules and every host's MAC known."""
+def network(groups=WEB, bindings=None, trusted=(), acls=()):
+    """A switch with the server bound to `groups`' rules and every host's MAC known;
+    `acls`: (ACL body, port number or None)."""
     bindings = bindings or {SERVER: {"addresses": [IPS[SERVER], IP6[SERVER]],
                                      "groups": list(groups)}}
+    here = [(acl_from_dict(body, n), port) for n, (body, port) in enumerate(acls, 1)]
     sw = Switch(sorted(MACS))
-    sw.apply(pipeline.table_misses() + plan(groups, bindings, trusted))
+    sw.apply(pipeline.table_misses() + security.desired(
+        {port: binding_from_dict(body) for port, body in bindings.items()},
+        groups_from_dict(groups), trusted, here))
     for port, mac in MACS.items():
         sw.apply(l2.learn_host(mac, port, None, 0))
     return sw
@@ -162,6 +166,48 @@ def test_two_servers_on_one_switch_each_keep_their_rules():
     assert reached(sw, tcp(SERVER, CLIENT, 40000, 22, SYN)) == {CLIENT}
     assert reached(sw, tcp(SERVER, CLIENT, 40000, 80, SYN)) == set()
     assert reached(sw, tcp(CLIENT, SERVER, 40001, 22, SYN)) == set()
+
+
+def test_a_drop_acl_on_a_port_drops_what_it_matches_and_nothing_else():
+    sw = network(acls=[({"switch": "s1", "port": CLIENT, "match": {"tcp_dst": 80},
+                         "action": "drop"}, CLIENT)])
+    assert reached(sw, tcp(CLIENT, SERVER, 40000, 80, SYN)) == set()     # the ACL
+    assert reached(sw, tcp(OTHER, SERVER, 40000, 80, SYN)) == {SERVER}   # another port
+    assert reached(sw, tcp(CLIENT, OTHER, 40000, 81, SYN)) == {OTHER}    # another port no.
+
+
+def test_an_allow_acl_goes_past_the_groups_untracked_and_the_higher_priority_wins():
+    allow_ssh = {"match": {"tcp_dst": 22}, "action": "allow", "priority": 200}
+    drop_tcp = {"match": {"ip_proto": 6}, "action": "drop", "priority": 100}
+    sw = network(acls=[(allow_ssh, None), (drop_tcp, None)])
+    assert reached(sw, tcp(CLIENT, SERVER, 40000, 22, SYN)) == {SERVER}  # no rule for 22
+    assert sw.ct.entries() == []                                          # untracked
+    assert reached(sw, tcp(CLIENT, SERVER, 40000, 80, SYN)) == set()     # the drop first
+    assert reached(sw, ping(CLIENT, SERVER)) == set()                    # the group's
+
+
+def test_a_vlan_acl_sees_the_pipelines_tag():
+    sw = network(acls=[({"vlan": 10, "match": {"udp_dst": 9}, "action": "drop"}, None)])
+    discard = frame(CLIENT, MACS[CLIENT], MACS[OTHER], vlan=10, ipv4_src=IPS[CLIENT],
+                    ipv4_dst=IPS[OTHER], ip_proto=17, udp_src=1, udp_dst=9)
+    assert sw.process(discard).tables_visited[-1] == "sg"       # dropped in the ACL stage
+    assert "vip" in sw.process(dict(discard, vlan_vid=20)).tables_visited
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"action": "reject"}, "allow or drop"),
+    ({"action": "drop", "switch": "s1"}, "both switch and port"),
+    ({"action": "drop", "switch": "s1", "port": 1, "vlan": 10}, "not both"),
+    ({"action": "drop", "vlan": 0}, "acl vlan"),
+    ({"action": "drop", "priority": 1000}, "acl priority"),
+    ({"action": "drop", "match": {"in_port": 1}}, "switch and port, not in_port"),
+    ({"action": "drop", "match": {"colour": 1}}, "unknown key"),
+    ({"action": "drop", "match": "all"}, "an object of fields"),
+    ({"action": "drop", "id": 3}, "unknown key"),
+])
+def test_a_bad_acl_is_refused_naming_what_is_wrong(body, message):
+    with pytest.raises(ValueError, match=message):
+        acl_from_dict(body, 1)
 
 
 @pytest.mark.parametrize("low, high", [(1, 1), (80, 80), (8000, 8080), (1, 65535),

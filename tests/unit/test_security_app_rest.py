@@ -142,3 +142,22 @@ def test_the_last_rule_of_a_group_a_port_uses_can_go(monkeypatch, tmp_path):
     assert call(app, "DELETE", "/v1/security/rules/1")[0] == 200
     body = call(app, "GET", "/v1/security")[1]
     assert body["groups"]["web"] == [] and body["ports"][0]["groups"] == ["web"]
+
+
+def test_an_acl_over_rest_is_pushed_kept_and_removed(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    datapath.sent.clear()
+    body = {"switch": "br0", "port": "vm2", "match": {"udp_dst": 53}, "action": "drop"}
+    status, acl, _ = call(app, "POST", "/v1/security/acls", json.dumps(body).encode())
+    assert status == 201 and acl["id"] == 1 and acl["match"]["udp_dst"] == 53, acl
+    (mod,) = [m for m in flow_mods(datapath) if pipeline.owner_of(m.cookie).purpose == "acl"]
+    assert mod.table_id == pipeline.table_id("sg") and mod.match.get("in_port") == 2
+    assert mod.instructions == []                                   # drop
+    assert call(make_app(monkeypatch, tmp_path), "GET", "/v1/security")[1]["acls"] == [acl]
+    for bad in ({"action": "reject"}, {"action": "drop", "vlan": 5000}, {"id": 9,
+                                                                           "action": "drop"}):
+        assert call(app, "POST", "/v1/security/acls", json.dumps(bad).encode())[0] == 400
+    assert call(app, "GET", "/v1/security/acls/7")[0] == 404
+    assert call(app, "DELETE", "/v1/security/acls/1")[1]["id"] == 1
+    assert call(app, "GET", "/v1/security")[1]["acls"] == []
