@@ -53,7 +53,7 @@ def topology(line):
 def page_network(scenario, tmp_path):
     """The page's controller (its apps and config file) and its network; both stopped,
     and what the commands started in the hosts killed, whatever happened."""
-    controller = harness.Controller(scenario.controller.apps, log_dir=tmp_path / "controller")
+    controller = harness.Controller(scenario.controller.apps, log_dir=tmp_path)
     if scenario.config_text is not None:
         controller.config_path = tmp_path / Path(scenario.controller.config).name
         controller.config_path.write_text(scenario.config_text)
@@ -74,9 +74,12 @@ def page_network(scenario, tmp_path):
 
 
 def kill_started_in(host):
-    """SIGKILL every process in `host`'s network namespace but its shell."""
+    """SIGKILL every process in `host`'s network namespace but its shell (a host in
+    the root namespace: nothing, its processes are not told apart from the machine's)."""
     with contextlib.suppress(OSError, AttributeError, TypeError):
         namespace = os.readlink(f"/proc/{host.pid}/ns/net")
+        if namespace == os.readlink("/proc/self/ns/net"):
+            return
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == host.pid:
                 continue
