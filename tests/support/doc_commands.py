@@ -1,10 +1,11 @@
 """The "by hand" scenario of a documentation page, read from its Markdown: what a new
 user types, in order, and what the page says each command answers.
 
-A page's scenario is the section (a heading down to the next heading of the same or a
-higher level) holding a `sudo mn --custom FILE --topo NAME ...` line. It starts with the
-`sh` block that starts the controller and takes every `sh` block from there to the end
-of the section:
+A page's scenario starts in the section (a heading down to the next heading of the same
+or a higher level) holding a `sudo mn --custom FILE --topo NAME ...` line, with the `sh`
+block that starts the controller, and takes every `sh` block from there to the end of
+the page (later sections' examples run against the same network, after the by-hand
+steps):
 
 - the controller: `[SDN_CONFIG=FILE] .venv/bin/ryu-manager APP...` (or
   `.venv/bin/sdn-controller APP...`); FILE is a `yaml` block of the page saved under that
@@ -22,8 +23,8 @@ What each command should answer comes from its trailing `# comment`:
 - `# no reply`: a nonzero exit status;
 - `# 201` (a comment that starts with an HTTP status): curl's answer has that status;
 - `# 0% dropped` (pingall): no pair lost;
-- on a curl command, every snake_case word of the comment (`max_macs`, `tc_problems`)
-  is a key the JSON answer has somewhere;
+- on a curl command, every snake_case word of the comment (`max_macs`, `tc_problems`;
+  not a quoted value as in `"method": "dp_hash"`) is a key the JSON answer has somewhere;
 - otherwise: exit status 0, and for curl a 2xx status; a command ending in `&` runs in
   the background and is not checked.
 
@@ -53,6 +54,7 @@ _CONTROLLER = re.compile(
     r"\s+(?P<args>.*)$")
 _HEREDOC = re.compile(r"^cat > (?P<path>\S+) <<'?(?P<end>\w+)'?$")
 _STATUS = re.compile(r"^([1-5]\d\d)\b")
+_QUOTED_VALUE = re.compile(r':\s*"[^"]*"')  # `"mode": "dp_hash"`: a value, not a key
 _KEY = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 
 
@@ -232,7 +234,7 @@ def expectation(kind, command, comment):
     is_curl = kind == "shell" and command.lstrip().startswith("curl ")
     if is_curl:
         return Expect(exit=0, status=int(status.group(1)) if status else None,
-                      keys=tuple(dict.fromkeys(_KEY.findall(comment))))
+                      keys=tuple(dict.fromkeys(_KEY.findall(_QUOTED_VALUE.sub("", comment)))))
     return Expect(exit=0)
 
 
@@ -309,8 +311,10 @@ def parse(text, page="page.md"):
             name = _saved_name(block)
             if name:
                 scenario.files[name] = "\n".join(block.lines) + "\n"
-    shells = [b for b in in_section if b.lang == "sh"]
-    # from the last block before (or at) the network's that starts the controller
+    # the section's sh blocks, then those of the sections after it (run against the
+    # same network), from the last block before (or at) the network's that starts the
+    # controller
+    shells = [b for b in blocks if b.lang == "sh" and b.heading >= in_section[0].heading]
     start = max((i for i, b in enumerate(shells[:shells.index(mn_block) + 1])
                  if any(_CONTROLLER.match(split_comment(line)[0].strip())
                         for line in b.lines)), default=shells.index(mn_block))

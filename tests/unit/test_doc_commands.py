@@ -35,8 +35,9 @@ SMALL = page(
     "curl -s -X DELETE 127.0.0.1:8080/v1/x/1   # 409: still in use",
     ".venv/bin/sdn switches; .venv/bin/sdn macs 2   # the same as tables",
     FENCE, "",
-    "## Config", "",
-    f"{FENCE}sh", "curl -s 127.0.0.1:8080/v1/other", FENCE)
+    "## REST", "",
+    f"{FENCE}sh", "curl -s 127.0.0.1:8080/v1/other   # 201 {\"id\": 1, \"method\": \"dp_hash\"}",
+    FENCE)
 
 
 def test_a_page_gives_its_controller_config_network_and_commands():
@@ -48,8 +49,9 @@ def test_a_page_gives_its_controller_config_network_and_commands():
         ("mininet_topos/topos.py", "tree,2,2")
     assert [(c.kind, c.line) for c in scenario.commands] == [
         ("mininet", 22), ("mininet", 23), ("mininet", 24), ("mininet", 25),
-        ("shell", 31), ("shell", 32), ("shell", 34), ("shell", 35)]
-    pingall, replies, no_reply, background, get, post, delete, sdn = scenario.commands
+        ("shell", 31), ("shell", 32), ("shell", 34), ("shell", 35), ("shell", 41)]
+    pingall, replies, no_reply, background, get, post, delete, sdn, later = \
+        scenario.commands
     assert pingall.expect == Expect(exit=None, loss=0.0)
     assert replies.text == "h1 ping -c1 h3" and replies.expect == Expect(exit=0)
     assert no_reply.expect == Expect(exit="nonzero")
@@ -58,6 +60,8 @@ def test_a_page_gives_its_controller_config_network_and_commands():
     assert post.text.endswith('"b": "# not a comment"}\'') and post.expect.status == 201
     assert delete.expect.status == 409
     assert sdn.expect == Expect(exit=0) and sdn.comment == "the same as tables"
+    # a later section's example runs against the same network; a quoted value is no key
+    assert later.expect == Expect(exit=0, status=201, keys=())
 
 
 def test_a_here_document_is_a_file_and_the_first_line_may_name_a_yaml_block():
