@@ -129,7 +129,8 @@ REAL = {s.page: s for s in doc_commands.scenarios()}
 def test_every_tutorial_with_a_network_has_a_scenario():
     assert {"README.md", "docs/tutorials/learning-switch.md", "docs/tutorials/vlan.md",
             "docs/tutorials/bond.md", "docs/tutorials/qos.md", "docs/tutorials/lb.md",
-            "docs/tutorials/tcpip.md"} <= set(REAL) - set(doc_commands.NOT_RUN)
+            "docs/tutorials/tcpip.md", "docs/tutorials/security.md"} <= \
+        set(REAL) - set(doc_commands.NOT_RUN)
     assert set(doc_commands.NOT_RUN) <= set(REAL)
 
 
