@@ -6,11 +6,15 @@ What differs from a user's shell, all of it here: the controller runs on free po
 (OpenFlow and REST) with a state directory of its own, so `127.0.0.1:8080` becomes its
 REST address and `sdn` gets it as $SDN_URL; `.venv/bin/sdn` is `python -m sdn` of this
 Python (a worktree's code, not the install's); the config file is written under the
-test's tmp_path; curl gets `-w` to print the HTTP status; a command typed at Mininet's
-prompt runs under `timeout` and one that should succeed is retried for a few seconds (a
-user types slower than a test); what the hosts started (`&`, `iperf3 -D`) is killed."""
+test's tmp_path; a topology whose switches dial the controller themselves (a `build`
+that takes `controller_port`, the overlay's hypervisors) is given the test controller's
+port; curl gets `-w` to print the HTTP status; a command typed at Mininet's prompt runs
+under `timeout` and one that should succeed is retried for a few seconds (a user types
+slower than a test); what the commands started in the hosts (`&`, `iperf3 -D`) is
+killed."""
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import re
@@ -28,7 +32,7 @@ from tests.support import doc_commands
 
 pytestmark = pytest.mark.integration
 REPO = harness.REPO
-RETRY_S = 10           # how long a Mininet command that should succeed is retried
+RETRY_S = 15           # how long a Mininet command that should succeed is retried
 COMMAND_TIMEOUT_S = 60
 _STATUS_MARK = "\n__http_status="
 
@@ -42,11 +46,15 @@ def substitute(text, controller):
                   _STATUS_MARK.replace("\n", "\\n") + "%{http_code}' ", text)
 
 
-def topology(line):
+def topology(line, controller):
     """The Mininet topology `mn --custom FILE --topo NAME` builds: NAME in FILE's
     `topos` dict, its arguments read as mn reads them."""
     module = importlib.import_module(line.custom.removesuffix(".py").replace("/", "."))
-    return buildTopo(module.topos, line.topo)
+    topo = line.topo
+    build = module.topos[topo.split(",")[0]].build
+    if "controller_port" in inspect.signature(build).parameters:
+        topo += f",controller_port={controller.of_port}"
+    return buildTopo(module.topos, topo)
 
 
 @contextlib.contextmanager
@@ -57,16 +65,20 @@ def page_network(scenario, tmp_path):
     if scenario.config_text is not None:
         controller.config_path = tmp_path / Path(scenario.controller.config).name
         controller.config_path.write_text(scenario.config_text)
-    topo = topology(scenario.topology)
+    topo = topology(scenario.topology, controller)
+    # `--controller none`: the switches Mininet makes have no controller (what
+    # connects to it, the topology itself sets up)
+    remote = not scenario.topology.controller.startswith("none")
     try:
         controller.start()
-        network = harness.Network(topo, controller)
+        network = harness.Network(topo, controller if remote else None)
+        network.used = set()  # the hosts commands ran in (run_mininet)
         try:
             network.start()
             controller.wait_reconciled(network)
             yield controller, network
         finally:
-            for host in network.hosts:
+            for host in network.used:
                 kill_started_in(host)
             network.stop()
     finally:
@@ -98,6 +110,7 @@ def run_mininet(network, text):
         return 0, repr(value), None
     first, _, rest = text.partition(" ")
     node = network.net[first]
+    network.used.add(node)
     # as Mininet's CLI: other nodes' names stand for their IPs
     words = [network.net[w].defaultIntf().updateIP() or w if w in network.net else w
              for w in rest.split(" ")]
