@@ -8,7 +8,8 @@ REST address and `sdn` gets it as $SDN_URL; `.venv/bin/sdn` is `python -m sdn` o
 Python (a worktree's code, not the install's); the config file is written under the
 test's tmp_path; a topology whose switches dial the controller themselves (a `build`
 that takes `controller_port`, the overlay's hypervisors) is given the test controller's
-port; curl gets `-w` to print the HTTP status; a command typed at Mininet's prompt runs
+port; a shell line runs under `bash -e` (of `a; b`, a failing `a` fails the line); curl
+gets `-w` to print the HTTP status; a command typed at Mininet's prompt runs
 under `timeout` and one that should succeed is retried for a few seconds (a user types
 slower than a test); what the commands started in the hosts (`&`, `iperf3 -D`) is
 killed."""
