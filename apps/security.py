@@ -287,10 +287,10 @@ class Security(PortPlans, southbound.SdnApp):
         bodies = self.request(datapath, ofcompile.flow_stats_request(datapath, owner))
         counted = {}
         for body in bodies:
-            owner = pipeline.owner_of(body.cookie)
-            if owner is not None and owner.instance is not None:
-                n, size = counted.get(owner.instance, (0, 0))
-                counted[owner.instance] = (n + body.packet_count, size + body.byte_count)
+            entry = pipeline.owner_of(body.cookie)
+            if entry is not None and entry.instance is not None:
+                n, size = counted.get(entry.instance, (0, 0))
+                counted[entry.instance] = (n + body.packet_count, size + body.byte_count)
         if owner == RULES:
             self.counted[datapath.id] = counted
         return counted

@@ -161,3 +161,28 @@ def test_an_acl_over_rest_is_pushed_kept_and_removed(monkeypatch, tmp_path):
     assert call(app, "GET", "/v1/security/acls/7")[0] == 404
     assert call(app, "DELETE", "/v1/security/acls/1")[1]["id"] == 1
     assert call(app, "GET", "/v1/security")[1]["acls"] == []
+
+
+def test_a_counters_read_is_what_metrics_reports_without_asking_the_switch(monkeypatch,
+                                                                           tmp_path):
+    app = make_app(monkeypatch, tmp_path)   # rule 1's entries, as the switch reports them
+    holding = [s for s in security.desired(app.bindings(_br0()), app.groups())
+               if s.owner == security.rule_owner(1)]
+    datapath = bring_up(app, holding=holding)
+    assert app.read_counters(datapath) == {1: (3 * len(holding), 180 * len(holding))}
+    families = {f.name: f for f in app.metric_families()}
+    (sample,) = families["sdn_security_rule_packets"].samples
+    assert sample.labels["rule"] == "1" and sample.labels["group"] == "web"
+    assert sample.value == 3 * len(holding)
+    sent = len(datapath.sent)
+    list(app.metric_families())
+    assert len(datapath.sent) == sent          # a scrape sends nothing
+
+
+def _br0():
+    """bring_up's switch, as the app sees it once its ports are known."""
+    from controller.ports import SwitchPorts
+    from tests.support.l2_app import FakeDatapath
+    switch = SwitchPorts(FakeDatapath(1))
+    switch.name, switch.ports = "br0", {1: "vm1", 2: "vm2", 3: "uplink"}
+    return switch
