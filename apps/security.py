@@ -23,7 +23,8 @@ from controller import config, metrics, ofcompile, pipeline, rest, southbound
 from controller.port_plans import PortPlans
 from flows import diff, lb, security
 from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
-                                  group_name, rule_from_dict)
+                                  effective_acls, effective_groups, group_name,
+                                  rule_from_dict, stored_acl, stored_rule)
 from flows.spec import Owner
 
 COUNTER_POLL_S = 10.0   # how old the rule counters on /metrics may be
@@ -32,8 +33,15 @@ RULES = Owner(APP, "rule")   # every rule's entries (one instance per rule id)
 ACLS = Owner(APP, "acl")     # every ACL's entry (one instance per ACL id)
 
 
+def _stored_binding(port, body):
+    int(port)
+    if body is not None:
+        binding_from_dict(body)
+
+
 class Security(PortPlans, southbound.SdnApp):
-    # {"rules": {"id": {"group": g, ...rule} or None}, "ports": {"dpid": {"port": body or None}}}
+    # {"rules": {"id": {"group": g, ...rule} or None}, "acls": {"id": body or None},
+    #  "ports": {"dpid": {"port": binding or None}}}
     APP, SETTINGS, STATE = APP, security.SecuritySettings, "document"
 
     def __init__(self, *args, **kwargs):
@@ -94,48 +102,25 @@ class Security(PortPlans, southbound.SdnApp):
         version or node) is left out and logged, so it neither breaks programming nor
         blocks the next change; the next save drops it."""
         document = document if isinstance(document, dict) else {}
-        rules, ports, acls = document.get("rules"), document.get("ports"), document.get("acls")
-        rules = {key: body for key, body in (rules.items() if isinstance(rules, dict) else ())
-                 if self._stored_rule_parses(key, body)}
-        acls = {key: body for key, body in (acls.items() if isinstance(acls, dict) else ())
-                if self._stored_acl_parses(key, body)}
-        ports = {dpid: {port: body for port, body in by_port.items()
-                        if self._stored_binding_parses(dpid, port, body)}
-                 for dpid, by_port in (ports.items() if isinstance(ports, dict) else ())
-                 if isinstance(by_port, dict)}
-        self.overrides = {"rules": rules, "ports": ports, "acls": acls}
 
-    def _stored_rule_parses(self, key, body):
+        def kept(what, entries, parse):
+            entries = entries if isinstance(entries, dict) else {}
+            return {key: body for key, body in entries.items()
+                    if self._parses(f"{what} {key!r}", lambda: parse(key, body))}
+        ports = document.get("ports")
+        self.overrides = {
+            "rules": kept("rule", document.get("rules"), stored_rule),
+            "acls": kept("ACL", document.get("acls"), stored_acl),
+            "ports": {dpid: kept(f"binding of {dpid} port", by_port, _stored_binding)
+                      for dpid, by_port in (ports.items() if isinstance(ports, dict) else ())
+                      if isinstance(by_port, dict)}}
+
+    def _parses(self, what, parse):
         try:
-            int(key)
-            if body is not None:
-                body = dict(body)
-                rule_from_dict({k: v for k, v in body.items() if k != "group"},
-                               body.get("group"), int(key))
+            parse()
             return True
         except (ValueError, TypeError) as err:
-            self.logger.error("security: stored rule %r left out: %s", key, err)
-            return False
-
-    def _stored_acl_parses(self, key, body):
-        try:
-            if body is not None:
-                acl_from_dict(body, int(key))
-            int(key)
-            return True
-        except (ValueError, TypeError) as err:
-            self.logger.error("security: stored ACL %r left out: %s", key, err)
-            return False
-
-    def _stored_binding_parses(self, dpid, port, body):
-        try:
-            int(port)
-            if body is not None:
-                binding_from_dict(body)
-            return True
-        except (ValueError, TypeError) as err:
-            self.logger.error("security: stored binding of %s port %r left out: %s", dpid,
-                              port, err)
+            self.logger.error("security: stored %s left out: %s", what, err)
             return False
 
     def apply_settings(self, settings):
@@ -147,32 +132,13 @@ class Security(PortPlans, southbound.SdnApp):
     # --- desired state ------------------------------------------------------------
 
     def groups(self, overrides=None):
-        """{group: (Rule, ...)}: the config file's rules, then REST's (added or deleted).
-        ValueError for a rule that does not parse (a REST change: its 400)."""
-        rules = {r.rule_id: r for rs in self.settings.groups.values() for r in rs}
-        named = set(self.settings.groups)
-        for key, body in (overrides or self.overrides)["rules"].items():
-            if body is None:
-                rules.pop(int(key), None)
-                continue
-            body = dict(body)
-            group = body.pop("group", None)
-            rules[int(key)] = rule_from_dict(body, group, int(key))
-            named.add(group)
-        out = {name: [] for name in sorted(named)}
-        for rule_id, rule in sorted(rules.items()):
-            out[rule.group].append(rule)
-        return {name: tuple(rs) for name, rs in out.items()}
+        """{group: (Rule, ...)} (ValueError for a rule that does not parse: a REST
+        change's 400)."""
+        return effective_groups(self.settings.groups, (overrides or self.overrides)["rules"])
 
     def acls(self, overrides=None):
-        """{id: Acl}: the config file's, then REST's (added or deleted)."""
-        acls = {a.acl_id: a for a in self.settings.acls}
-        for key, body in (overrides or self.overrides)["acls"].items():
-            if body is None:
-                acls.pop(int(key), None)
-            else:
-                acls[int(key)] = acl_from_dict(body, int(key))
-        return dict(sorted(acls.items()))
+        """{id: Acl}: the config file's, then REST's."""
+        return effective_acls(self.settings.acls, (overrides or self.overrides)["acls"])
 
     def bindings(self, switch, overrides=None):
         """{port: Binding} of the switch: the config file's, then REST's."""
@@ -249,11 +215,8 @@ class Security(PortPlans, southbound.SdnApp):
             group_name(group)
         except ValueError as err:
             raise rest.ApiError(400, str(err)) from None
-        taken = {r.rule_id for rs in self.groups().values() for r in rs} | \
-            {int(k) for k in self.overrides["rules"]}
-        rule_id = max(taken, default=0) + 1
-        if rule_id > MAX_RULE_ID:
-            raise rest.ApiError(409, f"no rule id left (at most {MAX_RULE_ID})")
+        rule_id = self._next_id("rules", {r.rule_id for rs in self.groups().values()
+                                           for r in rs})
         try:
             rule = rule_from_dict(body, group, rule_id)
         except ValueError as err:
@@ -263,16 +226,28 @@ class Security(PortPlans, southbound.SdnApp):
         self._commit(overrides)
         return rule.to_dict()
 
-    def rule(self, rule_id):
+    def _next_id(self, kind, taken):
+        """The next id of a rule or ACL: above every one there is or was (a deleted id
+        is not given again while the store remembers it)."""
+        number = max(taken | {int(k) for k in self.overrides[kind]}, default=0) + 1
+        if number > MAX_RULE_ID:
+            raise rest.ApiError(409, f"no {kind[:-1]} id left (at most {MAX_RULE_ID})")
+        return number
+
+    @staticmethod
+    def _find(kind, ref, items):
+        """items[int(ref)], or the 400/404 a REST path deserves."""
         try:
-            number = int(rule_id)
+            number = int(ref)
         except ValueError:
-            raise rest.ApiError(400, f"bad rule id {rule_id!r}: a number") from None
-        rule = next((r for rs in self.groups().values() for r in rs if r.rule_id == number),
-                    None)
-        if rule is None:
-            raise rest.ApiError(404, f"no rule {rule_id}")
-        return rule
+            raise rest.ApiError(400, f"bad {kind} id {ref!r}: a number") from None
+        if number not in items:
+            raise rest.ApiError(404, f"no {kind} {ref}")
+        return items[number]
+
+    def rule(self, rule_id):
+        return self._find("rule", rule_id, {r.rule_id: r for rs in self.groups().values()
+                                            for r in rs})
 
     def delete_rule(self, rule_id):
         rule = self.rule(rule_id)
@@ -308,10 +283,7 @@ class Security(PortPlans, southbound.SdnApp):
         return {"packets": packets, "bytes": octets}
 
     def add_acl(self, body):
-        taken = set(self.acls()) | {int(k) for k in self.overrides["acls"]}
-        acl_id = max(taken, default=0) + 1
-        if acl_id > MAX_RULE_ID:
-            raise rest.ApiError(409, f"no ACL id left (at most {MAX_RULE_ID})")
+        acl_id = self._next_id("acls", set(self.acls()))
         try:
             acl = acl_from_dict(body, acl_id)
         except ValueError as err:
@@ -322,14 +294,7 @@ class Security(PortPlans, southbound.SdnApp):
         return acl.to_dict()
 
     def acl(self, acl_id):
-        try:
-            number = int(acl_id)
-        except ValueError:
-            raise rest.ApiError(400, f"bad ACL id {acl_id!r}: a number") from None
-        acl = self.acls().get(number)
-        if acl is None:
-            raise rest.ApiError(404, f"no ACL {acl_id}")
-        return acl
+        return self._find("ACL", acl_id, self.acls())
 
     def delete_acl(self, acl_id):
         acl = self.acl(acl_id)

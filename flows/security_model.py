@@ -283,6 +283,54 @@ def _without_id(body):
     return {k: v for k, v in body.items() if k != "id"} if isinstance(body, dict) else body
 
 
+def stored_rule(key, body) -> Optional[Rule]:
+    """One REST-made rule as the state store keeps it ({"id": {"group": g, ...rule}},
+    None for a deleted one); ValueError when it does not parse."""
+    rule_id = _int(key, "rule id", 1, MAX_RULE_ID)
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise ValueError(f"rule {key} must be an object, not {body!r}")
+    return rule_from_dict({k: v for k, v in body.items() if k != "group"}, body.get("group"),
+                          rule_id)
+
+
+def stored_acl(key, body) -> Optional[Acl]:
+    """One REST-made ACL as the state store keeps it (None for a deleted one)."""
+    acl_id = _int(key, "acl id", 1, MAX_RULE_ID)
+    return None if body is None else acl_from_dict(body, acl_id)
+
+
+def effective_groups(config_groups, stored) -> Dict[str, Tuple[Rule, ...]]:
+    """{group: (Rule, ...)}: the config file's groups, then REST's rules (added, or
+    deleted: None); a group stays while the config names it or a rule is in it."""
+    rules = {r.rule_id: r for rs in config_groups.values() for r in rs}
+    named = set(config_groups)
+    for key, body in stored.items():
+        rule = stored_rule(key, body)
+        if rule is None:
+            rules.pop(int(key), None)
+        else:
+            rules[rule.rule_id] = rule
+            named.add(rule.group)
+    out = {name: [] for name in sorted(named)}
+    for _, rule in sorted(rules.items()):
+        out[rule.group].append(rule)
+    return {name: tuple(rs) for name, rs in out.items()}
+
+
+def effective_acls(config_acls, stored) -> Dict[int, Acl]:
+    """{id: Acl}: the config file's ACLs, then REST's (added, or deleted: None)."""
+    acls = {a.acl_id: a for a in config_acls}
+    for key, body in stored.items():
+        acl = stored_acl(key, body)
+        if acl is None:
+            acls.pop(int(key), None)
+        else:
+            acls[acl.acl_id] = acl
+    return dict(sorted(acls.items()))
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
     """The `security` config section (see the module docstring)."""
