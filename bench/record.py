@@ -78,22 +78,24 @@ def _first_line(*command):
     return out.splitlines()[0].strip() if out.strip() else None
 
 
-def _cpu_model(cpuinfo="/proc/cpuinfo"):
+def _first_match(path, pattern):
+    """The first group of `pattern`'s first match in the file at `path` (multi-line
+    mode), None when the file cannot be read or nothing matches."""
     try:
-        text = Path(cpuinfo).read_text()
+        text = Path(path).read_text()
     except OSError:
         return None
-    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return found.group(1).strip() if found else None
+    found = re.search(pattern, text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def _cpu_model(cpuinfo="/proc/cpuinfo"):
+    model = _first_match(cpuinfo, r"^model name\s*:\s*(.+)$")
+    return model.strip() if model else None
 
 
 def _os_name(os_release="/etc/os-release"):
-    try:
-        text = Path(os_release).read_text()
-    except OSError:
-        return None
-    found = re.search(r'^PRETTY_NAME="?([^"\n]*)"?$', text, re.MULTILINE)
-    return found.group(1) if found else None
+    return _first_match(os_release, r'^PRETTY_NAME="?([^"\n]*)"?$')
 
 
 def _version(package):

@@ -32,6 +32,13 @@ def config(mode):
                                     "addresses": ["10.0.0.1"], "groups": ["web"]}]}}
 
 
+def start(lab, mode):
+    """The learning, VLAN and security apps on one switch of four hosts, programmed."""
+    controller, network = lab(Single(k=4), config(mode), apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    return controller, network
+
+
 def served(client, server_ip, port, count=3):
     result = harness.http_requests(client, server_ip, port, count)
     return sum(result["served"].values())
@@ -39,8 +46,7 @@ def served(client, server_ip, port, count=3):
 
 @pytest.mark.parametrize("mode", ["reactive", "datapath"])
 def test_a_web_server_behind_its_security_group(lab, mode):
-    controller, network = lab(Single(k=4), config(mode), apps=APPS)
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = start(lab, mode)
     h1, h2, h3, h4 = (network[f"h{i}"] for i in range(1, 5))
     servers = [harness.start_http(h1, "web", 80), harness.start_http(h1, "admin", 8080)]
     try:
@@ -88,8 +94,7 @@ def test_a_web_server_behind_its_security_group(lab, mode):
 
 
 def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(lab):
-    controller, network = lab(Single(k=4), config("datapath"), apps=APPS)
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = start(lab, "datapath")
     h1, h2 = network["h1"], network["h2"]
     server = h1.popen(["python3", str(TCPECHO), "serve", "80"])
     try:
@@ -120,8 +125,7 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
 
 
 def test_a_trace_names_the_rule_that_let_a_packet_in_and_the_entry_that_dropped_one(lab):
-    controller, network = lab(Single(k=4), config("reactive"), apps=APPS)
-    harness.wait_vlans_programmed(controller, network)
+    controller, network = start(lab, "reactive")
     h1, h2 = network["h1"], network["h2"]
     assert harness.ping(h1, h2)     # both learned: the trace follows known hosts
 
