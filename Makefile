@@ -80,9 +80,10 @@ results-publish: venv
 docs-serve: docs
 	$(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
 
-# The whole suite: import contracts, the docs build, unit tests, integration tests on real OVS.
+# The whole suite: import contracts, the docs build, unit tests, integration tests on real OVS
+# (those marked long run in make reliability instead).
 test: setup lint docs
-	$(PY) -m pytest -q --durations=40
+	$(PY) -m pytest -q --durations=40 -m "not long"
 
 # A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP), about 2.5 minutes.
 demo: setup

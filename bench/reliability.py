@@ -33,6 +33,10 @@ SCENARIOS = [
      "packet-in flood, limit 100/s", "controller gets <= the limit"),
     (f"{T}::test_ring_pingall_no_storm_and_link_failure_recovery",
      "ring(4): link down, link back", "pings within 5 s; no storm"),
+    (f"{T}::test_vlans_on_a_ring_stay_isolated_and_loop_free",
+     "VLANs on ring(4) (long: not in make test)", "isolated, loop-free, pings"),
+    (f"{T}::test_fat_tree_pingall_without_loss_or_storm[datapath]",
+     "fat-tree(4) pingall, datapath (long)", "0 % loss, no storm"),
     (f"{S}::test_lb_restart_keeps_connections_flowing_and_the_group_untouched",
      "kill -9 + restart: LB (iperf3 via a VIP)", "iperf3 never stops; flows+groups untouched"),
     (f"{S}::test_qos_restart_leaves_flows_and_meters_untouched",
@@ -75,10 +79,12 @@ SCENARIOS = [
     ("tests/integration/test_qos_egress_ovs.py::test_a_rule_with_a_port_keeps_vlan_egress",
      "QoS port rule with the VLAN app", "same VLAN 20 of 20 untagged; other VLAN 0"),
     ("tests/integration/test_bond_fabric_ovs.py::"
-     "test_a_bond_in_a_ring_floods_loop_free_and_fails_over[all-apps]",
+     "test_a_bond_in_a_ring_floods_loop_free_and_fails_over",
      "bond in a ring, all apps", "no storm, 0 % pingall loss, failover"),
-    ("tests/integration/test_qos_ovs.py::test_loss_through_the_shaped_port",
-     "loss through a shaped port", ">= 95 of 100 per queue; TCP goodput; ping"),
+    ("tests/integration/test_labs.py::test_a_lab_passes_and_writes_its_report"
+     "[mininet_topos.qos_lab-qos-lab-options6]",
+     "the QoS lab: shares and loss through a shaped port",
+     "shares +-10 %; >= 95 of 100 per queue; TCP goodput; ping"),
     ("tests/integration/test_capture_ovs.py::test_a_capture_of_1500_frames_keeps_them_all",
      "the harness's capture, 1500 frames", "every frame delivered is captured"),
 ]
