@@ -21,7 +21,7 @@ from ryu.lib import hub
 
 from controller import config, metrics, ofcompile, pipeline, rest, southbound
 from controller.port_plans import PortPlans
-from flows import diff, lb, security
+from flows import lb, security
 from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
                                   effective_acls, effective_groups, group_name,
                                   rule_from_dict, stored_acl, stored_rule)
@@ -43,6 +43,7 @@ class Security(PortPlans, southbound.SdnApp):
     # {"rules": {"id": {"group": g, ...rule} or None}, "acls": {"id": body or None},
     #  "ports": {"dpid": {"port": binding or None}}}
     APP, SETTINGS, STATE = APP, security.SecuritySettings, "document"
+    FORGET = security.forget_everything()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -150,34 +151,12 @@ class Security(PortPlans, southbound.SdnApp):
                                             switch.name, ref))
 
     def program(self, switch):
-        """Push the switch's plan: reconciled the first time, then only what changed."""
-        dpid = switch.datapath.id
         acls = security.acls_here(
             self.acls().values(), switch.is_named, switch.resolve,
             lambda ref: self.logger.warning("security: %s has no port %r (an ACL)",
                                             switch.name, ref))
         plan = security.desired(self.bindings(switch), self.groups(), self.trusted, acls)
-        previous = self.plans.get(dpid)
-        self.plans[dpid] = plan
-        if previous is None:
-            hub.spawn(self._reconcile, switch)
-        else:
-            changes = diff.plan_changes(previous, plan)
-            if changes:
-                self.push(switch.datapath, changes)
-
-    def program_all(self):
-        for switch in list(self.switches.values()):
-            if switch.datapath.id in self.plans:
-                self.program(switch)
-
-    def _reconcile(self, switch):
-        datapath = switch.datapath
-        self.converge(datapath, [Owner(APP), pipeline.MISSES],
-                      lambda: pipeline.table_misses() + self.plans.get(datapath.id, [])
-                      + [pipeline.canary(APP)],
-                      forget=security.forget_everything(),
-                      adopt=lambda installed: datapath.id in self.plans)
+        self.push_plan(switch, plan)
 
     # --- what REST asks ------------------------------------------------------------
 

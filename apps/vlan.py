@@ -17,17 +17,16 @@ REST (a PUT or DELETE takes effect at once and survives a restart):
     GET            /v1/vlans                                 members per VLAN
 """
 from ryu.controller.handler import set_ev_cls
-from ryu.lib import hub
 
-from controller import events, pipeline, rest, southbound
+from controller import events, rest, southbound
 from controller.port_plans import PortPlans
-from flows import diff, vlan
-from flows.spec import Owner
+from flows import vlan
 
 
 class Vlan(PortPlans, southbound.SdnApp):
     _EVENTS = [events.EventPortVlans]
     APP, SETTINGS, STATE = vlan.APP, vlan.VlanSettings, "by_switch"
+    FORGET = vlan.forget_everything()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)   # self.overrides: {dpid: {"port": body or None}}
@@ -56,34 +55,14 @@ class Vlan(PortPlans, southbound.SdnApp):
         return vlan.effective_ports(configured, switch.ports), configured
 
     def program(self, switch):
-        """Push the switch's plan: everything the first time, then only what changed
-        (entries that stay are not touched, so their traffic sees no gap)."""
+        """Push the switch's plan; tell the other apps which ports leave untagged."""
         dpid = switch.datapath.id
         ports, configured = self.effective(switch)
         flood_ports = None if self.fabric is None else self.fabric.flood_ports(dpid)
         plan = vlan.switch_plan(ports, configured, self.settings.flood_vlans, flood_ports)
-        previous = self.plans.get(dpid)
-        self.plans[dpid] = plan
-        if previous is None:  # first time since it connected: compare with what it holds
-            hub.spawn(self._reconcile, switch)
-        else:
-            changes = diff.plan_changes(previous, plan)
-            if changes:
-                self.push(switch.datapath, changes)
+        self.push_plan(switch, plan)
         self.send_event_to_observers(events.EventPortVlans(
             switch.datapath.id, vlan.untagged_egress_pairs(ports)))
-
-    def _reconcile(self, switch):
-        """Entries a previous controller left that are right stay untouched (the switch
-        kept forwarding on them); missing ones are added, then stale ones deleted."""
-        datapath = switch.datapath
-        # the table misses too: run alone, nothing else would pass frames on. The plan
-        # is the newest (ports may have changed meanwhile); none: the switch went away
-        self.converge(datapath, [Owner(vlan.APP), pipeline.MISSES],
-                      lambda: pipeline.table_misses() + self.plans.get(datapath.id, [])
-                      + [pipeline.canary(vlan.APP)],
-                      forget=vlan.forget_everything(),
-                      adopt=lambda installed: datapath.id in self.plans)
 
     # --- switch events (the rest: controller/port_plans.py) ---------------------------
 

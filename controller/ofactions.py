@@ -21,7 +21,7 @@ from controller import ofwire, pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED,
                         CT_LABEL_BITS, CT_MARK_BITS, Ct, CtClear, Group, GroupRef, Learn,
                         MeterRef, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue)
+                        SetField, SetQueue, DecTtl)
 
 RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
             CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
@@ -271,6 +271,8 @@ KINDS: Dict[type, ActionKind] = {k.spec: k for k in (
                lambda a, tables: PushVlan(a.ethertype), ofwire.pack_push_vlan),
     ActionKind(PopVlan, parser.OFPActionPopVlan, lambda a: parser.OFPActionPopVlan(),
                lambda a, tables: PopVlan(), ofwire.pack_pop_vlan),
+    ActionKind(DecTtl, parser.OFPActionDecNwTtl, lambda a: parser.OFPActionDecNwTtl(),
+               lambda a, tables: DecTtl(), ofwire.pack_dec_ttl),
     ActionKind(Group, parser.OFPActionGroup,
                lambda a: parser.OFPActionGroup(pipeline.group_id(a.ref)),
                lambda a, tables: Group(group_ref(a.group_id))),

@@ -202,6 +202,16 @@ def packet_out(datapath, port, data: bytes):
                                actions=[parser.OFPActionOutput(_port(port))], data=data)
 
 
+def packet_out_through_pipeline(datapath, data: bytes, in_port=None):
+    """Send a frame through the switch's tables from table 0, as if it came in at
+    `in_port` (None: from the controller), so every app's entries decide where it goes
+    (the router's ARP requests into a VLAN, a frame sent again once its next hop is
+    known)."""
+    return parser.OFPPacketOut(datapath, buffer_id=ofp.OFP_NO_BUFFER,
+                               in_port=ofp.OFPP_CONTROLLER if in_port is None else in_port,
+                               actions=[parser.OFPActionOutput(ofp.OFPP_TABLE)], data=data)
+
+
 def group_stats_request(datapath, ref):
     return parser.OFPGroupStatsRequest(datapath, 0, pipeline.group_id(ref))
 

@@ -15,7 +15,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, CT_LABEL_BITS, CT_MARK_BITS, FLOOD, IN_PORT, NORMAL,
                         TAGGED, UNTAGGED, Ct, CtClear, FlowSpec, Group, GroupSpec, Learn,
                         Match, MeterSpec, Move, Nat, Output, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue)
+                        SetField, SetQueue, DecTtl)
 
 VID_PRESENT = 0x1000
 
@@ -151,6 +151,7 @@ ACTIONS: Dict[type, Callable[[object], str]] = {
     SetField: _set_field,
     PushVlan: lambda a: f"push_vlan:{a.ethertype:#06x}",
     PopVlan: lambda a: "pop_vlan",
+    DecTtl: lambda a: "dec_ttl",
     # a group read back whose id is not ours has no ref (ofactions.group_ref)
     Group: lambda a: "group:(not ours)" if a.ref is None else f"group:{pipeline.group_id(a.ref)}",
     SetQueue: lambda a: f"set_queue:{a.queue_id}",

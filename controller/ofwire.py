@@ -12,7 +12,7 @@ import struct
 from typing import Callable, Optional
 
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED, FlowSpec, Output,
-                        PopVlan, PushVlan, SetField)
+                        PopVlan, PushVlan, SetField, DecTtl)
 
 OFP_VERSION, OFPT_FLOW_MOD = 4, 14
 OFPFC_ADD, OFPFF_SEND_FLOW_REM = 0, 1
@@ -84,6 +84,10 @@ def pack_output(action: Output) -> Optional[bytes]:
 
 def pack_pop_vlan(action: PopVlan) -> bytes:
     return struct.pack("!HH4x", 18, 8)
+
+
+def pack_dec_ttl(action: DecTtl) -> bytes:
+    return struct.pack("!HH4x", 24, 8)   # OFPAT_DEC_NW_TTL
 
 
 def pack_push_vlan(action: PushVlan) -> bytes:

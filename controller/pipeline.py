@@ -13,8 +13,10 @@ priority >= 1.
     5 vip       load-balancer VIPs: ARP replies, VIP -> select group, reply NAT
     6 qos       classification into queues (set_queue) or meters
     7 l2_src    MAC learning: is this (port, VLAN, source MAC) known?
-    8 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
-    9 flood     broadcast/unknown unicast: per-VLAN member ports
+    8 router    gateways: ARP and ping answered, what is routed, SNAT/DNAT (conntrack)
+    9 route     longest-prefix match: next hop's MAC, VLAN, TTL less one
+   10 l2_dst    forwarding by (VLAN, destination MAC); miss -> flood
+   11 flood     broadcast/unknown unicast: per-VLAN member ports
 
 Frames leave the switch only from the egress tables (l2_dst, flood): that is where
 VLAN egress happens (the internal tag popped for untagged ports, other VLANs kept
@@ -59,6 +61,7 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 _SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
                            "ct_zone"}
+_ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone"}
 
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
@@ -69,10 +72,12 @@ PIPELINE: Tuple[Table, ...] = (
     Table("vip", 5, "virtual IPs (load balancer)", _L3_FIELDS | {"ct_state", "ct_mark", "reg0"},
           ("qos",), direct_output_apps=frozenset({"lb"})),
     Table("qos", 6, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
-    Table("l2_src", 7, "source MAC learning", _L2_FIELDS, ("l2_dst",)),
-    Table("l2_dst", 8, "destination MAC forwarding", _L2_FIELDS | {egress.OUT_PORT},
+    Table("l2_src", 7, "source MAC learning", _L2_FIELDS, ("router",)),
+    Table("router", 8, "gateways and NAT (router)", _ROUTER_FIELDS, ("route", "l2_dst")),
+    Table("route", 9, "routes: longest prefix first", _ROUTER_FIELDS, ("l2_dst",)),
+    Table("l2_dst", 10, "destination MAC forwarding", _L2_FIELDS | {egress.OUT_PORT},
           ("flood",), egress=True),
-    Table("flood", 9, "flooding per VLAN", _L2_FIELDS | {egress.OUT_PORT}, (), egress=True),
+    Table("flood", 11, "flooding per VLAN", _L2_FIELDS | {egress.OUT_PORT}, (), egress=True),
 )
 
 # The overlay lab's tunnel bridge: a bridge of its own (patched to an integration
@@ -123,10 +128,20 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
         Band("vlan", 60, 60, "flood-only VLANs skip learning, above a port ban: a ban "
                              "guards learning, which these VLANs do not do"),
         Band("l2_switch", 100, 199, "known sources 100, a banned flapping MAC 150"),
+        Band("router", 200, 200, "the gateway's own MAC is never learnt (routed frames "
+                                 "carry it as their source, from every port)"),
     ),
+    "router": (Band("router", 10, 400, "drop 10, routed 100, SNAT 120-130, internal "
+                                       "150, from outside 200-210, ARP/ping 300-301, "
+                                       "ARP replies 350"),),
+    "route": (Band("router", 10, 1000, "unresolved 100 + 2 x prefix length (+1 "
+                                       "connected), next hops likewise + 1 more, "
+                                       "neighbours 300, invalid 1000"),),
     "l2_dst": (
         Band("l2_switch", 1, 1, "unknown destination: to the flood table"),
         Band("topology", 2, 3, "flood guard: allowed in-ports 3, drop 2"),
+        Band("router", 4, 4, "the gateway's ARP requests, sent in by the controller, "
+                             "flood past the guard"),
         Band("l2_switch", 100, 101, "known destinations 100, VLAN 0 untagged 101"),
         Band("qos", 1000, 1000, "a rule's port: to the egress stage (flows/egress.py)"),
     ),
@@ -161,12 +176,14 @@ APP_IDS: Dict[str, int] = {
     "topology": 0x60,
     "bond": 0x70,
     "security": 0x80,
+    "router": 0x90,
 }
 # The flows/ module that holds each app's decisions (settings class, plan hooks:
 # flows/app_plan.py), in the order `sdn plan` asks them: facts reach the later apps.
 APP_LOGIC: Dict[str, str] = {"vlan": "flows.vlan", "l2_switch": "flows.l2", "qos": "flows.qos",
                              "lb": "flows.lb", "overlay": "flows.overlay", "bond": "flows.bond",
-                             "topology": "flows.topology", "security": "flows.security"}
+                             "topology": "flows.topology", "security": "flows.security",
+                             "router": "flows.router"}
 PURPOSE_IDS: Dict[str, int] = {
     "miss": 0x01,
     "default": 0x02,
@@ -189,6 +206,10 @@ PURPOSE_IDS: Dict[str, int] = {
     "reply": 0x13,      # the load balancer's nat replies, shared by the VIPs of a backend
     "spread": 0x14,     # a destination subnet spread over ports by a select group
     "acl": 0x15,        # a stateless ACL (the security app's); the free bits hold its id
+    "gateway": 0x16,    # the router's gateways: ARP and ping answers, what is routed
+    "route": 0x17,      # the router's connected networks and static routes
+    "nat": 0x18,        # the router's SNAT and floating IPs
+    "neighbour": 0x19,  # a host the router knows: its MAC and VLAN
 }
 
 

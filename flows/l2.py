@@ -79,6 +79,10 @@ STRIP_PRIORITY = 2
 # a priority-tagged frame with a PCP keeps it. So for VLAN 0 a destination has two
 # entries: this one (PCP 0: pop) above the plain one at HOST_PRIORITY (tag kept).
 VLAN0_UNTAGGED_PRIORITY = 101
+# Where a frame goes once its source is learnt (or left alone): the router's table,
+# which passes what is not for a gateway on to l2_dst (a plain miss when the router
+# app is not loaded)
+AFTER_LEARNING = "router"
 
 
 def _learn(settings: L2Settings, strip_vlan: bool, pcp_0=False) -> Learn:
@@ -116,13 +120,13 @@ def switch_defaults(settings: L2Settings, untagged: Iterable[Tuple[int, int]] = 
         learn_unknown_source = (_learn(settings, strip_vlan=False),)
     specs = [
         FlowSpec("l2_src", DEFAULT_PRIORITY, everything, DEFAULTS,
-                 actions=learn_unknown_source, goto="l2_dst"),
+                 actions=learn_unknown_source, goto=AFTER_LEARNING),
         FlowSpec("l2_dst", DEFAULT_PRIORITY, everything, DEFAULTS, goto="flood"),
         FlowSpec("flood", DEFAULT_PRIORITY, everything, DEFAULTS, actions=(Output(FLOOD),)),
     ]
     if settings.mode == "datapath":
         specs += [FlowSpec("l2_src", STRIP_PRIORITY, Match.of(in_port=port, vlan_vid=vid),
-                           DEFAULTS, actions=_strip_learns(settings, vid), goto="l2_dst")
+                           DEFAULTS, actions=_strip_learns(settings, vid), goto=AFTER_LEARNING)
                   for port, vid in sorted(untagged)]
     return specs
 
@@ -175,7 +179,7 @@ def learn_host(mac: str, port: int, vlan: Optional[int], idle_timeout: int,
     `untagged_egress`: frames to this host leave without their VLAN tag.
     """
     return [
-        FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto="l2_dst",
+        FlowSpec("l2_src", HOST_PRIORITY, _src_match(mac, port, vlan), HOSTS, goto=AFTER_LEARNING,
                  idle_timeout=idle_timeout, notify_removed=True),
     ] + _dst_entries(mac, vlan, port, untagged_egress)
 
@@ -248,7 +252,7 @@ def fabric_ports(settings: L2Settings, fabric, dpid: int) -> List[FlowSpec]:
     if settings.mode == "datapath":
         ports -= fabric.tree_ports(dpid)
     return [FlowSpec("l2_src", NO_LEARN_PRIORITY, Match.of(in_port=port), NO_LEARN,
-                     goto="l2_dst") for port in sorted(ports)]
+                     goto=AFTER_LEARNING) for port in sorted(ports)]
 
 
 def route_host(fabric, mac: str, vlan: Optional[int], home: Tuple[int, int],

@@ -263,6 +263,13 @@ class PopVlan:
 
 
 @dataclass(frozen=True)
+class DecTtl:
+    """Decrement the IPv4 TTL (IPv6 hop limit), as a router does; a packet whose TTL
+    would reach 0 is dropped (OpenFlow 1.3 dec_nw_ttl: OVS sends it to the controller
+    only when the switch config asks for invalid-TTL packet-ins, which ours does not)."""
+
+
+@dataclass(frozen=True)
 class GroupRef:
     """A group named by its owner and a number unique within that owner (a VIP id);
     `controller.pipeline.group_id` turns it into the switch's id."""
@@ -308,7 +315,7 @@ class Learn:
 # Every action kind, once: controller/ofactions.py compiles, decodes and prints each
 # and tests/support/ofsim.py runs each (tests/unit/test_action_registry.py checks both).
 ACTION_KINDS = (Output, SetField, Move, Ct, CtClear, Resubmit, PushVlan, PopVlan, Group, SetQueue,
-                Learn)
+                Learn, DecTtl)
 Action = Union[ACTION_KINDS]
 
 # --- groups -----------------------------------------------------------------------

@@ -266,7 +266,7 @@ def switch_plan(ports: Iterable[PortVlan], configured: Iterable[int],
     # flood-only VLANs first: a frame classified into one must never reach the
     # learning table before its no-learn entry is there (the switch applies in order)
     specs = [FlowSpec("l2_src", FLOOD_ONLY_PRIORITY, Match.of(vlan_vid=vid), FLOOD_ONLY,
-                      goto="l2_dst")
+                      goto="router")  # l2.AFTER_LEARNING: past learning
              for vid in sorted(set(flood_only))]
     specs += [
         FlowSpec("ingress", 1, Match.of(vlan_vid=UNTAGGED), CLASSIFY, actions=_push(0),

@@ -45,12 +45,18 @@ SECTIONS = {
                  "acls": [{"switch": DPID, "port": 4, "match": {"udp_dst": 9}, "action": "drop"},
                           {"vlan": 10, "match": {"udp_dst": 7}, "action": "allow",
                            "priority": 200}]},
+    # gateways for VLANs 10 and 20 on networks of their own (the hosts' other
+    # addresses): the router must leave the rest alone and route between them
+    "router": {"interfaces": [{"vlan": 10, "address": "10.0.10.1/24"},
+                              {"vlan": 20, "address": "10.0.20.1/24"}]},
 }
-OTHERS = ("vlan", "qos", "lb", "bond", "security")
-# every subset of the other apps, with no learning app or with it in either mode
+ROUTER_MAC = "02:00:00:00:fe:01"
+OTHERS = ("vlan", "qos", "lb", "bond", "security", "router")
+# every subset of the other apps, with no learning app or with it in either mode (the
+# router only with the VLAN app: its gateways are per VLAN)
 COMBINATIONS = [(mode, others) for mode in (None, "reactive", "datapath")
                 for n in range(len(OTHERS) + 1) for others in itertools.combinations(OTHERS, n)
-                if mode or others]
+                if (mode or others) and ("router" not in others or "vlan" in others)]
 
 
 def combo_id(combo):
@@ -107,7 +113,7 @@ class Combination:
                     assert out != port, f"{host}'s frame went back out of its in_port"
                 assert sent["vlan_vid"] is None, \
                     f"frame from {host} left port {out} tagged {sent['vlan_vid']}: {sent}"
-                if "vlan" in self.apps:
+                if "vlan" in self.apps and sent["eth_src"] != ROUTER_MAC:   # not routed
                     assert HOSTS[by_port[out]][3] == HOSTS[host][3], \
                         f"frame from {host} (VLAN {HOSTS[host][3]}) crossed to {by_port[out]}"
                 delivered.setdefault(by_port[out], []).append(sent)

@@ -32,7 +32,8 @@ from tests.support import ofsim, wire
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
 SLAVE_REFUSED = (parser.OFPFlowMod, parser.OFPGroupMod, parser.OFPMeterMod, parser.OFPPacketOut,
                  parser.OFPPortMod, parser.OFPTableMod)
-BACKGROUND_LOOPS = {"_discover", "canary_loop", "_poll_state", "_poll_counters"}  # endless: never run inline
+BACKGROUND_LOOPS = {"_discover", "canary_loop", "_poll_state", "_poll_counters",
+                    "_refresh_loop"}  # endless: never run inline
 
 
 def run_inline(monkeypatch, hub_module):

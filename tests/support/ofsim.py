@@ -20,7 +20,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, CtClear, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match,
                         MeterDelete, MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue, ct_state_bits)
+                        SetField, SetQueue, DecTtl, ct_state_bits)
 from tests.support import conntrack, wire
 
 
@@ -86,8 +86,8 @@ def matches(match: Match, pkt) -> bool:
 
 
 def _check_pop_vlan(spec: FlowSpec):
-    """OVS refuses (OFPBAC_MATCH_INCONSISTENT) a flow whose actions pop a VLAN tag its
-    match does not guarantee: the match must name a VLAN, or a tag pushed earlier in the
+    """OVS refuses (OFPBAC_MATCH_INCONSISTENT) a flow whose actions pop (or set) a VLAN
+    tag its match does not guarantee: the match must name a VLAN, or a tag pushed earlier in the
     same actions must be there."""
     vid = spec.match.get("vlan_vid")
     tagged = vid is not None and vid != UNTAGGED
@@ -99,6 +99,10 @@ def _check_pop_vlan(spec: FlowSpec):
                 raise ValueError(f"pop_vlan without a tag in the match "
                                  f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
             tagged = False
+        elif isinstance(action, SetField) and action.field in ("vlan_vid", "vlan_pcp") \
+                and not tagged:   # OVS refuses these too (the router's retag once did)
+            raise ValueError(f"set_field {action.field} without a tag in the match "
+                             f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
 
 
 def _check_ct(spec: FlowSpec):
@@ -270,6 +274,8 @@ class Switch:
             if entry.spec.meter is not None:
                 pkt.setdefault("meters", []).append(self.meters[entry.spec.meter])
             pkt = self._run(entry.spec.actions, pkt, result)
+            if pkt is None:
+                break
             table = entry.spec.goto
         return pkt
 
@@ -279,6 +285,8 @@ class Switch:
             if run is None:
                 raise TypeError(f"simulator cannot run {action!r}")
             pkt = run(self, action, pkt, result)
+            if pkt is None:   # dropped (a TTL run out)
+                return None
         return pkt
 
     def _set_field(self, action, pkt, result):
@@ -378,6 +386,16 @@ class Switch:
         return pkt
 
 
+def _dec_ttl(pkt):
+    """An IP packet's TTL less one (64 when the frame does not say); at 0 it is dropped:
+    None stops the walk."""
+    ttl = pkt.get("ip_ttl", 64) - 1
+    if ttl <= 0:
+        return None
+    pkt["ip_ttl"] = ttl
+    return pkt
+
+
 def _set(pkt, name, value):
     pkt[name] = value
     return pkt
@@ -392,6 +410,7 @@ SIMULATE = {
     Move: lambda sw, a, pkt, result: _set(pkt, a.dst, pkt.get(a.src)),
     PushVlan: lambda sw, a, pkt, result: Switch._push_vlan(pkt),
     PopVlan: lambda sw, a, pkt, result: Switch._pop_vlan(pkt),
+    DecTtl: lambda sw, a, pkt, result: _dec_ttl(pkt),
     SetQueue: lambda sw, a, pkt, result: _set(pkt, "queue", a.queue_id),
     Group: Switch._group,
     Learn: Switch._learn,

@@ -4,7 +4,7 @@ from ryu.controller import ofp_event
 from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from apps import vlan as vlan_app
-from controller import config, rest
+from controller import config, port_plans, rest
 from tests.support.l2_app import FakeDatapath, Features, switch_holding
 from tests.support.fakeswitch import run_inline
 
@@ -33,7 +33,7 @@ def make_vlan_app(monkeypatch, tmp_path, section=None, api=None):
     app.wsgi = wsgi
     app.sent_events = []
     monkeypatch.setattr(app, "send_event_to_observers", app.sent_events.append)
-    run_inline(monkeypatch, vlan_app.hub)
+    run_inline(monkeypatch, port_plans.hub)
     return app
 
 

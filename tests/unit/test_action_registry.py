@@ -11,7 +11,8 @@ from controller import ofactions, ofcompile, ofctl_text, readback
 from flows import spec
 from flows.spec import (CONTROLLER, FLOOD, Bucket, Ct, CtClear, FlowDelete, FlowSpec, Group,
                         GroupDelete, GroupRef, GroupSpec, Learn, Match, MeterDelete, MeterRef,
-                        MeterSpec, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit, SetField, SetQueue)
+                        MeterSpec, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit, SetField, SetQueue,
+                        DecTtl)
 from tests.support import ofsim, wire
 
 LB = Owner("lb", "vip")
@@ -32,6 +33,7 @@ EXAMPLES = {   # at least one value of every kind, with every field away from it
     Resubmit: [Resubmit("l2_src")],
     PushVlan: [PushVlan(), PushVlan(0x88A8)],
     PopVlan: [PopVlan()],
+    DecTtl: [DecTtl()],
     Group: [Group(GroupRef(LB, 3))],
     SetQueue: [SetQueue(2)],
     Learn: [Learn("l2_dst", Owner("l2_switch", "learned"), (("eth_dst", "eth_src"),

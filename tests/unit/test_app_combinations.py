@@ -2,7 +2,8 @@
 
 The apps were each tested alone and in a few chosen pairs; what broke (issue 16,
 2a-2c) broke only in combinations. Here one switch gets the desired entries of every
-subset of {l2_switch (both modes), vlan, qos, lb, bond, security}, composed the way `sdn plan`
+subset of {l2_switch (both modes), vlan, qos, lb, bond, security, router (with
+vlan)}, composed the way `sdn plan`
 composes them (controller/plan.py: the same flows/ functions each app calls when the
 switch connects), and each loaded app's basic behaviour is checked with simulated
 frames, together with invariants no combination may break:
@@ -10,7 +11,8 @@ frames, together with invariants no combination may break:
 - a frame a host sent never leaves through its own in_port, and every frame that
   reaches a host port leaves untagged (every host port here is an access port, or an
   untagged port when no VLAN app runs);
-- with the VLAN app, nothing crosses from VLAN 10 to VLAN 20.
+- with the VLAN app, nothing crosses from VLAN 10 to VLAN 20 but what the router
+  routes (it leaves with the router's MAC as its source).
 
 Per app: learning forwards a unicast to the learned port only (reactive: the packet-in
 answered as the app answers it, `l2.learn_host`; datapath: the switch's own learn());
@@ -28,10 +30,11 @@ covers both on real OVS.
 import pytest
 
 from controller import plan
-from flows import lb
+from flows import lb, router
+from flows.router_model import RouterSettings, RouterState
 from flows.spec import NORMAL, Output
 from tests.support.combinations import (BONDED, BROADCAST, COMBINATIONS, DPID, HOSTS, PORTS,
-                                        VIP, Combination, combo_id, config_of)
+                                        ROUTER_MAC, VIP, Combination, combo_id, config_of)
 
 # --- each app's basic check --------------------------------------------------------------
 
@@ -106,8 +109,26 @@ def check_security(combo):
     assert ("h1" in other) == bool(forwards), f"h4's UDP 10 went to {sorted(other)}"
 
 
+def check_router(combo):
+    """h4 (VLAN 10) pings its gateway and is answered by the switch, untagged; once the
+    router knows h3 (VLAN 20) at 10.0.20.3, h4's frame to it through the gateway
+    reaches h3 only, rewritten as a router does."""
+    ping = combo.send("h4", ROUTER_MAC, ipv4_src="10.0.10.4", ipv4_dst="10.0.10.1",
+                      ip_proto=1, icmpv4_type=8, icmpv4_code=0, icmp_id=1)
+    assert set(ping) == {"h4"}, f"the gateway's ping answer went to {sorted(ping)}"
+    assert [(f["icmpv4_type"], f["ipv4_src"]) for f in ping["h4"]] == [(0, "10.0.10.1")]
+    settings = plan.config.section(RouterSettings, "router", combo.data)
+    h3 = router.Neighbour("10.0.20.3", HOSTS["h3"][1], 20)
+    combo.switch.apply(router.route_entries(RouterState(settings), {h3.ip: h3}))
+    routed = combo.send("h4", ROUTER_MAC, ipv4_src="10.0.10.4", ipv4_dst=h3.ip, ip_proto=17,
+                        udp_src=5000, udp_dst=5001, ip_ttl=64)
+    assert set(routed) == {"h3"}, f"a routed frame for h3 went to {sorted(routed)}"
+    assert [(f["eth_src"], f["eth_dst"], f["ip_ttl"]) for f in routed["h3"]] == \
+        [(ROUTER_MAC, HOSTS["h3"][1], 63)]
+
+
 CHECKS = {"vlan": check_vlan_isolation, "qos": check_qos_queue, "lb": check_vip,
-          "bond": check_bond, "security": check_security}
+          "bond": check_bond, "security": check_security, "router": check_router}
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS, ids=combo_id)

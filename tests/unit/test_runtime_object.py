@@ -11,7 +11,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from apps import topology as topology_app
 from apps import vlan as vlan_app
-from controller import config, rest, runtime, state
+from controller import config, port_plans, rest, runtime, state
 from tests.support.app_scenarios import SCENARIOS, WRITES, run_scenario
 from tests.support.fakeswitch import FakeSwitch, run_inline
 from tests.support import l2_app as l2_tests
@@ -221,7 +221,7 @@ def test_apps_keep_their_state_where_the_runtime_says(monkeypatch, tmp_path):
     monkeypatch.setenv("SDN_STATE_DIR", str(tmp_path))
     monkeypatch.setattr(MemoryStore, "documents", {})
     monkeypatch.setattr(config, "load_file", lambda path=None: {"vlan": vlan_tests.SECTION})
-    run_inline(monkeypatch, vlan_app.hub)
+    run_inline(monkeypatch, port_plans.hub)
     wsgi = rest.WSGIApplication()
     app = vlan_app.Vlan(wsgi=wsgi, runtime=runtime.Runtime(MemoryStore))
     app.wsgi = wsgi

@@ -15,7 +15,7 @@ HOST = pipeline.cookie(Owner("l2_switch", "host", 7))
 DUMP = f"""\
  cookie={MISS:#x}, duration=5.104s, table=0, n_packets=0, n_bytes=0, priority=0 actions=goto_table:1
  cookie={VLAN:#x}, duration=5.1s, table=0, n_packets=12, n_bytes=840, idle_age=1, priority=30,in_port=1,vlan_tci=0x1000/0x1fff actions=set_field:4106->vlan_vid,goto_table:1
- cookie={HOST:#x}, duration=2.0s, table=8, n_packets=3, n_bytes=294, idle_timeout=300, idle_age=0, priority=100,dl_vlan=10,dl_dst=00:00:00:00:00:01 actions=pop_vlan,output:1
+ cookie={HOST:#x}, duration=2.0s, table=10, n_packets=3, n_bytes=294, idle_timeout=300, idle_age=0, priority=100,dl_vlan=10,dl_dst=00:00:00:00:00:01 actions=pop_vlan,output:1
  cookie=0x0, duration=9.0s, table=0, n_packets=1, n_bytes=60, priority=0 actions=NORMAL
  cookie=0x0, duration=2.0s, table=1, n_packets=0, n_bytes=0, importance=4, actions=drop
 """
@@ -28,7 +28,7 @@ def test_each_entry_names_its_app_purpose_and_table():
     entries = dump.labelled(DUMP)
     assert [(e["owner"], e["table"], e["table_name"], e["priority"]) for e in entries] == [
         ("pipeline/miss", 0, "ingress", 0), ("vlan/default", 0, "ingress", 30),
-        ("l2_switch/host", 8, "l2_dst", 100), ("not ours", 0, "ingress", 0),
+        ("l2_switch/host", 10, "l2_dst", 100), ("not ours", 0, "ingress", 0),
         ("not ours", 1, "police", 32768)]   # another tool's: no match, so no priority shown
     assert entries[1]["match"] == "in_port=1,vlan_tci=0x1000/0x1fff"
     assert entries[1]["actions"] == "set_field:4106->vlan_vid,goto_table:1"

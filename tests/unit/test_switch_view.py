@@ -62,13 +62,13 @@ def test_anyone_elses_entries_are_not_ours_and_keep_what_ryu_says_of_them():
         hard_timeout=0, flags=0, cookie=0x0, packet_count=1, byte_count=60,
         match=parser.OFPMatch(eth_type=0x0800, ipv4_dst=("10.0.0.0", "255.0.0.0")),
         instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
-                                                   [parser.OFPActionDecNwTtl()])])
+                                                   [parser.OFPActionCopyTtlOut()])])
     view = switch_view.describe([foreign, ours])
     first, second = view["flows"]
     assert (first["table_name"], second["owner"]) == ("l2_dst", NOT_OURS := "not ours")
     assert second["table_name"] == "12" and second["duration_s"] == 1.5
     assert second["match"] == "eth_type=0x800,nw_dst=10.0.0.0/255.0.0.0"
-    assert "OFPActionDecNwTtl" in second["actions"] and NOT_OURS == pipeline.NOT_OURS
+    assert "OFPActionCopyTtlOut" in second["actions"] and NOT_OURS == pipeline.NOT_OURS
 
 
 def test_port_counters_come_back_per_port_without_the_local_port(monkeypatch, tmp_path):

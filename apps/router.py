@@ -1,0 +1,307 @@
+"""The router: a gateway per VLAN, routing between VLANs, static routes, SNAT and
+floating IPs, in flows (flows/router.py), next to the VLAN and learning apps.
+
+    ryu-manager apps/l2_switch.py apps/vlan.py apps/router.py   # with any other apps too
+
+The switch answers ARP and ping for the gateways itself and routes in its tables; the
+controller only learns the hosts' MACs: from the ARP requests hosts send their gateway
+(a copy comes up), and by asking (an ARP request sent in through the switch's tables)
+when a frame is for a host or next hop it does not know yet. That frame is sent again
+once the answer is there. Known hosts are asked again every REFRESH_S; one that stays
+silent for FORGET_AFTER rounds is forgotten.
+
+Config section `router` (flows/router_model.py). REST (changes persist):
+    GET         /v1/router                                  interfaces, routes, NAT, hosts
+    POST        /v1/router/routes                           a static route
+    DELETE      /v1/router/routes/{address}/{length}        one (a config file's too)
+    POST        /v1/router/floating_ips                     a floating IP
+    DELETE      /v1/router/floating_ips/{external}          one
+"""
+import time
+
+from ryu.controller import ofp_event
+from ryu.controller.handler import MAIN_DISPATCHER, set_ev_cls
+from ryu.lib import hub
+
+from controller import events, ofcompile, pipeline, rest, southbound
+from controller.port_plans import PortPlans
+from flows import probes, router
+from flows.router_model import (APP, RouterSettings, RouterState, floating_from_dict,
+                                route_from_dict)
+
+REFRESH_S = 30.0        # how often a known host is asked again
+FORGET_AFTER = 3        # rounds without an answer before a host is forgotten
+ASK_AGAIN_S = 1.0       # the least time between two questions for one address
+PENDING_PER_HOST = 16   # frames kept while their next hop is asked for
+PENDING_MAX_S = 3.0     # how long they are kept
+MAX_NEIGHBOURS = 4096
+
+
+class Router(PortPlans, southbound.SdnApp):
+    # {"routes": {prefix: body or None}, "floating_ips": {external: body or None}}
+    APP, SETTINGS, STATE = APP, RouterSettings, "document"
+    PACKET_IN_TABLES = ("router", "route")
+
+    def __init__(self, *args, **kwargs):
+        self.overrides = {"routes": {}, "floating_ips": {}}
+        super().__init__(*args, **kwargs)
+        self.plans = {}        # dpid -> the entries last pushed
+        self.untagged = {}     # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
+        self.neighbours = {}   # ip -> router.Neighbour
+        self.heard = {}        # ip -> (when last heard, dpid it was heard on)
+        self.asked = {}        # ip -> when last asked
+        self.pending = {}      # ip -> [(dpid, in_port, frame bytes, kept at)]
+        self.clock = time.monotonic
+        if not southbound.app_loaded("vlan"):
+            self.logger.error("router: the VLAN app is not loaded: its gateways live in "
+                              "VLANs, and without it frames carry no VLAN to route between")
+        hub.spawn(self._refresh_loop)
+
+    # --- state ---------------------------------------------------------------------
+
+    def state(self, overrides=None) -> RouterState:
+        overrides = overrides or self.overrides
+        return RouterState(self.settings, dict(overrides["routes"]),
+                           dict(overrides["floating_ips"]))
+
+    def restore_state(self, document):
+        """The REST-made routes and floating IPs as stored; what no longer parses or fits
+        the config is left out and logged (the next save drops it)."""
+        document = document if isinstance(document, dict) else {}
+        kept = {"routes": {}, "floating_ips": {}}
+        for kind, parse in (("routes", route_from_dict), ("floating_ips", floating_from_dict)):
+            entries = document.get(kind)
+            for key, body in (entries.items() if isinstance(entries, dict) else ()):
+                try:
+                    if body is not None:
+                        parse(body)
+                    kept[kind][str(key)] = body
+                except (ValueError, TypeError) as err:
+                    self.logger.error("router: stored %s %r left out: %s", kind, key, err)
+        try:
+            self.state(kept).check()
+        except ValueError as err:
+            self.logger.error("router: stored routes and floating IPs left out: %s", err)
+            kept = {"routes": {}, "floating_ips": {}}
+        self.overrides = kept
+
+    def apply_settings(self, settings):
+        """A reloaded config: REST's changes that no longer fit it are dropped (logged)."""
+        self.settings = settings
+        try:
+            self.state().check()
+        except ValueError as err:
+            self.logger.error("router: REST routes and floating IPs dropped by the new "
+                              "config: %s", err)
+            self.overrides = {"routes": {}, "floating_ips": {}}
+        self.neighbours = router.known_neighbours(settings, self.neighbours)
+        self.program_all()
+
+    # --- programming ---------------------------------------------------------------
+
+    def program(self, switch):
+        self.push_plan(switch, router.desired(self.state(), self.neighbours,
+                                              self.untagged.get(switch.datapath.id, ())))
+
+    @set_ev_cls(events.EventPortVlans)
+    def _port_vlans(self, ev):
+        """The VLAN app changed which (port, VLAN) pairs leave untagged: the answers the
+        switch sends back out of a port pop the tag there."""
+        if self.untagged.get(ev.dpid) == ev.untagged:
+            return
+        self.untagged[ev.dpid] = ev.untagged
+        switch = self.switches.get(ev.dpid)
+        if switch is not None and ev.dpid in self.plans:
+            self.program(switch)
+
+    # --- hosts -----------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        owner = pipeline.owner_of(msg.cookie)
+        if owner is None or owner.app != APP or msg.datapath.id not in self.plans:
+            return
+        frame = router.parse_frame(msg.data)
+        if frame is None:
+            return
+        if frame.arp_op is not None:
+            self.on_arp(msg.datapath.id, frame)
+        elif frame.ipv4_dst is not None:
+            self.on_unresolved(msg.datapath.id, msg.match["in_port"], msg.data, frame)
+
+    def on_arp(self, dpid, frame):
+        host = router.gleaned(self.settings, frame)
+        if host is None:
+            return
+        self.heard[host.ip] = (self.clock(), dpid)
+        known = self.neighbours.get(host.ip)
+        if known != host and (known is not None or len(self.neighbours) < MAX_NEIGHBOURS):
+            self.neighbours[host.ip] = host
+            self.logger.info("router: %s is at %s (VLAN %d)", host.ip, host.mac, host.vlan)
+            self.program_all()
+        if self.pending.get(host.ip):
+            hub.spawn(self._send_pending, host.ip)   # it waits for a barrier reply,
+            # which this app's own event loop delivers
+
+    def on_unresolved(self, dpid, in_port, data, frame):
+        """A frame for an address whose MAC the router does not know: keep it, ask."""
+        found = router.next_hop(self.state(), frame.ipv4_dst)
+        if found is None:
+            return
+        target, iface = found
+        now = self.clock()
+        if router.replayable(self.state(), frame):
+            kept = [p for p in self.pending.get(target, []) if now - p[3] < PENDING_MAX_S]
+            if len(kept) < PENDING_PER_HOST:
+                kept.append((dpid, in_port, data, now))
+            self.pending[target] = kept
+        if now - self.asked.get(target, -ASK_AGAIN_S) >= ASK_AGAIN_S:
+            self.ask(dpid, target, iface)
+
+    def ask(self, dpid, target, iface):
+        """An ARP request from the gateway, sent in through the switch's tables in the
+        interface's VLAN: the VLAN app floods it to that VLAN's ports only."""
+        switch = self.switches.get(dpid)
+        if switch is None:
+            return
+        self.asked[target] = self.clock()
+        frame = probes.arp_request(self.settings.mac, iface.ip, target, iface.vlan)
+        self.send(switch.datapath, ofcompile.packet_out_through_pipeline(switch.datapath, frame))
+
+    def _send_pending(self, ip):
+        """The frames kept for `ip`, sent through the switch they came from again now
+        that its entry is there (after a barrier: the entry first)."""
+        now, confirmed = self.clock(), set()
+        for dpid, in_port, data, kept_at in self.pending.pop(ip, []):
+            switch = self.switches.get(dpid)
+            frame = router.parse_frame(data)
+            if switch is None or frame is None or now - kept_at >= PENDING_MAX_S:
+                continue
+            if dpid not in confirmed:
+                try:
+                    self.confirm(switch.datapath)
+                except southbound.SwitchTimeout as err:
+                    self.logger.warning("router: %s", err)
+                    continue
+                confirmed.add(dpid)
+            if (in_port, frame.vlan) in self.untagged.get(dpid, ()):
+                data = router.untag(data, frame)   # it came in untagged
+            self.send(switch.datapath, ofcompile.packet_out_through_pipeline(
+                switch.datapath, data, in_port))
+
+    def _refresh_loop(self):
+        while True:
+            hub.sleep(REFRESH_S)
+            self.refresh()
+
+    def refresh(self):
+        """Ask every known host again; forget the ones silent for FORGET_AFTER rounds."""
+        now, forgotten = self.clock(), []
+        for ip, host in list(self.neighbours.items()):
+            heard_at, dpid = self.heard.get(ip, (now, None))
+            if now - heard_at > FORGET_AFTER * REFRESH_S:
+                forgotten.append(ip)
+                continue
+            iface = next((i for i in self.settings.interfaces if i.vlan == host.vlan), None)
+            if iface is not None and dpid is not None:
+                self.ask(dpid, ip, iface)
+        for ip in forgotten:
+            self.logger.info("router: %s stopped answering: forgotten", ip)
+            self.neighbours.pop(ip, None)
+            self.heard.pop(ip, None)
+        if forgotten:
+            self.program_all()
+
+    # --- what REST asks ------------------------------------------------------------
+
+    def describe(self):
+        state, settings = self.state(), self.settings
+        return {"mac": settings.mac,
+                "interfaces": [i.to_dict() for i in settings.interfaces],
+                "routes": [r.to_dict() for _, r in sorted(state.routes().items())],
+                "snat": list(settings.snat),
+                "floating_ips": [f.to_dict() for _, f in sorted(state.floating_ips().items())],
+                "neighbours": [{"ip": h.ip, "mac": h.mac, "vlan": h.vlan}
+                               for _, h in sorted(self.neighbours.items())]}
+
+    def _commit(self, overrides):
+        try:
+            self.state(overrides).check()
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        self.save_state(overrides)
+        self.overrides = overrides
+        self.program_all()
+
+    def _copy(self):
+        return {"routes": dict(self.overrides["routes"]),
+                "floating_ips": dict(self.overrides["floating_ips"])}
+
+    def _effective(self, kind):
+        state = self.state()
+        return state.routes() if kind == "routes" else state.floating_ips()
+
+    def _change(self, kind, key, item):
+        """Add `item` under `key` (None: remove what is there), checked whole, saved,
+        pushed; the added or removed item as REST answers it."""
+        current = self._effective(kind).get(key)
+        what = "a route for" if kind == "routes" else "floating IP"
+        if item is not None and current is not None:
+            raise rest.ApiError(409, f"{what} {key} exists: delete it first")
+        if item is None and current is None:
+            raise rest.ApiError(404, f"no {what.replace('a ', '')} {key}")
+        overrides = self._copy()
+        overrides[kind][key] = None if item is None else item.to_dict()
+        self._commit(overrides)
+        return (item or current).to_dict()
+
+    @staticmethod
+    def _parsed(parse, body):
+        try:
+            return parse(body)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+
+    def add_route(self, body):
+        route = self._parsed(route_from_dict, body)
+        return self._change("routes", route.prefix, route)
+
+    def delete_route(self, address, length):
+        prefix = self._parsed(route_from_dict, {"prefix": f"{address}/{length}",
+                                                "next_hop": "0.0.0.0"}).prefix
+        return self._change("routes", prefix, None)
+
+    def add_floating_ip(self, body):
+        fip = self._parsed(floating_from_dict, body)
+        return self._change("floating_ips", fip.external, fip)
+
+    def delete_floating_ip(self, external):
+        return self._change("floating_ips", external, None)
+
+
+class RouterRest(rest.AppController):
+    @rest.api("router_get", "/v1/router", methods=["GET"])
+    def get_all(self, req, **_):
+        return self.app.describe()
+
+    @rest.api("router_route_post", "/v1/router/routes", methods=["POST"])
+    def add_route(self, req, **_):
+        return rest.json_response(self.app.add_route(rest.parse_json_body(req)), 201)
+
+    @rest.api("router_route_delete", "/v1/router/routes/{address}/{length}",
+              methods=["DELETE"])
+    def delete_route(self, req, address, length, **_):
+        return self.app.delete_route(address, length)
+
+    @rest.api("router_floating_post", "/v1/router/floating_ips", methods=["POST"])
+    def add_floating_ip(self, req, **_):
+        return rest.json_response(self.app.add_floating_ip(rest.parse_json_body(req)), 201)
+
+    @rest.api("router_floating_delete", "/v1/router/floating_ips/{external}",
+              methods=["DELETE"])
+    def delete_floating_ip(self, req, external, **_):
+        return self.app.delete_floating_ip(external)
+
+
+Router.REST = RouterRest

@@ -1,0 +1,341 @@
+"""The router's entries: gateways per VLAN, inter-VLAN routing, static routes, SNAT and
+floating IPs (the settings: flows/router_model.py).
+
+Frames reach the router's tables after MAC learning, in their VLAN (the VLAN app's
+tag inside the pipeline):
+
+- `router` (8): the gateways answer ARP and ping themselves, in flows (the reply
+  built in place and sent back out of the asking port, untagged where that port's
+  VLAN leaves untagged). ARP replies to a gateway, and a copy of every ARP request
+  for one, go to the controller: that is how it learns the hosts' MACs. What is sent
+  to the gateway MAC from an internal VLAN is routed; on its way out to the external
+  network it is SNATed (to the external address, or its floating IP) through
+  conntrack in the router's zone, after a ct_clear (the security groups tracked it
+  in a zone of theirs). From the external VLAN only the external address (replies:
+  conntrack undoes the SNAT) and floating IPs (DNAT) get in. Anything else sent to
+  the gateway MAC is dropped.
+- `route` (9): longest prefix first (priority grows with the prefix length). A
+  known host or next hop: TTL less one, the gateway MAC as source, the host's as
+  destination, its VLAN, then l2_dst forwards it like any frame of that VLAN. Not
+  known yet: to the controller, which ARPs for it and sends the frame again once it
+  is known.
+
+The gateway MAC is never learnt (an l2_src entry above learning): routed frames carry
+it as their source, into every VLAN, from whichever port the router serves them.
+"""
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+from flows import arp
+from flows.router_model import (APP, Interface, RouterSettings, Route, RouterState,
+                                interface_for)
+from flows.spec import (CONTROLLER, IN_PORT, TAGGED, Ct, CtClear, DecTtl, FlowSpec, Match,
+                        Move, Nat, Output, Owner, PopVlan, SetField)
+
+IPV4, ICMP = 0x0800, 1
+ZONE = 0x5000   # the router's conntrack zone (security groups: 0x4000 + network; LB: VIP ids)
+
+DEFAULTS = Owner(APP, "default")     # the gateway MAC not learnt; the drop
+GATEWAY = Owner(APP, "gateway")      # ARP and ping answers, what is routed
+NAT = Owner(APP, "nat")              # SNAT, floating IPs
+ROUTES = Owner(APP, "route")         # connected networks and static routes
+NEIGHBOURS = Owner(APP, "neighbour")  # a known host: its MAC and VLAN
+
+PRIO_NO_LEARN = 200                  # l2_src
+PRIO_SENT_IN = 4                     # l2_dst: past a fabric's flood guard
+OFPP_CONTROLLER = 0xFFFFFFFD         # the in_port of what the controller sends in
+PRIO_DROP, PRIO_ROUTED, PRIO_SNAT, PRIO_FLOATING_OUT, PRIO_INTERNAL = 10, 100, 120, 130, 150
+PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_ANSWER, PRIO_ARP_REPLY = 200, 210, 300, 350
+PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_OWN_ADDRESS, PRIO_INVALID = 100, 300, 900, 1000
+
+Untagged = Iterable[Tuple[int, int]]   # (port, VLAN) pairs that leave untagged
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    ip: str
+    mac: str
+    vlan: int
+
+
+def _net(prefix) -> object:
+    """A prefix as a match value: an address for a /32, (network, mask) for a shorter
+    one, None (no match on it) for 0.0.0.0/0."""
+    net = ipaddress.IPv4Network(prefix)
+    if net.prefixlen == 0:
+        return None
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return str(net.network_address), str(net.netmask)
+
+
+def _to_gateway(settings: RouterSettings, vlan: int, **more) -> Match:
+    return Match.of(eth_dst=settings.mac, vlan_vid=vlan, **more)
+
+
+def _answered(prio, fields: dict, owner, actions, untagged) -> List[FlowSpec]:
+    """An answer built in place out of the asking port: the tag kept, and above it one
+    per (port, VLAN) that leaves untagged, which pops it."""
+    entries = [FlowSpec("router", prio, Match.of(**fields), owner, actions=actions)]
+    entries += [FlowSpec("router", prio + 1, Match.of(in_port=port, **fields), owner,
+                         actions=(PopVlan(),) + actions)
+                for port, vlan in sorted(untagged) if vlan == fields["vlan_vid"]]
+    return entries
+
+
+def _ping_answer(gateway_ip: str, mac: str):
+    return (Move("eth_src", "eth_dst"), SetField("eth_src", mac),
+            Move("ipv4_src", "ipv4_dst"), SetField("ipv4_src", gateway_ip),
+            SetField("icmpv4_type", 0), Output(IN_PORT))
+
+
+def gateway_entries(settings: RouterSettings, untagged: Untagged) -> List[FlowSpec]:
+    """Per interface: ARP for the gateway answered (and copied to the controller, which
+    learns the asker), ARP replies to it to the controller, ping answered for every
+    gateway address the VLAN may reach (the external interface: its own only)."""
+    untagged = tuple(untagged)
+    mac, entries = settings.mac, []
+    internal_ips = [i.ip for i in settings.internal()]
+    for iface in settings.interfaces:
+        vlan = iface.vlan
+        entries += arp_answer(iface.ip, vlan, mac, untagged)
+        entries.append(FlowSpec("router", PRIO_ARP_REPLY,
+                                Match.of(eth_type=arp.ARP, arp_op=2, arp_tpa=iface.ip,
+                                         vlan_vid=vlan), GATEWAY,
+                                actions=(Output(CONTROLLER, 128),)))
+        for ip in ([iface.ip] if iface.external else internal_ips):
+            entries += _answered(PRIO_ANSWER, dict(
+                eth_dst=mac, vlan_vid=vlan, eth_type=IPV4, ip_proto=ICMP, icmpv4_type=8,
+                ipv4_dst=ip), GATEWAY, _ping_answer(ip, mac), untagged)
+    return entries
+
+
+def _track(nat: Optional[Nat], commit: bool):
+    return (CtClear(), Ct(ZONE, table="route", commit=commit, nat=nat))
+
+
+def arp_answer(ip: str, vlan: int, mac: str, untagged: Untagged, owner=GATEWAY):
+    """ARP for `ip` in `vlan` answered with `mac` (and a copy of the question to the
+    controller, which learns the asker)."""
+    return _answered(PRIO_ANSWER, dict(eth_type=arp.ARP, arp_op=1, arp_tpa=ip, vlan_vid=vlan),
+                     owner, (Output(CONTROLLER, 128),) + arp.reply_actions(ip, mac), untagged)
+
+
+def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[FlowSpec]:
+    """What is sent to the gateway MAC: routed (internal destinations as they are, the
+    outside through SNAT), from the outside only to the external and floating
+    addresses (each answered for ARP on the external VLAN), the rest dropped."""
+    settings = state.settings
+    outside, floating = settings.external(), state.floating_ips()
+    internal_prefixes = [str(i.network) for i in settings.internal()] + [
+        r.prefix for r in state.routes().values()
+        if not interface_for(settings, r.next_hop).external]
+    entries = [FlowSpec("router", PRIO_DROP, Match.of(eth_dst=settings.mac), DEFAULTS)]
+    by_vlan = {i.vlan: i for i in settings.internal()}
+    for iface in settings.internal():
+        ip_to_gw = dict(eth_type=IPV4)
+        entries.append(FlowSpec("router", PRIO_ROUTED, _to_gateway(settings, iface.vlan,
+                                                                   **ip_to_gw),
+                                GATEWAY, goto="route"))
+        entries += [FlowSpec("router", PRIO_INTERNAL, _to_gateway(
+            settings, iface.vlan, eth_type=IPV4, ipv4_dst=_net(prefix)), GATEWAY, goto="route")
+            for prefix in internal_prefixes]
+        if outside is not None and iface.vlan in settings.snat:
+            entries.append(FlowSpec("router", PRIO_SNAT, _to_gateway(
+                settings, iface.vlan, eth_type=IPV4, ipv4_src=_net(iface.network)), NAT,
+                actions=_track(Nat("src", outside.ip), True)))
+    for fip in sorted(floating.values(), key=lambda f: f.external):
+        inner = interface_for(settings, fip.internal)
+        if inner.vlan not in by_vlan:
+            continue
+        entries.append(FlowSpec("router", PRIO_FLOATING_OUT, _to_gateway(
+            settings, inner.vlan, eth_type=IPV4, ipv4_src=fip.internal), NAT,
+            actions=_track(Nat("src", fip.external), True)))
+        entries.append(FlowSpec("router", PRIO_FLOATING_IN, _to_gateway(
+            settings, outside.vlan, eth_type=IPV4, ipv4_dst=fip.external), NAT,
+            actions=_track(Nat("dst", fip.internal), True)))
+        entries += arp_answer(fip.external, outside.vlan, settings.mac, untagged, NAT)
+    if outside is not None:
+        entries.append(FlowSpec("router", PRIO_FROM_OUTSIDE, _to_gateway(
+            settings, outside.vlan, eth_type=IPV4, ipv4_dst=outside.ip), NAT,
+            actions=_track(Nat(), False)))
+    return entries
+
+
+def _prefix_priority(prefix: str, connected: bool) -> int:
+    return PRIO_PREFIX + 2 * ipaddress.IPv4Network(prefix).prefixlen + (1 if connected else 0)
+
+
+def _deliver(settings: RouterSettings, mac: str, vlan: int):
+    return (DecTtl(), SetField("eth_src", settings.mac), SetField("eth_dst", mac),
+            SetField("vlan_vid", vlan))
+
+
+def route_entries(state: RouterState, neighbours: Mapping[str, Neighbour]) -> List[FlowSpec]:
+    """Longest prefix first: connected networks and static routes (to the controller
+    while the next hop is not known), known hosts above them."""
+    settings = state.settings
+    to_gw = dict(eth_dst=settings.mac, eth_type=IPV4, vlan_vid=TAGGED)  # retagged: OVS
+    # refuses a set_field vlan_vid unless the match says there is a tag
+    entries = [FlowSpec("route", PRIO_INVALID, Match.of(eth_type=IPV4, ct_state="+trk+inv",
+                                                        ct_zone=ZONE), DEFAULTS)]
+    entries += [FlowSpec("route", PRIO_OWN_ADDRESS, Match.of(ipv4_dst=i.ip, **to_gw), DEFAULTS)
+                for i in settings.interfaces]
+    for iface in settings.interfaces:
+        entries.append(FlowSpec("route", _prefix_priority(str(iface.network), True),
+                                Match.of(ipv4_dst=_net(iface.network), **to_gw), ROUTES,
+                                actions=(Output(CONTROLLER, 0xFFFF),)))
+    for route in sorted(state.routes().values(), key=lambda r: r.prefix):
+        hop = neighbours.get(route.next_hop)
+        actions = (_deliver(settings, hop.mac, hop.vlan) if hop is not None
+                   else (Output(CONTROLLER, 0xFFFF),))
+        entries.append(FlowSpec("route", _prefix_priority(route.prefix, False),
+                                Match.of(ipv4_dst=_net(route.prefix), **to_gw), ROUTES,
+                                actions=actions, goto="l2_dst" if hop is not None else None))
+    for ip, host in sorted(neighbours.items()):
+        entries.append(FlowSpec("route", PRIO_NEIGHBOUR, Match.of(ipv4_dst=ip, **to_gw),
+                                NEIGHBOURS, actions=_deliver(settings, host.mac, host.vlan),
+                                goto="l2_dst"))
+    return entries
+
+
+def desired(state: RouterState, neighbours: Mapping[str, Neighbour] = None,
+            untagged: Untagged = ()) -> List[FlowSpec]:
+    """Everything the router wants on one switch (the same on every switch but for
+    the answers' untagged ports)."""
+    if not state.settings.interfaces:
+        return []
+    neighbours = known_neighbours(state.settings, neighbours or {})
+    return ([FlowSpec("l2_src", PRIO_NO_LEARN, Match.of(eth_src=state.settings.mac), DEFAULTS,
+                      goto="router"),
+             FlowSpec("l2_dst", PRIO_SENT_IN, Match.of(in_port=OFPP_CONTROLLER,
+                                                       eth_src=state.settings.mac),
+                      DEFAULTS, goto="flood")]
+            + gateway_entries(state.settings, untagged) + forwarding_entries(state, untagged)
+            + route_entries(state, neighbours))
+
+
+def known_neighbours(settings: RouterSettings, neighbours: Mapping[str, Neighbour]
+                     ) -> Dict[str, Neighbour]:
+    """The neighbours still on a connected network in their VLAN (a config change may
+    have moved a network), the gateways themselves left out."""
+    gateways = {i.ip for i in settings.interfaces}
+    out = {}
+    for ip, host in neighbours.items():
+        iface = interface_for(settings, ip)
+        if iface is not None and iface.vlan == host.vlan and ip not in gateways:
+            out[ip] = host
+    return out
+
+
+# --- what the controller decides on a packet-in -----------------------------------
+
+def next_hop(state: RouterState, dst: str) -> Optional[Tuple[str, Interface]]:
+    """(the address to ARP for, its interface) for a packet to `dst`: the host itself
+    on a connected network, else the longest matching route's next hop."""
+    address = ipaddress.IPv4Address(dst)
+    settings = state.settings
+    connected = interface_for(settings, dst)
+    best: Optional[Route] = None
+    for route in state.routes().values():
+        if address in route.network and (best is None or route.network.prefixlen
+                                          > best.network.prefixlen):
+            best = route
+    if connected is not None and (best is None or connected.network.prefixlen
+                                  >= best.network.prefixlen):
+        return (dst, connected) if dst != connected.ip else None
+    if best is None:
+        return None
+    return best.next_hop, interface_for(settings, best.next_hop)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the router reads from a frame the switch sent it."""
+    vlan: Optional[int]
+    arp_op: Optional[int] = None
+    sender_mac: Optional[str] = None
+    sender_ip: Optional[str] = None
+    target_ip: Optional[str] = None
+    ipv4_src: Optional[str] = None
+    ipv4_dst: Optional[str] = None
+    tag_offset: int = 0          # where the 802.1Q tag starts (12) or 0: none
+
+
+def _mac(data: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in data)
+
+
+def parse_frame(data: bytes) -> Optional[Frame]:
+    """An ARP or IPv4 frame, with at most one 802.1Q tag; None for anything else or a
+    frame too short for its headers."""
+    if len(data) < 14:
+        return None
+    ethertype, offset, vlan, tag = struct.unpack("!H", data[12:14])[0], 14, None, 0
+    if ethertype == 0x8100:
+        if len(data) < 18:
+            return None
+        vlan = struct.unpack("!H", data[14:16])[0] & 0x0FFF
+        ethertype, offset, tag = struct.unpack("!H", data[16:18])[0], 18, 12
+    body = data[offset:]
+    if ethertype == arp.ARP and len(body) >= 28:
+        htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", body[:8])
+        if (htype, ptype, hlen, plen) != (1, IPV4, 6, 4):
+            return None
+        return Frame(vlan, arp_op=op, sender_mac=_mac(body[8:14]),
+                     sender_ip=str(ipaddress.IPv4Address(body[14:18])),
+                     target_ip=str(ipaddress.IPv4Address(body[24:28])), tag_offset=tag)
+    if ethertype == IPV4 and len(body) >= 20 and body[0] >> 4 == 4:
+        return Frame(vlan, ipv4_src=str(ipaddress.IPv4Address(body[12:16])),
+                     ipv4_dst=str(ipaddress.IPv4Address(body[16:20])), tag_offset=tag)
+    return None
+
+
+def untag(data: bytes, frame: Frame) -> bytes:
+    """The frame without its 802.1Q tag (to send it again from a port whose VLAN
+    comes in untagged)."""
+    if not frame.tag_offset:
+        return data
+    return data[:12] + data[16:]
+
+
+def gleaned(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
+    """The host an ARP frame to a gateway tells about: its sender, when the sender's
+    address lies on the interface of the frame's VLAN (not the gateway itself)."""
+    if frame.arp_op not in (1, 2) or frame.sender_ip is None:
+        return None
+    iface = interface_for(settings, frame.sender_ip)
+    if iface is None or iface.vlan != frame.vlan or frame.sender_ip == iface.ip:
+        return None
+    if int(frame.sender_mac.split(":")[0], 16) & 1 or frame.sender_mac == settings.mac:
+        return None
+    return Neighbour(frame.sender_ip, frame.sender_mac, iface.vlan)
+
+
+def replayable(state: RouterState, frame: Frame) -> bool:
+    """Whether a frame the route table sent up may be sent through the switch again
+    once its next hop is known: from an internal VLAN and not translated yet (a frame
+    already NATed would be tracked again as a new connection)."""
+    settings = state.settings
+    iface = next((i for i in settings.interfaces if i.vlan == frame.vlan), None)
+    if iface is None or iface.external or frame.ipv4_src is None:
+        return False
+    outside = settings.external()
+    translated = {f.external for f in state.floating_ips().values()}
+    if outside is not None:
+        translated.add(outside.ip)
+    return frame.ipv4_src not in translated
+
+
+# --- the plan protocol (flows/app_plan.py): `sdn plan` finds the app through it -------
+
+SETTINGS = RouterSettings
+
+
+def plan(settings: RouterSettings, switch, facts):
+    """The config file's router on this switch, with no host known yet."""
+    from flows.app_plan import UNTAGGED, SwitchPlan
+    untagged = [(p, v) for p, v in facts.get(UNTAGGED, ())]
+    return SwitchPlan(items=desired(RouterState(settings), {}, untagged))

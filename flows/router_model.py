@@ -1,0 +1,294 @@
+"""The router as data: interfaces, static routes, SNAT and floating IPs, and the `router`
+config section, checked at the door (a bad key or value is a ValueError that names it).
+
+    router:
+      mac: "02:00:00:00:fe:01"        # the gateways' MAC (every interface's), optional
+      interfaces:                      # one gateway per VLAN (the VLAN app's VLANs)
+        - {vlan: 10, address: 10.0.10.1/24}
+        - {vlan: 20, address: 10.0.20.1/24}
+        - {vlan: 100, address: 203.0.113.1/24, external: true}
+      routes:                          # static routes, longest prefix first
+        - {prefix: 0.0.0.0/0, next_hop: 203.0.113.254}
+      snat: [10, 20]                   # VLANs that leave as the external address
+      floating_ips:                    # 1:1 DNAT + SNAT on the external network
+        - {external: 203.0.113.10, internal: 10.0.20.2}
+
+An interface is a gateway address in a VLAN: hosts of that VLAN use it as their
+default gateway, and the router answers ARP and ping for it and routes what is sent
+to its MAC. The external interface (at most one) is where the outside is: nothing
+from there reaches an internal address except through a floating IP or as the reply
+of a connection an internal host opened. IPv4 only.
+"""
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from flows.body import only_keys
+from flows.spec import is_multicast_mac, normalize_mac
+
+APP = "router"
+DEFAULT_MAC = "02:00:00:00:fe:01"
+INTERFACE_KEYS = ("vlan", "address", "external")
+ROUTE_KEYS = ("prefix", "next_hop")
+FLOATING_KEYS = ("external", "internal")
+MAX_ROUTES = 1000
+MAX_FLOATING_IPS = 1000
+
+
+@dataclass(frozen=True)
+class Interface:
+    vlan: int
+    address: str        # "10.0.10.1/24"
+    external: bool = False
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.IPv4Interface(self.address).ip)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Interface(self.address).network
+
+    def to_dict(self):
+        return {"vlan": self.vlan, "address": self.address, "external": self.external}
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str         # a network, "0.0.0.0/0"
+    next_hop: str
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.prefix)
+
+    def to_dict(self):
+        return {"prefix": self.prefix, "next_hop": self.next_hop}
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    external: str
+    internal: str
+
+    def to_dict(self):
+        return {"external": self.external, "internal": self.internal}
+
+
+def _vlan(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4094:
+        raise ValueError(f"{where}: vlan must be a VLAN id 1..4094, not {value!r}")
+    return value
+
+
+def _address(value, where, what="address"):
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: {what} must be an IPv4 address as a string, not {value!r}")
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{where}: {what} {value!r} is not an IPv4 address") from None
+
+
+def interface_from_dict(body, where="interface") -> Interface:
+    only_keys(body, INTERFACE_KEYS, where)
+    for key in ("vlan", "address"):
+        if key not in body:
+            raise ValueError(f"{where}: {key} is required")
+    vlan = _vlan(body["vlan"], where)
+    address = body["address"]
+    try:
+        iface = ipaddress.IPv4Interface(address) if isinstance(address, str) else None
+    except ValueError:
+        iface = None
+    if iface is None or "/" not in address:
+        raise ValueError(f"{where}: address must be an IPv4 address with its prefix "
+                         f"length (10.0.10.1/24), not {address!r}")
+    if not 8 <= iface.network.prefixlen <= 30 or iface.ip in (iface.network.network_address,
+                                                              iface.network.broadcast_address):
+        raise ValueError(f"{where}: {address} must be a host of a /8../30 network")
+    if iface.ip.is_multicast or iface.ip.is_loopback or iface.ip.is_unspecified:
+        raise ValueError(f"{where}: {address} cannot be a gateway address")
+    external = body.get("external", False)
+    if not isinstance(external, bool):
+        raise ValueError(f"{where}: external must be true or false, not {external!r}")
+    return Interface(vlan, str(iface), external)
+
+
+def route_from_dict(body, where="route") -> Route:
+    only_keys(body, ROUTE_KEYS, where)
+    for key in ROUTE_KEYS:
+        if key not in body:
+            raise ValueError(f"{where}: {key} is required")
+    prefix = body["prefix"]
+    try:
+        network = ipaddress.IPv4Network(prefix) if isinstance(prefix, str) else None
+    except ValueError:
+        network = None
+    if network is None:
+        raise ValueError(f"{where}: prefix must be an IPv4 network (10.1.0.0/16) with no "
+                         f"host bits set, not {prefix!r}")
+    hop = _address(body["next_hop"], where, "next_hop")
+    return Route(str(network), str(hop))
+
+
+def floating_from_dict(body, where="floating IP") -> FloatingIp:
+    only_keys(body, FLOATING_KEYS, where)
+    for key in FLOATING_KEYS:
+        if key not in body:
+            raise ValueError(f"{where}: {key} is required")
+    return FloatingIp(str(_address(body["external"], where, "external")),
+                      str(_address(body["internal"], where, "internal")))
+
+
+def _items(value, name):
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list, not {type(value).__name__}")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The `router` config section (see the module docstring)."""
+    mac: str = DEFAULT_MAC
+    interfaces: tuple = ()
+    routes: tuple = ()
+    snat: tuple = ()
+    floating_ips: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.mac, str):
+            raise ValueError(f"mac must be a MAC address as a string, not {self.mac!r}")
+        mac = normalize_mac(self.mac)
+        if is_multicast_mac(mac) or mac == "00:00:00:00:00:00":
+            raise ValueError(f"mac {self.mac} must be a unicast address")
+        object.__setattr__(self, "mac", mac)
+        interfaces = tuple(interface_from_dict(body, f"interfaces[{i}]")
+                           for i, body in enumerate(_items(self.interfaces, "interfaces")))
+        object.__setattr__(self, "interfaces", interfaces)
+        check_interfaces(interfaces)
+        object.__setattr__(self, "routes", tuple(
+            route_from_dict(body, f"routes[{i}]")
+            for i, body in enumerate(_items(self.routes, "routes"))))
+        object.__setattr__(self, "floating_ips", tuple(
+            floating_from_dict(body, f"floating_ips[{i}]")
+            for i, body in enumerate(_items(self.floating_ips, "floating_ips"))))
+        snat = _items(self.snat, "snat")
+        for vlan in snat:
+            _vlan(vlan, "snat")
+        object.__setattr__(self, "snat", tuple(sorted(set(snat))))
+        check(self, routes_of(self.routes), floatings_of(self.floating_ips))
+
+    def external(self) -> Optional[Interface]:
+        return next((i for i in self.interfaces if i.external), None)
+
+    def internal(self) -> Tuple[Interface, ...]:
+        return tuple(i for i in self.interfaces if not i.external)
+
+
+def check_interfaces(interfaces):
+    vlans, networks = set(), []
+    for iface in interfaces:
+        if iface.vlan in vlans:
+            raise ValueError(f"interfaces: VLAN {iface.vlan} has two gateways")
+        vlans.add(iface.vlan)
+        for other in networks:
+            if iface.network.overlaps(other):
+                raise ValueError(f"interfaces: {iface.network} overlaps {other}")
+        networks.append(iface.network)
+    if sum(i.external for i in interfaces) > 1:
+        raise ValueError("interfaces: at most one is external")
+
+
+def routes_of(routes) -> Dict[str, Route]:
+    """{prefix: Route}, refusing a prefix given twice."""
+    out = {}
+    for route in routes:
+        if route.prefix in out:
+            raise ValueError(f"routes: {route.prefix} is given twice")
+        out[route.prefix] = route
+    return out
+
+
+def floatings_of(floating_ips) -> Dict[str, FloatingIp]:
+    out = {}
+    for fip in floating_ips:
+        if fip.external in out:
+            raise ValueError(f"floating_ips: {fip.external} is given twice")
+        out[fip.external] = fip
+    return out
+
+
+def interface_for(settings: RouterSettings, ip) -> Optional[Interface]:
+    """The interface whose network holds `ip` (a directly connected address)."""
+    address = ipaddress.IPv4Address(ip)
+    return next((i for i in settings.interfaces if address in i.network), None)
+
+
+def check(settings: RouterSettings, routes: Dict[str, Route],
+          floating: Dict[str, FloatingIp]) -> None:
+    """The whole router must make sense: next hops on a connected network (not a
+    gateway address), SNAT and floating IPs only with an external interface, floating
+    IPs on the external network and mapped to internal hosts, each internal host at
+    most once."""
+    if len(routes) > MAX_ROUTES:
+        raise ValueError(f"at most {MAX_ROUTES} routes")
+    if len(floating) > MAX_FLOATING_IPS:
+        raise ValueError(f"at most {MAX_FLOATING_IPS} floating IPs")
+    gateways = {i.ip for i in settings.interfaces}
+    for route in routes.values():
+        if interface_for(settings, route.next_hop) is None or route.next_hop in gateways:
+            raise ValueError(f"route {route.prefix}: next hop {route.next_hop} is not a host "
+                             "of a connected network (an interface's)")
+    internal_vlans = {i.vlan for i in settings.internal()}
+    for vlan in settings.snat:
+        if vlan not in internal_vlans:
+            raise ValueError(f"snat: VLAN {vlan} is not an internal interface's")
+    outside = settings.external()
+    if (settings.snat or floating) and outside is None:
+        raise ValueError("snat and floating_ips need an external interface")
+    taken = set()
+    for fip in floating.values():
+        ext, inner = ipaddress.IPv4Address(fip.external), interface_for(settings, fip.internal)
+        if ext not in outside.network or fip.external in gateways or \
+                ext in (outside.network.network_address, outside.network.broadcast_address):
+            raise ValueError(f"floating IP {fip.external}: must be a host of the external "
+                             f"network {outside.network} other than the gateway")
+        if inner is None or inner.external or fip.internal in gateways:
+            raise ValueError(f"floating IP {fip.external}: internal {fip.internal} is not a "
+                             "host of an internal network")
+        if fip.internal in taken:
+            raise ValueError(f"floating IP {fip.external}: {fip.internal} has one already")
+        taken.add(fip.internal)
+
+
+@dataclass
+class RouterState:
+    """What the router runs with: the settings, then REST's routes and floating IPs
+    ({key: body or None}; None removes the config file's)."""
+    settings: RouterSettings
+    route_overrides: dict = field(default_factory=dict)
+    floating_overrides: dict = field(default_factory=dict)
+
+    def routes(self) -> Dict[str, Route]:
+        return _merged(routes_of(self.settings.routes), self.route_overrides,
+                       lambda key, body: route_from_dict(body, f"route {key}"))
+
+    def floating_ips(self) -> Dict[str, FloatingIp]:
+        return _merged(floatings_of(self.settings.floating_ips), self.floating_overrides,
+                       lambda key, body: floating_from_dict(body, f"floating IP {key}"))
+
+    def check(self):
+        check(self.settings, self.routes(), self.floating_ips())
+
+
+def _merged(base, overrides, parse):
+    out = dict(base)
+    for key, body in overrides.items():
+        if body is None:
+            out.pop(key, None)
+        else:
+            out[key] = parse(key, body)
+    return out

@@ -1,0 +1,134 @@
+"""The router on real Open vSwitch, with the learning and VLAN apps in one ryu-manager:
+the cloud chapter's network on one switch. h1 (VLAN 10) and h2 (VLAN 20) are tenant VMs
+behind their gateways, h3 is the upstream router on the external VLAN 100, h4 sits in
+VLAN 30, which has no gateway.
+
+- the gateways answer ping; h1 and h2 reach each other routed (TTL less one);
+- h1 reaches the outside through SNAT: h3's capture sees only the external address;
+- the outside reaches no private address, and no floating IP before it is made;
+- a floating IP made over REST serves h2's web server to the outside, and h2's own
+  traffic out leaves as it; removed, it serves no more;
+- a static route made over REST reaches an address behind h2; the longest prefix wins;
+- h4 gets nowhere; bad REST bodies are 400s that change nothing."""
+import re
+
+import pytest
+
+from mininet_topos import harness
+from mininet_topos.topos import Single
+
+pytestmark = pytest.mark.integration
+APPS = ("apps/l2_switch.py", "apps/vlan.py", "apps/router.py")
+HOSTS = {  # name: (VLAN, address/prefix, gateway)
+    "h1": (10, "10.0.10.2/24", "10.0.10.1"),
+    "h2": (20, "10.0.20.2/24", "10.0.20.1"),
+    "h3": (100, "203.0.113.254/24", None),
+    "h4": (30, "10.0.30.2/24", "10.0.30.1"),
+}
+CONFIG = {
+    "l2_switch": {"mode": "reactive"},
+    "vlan": {"ports": [{"switch": "s1", "port": f"s1-eth{n}", "tag": HOSTS[f"h{n}"][0]}
+                       for n in range(1, 5)]},
+    "router": {"interfaces": [{"vlan": 10, "address": "10.0.10.1/24"},
+                              {"vlan": 20, "address": "10.0.20.1/24"},
+                              {"vlan": 100, "address": "203.0.113.1/24", "external": True}],
+               "routes": [{"prefix": "0.0.0.0/0", "next_hop": "203.0.113.254"}],
+               "snat": [10, 20]},
+}
+
+
+def pings(src, address, count=1):
+    """How many of `count` pings to `address` were answered, and their TTLs."""
+    out = src.cmd(f"ping -c {count} -W 1 -i 0.2 {address}")
+    found = re.search(r"(\d+) received", out)
+    return (int(found.group(1)) if found else 0), [int(t) for t in re.findall(r"ttl=(\d+)", out)]
+
+
+def reaches(src, address):
+    """Answered within a few tries (the first frame to a host the router does not know
+    yet waits for its ARP answer)."""
+    return harness.wait_until(lambda: pings(src, address)[0] == 1, 5, step=0.1)
+
+
+def sources_seen(capture, intf):
+    """The IPv4 sources of what reached `intf` (tcpdump -e: "...: 10.0.0.1 > 10.0.0.2: ")."""
+    return {m.group(1) for line in capture.lines[intf]
+            for m in [re.search(r": (\d+\.\d+\.\d+\.\d+) > \d+\.\d+\.\d+\.\d+", line)] if m}
+
+
+def served(client, address, port=80):
+    return sum(harness.http_requests(client, address, port, 2)["served"].values())
+
+
+def test_the_course_router_gateways_routing_snat_floating_ips_and_routes(lab):
+    controller, network = lab(Single(k=4), CONFIG, apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    hosts = {name: network[name] for name in HOSTS}
+    for name, (_, address, gateway) in HOSTS.items():
+        host = hosts[name]
+        host.cmd(f"ip addr flush dev {name}-eth0 && ip addr add {address} dev {name}-eth0")
+        if gateway:
+            host.cmd(f"ip route add default via {gateway}")
+    h1, h2, h3, h4 = (hosts[n] for n in ("h1", "h2", "h3", "h4"))
+
+    # the gateways answer, and routing between the tenants decrements the TTL once
+    assert reaches(h1, "10.0.10.1") and reaches(h2, "10.0.20.1")
+    assert reaches(h1, "10.0.20.1")                 # the other gateway, through the router
+    assert reaches(h1, "10.0.20.2")
+    received, ttls = pings(h1, "10.0.20.2", 5)
+    print(f"observed: h1 -> h2 routed, {received} of 5 answered, TTLs {ttls}")
+    assert received == 5 and set(ttls) == {63}
+    known = {n["ip"] for n in controller.rest("GET", "/v1/router")[1]["neighbours"]}
+    assert {"10.0.10.2", "10.0.20.2"} <= known, known
+
+    # to the outside through SNAT: h3 sees the external address only
+    with harness.Capture([(h3, "h3-eth0")], bpf="icmp") as capture:
+        assert reaches(h1, "203.0.113.254")
+        assert pings(h1, "203.0.113.254", 3)[0] == 3
+        assert pings(h2, "203.0.113.254", 3)[0] == 3
+    seen = sources_seen(capture, "h3-eth0")
+    print(f"observed: sources h3 saw from the tenants: {sorted(seen)}")
+    assert seen == {"203.0.113.1"}
+
+    # the outside gets in nowhere by itself
+    h3.cmd("ip route add 10.0.0.0/8 via 203.0.113.1")
+    assert pings(h3, "10.0.10.2", 2)[0] == 0 and pings(h3, "10.0.20.2", 2)[0] == 0
+    web = harness.start_http(h2, "vm2", 80)
+    try:
+        assert served(h3, "203.0.113.10") == 0
+        # a floating IP for h2: its web server is served to the outside, its own
+        # traffic leaves as the floating IP
+        fip = {"external": "203.0.113.10", "internal": "10.0.20.2"}
+        assert controller.rest("POST", "/v1/router/floating_ips", fip)[0] == 201
+        assert harness.wait_until(lambda: served(h3, "203.0.113.10") == 2, 5)
+        assert reaches(h3, "203.0.113.10")
+        with harness.Capture([(h3, "h3-eth0")], bpf="icmp") as capture:
+            assert pings(h2, "203.0.113.254", 2)[0] == 2
+        assert sources_seen(capture, "h3-eth0") == {"203.0.113.10"}
+        assert pings(h3, "10.0.20.2", 1)[0] == 0     # the private address stays closed
+        assert controller.rest("DELETE", "/v1/router/floating_ips/203.0.113.10")[0] == 200
+        assert harness.wait_until(lambda: served(h3, "203.0.113.10") == 0, 5)
+    finally:
+        web.kill()
+
+    # a static route over REST: 192.0.2.0/24 lives behind h2; the longest prefix wins
+    h2.cmd("ip addr add 192.0.2.1/32 dev lo")
+    assert pings(h1, "192.0.2.1", 1)[0] == 0            # the default route: outside
+    route = {"prefix": "192.0.2.0/24", "next_hop": "10.0.20.2"}
+    assert controller.rest("POST", "/v1/router/routes", route)[0] == 201
+    assert reaches(h1, "192.0.2.1")
+
+    # VLAN 30 has no gateway: h4 gets nowhere
+    assert pings(h4, "10.0.10.2", 2)[0] == 0 and pings(h4, "10.0.30.1", 1)[0] == 0
+
+    # bad bodies change nothing
+    before = controller.rest("GET", "/v1/router")[1]
+    for path, body in (("/v1/router/routes", {"prefix": "10.9.0.0/16", "next_hop": "192.0.2.9"}),
+                       ("/v1/router/routes", {"prefix": "bad"}),
+                       ("/v1/router/floating_ips", {"external": "10.0.10.9",
+                                                    "internal": "10.0.20.2"})):
+        status, answer = controller.rest("POST", path, body)
+        assert status == 400 and "error" in answer, (body, status, answer)
+    after = controller.rest("GET", "/v1/router")[1]
+    assert {k: v for k, v in after.items() if k != "neighbours"} == \
+        {k: v for k, v in before.items() if k != "neighbours"}
