@@ -410,6 +410,15 @@ async function viewSecurity() {
   await viewJson("/v1/security", "security-ports", s => s.ports);
 }
 
+async function viewRouter() {
+  // one read, four tables: the gateways, the routes, the floating IPs, the hosts it knows
+  await viewJson("/v1/router", "router-interfaces", r => r.interfaces.map(
+    i => ({ ...i, snat: r.snat.includes(i.vlan), mac: r.mac })));
+  await viewJson("/v1/router", "router-routes", r => r.routes);
+  await viewJson("/v1/router", "router-floating", r => r.floating_ips);
+  await viewJson("/v1/router", "router-neighbours", r => r.neighbours);
+}
+
 async function viewRuntime() {
   await viewJson("/v1/runtime/switches", "runtime-table",
                  rows => rows.map(r => ({ dpid: r.dpid, reconciled: r.reconciled, ...r.apps })));
@@ -532,6 +541,7 @@ const VIEWS = {
   overlay: () => viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o),
   bonds: () => viewJson("/v1/bonds", "bonds-table"),
   security: viewSecurity,
+  router: viewRouter,
   runtime: viewRuntime,
   labs: viewLabs,
 };
