@@ -35,6 +35,8 @@ ASK_AGAIN_S = 1.0       # the least time between two questions for one address
 PENDING_PER_HOST = 16   # frames kept while their next hop is asked for
 PENDING_MAX_S = 3.0     # how long they are kept
 MAX_NEIGHBOURS = 4096
+MAX_ASKED = 4096        # addresses asked for within a refresh round
+MAX_PENDING_TARGETS = 256   # addresses frames are kept for at once
 
 
 class Router(PortPlans, southbound.SdnApp):
@@ -44,6 +46,7 @@ class Router(PortPlans, southbound.SdnApp):
 
     def __init__(self, *args, **kwargs):
         self.overrides = {"routes": {}, "floating_ips": {}}
+        self._state = None     # the RouterState of settings + overrides (state())
         super().__init__(*args, **kwargs)
         self.plans = {}        # dpid -> the entries last pushed
         self.untagged = {}     # dpid -> (port, VLAN) pairs leaving untagged (VLAN app)
@@ -51,6 +54,7 @@ class Router(PortPlans, southbound.SdnApp):
         self.heard = {}        # ip -> (when last heard, dpid it was heard on)
         self.asked = {}        # ip -> when last asked
         self.pending = {}      # ip -> [(dpid, in_port, frame bytes, kept at)]
+        self.replayed = {}     # IP packet bytes -> when sent again (never kept twice)
         self.clock = time.monotonic
         if not southbound.app_loaded("vlan"):
             self.logger.error("router: the VLAN app is not loaded: its gateways live in "
@@ -60,40 +64,48 @@ class Router(PortPlans, southbound.SdnApp):
     # --- state ---------------------------------------------------------------------
 
     def state(self, overrides=None) -> RouterState:
-        overrides = overrides or self.overrides
+        """The router as it runs (cached: a packet-in must not parse every override
+        again), or as `overrides` would make it."""
+        if overrides is None:
+            if self._state is None or self._state.settings is not self.settings:
+                self._state = self.state(self.overrides)
+            return self._state
         return RouterState(self.settings, dict(overrides["routes"]),
                            dict(overrides["floating_ips"]))
 
-    def restore_state(self, document):
-        """The REST-made routes and floating IPs as stored; what no longer parses or fits
-        the config is left out and logged (the next save drops it)."""
-        document = document if isinstance(document, dict) else {}
+    def _fitting(self, overrides, why):
+        """The overrides that parse, are stored under their own key and fit the config
+        together, taken one by one in order; each left out is logged (the next save
+        drops it), the rest stay."""
         kept = {"routes": {}, "floating_ips": {}}
-        for kind, parse in (("routes", route_from_dict), ("floating_ips", floating_from_dict)):
-            entries = document.get(kind)
+        keys = {"routes": lambda body: route_from_dict(body).prefix,
+                "floating_ips": lambda body: floating_from_dict(body).external}
+        for kind, key_of in keys.items():
+            entries = overrides.get(kind) if isinstance(overrides, dict) else None
             for key, body in (entries.items() if isinstance(entries, dict) else ()):
+                trial = {k: dict(v) for k, v in kept.items()}
+                trial[kind][str(key)] = body
                 try:
-                    if body is not None:
-                        parse(body)
-                    kept[kind][str(key)] = body
+                    if body is not None and key_of(body) != key:
+                        raise ValueError(f"stored under {key!r}, not its own key")
+                    self.state(trial).check()
                 except (ValueError, TypeError) as err:
-                    self.logger.error("router: stored %s %r left out: %s", kind, key, err)
-        try:
-            self.state(kept).check()
-        except ValueError as err:
-            self.logger.error("router: stored routes and floating IPs left out: %s", err)
-            kept = {"routes": {}, "floating_ips": {}}
-        self.overrides = kept
+                    self.logger.error("router: %s %s %r left out: %s", why, kind, key, err)
+                    continue
+                kept = trial
+        return kept
+
+    def restore_state(self, document):
+        """The REST-made routes and floating IPs as stored."""
+        self.overrides = self._fitting(document, "stored")
+        self._state = None
 
     def apply_settings(self, settings):
-        """A reloaded config: REST's changes that no longer fit it are dropped (logged)."""
+        """A reloaded config: REST's changes that no longer fit it are dropped, one by
+        one (logged)."""
         self.settings = settings
-        try:
-            self.state().check()
-        except ValueError as err:
-            self.logger.error("router: REST routes and floating IPs dropped by the new "
-                              "config: %s", err)
-            self.overrides = {"routes": {}, "floating_ips": {}}
+        self.overrides = self._fitting(self.overrides, "with the new config, REST's")
+        self._state = None
         self.neighbours = router.known_neighbours(settings, self.neighbours)
         self.program_all()
 
@@ -134,9 +146,11 @@ class Router(PortPlans, southbound.SdnApp):
         host = router.gleaned(self.settings, frame)
         if host is None:
             return
-        self.heard[host.ip] = (self.clock(), dpid)
         known = self.neighbours.get(host.ip)
-        if known != host and (known is not None or len(self.neighbours) < MAX_NEIGHBOURS):
+        if known is None and len(self.neighbours) >= MAX_NEIGHBOURS:
+            return   # full: a flood of made-up hosts must not grow the tables
+        self.heard[host.ip] = (self.clock(), dpid)
+        if known != host:
             self.neighbours[host.ip] = host
             self.logger.info("router: %s is at %s (VLAN %d)", host.ip, host.mac, host.vlan)
             self.program_all()
@@ -151,12 +165,16 @@ class Router(PortPlans, southbound.SdnApp):
             return
         target, iface = found
         now = self.clock()
-        if router.replayable(self.state(), frame):
+        packet = data[14 + (4 if frame.tag_offset else 0):]
+        again = now - self.replayed.get(packet, -PENDING_MAX_S) < PENDING_MAX_S
+        if router.replayable(self.state(), frame) and not again and \
+                (target in self.pending or len(self.pending) < MAX_PENDING_TARGETS):
             kept = [p for p in self.pending.get(target, []) if now - p[3] < PENDING_MAX_S]
             if len(kept) < PENDING_PER_HOST:
                 kept.append((dpid, in_port, data, now))
             self.pending[target] = kept
-        if now - self.asked.get(target, -ASK_AGAIN_S) >= ASK_AGAIN_S:
+        if now - self.asked.get(target, -ASK_AGAIN_S) >= ASK_AGAIN_S and \
+                (target in self.asked or len(self.asked) < MAX_ASKED):
             self.ask(dpid, target, iface)
 
     def ask(self, dpid, target, iface):
@@ -185,6 +203,7 @@ class Router(PortPlans, southbound.SdnApp):
                     self.logger.warning("router: %s", err)
                     continue
                 confirmed.add(dpid)
+            self.replayed[data[14 + (4 if frame.tag_offset else 0):]] = now
             if (in_port, frame.vlan) in self.untagged.get(dpid, ()):
                 data = router.untag(data, frame)   # it came in untagged
             self.send(switch.datapath, ofcompile.packet_out_through_pipeline(
@@ -193,11 +212,19 @@ class Router(PortPlans, southbound.SdnApp):
     def _refresh_loop(self):
         while True:
             hub.sleep(REFRESH_S)
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:   # noqa: BLE001 - the loop must outlive one bad round
+                self.logger.exception("router: refreshing the known hosts failed")
 
     def refresh(self):
-        """Ask every known host again; forget the ones silent for FORGET_AFTER rounds."""
+        """Ask every known host again; forget the ones silent for FORGET_AFTER rounds
+        (and what was asked, kept or sent again long ago)."""
         now, forgotten = self.clock(), []
+        self.asked = {ip: at for ip, at in self.asked.items() if now - at < REFRESH_S}
+        self.replayed = {p: at for p, at in self.replayed.items() if now - at < PENDING_MAX_S}
+        self.pending = {ip: kept for ip, kept in self.pending.items()
+                        if any(now - p[3] < PENDING_MAX_S for p in kept)}
         for ip, host in list(self.neighbours.items()):
             heard_at, dpid = self.heard.get(ip, (now, None))
             if now - heard_at > FORGET_AFTER * REFRESH_S:
@@ -231,7 +258,7 @@ class Router(PortPlans, southbound.SdnApp):
         except ValueError as err:
             raise rest.ApiError(400, str(err)) from None
         self.save_state(overrides)
-        self.overrides = overrides
+        self.overrides, self._state = overrides, None
         self.program_all()
 
     def _copy(self):

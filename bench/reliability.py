@@ -35,6 +35,9 @@ SCENARIOS = [
      "ring(4): link down, link back", "pings within 5 s; no storm"),
     (f"{T}::test_vlans_on_a_ring_stay_isolated_and_loop_free",
      "VLANs on ring(4) (long: not in make test)", "isolated, loop-free, pings"),
+    ("tests/integration/test_router_ovs.py::"
+     "test_routing_on_a_looped_fabric_with_the_topology_app",
+     "router on ring(3) with the topology app (long)", "gateways answer; routed 5 of 5"),
     (f"{T}::test_fat_tree_pingall_without_loss_or_storm[datapath]",
      "fat-tree(4) pingall, datapath (long)", "0 % loss, no storm"),
     (f"{S}::test_lb_restart_keeps_connections_flowing_and_the_group_untouched",

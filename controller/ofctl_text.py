@@ -20,7 +20,8 @@ from flows.spec import (ALL, CONTROLLER, CT_LABEL_BITS, CT_MARK_BITS, FLOOD, IN_
 VID_PRESENT = 0x1000
 
 # Where ovs-ofctl's keyword differs from the OXM name the specs use.
-_FIELD_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst"}
+_FIELD_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "icmpv4_type": "icmp_type",
+                "icmpv4_code": "icmp_code"}
 # ovs-ofctl's names of the reserved ports.
 _PORTS = {FLOOD: "FLOOD", ALL: "ALL", IN_PORT: "IN_PORT", CONTROLLER: "CONTROLLER",
           NORMAL: "NORMAL"}

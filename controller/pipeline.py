@@ -128,15 +128,16 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
         Band("vlan", 60, 60, "flood-only VLANs skip learning, above a port ban: a ban "
                              "guards learning, which these VLANs do not do"),
         Band("l2_switch", 100, 199, "known sources 100, a banned flapping MAC 150"),
-        Band("router", 200, 200, "the gateway's own MAC is never learnt (routed frames "
-                                 "carry it as their source, from every port)"),
+        Band("router", 40, 40, "the gateway's own MAC is never learnt (routed frames "
+                               "carry it as their source): above learning, below bans"),
     ),
-    "router": (Band("router", 10, 400, "drop 10, routed 100, SNAT 120-130, internal "
-                                       "150, from outside 200-210, ARP/ping 300-301, "
-                                       "ARP replies 350"),),
-    "route": (Band("router", 10, 1000, "unresolved 100 + 2 x prefix length (+1 "
-                                       "connected), next hops likewise + 1 more, "
-                                       "neighbours 300, invalid 1000"),),
+    "router": (Band("router", 10, 1050, "drop 10, by destination prefix 100-363 (4 per "
+                                        "length step, the source's rank inside), from "
+                                        "outside 900-910, ARP/ping 1000-1001, ARP "
+                                        "replies 1050"),),
+    "route": (Band("router", 10, 1000, "drop 10, unresolved or a next hop 100 + 2 x "
+                                       "prefix length (+1 connected), neighbours 300, "
+                                       "own addresses 900, invalid 1000"),),
     "l2_dst": (
         Band("l2_switch", 1, 1, "unknown destination: to the flood table"),
         Band("topology", 2, 3, "flood guard: allowed in-ports 3, drop 2"),

@@ -216,7 +216,9 @@ def register(wsgi: WSGIApplication, controller_cls, data):
                             requirements=dict(requirements))
     catch_all = [r for r in wsgi.mapper.matchlist if r.name == _NOT_FOUND_ROUTE]
     if not catch_all:
-        wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:.*}", controller=_Fallback,
+        # [\s\S]: a path with a newline in it (%0A) is no match for ".*", and Ryu's own
+        # HTML 404 would answer it
+        wsgi.mapper.connect(_NOT_FOUND_ROUTE, "/{anything:[\\s\\S]*}", controller=_Fallback,
                             action="not_found")
     else:
         wsgi.mapper.matchlist.remove(catch_all[0])

@@ -43,11 +43,15 @@ NAT = Owner(APP, "nat")              # SNAT, floating IPs
 ROUTES = Owner(APP, "route")         # connected networks and static routes
 NEIGHBOURS = Owner(APP, "neighbour")  # a known host: its MAC and VLAN
 
-PRIO_NO_LEARN = 200                  # l2_src
+PRIO_NO_LEARN = 40                   # l2_src: above learning, below the port and MAC bans
 PRIO_SENT_IN = 4                     # l2_dst: past a fabric's flood guard
 OFPP_CONTROLLER = 0xFFFFFFFD         # the in_port of what the controller sends in
-PRIO_DROP, PRIO_ROUTED, PRIO_SNAT, PRIO_FLOATING_OUT, PRIO_INTERNAL = 10, 100, 120, 130, 150
-PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_ANSWER, PRIO_ARP_REPLY = 200, 210, 300, 350
+# router: what is sent to the gateway MAC is decided by its destination's longest
+# prefix (4 per prefix length step, the source's rank inside: floating IP 2, SNAT 1, as
+# it is 0), above the drop; the answers and the outside's ways in above every prefix
+PRIO_DROP, PRIO_DECIDE = 10, 100
+PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_ANSWER, PRIO_ARP_REPLY = 900, 910, 1000, 1050
+RANK_AS_IS, RANK_SNAT, RANK_FLOATING = 0, 1, 2
 PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_OWN_ADDRESS, PRIO_INVALID = 100, 300, 900, 1000
 
 Untagged = Iterable[Tuple[int, int]]   # (port, VLAN) pairs that leave untagged
@@ -123,44 +127,64 @@ def arp_answer(ip: str, vlan: int, mac: str, untagged: Untagged, owner=GATEWAY):
                      owner, (Output(CONTROLLER, 128),) + arp.reply_actions(ip, mac), untagged)
 
 
+def _egress(state: RouterState):
+    """Every destination prefix the router knows, longest first, with whether it leaves
+    through the external interface: (prefix, connected, external)."""
+    settings = state.settings
+    found = [(str(i.network), True, i.external) for i in settings.interfaces]
+    found += [(r.prefix, False, interface_for(settings, r.next_hop).external)
+              for r in state.routes().values()]
+    return sorted(found, key=lambda f: (-ipaddress.IPv4Network(f[0]).prefixlen, f[0]))
+
+
+def _decided(prefix: str, connected: bool, rank: int) -> int:
+    length = ipaddress.IPv4Network(prefix).prefixlen
+    return PRIO_DECIDE + 4 * (2 * length + (1 if connected else 0)) + rank
+
+
 def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[FlowSpec]:
-    """What is sent to the gateway MAC: routed (internal destinations as they are, the
-    outside through SNAT), from the outside only to the external and floating
-    addresses (each answered for ARP on the external VLAN), the rest dropped."""
+    """What an internal VLAN sends to the gateway MAC, by its destination's longest
+    prefix: a destination inside goes on to `route` as it is; one that leaves through
+    the external interface goes through SNAT (its floating IP, or the external address
+    for a VLAN in `snat`, from that VLAN's own network only) or is dropped, so no
+    private address ever leaves. From the external VLAN only the external address
+    (replies) and the floating IPs (each answered for ARP there) get in. No prefix
+    (no route): dropped, as everything else sent to the gateway MAC."""
     settings = state.settings
     outside, floating = settings.external(), state.floating_ips()
-    internal_prefixes = [str(i.network) for i in settings.internal()] + [
-        r.prefix for r in state.routes().values()
-        if not interface_for(settings, r.next_hop).external]
     entries = [FlowSpec("router", PRIO_DROP, Match.of(eth_dst=settings.mac), DEFAULTS)]
-    by_vlan = {i.vlan: i for i in settings.internal()}
+    egress = _egress(state)
     for iface in settings.internal():
-        ip_to_gw = dict(eth_type=IPV4)
-        entries.append(FlowSpec("router", PRIO_ROUTED, _to_gateway(settings, iface.vlan,
-                                                                   **ip_to_gw),
-                                GATEWAY, goto="route"))
-        entries += [FlowSpec("router", PRIO_INTERNAL, _to_gateway(
-            settings, iface.vlan, eth_type=IPV4, ipv4_dst=_net(prefix)), GATEWAY, goto="route")
-            for prefix in internal_prefixes]
-        if outside is not None and iface.vlan in settings.snat:
-            entries.append(FlowSpec("router", PRIO_SNAT, _to_gateway(
-                settings, iface.vlan, eth_type=IPV4, ipv4_src=_net(iface.network)), NAT,
-                actions=_track(Nat("src", outside.ip), True)))
+        fips = sorted((f for f in floating.values()
+                       if interface_for(settings, f.internal) == iface),
+                      key=lambda f: f.internal)
+        for prefix, connected, external in egress:
+            to = dict(eth_type=IPV4, ipv4_dst=_net(prefix))
+            if not external:
+                entries.append(FlowSpec("router", _decided(prefix, connected, RANK_AS_IS),
+                                        _to_gateway(settings, iface.vlan, **to), GATEWAY,
+                                        goto="route"))
+                continue
+            for fip in fips:
+                entries.append(FlowSpec("router", _decided(prefix, connected, RANK_FLOATING),
+                                        _to_gateway(settings, iface.vlan, ipv4_src=fip.internal,
+                                                    **to), NAT,
+                                        actions=_track(Nat("src", fip.external), True)))
+            if iface.vlan in settings.snat:
+                entries.append(FlowSpec("router", _decided(prefix, connected, RANK_SNAT),
+                                        _to_gateway(settings, iface.vlan,
+                                                    ipv4_src=_net(iface.network), **to), NAT,
+                                        actions=_track(Nat("src", outside.ip), True)))
+    if outside is None:
+        return entries
+    entries.append(FlowSpec("router", PRIO_FROM_OUTSIDE, _to_gateway(
+        settings, outside.vlan, eth_type=IPV4, ipv4_dst=outside.ip), NAT,
+        actions=_track(Nat(), False)))
     for fip in sorted(floating.values(), key=lambda f: f.external):
-        inner = interface_for(settings, fip.internal)
-        if inner.vlan not in by_vlan:
-            continue
-        entries.append(FlowSpec("router", PRIO_FLOATING_OUT, _to_gateway(
-            settings, inner.vlan, eth_type=IPV4, ipv4_src=fip.internal), NAT,
-            actions=_track(Nat("src", fip.external), True)))
         entries.append(FlowSpec("router", PRIO_FLOATING_IN, _to_gateway(
             settings, outside.vlan, eth_type=IPV4, ipv4_dst=fip.external), NAT,
             actions=_track(Nat("dst", fip.internal), True)))
         entries += arp_answer(fip.external, outside.vlan, settings.mac, untagged, NAT)
-    if outside is not None:
-        entries.append(FlowSpec("router", PRIO_FROM_OUTSIDE, _to_gateway(
-            settings, outside.vlan, eth_type=IPV4, ipv4_dst=outside.ip), NAT,
-            actions=_track(Nat(), False)))
     return entries
 
 
@@ -180,7 +204,10 @@ def route_entries(state: RouterState, neighbours: Mapping[str, Neighbour]) -> Li
     to_gw = dict(eth_dst=settings.mac, eth_type=IPV4, vlan_vid=TAGGED)  # retagged: OVS
     # refuses a set_field vlan_vid unless the match says there is a tag
     entries = [FlowSpec("route", PRIO_INVALID, Match.of(eth_type=IPV4, ct_state="+trk+inv",
-                                                        ct_zone=ZONE), DEFAULTS)]
+                                                        ct_zone=ZONE), DEFAULTS),
+               # no prefix for it (a floating IP's DNAT to a host no route covers): drop,
+               # never on to l2_dst, where a frame for the gateway MAC would be flooded
+               FlowSpec("route", PRIO_DROP, Match.of(eth_dst=settings.mac), DEFAULTS)]
     entries += [FlowSpec("route", PRIO_OWN_ADDRESS, Match.of(ipv4_dst=i.ip, **to_gw), DEFAULTS)
                 for i in settings.interfaces]
     for iface in settings.interfaces:
@@ -307,7 +334,8 @@ def gleaned(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
     if frame.arp_op not in (1, 2) or frame.sender_ip is None:
         return None
     iface = interface_for(settings, frame.sender_ip)
-    if iface is None or iface.vlan != frame.vlan or frame.sender_ip == iface.ip:
+    if iface is None or iface.vlan != frame.vlan or frame.sender_ip in (
+            iface.ip, str(iface.network.network_address), str(iface.network.broadcast_address)):
         return None
     if int(frame.sender_mac.split(":")[0], 16) & 1 or frame.sender_mac == settings.mac:
         return None

@@ -227,6 +227,14 @@ def interface_for(settings: RouterSettings, ip) -> Optional[Interface]:
     return next((i for i in settings.interfaces if address in i.network), None)
 
 
+def _is_host(settings: RouterSettings, ip) -> bool:
+    """A host address of a connected network: not its network or broadcast address."""
+    iface = interface_for(settings, ip)
+    address = ipaddress.IPv4Address(ip)
+    return iface is not None and address not in (iface.network.network_address,
+                                                 iface.network.broadcast_address)
+
+
 def check(settings: RouterSettings, routes: Dict[str, Route],
           floating: Dict[str, FloatingIp]) -> None:
     """The whole router must make sense: next hops on a connected network (not a
@@ -239,9 +247,10 @@ def check(settings: RouterSettings, routes: Dict[str, Route],
         raise ValueError(f"at most {MAX_FLOATING_IPS} floating IPs")
     gateways = {i.ip for i in settings.interfaces}
     for route in routes.values():
-        if interface_for(settings, route.next_hop) is None or route.next_hop in gateways:
+        if not _is_host(settings, route.next_hop) or route.next_hop in gateways \
+                or route.next_hop in floating:
             raise ValueError(f"route {route.prefix}: next hop {route.next_hop} is not a host "
-                             "of a connected network (an interface's)")
+                             "of a connected network (an interface's, not a floating IP)")
     internal_vlans = {i.vlan for i in settings.internal()}
     for vlan in settings.snat:
         if vlan not in internal_vlans:
@@ -256,7 +265,8 @@ def check(settings: RouterSettings, routes: Dict[str, Route],
                 ext in (outside.network.network_address, outside.network.broadcast_address):
             raise ValueError(f"floating IP {fip.external}: must be a host of the external "
                              f"network {outside.network} other than the gateway")
-        if inner is None or inner.external or fip.internal in gateways:
+        if inner is None or inner.external or fip.internal in gateways or \
+                not _is_host(settings, fip.internal):
             raise ValueError(f"floating IP {fip.external}: internal {fip.internal} is not a "
                              "host of an internal network")
         if fip.internal in taken:

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from mininet_topos import harness
-from mininet_topos.topos import Single
+from mininet_topos.topos import Ring, Single
 
 pytestmark = pytest.mark.integration
 APPS = ("apps/l2_switch.py", "apps/vlan.py", "apps/router.py")
@@ -118,7 +118,8 @@ def test_the_course_router_gateways_routing_snat_floating_ips_and_routes(lab):
     assert controller.rest("POST", "/v1/router/routes", route)[0] == 201
     assert reaches(h1, "192.0.2.1")
 
-    # VLAN 30 has no gateway: h4 gets nowhere
+    # VLAN 30 has no gateway: h4 gets nowhere, even sending to the gateway MAC itself
+    h4.cmd("ip neigh replace 10.0.30.1 lladdr 02:00:00:00:fe:01 dev h4-eth0")
     assert pings(h4, "10.0.10.2", 2)[0] == 0 and pings(h4, "10.0.30.1", 1)[0] == 0
 
     # bad bodies change nothing
@@ -132,3 +133,36 @@ def test_the_course_router_gateways_routing_snat_floating_ips_and_routes(lab):
     after = controller.rest("GET", "/v1/router")[1]
     assert {k: v for k, v in after.items() if k != "neighbours"} == \
         {k: v for k, v in before.items() if k != "neighbours"}
+
+
+RING_HOSTS = {"h1": (10, "10.0.10.2/24", "10.0.10.1"), "h2": (20, "10.0.20.2/24", "10.0.20.1"),
+              "h3": (10, "10.0.10.3/24", "10.0.10.1")}   # on s1, s2, s3
+
+
+@pytest.mark.long   # make reliability (the budget of make test)
+def test_routing_on_a_looped_fabric_with_the_topology_app(lab):
+    """A ring of three switches (a loop) with the topology app: each switch answers for
+    the gateways and routes what its own hosts send; the routed frames cross the fabric
+    on the learning app's paths, and nothing storms."""
+    config = {"l2_switch": {"mode": "reactive"},
+              "vlan": {"ports": [{"switch": n, "port": 3, "tag": RING_HOSTS[f"h{n}"][0]}
+                                 for n in (1, 2, 3)]},
+              "router": {"interfaces": CONFIG["router"]["interfaces"][:2]}}
+    controller, network = lab(Ring(3), config, apps=("apps/topology.py",) + APPS)
+
+    def converged():
+        view = controller.rest("GET", "/v1/topology")[1]
+        return len(view["links"]) == 3 and view["pending_ports"] == 0
+    assert harness.wait_until(converged, 30), controller.rest("GET", "/v1/topology")[1]
+    harness.wait_vlans_programmed(controller, network)
+    for name, (_, address, gateway) in RING_HOSTS.items():
+        host = network[name]
+        host.cmd(f"ip addr flush dev {name}-eth0 && ip addr add {address} dev {name}-eth0")
+        host.cmd(f"ip route add default via {gateway}")
+    h1, h2, h3 = (network[n] for n in RING_HOSTS)
+    assert reaches(h1, "10.0.10.1") and reaches(h2, "10.0.20.1") and reaches(h3, "10.0.10.1")
+    assert reaches(h1, "10.0.20.2") and reaches(h3, "10.0.20.2")
+    assert pings(h3, "10.0.10.2", 3)[0] == 3          # same VLAN across the ring: bridged
+    received, ttls = pings(h2, "10.0.10.3", 5)
+    print(f"observed: h2 (s2) -> h3 (s3) routed across the ring: {received} of 5, TTLs {ttls}")
+    assert received == 5 and set(ttls) == {63}

@@ -50,6 +50,7 @@ def assert_no_storm(network, seconds):
     return rates
 
 
+@pytest.mark.long  # make reliability: the ring combinations show no storm in make test
 def test_ring_pingall_no_storm_and_link_failure_recovery(lab):
     controller, network = lab(Ring(4), {"l2_switch": {"mode": "reactive"}}, apps=APPS)
     view = wait_converged(controller, 4, 4)

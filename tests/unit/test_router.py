@@ -192,10 +192,42 @@ def test_a_vlan_without_a_gateway_cannot_use_the_router():
 
 
 def test_the_gateway_mac_is_never_learnt():
+    """The controller's ARP request comes in from the CONTROLLER port with the gateway
+    MAC as its source: flooded in its VLAN only, and learning does not learn it."""
     sw = network()
+    asked = frame(router.OFPP_CONTROLLER, GW_MAC, "ff:ff:ff:ff:ff:ff", vlan=20,
+                  eth_type=0x0806, arp_op=1, arp_sha=GW_MAC, arp_spa="10.0.20.1",
+                  arp_tpa="10.0.20.9")
+    flooded = out(sw, asked)
+    assert set(flooded) == {H2, TRUNK} and flooded[H2]["vlan_vid"] is None
     out(sw, ip_packet(H1, IPS[H2]))
     learned = [e.spec for e in sw.tables["l2_dst"] if e.spec.match.get("eth_dst") == GW_MAC]
     assert learned == []
+
+
+def test_nothing_without_a_route_and_no_private_address_leaves():
+    """No route: dropped before any NAT. A VLAN not in snat, or a source outside its
+    VLAN's network, never leaves for the outside."""
+    no_route = dict(CONFIG, routes=[])
+    sw = network(no_route)
+    assert out(sw, ip_packet(H1, FAR)) == {} and sw.ct.entries() == []
+    sw = network(dict(CONFIG, snat=[10], floating_ips=[]))
+    assert out(sw, ip_packet(H2, FAR)) == {}                         # VLAN 20: no SNAT
+    assert out(sw, ip_packet(H1, FAR, src_ip="10.0.20.9")) == {}     # not VLAN 10's
+    assert set(out(sw, ip_packet(H1, FAR))) == {OUT}                 # VLAN 10's own: SNAT
+
+
+def test_nat_follows_the_longest_prefix():
+    """An internal route covering the external network: the connected external /24 is
+    longer, so its hosts are reached through SNAT; the rest of the /8 goes inside as it
+    is."""
+    routes = {"203.0.0.0/8": {"prefix": "203.0.0.0/8", "next_hop": "10.0.20.254"}}
+    hops = dict(ALL_KNOWN, **{"10.0.20.254": router.Neighbour("10.0.20.254", MACS[H2], 20)})
+    sw = network(neighbours=hops, routes=routes)
+    outside = out(sw, ip_packet(H1, IPS[OUT]))
+    assert set(outside) == {OUT} and outside[OUT]["ipv4_src"] == "203.0.113.1"
+    inside = out(sw, ip_packet(H1, "203.1.1.1"))
+    assert set(inside) == {H2} and inside[H2]["ipv4_src"] == IPS[H1]
 
 
 def test_the_controller_learns_hosts_from_their_arp_and_only_on_their_own_vlan():
@@ -249,6 +281,13 @@ def test_any_bytes_parse_or_are_refused_without_raising(data):
       "floating_ips": [{"external": "203.0.113.5", "internal": "10.0.10.2"},
                        {"external": "203.0.113.6", "internal": "10.0.10.2"}]}, "has one"),
     ({"mac": "01:00:5e:00:00:01"}, "unicast"),
+    ({"interfaces": CONFIG["interfaces"],                 # the upstream router's address
+      "routes": [{"prefix": "0.0.0.0/0", "next_hop": "203.0.113.254"}],
+      "floating_ips": [{"external": "203.0.113.254", "internal": "10.0.10.2"}]}, "next hop"),
+    ({"interfaces": CONFIG["interfaces"],
+      "routes": [{"prefix": "0.0.0.0/0", "next_hop": "203.0.113.255"}]}, "next hop"),
+    ({"interfaces": CONFIG["interfaces"],
+      "floating_ips": [{"external": "203.0.113.9", "internal": "10.0.10.255"}]}, "internal"),
     ({"interfaces": "vlan 10"}, "must be a list"),
 ])
 def test_a_bad_config_is_refused_naming_what_is_wrong(config, message):

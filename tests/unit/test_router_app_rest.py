@@ -178,3 +178,11 @@ def test_a_stored_state_that_no_longer_fits_is_left_out(monkeypatch, tmp_path):
     assert app.overrides == {"routes": {}, "floating_ips": {}}
     app.restore_state(["not", "a", "document"])
     assert call(app, "GET", "/v1/router")[0] == 200
+
+
+def test_a_path_with_a_newline_in_it_gets_a_json_answer(monkeypatch, tmp_path):
+    """schemathesis found Ryu's HTML 404 behind a path segment holding %0A."""
+    app = make_app(monkeypatch, tmp_path)
+    assert call(app, "DELETE", "/v1/router/routes/10.0.0.0%0A/8")[0] == 400
+    assert call(app, "DELETE", "/v1/router/floating_ips/a%0Ab")[0] == 404
+    assert call(app, "GET", "/v1/nothing%0Ahere")[0] == 404
