@@ -131,7 +131,9 @@ def test_the_console_shows_the_network_and_changes_a_vlan(lab, browser):
     # the pipeline of s1: every entry the switch holds, by table, named by its app
     browser.find_element(By.CSS_SELECTOR, '#tabs button[data-view="pipeline"]').click()
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#pipeline-switch option"))
-    Select(browser.find_element(By.ID, "pipeline-switch")).select_by_value(network["s1"].dpid)
+    # the select is redrawn with the page: choosing in one that just went stale is retried
+    wait_for(lambda: Select(browser.find_element(By.ID, "pipeline-switch")).select_by_value(
+        network["s1"].dpid) or True)
 
     def pipeline_shown():
         """the page lists as many entries as ovs-ofctl dumps, the VLAN app's among them"""
