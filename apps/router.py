@@ -165,7 +165,7 @@ class Router(PortPlans, southbound.SdnApp):
             return
         target, iface = found
         now = self.clock()
-        packet = data[14 + (4 if frame.tag_offset else 0):]
+        packet = router.ip_packet(data, frame)
         again = now - self.replayed.get(packet, -PENDING_MAX_S) < PENDING_MAX_S
         if router.replayable(self.state(), frame) and not again and \
                 (target in self.pending or len(self.pending) < MAX_PENDING_TARGETS):
@@ -203,7 +203,7 @@ class Router(PortPlans, southbound.SdnApp):
                     self.logger.warning("router: %s", err)
                     continue
                 confirmed.add(dpid)
-            self.replayed[data[14 + (4 if frame.tag_offset else 0):]] = now
+            self.replayed[router.ip_packet(data, frame)] = now
             if (in_port, frame.vlan) in self.untagged.get(dpid, ()):
                 data = router.untag(data, frame)   # it came in untagged
             self.send(switch.datapath, ofcompile.packet_out_through_pipeline(

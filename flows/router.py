@@ -320,6 +320,13 @@ def parse_frame(data: bytes) -> Optional[Frame]:
     return None
 
 
+def ip_packet(data: bytes, frame: Frame) -> bytes:
+    """The frame's bytes after its Ethernet header (and tag): the same whether the
+    switch sent the frame up tagged or the controller sent it again untagged, so the
+    controller knows a frame it already sent again."""
+    return data[14 + (4 if frame.tag_offset else 0):]
+
+
 def untag(data: bytes, frame: Frame) -> bytes:
     """The frame without its 802.1Q tag (to send it again from a port whose VLAN
     comes in untagged)."""

@@ -14,6 +14,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 from apps import router as router_app
 from controller import config, events, pipeline, rest
 from flows import probes, router
+from flows.spec import Owner
 from tests.support.fakeswitch import run_inline
 from tests.support.l2_app import call, flow_mods
 from tests.support.vlan_app import bring_up
@@ -98,10 +99,13 @@ def test_an_unknown_host_is_asked_for_learnt_and_the_kept_frame_sent_again(monke
     datapath.sent.clear()
     answer = arp_reply("00:00:00:00:00:02", "10.0.20.2", "10.0.20.1", vlan=20)
     app._packet_in(packet_in(datapath, 2, answer, "router", router.GATEWAY))
-    assert router.NEIGHBOURS in [o.__class__(o.app, o.purpose) for o in owners(datapath)]
+    assert router.NEIGHBOURS in [Owner(o.app, o.purpose) for o in owners(datapath)]
     resent = packet_outs(datapath)
     assert [(m.in_port, m.actions[0].port) for m in resent] == [(1, ofp.OFPP_TABLE)] * 2
     assert router.parse_frame(resent[0].data).vlan is None    # port 1 takes VLAN 10 untagged
+    # the frame sent again comes back up (tagged again by the pipeline): never kept twice
+    app._packet_in(packet_in(datapath, 1, frame, "route", router.ROUTES))
+    assert app.pending == {}
     status, body, _ = call(app, "GET", "/v1/router")
     assert body["neighbours"] == [{"ip": "10.0.20.2", "mac": "00:00:00:00:00:02", "vlan": 20}]
 
@@ -113,8 +117,7 @@ def test_an_answer_from_the_wrong_vlan_or_anothers_frame_teaches_nothing(monkeyp
     wrong = arp_reply("00:00:00:00:00:02", "10.0.20.2", "10.0.20.1", vlan=10)
     app._packet_in(packet_in(datapath, 2, wrong, "router", router.GATEWAY))
     foreign = arp_reply("00:00:00:00:00:02", "10.0.20.2", "10.0.20.1", vlan=20)
-    app._packet_in(packet_in(datapath, 2, foreign, "l2_src", router.GATEWAY.__class__(
-        "l2_switch", "default")))
+    app._packet_in(packet_in(datapath, 2, foreign, "l2_src", Owner("l2_switch", "default")))
     app._packet_in(packet_in(datapath, 2, b"\x00" * 13, "router", router.GATEWAY))
     assert app.neighbours == {}
 
