@@ -85,7 +85,8 @@ docs-serve: docs
 test: setup lint docs
 	$(PY) -m pytest -q --durations=40 -m "not long"
 
-# A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP), about 2.5 minutes.
+# A tour of every lab (learning switch, VLAN, QoS, LB, overlay, bond, TCP/IP, security,
+# cluster), about 6 minutes.
 demo: setup
 	$(PY) -m mininet_topos.tour $(DEMO_ARGS)
 
@@ -112,6 +113,10 @@ lab-bond: setup
 # The TCP/IP Illustrated network: routes, proxy ARP, NAT, traceroute (about 15 s).
 lab-tcpip: setup
 	$(PY) -m mininet_topos.tcpip_lab
+
+# Two tenants, one router, security groups: SNAT, a floating IP, a cut (about 35 s).
+lab-security: setup
+	$(PY) -m mininet_topos.security_lab
 
 # Three etcd members, three controller nodes: kill, pause, cut off; who is master when.
 lab-ha: setup

@@ -88,6 +88,12 @@ SCENARIOS = [
      "[mininet_topos.qos_lab-qos-lab-options6]",
      "the QoS lab: shares and loss through a shaped port",
      "shares +-10 %; >= 95 of 100 per queue; TCP goodput; ping"),
+    ("tests/integration/test_labs.py::test_a_lab_passes_and_writes_its_report"
+     "[mininet_topos.ha_lab-ha-lab-options5]",
+     "the cluster lab (long): kill, pause, cut off", "one master per switch; traffic goes on"),
+    ("tests/integration/test_cluster_roles_ovs.py::"
+     "test_only_the_master_writes_and_mastership_moves_without_touching_entries",
+     "two nodes, one switch: roles (long)", "slave lands nothing; hand-over keeps entries"),
     ("tests/integration/test_capture_ovs.py::test_a_capture_of_1500_frames_keeps_them_all",
      "the harness's capture, 1500 frames", "every frame delivered is captured"),
 ]

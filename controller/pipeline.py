@@ -61,7 +61,7 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 _SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
                            "ct_zone"}
-_ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone"}
+_ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone", "reg2"}
 
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),

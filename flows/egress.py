@@ -21,7 +21,7 @@ from typing import List
 
 from flows.spec import FlowSpec, Match, Output, Owner, SetField
 
-OUT_PORT = "reg1"           # reg0 is the load balancer's backend mark
+OUT_PORT = "reg1"           # reg0: the load balancer's backend mark; reg2: the router's
 REDIRECT_PRIORITY = 1000    # l2_dst: above learned hosts (100) and the flood guard (2, 3)
 VLAN_PRIORITY = 40          # flood: the VLAN app's directed entries, per (port, VLAN)
 VLAN_TAGGED_PRIORITY = 35   # flood: a trunk of every VLAN, whatever the VLAN

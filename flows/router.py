@@ -13,7 +13,10 @@ tag inside the pipeline):
   conntrack in the router's zone, after a ct_clear (the security groups tracked it
   in a zone of theirs). From the external VLAN only the external address (replies:
   conntrack undoes the SNAT) and floating IPs (DNAT) get in. Anything else sent to
-  the gateway MAC is dropped.
+  the gateway MAC is dropped. What comes in translated is sent through the pipeline
+  again from the security stage (`sg`), marked in TRANSLATED, so the VM's security
+  group checks it by its inside address, as Neutron's firewall sees it after the L3
+  agent's DNAT; the mark then takes it on to `route`.
 - `route` (9): longest prefix first (priority grows with the prefix length). A
   known host or next hop: TTL less one, the gateway MAC as source, the host's as
   destination, its VLAN, then l2_dst forwards it like any frame of that VLAN. Not
@@ -36,6 +39,12 @@ from flows.spec import (CONTROLLER, IN_PORT, TAGGED, Ct, CtClear, DecTtl, FlowSp
 
 IPV4, ICMP = 0x0800, 1
 ZONE = 0x5000   # the router's conntrack zone (security groups: 0x4000 + network; LB: VIP ids)
+# reg2 = 1: the router translated this frame from outside and sent it through the
+# security stage again (reg0: the LB's backend mark, reg1: the egress port). Registers
+# start at 0 for every frame a port receives and survive a recirculation, so the
+# outside cannot forge it.
+TRANSLATED = "reg2"
+AGAIN_FROM = "sg"   # where a translated frame starts over (a plain miss without the app)
 
 DEFAULTS = Owner(APP, "default")     # the gateway MAC not learnt; the drop
 GATEWAY = Owner(APP, "gateway")      # ARP and ping answers, what is routed
@@ -50,7 +59,8 @@ OFPP_CONTROLLER = 0xFFFFFFFD         # the in_port of what the controller sends 
 # prefix (4 per prefix length step, the source's rank inside: floating IP 2, SNAT 1, as
 # it is 0), above the drop; the answers and the outside's ways in above every prefix
 PRIO_DROP, PRIO_DECIDE = 10, 100
-PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_ANSWER, PRIO_ARP_REPLY = 900, 910, 1000, 1050
+PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_TRANSLATED = 900, 910, 920
+PRIO_ANSWER, PRIO_ARP_REPLY = 1000, 1050
 RANK_AS_IS, RANK_SNAT, RANK_FLOATING = 0, 1, 2
 PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_OWN_ADDRESS, PRIO_INVALID = 100, 300, 900, 1000
 
@@ -120,6 +130,12 @@ def _track(nat: Optional[Nat], commit: bool):
     return (CtClear(), Ct(ZONE, table="route", commit=commit, nat=nat))
 
 
+def _track_in(nat: Nat, commit: bool):
+    """From outside: translated, then through the security stage again, marked."""
+    return (SetField(TRANSLATED, 1), CtClear(),
+            Ct(ZONE, table=AGAIN_FROM, commit=commit, nat=nat))
+
+
 def arp_answer(ip: str, vlan: int, mac: str, untagged: Untagged, owner=GATEWAY):
     """ARP for `ip` in `vlan` answered with `mac` (and a copy of the question to the
     controller, which learns the asker)."""
@@ -179,11 +195,16 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
         return entries
     entries.append(FlowSpec("router", PRIO_FROM_OUTSIDE, _to_gateway(
         settings, outside.vlan, eth_type=IPV4, ipv4_dst=outside.ip), NAT,
-        actions=_track(Nat(), False)))
+        actions=_track_in(Nat(), False)))
+    # back from the security stage, translated: routed by its inside address (one
+    # that was not translated, a new connection to the external address, is dropped
+    # there as an own address)
+    entries.append(FlowSpec("router", PRIO_TRANSLATED, _to_gateway(
+        settings, outside.vlan, eth_type=IPV4, **{TRANSLATED: 1}), NAT, goto="route"))
     for fip in sorted(floating.values(), key=lambda f: f.external):
         entries.append(FlowSpec("router", PRIO_FLOATING_IN, _to_gateway(
             settings, outside.vlan, eth_type=IPV4, ipv4_dst=fip.external), NAT,
-            actions=_track(Nat("dst", fip.internal), True)))
+            actions=_track_in(Nat("dst", fip.internal), True)))
         entries += arp_answer(fip.external, outside.vlan, settings.mac, untagged, NAT)
     return entries
 

@@ -121,18 +121,24 @@ def _flow(table, priority, owner, actions=(), goto=None, **match) -> FlowSpec:
     return FlowSpec(table, priority, Match.of(**match), owner, tuple(actions), goto=goto)
 
 
+def _track(z: int):
+    # ct_clear first: a frame the router translated comes through here again, tracked
+    # in the router's zone
+    return [CtClear(), Ct(z, table="sg_out")]
+
+
 def _tracking(port: int, binding: Binding) -> List[FlowSpec]:
     z = zone(binding)
     specs = []
     for address in binding.addresses:
         name, value = _address_field(address, "src")
-        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, _track(z),
                            in_port=port, eth_type=_family(address), **{name: value}))
         name, value = _address_field(address, "dst")
-        specs.append(_flow("sg", TO_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+        specs.append(_flow("sg", TO_PORT_PRIORITY, DEFAULTS, _track(z),
                            eth_type=_family(address), **{name: value}))
     if any(_family(a) == IPV6 for a in binding.addresses):
-        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, [Ct(z, table="sg_out")],
+        specs.append(_flow("sg", FROM_PORT_PRIORITY, DEFAULTS, _track(z),
                            in_port=port, eth_type=IPV6, ipv6_src=LINK_LOCAL))
     specs += [_flow("sg", SPOOFED_PRIORITY, DEFAULTS, in_port=port, eth_type=eth_type)
               for eth_type in (IPV4, IPV6)]

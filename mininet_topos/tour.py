@@ -1,6 +1,6 @@
 """`make demo`: a tour of every lab, one after the other, each as `make lab-*` runs it
 alone: the learning switch (mininet_topos/demo.py), then the VLAN, HTB QoS, load
-balancer, overlay, bonding, TCP/IP Illustrated and cluster labs. Ends with one line per lab and its report under reports/;
+balancer, overlay, bonding, TCP/IP Illustrated, security and cluster labs. Ends with one line per lab and its report under reports/;
 the exit status is 0 only when every lab passed.
 
     make demo                               # the whole tour (about 2.5 minutes)
@@ -12,8 +12,8 @@ import os
 import sys
 import time
 
-from mininet_topos import (bond_lab, demo, ha_lab, lb_lab, overlay_lab, qos_lab, tcpip_lab,
-                           vlan_lab)
+from mininet_topos import (bond_lab, demo, ha_lab, lb_lab, overlay_lab, qos_lab, security_lab,
+                           tcpip_lab, vlan_lab)
 
 LABS = {"learning": ("learning switch (tree, pingall, iperf3)", demo.main, None),
         "vlan": ("VLAN lab", vlan_lab.main, "reports/vlan-lab.md"),
@@ -22,6 +22,8 @@ LABS = {"learning": ("learning switch (tree, pingall, iperf3)", demo.main, None)
         "overlay": ("overlay lab", overlay_lab.main, "reports/overlay-lab.md"),
         "bond": ("bonding lab", bond_lab.main, "reports/bond-lab.md"),
         "tcpip": ("TCP/IP Illustrated network", tcpip_lab.main, "reports/tcpip-lab.md"),
+        "security": ("security groups and router", security_lab.main,
+                     "reports/security-lab.md"),
         "ha": ("controller cluster", ha_lab.main, "reports/ha-lab.md")}
 
 
