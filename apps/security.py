@@ -24,7 +24,8 @@ from controller.port_plans import PortPlans
 from flows import lb, security
 from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
                                   effective_acls, effective_groups, group_name,
-                                  rule_from_dict, stored_acl, stored_rule)
+                                  rule_from_dict, stored_acl, stored_rule,
+                                  unknown_remote_groups)
 from flows.spec import Owner
 
 COUNTER_POLL_S = 10.0   # how old the rule counters on /metrics may be
@@ -49,6 +50,7 @@ class Security(PortPlans, southbound.SdnApp):
         super().__init__(*args, **kwargs)
         self.plans = {}     # dpid -> the entries last pushed
         self.counted = {}   # dpid -> {rule id: (packets, bytes)} as last read
+        self.known_members = None   # {group: addresses} the switches were last given
         self.trusted = self.controller_addresses()
         hub.spawn(self._poll_counters)
 
@@ -141,21 +143,44 @@ class Security(PortPlans, southbound.SdnApp):
         """{id: Acl}: the config file's, then REST's."""
         return effective_acls(self.settings.acls, (overrides or self.overrides)["acls"])
 
-    def bindings(self, switch, overrides=None):
+    def bindings(self, switch, overrides=None, warn=True):
         """{port: Binding} of the switch: the config file's, then REST's."""
         dpid = rest.format_dpid(switch.datapath.id)
         return security.bound_ports(
             self.settings.ports, switch.is_named, switch.resolve,
             (overrides or self.overrides)["ports"].get(dpid, {}),
-            lambda ref: self.logger.warning("security: %s has no port %r (config file)",
-                                            switch.name, ref))
+            lambda ref: warn and self.logger.warning(
+                "security: %s has no port %r (config file)", switch.name, ref))
+
+    def members(self, overrides=None):
+        """{group: addresses} of every port bound to it (a rule's remote_group): on the
+        switches connected here as they resolve, on the others as the config file and
+        REST bind them."""
+        overrides = overrides or self.overrides
+        connected = list(self.switches.values())
+        bound = [b for switch in connected
+                 for b in self.bindings(switch, overrides, warn=False).values()]
+        here = {rest.format_dpid(switch.datapath.id) for switch in connected}
+        bound += [binding_from_dict(body) for switch_ref, _, body in self.settings.ports
+                  if not any(switch.is_named(switch_ref) for switch in connected)]
+        bound += [binding_from_dict(body) for dpid, by_port in overrides["ports"].items()
+                  if dpid not in here for body in by_port.values() if body is not None]
+        return security.group_members(bound)
 
     def program(self, switch):
+        members = self.members()
+        if members != self.known_members:
+            # a port joined or left a group: every switch's remote-group entries follow
+            self.known_members = members
+            self.program_all()
+            if switch.datapath.id in self.plans:
+                return
         acls = security.acls_here(
             self.acls().values(), switch.is_named, switch.resolve,
             lambda ref: self.logger.warning("security: %s has no port %r (an ACL)",
                                             switch.name, ref))
-        plan = security.desired(self.bindings(switch), self.groups(), self.trusted, acls)
+        plan = security.desired(self.bindings(switch), self.groups(), self.trusted, acls,
+                                members)
         self.push_plan(switch, plan)
 
     # --- what REST asks ------------------------------------------------------------
@@ -202,6 +227,9 @@ class Security(PortPlans, southbound.SdnApp):
             raise rest.ApiError(400, str(err)) from None
         overrides = self._copy()
         overrides["rules"][str(rule_id)] = dict(body, group=group)
+        if rule.remote_group is not None and \
+                rule.remote_group in unknown_remote_groups(self.groups(overrides)):
+            raise rest.ApiError(400, f"no group {rule.remote_group!r} (remote_group)")
         self._commit(overrides)
         return rule.to_dict()
 

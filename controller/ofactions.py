@@ -21,7 +21,7 @@ from controller import ofwire, pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, NORMAL, TAGGED, UNTAGGED,
                         CT_LABEL_BITS, CT_MARK_BITS, Ct, CtClear, Group, GroupRef, Learn,
                         MeterRef, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue, DecTtl)
+                        SetField, SetQueue, DecTtl, Conjunction)
 
 RESERVED = {FLOOD: ofp.OFPP_FLOOD, ALL: ofp.OFPP_ALL, IN_PORT: ofp.OFPP_IN_PORT,
             CONTROLLER: ofp.OFPP_CONTROLLER, NORMAL: ofp.OFPP_NORMAL}
@@ -292,6 +292,11 @@ KINDS: Dict[type, ActionKind] = {k.spec: k for k in (
     ActionKind(CtClear, parser.NXActionCTClear, lambda a: parser.NXActionCTClear(),
                lambda a, tables: CtClear()),
     ActionKind(Learn, parser.NXActionLearn, _compile_learn, _decode_learn),
+    # the wire counts clauses from 0; ovs-ofctl and the spec from 1
+    ActionKind(Conjunction, parser.NXActionConjunction,
+               lambda a: parser.NXActionConjunction(clause=a.clause - 1,
+                                                    n_clauses=a.n_clauses, id_=a.conj_id),
+               lambda a, tables: Conjunction(a.id, a.clause + 1, a.n_clauses)),
 )}
 _BY_RYU = {k.ryu: k for k in KINDS.values()}
 

@@ -15,7 +15,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, CT_LABEL_BITS, CT_MARK_BITS, FLOOD, IN_PORT, NORMAL,
                         TAGGED, UNTAGGED, Ct, CtClear, FlowSpec, Group, GroupSpec, Learn,
                         Match, MeterSpec, Move, Nat, Output, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue, DecTtl)
+                        SetField, SetQueue, DecTtl, Conjunction)
 
 VID_PRESENT = 0x1000
 
@@ -161,6 +161,7 @@ ACTIONS: Dict[type, Callable[[object], str]] = {
     Ct: _ct,
     CtClear: lambda a: "ct_clear",
     Learn: _learn,
+    Conjunction: lambda a: f"conjunction({a.conj_id},{a.clause}/{a.n_clauses})",
 }
 
 

@@ -60,7 +60,7 @@ _L2_FIELDS = frozenset({"in_port", "vlan_vid", "vlan_pcp", "eth_src", "eth_dst",
 _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst",
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 _SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
-                           "ct_zone"}
+                           "ct_zone", "conj_id"}
 _ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone", "reg2"}
 
 PIPELINE: Tuple[Table, ...] = (
@@ -115,9 +115,11 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
                                       "neighbour discovery 300"),
            Band("security", 1001, 1999, "stateless ACLs: 1000 + the ACL's priority",
                 purpose="acl")),
-    "sg_out": (Band("security", 10, 500, "deny 10, cut 20, egress rules 100, replies 400, "
-                                         "cut replies 450, invalid 500"),),
-    "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, ingress rules 100"),),
+    "sg_out": (Band("security", 10, 500, "deny 10, cut 20, remote-group rules 90, egress "
+                                         "rules 100, replies 400, cut replies 450, "
+                                         "invalid 500"),),
+    "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, remote-group rules 90, "
+                                       "ingress rules 100"),),
     "vip": (Band("lb", 100, 499, "spreads 120, replies 150-160, conntrack 190-220, ARP 300-301, "
                           "probes 400"),),
     "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
@@ -211,6 +213,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "route": 0x17,      # the router's connected networks and static routes
     "nat": 0x18,        # the router's SNAT and floating IPs
     "neighbour": 0x19,  # a host the router knows: its MAC and VLAN
+    "members": 0x1A,    # a remote group's member addresses (conjunction clauses)
 }
 
 

@@ -26,9 +26,10 @@ from typing import Dict, List, Mapping, Tuple
 from flows import qos_rules, switch_entries
 from flows.security_model import APP, ETHERTYPES, PROTOCOLS, Acl, Binding, Rule, \
     SecuritySettings, binding_from_dict
-from flows.spec import Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
+from flows.spec import Conjunction, Ct, CtClear, FlowDelete, FlowSpec, Match, Owner
 
 DEFAULTS = Owner(APP, "default")
+MEMBERS = Owner(APP, "members")   # remote groups' member addresses, shared by their rules
 NEXT = "vip"                 # the table after the security stage
 ZONE_BASE = 0x4000           # zone of network N: ZONE_BASE + N (the LB's: VIP ids, below)
 CUT_MARK = 1
@@ -37,7 +38,8 @@ ND_PRIORITY, TRUSTED_PRIORITY, FROM_PORT_PRIORITY, SPOOFED_PRIORITY, TO_PORT_PRI
     300, 290, 210, 200, 100
 # sg_out and sg_in
 INVALID_PRIORITY, CUT_REPLY_PRIORITY, REPLY_PRIORITY = 500, 450, 400
-RULE_PRIORITY, CUT_PRIORITY, DENY_PRIORITY, COMMIT_PRIORITY = 100, 20, 10, 5
+RULE_PRIORITY, REMOTE_PRIORITY, CUT_PRIORITY, DENY_PRIORITY, COMMIT_PRIORITY = \
+    100, 90, 20, 10, 5
 ND_TYPES = (130, 131, 132, 133, 134, 135, 136, 137, 143)
 LINK_LOCAL = ("fe80::", "ffc0::")
 IPV4, IPV6 = ETHERTYPES["IPv4"], ETHERTYPES["IPv6"]
@@ -145,11 +147,45 @@ def _tracking(port: int, binding: Binding) -> List[FlowSpec]:
     return specs
 
 
-def _source_side(port: int, binding: Binding, groups) -> List[FlowSpec]:
+def conj_id(rule: Rule, binding: Binding) -> int:
+    """One conjunctive match per (rule, network): its ports' accept commits in the
+    network's zone (rule ids are 16 bits, networks 12)."""
+    return rule.rule_id << 12 | binding.network
+
+
+def _remote_group(table, rule, binding, members, port_side: List[dict], accept, goto):
+    """A rule whose far end is a group's members as a conjunctive match: clause 1 the
+    rule's own match at the port (m entries), clause 2 each member address (n entries,
+    shared by every rule naming the group), and the conj_id entry that accepts: n + m
+    entries, where matching each member against each port piece would be n x m."""
+    side = "dst" if rule.direction == "egress" else "src"
+    family = ETHERTYPES[rule.ethertype]
+    cid = conj_id(rule, binding)
+    owner = rule_owner(rule.rule_id)
+    specs = [_flow(table, REMOTE_PRIORITY, owner, [Conjunction(cid, 1, 2)],
+                   ct_state="+trk-rpl", **fields) for fields in port_side]
+    for address in members.get(rule.remote_group, ()):
+        if _family(address) == family:
+            name, value = _address_field(address, side)
+            specs.append(_flow(table, REMOTE_PRIORITY, MEMBERS, [Conjunction(cid, 2, 2)],
+                               ct_state="+trk-rpl", eth_type=family, **{name: value}))
+    # the conj_id entry needs the IP match a ct action does (OVS refuses it otherwise)
+    specs.append(_flow(table, REMOTE_PRIORITY, owner, accept, goto=goto, conj_id=cid,
+                       eth_type=family))
+    return specs
+
+
+def _source_side(port: int, binding: Binding, groups, members) -> List[FlowSpec]:
     z, rules = zone(binding), _rules_of(binding, groups, "egress")
     specs = [_flow("sg_out", RULE_PRIORITY, rule_owner(rule.rule_id), goto="sg_in",
                    in_port=port, ct_state="+trk-rpl", **fields)
-             for rule in rules for fields in rule_matches(rule, "dst")]
+             for rule in rules if rule.remote_group is None
+             for fields in rule_matches(rule, "dst")]
+    for rule in rules:
+        if rule.remote_group is not None:
+            specs += _remote_group("sg_out", rule, binding, members,
+                                   [dict(fields, in_port=port)
+                                    for fields in rule_matches(rule, "dst")], (), "sg_in")
     if not rules:   # no egress rule at all: everything may leave
         specs.append(_flow("sg_out", RULE_PRIORITY, DEFAULTS, goto="sg_in", in_port=port,
                            ct_state="+trk-rpl"))
@@ -161,16 +197,28 @@ def _source_side(port: int, binding: Binding, groups) -> List[FlowSpec]:
         _flow("sg_out", DENY_PRIORITY, DEFAULTS, in_port=port, ct_state="+trk")]
 
 
-def _destination_side(binding: Binding, groups) -> List[FlowSpec]:
+def _destination_side(binding: Binding, groups, members) -> List[FlowSpec]:
     z, rules = zone(binding), _rules_of(binding, groups, "ingress")
     accept = [Ct(z, commit=True, mark=0), CtClear()]
     specs = []
+    for rule in rules:
+        if rule.remote_group is None:
+            continue
+        port_side = []
+        for address in binding.addresses:
+            if ETHERTYPES[rule.ethertype] == _family(address):
+                name, value = _address_field(address, "dst")
+                port_side += [dict(fields, **{name: value})
+                              for fields in rule_matches(rule, "src")]
+        if port_side:
+            specs += _remote_group("sg_in", rule, binding, members, port_side, accept, NEXT)
     for address in binding.addresses:
         name, value = _address_field(address, "dst")
         to_port = {"eth_type": _family(address), name: value}
         specs += [_flow("sg_in", RULE_PRIORITY, rule_owner(rule.rule_id), accept, goto=NEXT,
                         ct_state="+trk-rpl", **dict(fields, **to_port))
                   for rule in rules if ETHERTYPES[rule.ethertype] == _family(address)
+                  and rule.remote_group is None
                   for fields in rule_matches(rule, "src")]
         specs += [
             _flow("sg_in", CUT_PRIORITY, DEFAULTS, [Ct(z, commit=True, mark=CUT_MARK)],
@@ -199,29 +247,56 @@ def _shared(zones, trusted) -> List[FlowSpec]:
 
 
 def desired(bindings: Mapping[int, Binding], groups: Mapping[str, Tuple[Rule, ...]],
-            trusted: Tuple[str, ...] = (), acls=()) -> List[FlowSpec]:
+            trusted: Tuple[str, ...] = (), acls=(),
+            members: Mapping[str, Tuple[str, ...]] = None) -> List[FlowSpec]:
     """Every entry one switch needs for its bound ports ({port number: Binding}). A
     packet to a port bound on another switch is checked there, where it leaves the
     fabric; one between two switches' bound ports, at both ends. Packets to `trusted`
     addresses (the controller's own: the load balancer's health probes, whose requests
     conntrack never saw) pass untracked. `acls`: (Acl, port number or None) of the
-    ACLs that apply here, before everything else."""
+    ACLs that apply here, before everything else. `members`: {group: the addresses of
+    every port bound to it, on any switch} (a rule's remote_group), from
+    `group_members`; by default those of the bindings here."""
+    members = group_members(bindings.values()) if members is None else members
     specs = [spec for acl, port in acls for spec in acl_flows(acl, port)]
     if not bindings:
         return _dedupe(specs)
     for port, binding in sorted(bindings.items()):
-        specs += _tracking(port, binding) + _source_side(port, binding, groups)
-        specs += _destination_side(binding, groups)
+        specs += _tracking(port, binding) + _source_side(port, binding, groups, members)
+        specs += _destination_side(binding, groups, members)
     return _dedupe(specs + _shared({zone(b) for b in bindings.values()}, trusted))
+
+
+def group_members(bindings) -> Dict[str, Tuple[str, ...]]:
+    """{group: the addresses of the given bindings bound to it}, sorted."""
+    found: Dict[str, set] = {}
+    for binding in bindings:
+        for name in binding.groups:
+            found.setdefault(name, set()).update(binding.addresses)
+    return {name: tuple(sorted(addresses)) for name, addresses in sorted(found.items())}
 
 
 def _dedupe(specs: List[FlowSpec]) -> List[FlowSpec]:
     """One entry per (table, priority, match): two bound ports sharing an address would
-    otherwise ask for the same entry twice."""
+    otherwise ask for the same entry twice. Conjunction clauses of one match (a member
+    of two remote groups' rules, two rules with one port match) become one entry with
+    every conjunction action, as OVS keeps them."""
     seen: Dict[tuple, FlowSpec] = {}
     for spec in specs:
-        seen.setdefault((spec.table, spec.priority, spec.match), spec)
+        key = (spec.table, spec.priority, spec.match)
+        had = seen.get(key)
+        if had is None:
+            seen[key] = spec
+        elif _clauses(had) and _clauses(spec):
+            actions = tuple(sorted(set(had.actions) | set(spec.actions),
+                                   key=lambda a: (a.conj_id, a.clause)))
+            owner = had.owner if had.owner == spec.owner else MEMBERS
+            seen[key] = FlowSpec(had.table, had.priority, had.match, owner, actions)
     return list(seen.values())
+
+
+def _clauses(spec: FlowSpec) -> bool:
+    return bool(spec.actions) and all(isinstance(a, Conjunction) for a in spec.actions)
 
 
 def forget_everything() -> List[FlowDelete]:
@@ -270,5 +345,7 @@ def plan(settings: SecuritySettings, switch, facts):
     acls = acls_here(settings.acls, switch.is_named, switch.resolve,
                      lambda ref: result.problems.append(f"an ACL names port {ref!r}, which "
                                                         "this switch does not have"))
-    result.items = desired(bound, settings.groups, facts.get(CONTROLLER_ADDRESSES, ()), acls)
+    members = group_members(binding_from_dict(body) for _, _, body in settings.ports)
+    result.items = desired(bound, settings.groups, facts.get(CONTROLLER_ADDRESSES, ()), acls,
+                           members)
     return result

@@ -18,7 +18,8 @@ unless an ingress rule of one of its groups allows it, replies of what it opened
 back, and egress is open until its groups have an egress rule, then only what the
 egress rules allow. Rules are OpenStack's: `direction`, `protocol` (tcp, udp, icmp,
 icmpv6 or any), `ports` (tcp/udp: "80" or "8000-8080"), `remote` (a CIDR, the far end:
-the source of an ingress rule, the destination of an egress rule) and `ethertype`
+the source of an ingress rule, the destination of an egress rule) or `remote_group` (the
+far end is an address of a port bound to that group, on any switch) and `ethertype`
 (IPv4 or IPv6, from `remote` when it is given, else IPv4).
 
 An ACL is stateless and comes first: frames in at one port (`switch` and `port`), in
@@ -39,7 +40,7 @@ MAX_NETWORK = 4095
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 ETHERTYPES = {"IPv4": 0x0800, "IPv6": 0x86DD}
-RULE_KEYS = ("direction", "protocol", "ports", "remote", "ethertype")
+RULE_KEYS = ("direction", "protocol", "ports", "remote", "remote_group", "ethertype")
 BINDING_KEYS = ("addresses", "groups", "network")
 ACL_KEYS = ("switch", "port", "vlan", "match", "action", "priority")
 ACL_ACTIONS = ("allow", "drop")
@@ -57,6 +58,7 @@ class Rule:
     port_min: Optional[int] = None
     port_max: Optional[int] = None
     remote: Optional[str] = None            # a CIDR; None: anywhere
+    remote_group: Optional[str] = None      # the far end: an address of a group's port
 
     def to_dict(self) -> dict:
         ports = None
@@ -65,7 +67,7 @@ class Rule:
                 f"{self.port_min}-{self.port_max}"
         return {"id": self.rule_id, "group": self.group, "direction": self.direction,
                 "ethertype": self.ethertype, "protocol": self.protocol or "any",
-                "ports": ports, "remote": self.remote}
+                "ports": ports, "remote": self.remote, "remote_group": self.remote_group}
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ def rule_from_dict(body, group: str, rule_id: int) -> Rule:
                          f"not {protocol!r}")
     protocol = None if protocol == "any" else protocol
     remote = None if body.get("remote") is None else _remote(body["remote"])
+    remote_group = None if body.get("remote_group") is None else group_name(body["remote_group"])
+    if remote is not None and remote_group is not None:
+        raise ValueError("a rule's far end is a remote prefix or a remote_group, not both")
     family = None if remote is None else ("IPv6" if ":" in remote else "IPv4")
     ethertype = body.get("ethertype", family or ("IPv6" if protocol == "icmpv6" else "IPv4"))
     if not isinstance(ethertype, str) or ethertype not in ETHERTYPES:
@@ -146,7 +151,14 @@ def rule_from_dict(body, group: str, rule_id: int) -> Rule:
         if protocol not in ("tcp", "udp"):
             raise ValueError("ports need protocol tcp or udp")
         low, high = _ports(body["ports"])
-    return Rule(rule_id, group_name(group), direction, ethertype, protocol, low, high, remote)
+    return Rule(rule_id, group_name(group), direction, ethertype, protocol, low, high, remote,
+                remote_group)
+
+
+def unknown_remote_groups(groups) -> list:
+    """The remote groups the rules of `groups` name that are not among them."""
+    return sorted({r.remote_group for rules in groups.values() for r in rules
+                   if r.remote_group is not None} - set(groups))
 
 
 MAX_ADDRESSES = 64
@@ -342,6 +354,9 @@ class SecuritySettings:
         acls = list(self.acls) if isinstance(self.acls, tuple) else self.acls
         object.__setattr__(self, "acls", acls_from_list(acls if acls is not None else []))
         object.__setattr__(self, "groups", groups_from_dict(self.groups or {}))
+        unknown = unknown_remote_groups(self.groups)
+        if unknown:
+            raise ValueError(f"rules name unknown remote group(s) {', '.join(unknown)}")
         object.__setattr__(self, "ports", switch_entries.port_entries(
             self.ports, binding_from_dict))
         for _, _, body in self.ports:

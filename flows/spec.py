@@ -312,10 +312,30 @@ class Learn:
     constants: Tuple[Tuple[str, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Conjunction:
+    """Clause `clause` of `n_clauses` of the conjunctive match `conj_id` (Nicira
+    conjunction(id, k/n)). An entry with it matches nothing by itself: a packet that
+    matches an entry of every clause of one id at one priority is looked up again with
+    conj_id set, where an entry matching `conj_id` acts. A set membership of n addresses
+    against m port matches costs n + m entries instead of n x m. Such an entry has
+    conjunction actions only (OVS refuses anything else beside them)."""
+    conj_id: int
+    clause: int
+    n_clauses: int
+
+    def __post_init__(self):
+        if not 2 <= self.n_clauses <= 64 or not 1 <= self.clause <= self.n_clauses:
+            raise ValueError(f"conjunction clause {self.clause}/{self.n_clauses}: "
+                             "1 <= clause <= n_clauses, 2..64 clauses")
+        if not 0 <= self.conj_id <= 0xFFFFFFFF:
+            raise ValueError(f"conjunction id {self.conj_id} out of 32 bits")
+
+
 # Every action kind, once: controller/ofactions.py compiles, decodes and prints each
 # and tests/support/ofsim.py runs each (tests/unit/test_action_registry.py checks both).
 ACTION_KINDS = (Output, SetField, Move, Ct, CtClear, Resubmit, PushVlan, PopVlan, Group, SetQueue,
-                Learn, DecTtl)
+                Learn, DecTtl, Conjunction)
 Action = Union[ACTION_KINDS]
 
 # --- groups -----------------------------------------------------------------------

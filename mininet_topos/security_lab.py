@@ -4,8 +4,9 @@ Two tenants behind one router on one switch (mininet_topos/security_topo.py), wi
 learning, VLAN, security and router apps in one ryu-manager: a web server reachable on
 TCP 80 only (its replies let out, a ping from outside refused), both tenants reaching
 the outside through SNAT (the outside's tcpdump sees only the public address), a
-floating IP serving the web server to the outside, another tenant's VM kept out, and
-a rule removed cutting a live connection through the floating IP. Writes
+floating IP serving the web server to the outside, another tenant's VM kept out (and
+let in once bound to the tenant's group: a remote group's members follow), and a rule
+removed cutting a live connection through the floating IP. Writes
 reports/security-lab.md with a picture: the network and who reached what
 (reports/security-lab.png).
 """
@@ -94,6 +95,20 @@ def matrix_step(lab, network):
                       "reached" if expected else "refused",
                       "reached" if reached else "refused", reached == expected)
     return results
+
+
+def join_step(lab, controller, network):
+    lab.step("b1 bound to tenant-a's group over REST: a member now, it reaches app; "
+             "bound back to tenant-b, it is out again")
+    path = f"/v1/switches/s1/ports/{HOSTS['b1'][0]}/security"
+    for groups, expected in ((["tenant-a"], True), (["tenant-b"], False)):
+        status, _ = controller.rest("PUT", path, {"addresses": [address("b1")],
+                                                  "groups": groups})
+        reached = tries(network, "b1", "ping", "app", None, 4 if expected else 0.5)
+        lab.check(f"PUT b1 groups {groups[0]}; b1 -> app ping",
+                  f"200, {'reached' if expected else 'refused'}",
+                  f"{status}, {'reached' if reached else 'refused'}",
+                  (status, reached) == (200, expected))
 
 
 def cut_step(lab, controller, network):
@@ -188,6 +203,7 @@ def run(lab, controller, network):
     finally:
         for server in servers:
             server.kill()
+    join_step(lab, controller, network)
     cut_step(lab, controller, network)
     return results
 
@@ -198,8 +214,8 @@ def main(argv=None):
     lab.note("One switch s1 with the learning, VLAN, security and router apps "
              "(`SECURITY_LAB_CONFIG` in mininet_topos/security_topo.py): tenant A (VLAN 10: "
              "web, app), tenant B (VLAN 20: b1), the outside on the external VLAN 100. "
-             "Groups: web lets in TCP 80 from anywhere, tenant-a and tenant-b their own "
-             "network only.")
+             "Groups: web lets in TCP 80 from anywhere, tenant-a and tenant-b anything from "
+             "their own members (a remote group each).")
     lab.step("starting the controller (l2_switch + vlan + security + router) and Mininet")
     results = {}
     with harness.running(SecurityLab(), apps=APPS, config=SECURITY_LAB_CONFIG) as (

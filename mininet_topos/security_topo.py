@@ -7,10 +7,10 @@ security and router apps on it (SECURITY_LAB_CONFIG, by port number).
     (with SECURITY_LAB_CONFIG as the config file)
 
 - tenant A, VLAN 10 (10.0.10.0/24, gateway .1): `web` .2, a web server whose groups
-  let in TCP 80 from anywhere and anything from its own tenant; `app` .3, which lets
-  in its own tenant only;
+  let in TCP 80 from anywhere and anything from its own tenant's ports (the group
+  `tenant-a` as its own remote group); `app` .3, which lets in its own tenant only;
 - tenant B, VLAN 20 (10.0.20.0/24, gateway .1): `b1` .2, which lets in its own
-  tenant only;
+  tenant's ports only;
 - the external VLAN 100 (203.0.113.0/24): the router's external address .1, and
   `outside` .254, standing in for the Internet (and the upstream router: the default
   route points at it). Both tenants leave through SNAT to 203.0.113.1; a floating
@@ -49,8 +49,9 @@ SECURITY_LAB_CONFIG = {
                        for port, vlan, *_ in HOSTS.values()]},
     "security": {
         "groups": {"web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}],
-                   "tenant-a": [{"direction": "ingress", "remote": "10.0.10.0/24"}],
-                   "tenant-b": [{"direction": "ingress", "remote": "10.0.20.0/24"}]},
+                   # Neutron's default group: anything from the group's own ports
+                   "tenant-a": [{"direction": "ingress", "remote_group": "tenant-a"}],
+                   "tenant-b": [{"direction": "ingress", "remote_group": "tenant-b"}]},
         "ports": [{"switch": "s1", "port": port, "addresses": [address(name)],
                    "groups": groups}
                   for name, (port, _, _, _, _, groups) in HOSTS.items() if groups]},

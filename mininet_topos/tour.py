@@ -1,6 +1,7 @@
 """`make demo`: a tour of every lab, one after the other, each as `make lab-*` runs it
 alone: the learning switch (mininet_topos/demo.py), then the VLAN, HTB QoS, load
-balancer, overlay, bonding, TCP/IP Illustrated, security and cluster labs. Ends with one line per lab and its report under reports/;
+balancer, overlay, bonding, TCP/IP Illustrated, security and cluster labs. Ends with
+one line per lab and its report under reports/;
 the exit status is 0 only when every lab passed.
 
     make demo                               # the whole tour (about 2.5 minutes)

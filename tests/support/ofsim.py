@@ -20,7 +20,7 @@ from controller import pipeline
 from flows.spec import (ALL, CONTROLLER, FLOOD, IN_PORT, TAGGED, UNTAGGED, FlowDelete,
                         Ct, CtClear, FlowSpec, Group, GroupDelete, GroupSpec, Learn, Match,
                         MeterDelete, MeterSpec, Move, Output, PopVlan, PushVlan, Resubmit,
-                        SetField, SetQueue, DecTtl, ct_state_bits)
+                        SetField, SetQueue, DecTtl, Conjunction, ct_state_bits)
 from tests.support import conntrack, wire
 
 
@@ -103,6 +103,13 @@ def _check_pop_vlan(spec: FlowSpec):
                 and not tagged:   # OVS refuses these too (the router's retag once did)
             raise ValueError(f"set_field {action.field} without a tag in the match "
                              f"(OFPBAC_MATCH_INCONSISTENT): {spec}")
+
+
+def _check_conjunction(spec: FlowSpec):
+    """OVS refuses an entry that mixes conjunction with other actions or goes on."""
+    conj = [a for a in spec.actions if isinstance(a, Conjunction)]
+    if conj and (len(conj) != len(spec.actions) or spec.goto is not None):
+        raise ValueError(f"conjunction beside other actions (OFPBAC_BAD_ARGUMENT): {spec}")
 
 
 def _check_ct(spec: FlowSpec):
@@ -195,6 +202,7 @@ class Switch:
             pipeline.validate(spec)
         _check_pop_vlan(spec)
         _check_ct(spec)
+        _check_conjunction(spec)
         if spec.meter is not None and spec.meter not in self.meters:
             raise ValueError(f"flow uses unknown meter {spec.meter} (OFPMMFC_UNKNOWN_METER)")
         table = self.tables[spec.table]
@@ -266,7 +274,7 @@ class Switch:
     def _walk(self, pkt, result, table):
         while table is not None:
             result.tables_visited.append(table)
-            entry = next((e for e in self.tables[table] if matches(e.spec.match, pkt)), None)
+            entry = self._lookup(table, pkt)
             if entry is None:
                 break  # OpenFlow 1.3 without a table-miss entry: drop
             entry.packets += 1
@@ -278,6 +286,33 @@ class Switch:
                 break
             table = entry.spec.goto
         return pkt
+
+    def _lookup(self, table, pkt):
+        """The entry a packet meets in `table`, as OVS's classifier finds it: the highest
+        priority entry that matches, where an entry of conjunction actions only counts
+        once every clause of its id has a matching entry at its priority; then the
+        packet is looked up again with conj_id set to that id (the one of highest
+        priority, which OVS leaves undefined when several complete at one priority)."""
+        clauses, hard = {}, None
+        for entry in self.tables[table]:
+            if not matches(entry.spec.match, pkt):
+                continue
+            conj = [a for a in entry.spec.actions if isinstance(a, Conjunction)]
+            if not conj:
+                hard = entry
+                break
+            for action in conj:
+                seen = clauses.setdefault((entry.spec.priority, action.conj_id),
+                                          (action.n_clauses, set()))[1]
+                seen.add(action.clause)
+        done = sorted(((priority, conj_id) for (priority, conj_id), (n, seen)
+                       in clauses.items() if len(seen) == n
+                       and (hard is None or priority > hard.spec.priority)), reverse=True)
+        if not done:
+            return hard
+        again = dict(pkt, conj_id=done[0][1])
+        return next((e for e in self.tables[table] if matches(e.spec.match, again)
+                     and not any(isinstance(a, Conjunction) for a in e.spec.actions)), None)
 
     def _run(self, actions, pkt, result):
         for action in actions:
@@ -411,6 +446,8 @@ SIMULATE = {
     PushVlan: lambda sw, a, pkt, result: Switch._push_vlan(pkt),
     PopVlan: lambda sw, a, pkt, result: Switch._pop_vlan(pkt),
     DecTtl: lambda sw, a, pkt, result: _dec_ttl(pkt),
+    # never run: an entry of conjunction actions only takes part in the lookup (_lookup)
+    Conjunction: lambda sw, a, pkt, result: pkt,
     SetQueue: lambda sw, a, pkt, result: _set(pkt, "queue", a.queue_id),
     Group: Switch._group,
     Learn: Switch._learn,

@@ -12,7 +12,7 @@ from flows import spec
 from flows.spec import (CONTROLLER, FLOOD, Bucket, Ct, CtClear, FlowDelete, FlowSpec, Group,
                         GroupDelete, GroupRef, GroupSpec, Learn, Match, MeterDelete, MeterRef,
                         MeterSpec, Move, Nat, Output, Owner, PopVlan, PushVlan, Resubmit, SetField, SetQueue,
-                        DecTtl)
+                        DecTtl, Conjunction)
 from tests.support import ofsim, wire
 
 LB = Owner("lb", "vip")
@@ -34,6 +34,7 @@ EXAMPLES = {   # at least one value of every kind, with every field away from it
     PushVlan: [PushVlan(), PushVlan(0x88A8)],
     PopVlan: [PopVlan()],
     DecTtl: [DecTtl()],
+    Conjunction: [Conjunction(7, 1, 2), Conjunction(0xFFFFFFFF, 3, 3)],
     Group: [Group(GroupRef(LB, 3))],
     SetQueue: [SetQueue(2)],
     Learn: [Learn("l2_dst", Owner("l2_switch", "learned"), (("eth_dst", "eth_src"),
@@ -88,6 +89,10 @@ ITEMS = [
              "flood", 30, 60, True, MeterRef(Owner("qos", "rule"), 7)),
     FlowSpec("vip", 200, Match.of(eth_type=0x0800, ip_proto=6, ipv4_dst="10.0.0.100",
                                   tcp_dst=80, ct_state="+trk-rpl"), LB, tuple(ALL_EXAMPLES[6:9])),
+    FlowSpec("sg_in", 90, Match.of(eth_type=0x0800, conj_id=0x10002), Owner("security", "rule", 2),
+             (CtClear(),), "vip"),
+    FlowSpec("sg_in", 90, Match.of(eth_type=0x0800, ipv4_src="10.0.0.9", ct_state="+trk-rpl"),
+             Owner("security", "default"), (Conjunction(0x10002, 2, 2), Conjunction(9, 2, 2))),
     FlowDelete(Owner("l2_switch")),
     FlowDelete(Owner("l2_switch", "host"), "l2_dst", MATCH, 40),
     GroupDelete(GroupRef(LB, 3)),

@@ -284,7 +284,7 @@ def test_config_rules_are_numbered_in_order_around_given_ids():
     assert [r.rule_id for r in groups["a"]] == [1, 2, 3]
     assert groups["a"][2].to_dict() == {"id": 3, "group": "a", "direction": "ingress",
                                         "ethertype": "IPv4", "protocol": "icmp", "ports": None,
-                                        "remote": None}
+                                        "remote": None, "remote_group": None}
 
 
 # --- whatever a config file or a REST client sends -----------------------------------
@@ -298,6 +298,7 @@ RULE_VALUES = {"direction": st.sampled_from(["ingress", "egress", "in", ""]) | J
                JSONISH,
                "remote": st.sampled_from(["10.0.0.0/8", "2001:db8::/32", "::/0", "1.2.3.4"]) |
                JSONISH,
+               "remote_group": st.sampled_from(["g", "web", "bad name", ""]) | JSONISH,
                "ethertype": st.sampled_from(["IPv4", "IPv6"]) | JSONISH}
 
 

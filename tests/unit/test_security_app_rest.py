@@ -186,3 +186,27 @@ def _br0():
     switch = SwitchPorts(FakeDatapath(1))
     switch.name, switch.ports = "br0", {1: "vm1", 2: "vm2", 3: "uplink"}
     return switch
+
+
+def test_a_remote_group_rule_over_rest_and_a_port_joining_it(monkeypatch, tmp_path):
+    """A rule naming a group that does not exist is a 400; one naming its own group makes
+    the members' entries, and a port bound over REST becomes a member at once."""
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    before = call(app, "GET", "/v1/security")[1]
+    status, reply, _ = post(app, {"direction": "ingress", "remote_group": "nobody"})
+    assert status == 400 and "nobody" in reply["error"], reply
+    assert call(app, "GET", "/v1/security")[1] == before
+    status, rule, _ = post(app, {"direction": "ingress", "remote_group": "web"})
+    assert status == 201 and rule["remote_group"] == "web", rule
+
+    def members():
+        return {m.match.get("ipv4_src") for m in flow_mods(datapath)
+                if m.command == ofp.OFPFC_ADD
+                and pipeline.owner_of(m.cookie) == security.MEMBERS}
+    assert members() == {"10.0.0.1"}
+    datapath.sent.clear()
+    path = "/v1/switches/1/ports/2/security"
+    assert call(app, "PUT", path, b'{"addresses": ["10.0.0.2"], "groups": ["web"]}')[0] == 200
+    assert members() == {"10.0.0.2"}              # the new member's entry, pushed at once
+    assert call(app, "GET", "/v1/security/rules/2")[1]["remote_group"] == "web"
