@@ -140,6 +140,7 @@ bench: setup
 	$(PY) -m bench.ovs_packet_ins
 	$(PY) -m bench.failover
 	$(PY) -m bench.cluster_load
+	$(PY) -m bench.security
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
