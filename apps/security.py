@@ -13,15 +13,18 @@ Config section `security` (flows/security_model.py). REST (changes persist):
     POST             /v1/security/groups/{group}/rules         a rule (the group is made)
     GET/DELETE       /v1/security/rules/{rule_id}              GET: with its counters
     GET/PUT/DELETE   /v1/switches/{dpid}/ports/{port}/security a port's binding
+    POST             /v1/security/plan                         the live connections a
+                                                               change would cut
     POST             /v1/security/acls                         a stateless ACL
     GET/DELETE       /v1/security/acls/{acl_id}                GET: with its counters
 """
 from prometheus_client.core import CounterMetricFamily
 from ryu.lib import hub
 
-from controller import config, metrics, ofcompile, pipeline, rest, southbound
+from controller import config, metrics, ofcompile, pipeline, rest, southbound, trace
 from controller.port_plans import PortPlans
-from flows import lb, security
+from flows import lb, security, security_cuts
+from flows.body import only_keys
 from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
                                   effective_acls, effective_groups, group_name,
                                   rule_from_dict, stored_acl, stored_rule,
@@ -153,9 +156,12 @@ class Security(PortPlans, southbound.SdnApp):
                 "security: %s has no port %r (config file)", switch.name, ref))
 
     def members(self, overrides=None):
-        """{group: addresses} of every port bound to it (a rule's remote_group): on the
-        switches connected here as they resolve, on the others as the config file and
-        REST bind them."""
+        """{group: addresses} of every port bound to it (a rule's remote_group)."""
+        return security.group_members(self.all_bindings(overrides))
+
+    def all_bindings(self, overrides=None):
+        """Every binding: on the switches connected here as they resolve, on the others
+        as the config file and REST bind them."""
         overrides = overrides or self.overrides
         connected = list(self.switches.values())
         bound = [b for switch in connected
@@ -165,7 +171,7 @@ class Security(PortPlans, southbound.SdnApp):
                   if not any(switch.is_named(switch_ref) for switch in connected)]
         bound += [binding_from_dict(body) for dpid, by_port in overrides["ports"].items()
                   if dpid not in here for body in by_port.values() if body is not None]
-        return security.group_members(bound)
+        return bound
 
     def program(self, switch):
         members = self.members()
@@ -232,6 +238,42 @@ class Security(PortPlans, southbound.SdnApp):
             raise rest.ApiError(400, f"no group {rule.remote_group!r} (remote_group)")
         self._commit(overrides)
         return rule.to_dict()
+
+    def plan_change(self, body):
+        """The live connections (conntrack on this host) that deleting `delete_rules`
+        and adding `add_rules` ({"group": g, ...a rule}) would cut; nothing changes."""
+        try:
+            only_keys(body, ("delete_rules", "add_rules"), "plan")
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        deletes, adds = body.get("delete_rules", []), body.get("add_rules", [])
+        if not isinstance(deletes, list) or not isinstance(adds, list) or \
+                len(deletes) + len(adds) > 1000:
+            raise rest.ApiError(400, "delete_rules and add_rules are lists (at most 1000)")
+        overrides = self._copy()
+        for ref in deletes:
+            overrides["rules"][str(self.rule(str(ref)).rule_id)] = None
+        taken = {r.rule_id for rs in self.groups().values() for r in rs}
+        for item in adds:
+            if not isinstance(item, dict):
+                raise rest.ApiError(400, f"add_rules lists rules, not {item!r}")
+            rule_id = self._next_id("rules", taken | {int(k) for k in overrides["rules"]})
+            overrides["rules"][str(rule_id)] = dict(item)
+            taken.add(rule_id)
+        try:
+            after = self.groups(overrides)
+        except ValueError as err:
+            raise rest.ApiError(400, str(err)) from None
+        try:
+            status, text = trace.run_appctl(["dpctl/dump-conntrack"])
+        except trace.TraceError as err:
+            raise rest.ApiError(err.status, str(err).replace("cannot trace", "cannot read "
+                                                               "conntrack")) from None
+        if status != 0:
+            raise rest.ApiError(503, f"cannot read conntrack: {text}")
+        return security_cuts.preview(security_cuts.parse_conntrack(text), self.all_bindings(),
+                                     self.groups(), after, self.members(),
+                                     self.members(overrides))
 
     def _next_id(self, kind, taken):
         """The next id of a rule or ACL: above every one there is or was (a deleted id
@@ -339,6 +381,10 @@ class SecurityRest(rest.AppController):
     @rest.api("security_rule_post", "/v1/security/groups/{group}/rules", methods=["POST"])
     def add_rule(self, req, group, **_):
         return rest.json_response(self.app.add_rule(group, rest.parse_json_body(req)), 201)
+
+    @rest.api("security_plan", "/v1/security/plan", methods=["POST"])
+    def plan(self, req, **_):
+        return self.app.plan_change(rest.parse_json_body(req))
 
     @rest.api("security_rule_get", "/v1/security/rules/{rule_id}", methods=["GET"])
     def get_rule(self, req, rule_id, **_):

@@ -94,8 +94,15 @@ def parser():
     p.set_defaults(run=cmd_bond)
 
     p = sub.add_parser("plan", help="the entries the apps would install on a switch for a "
-                                    "config file (no controller or switch needed)")
-    p.add_argument("config", help="the YAML config file")
+                                    "config file (no controller or switch needed); with "
+                                    "--delete-rule/--add-rule, the live connections a "
+                                    "security change would cut (asks the controller)")
+    p.add_argument("config", nargs="?", help="the YAML config file")
+    p.add_argument("--delete-rule", action="append", type=int, default=[], metavar="ID",
+                   help="a security rule to remove (repeatable)")
+    p.add_argument("--add-rule", action="append", default=[], metavar="JSON",
+                   help='a security rule to add, e.g. \'{"group": "web", "direction": '
+                        '"egress", "protocol": "tcp"}\' (repeatable)')
     p.add_argument("--switch", default="s1", help="the bridge's name (default s1)")
     p.add_argument("--dpid", default="1", help=f"its datapath id: {dpid.SPELLINGS} "
                                                "(default 1)")

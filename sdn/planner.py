@@ -3,6 +3,8 @@ with no controller or switch, printed in ovs-ofctl's syntax: the whole text is a
 `ovs-ofctl add-flows` and `diff-flows` read (groups, meters, OVSDB rows and problems are
 comments), and `--only groups` (or meters) prints the file `add-groups` reads. controller.plan and what it imports stay free of Ryu
 (import-linter contract sdn-standalone in setup.cfg)."""
+import json
+
 from controller import config, plan
 from flows import dpid
 from flows.spec import FlowSpec, GroupSpec, MeterSpec
@@ -10,7 +12,12 @@ from sdn.args import UsageError
 
 
 def cmd_plan(api, args):
-    """No controller needed: the config file through the apps' flows/ functions."""
+    """No controller needed: the config file through the apps' flows/ functions. With
+    --delete-rule/--add-rule, the controller's preview of what the change would cut."""
+    if args.delete_rule or args.add_rule:
+        return _security_cuts(api, args)
+    if args.config is None:
+        raise UsageError("plan: a config file, or --delete-rule/--add-rule")
     try:
         data = config.load_file(args.config)
         ports = {}
@@ -46,3 +53,31 @@ def cmd_plan(api, args):
 
 
 _KIND = {GroupSpec: "group", MeterSpec: "meter"}
+
+
+def _endpoint(conn) -> str:
+    def side(ip, port):
+        return f"[{ip}]:{port}" if ":" in ip and port is not None else \
+            ip if port is None else f"{ip}:{port}"
+    return f"{conn['protocol']} {side(conn['src'], conn['sport'])} -> " \
+        f"{side(conn['dst'], conn['dport'])}"
+
+
+def _security_cuts(api, args):
+    """POST /v1/security/plan: the live connections (conntrack) the change would cut."""
+    if args.config is not None:
+        raise UsageError("plan: a config file or a security change, not both")
+    adds = []
+    for text in args.add_rule:
+        try:
+            adds.append(json.loads(text))
+        except ValueError as err:
+            raise UsageError(f"plan: --add-rule is not JSON ({err}): {text!r}") from None
+    reply = api.call("POST", "/v1/security/plan", {"delete_rules": args.delete_rule,
+                                                   "add_rules": adds})
+    lines = [f"would cut: {_endpoint(c)} (zone {c['zone']}"
+             + (f", {c['state']}" if c.get("state") else "") + ")" for c in reply["cut"]]
+    lines.append(f"{len(reply['cut'])} of {reply['read']} connections in the security "
+                 f"groups' zones would be cut; {reply['kept']} stay, "
+                 f"{reply['already_cut']} were cut already")
+    return reply, "\n".join(lines)

@@ -62,11 +62,12 @@ together: a unit test checks that this page is what the records make.
 SECTIONS = [
     ("The test suite", ["test-suite"]),
     ("The labs", ["labs", "demo", "vlan-lab", "qos-lab", "lb-lab", "bond-lab", "tcpip-lab",
-                  "overlay-lab", "ha-lab"]),
+                  "overlay-lab", "ha-lab", "security-lab"]),
     ("Throughput", ["l2_throughput", "vlan_throughput", "overlay", "lb", "topology"]),
     ("The controller under packet-ins", ["controller_load", "ovs_packet_ins", "flow_install",
                                          "idle_cpu", "port-security"]),
     ("The cluster", ["failover", "cluster_load"]),
+    ("Security groups and the router", ["security"]),
     ("Hostile peers", ["hostile-peers", "schemathesis"]),
     ("Reliability", ["reliability", "combinations"]),
 ]

@@ -103,6 +103,10 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
                           stdout=-1, text=True)
         started = time.time()
         time.sleep(2)                                        # 2 s of echoes
+        # the preview, read from OVS's conntrack: the live connection is the one cut
+        preview = subprocess.run(
+            [sys.executable, "-m", "sdn", "--url", f"http://127.0.0.1:{controller.rest_port}",
+             "plan", "--delete-rule", "1"], capture_output=True, text=True, timeout=30)
         status, _ = controller.rest("DELETE", "/v1/security/rules/1")
         assert status == 200
         cut_at = time.time()
@@ -117,6 +121,11 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
     before = [t for t in echoes if started < t < cut_at]
     during = [t for t in echoes if cut_at + 0.5 < t < back_at]
     after = [t for t in echoes if t > back_at]
+    assert preview.returncode == 0, preview.stderr
+    print(f"\n$ sdn plan --delete-rule 1\n{preview.stdout}")
+    assert f"would cut: tcp {h2.IP()}:" in preview.stdout and \
+        f"-> {h1.IP()}:80 (zone 16384" in preview.stdout, preview.stdout
+    assert preview.stdout.count("would cut:") == 1, preview.stdout
     assert len(before) >= 10, echoes
     assert during == [], echoes                     # the live connection was cut
     assert after, echoes                            # and lives again on the same socket

@@ -210,3 +210,46 @@ def test_a_remote_group_rule_over_rest_and_a_port_joining_it(monkeypatch, tmp_pa
     assert call(app, "PUT", path, b'{"addresses": ["10.0.0.2"], "groups": ["web"]}')[0] == 200
     assert members() == {"10.0.0.2"}              # the new member's entry, pushed at once
     assert call(app, "GET", "/v1/security/rules/2")[1]["remote_group"] == "web"
+
+
+CONNTRACK = """\
+tcp,orig=(src=10.0.0.2,dst=10.0.0.1,sport=40000,dport=80),reply=(src=10.0.0.1,dst=10.0.0.2,sport=80,dport=40000),zone=16384,protoinfo=(state=ESTABLISHED)
+tcp,orig=(src=10.0.0.3,dst=10.0.0.1,sport=40001,dport=80),reply=(src=10.0.0.1,dst=10.0.0.3,sport=80,dport=40001),zone=16384,mark=1,protoinfo=(state=ESTABLISHED)
+udp,orig=(src=10.0.0.2,dst=10.0.0.1,sport=5000,dport=53),reply=(src=10.0.0.1,dst=10.0.0.2,sport=53,dport=5000),zone=16384
+icmp,orig=(src=10.0.0.1,dst=10.0.0.9,id=7,type=8,code=0),reply=(src=10.0.0.9,dst=10.0.0.1,id=7,type=0,code=0),zone=16384
+tcp,orig=(src=10.0.0.2,dst=10.0.0.1,sport=40002,dport=80),reply=(src=10.0.0.1,dst=10.0.0.2,sport=80,dport=40002),zone=20480
+"""
+
+
+def test_a_plan_lists_the_live_connections_a_change_would_cut(monkeypatch, tmp_path):
+    app = make_app(monkeypatch, tmp_path)
+    datapath = bring_up(app)
+    asked = []
+
+    def appctl(args):
+        asked.append(args)
+        return 0, CONNTRACK
+    monkeypatch.setattr(security_app.trace, "run_appctl", appctl)
+    before = call(app, "GET", "/v1/security")[1]
+    datapath.sent.clear()
+    status, plan, _ = call(app, "POST", "/v1/security/plan", b'{"delete_rules": [1]}')
+    assert status == 200, plan
+    assert asked == [["dpctl/dump-conntrack"]]
+    # the web connection only rule 1 allowed; the marked one was cut already; the udp one
+    # (no rule for it) and the server's own ping out are not the rule's; zone 20480 is
+    # the router's, not a security group's
+    assert [(c["src"], c["dport"], c["zone"]) for c in plan["cut"]] == \
+        [("10.0.0.2", 80, 16384)]
+    assert (plan["already_cut"], plan["kept"], plan["read"]) == (1, 2, 4)
+    assert call(app, "GET", "/v1/security")[1] == before and flow_mods(datapath) == []
+    # adding an egress rule closes the server's other ways out: its ping is cut
+    body = b'{"add_rules": [{"group": "web", "direction": "egress", "protocol": "tcp"}]}'
+    status, plan, _ = call(app, "POST", "/v1/security/plan", body)
+    assert status == 200 and [c["protocol"] for c in plan["cut"]] == ["icmp"], plan
+    for bad in (b'{"delete_rules": [99]}', b'{"delete_rules": "1"}', b'{"what": 1}',
+                b'{"add_rules": [{"direction": "ingress"}]}', b'{"add_rules": [3]}'):
+        status, reply, _ = call(app, "POST", "/v1/security/plan", bad)
+        assert status in (400, 404) and "error" in reply, (bad, status, reply)
+    monkeypatch.setattr(security_app.trace, "run_appctl", lambda args: (1, "no datapath"))
+    status, reply, _ = call(app, "POST", "/v1/security/plan", b'{"delete_rules": [1]}')
+    assert status == 503 and "conntrack" in reply["error"], reply
