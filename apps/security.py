@@ -27,8 +27,7 @@ from flows import lb, security, security_cuts
 from flows.body import only_keys
 from flows.security_model import (APP, MAX_RULE_ID, acl_from_dict, binding_from_dict,
                                   effective_acls, effective_groups, group_name,
-                                  rule_from_dict, stored_acl, stored_rule,
-                                  unknown_remote_groups)
+                                  rule_from_dict, stored_acl, stored_rule)
 from flows.spec import Owner
 
 COUNTER_POLL_S = 10.0   # how old the rule counters on /metrics may be
@@ -54,6 +53,7 @@ class Security(PortPlans, southbound.SdnApp):
         self.plans = {}     # dpid -> the entries last pushed
         self.counted = {}   # dpid -> {rule id: (packets, bytes)} as last read
         self.known_members = None   # {group: addresses} the switches were last given
+        self.seen = {}   # dpid -> the switch as last connected (names its ports after)
         self.trusted = self.controller_addresses()
         hub.spawn(self._poll_counters)
 
@@ -160,15 +160,18 @@ class Security(PortPlans, southbound.SdnApp):
         return security.group_members(self.all_bindings(overrides))
 
     def all_bindings(self, overrides=None):
-        """Every binding: on the switches connected here as they resolve, on the others
-        as the config file and REST bind them."""
+        """Every binding: on the switches connected here (or connected once: their port
+        names as they were) as they resolve, with REST's changes; on switches never
+        seen, as the config file and REST bind them."""
         overrides = overrides or self.overrides
-        connected = list(self.switches.values())
-        bound = [b for switch in connected
+        for switch in self.switches.values():
+            self.seen[switch.datapath.id] = switch
+        known = list(self.seen.values())
+        bound = [b for switch in known
                  for b in self.bindings(switch, overrides, warn=False).values()]
-        here = {rest.format_dpid(switch.datapath.id) for switch in connected}
+        here = {rest.format_dpid(switch.datapath.id) for switch in known}
         bound += [binding_from_dict(body) for switch_ref, _, body in self.settings.ports
-                  if not any(switch.is_named(switch_ref) for switch in connected)]
+                  if not any(switch.is_named(switch_ref) for switch in known)]
         bound += [binding_from_dict(body) for dpid, by_port in overrides["ports"].items()
                   if dpid not in here for body in by_port.values() if body is not None]
         return bound
@@ -233,8 +236,7 @@ class Security(PortPlans, southbound.SdnApp):
             raise rest.ApiError(400, str(err)) from None
         overrides = self._copy()
         overrides["rules"][str(rule_id)] = dict(body, group=group)
-        if rule.remote_group is not None and \
-                rule.remote_group in unknown_remote_groups(self.groups(overrides)):
+        if rule.remote_group not in (None, group, *self.groups()):
             raise rest.ApiError(400, f"no group {rule.remote_group!r} (remote_group)")
         self._commit(overrides)
         return rule.to_dict()

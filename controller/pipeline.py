@@ -69,8 +69,10 @@ PIPELINE: Tuple[Table, ...] = (
     Table("sg", 2, "security groups: tracking", _SG_FIELDS, ("sg_out", "vip")),
     Table("sg_out", 3, "security groups: egress rules", _SG_FIELDS, ("sg_in", "vip")),
     Table("sg_in", 4, "security groups: ingress rules", _SG_FIELDS, ("vip",)),
-    Table("vip", 5, "virtual IPs (load balancer)", _L3_FIELDS | {"ct_state", "ct_mark", "reg0"},
-          ("qos",), direct_output_apps=frozenset({"lb"})),
+    # a frame the router translated (reg2) goes from vip straight back to the router
+    Table("vip", 5, "virtual IPs (load balancer)",
+          _L3_FIELDS | {"ct_state", "ct_mark", "reg0", "reg2"},
+          ("qos", "router"), direct_output_apps=frozenset({"lb"})),
     Table("qos", 6, "queue and meter classification", _L3_FIELDS, ("l2_src",)),
     Table("l2_src", 7, "source MAC learning", _L2_FIELDS, ("router",)),
     Table("router", 8, "gateways and NAT (router)", _ROUTER_FIELDS, ("route", "l2_dst")),
@@ -121,7 +123,10 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
     "sg_in": (Band("security", 5, 100, "commit 5, deny 10, cut 20, remote-group rules 90, "
                                        "ingress rules 100"),),
     "vip": (Band("lb", 100, 499, "spreads 120, replies 150-160, conntrack 190-220, ARP 300-301, "
-                          "probes 400"),),
+                          "probes 400"),
+            Band("router", 500, 500, "what the router translated coming in, back from the "
+                                     "security stage: on to the router (past the LB and QoS, "
+                                     "which saw it on its first pass)")),
     "qos": (Band("qos", 1, 0xFFFF, "user rules at the priority the rule gives"),),
     "l2_src": (
         Band("l2_switch", 1, 9, "send-to-controller/learn default 1, VLAN-0 strip 2, "

@@ -16,7 +16,10 @@ tag inside the pipeline):
   the gateway MAC is dropped. What comes in translated is sent through the pipeline
   again from the security stage (`sg`), marked in TRANSLATED, so the VM's security
   group checks it by its inside address, as Neutron's firewall sees it after the L3
-  agent's DNAT; the mark then takes it on to `route`.
+  agent's DNAT; the mark then takes it from `vip` back to `router` (past the load
+  balancer, QoS and learning, which saw it on its first pass) and on to `route`. A
+  frame from outside whose source claims an inside address is dropped before any
+  translation: the VMs' groups trust inside addresses.
 - `route` (9): longest prefix first (priority grows with the prefix length). A
   known host or next hop: TTL less one, the gateway MAC as source, the host's as
   destination, its VLAN, then l2_dst forwards it like any frame of that VLAN. Not
@@ -59,7 +62,8 @@ OFPP_CONTROLLER = 0xFFFFFFFD         # the in_port of what the controller sends 
 # prefix (4 per prefix length step, the source's rank inside: floating IP 2, SNAT 1, as
 # it is 0), above the drop; the answers and the outside's ways in above every prefix
 PRIO_DROP, PRIO_DECIDE = 10, 100
-PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_TRANSLATED = 900, 910, 920
+PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_TRANSLATED, PRIO_SPOOFED = 900, 910, 920, 950
+PRIO_BACK = 500                      # vip: a translated frame back to the router
 PRIO_ANSWER, PRIO_ARP_REPLY = 1000, 1050
 RANK_AS_IS, RANK_SNAT, RANK_FLOATING = 0, 1, 2
 PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_OWN_ADDRESS, PRIO_INVALID = 100, 300, 900, 1000
@@ -201,6 +205,14 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
     # there as an own address)
     entries.append(FlowSpec("router", PRIO_TRANSLATED, _to_gateway(
         settings, outside.vlan, eth_type=IPV4, **{TRANSLATED: 1}), NAT, goto="route"))
+    entries.append(FlowSpec("vip", PRIO_BACK, Match.of(eth_type=IPV4, **{TRANSLATED: 1}),
+                            NAT, goto="router"))
+    # from outside, a source inside (a tenant network, a route to one): a spoof that
+    # the VMs' groups would trust once translated; dropped before anything else
+    for prefix, _, external in egress:
+        if not external and ipaddress.IPv4Network(prefix).prefixlen:
+            entries.append(FlowSpec("router", PRIO_SPOOFED, _to_gateway(
+                settings, outside.vlan, eth_type=IPV4, ipv4_src=_net(prefix)), NAT))
     for fip in sorted(floating.values(), key=lambda f: f.external):
         entries.append(FlowSpec("router", PRIO_FLOATING_IN, _to_gateway(
             settings, outside.vlan, eth_type=IPV4, ipv4_dst=fip.external), NAT,

@@ -10,68 +10,22 @@ the source is bound there and its groups have any. A change cuts what it allowed
 and not after; connections already cut (ct_mark 1) are counted apart.
 """
 import ipaddress
-import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Iterable, List, Mapping, Optional, Tuple
 
+from flows import conntrack_dump
+from flows.conntrack_dump import Connection
 from flows.security import CUT_MARK, ZONE_BASE
 from flows.security_model import MAX_NETWORK, Binding, Rule
 
-_PAIRS = re.compile(r"(\w+)=([^,()]+)")
 
-
-@dataclass(frozen=True)
-class Connection:
-    protocol: str          # tcp, udp, icmp, icmpv6 or another name conntrack prints
-    src: str
-    dst: str
-    sport: Optional[int]
-    dport: Optional[int]
-    zone: int
-    mark: int = 0
-    state: Optional[str] = None
-
-    @property
-    def network(self) -> Optional[int]:
-        network = self.zone - ZONE_BASE
-        return network if 0 <= network <= MAX_NETWORK else None
-
-    def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "src": self.src, "dst": self.dst,
-                "sport": self.sport, "dport": self.dport, "zone": self.zone,
-                "mark": self.mark, "state": self.state}
-
-
-def _section(line: str, name: str) -> Optional[Dict[str, str]]:
-    found = re.search(name + r"=\(([^)]*)\)", line)
-    return dict(_PAIRS.findall(found.group(1))) if found else None
+def network_of(conn: Connection) -> Optional[int]:
+    network = conn.zone - ZONE_BASE
+    return network if 0 <= network <= MAX_NETWORK else None
 
 
 def parse_conntrack(text: str) -> List[Connection]:
-    """The security groups' connections of a dump-conntrack text; lines of other zones
-    or that do not read as a connection are left out."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        orig = _section(line, "orig")
-        if not orig or "src" not in orig or "dst" not in orig:
-            continue
-        rest = re.sub(r"\w+=\([^)]*\)", "", line)
-        fields = dict(_PAIRS.findall(rest))
-        try:
-            zone, mark = int(fields.get("zone", 0)), int(fields.get("mark", "0"), 0)
-            src, dst = str(ipaddress.ip_address(orig["src"])), \
-                str(ipaddress.ip_address(orig["dst"]))
-            sport = int(orig["sport"]) if "sport" in orig else None
-            dport = int(orig["dport"]) if "dport" in orig else None
-        except ValueError:
-            continue
-        if not 0 <= zone - ZONE_BASE <= MAX_NETWORK:
-            continue
-        protoinfo = _section(line, "protoinfo") or {}
-        out.append(Connection(line.split(",", 1)[0], src, dst, sport, dport, zone, mark,
-                              protoinfo.get("state")))
-    return out
+    """The security groups' connections of a dump-conntrack text (their zones only)."""
+    return [c for c in conntrack_dump.parse(text) if network_of(c) is not None]
 
 
 def _in(address: str, prefix: str) -> bool:
@@ -107,12 +61,12 @@ def allowed(conn: Connection, bindings: List[Binding], groups: Mapping[str, Tupl
     def rules(binding, direction):
         return [r for name in binding.groups for r in groups.get(name, ())
                 if r.direction == direction]
-    source = _binding_of(conn.src, conn.network, bindings)
+    source = _binding_of(conn.src, network_of(conn), bindings)
     if source is not None:
         egress = rules(source, "egress")
         if egress and not any(rule_allows(r, conn, members) for r in egress):
             return False
-    destination = _binding_of(conn.dst, conn.network, bindings)
+    destination = _binding_of(conn.dst, network_of(conn), bindings)
     if destination is not None:
         return any(rule_allows(r, conn, members) for r in rules(destination, "ingress"))
     return True

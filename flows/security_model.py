@@ -315,7 +315,8 @@ def stored_acl(key, body) -> Optional[Acl]:
 
 def effective_groups(config_groups, stored) -> Dict[str, Tuple[Rule, ...]]:
     """{group: (Rule, ...)}: the config file's groups, then REST's rules (added, or
-    deleted: None); a group stays while the config names it or a rule is in it."""
+    deleted: None); a group stays while the config names it, a rule is in it or a rule
+    names it as its remote group."""
     rules = {r.rule_id: r for rs in config_groups.values() for r in rs}
     named = set(config_groups)
     for key, body in stored.items():
@@ -325,6 +326,8 @@ def effective_groups(config_groups, stored) -> Dict[str, Tuple[Rule, ...]]:
         else:
             rules[rule.rule_id] = rule
             named.add(rule.group)
+    # a group a rule names as its remote group stays too (its members are ports)
+    named |= {r.remote_group for r in rules.values() if r.remote_group is not None}
     out = {name: [] for name in sorted(named)}
     for _, rule in sorted(rules.items()):
         out[rule.group].append(rule)

@@ -13,7 +13,8 @@ import dataclasses
 import pytest
 
 from controller import pipeline, plan
-from flows import bond, l2, lb, overlay, qos, topology, vlan
+from flows import bond, l2, lb, overlay, qos, router, topology, vlan
+from flows.router_model import RouterSettings, RouterState
 from flows.spec import FlowSpec, Learn, Match, Owner
 from tests.support import combinations as combos
 from tests.support.overlay_app import SECTION as OVERLAY_SECTION
@@ -62,6 +63,13 @@ def extra_specs():
     items += lb.probe_flows("10.0.0.254", frozenset({(11, 10)}))
     items += vlan.switch_plan([vlan.PortVlan(1, tag=10), vlan.PortVlan(2, tag=20)], [1, 2],
                               flood_only=[20])
+    # the router with an external network, SNAT and a floating IP (the combinations'
+    # router has tenant VLANs only)
+    items += router.desired(RouterState(RouterSettings(
+        interfaces=[{"vlan": 10, "address": "10.0.10.1/24"},
+                    {"vlan": 100, "address": "203.0.113.1/24", "external": True}],
+        routes=[{"prefix": "0.0.0.0/0", "next_hop": "203.0.113.254"}], snat=[10],
+        floating_ips=[{"external": "203.0.113.10", "internal": "10.0.10.2"}])))
     return items
 
 

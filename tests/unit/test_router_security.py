@@ -123,3 +123,29 @@ def test_a_removed_rule_cuts_a_connection_through_the_floating_ip():
     sw.apply(diff.plan_changes(security_plan(without), security_plan()))
     assert set(delivered(sw, tcp(OUT, FAR, FLOATING, 5000, 80, ACK))) == {WEB_VM}
     assert set(delivered(sw, tcp(WEB_VM, IPS[WEB_VM], FAR, 80, 5000, ACK))) == {OUT}
+
+
+def test_from_outside_a_source_claiming_an_inside_address_is_dropped_before_any_nat():
+    """The groups trust inside addresses (a remote prefix, a remote group's members): a
+    frame from outside that claims one would otherwise pass the VM's group once its
+    floating IP is translated."""
+    groups = dict(GROUPS, web=GROUPS["web"] + GROUPS["tenant"])   # web trusts 10.0.10.0/24
+    sw = network()
+    sw.apply(diff.plan_changes(security_plan(), security_plan(groups)))
+    spoofed = tcp(OUT, IPS[APP_VM], FLOATING, 5000, 22, SYN)
+    assert delivered(sw, spoofed) == {}
+    assert delivered(sw, tcp(OUT, FAR, FLOATING, 5000, 22, SYN)) == {}   # not trusted: no
+    assert set(delivered(sw, tcp(OUT, FAR, FLOATING, 5000, 80, SYN))) == {WEB_VM}
+    # from inside the same source is the VM itself: it reaches the web VM routed
+    assert set(delivered(sw, tcp(APP_VM, IPS[APP_VM], IPS[WEB_VM], 5001, 22, SYN))) == {WEB_VM}
+
+
+def test_a_translated_frame_meets_the_load_balancer_and_qos_tables_once():
+    """Its second pass goes from vip straight back to the router: a QoS meter or an LB
+    entry would otherwise count it twice."""
+    sw = network()
+    result = sw.process(tcp(OUT, FAR, FLOATING, 5000, 80, SYN))
+    assert set(result.outputs) == {WEB_VM}
+    visited = result.tables_visited
+    assert visited.count("qos") == 1 and visited.count("l2_src") == 1, visited
+    assert visited.count("sg_in") == 2 and visited.count("router") == 2, visited

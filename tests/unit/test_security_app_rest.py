@@ -253,3 +253,18 @@ def test_a_plan_lists_the_live_connections_a_change_would_cut(monkeypatch, tmp_p
     monkeypatch.setattr(security_app.trace, "run_appctl", lambda args: (1, "no datapath"))
     status, reply, _ = call(app, "POST", "/v1/security/plan", b'{"delete_rules": [1]}')
     assert status == 503 and "conntrack" in reply["error"], reply
+
+
+def test_a_switch_gone_keeps_its_members_as_rest_left_them(monkeypatch, tmp_path):
+    """A binding the config file makes and REST removed stays removed from the remote
+    groups' members when its switch goes away (the switch is remembered as last seen)."""
+    app = make_app(monkeypatch, tmp_path)
+    bring_up(app)
+    assert app.members() == {"web": ("10.0.0.1",)}
+    assert call(app, "DELETE", "/v1/switches/1/ports/vm1/security")[0] == 200
+    assert call(app, "PUT", "/v1/switches/1/ports/2/security",
+                b'{"addresses": ["10.0.0.2"], "groups": ["web"]}')[0] == 200
+    connected = app.members()
+    assert connected == {"web": ("10.0.0.2",)}
+    app.switches.clear()                         # the switch disconnects
+    assert app.members() == connected

@@ -136,3 +136,13 @@ def test_ipv6_members_are_kept_to_ipv6_rules():
 def test_a_bad_remote_group_is_refused(section, message):
     with pytest.raises(ValueError, match=message):
         SecuritySettings(**section)
+
+
+def test_a_group_named_as_a_remote_group_stays_when_its_last_rule_goes():
+    from flows.security_model import effective_groups
+    stored = {"1": {"group": "db", "direction": "ingress", "protocol": "tcp", "ports": 5432},
+              "2": {"group": "web", "direction": "ingress", "remote_group": "db"}}
+    assert set(effective_groups({}, stored)) == {"db", "web"}
+    stored["1"] = None                                  # db's last rule deleted over REST
+    groups = effective_groups({}, stored)
+    assert groups["db"] == () and groups["web"][0].remote_group == "db"
