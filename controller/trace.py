@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from controller import ovs_trace, pipeline
+from flows import conntrack_dump
 from flows import dpid as dpids
 
 MAX_HOPS = 64
@@ -155,6 +156,16 @@ def run_appctl(args) -> Tuple[int, str]:
         (done.stderr or done.stdout).strip()
 
 
+_ZONE = re.compile(r"\bzone=(\d+)")
+MAX_CONNECTIONS = 50
+
+
+def _same_tuple(packet, seen) -> bool:
+    """The packet's addresses and (where it names them) ports are the entry's."""
+    return packet[:2] == seen[:2] and all(p is None or p == s
+                                          for p, s in zip(packet[2:], seen[2:]))
+
+
 def link_ends(links: Iterable) -> Dict[Tuple[int, int], Tuple[int, int]]:
     """Each end of every link (objects with `a` and `b`, (dpid, port) each) -> the far end."""
     ends = {}
@@ -218,9 +229,37 @@ class Tracer:
             hop["revisit"] = dpid in visited   # a switch reached twice: a loop or two paths
             visited.add(dpid)
             hops.append(hop)
+        connections, error = self._connections(hops, dict(request.fields))
         return {"switch": dpids.format(start), "name": bridge, "in_port": in_port,
                 "packet": flow_text(in_port, dict(request.fields)), "hops": hops,
-                "delivered": delivered, "truncated": truncated}
+                "delivered": delivered, "truncated": truncated, "conntrack": connections,
+                "conntrack_error": error}
+
+    def _connections(self, hops, fields):
+        """The live connections of this packet (its 5-tuple, either way) in the conntrack
+        zones its path went through (ofproto/trace shows a first packet, resumed as
+        trk|new: this is the entry a packet of a live connection meets, with its mark)."""
+        zones = {int(z) for hop in hops for rule in hop["rules"]
+                 for action in rule.get("actions", ()) for z in _ZONE.findall(action)}
+        if not zones or "nw_src" not in fields or "nw_dst" not in fields:
+            return [], None
+        try:
+            status, text = self.appctl(["dpctl/dump-conntrack"])
+        except TraceError as err:
+            return [], str(err)
+        if status != 0:
+            return [], f"dpctl/dump-conntrack: {text}"
+        packet = (fields["nw_src"], fields["nw_dst"], fields.get("tp_src"),
+                  fields.get("tp_dst"))
+        found = []
+        for conn in conntrack_dump.parse(text):
+            if conn.zone not in zones or conn.protocol != fields.get("proto"):
+                continue
+            for direction, seen in (("original", conn.original), ("reply", conn.reply)):
+                if seen is not None and _same_tuple(packet, seen):
+                    found.append(dict(conn.to_dict(), direction=direction))
+                    break
+        return found[:MAX_CONNECTIONS], None
 
     def _port_of(self, bridge, ref, ports) -> int:
         mine = {p.ofport: p.name for p in ports.values() if p.bridge == bridge}

@@ -81,6 +81,17 @@ def path_text(result) -> str:
             lines.append("    -> the controller")
         if hop["dropped"]:
             lines.append("    dropped")
+    for conn in result.get("conntrack") or ():
+        ports = ("" if conn["sport"] is None else f":{conn['sport']}",
+                 "" if conn["dport"] is None else f":{conn['dport']}")
+        cut = " (cut by a security rule)" if conn["mark"] == 1 and \
+            0x4000 <= conn["zone"] <= 0x4FFF else ""
+        lines.append(f"conntrack zone {conn['zone']}: {conn['protocol']} {conn['src']}"
+                     f"{ports[0]} -> {conn['dst']}{ports[1]} {conn['state'] or ''} "
+                     f"mark {conn['mark']}{cut} (the packet is its {conn['direction']} "
+                     f"direction)")
+    if result.get("conntrack_error"):
+        lines.append(f"conntrack not read: {result['conntrack_error']}")
     ends = [f"{d['bridge']} port {d['port']} ({d['name']})" for d in result["delivered"]]
     lines.append("delivered at: " + (", ".join(ends) if ends else "nowhere"))
     if result["truncated"]:

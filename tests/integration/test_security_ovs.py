@@ -6,6 +6,7 @@ the rule cuts a live TCP connection, adding it back lets that connection go on; 
 rule's counters come over REST; a bad rule is a 400 that changes nothing; a stateless
 ACL drops a port's pings until it is removed."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -110,7 +111,15 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
         status, _ = controller.rest("DELETE", "/v1/security/rules/1")
         assert status == 200
         cut_at = time.time()
-        time.sleep(3)                                        # 3 s cut
+        time.sleep(1)
+        # the trace of the cut connection's next packet shows its entry, marked cut
+        found = re.search(rf"tcp {re.escape(h2.IP())}:(\d+) ->", preview.stdout)
+        traced = subprocess.run(
+            [sys.executable, "-m", "sdn", "--url", f"http://127.0.0.1:{controller.rest_port}",
+             "path", "s1", "2", h2.MAC(), h1.MAC(), "--proto", "tcp", "--nw-src", h2.IP(),
+             "--nw-dst", h1.IP(), "--tp-src", found.group(1) if found else "1",
+             "--tp-dst", "80"], capture_output=True, text=True, timeout=30)
+        time.sleep(2)                                        # 3 s cut in all
         status, again = controller.rest("POST", "/v1/security/groups/web/rules", WEB_RULE)
         assert status == 201, again
         back_at = time.time()
@@ -126,6 +135,11 @@ def test_removing_the_rule_cuts_a_live_connection_and_adding_it_back_revives_it(
     assert f"would cut: tcp {h2.IP()}:" in preview.stdout and \
         f"-> {h1.IP()}:80 (zone 16384" in preview.stdout, preview.stdout
     assert preview.stdout.count("would cut:") == 1, preview.stdout
+    print(f"$ sdn path ... --tp-src {found.group(1)} --tp-dst 80 (cut)\n{traced.stdout}")
+    assert traced.returncode == 0, traced.stderr
+    assert "conntrack zone 16384: tcp" in traced.stdout and \
+        "mark 1 (cut by a security rule) (the packet is its original direction)" in \
+        traced.stdout, traced.stdout
     assert len(before) >= 10, echoes
     assert during == [], echoes                     # the live connection was cut
     assert after, echoes                            # and lives again on the same socket

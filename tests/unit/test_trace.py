@@ -315,3 +315,38 @@ def test_a_bridge_name_that_could_be_an_option_is_not_passed_to_ovs_appctl():
     result = _tracer(fake, names=names).run(1, trace.request_from(GOOD))
     assert "not a plain name" in result["hops"][1]["error"]
     assert all("--help" not in call for call in fake.calls)
+
+
+def test_a_live_connection_in_a_zone_on_the_path_is_shown_with_its_mark():
+    dump = ("tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=40000,dport=80),reply=(src=10.0.0.2,"
+            "dst=10.0.0.1,sport=80,dport=40000),zone=16384,mark=1,protoinfo=(state=ESTABLISHED)\n"
+            "tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=40000,dport=80),reply=(src=10.0.0.2,"
+            "dst=10.0.0.1,sport=80,dport=40000),zone=9\n"            # a zone not on the path
+            "udp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=40000,dport=80),zone=16384\n")
+
+    class WithConntrack(FakeOvs):
+        def __call__(self, args):
+            if args == ["dpctl/dump-conntrack"]:
+                self.calls.append(args)
+                return 0, dump
+            if args[0] == "ofproto/trace":
+                self.calls.append(args)
+                return 0, (f'Flow: {args[2]}\n\nbridge("s1")\n----\n 0. priority 1, '
+                           f'cookie 0x{VLAN_COOKIE:x}\n    ct(table=3,zone=16384)\n\n'
+                           f'Final flow: unchanged\nDatapath actions: 3\n')
+            return super().__call__(args)
+    request = trace.request_from(dict(GOOD, proto="tcp", nw_src="10.0.0.1", nw_dst="10.0.0.2",
+                                      tp_src=40000, tp_dst=80))
+    result = _tracer(WithConntrack(lambda b, f: "3")).run(1, request)
+    assert [(c["zone"], c["mark"], c["state"], c["direction"]) for c in result["conntrack"]] \
+        == [(16384, 1, "ESTABLISHED", "original")]
+    assert result["conntrack_error"] is None
+    # the other way round is the reply direction of the same entry
+    back = trace.request_from(dict(GOOD, proto="tcp", nw_src="10.0.0.2", nw_dst="10.0.0.1",
+                                   tp_src=80, tp_dst=40000))
+    assert [c["direction"] for c in _tracer(WithConntrack(lambda b, f: "3")).run(
+        1, back)["conntrack"]] == ["reply"]
+    # no zone on the path or no addresses: conntrack is not asked
+    fake = FakeOvs(lambda b, f: "3")
+    assert _tracer(fake).run(1, request)["conntrack"] == []
+    assert ["dpctl/dump-conntrack"] not in fake.calls
