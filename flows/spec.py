@@ -24,17 +24,18 @@ TAGGED = "tagged"
 
 
 _CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_ANY_MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 
 
 def normalize_mac(mac: str) -> str:
     """'AA-BB-..' / 'aa:bb:..' -> 'aa:bb:cc:dd:ee:ff'; raises ValueError when malformed."""
     if isinstance(mac, str) and _CANONICAL_MAC.fullmatch(mac):
         return mac  # already canonical (every MAC the controller reads off the wire)
-    parts = mac.replace("-", ":").split(":")
-    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+    # six pairs of ASCII hex digits, nothing else: int() alone would take " 2", "+2"
+    # or non-ASCII digits and hand OpenFlow a MAC it cannot encode
+    if not isinstance(mac, str) or not _ANY_MAC.fullmatch(mac):
         raise ValueError(f"malformed MAC address {mac!r}")
-    int("".join(parts), 16)  # raises ValueError on non-hex
-    return ":".join(parts).lower()
+    return mac.replace("-", ":").lower()
 
 
 def is_multicast_mac(mac: str) -> bool:
