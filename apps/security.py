@@ -164,9 +164,8 @@ class Security(PortPlans, southbound.SdnApp):
         names as they were) as they resolve, with REST's changes; on switches never
         seen, as the config file and REST bind them."""
         overrides = overrides or self.overrides
-        for switch in self.switches.values():
-            self.seen[switch.datapath.id] = switch
-        known = list(self.seen.values())
+        known = list({**self.seen, **{s.datapath.id: s for s in self.switches.values()}}
+                     .values())
         bound = [b for switch in known
                  for b in self.bindings(switch, overrides, warn=False).values()]
         here = {rest.format_dpid(switch.datapath.id) for switch in known}
@@ -177,6 +176,7 @@ class Security(PortPlans, southbound.SdnApp):
         return bound
 
     def program(self, switch):
+        self.seen[switch.datapath.id] = switch
         members = self.members()
         if members != self.known_members:
             # a port joined or left a group: every switch's remote-group entries follow

@@ -208,7 +208,8 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
     entries.append(FlowSpec("vip", PRIO_BACK, Match.of(eth_type=IPV4, **{TRANSLATED: 1}),
                             NAT, goto="router"))
     # from outside, a source inside (a tenant network, a route to one): a spoof that
-    # the VMs' groups would trust once translated; dropped before anything else
+    # the VMs' groups would trust once translated; dropped above every way in (the
+    # gateway's own ARP and ping answers stay above it: they go back out where it came)
     for prefix, _, external in egress:
         if not external and ipaddress.IPv4Network(prefix).prefixlen:
             entries.append(FlowSpec("router", PRIO_SPOOFED, _to_gateway(

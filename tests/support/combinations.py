@@ -35,10 +35,13 @@ SECTIONS = {
     "bond": {"bonds": [{"switch": BONDED, "name": "s2-bond", "members": ["s2-eth1", "s2-eth2"],
                         "mode": "active-backup"}]},
     # h1 bound to a group that lets everything in, h2 (a web server) to one that lets in
-    # TCP 80 only: what the other apps do must go through the security stage unchanged
+    # TCP 80, and TCP 8080 from the members of "open" (a remote group: h1): what the
+    # other apps do must go through the security stage unchanged
     "security": {"groups": {"open": [{"direction": "ingress"},
                                      {"direction": "ingress", "ethertype": "IPv6"}],
-                            "web": [{"direction": "ingress", "protocol": "tcp", "ports": 80}]},
+                            "web": [{"direction": "ingress", "protocol": "tcp", "ports": 80},
+                                    {"direction": "ingress", "protocol": "tcp", "ports": 8080,
+                                     "remote_group": "open"}]},
                  "ports": [{"switch": DPID, "port": HOSTS[name][0], "addresses": [HOSTS[name][2]],
                             "groups": [group]} for name, group in (("h1", "open"), ("h2", "web"))],
                  # h4 may not send UDP 9 (discard); VLAN 10's UDP 7 (echo) goes untracked

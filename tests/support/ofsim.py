@@ -37,6 +37,14 @@ def frame(in_port, eth_src, eth_dst, vlan=None, eth_type=0x0800, pcp=None, **fie
     return pkt
 
 
+def one_frame_each(sw, pkt):
+    """{port: the one frame that left there} for `pkt` through `sw` (a port that got
+    two copies fails)."""
+    outputs = sw.process(pkt).outputs
+    assert all(len(frames) == 1 for frames in outputs.values()), outputs
+    return {port: frames[0] for port, frames in outputs.items()}
+
+
 def pcp_of(pkt):
     """The frame's 802.1Q priority, None when it has no tag."""
     return None if pkt.get("vlan_vid") is None else pkt.get("vlan_pcp", 0)

@@ -96,6 +96,13 @@ def check_security(combo):
     assert ("h4" in back) == bool(forwards), f"the web server's answer went to {sorted(back)}"
     ssh = combo.send("h4", HOSTS["h2"][1], tcp_dst=22, tcp_flags=0x02, **dict(to_h2, tcp_src=40001))
     assert "h2" not in ssh, "TCP 22 reached the web server"
+    # TCP 8080 from the remote group's member h1 only
+    member = combo.send("h1", HOSTS["h2"][1], ipv4_src="10.0.0.1", ipv4_dst="10.0.0.2",
+                        ip_proto=6, tcp_src=40002, tcp_dst=8080, tcp_flags=0x02)
+    assert "h2" in member or not forwards, f"h1's TCP 8080 (a member) went to {sorted(member)}"
+    stranger = combo.send("h4", HOSTS["h2"][1], tcp_dst=8080, tcp_flags=0x02,
+                          **dict(to_h2, tcp_src=40003))
+    assert "h2" not in stranger, "h4's TCP 8080 reached the web server: not a member"
     ping = combo.send("h4", HOSTS["h2"][1], ipv4_src="10.0.0.4", ipv4_dst="10.0.0.2", ip_proto=1,
                       icmpv4_type=8, icmpv4_code=0, icmp_id=1)
     assert "h2" not in ping, "a ping reached the web server"

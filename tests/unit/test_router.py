@@ -10,7 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from controller import pipeline
 from flows import l2, router, vlan
 from flows.router_model import RouterSettings, RouterState, route_from_dict
-from tests.support.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame, one_frame_each as out
 
 GW_MAC = "02:00:00:00:fe:01"
 H1, H2, OUT, TRUNK, H3 = 1, 2, 3, 4, 5          # ports
@@ -56,13 +56,6 @@ def ip_packet(port, dst_ip, dst_mac=GW_MAC, src_ip=None, proto=17, vlan_id=None,
         fields.update(icmpv4_type=more.pop("kind", 8), icmpv4_code=0, icmp_id=7)
     fields.update(more)
     return frame(port, MACS.get(port, "00:00:00:00:00:99"), dst_mac, vlan=vlan_id, **fields)
-
-
-def out(sw, pkt):
-    """{port: the one frame that left there}."""
-    result = sw.process(pkt).outputs
-    assert all(len(frames) == 1 for frames in result.values()), result
-    return {port: frames[0] for port, frames in result.items()}
 
 
 def test_the_gateway_answers_arp_in_the_switch_untagged_and_tells_the_controller():

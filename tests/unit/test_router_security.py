@@ -8,7 +8,7 @@ from controller import pipeline
 from flows import diff, l2, router, security, vlan
 from flows.router_model import RouterSettings, RouterState
 from flows.security_model import binding_from_dict, groups_from_dict
-from tests.support.ofsim import Switch, frame
+from tests.support.ofsim import Switch, frame, one_frame_each as delivered
 
 GW_MAC = "02:00:00:00:fe:01"
 WEB_VM, APP_VM, OUT = 1, 2, 3                       # ports
@@ -62,13 +62,6 @@ def tcp(port, src, dst, sport, dport, flags):
 
 def ping(port, src, dst, kind=8):
     return packet(port, src, dst, 1, icmpv4_type=kind, icmpv4_code=0, icmp_id=9)
-
-
-def delivered(sw, pkt):
-    """{port: the frame that left there}."""
-    outputs = sw.process(pkt).outputs
-    assert all(len(frames) == 1 for frames in outputs.values()), outputs
-    return {port: frames[0] for port, frames in outputs.items()}
 
 
 def test_the_floating_ip_takes_only_what_the_vms_group_allows():
