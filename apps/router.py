@@ -8,7 +8,10 @@ controller only learns the hosts' MACs: from the ARP requests hosts send their g
 (a copy comes up), and by asking (an ARP request sent in through the switch's tables)
 when a frame is for a host or next hop it does not know yet. That frame is sent again
 once the answer is there. Known hosts are asked again every REFRESH_S; one that stays
-silent for FORGET_AFTER rounds is forgotten.
+silent for FORGET_AFTER rounds is forgotten. IPv6 alike, by neighbour discovery, but
+the controller answers the solicitations for its gateways itself (flows/ndp.py says
+why), and sends every IPv6 network's router advertisement each REFRESH_S and to a
+host's router solicitation.
 
 Config section `router` (flows/router_model.py). REST (changes persist):
     GET         /v1/router                                  interfaces, routes, NAT, hosts
@@ -25,7 +28,7 @@ from ryu.lib import hub
 
 from controller import events, ofcompile, pipeline, rest, southbound
 from controller.port_plans import PortPlans
-from flows import probes, router
+from flows import ndp, probes, router
 from flows.router_model import (APP, RouterSettings, RouterState, floating_from_dict,
                                 route_from_dict)
 
@@ -139,11 +142,26 @@ class Router(PortPlans, southbound.SdnApp):
             return
         if frame.arp_op is not None:
             self.on_arp(msg.datapath.id, frame)
-        elif frame.ipv4_dst is not None:
+        elif frame.nd is not None and frame.nd.kind in (ndp.NS, ndp.NA, ndp.RS):
+            self.on_nd(msg.datapath.id, msg.match["in_port"], frame)
+        elif frame.ip_dst is not None:
             self.on_unresolved(msg.datapath.id, msg.match["in_port"], msg.data, frame)
 
+    def on_nd(self, dpid, in_port, frame):
+        """A solicitation for a gateway (answered back out of the port it came in by,
+        tagged as that port carries the VLAN) or an advertisement sent to the gateway:
+        the host it tells about is learnt."""
+        self.learn(dpid, router.gleaned6(self.settings, frame))
+        tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
+        answer = router.nd_answer(self.settings, frame, tagged)
+        switch = self.switches.get(dpid)
+        if answer is not None and switch is not None:
+            self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
+
     def on_arp(self, dpid, frame):
-        host = router.gleaned(self.settings, frame)
+        self.learn(dpid, router.gleaned(self.settings, frame))
+
+    def learn(self, dpid, host):
         if host is None:
             return
         known = self.neighbours.get(host.ip)
@@ -160,7 +178,7 @@ class Router(PortPlans, southbound.SdnApp):
 
     def on_unresolved(self, dpid, in_port, data, frame):
         """A frame for an address whose MAC the router does not know: keep it, ask."""
-        found = router.next_hop(self.state(), frame.ipv4_dst)
+        found = router.next_hop(self.state(), frame.ip_dst)
         if found is None:
             return
         target, iface = found
@@ -178,14 +196,31 @@ class Router(PortPlans, southbound.SdnApp):
             self.ask(dpid, target, iface)
 
     def ask(self, dpid, target, iface):
-        """An ARP request from the gateway, sent in through the switch's tables in the
-        interface's VLAN: the VLAN app floods it to that VLAN's ports only."""
+        """An ARP request (IPv6: a neighbour solicitation) from the gateway, sent in
+        through the switch's tables in the interface's VLAN: the VLAN app floods it to
+        that VLAN's ports only."""
         switch = self.switches.get(dpid)
         if switch is None:
             return
         self.asked[target] = self.clock()
-        frame = probes.arp_request(self.settings.mac, iface.ip, target, iface.vlan)
+        if ":" in target:
+            frame = ndp.solicitation(self.settings.mac, iface.ip6, target, iface.vlan)
+        else:
+            frame = probes.arp_request(self.settings.mac, iface.ip, target, iface.vlan)
         self.send(switch.datapath, ofcompile.packet_out_through_pipeline(switch.datapath, frame))
+
+    def advertise_all(self):
+        """A router advertisement for every IPv6 network, sent in through one switch's
+        tables (the VLAN floods it to every port of its, across a fabric too), so hosts
+        that came up before the switch connected configure themselves."""
+        dpid = min((d for d in self.plans if d in self.switches), default=None)
+        if dpid is None:
+            return
+        datapath = self.switches[dpid].datapath
+        for iface in self.settings.internal():
+            if iface.address6 is not None:
+                self.send(datapath, ofcompile.packet_out_through_pipeline(
+                    datapath, router.advertise(self.settings, iface, iface.vlan)))
 
     def _send_pending(self, ip):
         """The frames kept for `ip`, sent through the switch they came from again now
@@ -214,6 +249,7 @@ class Router(PortPlans, southbound.SdnApp):
             hub.sleep(REFRESH_S)
             try:
                 self.refresh()
+                self.advertise_all()
             except Exception:   # noqa: BLE001 - the loop must outlive one bad round
                 self.logger.exception("router: refreshing the known hosts failed")
 

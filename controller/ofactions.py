@@ -41,7 +41,7 @@ _LEARN_CONSTANTS = {"vlan_pcp": ("vlan_tci", 13, 3)}
 _LEARN_CONSTANTS_BACK = {(nxm, ofs): name for name, (nxm, ofs, _) in _LEARN_CONSTANTS.items()}
 
 _MOVE_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
-              "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
+              "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32, "ipv6_src": 128, "ipv6_dst": 128}
 
 NO_RECIRC = 0xFF
 NX_IN_PORT = 0xFFF8   # Nicira actions use 16-bit ports: "the packet's own in_port"

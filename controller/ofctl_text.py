@@ -21,7 +21,7 @@ VID_PRESENT = 0x1000
 
 # Where ovs-ofctl's keyword differs from the OXM name the specs use.
 _FIELD_NAMES = {"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "icmpv4_type": "icmp_type",
-                "icmpv4_code": "icmp_code"}
+                "icmpv4_code": "icmp_code", "ipv6_nd_target": "nd_target"}
 # ovs-ofctl's names of the reserved ports.
 _PORTS = {FLOOD: "FLOOD", ALL: "ALL", IN_PORT: "IN_PORT", CONTROLLER: "CONTROLLER",
           NORMAL: "NORMAL"}
@@ -31,7 +31,8 @@ _NXM = {"eth_src": "NXM_OF_ETH_SRC[]", "eth_dst": "NXM_OF_ETH_DST[]",
         "tunnel_id": "NXM_NX_TUN_ID[]", "arp_sha": "NXM_NX_ARP_SHA[]",
         "arp_tha": "NXM_NX_ARP_THA[]", "arp_spa": "NXM_OF_ARP_SPA[]",
         "arp_tpa": "NXM_OF_ARP_TPA[]", "ipv4_src": "NXM_OF_IP_SRC[]",
-        "ipv4_dst": "NXM_OF_IP_DST[]", "ct_mark": "NXM_NX_CT_MARK[]"}
+        "ipv4_dst": "NXM_OF_IP_DST[]", "ct_mark": "NXM_NX_CT_MARK[]",
+        "ipv6_src": "NXM_NX_IPV6_SRC[]", "ipv6_dst": "NXM_NX_IPV6_DST[]"}
 _LEARN_CONSTANT_BITS = {"vlan_pcp": "NXM_OF_VLAN_TCI[13..15]"}
 
 

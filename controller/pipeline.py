@@ -61,7 +61,8 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
                            "udp_src", "udp_dst", "arp_op", "arp_tpa", "arp_spa"}
 _SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
                            "ct_zone", "conj_id"}
-_ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone", "reg2"}
+_ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone", "reg2", "ipv6_src",
+                               "ipv6_dst", "icmpv6_type", "ipv6_nd_target"}
 
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
@@ -139,12 +140,14 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
                                "carry it as their source): above learning, below bans"),
     ),
     "router": (Band("router", 10, 1050, "drop 10, by destination prefix 100-363 (4 per "
-                                        "length step, the source's rank inside), from "
-                                        "outside 900-910, ARP/ping 1000-1001, ARP "
-                                        "replies 1050"),),
+                                        "length step, the source's rank inside; IPv6 "
+                                        "connected networks 100), from outside 900-910, "
+                                        "ARP/ping/ND 1000-1001, ARP replies and ND "
+                                        "advertisements 1050"),),
     "route": (Band("router", 10, 1000, "drop 10, unresolved or a next hop 100 + 2 x "
-                                       "prefix length (+1 connected), neighbours 300, "
-                                       "own addresses 900, invalid 1000"),),
+                                       "prefix length (+1 connected; IPv6 connected "
+                                       "networks 100), neighbours 300, own addresses "
+                                       "900, invalid 1000"),),
     "l2_dst": (
         Band("l2_switch", 1, 1, "unknown destination: to the flood table"),
         Band("topology", 2, 3, "flood guard: allowed in-ports 3, drop 2"),

@@ -27,7 +27,7 @@ def _ip(text):
     return ipaddress.IPv4Address(text).packed
 
 
-def _checksum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -36,7 +36,7 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _ethernet(dst_mac, src_mac, ethertype, vlan=None) -> bytes:
+def ethernet(dst_mac, src_mac, ethertype, vlan=None) -> bytes:
     """An Ethernet header; with `vlan` (0..4094) an 802.1Q tag (priority 0) in it."""
     tag = b""
     if vlan is not None:
@@ -47,7 +47,7 @@ def _ethernet(dst_mac, src_mac, ethertype, vlan=None) -> bytes:
 
 
 def arp_request(src_mac, src_ip, target_ip, vlan=None) -> bytes:
-    return (_ethernet("ff:ff:ff:ff:ff:ff", src_mac, ETH_ARP, vlan)
+    return (ethernet("ff:ff:ff:ff:ff:ff", src_mac, ETH_ARP, vlan)
             + struct.pack("!HHBBH", 1, ETH_IP, 6, 4, 1) + _mac(src_mac) + _ip(src_ip)
             + bytes(6) + _ip(target_ip))
 
@@ -58,11 +58,11 @@ def tcp_segment(src_mac, dst_mac, src_ip, dst_ip, sport, dport, flags, seq=0, ac
     tagged with `vlan` unless it is None."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
     pseudo = _ip(src_ip) + _ip(dst_ip) + struct.pack("!BBH", 0, 6, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
                      _ip(src_ip), _ip(dst_ip))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return _ethernet(dst_mac, src_mac, ETH_IP, vlan) + ip + tcp
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return ethernet(dst_mac, src_mac, ETH_IP, vlan) + ip + tcp
 
 
 @dataclass(frozen=True)

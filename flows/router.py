@@ -28,19 +28,28 @@ tag inside the pipeline):
 
 The gateway MAC is never learnt (an l2_src entry above learning): routed frames carry
 it as their source, into every VLAN, from whichever port the router serves them.
+
+IPv6, between the internal interfaces' `address6` networks (directly connected only):
+neighbour and router solicitations for a gateway (its address and its link-local
+one) go to the controller, which answers them (flows/ndp.py says why not the switch)
+and learns the asker; advertisements sent to the gateway MAC go there too. Echo
+requests to a gateway are answered in flows, like IPv4's. What an internal VLAN sends
+to the gateway MAC for a connected IPv6 network is routed as IPv4 is: hop limit less
+one, MACs rewritten, retagged; no NAT, and nothing from the external VLAN.
 """
 import ipaddress
 import struct
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from flows import arp
+from flows import arp, ndp
 from flows.router_model import (APP, Interface, RouterSettings, Route, RouterState,
                                 interface_for)
 from flows.spec import (CONTROLLER, IN_PORT, TAGGED, Ct, CtClear, DecTtl, FlowSpec, Match,
                         Move, Nat, Output, Owner, PopVlan, SetField)
 
 IPV4, ICMP = 0x0800, 1
+IPV6, ICMPV6 = ndp.IPV6, ndp.ICMPV6
 ZONE = 0x5000   # the router's conntrack zone (security groups: 0x4000 + network; LB: VIP ids)
 # reg2 = 1: the router translated this frame from outside and sent it through the
 # security stage again (reg0: the LB's backend mark, reg1: the egress port). Registers
@@ -127,7 +136,44 @@ def gateway_entries(settings: RouterSettings, untagged: Untagged) -> List[FlowSp
             entries += _answered(PRIO_ANSWER, dict(
                 eth_dst=mac, vlan_vid=vlan, eth_type=IPV4, ip_proto=ICMP, icmpv4_type=8,
                 ipv4_dst=ip), GATEWAY, _ping_answer(ip, mac), untagged)
+        if iface.address6 is not None:
+            entries += _gateway6_entries(settings, iface, untagged)
     return entries
+
+
+def gateway6_addresses(settings: RouterSettings, iface: Interface) -> Tuple[str, ...]:
+    """The addresses the router answers for in an IPv6 VLAN: its gateway address there
+    and its link-local one (router advertisements come from that one)."""
+    return (iface.ip6, ndp.link_local(settings.mac))
+
+
+def _gateway6_entries(settings: RouterSettings, iface: Interface, untagged) -> List[FlowSpec]:
+    """Solicitations for the gateway (neighbour and router) to the controller, which
+    answers; advertisements to the gateway MAC (answers to its own solicitations) to
+    the controller, which learns the host; echo requests to any gateway address the
+    VLAN may reach answered in place."""
+    vlan, mac, entries = iface.vlan, settings.mac, []
+    nd = dict(vlan_vid=vlan, eth_type=IPV6, ip_proto=ICMPV6)
+    for target in gateway6_addresses(settings, iface):
+        entries.append(FlowSpec("router", PRIO_ANSWER, Match.of(
+            icmpv6_type=ndp.NS, ipv6_nd_target=target, **nd), GATEWAY,
+            actions=(Output(CONTROLLER, 0xFFFF),)))
+    entries.append(FlowSpec("router", PRIO_ANSWER, Match.of(icmpv6_type=ndp.RS, **nd),
+                            GATEWAY, actions=(Output(CONTROLLER, 0xFFFF),)))
+    entries.append(FlowSpec("router", PRIO_ARP_REPLY, Match.of(
+        eth_dst=mac, icmpv6_type=ndp.NA, **nd), GATEWAY, actions=(Output(CONTROLLER, 0xFFFF),)))
+    reachable = [i.ip6 for i in settings.internal() if i.address6 is not None]
+    for ip in reachable + [ndp.link_local(mac)]:
+        entries += _answered(PRIO_ANSWER, dict(eth_dst=mac, icmpv6_type=ndp.ECHO_REQUEST,
+                                               ipv6_dst=ip, **nd),
+                             GATEWAY, _ping6_answer(ip, mac), untagged)
+    return entries
+
+
+def _ping6_answer(gateway_ip: str, mac: str):
+    return (Move("eth_src", "eth_dst"), SetField("eth_src", mac),
+            Move("ipv6_src", "ipv6_dst"), SetField("ipv6_src", gateway_ip),
+            SetField("icmpv6_type", ndp.ECHO_REPLY), Output(IN_PORT))
 
 
 def _track(nat: Optional[Nat], commit: bool):
@@ -195,6 +241,7 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
                                         _to_gateway(settings, iface.vlan,
                                                     ipv4_src=_net(iface.network), **to), NAT,
                                         actions=_track(Nat("src", outside.ip), True)))
+    entries += _forwarding6_entries(settings)
     if outside is None:
         return entries
     entries.append(FlowSpec("router", PRIO_FROM_OUTSIDE, _to_gateway(
@@ -220,6 +267,19 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
             actions=_track_in(Nat("dst", fip.internal), True)))
         entries += arp_answer(fip.external, outside.vlan, settings.mac, untagged, NAT)
     return entries
+
+
+def _forwarding6_entries(settings: RouterSettings) -> List[FlowSpec]:
+    """IPv6 to the gateway MAC from an internal VLAN with an IPv6 gateway, for a
+    connected IPv6 network: on to `route` (the networks do not overlap: one priority)."""
+    sixes = [i for i in settings.internal() if i.address6 is not None]
+    return [FlowSpec("router", PRIO_DECIDE, _to_gateway(
+        settings, src.vlan, eth_type=IPV6, ipv6_dst=_net6(dst.network6)), GATEWAY, goto="route")
+        for src in sixes for dst in sixes]
+
+
+def _net6(network: ipaddress.IPv6Network):
+    return (str(network.network_address), str(network.netmask))
 
 
 def _prefix_priority(prefix: str, connected: bool) -> int:
@@ -255,9 +315,19 @@ def route_entries(state: RouterState, neighbours: Mapping[str, Neighbour]) -> Li
         entries.append(FlowSpec("route", _prefix_priority(route.prefix, False),
                                 Match.of(ipv4_dst=_net(route.prefix), **to_gw), ROUTES,
                                 actions=actions, goto="l2_dst" if hop is not None else None))
+    to_gw6 = dict(to_gw, eth_type=IPV6)
+    for iface in settings.internal():
+        if iface.address6 is not None:
+            entries.append(FlowSpec("route", PRIO_OWN_ADDRESS, Match.of(
+                ipv6_dst=iface.ip6, **to_gw6), DEFAULTS))
+            entries.append(FlowSpec("route", PRIO_PREFIX, Match.of(
+                ipv6_dst=_net6(iface.network6), **to_gw6), ROUTES,
+                actions=(Output(CONTROLLER, 0xFFFF),)))
     for ip, host in sorted(neighbours.items()):
-        entries.append(FlowSpec("route", PRIO_NEIGHBOUR, Match.of(ipv4_dst=ip, **to_gw),
-                                NEIGHBOURS, actions=_deliver(settings, host.mac, host.vlan),
+        six = ipaddress.ip_address(ip).version == 6
+        match = Match.of(ipv6_dst=ip, **to_gw6) if six else Match.of(ipv4_dst=ip, **to_gw)
+        entries.append(FlowSpec("route", PRIO_NEIGHBOUR, match, NEIGHBOURS,
+                                actions=_deliver(settings, host.mac, host.vlan),
                                 goto="l2_dst"))
     return entries
 
@@ -282,7 +352,7 @@ def known_neighbours(settings: RouterSettings, neighbours: Mapping[str, Neighbou
                      ) -> Dict[str, Neighbour]:
     """The neighbours still on a connected network in their VLAN (a config change may
     have moved a network), the gateways themselves left out."""
-    gateways = {i.ip for i in settings.interfaces}
+    gateways = {i.ip for i in settings.interfaces} | {i.ip6 for i in settings.interfaces}
     out = {}
     for ip, host in neighbours.items():
         iface = interface_for(settings, ip)
@@ -296,9 +366,11 @@ def known_neighbours(settings: RouterSettings, neighbours: Mapping[str, Neighbou
 def next_hop(state: RouterState, dst: str) -> Optional[Tuple[str, Interface]]:
     """(the address to ARP for, its interface) for a packet to `dst`: the host itself
     on a connected network, else the longest matching route's next hop."""
-    address = ipaddress.IPv4Address(dst)
+    address = ipaddress.ip_address(dst)
     settings = state.settings
     connected = interface_for(settings, dst)
+    if address.version == 6:   # connected networks only
+        return (dst, connected) if connected is not None and dst != connected.ip6 else None
     best: Optional[Route] = None
     for route in state.routes().values():
         if address in route.network and (best is None or route.network.prefixlen
@@ -323,6 +395,18 @@ class Frame:
     ipv4_src: Optional[str] = None
     ipv4_dst: Optional[str] = None
     tag_offset: int = 0          # where the 802.1Q tag starts (12) or 0: none
+    ipv6_src: Optional[str] = None
+    ipv6_dst: Optional[str] = None
+    nd: Optional[ndp.NdMessage] = None   # an ICMPv6 message of an IPv6 packet
+    eth_src: Optional[str] = None
+
+    @property
+    def ip_dst(self) -> Optional[str]:
+        return self.ipv4_dst or self.ipv6_dst
+
+    @property
+    def ip_src(self) -> Optional[str]:
+        return self.ipv4_src or self.ipv6_src
 
 
 def _mac(data: bytes) -> str:
@@ -330,8 +414,8 @@ def _mac(data: bytes) -> str:
 
 
 def parse_frame(data: bytes) -> Optional[Frame]:
-    """An ARP or IPv4 frame, with at most one 802.1Q tag; None for anything else or a
-    frame too short for its headers."""
+    """An ARP, IPv4 or IPv6 frame, with at most one 802.1Q tag; None for anything else
+    or a frame too short for its headers."""
     if len(data) < 14:
         return None
     ethertype, offset, vlan, tag = struct.unpack("!H", data[12:14])[0], 14, None, 0
@@ -351,6 +435,10 @@ def parse_frame(data: bytes) -> Optional[Frame]:
     if ethertype == IPV4 and len(body) >= 20 and body[0] >> 4 == 4:
         return Frame(vlan, ipv4_src=str(ipaddress.IPv4Address(body[12:16])),
                      ipv4_dst=str(ipaddress.IPv4Address(body[16:20])), tag_offset=tag)
+    if ethertype == IPV6 and len(body) >= 40 and body[0] >> 4 == 6:
+        return Frame(vlan, ipv6_src=str(ipaddress.IPv6Address(body[8:24])),
+                     ipv6_dst=str(ipaddress.IPv6Address(body[24:40])), tag_offset=tag,
+                     nd=ndp.parse_icmpv6(body), eth_src=_mac(data[6:12]))
     return None
 
 
@@ -383,14 +471,65 @@ def gleaned(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
     return Neighbour(frame.sender_ip, frame.sender_mac, iface.vlan)
 
 
+def gleaned6(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
+    """The host an ND frame to a gateway tells about: a solicitation's sender (by its
+    source address and link-layer option), an advertisement's target (by its target
+    link-layer option, else the frame's source MAC), when that address is a host of
+    the IPv6 network of the frame's VLAN. Only frames with hop limit 255 count: ND
+    that crossed a router is forged (RFC 4861)."""
+    nd = frame.nd
+    if nd is None or nd.hop_limit != ndp.HOP_LIMIT or nd.kind not in (ndp.NS, ndp.NA):
+        return None
+    ip, mac = (frame.ipv6_src, nd.link_addr) if nd.kind == ndp.NS \
+        else (nd.target, nd.link_addr or frame.eth_src)
+    iface = interface_for(settings, ip) if ip is not None else None
+    if iface is None or iface.vlan != frame.vlan or mac is None or \
+            ipaddress.IPv6Address(ip) in (iface.network6.network_address,
+                                          ipaddress.IPv6Address(iface.ip6)):
+        return None
+    if int(mac.split(":")[0], 16) & 1 or mac in (settings.mac, "00:00:00:00:00:00"):
+        return None
+    return Neighbour(str(ipaddress.IPv6Address(ip)), mac, iface.vlan)
+
+
+def nd_answer(settings: RouterSettings, frame: Frame, tagged: bool) -> Optional[bytes]:
+    """What the router answers an ND frame the switch sent it, as bytes to send back out
+    of the port it came in by (`tagged`: with the VLAN's tag): a neighbour advertisement
+    for a solicitation of one of its addresses in that VLAN, a router advertisement for
+    a router solicitation; None for anything else (or a frame not worth an answer)."""
+    nd = frame.nd
+    iface = next((i for i in settings.internal()
+                  if i.vlan == frame.vlan and i.address6 is not None), None)
+    if nd is None or iface is None or nd.hop_limit != ndp.HOP_LIMIT or frame.eth_src is None:
+        return None
+    vlan = frame.vlan if tagged else None
+    if nd.kind == ndp.NS and nd.target in gateway6_addresses(settings, iface):
+        if ipaddress.IPv6Address(frame.ipv6_src).is_unspecified:
+            # a host's duplicate address detection: our address is taken
+            return ndp.advertisement(settings.mac, nd.target, ndp.multicast_mac(ndp.ALL_NODES),
+                                     ndp.ALL_NODES, vlan, solicited=False)
+        return ndp.advertisement(settings.mac, nd.target, frame.eth_src, frame.ipv6_src,
+                                 vlan)
+    if nd.kind == ndp.RS:
+        return advertise(settings, iface, vlan)
+    return None
+
+
+def advertise(settings: RouterSettings, iface: Interface, vlan=None) -> bytes:
+    """A router advertisement of `iface`'s IPv6 network, to all nodes."""
+    return ndp.router_advertisement(settings.mac, iface.network6, vlan)
+
+
 def replayable(state: RouterState, frame: Frame) -> bool:
     """Whether a frame the route table sent up may be sent through the switch again
     once its next hop is known: from an internal VLAN and not translated yet (a frame
     already NATed would be tracked again as a new connection)."""
     settings = state.settings
     iface = next((i for i in settings.interfaces if i.vlan == frame.vlan), None)
-    if iface is None or iface.external or frame.ipv4_src is None:
+    if iface is None or iface.external or frame.ip_src is None:
         return False
+    if frame.ipv6_src is not None:
+        return frame.nd is None or frame.nd.kind not in (ndp.NS, ndp.NA, ndp.RS, ndp.RA)
     outside = settings.external()
     translated = {f.external for f in state.floating_ips().values()}
     if outside is not None:

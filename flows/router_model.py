@@ -4,7 +4,7 @@ config section, checked at the door (a bad key or value is a ValueError that nam
     router:
       mac: "02:00:00:00:fe:01"        # the gateways' MAC (every interface's), optional
       interfaces:                      # one gateway per VLAN (the VLAN app's VLANs)
-        - {vlan: 10, address: 10.0.10.1/24}
+        - {vlan: 10, address: 10.0.10.1/24, address6: "fd00:10::1/64"}
         - {vlan: 20, address: 10.0.20.1/24}
         - {vlan: 100, address: 203.0.113.1/24, external: true}
       routes:                          # static routes, longest prefix first
@@ -17,7 +17,13 @@ An interface is a gateway address in a VLAN: hosts of that VLAN use it as their
 default gateway, and the router answers ARP and ping for it and routes what is sent
 to its MAC. The external interface (at most one) is where the outside is: nothing
 from there reaches an internal address except through a floating IP or as the reply
-of a connection an internal host opened. IPv4 only.
+of a connection an internal host opened.
+
+IPv6 (`address6`, internal interfaces only): the router routes between its directly
+connected IPv6 networks, answers neighbour discovery for its gateway address and its
+link-local one, and advertises the prefix (router advertisements) so hosts configure
+themselves. Static routes, SNAT and floating IPs are IPv4's: the external interface has
+no IPv6 address (there is no NAT66 and nothing to guard the inside with).
 """
 import ipaddress
 from dataclasses import dataclass, field
@@ -28,7 +34,7 @@ from flows.spec import is_multicast_mac, normalize_mac
 
 APP = "router"
 DEFAULT_MAC = "02:00:00:00:fe:01"
-INTERFACE_KEYS = ("vlan", "address", "external")
+INTERFACE_KEYS = ("vlan", "address", "external", "address6")
 ROUTE_KEYS = ("prefix", "next_hop")
 FLOATING_KEYS = ("external", "internal")
 MAX_ROUTES = 1000
@@ -40,6 +46,7 @@ class Interface:
     vlan: int
     address: str        # "10.0.10.1/24"
     external: bool = False
+    address6: Optional[str] = None   # "fd00:10::1/64"
 
     @property
     def ip(self) -> str:
@@ -49,8 +56,28 @@ class Interface:
     def network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Interface(self.address).network
 
+    @property
+    def ip6(self) -> Optional[str]:
+        return None if self.address6 is None else str(
+            ipaddress.IPv6Interface(self.address6).ip)
+
+    @property
+    def network6(self) -> Optional[ipaddress.IPv6Network]:
+        return None if self.address6 is None else ipaddress.IPv6Interface(
+            self.address6).network
+
+    def holds(self, address) -> bool:
+        """Whether `address` (an ip_address) lies on this interface's network of its
+        family."""
+        if address.version == 6:
+            return self.address6 is not None and address in self.network6
+        return address in self.network
+
     def to_dict(self):
-        return {"vlan": self.vlan, "address": self.address, "external": self.external}
+        out = {"vlan": self.vlan, "address": self.address, "external": self.external}
+        if self.address6 is not None:
+            out["address6"] = self.address6
+        return out
 
 
 @dataclass(frozen=True)
@@ -97,13 +124,7 @@ def interface_from_dict(body, where="interface") -> Interface:
             raise ValueError(f"{where}: {key} is required")
     vlan = _vlan(body["vlan"], where)
     address = body["address"]
-    try:
-        iface = ipaddress.IPv4Interface(address) if isinstance(address, str) else None
-    except ValueError:
-        iface = None
-    if iface is None or "/" not in address:
-        raise ValueError(f"{where}: address must be an IPv4 address with its prefix "
-                         f"length (10.0.10.1/24), not {address!r}")
+    iface = _with_prefix(address, ipaddress.IPv4Interface, where, "address", "10.0.10.1/24")
     if not 8 <= iface.network.prefixlen <= 30 or iface.ip in (iface.network.network_address,
                                                               iface.network.broadcast_address):
         raise ValueError(f"{where}: {address} must be a host of a /8../30 network")
@@ -112,7 +133,40 @@ def interface_from_dict(body, where="interface") -> Interface:
     external = body.get("external", False)
     if not isinstance(external, bool):
         raise ValueError(f"{where}: external must be true or false, not {external!r}")
-    return Interface(vlan, str(iface), external)
+    address6 = body.get("address6")
+    if address6 is not None:
+        if external:
+            raise ValueError(f"{where}: the external interface has no IPv6 address (IPv6 "
+                             "is routed between internal networks, with no NAT)")
+        address6 = _address6(address6, where)
+    return Interface(vlan, str(iface), external, address6)
+
+
+def _with_prefix(value, kind, where, key, example):
+    """`value` as an IPv4Interface or IPv6Interface (`kind`): an address with its prefix
+    length, or a ValueError naming `key` and showing `example`."""
+    try:
+        iface = kind(value) if isinstance(value, str) else None
+    except ValueError:
+        iface = None
+    if iface is None or "/" not in value:
+        family = "IPv4" if kind is ipaddress.IPv4Interface else "IPv6"
+        raise ValueError(f"{where}: {key} must be an {family} address with its prefix "
+                         f"length ({example}), not {value!r}")
+    return iface
+
+
+def _address6(value, where) -> str:
+    iface = _with_prefix(value, ipaddress.IPv6Interface, where, "address6", "fd00:10::1/64")
+    ip = iface.ip
+    if not 16 <= iface.network.prefixlen <= 127 or ip == iface.network.network_address:
+        raise ValueError(f"{where}: address6 {value} must be a host of a /16../127 network "
+                         "(not its subnet-router address)")
+    if ip.is_multicast or ip.is_loopback or ip.is_unspecified or ip.is_link_local or \
+            ip.ipv4_mapped is not None:
+        raise ValueError(f"{where}: {value} cannot be a gateway address (a global or "
+                         "unique-local unicast one)")
+    return str(iface)
 
 
 def route_from_dict(body, where="route") -> Route:
@@ -189,7 +243,7 @@ class RouterSettings:
 
 
 def check_interfaces(interfaces):
-    vlans, networks = set(), []
+    vlans, networks, networks6 = set(), [], []
     for iface in interfaces:
         if iface.vlan in vlans:
             raise ValueError(f"interfaces: VLAN {iface.vlan} has two gateways")
@@ -198,6 +252,11 @@ def check_interfaces(interfaces):
             if iface.network.overlaps(other):
                 raise ValueError(f"interfaces: {iface.network} overlaps {other}")
         networks.append(iface.network)
+        if iface.address6 is not None:
+            for other in networks6:
+                if iface.network6.overlaps(other):
+                    raise ValueError(f"interfaces: {iface.network6} overlaps {other}")
+            networks6.append(iface.network6)
     if sum(i.external for i in interfaces) > 1:
         raise ValueError("interfaces: at most one is external")
 
@@ -222,9 +281,10 @@ def floatings_of(floating_ips) -> Dict[str, FloatingIp]:
 
 
 def interface_for(settings: RouterSettings, ip) -> Optional[Interface]:
-    """The interface whose network holds `ip` (a directly connected address)."""
-    address = ipaddress.IPv4Address(ip)
-    return next((i for i in settings.interfaces if address in i.network), None)
+    """The interface whose network holds `ip` (a directly connected address, IPv4 or
+    IPv6)."""
+    address = ipaddress.ip_address(ip)
+    return next((i for i in settings.interfaces if i.holds(address)), None)
 
 
 def _is_host(settings: RouterSettings, ip) -> bool:

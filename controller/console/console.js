@@ -413,7 +413,7 @@ async function viewSecurity() {
 async function viewRouter() {
   // one read, four tables: the gateways, the routes, the floating IPs, the hosts it knows
   await viewJson("/v1/router", "router-interfaces", r => r.interfaces.map(
-    i => ({ ...i, snat: r.snat.includes(i.vlan), mac: r.mac })));
+    i => ({ ...i, address6: i.address6 || "", snat: r.snat.includes(i.vlan), mac: r.mac })));
   await viewJson("/v1/router", "router-routes", r => r.routes);
   await viewJson("/v1/router", "router-floating", r => r.floating_ips);
   await viewJson("/v1/router", "router-neighbours", r => r.neighbours);

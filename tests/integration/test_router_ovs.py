@@ -166,3 +166,78 @@ def test_routing_on_a_looped_fabric_with_the_topology_app(lab):
     received, ttls = pings(h2, "10.0.10.3", 5)
     print(f"observed: h2 (s2) -> h3 (s3) routed across the ring: {received} of 5, TTLs {ttls}")
     assert received == 5 and set(ttls) == {63}
+
+
+SIX_HOSTS = {"h1": (10, "fd00:10::2/64"), "h2": (20, "fd00:20::2/64"), "h3": (10, None)}
+GW_LINK_LOCAL = "fe80::ff:fe00:fe01"        # the router MAC's EUI-64
+
+
+def pings6(src, address, count=1):
+    out = src.cmd(f"ping -6 -c {count} -W 1 -i 0.2 {address}")
+    found = re.search(r"(\d+) received", out)
+    return (int(found.group(1)) if found else 0), [int(t) for t in re.findall(r"ttl=(\d+)", out)]
+
+
+def test_ipv6_between_connected_networks_with_neighbour_and_router_discovery(lab):
+    """IPv6 gateways on VLANs 10 and 20: h1 and h2 (static addresses, the gateway as
+    their default route) resolve the gateway by neighbour discovery, ping it and reach
+    each other routed (hop limit less one); h3 configures itself from the router's
+    advertisement (SLAAC, a default route via the gateway's link-local address) and
+    reaches h2 too. IPv4 keeps working beside it."""
+    config = {"l2_switch": {"mode": "reactive"},
+              "vlan": {"ports": [{"switch": "s1", "port": f"s1-eth{n}",
+                                  "tag": SIX_HOSTS[f"h{n}"][0]} for n in (1, 2, 3)]},
+              "router": {"interfaces": [
+                  {"vlan": 10, "address": "10.0.10.1/24", "address6": "fd00:10::1/64"},
+                  {"vlan": 20, "address": "10.0.20.1/24", "address6": "fd00:20::1/64"}]}}
+    controller, network = lab(Single(k=3), config, apps=APPS)
+    harness.wait_vlans_programmed(controller, network)
+    # what OVS reports of the IPv6 entries reads back as what the router wants: a
+    # restarted controller keeps them all (a difference would replace them each pass)
+    controller.kill()
+    offset = len(controller.log_text())
+    controller.start()
+    router_line = re.compile(r"(?i)router: reconciled switch \w+: (\d+) entries kept, (\d+) added "
+                             r"or changed, (\d+) stale removed")
+    assert harness.wait_until(lambda: router_line.search(controller.log_text()[offset:]), 20)
+    kept, added, removed = map(int, router_line.search(controller.log_text()[offset:]).groups())
+    print(f"observed: after a restart the router kept {kept} entries, changed {added}, "
+          f"removed {removed}")
+    assert (added, removed) == (0, 0) and kept > 20
+    h1, h2, h3 = (network[n] for n in SIX_HOSTS)
+    for host, (vlan, address6) in zip((h1, h2), (SIX_HOSTS["h1"], SIX_HOSTS["h2"])):
+        intf = f"{host.name}-eth0"
+        host.cmd(f"ip addr flush dev {intf} && ip addr add 10.0.{vlan}.2/24 dev {intf} && "
+                 f"ip route add default via 10.0.{vlan}.1")
+        host.cmd(f"ip -6 addr add {address6} dev {intf} nodad && "
+                 f"ip -6 route add default via fd00:{vlan}::1")
+
+    assert harness.wait_until(lambda: pings6(h1, "fd00:10::1")[0] == 1, 5, step=0.2)
+    neighbour = h1.cmd("ip -6 neigh show fd00:10::1")
+    print(f"observed: h1's neighbour entry for its gateway: {neighbour.strip()}")
+    assert "02:00:00:00:fe:01" in neighbour and "router" in neighbour
+    assert pings6(h1, GW_LINK_LOCAL + "%h1-eth0")[0] == 1
+    assert pings6(h1, "fd00:20::1")[0] == 1          # the other gateway, through the router
+    assert harness.wait_until(lambda: pings6(h1, "fd00:20::2")[0] == 1, 5, step=0.2)
+    received, hops = pings6(h1, "fd00:20::2", 5)
+    print(f"observed: h1 -> h2 routed over IPv6, {received} of 5 answered, hop limits {hops}")
+    assert received == 5 and set(hops) == {63}
+    known = {n["ip"] for n in controller.rest("GET", "/v1/router")[1]["neighbours"]}
+    assert {"fd00:10::2", "fd00:20::2"} <= known, known
+    assert pings(h1, "10.0.20.2", 3)[0] == 3 or reaches(h1, "10.0.20.2")   # IPv4 beside it
+
+    # h3 comes up: its router solicitation is answered, it configures itself
+    h3.cmd("sysctl -qw net.ipv6.conf.h3-eth0.accept_ra=1 "
+           "net.ipv6.conf.h3-eth0.disable_ipv6=1 && "
+           "sysctl -qw net.ipv6.conf.h3-eth0.disable_ipv6=0")
+
+    def configured():
+        return "fd00:10::" in h3.cmd("ip -6 addr show dev h3-eth0 scope global") and \
+            GW_LINK_LOCAL in h3.cmd("ip -6 route show default")
+    assert harness.wait_until(configured, 10, step=0.3), \
+        h3.cmd("ip -6 addr; ip -6 route")
+    print(f"observed: h3 from the advertisement: {h3.cmd('ip -6 route show default').strip()}")
+    assert harness.wait_until(lambda: pings6(h3, "fd00:20::2")[0] == 1, 5, step=0.2)
+    # the outside and VLANs without an IPv6 gateway get no IPv6 routing: a frame to
+    # the gateway MAC for a network the router has not is dropped
+    assert pings6(h1, "2001:db8::1")[0] == 0

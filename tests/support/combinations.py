@@ -50,8 +50,10 @@ SECTIONS = {
                            "priority": 200}]},
     # gateways for VLANs 10 and 20 on networks of their own (the hosts' other
     # addresses): the router must leave the rest alone and route between them
-    "router": {"interfaces": [{"vlan": 10, "address": "10.0.10.1/24"},
-                              {"vlan": 20, "address": "10.0.20.1/24"}]},
+    "router": {"interfaces": [{"vlan": 10, "address": "10.0.10.1/24",
+                               "address6": "fd00:10::1/64"},
+                              {"vlan": 20, "address": "10.0.20.1/24",
+                               "address6": "fd00:20::1/64"}]},
 }
 ROUTER_MAC = "02:00:00:00:fe:01"
 OTHERS = ("vlan", "qos", "lb", "bond", "security", "router")

@@ -119,7 +119,7 @@ def check_security(combo):
 def check_router(combo):
     """h4 (VLAN 10) pings its gateway and is answered by the switch, untagged; once the
     router knows h3 (VLAN 20) at 10.0.20.3, h4's frame to it through the gateway
-    reaches h3 only, rewritten as a router does."""
+    reaches h3 only, rewritten as a router does; IPv6 (ping6, routing) alike."""
     ping = combo.send("h4", ROUTER_MAC, ipv4_src="10.0.10.4", ipv4_dst="10.0.10.1",
                       ip_proto=1, icmpv4_type=8, icmpv4_code=0, icmp_id=1)
     assert set(ping) == {"h4"}, f"the gateway's ping answer went to {sorted(ping)}"
@@ -132,6 +132,17 @@ def check_router(combo):
     assert set(routed) == {"h3"}, f"a routed frame for h3 went to {sorted(routed)}"
     assert [(f["eth_src"], f["eth_dst"], f["ip_ttl"]) for f in routed["h3"]] == \
         [(ROUTER_MAC, HOSTS["h3"][1], 63)]
+    # IPv6 alike: the gateway answers ping6, and a frame for h3's IPv6 address is routed
+    ping6 = combo.send("h4", ROUTER_MAC, eth_type=0x86DD, ipv6_src="fd00:10::4",
+                       ipv6_dst="fd00:10::1", ip_proto=58, icmpv6_type=128, ip_ttl=64)
+    assert [(f["icmpv6_type"], f["ipv6_src"]) for f in ping6.get("h4", [])] == \
+        [(129, "fd00:10::1")], f"the gateway's ping6 answer went to {sorted(ping6)}"
+    h3v6 = router.Neighbour("fd00:20::3", HOSTS["h3"][1], 20)
+    combo.switch.apply(router.route_entries(RouterState(settings), {h3v6.ip: h3v6}))
+    routed6 = combo.send("h4", ROUTER_MAC, eth_type=0x86DD, ipv6_src="fd00:10::4",
+                         ipv6_dst=h3v6.ip, ip_proto=17, udp_src=5000, udp_dst=5001, ip_ttl=64)
+    assert set(routed6) == {"h3"}, f"a routed IPv6 frame for h3 went to {sorted(routed6)}"
+    assert [(f["eth_src"], f["ip_ttl"]) for f in routed6["h3"]] == [(ROUTER_MAC, 63)]
 
 
 CHECKS = {"vlan": check_vlan_isolation, "qos": check_qos_queue, "lb": check_vip,

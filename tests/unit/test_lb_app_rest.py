@@ -20,10 +20,10 @@ def test_probe_frames_have_valid_checksums_and_parse_back():
     syn = probes.tcp_segment("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.254",
                              "10.0.0.11", 33000, 8080, probes.SYN, seq=7)
     ip_header, tcp = syn[14:34], syn[34:]
-    assert probes._checksum(ip_header) == 0
+    assert probes.checksum(ip_header) == 0
     pseudo = (ipaddress.IPv4Address("10.0.0.254").packed + ipaddress.IPv4Address("10.0.0.11").packed
               + struct.pack("!BBH", 0, 6, len(tcp)))
-    assert probes._checksum(pseudo + tcp) == 0
+    assert probes.checksum(pseudo + tcp) == 0
     reply = probes.parse_reply(probes.tcp_segment("02:00:00:00:00:02", "02:00:00:00:00:01",
                                                   "10.0.0.11", "10.0.0.254", 8080, 33000,
                                                   probes.SYN | probes.ACK, seq=99, ack=8))
