@@ -116,7 +116,8 @@ def split_actions(text: str) -> List[str]:
 
 # A datapath set() of these headers rewrites these packet fields (OVS's names -> ours).
 _SET_FIELDS = {"eth": {"src": "dl_src", "dst": "dl_dst"},
-               "ipv4": {"src": "nw_src", "dst": "nw_dst"},
+               "ipv4": {"src": "nw_src", "dst": "nw_dst", "ttl": "nw_ttl"},
+               "ipv6": {"src": "nw_src", "dst": "nw_dst", "hlimit": "nw_ttl"},
                "tcp": {"src": "tp_src", "dst": "tp_dst"},
                "udp": {"src": "tp_src", "dst": "tp_dst"}}
 _SET = re.compile(r"^set\((?P<header>[a-z0-9_]+)\((?P<fields>.*)\)\)$")
@@ -174,9 +175,10 @@ def _apply_set(action: str, fields: Dict[str, object]) -> bool:
         if key not in names:
             continue
         value, _, mask = value.partition("/")
-        if mask and mask not in ("ff:ff:ff:ff:ff:ff", "255.255.255.255", "0xffff"):
+        if mask and mask not in ("ff:ff:ff:ff:ff:ff", "255.255.255.255", "0xffff",
+                                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"):
             return False
-        if names[key].startswith("tp_"):
+        if names[key].startswith("tp_") or names[key] == "nw_ttl":
             if not (value.isascii() and value.isdigit()):
                 return False
             value = int(value)

@@ -27,6 +27,11 @@ from flows import dpid as dpids
 MAX_HOPS = 64
 APPCTL_TIMEOUT_S = 5
 PROTOCOLS = ("ip", "icmp", "tcp", "udp", "arp")
+DEFAULT_TTL = 64      # a traced IP packet's TTL (IPv6: hop limit), as Linux sends it
+# a packet whose addresses are IPv6: its protocol in ofproto/trace's words, and in
+# conntrack's (dpctl/dump-conntrack names ICMPv6 "icmpv6", TCP and UDP as for IPv4)
+_IPV6_PROTOCOLS = {"ip": "ipv6", "icmp": "icmp6", "tcp": "tcp6", "udp": "udp6"}
+_CONNTRACK_NAMES_V6 = {"icmp": "icmpv6"}
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 _PORT_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")   # what an OVS port name may be here
 # a bridge name as the switch gave it, passed to ovs-appctl only if it cannot be an option
@@ -109,9 +114,17 @@ def request_from(body) -> Request:
             raise TraceError(400, f"{key} needs a proto ({', '.join(PROTOCOLS)})")
         address = _text(body, key)
         try:
-            fields[key] = str(ipaddress.IPv4Address(address))
+            fields[key] = str(ipaddress.ip_address(address))
         except ValueError:
-            raise TraceError(400, f"{key} {address!r} is not an IPv4 address") from None
+            raise TraceError(400, f"{key} {address!r} is not an IPv4 or IPv6 "
+                                  "address") from None
+    families = {ipaddress.ip_address(fields[k]).version for k in ("nw_src", "nw_dst")
+                if k in fields}
+    if len(families) > 1:
+        raise TraceError(400, "nw_src and nw_dst must be of one family (IPv4 or IPv6)")
+    if families == {6} and proto == "arp":
+        raise TraceError(400, "arp takes IPv4 addresses (IPv6 finds neighbours with "
+                              "ICMPv6)")
     for key in ("tp_src", "tp_dst"):
         if body.get(key) is None:
             continue
@@ -125,7 +138,8 @@ def flow_text(in_port: int, fields: Dict[str, object]) -> str:
     """A packet in ofproto/trace's flow syntax. The protocol comes first: OVS checks a
     field's prerequisites (tp_dst needs tcp or udp) as it reads each one."""
     proto = fields.get("proto")
-    parts = [proto] if proto else []
+    six = is_ipv6(fields)
+    parts = [_IPV6_PROTOCOLS.get(proto, proto) if six else proto] if proto else []
     parts += [f"in_port={in_port}", f"dl_src={fields['dl_src']}", f"dl_dst={fields['dl_dst']}"]
     if fields.get("dl_vlan") is not None:
         parts.append(f"dl_vlan={fields['dl_vlan']}")
@@ -134,11 +148,27 @@ def flow_text(in_port: int, fields: Dict[str, object]) -> str:
         parts += [f"arp_{end}pa={fields[key]}" for end, key in (("s", "nw_src"), ("t", "nw_dst"))
                   if key in fields]
         return ",".join(parts)
-    parts += [f"{key}={fields[key]}" for key in ("nw_src", "nw_dst", "tp_src", "tp_dst")
+    # ports by the protocol's own names: ofproto/trace (OVS 3.1) reads tp_dst as TCP's
+    # and refuses it after udp, udp6 or tcp6 ("prerequisites not met for setting tp_dst")
+    names = {"nw_src": "ipv6_src", "nw_dst": "ipv6_dst"} if six else {}
+    if proto in ("tcp", "udp"):
+        names.update(tp_src=f"{proto}_src", tp_dst=f"{proto}_dst")
+    parts += [f"{names.get(key, key)}={fields[key]}" for key in ("nw_src", "nw_dst")
               if key in fields]
-    if proto == "icmp":
-        parts += ["icmp_type=8", "icmp_code=0"]   # an echo request, what ping sends
+    if proto in ("ip", "icmp", "tcp", "udp"):
+        # what a host sends (ofproto/trace starts at 0, which a router's dec_ttl
+        # sends to the controller as an invalid TTL); a routed hop carries its own on
+        parts.append(f"nw_ttl={fields.get('nw_ttl', DEFAULT_TTL)}")
+    parts += [f"{names.get(key, key)}={fields[key]}" for key in ("tp_src", "tp_dst")
+              if key in fields]
+    if proto == "icmp":   # an echo request, what ping sends
+        parts += ["icmpv6_type=128", "icmpv6_code=0"] if six else ["icmp_type=8", "icmp_code=0"]
     return ",".join(parts)
+
+
+def is_ipv6(fields: Dict[str, object]) -> bool:
+    """Whether the packet's addresses are IPv6 (the request allows one family only)."""
+    return any(":" in str(fields.get(key, "")) for key in ("nw_src", "nw_dst"))
 
 
 def run_appctl(args) -> Tuple[int, str]:
@@ -251,9 +281,12 @@ class Tracer:
             return [], f"dpctl/dump-conntrack: {text}"
         packet = (fields["nw_src"], fields["nw_dst"], fields.get("tp_src"),
                   fields.get("tp_dst"))
+        protocol = fields.get("proto")
+        if is_ipv6(fields):
+            protocol = _CONNTRACK_NAMES_V6.get(protocol, protocol)
         found = []
         for conn in conntrack_dump.parse(text):
-            if conn.zone not in zones or conn.protocol != fields.get("proto"):
+            if conn.zone not in zones or conn.protocol != protocol:
                 continue
             for direction, seen in (("original", conn.original), ("reply", conn.reply)):
                 if seen is not None and _same_tuple(packet, seen):

@@ -80,6 +80,12 @@ def test_the_course_router_gateways_routing_snat_floating_ips_and_routes(lab):
     assert received == 5 and set(ttls) == {63}
     known = {n["ip"] for n in controller.rest("GET", "/v1/router")[1]["neighbours"]}
     assert {"10.0.10.2", "10.0.20.2"} <= known, known
+    # the trace follows a routed packet to h2's port (it starts at TTL 64: at 0 the
+    # router's dec_ttl would send it to the controller)
+    status, answer = controller.rest("POST", "/v1/trace", {
+        "switch": "s1", "in_port": "s1-eth1", "dl_src": h1.MAC(), "dl_dst": "02:00:00:00:fe:01",
+        "proto": "udp", "nw_src": "10.0.10.2", "nw_dst": "10.0.20.2", "tp_dst": 53})
+    assert status == 200 and [d["port"] for d in answer["delivered"]] == [2], answer
 
     # to the outside through SNAT: h3 sees the external address only
     with harness.Capture([(h3, "h3-eth0")], bpf="icmp") as capture:
@@ -225,6 +231,15 @@ def test_ipv6_between_connected_networks_with_neighbour_and_router_discovery(lab
     known = {n["ip"] for n in controller.rest("GET", "/v1/router")[1]["neighbours"]}
     assert {"fd00:10::2", "fd00:20::2"} <= known, known
     assert pings(h1, "10.0.20.2", 3)[0] == 3 or reaches(h1, "10.0.20.2")   # IPv4 beside it
+    # the trace follows an IPv6 packet through the router to h2's port
+    status, answer = controller.rest("POST", "/v1/trace", {
+        "switch": "s1", "in_port": "s1-eth1", "dl_src": h1.MAC(), "dl_dst": "02:00:00:00:fe:01",
+        "proto": "udp", "nw_src": "fd00:10::2", "nw_dst": "fd00:20::2", "tp_dst": 53})
+    assert status == 200, answer
+    assert [(d["port"], d["vlan"]) for d in answer["delivered"]] == [(2, None)], \
+        answer["hops"][0]["datapath_actions"]
+    owners = {rule["owner"] for hop in answer["hops"] for rule in hop["rules"]}
+    assert {"router/gateway", "router/neighbour"} <= owners, owners
 
     # h3 comes up: its router solicitation is answered, it configures itself
     h3.cmd("sysctl -qw net.ipv6.conf.h3-eth0.accept_ra=1 "

@@ -163,13 +163,35 @@ def test_a_request_is_a_packet_in_ofproto_trace_syntax_with_the_protocol_first()
     assert request.in_port == 2
     assert trace.flow_text(2, dict(request.fields)) == (
         "tcp,in_port=2,dl_src=00:00:00:00:00:01,dl_dst=00:00:00:00:00:02,dl_vlan=10,"
-        "nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=80")
+        "nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64,tcp_dst=80")
     arp = trace.request_from(dict(GOOD, proto="arp", nw_src="10.0.0.1", nw_dst="10.0.0.2"))
     assert trace.flow_text(1, dict(arp.fields)).endswith(
         "arp_sha=00:00:00:00:00:01,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.2")
     icmp = trace.request_from(dict(GOOD, proto="icmp"))
     assert trace.flow_text(1, dict(icmp.fields)).endswith("icmp_type=8,icmp_code=0")
     assert trace.request_from(dict(GOOD, in_port="s1-eth1")).in_port == "s1-eth1"
+
+
+def test_an_ipv6_request_is_traced_in_ovs_ipv6_words():
+    tcp6 = trace.request_from(dict(GOOD, proto="tcp", nw_src="fd00:10::2",
+                                   nw_dst="FD00:20:0::2", tp_dst=80))
+    assert trace.flow_text(1, dict(tcp6.fields)) == (
+        "tcp6,in_port=1,dl_src=00:00:00:00:00:01,dl_dst=00:00:00:00:00:02,"
+        "ipv6_src=fd00:10::2,ipv6_dst=fd00:20::2,nw_ttl=64,tcp_dst=80")
+    ping6 = trace.request_from(dict(GOOD, proto="icmp", nw_dst="fd00:20::2"))
+    assert trace.flow_text(1, dict(ping6.fields)).startswith("icmp6,") and \
+        trace.flow_text(1, dict(ping6.fields)).endswith("icmpv6_type=128,icmpv6_code=0")
+    for bad in ({"proto": "ip", "nw_src": "10.0.0.1", "nw_dst": "fd00::1"},
+                {"proto": "arp", "nw_dst": "fd00::1"}):
+        with pytest.raises(trace.TraceError) as raised:
+            trace.request_from(dict(GOOD, **bad))
+        assert raised.value.status == 400
+    # a routed hop's datapath set(ipv6(...)) carries on to the next switch's trace
+    fields = {"dl_src": "00:00:00:00:00:01", "dl_dst": "02:00:00:00:fe:01",
+              "nw_src": "fd00:10::2", "nw_dst": "fd00:20::2"}
+    hop = ovs_trace.fate(["set(ipv6(src=fd00:99::1,hlimit=63))", "2"], fields).outputs[0]
+    assert (hop.fields["nw_src"], hop.fields["nw_ttl"]) == ("fd00:99::1", 63)
+    assert "nw_ttl=63" in trace.flow_text(2, dict(hop.fields, proto="udp"))
 
 
 @pytest.mark.parametrize("change", [
@@ -346,6 +368,13 @@ def test_a_live_connection_in_a_zone_on_the_path_is_shown_with_its_mark():
                                    tp_src=80, tp_dst=40000))
     assert [c["direction"] for c in _tracer(WithConntrack(lambda b, f: "3")).run(
         1, back)["conntrack"]] == ["reply"]
+    # IPv6: conntrack names ICMPv6 "icmpv6"; the addresses compare as addresses
+    dump = ("icmpv6,orig=(src=fd00:10::2,dst=fd00:20::2,id=7,type=128,code=0),reply=("
+            "src=fd00:20::2,dst=fd00:10::2,id=7,type=129,code=0),zone=16384\n")
+    ping6 = trace.request_from(dict(GOOD, proto="icmp", nw_src="fd00:10::2",
+                                    nw_dst="fd00:20::2"))
+    assert [c["protocol"] for c in _tracer(WithConntrack(lambda b, f: "3")).run(
+        1, ping6)["conntrack"]] == ["icmpv6"]
     # no zone on the path or no addresses: conntrack is not asked
     fake = FakeOvs(lambda b, f: "3")
     assert _tracer(fake).run(1, request)["conntrack"] == []
