@@ -11,7 +11,9 @@ once the answer is there. Known hosts are asked again every REFRESH_S; one that 
 silent for FORGET_AFTER rounds is forgotten. IPv6 alike, by neighbour discovery, but
 the controller answers the solicitations for its gateways itself (flows/ndp.py says
 why), and sends every IPv6 network's router advertisement each REFRESH_S and to a
-host's router solicitation.
+host's router solicitation. A routed packet whose TTL would run out comes up too (the
+route table sends TTL 0 and 1 to the controller before dec_ttl sees them) and is
+answered with time-exceeded.
 
 Config section `router` (flows/router_model.py). REST (changes persist):
     GET         /v1/router                                  interfaces, routes, NAT, hosts
@@ -38,8 +40,12 @@ ASK_AGAIN_S = 1.0       # the least time between two questions for one address
 PENDING_PER_HOST = 16   # frames kept while their next hop is asked for
 PENDING_MAX_S = 3.0     # how long they are kept
 MAX_NEIGHBOURS = 4096
+MAX_ADDRESSES_PER_MAC = 16  # a host's IPv4 and IPv6 addresses (SLAAC, privacy ones):
+                            # one host making up sources cannot fill the table alone
 MAX_ASKED = 4096        # addresses asked for within a refresh round
 MAX_PENDING_TARGETS = 256   # addresses frames are kept for at once
+ICMP_ERRORS_PER_S = 100     # time-exceeded sent at most, a burst of as many (RFC 1812
+                            # asks for a limit; Linux allows 1000/s per host)
 
 
 class Router(PortPlans, southbound.SdnApp):
@@ -59,6 +65,7 @@ class Router(PortPlans, southbound.SdnApp):
         self.pending = {}      # ip -> [(dpid, in_port, frame bytes, kept at)]
         self.replayed = {}     # IP packet bytes -> when sent again (never kept twice)
         self.clock = time.monotonic
+        self.error_tokens, self.error_tokens_at = float(ICMP_ERRORS_PER_S), 0.0
         if not southbound.app_loaded("vlan"):
             self.logger.error("router: the VLAN app is not loaded: its gateways live in "
                               "VLANs, and without it frames carry no VLAN to route between")
@@ -140,7 +147,9 @@ class Router(PortPlans, southbound.SdnApp):
         frame = router.parse_frame(msg.data)
         if frame is None:
             return
-        if frame.arp_op is not None:
+        if owner.purpose == router.EXPIRED.purpose:
+            self.on_ttl_expired(msg.datapath.id, msg.match["in_port"], msg.data, frame)
+        elif frame.arp_op is not None:
             self.on_arp(msg.datapath.id, frame)
         elif frame.nd is not None and frame.nd.kind in (ndp.NS, ndp.NA, ndp.RS):
             self.on_nd(msg.datapath.id, msg.match["in_port"], frame)
@@ -158,6 +167,24 @@ class Router(PortPlans, southbound.SdnApp):
         if answer is not None and switch is not None:
             self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
 
+    def on_ttl_expired(self, dpid, in_port, data, frame):
+        """A routed packet's TTL runs out here (the route table sent it up): a
+        time-exceeded back to its sender, out of the port it came in by, within the
+        rate limit."""
+        now = self.clock()
+        self.error_tokens = min(float(ICMP_ERRORS_PER_S), self.error_tokens + (
+            now - self.error_tokens_at) * ICMP_ERRORS_PER_S)
+        self.error_tokens_at = now
+        if self.error_tokens < 1:
+            return
+        tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
+        answer = router.time_exceeded(self.settings, frame, router.ip_packet(data, frame),
+                                      tagged)
+        switch = self.switches.get(dpid)
+        if answer is not None and switch is not None:
+            self.error_tokens -= 1
+            self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
+
     def on_arp(self, dpid, frame):
         self.learn(dpid, router.gleaned(self.settings, frame))
 
@@ -167,6 +194,9 @@ class Router(PortPlans, southbound.SdnApp):
         known = self.neighbours.get(host.ip)
         if known is None and len(self.neighbours) >= MAX_NEIGHBOURS:
             return   # full: a flood of made-up hosts must not grow the tables
+        if (known is None or known.mac != host.mac) and sum(
+                n.mac == host.mac for n in self.neighbours.values()) >= MAX_ADDRESSES_PER_MAC:
+            return
         self.heard[host.ip] = (self.clock(), dpid)
         if known != host:
             self.neighbours[host.ip] = host

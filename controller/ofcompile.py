@@ -28,7 +28,26 @@ def compile_match(match: Match):
             kwargs[name] = ct_state_bits(value)
         else:
             kwargs[name] = value if mask is None else (value, mask)
-    return parser.OFPMatch(**kwargs)
+    match = parser.OFPMatch(**kwargs)
+    # Ryu orders fields by OXM type number, which puts Nicira's (classes 0 and 1) before
+    # OpenFlow's basic ones. OVS checks each field's prerequisites as it reads it: nw_ttl
+    # (an IP field) ahead of eth_type is OFPBMC_BAD_PREREQ. With one of those, basic
+    # fields first (the others keep Ryu's order, which controller/ofwire.py matches
+    # byte for byte).
+    if _NICIRA_WITH_PREREQUISITES & set(kwargs):
+        match = parser.OFPMatch(_ordered_fields=sorted(
+            match._fields2, key=lambda field: _nicira(*field)))
+    return match
+
+
+_NICIRA_WITH_PREREQUISITES = {"nw_ttl"}
+
+
+_OXM_BASIC_TYPES = ofp.OFPXMC_OPENFLOW_BASIC << 7
+
+
+def _nicira(name, value) -> bool:
+    return ofp.oxm_from_user(name, value)[0] < _OXM_BASIC_TYPES
 
 
 def flow_mod(datapath, spec: FlowSpec):

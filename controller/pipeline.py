@@ -62,7 +62,7 @@ _L3_FIELDS = _L2_FIELDS | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_d
 _SG_FIELDS = _L3_FIELDS | {"ipv6_src", "ipv6_dst", "icmpv6_type", "ct_state", "ct_mark",
                            "ct_zone", "conj_id"}
 _ROUTER_FIELDS = _L3_FIELDS | {"icmpv4_type", "ct_state", "ct_zone", "reg2", "ipv6_src",
-                               "ipv6_dst", "icmpv6_type", "ipv6_nd_target"}
+                               "ipv6_dst", "icmpv6_type", "ipv6_nd_target", "nw_ttl"}
 
 PIPELINE: Tuple[Table, ...] = (
     Table("ingress", 0, "port and VLAN classification", _L2_FIELDS, ("police",)),
@@ -146,8 +146,8 @@ BANDS: Dict[str, Tuple[Band, ...]] = {
                                         "advertisements 1050"),),
     "route": (Band("router", 10, 1000, "drop 10, unresolved or a next hop 100 + 2 x "
                                        "prefix length (+1 connected; IPv6 connected "
-                                       "networks 100), neighbours 300, own addresses "
-                                       "900, invalid 1000"),),
+                                       "networks 100), neighbours 300, TTL running out "
+                                       "800, own addresses 900, invalid 1000"),),
     "l2_dst": (
         Band("l2_switch", 1, 1, "unknown destination: to the flood table"),
         Band("topology", 2, 3, "flood guard: allowed in-ports 3, drop 2"),
@@ -222,6 +222,7 @@ PURPOSE_IDS: Dict[str, int] = {
     "nat": 0x18,        # the router's SNAT and floating IPs
     "neighbour": 0x19,  # a host the router knows: its MAC and VLAN
     "members": 0x1A,    # a remote group's member addresses (conjunction clauses)
+    "expired": 0x1B,    # routed packets whose TTL runs out: to the controller (time-exceeded)
 }
 
 

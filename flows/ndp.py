@@ -105,6 +105,7 @@ class NdMessage:
     target: Optional[str] = None   # NS/NA: the address asked for or advertised
     link_addr: Optional[str] = None   # the SLL (NS, RS) or TLL (NA) option's MAC
     hop_limit: int = 0
+    code: int = 0
 
 
 def parse_icmpv6(packet: bytes) -> Optional[NdMessage]:
@@ -115,9 +116,9 @@ def parse_icmpv6(packet: bytes) -> Optional[NdMessage]:
     hop_limit, message = packet[7], packet[40:40 + struct.unpack("!H", packet[4:6])[0]]
     if len(message) < 4:
         return None
-    kind = message[0]
+    kind, code = message[0], message[1]
     if kind not in (NS, NA, RS):
-        return NdMessage(kind, hop_limit=hop_limit)
+        return NdMessage(kind, hop_limit=hop_limit, code=code)
     start = 8 if kind == RS else 24
     if len(message) < start:
         return None
@@ -129,4 +130,4 @@ def parse_icmpv6(packet: bytes) -> Optional[NdMessage]:
         if options[0] == wanted and options[1] == 1:
             link_addr = ":".join(f"{b:02x}" for b in options[2:8])
         options = options[size:]
-    return NdMessage(kind, target, link_addr, hop_limit)
+    return NdMessage(kind, target, link_addr, hop_limit, code)

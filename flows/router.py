@@ -24,7 +24,8 @@ tag inside the pipeline):
   known host or next hop: TTL less one, the gateway MAC as source, the host's as
   destination, its VLAN, then l2_dst forwards it like any frame of that VLAN. Not
   known yet: to the controller, which ARPs for it and sends the frame again once it
-  is known.
+  is known. A TTL that would run out here (0 or 1): to the controller, which sends
+  the sender a time-exceeded.
 
 The gateway MAC is never learnt (an l2_src entry above learning): routed frames carry
 it as their source, into every VLAN, from whichever port the router serves them.
@@ -42,7 +43,7 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from flows import arp, ndp
+from flows import arp, ndp, probes
 from flows.router_model import (APP, Interface, RouterSettings, Route, RouterState,
                                 interface_for)
 from flows.spec import (CONTROLLER, IN_PORT, TAGGED, Ct, CtClear, DecTtl, FlowSpec, Match,
@@ -63,6 +64,7 @@ GATEWAY = Owner(APP, "gateway")      # ARP and ping answers, what is routed
 NAT = Owner(APP, "nat")              # SNAT, floating IPs
 ROUTES = Owner(APP, "route")         # connected networks and static routes
 NEIGHBOURS = Owner(APP, "neighbour")  # a known host: its MAC and VLAN
+EXPIRED = Owner(APP, "expired")      # TTL 0 or 1 to route: to the controller (time-exceeded)
 
 PRIO_NO_LEARN = 40                   # l2_src: above learning, below the port and MAC bans
 PRIO_SENT_IN = 4                     # l2_dst: past a fabric's flood guard
@@ -75,7 +77,8 @@ PRIO_FROM_OUTSIDE, PRIO_FLOATING_IN, PRIO_TRANSLATED, PRIO_SPOOFED = 900, 910, 9
 PRIO_BACK = 500                      # vip: a translated frame back to the router
 PRIO_ANSWER, PRIO_ARP_REPLY = 1000, 1050
 RANK_AS_IS, RANK_SNAT, RANK_FLOATING = 0, 1, 2
-PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_OWN_ADDRESS, PRIO_INVALID = 100, 300, 900, 1000
+PRIO_PREFIX, PRIO_NEIGHBOUR, PRIO_EXPIRED, PRIO_OWN_ADDRESS, PRIO_INVALID = \
+    100, 300, 800, 900, 1000
 
 Untagged = Iterable[Tuple[int, int]]   # (port, VLAN) pairs that leave untagged
 
@@ -271,14 +274,29 @@ def forwarding_entries(state: RouterState, untagged: Untagged = ()) -> List[Flow
 
 def _forwarding6_entries(settings: RouterSettings) -> List[FlowSpec]:
     """IPv6 to the gateway MAC from an internal VLAN with an IPv6 gateway, for a
-    connected IPv6 network: on to `route` (the networks do not overlap: one priority)."""
+    connected IPv6 network: on to `route` (the networks do not overlap: one priority).
+    A link-local, multicast or unspecified source is never routed (RFC 4291 2.5.6),
+    dropped above every prefix and below the gateway's own answers (a ping to its
+    link-local address comes from one)."""
     sixes = [i for i in settings.internal() if i.address6 is not None]
-    return [FlowSpec("router", PRIO_DECIDE, _to_gateway(
+    if not sixes:
+        return []
+    entries = [FlowSpec("router", PRIO_DECIDE, _to_gateway(
         settings, src.vlan, eth_type=IPV6, ipv6_dst=_net6(dst.network6)), GATEWAY, goto="route")
         for src in sixes for dst in sixes]
+    entries += [FlowSpec("router", PRIO_SPOOFED, Match.of(
+        eth_dst=settings.mac, eth_type=IPV6, ipv6_src=_net6(ipaddress.IPv6Network(net))),
+        DEFAULTS) for net in NOT_ROUTED_SOURCES6]
+    return entries
+
+
+NOT_ROUTED_SOURCES6 = ("fe80::/10", "ff00::/8", "::/128")
 
 
 def _net6(network: ipaddress.IPv6Network):
+    """As _net: a /128 is an address (OVS reports a full mask as none)."""
+    if network.prefixlen == 128:
+        return str(network.network_address)
     return (str(network.network_address), str(network.netmask))
 
 
@@ -316,6 +334,14 @@ def route_entries(state: RouterState, neighbours: Mapping[str, Neighbour]) -> Li
                                 Match.of(ipv4_dst=_net(route.prefix), **to_gw), ROUTES,
                                 actions=actions, goto="l2_dst" if hop is not None else None))
     to_gw6 = dict(to_gw, eth_type=IPV6)
+    # a TTL (hop limit) that would run out here: to the controller, which answers with
+    # time-exceeded. Matched rather than left to dec_ttl's invalid-TTL packet-in, which
+    # OVS delivers only to a connection whose async config asks for it, and an OF1.3
+    # set-async that asks would drop its packet-out, group and action-set reasons too
+    families = [to_gw] + ([to_gw6] if any(i.address6 for i in settings.internal()) else [])
+    entries += [FlowSpec("route", PRIO_EXPIRED, Match.of(nw_ttl=ttl, **fields), EXPIRED,
+                         actions=(Output(CONTROLLER, 0xFFFF),))
+                for fields in families for ttl in (0, 1)]
     for iface in settings.internal():
         if iface.address6 is not None:
             entries.append(FlowSpec("route", PRIO_OWN_ADDRESS, Match.of(
@@ -434,7 +460,8 @@ def parse_frame(data: bytes) -> Optional[Frame]:
                      target_ip=str(ipaddress.IPv4Address(body[24:28])), tag_offset=tag)
     if ethertype == IPV4 and len(body) >= 20 and body[0] >> 4 == 4:
         return Frame(vlan, ipv4_src=str(ipaddress.IPv4Address(body[12:16])),
-                     ipv4_dst=str(ipaddress.IPv4Address(body[16:20])), tag_offset=tag)
+                     ipv4_dst=str(ipaddress.IPv4Address(body[16:20])), tag_offset=tag,
+                     eth_src=_mac(data[6:12]))
     if ethertype == IPV6 and len(body) >= 40 and body[0] >> 4 == 6:
         return Frame(vlan, ipv6_src=str(ipaddress.IPv6Address(body[8:24])),
                      ipv6_dst=str(ipaddress.IPv6Address(body[24:40])), tag_offset=tag,
@@ -478,7 +505,7 @@ def gleaned6(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
     the IPv6 network of the frame's VLAN. Only frames with hop limit 255 count: ND
     that crossed a router is forged (RFC 4861)."""
     nd = frame.nd
-    if nd is None or nd.hop_limit != ndp.HOP_LIMIT or nd.kind not in (ndp.NS, ndp.NA):
+    if not _valid_nd(frame) or nd.kind not in (ndp.NS, ndp.NA):
         return None
     ip, mac = (frame.ipv6_src, nd.link_addr) if nd.kind == ndp.NS \
         else (nd.target, nd.link_addr or frame.eth_src)
@@ -492,6 +519,14 @@ def gleaned6(settings: RouterSettings, frame: Frame) -> Optional[Neighbour]:
     return Neighbour(str(ipaddress.IPv6Address(ip)), mac, iface.vlan)
 
 
+def _valid_nd(frame: Frame) -> bool:
+    """RFC 4861's checks a node makes of an ND message before it acts on it: hop limit
+    255 (it crossed no router), code 0, a source that is not multicast."""
+    nd = frame.nd
+    return nd is not None and nd.hop_limit == ndp.HOP_LIMIT and nd.code == 0 and \
+        frame.ipv6_src is not None and not ipaddress.IPv6Address(frame.ipv6_src).is_multicast
+
+
 def nd_answer(settings: RouterSettings, frame: Frame, tagged: bool) -> Optional[bytes]:
     """What the router answers an ND frame the switch sent it, as bytes to send back out
     of the port it came in by (`tagged`: with the VLAN's tag): a neighbour advertisement
@@ -500,7 +535,7 @@ def nd_answer(settings: RouterSettings, frame: Frame, tagged: bool) -> Optional[
     nd = frame.nd
     iface = next((i for i in settings.internal()
                   if i.vlan == frame.vlan and i.address6 is not None), None)
-    if nd is None or iface is None or nd.hop_limit != ndp.HOP_LIMIT or frame.eth_src is None:
+    if not _valid_nd(frame) or iface is None or frame.eth_src is None:
         return None
     vlan = frame.vlan if tagged else None
     if nd.kind == ndp.NS and nd.target in gateway6_addresses(settings, iface):
@@ -513,6 +548,57 @@ def nd_answer(settings: RouterSettings, frame: Frame, tagged: bool) -> Optional[
     if nd.kind == ndp.RS:
         return advertise(settings, iface, vlan)
     return None
+
+
+ICMP_ERRORS = (3, 4, 5, 11, 12)   # ICMPv4 types that are errors (ICMPv6: below 128)
+QUOTED_V4 = 548                   # RFC 1812 4.3.2.3: as much as fits 576 bytes
+QUOTED_V6 = 1232                  # RFC 4443 2.4: as much as fits the minimum MTU
+
+
+def time_exceeded(settings: RouterSettings, frame: Frame, packet: bytes,
+                  tagged: bool) -> Optional[bytes]:
+    """The time-exceeded a gateway sends the source of a packet whose TTL (hop limit)
+    ran out as the router forwarded it (`packet`: its IP packet), so traceroute sees
+    the hop: from the gateway address of the VLAN it came in on, to its sender's MAC,
+    quoting it. None when none is due (RFC 1812, RFC 4443): a source that is not a
+    host of that VLAN's network (the outside, or a packet SNAT already translated,
+    whose sender the switch's conntrack knows, not the controller), an ICMP error
+    itself, a fragment past the first."""
+    iface = next((i for i in settings.internal() if i.vlan == frame.vlan), None)
+    if iface is None or frame.eth_src is None or frame.ip_src is None:
+        return None
+    if frame.ipv4_src is not None:
+        return _time_exceeded_v4(settings, iface, frame, packet, tagged)
+    if iface.address6 is None or len(packet) < 41:
+        return None
+    source = ipaddress.IPv6Address(frame.ipv6_src)
+    if source not in iface.network6 or source in (iface.network6.network_address,
+                                                   ipaddress.IPv6Address(iface.ip6)) or \
+            (packet[6] == ICMPV6 and packet[40] < 128):
+        return None
+    packet = packet[:40 + struct.unpack("!H", packet[4:6])[0]]   # not the frame's padding
+    message = struct.pack("!BBHI", 3, 0, 0, 0) + packet[:QUOTED_V6]
+    return ndp.icmpv6_frame(settings.mac, frame.eth_src, iface.ip6, frame.ipv6_src, message,
+                            frame.vlan if tagged else None, hop_limit=64)
+
+
+def _time_exceeded_v4(settings, iface, frame, packet, tagged):
+    header = (packet[0] & 0x0F) * 4
+    source = ipaddress.IPv4Address(frame.ipv4_src)
+    packet = packet[:struct.unpack("!H", packet[2:4])[0]]   # not the frame's padding
+    if header < 20 or len(packet) < header or source not in iface.network or \
+            source in (iface.network.network_address, iface.network.broadcast_address):
+        return None
+    if struct.unpack("!H", packet[6:8])[0] & 0x1FFF or \
+            (packet[9] == ICMP and len(packet) > header and packet[header] in ICMP_ERRORS):
+        return None
+    icmp = struct.pack("!BBHI", 11, 0, 0, 0) + packet[:QUOTED_V4]
+    icmp = icmp[:2] + struct.pack("!H", probes.checksum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, 64, ICMP, 0,
+                     ipaddress.IPv4Address(iface.ip).packed, source.packed)
+    ip = ip[:10] + struct.pack("!H", probes.checksum(ip)) + ip[12:]
+    return probes.ethernet(frame.eth_src, settings.mac, IPV4, frame.vlan if tagged else None) \
+        + ip + icmp
 
 
 def advertise(settings: RouterSettings, iface: Interface, vlan=None) -> bytes:

@@ -163,7 +163,7 @@ def _address6(value, where) -> str:
         raise ValueError(f"{where}: address6 {value} must be a host of a /16../127 network "
                          "(not its subnet-router address)")
     if ip.is_multicast or ip.is_loopback or ip.is_unspecified or ip.is_link_local or \
-            ip.ipv4_mapped is not None:
+            ip.is_site_local or ip.is_reserved or ip.ipv4_mapped is not None:
         raise ValueError(f"{where}: {value} cannot be a gateway address (a global or "
                          "unique-local unicast one)")
     return str(iface)

@@ -86,6 +86,10 @@ def test_the_course_router_gateways_routing_snat_floating_ips_and_routes(lab):
         "switch": "s1", "in_port": "s1-eth1", "dl_src": h1.MAC(), "dl_dst": "02:00:00:00:fe:01",
         "proto": "udp", "nw_src": "10.0.10.2", "nw_dst": "10.0.20.2", "tp_dst": 53})
     assert status == 200 and [d["port"] for d in answer["delivered"]] == [2], answer
+    # a TTL that runs out at the router: the gateway says so (ping -t 1, traceroute)
+    expired = h1.cmd("ping -c 1 -W 2 -t 1 10.0.20.2")
+    print(f"observed: ping -t 1 through the router: {expired.splitlines()[1:2]}")
+    assert "From 10.0.10.1" in expired and "Time to live exceeded" in expired, expired
 
     # to the outside through SNAT: h3 sees the external address only
     with harness.Capture([(h3, "h3-eth0")], bpf="icmp") as capture:
@@ -240,6 +244,9 @@ def test_ipv6_between_connected_networks_with_neighbour_and_router_discovery(lab
         answer["hops"][0]["datapath_actions"]
     owners = {rule["owner"] for hop in answer["hops"] for rule in hop["rules"]}
     assert {"router/gateway", "router/neighbour"} <= owners, owners
+    expired = h1.cmd("ping -6 -c 1 -W 2 -t 1 fd00:20::2")
+    print(f"observed: ping -6 -t 1 through the router: {expired.splitlines()[1:2]}")
+    assert "From fd00:10::1" in expired and "Time exceeded" in expired, expired
 
     # h3 comes up: its router solicitation is answered, it configures itself
     h3.cmd("sysctl -qw net.ipv6.conf.h3-eth0.accept_ra=1 "

@@ -76,6 +76,8 @@ def _field_matches(name, want, mask, pkt) -> bool:
         return have == want
     if name == "vlan_pcp":  # OpenFlow's prerequisite: only a tagged frame has one
         have = pcp_of(pkt)
+    if name == "nw_ttl":    # Nicira's name for the IPv4 TTL / IPv6 hop limit
+        have = pkt.get("ip_ttl", 64) if pkt.get("eth_type") in (0x0800, 0x86DD) else None
     if have is None:
         return False
     if name in ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"):
@@ -431,7 +433,8 @@ class Switch:
 
 def _dec_ttl(pkt):
     """An IP packet's TTL less one (64 when the frame does not say); at 0 it is dropped:
-    None stops the walk."""
+    None stops the walk. (OVS makes an invalid-TTL packet-in of it, which it delivers
+    to no controller unless the connection's async config asks: by default, none.)"""
     ttl = pkt.get("ip_ttl", 64) - 1
     if ttl <= 0:
         return None

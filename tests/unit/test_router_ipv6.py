@@ -1,7 +1,8 @@
 """The router's IPv6 (flows/router.py, flows/ndp.py): directly connected networks routed
 between two tenant VLANs on the table simulator with the VLAN and learning apps'
 entries; neighbour and router discovery answered by the controller's bytes, which are
-checked field by field and by checksum; what the controller learns from ND frames."""
+checked field by field and by checksum; what the controller learns from ND frames; and
+the time-exceeded a gateway sends when a routed packet's TTL (hop limit) runs out."""
 import ipaddress
 import struct
 
@@ -17,6 +18,7 @@ from flows.security_model import binding_from_dict, groups_from_dict
 from flows.spec import Owner
 from tests.support.l2_app import FakeDatapath, call, flow_mods
 from tests.support.ofsim import Switch, frame, one_frame_each as out
+from apps import router as router_app
 from tests.support.router_app import make_app, packet_in, packet_outs
 from tests.support.vlan_app import bring_up
 
@@ -113,6 +115,9 @@ def test_routing_between_ipv6_networks_rewrites_macs_retags_and_decrements_the_h
     assert out(sw, udp6(H3, IPS[H1])) == {}
     assert out(sw, udp6(H1, "2001:db8:99::1")) == {}
     assert out(sw, udp6(H1, "fd00:20::1")) == {}                         # a gateway: not routed
+    # a link-local (or multicast, or unspecified) source is never routed (RFC 4291)
+    for source in ("fe80::1", "ff02::1", "::"):
+        assert out(sw, dict(udp6(H1, IPS[H2]), ipv6_src=source)) == {}, source
 
 
 def test_an_unknown_ipv6_host_goes_to_the_controller_which_asks_for_it_itself():
@@ -216,6 +221,8 @@ def test_any_ipv6_bytes_parse_or_are_refused_without_raising(tail):
     ({"vlan": 10, "address": "10.0.10.1/24", "address6": "10.0.10.1/24"}, "IPv6 address"),
     ({"vlan": 10, "address": "10.0.10.1/24", "address6": 7}, "IPv6 address"),
     ({"vlan": 10, "address": "10.0.10.1/24", "address6": "fd00::1/8"}, "/16../127"),
+    ({"vlan": 10, "address": "10.0.10.1/24", "address6": "fec0::1/64"}, "cannot be"),
+    ({"vlan": 10, "address": "10.0.10.1/24", "address6": "::5/16"}, "cannot be"),
     ({"vlan": 100, "address": "203.0.113.1/24", "external": True,
       "address6": "2001:db8::1/64"}, "external interface has no IPv6"),
 ])
@@ -336,3 +343,107 @@ def test_routed_ipv6_meets_the_destinations_security_group_and_nd_still_works():
     spoofed = frame(H1, MACS[H1], GW_MAC, eth_type=0x86DD, ip_proto=17,
                     ipv6_src="fd00:10::99", ipv6_dst=IPS[H2], ip_ttl=64, udp_src=1, udp_dst=80)
     assert out(sw, spoofed) == {}
+
+
+# --- time exceeded: what traceroute sees of the router -----------------------------
+
+def _ipv4_packet(src, dst, ttl=1, proto=17, payload=b"\x9c\x40\x82\x9b\x00\x10\x00\x00" * 2,
+                 frag=0):
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, frag, ttl, proto, 0,
+                         ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return header + payload
+
+
+def _tagged(mac, packet, vlan, ethertype=0x0800):
+    return bytes.fromhex(GW_MAC.replace(":", "") + mac.replace(":", "")) + \
+        struct.pack("!HHH", 0x8100, vlan, ethertype) + packet
+
+
+def test_a_ttl_that_runs_out_while_routed_gets_a_time_exceeded_from_the_gateway():
+    sw = network(dict(KNOWN, **{"10.0.20.2": router.Neighbour("10.0.20.2", MACS[H2], 20)}))
+    expired = sw.process(frame(H1, MACS[H1], GW_MAC, eth_type=0x0800, ip_proto=17,
+                               ipv4_src="10.0.10.2", ipv4_dst="10.0.20.2", ip_ttl=1,
+                               udp_src=40000, udp_dst=33434))
+    # the route table hands it to the controller as it came (TTL 1), not on
+    assert expired.outputs == {} and [p["ip_ttl"] for p in expired.packet_ins] == [1]
+    for ttl, six in ((0, False), (1, True)):
+        send = udp6(H1, IPS[H2], ttl=ttl) if six else dict(expired.packet_ins[0], ip_ttl=ttl,
+                                                             vlan_vid=None, in_port=H1)
+        assert len(sw.process(send).packet_ins) == 1 and out(sw, send) == {}
+    assert set(out(sw, udp6(H1, IPS[H2], ttl=2))) == {H2}                 # 2 gets through
+    sent = _ipv4_packet("10.0.10.2", "10.0.20.2")
+    data = _tagged(MACS[H1], sent, 10)
+    answer = router.time_exceeded(SETTINGS, router.parse_frame(data), sent, tagged=False)
+    got = router.parse_frame(answer)
+    assert (got.vlan, got.eth_src, answer[:6]) == (None, GW_MAC, bytes.fromhex("000000000001"))
+    assert (got.ipv4_src, got.ipv4_dst) == ("10.0.10.1", "10.0.10.2")
+    ip = answer[14:]
+    assert checksum(ip[:20]) == 0 and checksum(ip[20:]) == 0
+    assert (ip[20], ip[21]) == (11, 0) and ip[28:] == sent     # quotes the packet whole
+    # IPv6: ICMPv6 time exceeded (type 3) from the VLAN's IPv6 gateway
+    six = ndp.icmpv6_frame(MACS[H1], GW_MAC, IPS[H1], IPS[H2],
+                           struct.pack("!BBHI", ndp.ECHO_REQUEST, 0, 0, 1), vlan=10, hop_limit=1)
+    answer6 = router.time_exceeded(SETTINGS, router.parse_frame(six), six[18:], tagged=True)
+    got6 = router.parse_frame(answer6)
+    assert (got6.vlan, got6.ipv6_src, got6.ipv6_dst, got6.nd.kind) == \
+        (10, "fd00:10::1", IPS[H1], 3)
+    _valid_icmpv6(answer6, 18)
+
+
+@pytest.mark.parametrize("why, packet, vlan", [
+    ("an ICMP error is never answered with one",
+     _ipv4_packet("10.0.10.2", "10.0.20.2", proto=1, payload=bytes([11, 0]) + bytes(30)), 10),
+    ("a fragment past the first", _ipv4_packet("10.0.10.2", "10.0.20.2", frag=0x0010), 10),
+    ("a source off the VLAN's network (SNAT already translated it)",
+     _ipv4_packet("203.0.113.1", "198.51.100.7"), 10),
+    ("the outside", _ipv4_packet("198.51.100.7", "10.0.20.2"), 100),
+    ("a VLAN with no gateway", _ipv4_packet("10.0.30.2", "10.0.20.2"), 40),
+])
+def test_no_time_exceeded_where_none_is_due(why, packet, vlan):
+    data = _tagged(MACS[H1], packet, vlan)
+    assert router.time_exceeded(SETTINGS, router.parse_frame(data), packet, False) is None, why
+
+
+def test_the_app_answers_an_expired_ttl_within_its_rate_limit(monkeypatch, tmp_path):
+    app, datapath = _app(monkeypatch, tmp_path)
+    data = _tagged(MACS[H1], _ipv4_packet("10.0.10.2", "10.0.20.2"), 10)
+    event = packet_in(datapath, 1, data, "route", router.EXPIRED)
+    app.clock = lambda: 1000.0
+    for _ in range(router_app.ICMP_ERRORS_PER_S + 20):
+        app._packet_in(event)
+    sent = packet_outs(datapath)
+    assert len(sent) == router_app.ICMP_ERRORS_PER_S          # the burst, then nothing
+    assert [a.port for a in sent[0].actions] == [1]
+    assert router.parse_frame(sent[0].data).ipv4_src == "10.0.10.1"
+    app.clock = lambda: 1000.5                                 # half a second refills half
+    for _ in range(router_app.ICMP_ERRORS_PER_S):
+        app._packet_in(event)
+    assert len(packet_outs(datapath)) == router_app.ICMP_ERRORS_PER_S * 3 // 2
+
+
+def test_one_mac_cannot_fill_the_neighbour_table_with_made_up_sources(monkeypatch, tmp_path):
+    app, datapath = _app(monkeypatch, tmp_path)
+    for n in range(100):
+        ask = ndp.solicitation(MACS[H1], f"fd00:10::{n + 2:x}", "fd00:10::1", vlan=10)
+        app._packet_in(packet_in(datapath, 1, ask, "router", router.GATEWAY))
+    assert len(app.neighbours) == router_app.MAX_ADDRESSES_PER_MAC
+    other = ndp.solicitation(MACS[H2], IPS[H2], "fd00:20::1", vlan=20)
+    app._packet_in(packet_in(datapath, 2, other, "router", router.GATEWAY))
+    assert IPS[H2] in app.neighbours                       # another host is still learnt
+    # a solicitation with a nonzero code, or from a multicast source, is not acted on
+    bad_code = bytearray(ndp.solicitation(MACS[H2], "fd00:20::9", "fd00:20::1", vlan=20))
+    bad_code[18 + 41] = 1
+    assert router.nd_answer(SETTINGS, router.parse_frame(bytes(bad_code)), False) is None
+    assert router.gleaned6(SETTINGS, router.parse_frame(bytes(bad_code))) is None
+
+
+def test_a_ttl_match_goes_on_the_wire_after_the_fields_it_needs():
+    """OVS reads a match's fields in order and refuses nw_ttl before eth_type
+    (OFPBMC_BAD_PREREQ); Ryu alone would put the Nicira field first."""
+    expired = [e for e in router.desired(RouterState(SETTINGS), KNOWN)
+               if e.owner == router.EXPIRED]
+    assert len(expired) == 4                                   # TTL 0 and 1, both families
+    for entry in expired:
+        names = [name for name, _ in ofcompile.compile_match(entry.match)._fields2]
+        assert names.index("eth_type") < names.index("nw_ttl"), names
