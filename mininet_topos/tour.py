@@ -4,7 +4,7 @@ balancer, overlay, bonding, TCP/IP Illustrated, security and cluster labs. Ends 
 one line per lab and its report under reports/;
 the exit status is 0 only when every lab passed.
 
-    make demo                               # the whole tour (about 2.5 minutes)
+    make demo                               # the whole tour (about 4 minutes)
     make demo DEMO_ARGS="--labs vlan,lb"    # some of it
     make demo DEMO_ARGS="--mode datapath --topo linear,4"   # options of the first step
 """
