@@ -11,6 +11,7 @@ VLAN 30, which has no gateway.
 - a static route made over REST reaches an address behind h2; the longest prefix wins;
 - h4 gets nowhere; bad REST bodies are 400s that change nothing."""
 import re
+import subprocess
 
 import pytest
 
@@ -263,3 +264,48 @@ def test_ipv6_between_connected_networks_with_neighbour_and_router_discovery(lab
     # the outside and VLANs without an IPv6 gateway get no IPv6 routing: a frame to
     # the gateway MAC for a network the router has not is dropped
     assert pings6(h1, "2001:db8::1")[0] == 0
+
+
+def connects6(client, address, port):
+    """Whether a TCP connection from `client` to [address]:port opens within 2 s."""
+    out = client.cmd(f"python3 -c \"import socket; socket.create_connection(('{address}', "
+                     f"{port}), timeout=2).close(); print('open')\" 2>&1")
+    return out.strip().endswith("open")
+
+
+def test_routed_ipv6_meets_the_destinations_security_group(lab):
+    """The security app with the router, IPv6: h2 (VLAN 20) lets in TCP 80 only, so h1
+    (VLAN 10) reaches its web server routed and nothing else of it; h2's own pings to
+    h1 are answered (replies let through); neighbour discovery goes on through the
+    groups."""
+    config = {"l2_switch": {"mode": "reactive"},
+              "vlan": {"ports": [{"switch": "s1", "port": f"s1-eth{n}", "tag": tag}
+                                 for n, tag in ((1, 10), (2, 20))]},
+              "router": {"interfaces": [
+                  {"vlan": 10, "address": "10.0.10.1/24", "address6": "fd00:10::1/64"},
+                  {"vlan": 20, "address": "10.0.20.1/24", "address6": "fd00:20::1/64"}]},
+              "security": {"groups": {"web6": [{"direction": "ingress", "protocol": "tcp",
+                                                "ports": 80, "ethertype": "IPv6"}]},
+                           "ports": [{"switch": "s1", "port": "s1-eth2",
+                                      "addresses": ["10.0.20.2", "fd00:20::2"],
+                                      "groups": ["web6"]}]}}
+    controller, network = lab(Single(k=2), config, apps=APPS + ("apps/security.py",))
+    harness.wait_vlans_programmed(controller, network)
+    h1, h2 = network["h1"], network["h2"]
+    for host, vlan in ((h1, 10), (h2, 20)):
+        host.cmd(f"ip -6 addr add fd00:{vlan}::2/64 dev {host.name}-eth0 nodad && "
+                 f"ip -6 route replace default via fd00:{vlan}::1")
+    servers = [h2.popen(["python3", "-m", "http.server", str(port), "--bind", "fd00:20::2"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for port in (80, 8080)]
+    try:
+        assert harness.wait_until(lambda: connects6(h1, "fd00:20::2", 80), 10, step=0.3)
+        assert not connects6(h1, "fd00:20::2", 8080)          # no rule for 8080
+        assert pings6(h1, "fd00:20::2", 2)[0] == 0            # nor for a ping
+        received, hops = pings6(h2, "fd00:10::2", 3)          # its own: answered
+        print(f"observed: h1 -> h2:80 over IPv6 routed through h2's group, 8080 and ping "
+              f"refused; h2 -> h1 ping6 {received} of 3, hop limits {hops}")
+        assert received == 3 and set(hops) == {63}
+    finally:
+        for server in servers:
+            server.kill()
