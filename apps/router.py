@@ -44,6 +44,8 @@ MAX_ADDRESSES_PER_MAC = 16  # a host's IPv4 and IPv6 addresses (SLAAC, privacy o
                             # one host making up sources cannot fill the table alone
 MAX_ASKED = 4096        # addresses asked for within a refresh round
 MAX_PENDING_TARGETS = 256   # addresses frames are kept for at once
+RA_PER_PORT_S = 1.0         # the least time between two solicited advertisements out of
+                            # one port (RFC 4861 6.2.6 spaces multicast ones 3 s apart)
 ICMP_ERRORS_PER_S = 100     # time-exceeded sent at most, a burst of as many (RFC 1812
                             # asks for a limit; Linux allows 1000/s per host)
 
@@ -66,6 +68,7 @@ class Router(PortPlans, southbound.SdnApp):
         self.replayed = {}     # IP packet bytes -> when sent again (never kept twice)
         self.clock = time.monotonic
         self.error_tokens, self.error_tokens_at = float(ICMP_ERRORS_PER_S), 0.0
+        self.advertised = {}   # (dpid, port) -> when a solicited advertisement left there
         if not southbound.app_loaded("vlan"):
             self.logger.error("router: the VLAN app is not loaded: its gateways live in "
                               "VLANs, and without it frames carry no VLAN to route between")
@@ -161,6 +164,14 @@ class Router(PortPlans, southbound.SdnApp):
         tagged as that port carries the VLAN) or an advertisement sent to the gateway:
         the host it tells about is learnt."""
         self.learn(dpid, router.gleaned6(self.settings, frame))
+        if frame.nd.kind == ndp.RS:
+            now = self.clock()
+            if now - self.advertised.get((dpid, in_port), -RA_PER_PORT_S) < RA_PER_PORT_S:
+                return
+            if len(self.advertised) >= MAX_ASKED:
+                self.advertised = {k: t for k, t in self.advertised.items()
+                                   if now - t < RA_PER_PORT_S}
+            self.advertised[(dpid, in_port)] = now
         tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
         answer = router.nd_answer(self.settings, frame, tagged)
         switch = self.switches.get(dpid)

@@ -447,3 +447,17 @@ def test_a_ttl_match_goes_on_the_wire_after_the_fields_it_needs():
     for entry in expired:
         names = [name for name, _ in ofcompile.compile_match(entry.match)._fields2]
         assert names.index("eth_type") < names.index("nw_ttl"), names
+
+
+def test_router_solicitations_from_one_port_get_one_advertisement_a_second(monkeypatch,
+                                                                            tmp_path):
+    app, datapath = _app(monkeypatch, tmp_path)
+    rs = ndp.icmpv6_frame(MACS[H1], "33:33:00:00:00:02", "fe80::1", "ff02::2",
+                          struct.pack("!BBHI", ndp.RS, 0, 0, 0), vlan=10)
+    app.clock = lambda: 50.0
+    for port in (1, 1, 1, 4):
+        app._packet_in(packet_in(datapath, port, rs, "router", router.GATEWAY))
+    assert [m.actions[0].port for m in packet_outs(datapath)] == [1, 4]
+    app.clock = lambda: 51.5
+    app._packet_in(packet_in(datapath, 1, rs, "router", router.GATEWAY))
+    assert len(packet_outs(datapath)) == 3
