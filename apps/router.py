@@ -189,7 +189,7 @@ class Router(PortPlans, southbound.SdnApp):
         if self.error_tokens < 1:
             return
         tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
-        answer = router.time_exceeded(self.settings, frame, router.ip_packet(data, frame),
+        answer = router.time_exceeded(self.state(), frame, router.ip_packet(data, frame),
                                       tagged)
         switch = self.switches.get(dpid)
         if answer is not None and switch is not None:

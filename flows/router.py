@@ -555,20 +555,22 @@ QUOTED_V4 = 548                   # RFC 1812 4.3.2.3: as much as fits 576 bytes
 QUOTED_V6 = 1232                  # RFC 4443 2.4: as much as fits the minimum MTU
 
 
-def time_exceeded(settings: RouterSettings, frame: Frame, packet: bytes,
+def time_exceeded(state: RouterState, frame: Frame, packet: bytes,
                   tagged: bool) -> Optional[bytes]:
     """The time-exceeded a gateway sends the source of a packet whose TTL (hop limit)
     ran out as the router forwarded it (`packet`: its IP packet), so traceroute sees
     the hop: from the gateway address of the VLAN it came in on, to its sender's MAC,
-    quoting it. None when none is due (RFC 1812, RFC 4443): a source that is not a
-    host of that VLAN's network (the outside, or a packet SNAT already translated,
-    whose sender the switch's conntrack knows, not the controller), an ICMP error
-    itself, a fragment past the first."""
+    quoting it. None when none is due (RFC 1812, RFC 4443): a source the router does
+    not reach back through that VLAN (neither a host of its network nor behind a
+    static route whose next hop is on it: the outside, or a packet SNAT already
+    translated, whose sender the switch's conntrack knows, not the controller), an
+    ICMP error itself, a fragment past the first."""
+    settings = state.settings
     iface = next((i for i in settings.internal() if i.vlan == frame.vlan), None)
     if iface is None or frame.eth_src is None or frame.ip_src is None:
         return None
     if frame.ipv4_src is not None:
-        return _time_exceeded_v4(settings, iface, frame, packet, tagged)
+        return _time_exceeded_v4(state, iface, frame, packet, tagged)
     if iface.address6 is None or len(packet) < 41:
         return None
     source = ipaddress.IPv6Address(frame.ipv6_src)
@@ -582,12 +584,21 @@ def time_exceeded(settings: RouterSettings, frame: Frame, packet: bytes,
                             frame.vlan if tagged else None, hop_limit=64)
 
 
-def _time_exceeded_v4(settings, iface, frame, packet, tagged):
+def _returns_through(state: RouterState, iface: Interface, source) -> bool:
+    """Whether the router reaches IPv4 `source` back through `iface`: a host of its
+    network, or behind a static route whose next hop is on it."""
+    if source in (iface.network.network_address, iface.network.broadcast_address):
+        return False
+    found = next_hop(state, str(source))
+    return found is not None and found[1] == iface
+
+
+def _time_exceeded_v4(state, iface, frame, packet, tagged):
+    settings = state.settings
     header = (packet[0] & 0x0F) * 4
     source = ipaddress.IPv4Address(frame.ipv4_src)
     packet = packet[:struct.unpack("!H", packet[2:4])[0]]   # not the frame's padding
-    if header < 20 or len(packet) < header or source not in iface.network or \
-            source in (iface.network.network_address, iface.network.broadcast_address):
+    if header < 20 or len(packet) < header or not _returns_through(state, iface, source):
         return None
     if struct.unpack("!H", packet[6:8])[0] & 0x1FFF or \
             (packet[9] == ICMP and len(packet) > header and packet[header] in ICMP_ERRORS):

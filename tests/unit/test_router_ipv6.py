@@ -34,6 +34,8 @@ CONFIG = {"interfaces": [{"vlan": 10, "address": "10.0.10.1/24", "address6": "fd
                          {"vlan": 30, "address": "10.0.30.1/24"},
                          {"vlan": 100, "address": "203.0.113.1/24", "external": True}]}
 SETTINGS = RouterSettings(**CONFIG)
+STATE = RouterState(SETTINGS, route_overrides={
+    "192.0.2.0/24": {"prefix": "192.0.2.0/24", "next_hop": "10.0.20.2"}})
 KNOWN = {IPS[p]: router.Neighbour(IPS[p], MACS[p], VLANS[p]) for p in (H1, H2)}
 
 
@@ -374,7 +376,7 @@ def test_a_ttl_that_runs_out_while_routed_gets_a_time_exceeded_from_the_gateway(
     assert set(out(sw, udp6(H1, IPS[H2], ttl=2))) == {H2}                 # 2 gets through
     sent = _ipv4_packet("10.0.10.2", "10.0.20.2")
     data = _tagged(MACS[H1], sent, 10)
-    answer = router.time_exceeded(SETTINGS, router.parse_frame(data), sent, tagged=False)
+    answer = router.time_exceeded(STATE, router.parse_frame(data), sent, tagged=False)
     got = router.parse_frame(answer)
     assert (got.vlan, got.eth_src, answer[:6]) == (None, GW_MAC, bytes.fromhex("000000000001"))
     assert (got.ipv4_src, got.ipv4_dst) == ("10.0.10.1", "10.0.10.2")
@@ -384,7 +386,7 @@ def test_a_ttl_that_runs_out_while_routed_gets_a_time_exceeded_from_the_gateway(
     # IPv6: ICMPv6 time exceeded (type 3) from the VLAN's IPv6 gateway
     six = ndp.icmpv6_frame(MACS[H1], GW_MAC, IPS[H1], IPS[H2],
                            struct.pack("!BBHI", ndp.ECHO_REQUEST, 0, 0, 1), vlan=10, hop_limit=1)
-    answer6 = router.time_exceeded(SETTINGS, router.parse_frame(six), six[18:], tagged=True)
+    answer6 = router.time_exceeded(STATE, router.parse_frame(six), six[18:], tagged=True)
     got6 = router.parse_frame(answer6)
     assert (got6.vlan, got6.ipv6_src, got6.ipv6_dst, got6.nd.kind) == \
         (10, "fd00:10::1", IPS[H1], 3)
@@ -397,12 +399,23 @@ def test_a_ttl_that_runs_out_while_routed_gets_a_time_exceeded_from_the_gateway(
     ("a fragment past the first", _ipv4_packet("10.0.10.2", "10.0.20.2", frag=0x0010), 10),
     ("a source off the VLAN's network (SNAT already translated it)",
      _ipv4_packet("203.0.113.1", "198.51.100.7"), 10),
+    ("behind a route, but through another VLAN", _ipv4_packet("192.0.2.7", "10.0.20.2"), 10),
+    ("the network's broadcast address", _ipv4_packet("10.0.10.255", "10.0.20.2"), 10),
     ("the outside", _ipv4_packet("198.51.100.7", "10.0.20.2"), 100),
     ("a VLAN with no gateway", _ipv4_packet("10.0.30.2", "10.0.20.2"), 40),
 ])
 def test_no_time_exceeded_where_none_is_due(why, packet, vlan):
     data = _tagged(MACS[H1], packet, vlan)
-    assert router.time_exceeded(SETTINGS, router.parse_frame(data), packet, False) is None, why
+    assert router.time_exceeded(STATE, router.parse_frame(data), packet, False) is None, why
+
+
+def test_a_source_behind_a_static_route_gets_its_time_exceeded_through_the_next_hop():
+    sent = _ipv4_packet("192.0.2.7", "10.0.10.2")
+    answer = router.time_exceeded(STATE, router.parse_frame(_tagged(MACS[H2], sent, 20)),
+                                  sent, tagged=False)
+    got = router.parse_frame(answer)
+    assert (got.ipv4_src, got.ipv4_dst, answer[:6]) == \
+        ("10.0.20.1", "192.0.2.7", bytes.fromhex("000000000002"))   # to the next hop's MAC
 
 
 def test_the_app_answers_an_expired_ttl_within_its_rate_limit(monkeypatch, tmp_path):
