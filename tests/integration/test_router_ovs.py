@@ -293,7 +293,14 @@ def test_routed_ipv6_meets_the_destinations_security_group(lab):
     harness.wait_vlans_programmed(controller, network)
     h1, h2 = network["h1"], network["h2"]
     for host, vlan in ((h1, 10), (h2, 20)):
-        host.cmd(f"ip -6 addr add fd00:{vlan}::2/64 dev {host.name}-eth0 nodad && "
+        # the bound address only: an address the host made from the router's
+        # advertisement (SLAAC) is not in the binding, and its packets are dropped as
+        # spoofed, as they should be (the test would then depend on whether the
+        # advertisement came before the pings)
+        intf = f"{host.name}-eth0"
+        host.cmd(f"sysctl -qw net.ipv6.conf.{intf}.accept_ra=0 && "
+                 f"ip -6 addr flush dev {intf} scope global && "
+                 f"ip -6 addr add fd00:{vlan}::2/64 dev {intf} nodad && "
                  f"ip -6 route replace default via fd00:{vlan}::1")
     servers = [h2.popen(["python3", "-m", "http.server", str(port), "--bind", "fd00:20::2"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
