@@ -12,6 +12,7 @@ import pytest
 
 from controller import config, ofguard, pipeline, plan, rest
 from mininet_topos import lb_lab, qos_lab, tcpip_lab
+from mininet_topos.security_topo import SECURITY_LAB_CONFIG
 from mininet_topos.topos import VLAN_LAB_CONFIG
 from tests.support.wheel import REPO
 
@@ -29,6 +30,7 @@ LABS = {
     "qos-lab.yaml": (qos_lab.CONFIG, ("s1", 1, {n: f"s1-eth{n}" for n in range(1, 5)})),
     "lb-lab.yaml": (lb_lab.CONFIG, ("s1", 1, {n: f"s1-eth{n}" for n in (1, 2, 11, 12, 13,
                                                                           14, 15)})),
+    "security-lab.yaml": (SECURITY_LAB_CONFIG, ("s1", 1, {n: f"s1-eth{n}" for n in range(1, 5)})),
 }
 YAML_FILES = sorted(p.name for p in ETC.glob("*.yaml"))
 
