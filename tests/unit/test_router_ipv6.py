@@ -214,6 +214,18 @@ def test_any_ipv6_bytes_parse_or_are_refused_without_raising(tail):
             router.gleaned6(SETTINGS, read)
             router.nd_answer(SETTINGS, read, True)
             router.replayable(RouterState(SETTINGS), read)
+            router.time_exceeded(STATE, read, router.ip_packet(data, read), True)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.binary(min_size=20, max_size=120), st.sampled_from(["10.0.10.2", "192.0.2.7"]))
+def test_any_expired_ipv4_bytes_get_an_answer_or_none_without_raising(tail, source):
+    packet = bytes([0x40 | tail[0] & 0x0F]) + tail[1:12] + \
+        ipaddress.IPv4Address(source).packed + tail[12:]
+    data = _tagged(MACS[H1], packet, 10)
+    read = router.parse_frame(data)
+    if read is not None:
+        router.time_exceeded(STATE, read, router.ip_packet(data, read), False)
 
 
 @pytest.mark.parametrize("interface, message", [
