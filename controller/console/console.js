@@ -267,9 +267,18 @@ function showTrace(result) {
 
 async function runTrace(event) {
   event.preventDefault();
-  const [dpid, port, mac] = document.getElementById("trace-from").value.split("|");
-  const to = document.getElementById("trace-to").value.split("|")[2];
-  const body = { switch: dpid, in_port: Number(port), dl_src: mac, dl_dst: to };
+  // a learned host from the lists, or any port and MACs typed in (each typed field
+  // overrides its part of the choice; the API checks them and says what is wrong)
+  let [dpid, port, mac] = document.getElementById("trace-from").value.split("|");
+  let to = document.getElementById("trace-to").value.split("|")[2];
+  const typed = id => document.getElementById(id).value.trim();
+  port = /^[0-9]+$/.test(port || "") ? Number(port) : port;
+  if (typed("trace-switch")) dpid = typed("trace-switch");
+  if (typed("trace-port")) port = /^[0-9]+$/.test(typed("trace-port")) ? Number(typed("trace-port"))
+                                                                      : typed("trace-port");
+  if (typed("trace-src-mac")) mac = typed("trace-src-mac");
+  if (typed("trace-dst-mac")) to = typed("trace-dst-mac");
+  const body = { switch: dpid, in_port: port, dl_src: mac, dl_dst: to };
   const proto = document.getElementById("trace-proto").value;
   if (proto) body.proto = proto;
   for (const [id, key, number] of [["trace-nw-src", "nw_src"], ["trace-nw-dst", "nw_dst"],
@@ -410,6 +419,33 @@ async function viewSecurity() {
   await viewJson("/v1/security", "security-ports", s => s.ports);
 }
 
+async function viewLb() {
+  // the VIPs, then how each one's select group spread the traffic: a row per backend
+  // with its bucket's counters and its share of the VIP's packets
+  await viewJson("/v1/lb/vips", "lb-table");
+  let vips;
+  try { vips = await api("GET", "/v1/lb/vips"); } catch (e) { return; }   // said above
+  const rows = [];
+  for (const vip of vips) {
+    const stats = await api("GET", `/v1/lb/vips/${vip.id}/stats`);
+    const total = stats.backends.reduce((sum, b) => sum + (b.packets || 0), 0);
+    for (const b of stats.backends) {
+      rows.push({ vip: `${stats.vip}:${stats.port}`, backend: `${b.ip}:${b.port}`,
+                  weight: b.weight, healthy: b.healthy, packets: b.packets, bytes: b.bytes,
+                  share: total ? `${Math.round(100 * b.packets / total)}%` : "-" });
+    }
+  }
+  fill("lb-spread", rows.length ? table(rows, "lb-spread-table")
+                                : el("p", { class: "hint" }, "no VIP yet"));
+}
+
+async function viewOverlay() {
+  // one read, three tables: the hypervisors with their tunnels, the tenants, the ports
+  await viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o);
+  await viewJson("/v1/overlay", "overlay-networks", o => o.networks || []);
+  await viewJson("/v1/overlay", "overlay-ports", o => o.ports || []);
+}
+
 async function viewRouter() {
   // one read, four tables: the gateways, the routes, the floating IPs, the hosts it knows
   await viewJson("/v1/router", "router-interfaces", r => r.interfaces.map(
@@ -435,7 +471,7 @@ async function writesOf(tag) {
   if (openapi === null) openapi = await api("GET", "/v1/openapi.json");
   const found = [];
   for (const [path, item] of Object.entries(openapi.paths)) {
-    for (const method of ["post", "put", "delete"]) {
+    for (const method of ["post", "put", "patch", "delete"]) {
       const op = item[method];
       if (op && op["x-read-only"]) continue;   // a question asked by POST (a trace)
       if (op && (op.tags || []).includes(tag)) found.push({ method: method.toUpperCase(), path, op });
@@ -537,8 +573,8 @@ const VIEWS = {
   pipeline: viewPipeline,
   vlans: viewVlans,
   qos: () => viewJson("/v1/qos", "qos-table"),
-  lb: () => viewJson("/v1/lb/vips", "lb-table"),
-  overlay: () => viewJson("/v1/overlay", "overlay-table", o => o.hypervisors || o),
+  lb: viewLb,
+  overlay: viewOverlay,
   bonds: () => viewJson("/v1/bonds", "bonds-table"),
   security: viewSecurity,
   router: viewRouter,
