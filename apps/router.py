@@ -172,11 +172,8 @@ class Router(PortPlans, southbound.SdnApp):
                 self.advertised = {k: t for k, t in self.advertised.items()
                                    if now - t < RA_PER_PORT_S}
             self.advertised[(dpid, in_port)] = now
-        tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
-        answer = router.nd_answer(self.settings, frame, tagged)
-        switch = self.switches.get(dpid)
-        if answer is not None and switch is not None:
-            self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
+        self._answer(dpid, in_port, frame,
+                     lambda tagged: router.nd_answer(self.settings, frame, tagged))
 
     def on_ttl_expired(self, dpid, in_port, data, frame):
         """A routed packet's TTL runs out here (the route table sent it up): a
@@ -188,13 +185,19 @@ class Router(PortPlans, southbound.SdnApp):
         self.error_tokens_at = now
         if self.error_tokens < 1:
             return
-        tagged = (in_port, frame.vlan) not in self.untagged.get(dpid, ())
-        answer = router.time_exceeded(self.state(), frame, router.ip_packet(data, frame),
-                                      tagged)
-        switch = self.switches.get(dpid)
-        if answer is not None and switch is not None:
+        if self._answer(dpid, in_port, frame, lambda tagged: router.time_exceeded(
+                self.state(), frame, router.ip_packet(data, frame), tagged)):
             self.error_tokens -= 1
-            self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
+
+    def _answer(self, dpid, in_port, frame, build) -> bool:
+        """The frame `build(tagged)` makes, sent back out of the port `frame` came in by
+        (tagged as that port carries its VLAN); False when there is none to send."""
+        switch = self.switches.get(dpid)
+        answer = build((in_port, frame.vlan) not in self.untagged.get(dpid, ()))
+        if answer is None or switch is None:
+            return False
+        self.send(switch.datapath, ofcompile.packet_out(switch.datapath, in_port, answer))
+        return True
 
     def on_arp(self, dpid, frame):
         self.learn(dpid, router.gleaned(self.settings, frame))
